@@ -1,0 +1,361 @@
+//! Writer: builds the bytes of an SMF module from a description.
+//!
+//! The caller (the packer, or a compiler emitting SMF directly) decides the image layout:
+//! it gives each loaded section its image address, typically from [`ImageLayout`]. The
+//! builder lays out the file (tables first, then each loaded payload at a page-aligned file
+//! offset), builds the string table and the exported-symbol hash table, and finally stores
+//! the module hash. Its output always passes [`crate::Module::parse`].
+
+use std::collections::HashMap;
+
+use zerocopy::IntoBytes;
+use zerocopy::little_endian::{I64, U32, U64};
+
+use crate::error::Error;
+use crate::raw::{self, NONE, PAGE_SIZE};
+use crate::read::{Import, Reloc, Symbol, compute_module_hash};
+use crate::types::*;
+
+/// Hands out page-aligned image addresses for loaded sections, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ImageLayout {
+    next: u64,
+}
+
+impl ImageLayout {
+    pub fn new() -> ImageLayout {
+        ImageLayout::default()
+    }
+
+    /// Reserves `size` bytes at the next page boundary and returns their image address.
+    pub fn place(&mut self, size: u64) -> Result<u64, Error> {
+        let vaddr = self.next;
+        self.next = vaddr
+            .checked_add(size)
+            .and_then(|end| end.checked_add(PAGE_SIZE - 1))
+            .map(|end| end & !(PAGE_SIZE - 1))
+            .ok_or_else(|| Error::Build(format!("image overflows placing {size:#x} bytes")))?;
+        Ok(vaddr)
+    }
+
+    /// Total image size so far (a multiple of the page size).
+    pub fn size(&self) -> u64 {
+        self.next
+    }
+}
+
+/// A loaded section to write.
+#[derive(Debug, Clone)]
+pub struct LoadedSection<'a> {
+    pub kind: SectionKind,
+    /// Up to 15 bytes of UTF-8, such as `.text`.
+    pub name: &'a str,
+    /// Page-aligned image address.
+    pub vaddr: u64,
+    /// Size in memory; at least `data.len()`, the rest is zero-filled.
+    pub mem_size: u64,
+    pub align: u64,
+    /// File bytes (empty for bss).
+    pub data: Vec<u8>,
+}
+
+/// Describes a module and writes it.
+#[derive(Debug, Clone)]
+pub struct ModuleBuilder<'a> {
+    pub platform: Platform,
+    pub arch: Arch,
+    pub flags: ModuleFlags,
+    /// Image offset of the entry point; setting it makes the module EXECUTABLE.
+    pub entry_point: Option<u64>,
+    pub source_hash: u64,
+    sections: Vec<LoadedSection<'a>>,
+    symbols: Vec<Symbol<'a>>,
+    imports: Vec<Import<'a>>,
+    relocs: Vec<Reloc>,
+    needed: Vec<&'a str>,
+    init_array: Vec<u64>,
+    fini_array: Vec<u64>,
+    opaque: Vec<(SectionKind, Vec<u8>)>,
+}
+
+impl<'a> ModuleBuilder<'a> {
+    /// A module for x86-64 Linux with the PIC flag.
+    pub fn new() -> ModuleBuilder<'a> {
+        ModuleBuilder {
+            platform: Platform::Linux,
+            arch: Arch::X86_64,
+            flags: ModuleFlags::PIC,
+            entry_point: None,
+            source_hash: 0,
+            sections: Vec::new(),
+            symbols: Vec::new(),
+            imports: Vec::new(),
+            relocs: Vec::new(),
+            needed: Vec::new(),
+            init_array: Vec::new(),
+            fini_array: Vec::new(),
+            opaque: Vec::new(),
+        }
+    }
+
+    /// Adds a loaded section and returns its index in the section table.
+    pub fn add_section(&mut self, section: LoadedSection<'a>) -> u32 {
+        self.sections.push(section);
+        (self.sections.len() - 1) as u32
+    }
+
+    /// Adds a symbol; its `section` is an index returned by [`ModuleBuilder::add_section`].
+    pub fn add_symbol(&mut self, symbol: Symbol<'a>) {
+        self.symbols.push(symbol);
+    }
+
+    /// Adds an import and returns its index, for [`Reloc::import`].
+    pub fn add_import(&mut self, import: Import<'a>) -> u32 {
+        self.imports.push(import);
+        (self.imports.len() - 1) as u32
+    }
+
+    pub fn add_reloc(&mut self, reloc: Reloc) {
+        self.relocs.push(reloc);
+    }
+
+    pub fn add_needed(&mut self, library: &'a str) {
+        self.needed.push(library);
+    }
+
+    /// Appends a constructor (image offset), after those already added.
+    pub fn add_init(&mut self, offset: u64) {
+        self.init_array.push(offset);
+    }
+
+    /// Appends a destructor (image offset), to run after those already added.
+    pub fn add_fini(&mut self, offset: u64) {
+        self.fini_array.push(offset);
+    }
+
+    /// Sets the payload of a table the loader does not interpret: TypeInfo, Version or SrcMap.
+    pub fn set_opaque(&mut self, kind: SectionKind, data: Vec<u8>) -> Result<(), Error> {
+        if !matches!(kind, SectionKind::TypeInfo | SectionKind::Version | SectionKind::SrcMap) {
+            return Err(Error::Build(format!("{kind} is not an opaque table")));
+        }
+        self.opaque.retain(|(k, _)| *k != kind);
+        self.opaque.push((kind, data));
+        Ok(())
+    }
+
+    /// Writes the module. The result is checked with [`crate::Module::parse`] before it is
+    /// returned, so an inconsistent description is an error, never a broken file.
+    pub fn write(&self) -> Result<Vec<u8>, Error> {
+        let mut strtab = StringTable::default();
+        let mut tables: Vec<(SectionKind, &str, Vec<u8>)> = Vec::new();
+
+        if !self.symbols.is_empty() {
+            let mut bytes = Vec::with_capacity(self.symbols.len() * size_of::<raw::Symbol>());
+            for s in &self.symbols {
+                let entry = raw::Symbol {
+                    name_offset: U32::new(strtab.add(s.name)),
+                    name_hash: U32::new(fnv1a32(s.name.as_bytes())),
+                    kind: s.kind.as_raw(),
+                    binding: s.binding.as_raw(),
+                    visibility: s.visibility.as_raw(),
+                    flags: 0,
+                    section: U32::new(s.section.unwrap_or(NONE)),
+                    value: U64::new(s.value),
+                    size: U64::new(s.size),
+                    type_id: U32::new(s.type_id),
+                    version: U32::new(s.version),
+                };
+                bytes.extend_from_slice(entry.as_bytes());
+            }
+            tables.push((SectionKind::SymTab, ".symtab", bytes));
+            tables.push((SectionKind::Hash, ".hash", self.hash_table()));
+        }
+        if !self.imports.is_empty() {
+            let mut bytes = Vec::with_capacity(self.imports.len() * size_of::<raw::Import>());
+            for i in &self.imports {
+                let entry = raw::Import {
+                    name_offset: U32::new(strtab.add(i.name)),
+                    name_hash: U32::new(fnv1a32(i.name.as_bytes())),
+                    kind: i.kind.as_raw(),
+                    binding: i.binding.as_raw(),
+                    reserved0: [0; 2],
+                    type_id: U32::new(i.type_id),
+                    version: U32::new(i.version),
+                    reserved1: U32::new(0),
+                };
+                bytes.extend_from_slice(entry.as_bytes());
+            }
+            tables.push((SectionKind::Imports, ".imports", bytes));
+        }
+        if !self.relocs.is_empty() {
+            let mut relocs = self.relocs.clone();
+            relocs.sort_by_key(|r| r.offset);
+            let mut bytes = Vec::with_capacity(relocs.len() * size_of::<raw::Reloc>());
+            for r in &relocs {
+                let entry = raw::Reloc {
+                    offset: U64::new(r.offset),
+                    kind: U32::new(r.kind.as_raw()),
+                    import: U32::new(r.import.unwrap_or(NONE)),
+                    addend: I64::new(r.addend),
+                };
+                bytes.extend_from_slice(entry.as_bytes());
+            }
+            tables.push((SectionKind::Reloc, ".reloc", bytes));
+        }
+        if !self.needed.is_empty() {
+            let bytes = self.needed.iter().flat_map(|n| strtab.add(n).to_le_bytes()).collect();
+            tables.push((SectionKind::Needed, ".needed", bytes));
+        }
+        for (kind, name, offsets) in [
+            (SectionKind::InitArray, ".init_array", &self.init_array),
+            (SectionKind::FiniArray, ".fini_array", &self.fini_array),
+        ] {
+            if !offsets.is_empty() {
+                tables.push((kind, name, offsets.iter().flat_map(|o| o.to_le_bytes()).collect()));
+            }
+        }
+        for (kind, data) in &self.opaque {
+            let name = match kind {
+                SectionKind::TypeInfo => ".typeinfo",
+                SectionKind::Version => ".version",
+                _ => ".srcmap",
+            };
+            tables.push((*kind, name, data.clone()));
+        }
+        if !strtab.bytes.is_empty() {
+            tables.insert(0, (SectionKind::StrTab, ".strtab", strtab.bytes));
+        }
+
+        let section_count = self.sections.len() + tables.len();
+        let table_offset = size_of::<raw::Header>() as u64;
+        let mut cursor = table_offset + (section_count * size_of::<raw::SectionHeader>()) as u64;
+        let mut headers = Vec::with_capacity(section_count);
+        let mut payloads: Vec<(u64, &[u8])> = Vec::new();
+        for (kind, name, data) in &tables {
+            cursor = cursor.next_multiple_of(8);
+            headers.push(section_header(*kind, name, cursor, data.len() as u64, 0, 0, 8)?);
+            payloads.push((cursor, data));
+            cursor += data.len() as u64;
+        }
+        let mut image_size = 0u64;
+        let mut loaded_headers = Vec::with_capacity(self.sections.len());
+        for s in &self.sections {
+            if !s.kind.is_loaded() {
+                return Err(Error::Build(format!("{} is not a loaded section kind", s.kind)));
+            }
+            let file_offset = if s.data.is_empty() { 0 } else { cursor.next_multiple_of(PAGE_SIZE) };
+            loaded_headers.push(section_header(s.kind, s.name, file_offset, s.data.len() as u64, s.vaddr, s.mem_size, s.align)?);
+            if !s.data.is_empty() {
+                payloads.push((file_offset, &s.data));
+                cursor = file_offset + s.data.len() as u64;
+            }
+            let end = s.vaddr.checked_add(s.mem_size).ok_or_else(|| Error::Build(format!("section {} overflows", s.name)))?;
+            image_size = image_size.max(end.next_multiple_of(PAGE_SIZE));
+        }
+        // Loaded sections come first in the table, so their indices are the builder's.
+        loaded_headers.extend(headers);
+
+        let mut flags = self.flags;
+        if self.entry_point.is_some() {
+            flags = flags.union(ModuleFlags::EXECUTABLE);
+        }
+        let header = raw::Header {
+            magic: raw::MAGIC,
+            version_major: raw::VERSION_MAJOR,
+            version_minor: raw::VERSION_MINOR,
+            platform: self.platform.as_raw(),
+            arch: self.arch.as_raw(),
+            flags: U32::new(flags.0),
+            section_count: U32::new(section_count as u32),
+            section_table_offset: U64::new(table_offset),
+            image_size: U64::new(image_size),
+            entry_point: U64::new(self.entry_point.unwrap_or(0)),
+            source_hash: U64::new(self.source_hash),
+            module_hash: [0; 32],
+            reserved: [0; 48],
+        };
+        let mut out = vec![0u8; cursor as usize];
+        out[..size_of::<raw::Header>()].copy_from_slice(header.as_bytes());
+        let mut at = table_offset as usize;
+        for h in &loaded_headers {
+            out[at..at + size_of::<raw::SectionHeader>()].copy_from_slice(h.as_bytes());
+            at += size_of::<raw::SectionHeader>();
+        }
+        for (offset, data) in payloads {
+            out[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+        }
+        let hash = compute_module_hash(&out)?;
+        out[raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
+        crate::Module::parse(&out).map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;
+        Ok(out)
+    }
+
+    /// Builds the hash section: a bucket per exported symbol (at least one), chains in
+    /// symbol order so that lookups are deterministic.
+    fn hash_table(&self) -> Vec<u8> {
+        let exported = self.symbols.iter().filter(|s| s.is_exported()).count();
+        let bucket_count = exported.max(1);
+        let mut buckets = vec![NONE; bucket_count];
+        let mut chains = vec![NONE; self.symbols.len()];
+        // Insert in reverse so each chain lists symbols in table order.
+        for (i, s) in self.symbols.iter().enumerate().rev().filter(|(_, s)| s.is_exported()) {
+            let b = fnv1a32(s.name.as_bytes()) as usize % bucket_count;
+            chains[i] = buckets[b];
+            buckets[b] = i as u32;
+        }
+        let mut bytes = Vec::with_capacity(8 + 4 * (bucket_count + chains.len()));
+        bytes.extend_from_slice(&(bucket_count as u32).to_le_bytes());
+        bytes.extend_from_slice(&(chains.len() as u32).to_le_bytes());
+        for word in buckets.iter().chain(&chains) {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+}
+
+impl Default for ModuleBuilder<'_> {
+    fn default() -> Self {
+        ModuleBuilder::new()
+    }
+}
+
+fn section_header(kind: SectionKind, name: &str, file_offset: u64, file_size: u64, vaddr: u64, mem_size: u64, align: u64) -> Result<raw::SectionHeader, Error> {
+    let mut raw_name = [0u8; 16];
+    if name.len() > 15 || name.contains('\0') {
+        return Err(Error::Build(format!("section name {name:?} must be at most 15 bytes without NUL")));
+    }
+    raw_name[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(raw::SectionHeader {
+        kind: U32::new(kind.as_raw()),
+        flags: U32::new(kind.protection().0),
+        file_offset: U64::new(file_offset),
+        file_size: U64::new(file_size),
+        vaddr: U64::new(vaddr),
+        mem_size: U64::new(mem_size),
+        align: U64::new(align),
+        name: raw_name,
+    })
+}
+
+/// String table under construction: offset 0 is the empty string, equal names share bytes.
+#[derive(Default)]
+struct StringTable {
+    bytes: Vec<u8>,
+    offsets: HashMap<String, u32>,
+}
+
+impl StringTable {
+    fn add(&mut self, name: &str) -> u32 {
+        if self.bytes.is_empty() {
+            self.bytes.push(0);
+        }
+        if let Some(&offset) = self.offsets.get(name) {
+            return offset;
+        }
+        let offset = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.push(0);
+        self.offsets.insert(name.to_owned(), offset);
+        offset
+    }
+}
