@@ -1,14 +1,45 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! `simple-loader`: maps SMF modules into the process, links them and runs their code.
+//!
+//! The layers, from the bottom:
+//! - `sys`: address-space reservations and page protection (the only platform code);
+//! - `image`: one reservation per module, payloads placed as the file says, load-time
+//!   relocations applied, then final protections (code read+execute, read-only data and
+//!   relocated read-only data read-only, data and bss read+write — never write+execute);
+//! - [`loader`]: validation, native libraries, import resolution, constructors;
+//! - [`Module`]: a loaded module, its typed function handles and data accessors;
+//! - [`Registry`]: modules cached by canonical path, resolving imports across them.
+//!
+//! ```no_run
+//! use simple_loader::Registry;
+//! use std::path::Path;
+//!
+//! let registry = Registry::new();
+//! let module = registry.load(Path::new("math.smf"))?;
+//! // SAFETY: `add` is defined in C as `long add(long, long)`.
+//! let add = unsafe { module.get::<extern "C" fn(i64, i64) -> i64>("add")? };
+//! assert_eq!(add(2, 3), 5);
+//! # Ok::<(), simple_loader::LoadError>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod error;
+mod image;
+pub mod loader;
+mod module;
+mod registry;
+mod sys;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::LoadError;
+pub use loader::{ImportResolver, LoadOptions, Resolution, load_bytes_with, load_file, load_file_with};
+pub use module::{DataSymbol, Module, Symbol};
+pub use registry::{LoadedModule, Registry};
+pub use smf_format;
+
+/// The architecture this loader runs code for, if the format knows it.
+pub const HOST_ARCH: Option<smf_format::Arch> = if cfg!(target_arch = "x86_64") {
+    Some(smf_format::Arch::X86_64)
+} else if cfg!(target_arch = "aarch64") {
+    Some(smf_format::Arch::Aarch64)
+} else {
+    None
+};

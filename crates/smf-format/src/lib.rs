@@ -30,6 +30,7 @@
 mod error;
 pub mod raw;
 pub mod read;
+pub mod report;
 pub mod types;
 pub mod write;
 

@@ -1,0 +1,86 @@
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use smf_format::{Arch, Platform, SymbolKind};
+
+/// Why a module could not be loaded, or a symbol not handed out.
+///
+/// Every message names the module (its path, or `<memory>`) and the symbol where one is
+/// involved, so that the one line a command-line tool prints says what is wrong and where.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    Io { path: PathBuf, source: io::Error },
+    /// The file is not a valid SMF module.
+    Format { module: String, source: smf_format::Error },
+    /// The module was built for another instruction set.
+    WrongArch { module: String, found: Arch },
+    /// The module was built for another operating system.
+    WrongPlatform { module: String, found: Platform },
+    /// A native library listed as needed could not be opened.
+    NativeLibrary { module: String, library: String, message: String },
+    /// A strong import is defined nowhere.
+    UnresolvedImport { module: String, name: String },
+    /// An import resolved to a module symbol of another kind or type.
+    ImportMismatch { module: String, name: String, problem: String },
+    /// The operating system refused a memory operation.
+    Memory { module: String, operation: &'static str, source: io::Error },
+    /// The module exports no symbol of that name.
+    SymbolNotFound { module: String, name: String },
+    /// The symbol exists but is of another kind than the accessor asked for.
+    WrongSymbolKind { module: String, name: String, expected: &'static str, found: SymbolKind },
+    /// The handle type asked for cannot hold a code address.
+    NotPointerSized { name: String, size: usize },
+    /// The module has no entry point.
+    NotExecutable { module: String },
+    /// The registry holds no module loaded from that path.
+    NotLoaded { path: PathBuf },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            LoadError::Format { module, source } => write!(f, "{module}: {source}"),
+            LoadError::WrongArch { module, found } => write!(
+                f,
+                "{module}: built for {found}, but this loader runs on {}",
+                crate::HOST_ARCH.map_or("an unsupported architecture", |a| a.name())
+            ),
+            LoadError::WrongPlatform { module, found } => {
+                write!(f, "{module}: built for {found}, but this loader runs on {}", std::env::consts::OS)
+            }
+            LoadError::NativeLibrary { module, library, message } => {
+                write!(f, "{module}: cannot open needed library {library}: {message}")
+            }
+            LoadError::UnresolvedImport { module, name } => write!(
+                f,
+                "{module}: unresolved import `{name}`: no host definition, loaded module, needed library or process symbol defines it"
+            ),
+            LoadError::ImportMismatch { module, name, problem } => write!(f, "{module}: import `{name}`: {problem}"),
+            LoadError::Memory { module, operation, source } => write!(f, "{module}: {operation} failed: {source}"),
+            LoadError::SymbolNotFound { module, name } => write!(f, "{module}: no exported symbol `{name}`"),
+            LoadError::WrongSymbolKind { module, name, expected, found } => {
+                write!(f, "{module}: `{name}` is a {found} symbol, not a {expected}")
+            }
+            LoadError::NotPointerSized { name, size } => write!(
+                f,
+                "cannot hand out `{name}` as a {size}-byte type: a function handle must be pointer-sized (an `extern \"C\" fn` type)"
+            ),
+            LoadError::NotExecutable { module } => write!(f, "{module}: not an executable module (packed without --entry)"),
+            LoadError::NotLoaded { path } => write!(f, "{}: no module loaded from this path", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Io { source, .. } | LoadError::Memory { source, .. } => Some(source),
+            LoadError::Format { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Placing a parsed module in memory: one reservation, payloads copied to their image
+//! addresses, load-time relocations applied, then each section given its final protection.
+
+use std::io;
+
+use smf_format::{Module as Parsed, RelocKind, SectionKind};
+
+use crate::sys::{PAGE_SIZE, Protection, Reservation};
+
+/// A module's mapped image. Dropping it unmaps the memory.
+#[derive(Debug)]
+pub(crate) struct Image {
+    reservation: Reservation,
+}
+
+fn page_range(start: u64, len: u64) -> std::ops::Range<usize> {
+    // Both values were checked by the reader to lie inside the image, which fits in memory.
+    let start = start as usize;
+    let end = (start + len as usize).next_multiple_of(PAGE_SIZE);
+    start..end
+}
+
+impl Image {
+    /// Maps `module`, resolving `Abs64` relocations with `imports[index]`.
+    ///
+    /// Pages go through: inaccessible → read+write (copy, relocate) → final protection. Code
+    /// is never writable and executable at once: it is written while read+write and only
+    /// then made read+execute.
+    pub(crate) fn map(module: &Parsed<'_>, imports: &[usize]) -> Result<Image, (&'static str, io::Error)> {
+        let image_size = usize::try_from(module.header().image_size)
+            .map_err(|_| ("reserving the image", io::Error::from(io::ErrorKind::OutOfMemory)))?;
+        let reservation = Reservation::new(image_size).map_err(|e| ("reserving the image", e))?;
+        let base = reservation.base() as u64;
+
+        for section in module.loaded_sections() {
+            let pages = page_range(section.vaddr, section.mem_size);
+            reservation.protect(pages, Protection::ReadWrite).map_err(|e| ("making a section writable", e))?;
+            // SAFETY: the section's pages were just made writable, and the reservation is
+            // not yet visible to any other code or thread.
+            unsafe { reservation.write(section.vaddr as usize, section.data) }.map_err(|e| ("copying a section", e))?;
+        }
+
+        for reloc in module.relocations() {
+            let value = match reloc.kind {
+                RelocKind::Abs64 => {
+                    // The reader checked the index against the import table, which `imports` mirrors.
+                    let target = reloc.import.and_then(|i| imports.get(i as usize)).ok_or_else(|| {
+                        ("applying a relocation", io::Error::other(format!("relocation at {:#x} names no resolved import", reloc.offset)))
+                    })?;
+                    (*target as u64).wrapping_add(reloc.addend as u64)
+                }
+                RelocKind::Relative64 => base.wrapping_add(reloc.addend as u64),
+            };
+            // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
+            // both writable at this point; nothing else can see the image yet.
+            unsafe { reservation.write(reloc.offset as usize, &value.to_le_bytes()) }.map_err(|e| ("applying a relocation", e))?;
+        }
+
+        for section in module.loaded_sections() {
+            let pages = page_range(section.vaddr, section.mem_size);
+            let protection = match section.kind {
+                SectionKind::Code => Protection::ReadExecute,
+                SectionKind::Data | SectionKind::Bss => Protection::ReadWrite,
+                _ => Protection::Read,
+            };
+            if protection == Protection::ReadExecute {
+                // Drop write permission first, then flush, then allow execution.
+                reservation.protect(pages.clone(), Protection::Read).map_err(|e| ("protecting code", e))?;
+                reservation.flush_instruction_cache(pages.clone());
+            }
+            reservation.protect(pages, protection).map_err(|e| ("protecting a section", e))?;
+        }
+        Ok(Image { reservation })
+    }
+
+    pub(crate) fn base(&self) -> usize {
+        self.reservation.base() as usize
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.reservation.len()
+    }
+}

@@ -1,0 +1,140 @@
+//! Loading: file → validated module → resolved imports → mapped image → constructors.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+use smf_format::{Binding, Import, Limits, Module as Parsed, Platform};
+
+use crate::error::LoadError;
+use crate::image::Image;
+use crate::module::{Module, ParsedFile};
+
+/// Settings of a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Bounds applied while parsing the file.
+    pub limits: Limits,
+    /// Check the module hash before anything else is done with the content. On by default;
+    /// a host that measures the cost and trusts its files may turn it off.
+    pub verify_hash: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { limits: Limits::default(), verify_hash: true }
+    }
+}
+
+/// Where an import was found by a resolver that runs before the loader's own search.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub address: usize,
+    /// The module defining the symbol, kept alive by the importing module.
+    pub provider: Option<Arc<Module>>,
+}
+
+/// A resolver consulted first for each import; `Ok(None)` passes the import on to the
+/// module's needed libraries and then to the process's global symbols, and `Err` refuses the
+/// import with a reason (a definition of the wrong kind or type).
+pub type ImportResolver<'r> = dyn Fn(&Import<'_>) -> Result<Option<Resolution>, String> + 'r;
+
+/// Reads and loads a module file with no resolver but the needed libraries and the process.
+pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Module, LoadError> {
+    load_file_with(path, options, &|_| Ok(None))
+}
+
+/// Reads and loads a module file, asking `resolver` first for each import.
+pub fn load_file_with(path: &Path, options: &LoadOptions, resolver: &ImportResolver<'_>) -> Result<Module, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
+    load_bytes_with(bytes, path.display().to_string(), Some(path.to_owned()), options, resolver)
+}
+
+/// Loads a module from bytes in memory. `name` is used in error messages.
+pub fn load_bytes_with(
+    bytes: Vec<u8>,
+    name: String,
+    path: Option<PathBuf>,
+    options: &LoadOptions,
+    resolver: &ImportResolver<'_>,
+) -> Result<Module, LoadError> {
+    let file = ParsedFile::try_new(bytes.into_boxed_slice(), |bytes| Parsed::parse_with_limits(bytes, &options.limits))
+        .map_err(|source| LoadError::Format { module: name.clone(), source })?;
+    let parsed = file.borrow_dependent();
+    if options.verify_hash {
+        parsed.verify_hash().map_err(|source| LoadError::Format { module: name.clone(), source })?;
+    }
+    check_target(parsed, &name)?;
+
+    let mut natives = Vec::with_capacity(parsed.needed().len());
+    for library in parsed.needed() {
+        // SAFETY: opening a native library runs its initialisers; needed libraries are
+        // named by the module, which the caller chose to load and run anyway.
+        let handle = unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| LoadError::NativeLibrary {
+            module: name.clone(),
+            library: (*library).to_owned(),
+            message: e.to_string(),
+        })?;
+        natives.push(handle);
+    }
+
+    let process = Library::this();
+    let mut addresses = Vec::with_capacity(parsed.imports().len());
+    let mut providers: Vec<Arc<Module>> = Vec::new();
+    for import in parsed.imports() {
+        let resolved = resolver(import).map_err(|problem| LoadError::ImportMismatch {
+            module: name.clone(),
+            name: import.name.to_owned(),
+            problem,
+        })?;
+        let address = match resolved {
+            Some(Resolution { address, provider }) => {
+                if let Some(provider) = provider {
+                    if !providers.iter().any(|p| Arc::ptr_eq(p, &provider)) {
+                        providers.push(provider);
+                    }
+                }
+                address
+            }
+            None => native_lookup(&natives, &process, import.name).unwrap_or(0),
+        };
+        if address == 0 && import.binding != Binding::Weak {
+            return Err(LoadError::UnresolvedImport { module: name, name: import.name.to_owned() });
+        }
+        addresses.push(address);
+    }
+
+    let image = Image::map(parsed, &addresses).map_err(|(operation, source)| LoadError::Memory { module: name.clone(), operation, source })?;
+    let module = Module::new(file, image, name, path, natives, providers);
+    // SAFETY: the image is fully relocated and protected; constructors are the module's own
+    // code, run once, in the order the file lists them, as a native loader would.
+    unsafe { module.run_constructors() };
+    Ok(module)
+}
+
+/// Looks `name` up in the needed libraries in order, then in the process's global scope.
+fn native_lookup(natives: &[Library], process: &Library, name: &str) -> Option<usize> {
+    natives.iter().chain(std::iter::once(process)).find_map(|library| {
+        // SAFETY: the symbol is only read as an address, never called or dereferenced here.
+        let symbol = unsafe { library.get::<*mut core::ffi::c_void>(name.as_bytes()) }.ok()?;
+        let address = *symbol as usize;
+        (address != 0).then_some(address)
+    })
+}
+
+fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
+    let header = parsed.header();
+    if Some(header.arch) != crate::HOST_ARCH {
+        return Err(LoadError::WrongArch { module: name.to_owned(), found: header.arch });
+    }
+    let runs_here = match header.platform {
+        Platform::Any => true,
+        Platform::Linux => cfg!(target_os = "linux"),
+        Platform::Windows => cfg!(windows),
+        Platform::MacOs => cfg!(target_os = "macos"),
+    };
+    if !runs_here {
+        return Err(LoadError::WrongPlatform { module: name.to_owned(), found: header.platform });
+    }
+    Ok(())
+}

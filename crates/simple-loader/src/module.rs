@@ -1,0 +1,289 @@
+//! A loaded module and the handles it gives out.
+
+use std::ffi::{CString, c_char, c_int};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use libloading::os::unix::Library;
+use smf_format::{Module as Parsed, ModuleFlags, SymbolKind};
+
+use crate::error::LoadError;
+use crate::image::Image;
+
+self_cell::self_cell!(
+    /// The file bytes and the validated view that borrows them.
+    pub(crate) struct ParsedFile {
+        owner: Box<[u8]>,
+        #[covariant]
+        dependent: Parsed,
+    }
+    impl {Debug}
+);
+
+/// A module mapped into the process, relocated, linked, and with its constructors run.
+///
+/// Dropping it runs its destructors and unmaps its image. Modules it imports from are kept
+/// alive by it, so they are unmapped only after it.
+#[derive(Debug)]
+pub struct Module {
+    // Field order is drop order: the image goes first, then the libraries and the modules
+    // its code referred to.
+    image: Image,
+    file: ParsedFile,
+    name: String,
+    path: Option<PathBuf>,
+    /// Needed native libraries, open for as long as the image may call into them.
+    _natives: Vec<Library>,
+    providers: Vec<Arc<Module>>,
+}
+
+/// A function of a module, usable as `F` while the module is borrowed.
+///
+/// Like `libloading::Symbol`, the lifetime ties the handle to the module, so the pointer
+/// cannot outlive the code it points to.
+#[derive(Debug, Clone, Copy)]
+pub struct Symbol<'module, F> {
+    value: F,
+    _module: PhantomData<&'module Module>,
+}
+
+impl<F> Deref for Symbol<'_, F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        &self.value
+    }
+}
+
+/// A data symbol of a module: its address and size, valid while the module is borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct DataSymbol<'module> {
+    address: usize,
+    size: u64,
+    kind: SymbolKind,
+    _module: PhantomData<&'module Module>,
+}
+
+impl DataSymbol<'_> {
+    pub fn address(&self) -> usize {
+        self.address
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn kind(&self) -> SymbolKind {
+        self.kind
+    }
+
+    /// The symbol's address as a pointer to `T`, when a `T` fits in the symbol's size.
+    pub fn as_ptr<T>(&self) -> Option<*mut T> {
+        (size_of::<T>() as u64 <= self.size).then_some(self.address as *mut T)
+    }
+}
+
+impl Module {
+    pub(crate) fn new(file: ParsedFile, image: Image, name: String, path: Option<PathBuf>, natives: Vec<Library>, providers: Vec<Arc<Module>>) -> Module {
+        Module { image, file, name, path, _natives: natives, providers }
+    }
+
+    fn parsed(&self) -> &Parsed<'_> {
+        self.file.borrow_dependent()
+    }
+
+    /// The validated file this module was loaded from: header, sections, symbols, imports.
+    pub fn file(&self) -> &Parsed<'_> {
+        self.parsed()
+    }
+
+    /// The name used in messages: the path, or `<memory>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Address of the first byte of the image.
+    pub fn base(&self) -> usize {
+        self.image.base()
+    }
+
+    /// Bytes of address space the image occupies.
+    pub fn image_len(&self) -> usize {
+        self.image.len()
+    }
+
+    pub fn source_hash(&self) -> u64 {
+        self.parsed().header().source_hash
+    }
+
+    pub fn module_hash(&self) -> [u8; 32] {
+        self.parsed().header().module_hash
+    }
+
+    pub fn is_reloadable(&self) -> bool {
+        self.parsed().header().flags.contains(ModuleFlags::RELOADABLE)
+    }
+
+    pub fn is_executable(&self) -> bool {
+        self.parsed().header().entry_point.is_some()
+    }
+
+    /// Modules this one imports symbols from (kept alive by it).
+    pub fn providers(&self) -> &[Arc<Module>] {
+        &self.providers
+    }
+
+    /// Exported symbols: name and kind, in symbol-table order.
+    pub fn exports(&self) -> impl Iterator<Item = (&str, SymbolKind)> {
+        self.parsed().symbols().iter().filter(|s| s.is_exported()).map(|s| (s.name, s.kind))
+    }
+
+    /// The exported symbol `name` and its run-time value: an address for symbols in a section,
+    /// the stored value for constants, types, traits and actors.
+    pub fn export(&self, name: &str) -> Option<(&smf_format::Symbol<'_>, usize)> {
+        let symbol = self.parsed().lookup(name)?;
+        let value = match symbol.section {
+            Some(_) => self.image.base() + symbol.value as usize,
+            None => symbol.value as usize,
+        };
+        Some((symbol, value))
+    }
+
+    /// A handle to the exported function `name`, typed as `F`.
+    ///
+    /// Fails if the symbol does not exist, is not a function, or `F` is not pointer-sized.
+    ///
+    /// # Safety
+    /// `F` must be a function pointer type (such as `extern "C" fn(i32) -> i32`) whose
+    /// signature and ABI match the function's definition; nothing in the file can prove it.
+    pub unsafe fn get<F: Copy>(&self, name: &str) -> Result<Symbol<'_, F>, LoadError> {
+        if size_of::<F>() != size_of::<usize>() {
+            return Err(LoadError::NotPointerSized { name: name.to_owned(), size: size_of::<F>() });
+        }
+        let (symbol, address) = self.export(name).ok_or_else(|| self.not_found(name))?;
+        if symbol.kind != SymbolKind::Function {
+            return Err(LoadError::WrongSymbolKind { module: self.name.clone(), name: name.to_owned(), expected: "function", found: symbol.kind });
+        }
+        // SAFETY: F is pointer-sized (checked above) and, by the caller's contract, a function
+        // pointer type matching the code at `address`, which lives as long as `self`.
+        Ok(Symbol { value: unsafe { std::mem::transmute_copy::<usize, F>(&address) }, _module: PhantomData })
+    }
+
+    /// The exported data symbol `name` (any kind but function).
+    pub fn data(&self, name: &str) -> Result<DataSymbol<'_>, LoadError> {
+        let (symbol, address) = self.export(name).ok_or_else(|| self.not_found(name))?;
+        if symbol.kind == SymbolKind::Function {
+            return Err(LoadError::WrongSymbolKind { module: self.name.clone(), name: name.to_owned(), expected: "data", found: symbol.kind });
+        }
+        Ok(DataSymbol { address, size: symbol.size, kind: symbol.kind, _module: PhantomData })
+    }
+
+    /// A handle to the entry point, typed as `F`.
+    ///
+    /// # Safety
+    /// As for [`Module::get`]: `F` must match the entry function's signature.
+    pub unsafe fn entry<F: Copy>(&self) -> Result<Symbol<'_, F>, LoadError> {
+        if size_of::<F>() != size_of::<usize>() {
+            return Err(LoadError::NotPointerSized { name: "entry point".into(), size: size_of::<F>() });
+        }
+        let offset = self.parsed().header().entry_point.ok_or_else(|| LoadError::NotExecutable { module: self.name.clone() })?;
+        let address = self.image.base() + offset as usize;
+        // SAFETY: as in `get`; the reader checked the entry point lies in a code section.
+        Ok(Symbol { value: unsafe { std::mem::transmute_copy::<usize, F>(&address) }, _module: PhantomData })
+    }
+
+    /// Calls the entry point as C's `int main(int argc, char **argv)` with `args` (the first
+    /// being the program name) and returns its result.
+    ///
+    /// # Safety
+    /// The module's entry point must have that signature. Its code runs with the process's
+    /// full privileges, like any native code.
+    pub unsafe fn run_main(&self, args: &[String]) -> Result<i32, LoadError> {
+        // SAFETY: the caller guarantees the signature.
+        let main = unsafe { self.entry::<extern "C" fn(c_int, *mut *mut c_char) -> c_int>()? };
+        // Arguments with interior NUL bytes cannot reach C; they are cut at the first NUL.
+        let owned: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.split('\0').next().unwrap_or_default()).unwrap_or_default())
+            .collect();
+        let mut argv: Vec<*mut c_char> = owned.iter().map(|a| a.as_ptr() as *mut c_char).collect();
+        argv.push(std::ptr::null_mut());
+        let argc = c_int::try_from(owned.len()).unwrap_or(c_int::MAX);
+        Ok(main(argc, argv.as_mut_ptr()))
+    }
+
+    fn not_found(&self, name: &str) -> LoadError {
+        LoadError::SymbolNotFound { module: self.name.clone(), name: name.to_owned() }
+    }
+
+    /// Runs the constructors in file order.
+    ///
+    /// # Safety
+    /// Must be called once, right after the image is complete.
+    pub(crate) unsafe fn run_constructors(&self) {
+        // SAFETY: the caller runs this once, on a complete image.
+        unsafe { self.call_each(self.parsed().init_array()) };
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // SAFETY: drop runs once; the image stays mapped until the fields drop after this.
+        unsafe { self.run_destructors() };
+    }
+}
+
+/// Modules handed to [`Module::keep_until_exit`], whose destructors run at process exit.
+static KEPT: std::sync::Mutex<Vec<&'static Module>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn run_kept_destructors() {
+    let kept = std::mem::take(&mut *KEPT.lock().unwrap_or_else(|p| p.into_inner()));
+    for module in kept.into_iter().rev() {
+        // SAFETY: each module is leaked, so its image is still mapped, and it is taken out of
+        // the list before its destructors run, so they run once.
+        unsafe { module.run_destructors() };
+    }
+}
+
+impl Module {
+    /// Keeps the module mapped for the rest of the process and runs its destructors at exit,
+    /// as a native program's are: after the `atexit` handlers registered later (by `main`,
+    /// say) and before C stdio buffers are flushed. This is how `smf run` runs a program.
+    pub fn keep_until_exit(self) -> &'static Module {
+        let module: &'static Module = Box::leak(Box::new(self));
+        let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.is_empty() {
+            // SAFETY: registering a plain `extern "C" fn()` with the C library. A failure to
+            // register (only when out of memory) means destructors do not run at exit.
+            unsafe { libc::atexit(run_kept_destructors) };
+        }
+        kept.push(module);
+        module
+    }
+
+    /// # Safety
+    /// Must run at most once, while the image is mapped.
+    unsafe fn run_destructors(&self) {
+        // SAFETY: the caller runs this once, while the image is mapped.
+        unsafe { self.call_each(self.parsed().fini_array()) };
+    }
+
+    /// Calls the functions at `offsets` of the image, in order, with no arguments.
+    ///
+    /// # Safety
+    /// The image must be mapped and each function safe to call at this point.
+    unsafe fn call_each(&self, offsets: &[u64]) {
+        for &offset in offsets {
+            // SAFETY: the reader checked each offset lies in a code section of this image,
+            // which is mapped read+execute; constructors and destructors take no arguments
+            // the module can rely on.
+            let f = unsafe { std::mem::transmute::<usize, extern "C" fn()>(self.image.base() + offset as usize) };
+            f();
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! A readelf-style description of a module, as `smf inspect` prints it.
+
+use core::fmt::{self, Write};
+
+use crate::read::Module;
+use crate::types::SectionKind;
+
+/// Writes the header, sections, symbols, imports, relocations, needed libraries and
+/// constructor/destructor lists of `module`.
+pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    let h = module.header();
+    writeln!(out, "SMF header:")?;
+    writeln!(out, "  Version:       {}.{}", h.version_major, h.version_minor)?;
+    writeln!(out, "  Platform:      {}", h.platform)?;
+    writeln!(out, "  Architecture:  {}", h.arch)?;
+    writeln!(out, "  Flags:         {:#x} ({})", h.flags.0, h.flags)?;
+    writeln!(out, "  Image size:    {:#x}", h.image_size)?;
+    match h.entry_point {
+        Some(entry) => writeln!(out, "  Entry point:   {entry:#x}{}", symbol_suffix(module, entry))?,
+        None => writeln!(out, "  Entry point:   none (library)")?,
+    }
+    writeln!(out, "  Source hash:   {:#018x}", h.source_hash)?;
+    write!(out, "  Module hash:   ")?;
+    for byte in h.module_hash {
+        write!(out, "{byte:02x}")?;
+    }
+    writeln!(out)?;
+
+    writeln!(out, "\nSections ({}):", module.sections().len())?;
+    writeln!(out, "  [Nr] Name             Kind        Flags  Offset     FileSize   Address    MemSize    Align")?;
+    for s in module.sections() {
+        let (address, mem) = if s.kind.is_loaded() {
+            (format!("{:#010x}", s.vaddr), format!("{:#010x}", s.mem_size))
+        } else {
+            ("-".into(), "-".into())
+        };
+        writeln!(
+            out,
+            "  [{:2}] {:<16} {:<11} {:<6} {:#010x} {:#010x} {:<10} {:<10} {}",
+            s.index, s.name, s.kind, s.flags, s.file_offset, s.file_size, address, mem, s.align
+        )?;
+    }
+
+    writeln!(out, "\nSymbols ({}):", module.symbols().len())?;
+    writeln!(out, "   Num Value      Size       Kind   Bind   Vis       Sec TypeId     Ver  Name")?;
+    for (i, s) in module.symbols().iter().enumerate() {
+        let section = s.section.map_or("ABS".into(), |i| i.to_string());
+        writeln!(
+            out,
+            "  {i:4} {:#010x} {:<10} {:<6} {:<6} {:<9} {:>3} {:#010x} {:<4} {}",
+            s.value, s.size, s.kind, s.binding, s.visibility, section, s.type_id, s.version, s.name
+        )?;
+    }
+
+    writeln!(out, "\nImports ({}):", module.imports().len())?;
+    if !module.imports().is_empty() {
+        writeln!(out, "   Num Kind  Bind   TypeId     Ver  Name")?;
+    }
+    for (i, imp) in module.imports().iter().enumerate() {
+        writeln!(out, "  {i:4} {:<5} {:<6} {:#010x} {:<4} {}", imp.kind, imp.binding, imp.type_id, imp.version, imp.name)?;
+    }
+
+    writeln!(out, "\nRelocations ({}):", module.relocations().len())?;
+    if !module.relocations().is_empty() {
+        writeln!(out, "  Offset     Section          Kind        Value")?;
+    }
+    for r in module.relocations() {
+        let section = module.section_at(r.offset).map_or("?", |s| s.name);
+        let target = match r.import.and_then(|i| module.imports().get(i as usize)) {
+            Some(imp) => format!("{} {:+#x}", imp.name, r.addend),
+            None => format!("base + {:#x}{}", r.addend, symbol_suffix(module, r.addend as u64)),
+        };
+        writeln!(out, "  {:#010x} {:<16} {:<11} {target}", r.offset, section, r.kind)?;
+    }
+
+    writeln!(out, "\nNeeded libraries ({}):", module.needed().len())?;
+    for lib in module.needed() {
+        writeln!(out, "  {lib}")?;
+    }
+    for (title, list) in [("Constructors", module.init_array()), ("Destructors", module.fini_array())] {
+        writeln!(out, "\n{title} ({}, in run order):", list.len())?;
+        for &offset in list {
+            writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
+        }
+    }
+    Ok(())
+}
+
+/// ` <name+off>` for an image offset that falls inside a code or data symbol, else empty.
+fn symbol_suffix(module: &Module<'_>, offset: u64) -> String {
+    let Some(section) = module.section_at(offset) else { return String::new() };
+    if section.kind == SectionKind::Bss && offset == section.vaddr + section.mem_size {
+        return String::new();
+    }
+    module
+        .symbols()
+        .iter()
+        .filter(|s| s.section.is_some() && s.value <= offset && (offset < s.value + s.size || offset == s.value))
+        .min_by_key(|s| (offset - s.value, !s.is_exported()))
+        .map(|s| if offset == s.value { format!(" <{}>", s.name) } else { format!(" <{}+{:#x}>", s.name, offset - s.value) })
+        .unwrap_or_default()
+}
