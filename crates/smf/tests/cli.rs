@@ -1,0 +1,179 @@
+//! The command line: `call`, `inspect`, `verify`, and a one-line error naming the file and
+//! the problem for each kind of bad input, never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use smf_format::raw::{Header, SectionHeader};
+use smf_format::{Module, compute_module_hash};
+
+/// A small library module packed from real C, in `dir`.
+fn library(dir: &Path) -> PathBuf {
+    let source = dir.join("lib.c");
+    std::fs::write(
+        &source,
+        "#include <string.h>\n\
+         long add3(long a, long b, long c) { return a + b + c; }\n\
+         int negate(int x) { return -x; }\n\
+         long six(long a, long b, long c, long d, long e, long f) { return a*100000 + b*10000 + c*1000 + d*100 + e*10 + f; }\n\
+         long len(void) { return (long)strlen(\"four\"); }\n\
+         int counter = 5;\n",
+    )
+    .unwrap();
+    let objects = compile(&[source], &dir.join("obj"), &["-O2"]);
+    let module = dir.join("lib.smf");
+    pack(&objects, &module, &[]);
+    module
+}
+
+fn run_smf(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    smf().args(args).output().unwrap()
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn call_passes_integers_and_prints_the_result() {
+    let work = tempfile::tempdir().unwrap();
+    let lib = library(work.path());
+    let call = |args: &[&str]| {
+        let mut c = smf();
+        c.arg("call").arg(&lib).args(args);
+        stdout(&check(c))
+    };
+    assert_eq!(call(&["add3", "1", "2", "-10"]), "-7\n");
+    assert_eq!(call(&["six", "1", "2", "3", "4", "5", "6"]), "123456\n");
+    assert_eq!(call(&["len"]), "4\n");
+    assert_eq!(call(&["negate", "5", "--ret", "int"]), "-5\n");
+
+    let output = smf().arg("call").arg(&lib).args(["add3", "1", "2", "3", "4", "5", "6", "7"]).output().unwrap();
+    let (code, stderr) = failure(&output);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("at most six integer arguments"), "{stderr}");
+
+    let output = smf().arg("call").arg(&lib).arg("counter").output().unwrap();
+    let (_, stderr) = failure(&output);
+    assert!(stderr.contains("`counter` is a data symbol, not a function"), "{stderr}");
+    let output = smf().arg("call").arg(&lib).arg("nope").output().unwrap();
+    let (_, stderr) = failure(&output);
+    assert!(stderr.contains("lib.smf") && stderr.contains("no exported symbol `nope`"), "{stderr}");
+}
+
+#[test]
+fn inspect_and_verify_describe_a_module() {
+    let work = tempfile::tempdir().unwrap();
+    let lib = library(work.path());
+    let report = stdout(&check({
+        let mut c = smf();
+        c.arg("inspect").arg(&lib);
+        c
+    }));
+    for needle in ["SMF header:", "Architecture:  x86-64", "Sections (", ".text", "code", "R-X", "Symbols (", "add3", "counter", "Imports (", "strlen"] {
+        assert!(report.contains(needle), "inspect output lacks {needle:?}:\n{report}");
+    }
+    let verified = stdout(&check({
+        let mut c = smf();
+        c.arg("verify").arg(&lib);
+        c
+    }));
+    assert!(verified.contains("OK"), "{verified}");
+}
+
+/// Writes `bytes` with the module hash recomputed, so that the structural check is what fails.
+fn rehashed(mut bytes: Vec<u8>) -> Vec<u8> {
+    let hash = compute_module_hash(&bytes).unwrap();
+    bytes[smf_format::raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
+    bytes
+}
+
+fn expect_error(args: &[&std::ffi::OsStr], needles: &[&str]) {
+    let output = run_smf(args);
+    let (code, stderr) = failure(&output);
+    assert_ne!(code, 0, "{args:?} must fail");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line of error expected:\n{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error_naming_file_and_problem() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let lib = library(dir);
+    let good = std::fs::read(&lib).unwrap();
+    let os = |p: &Path| p.as_os_str().to_owned();
+
+    let missing = dir.join("missing.smf");
+    for command in ["run", "inspect", "verify"] {
+        expect_error(&[command.as_ref(), &os(&missing)], &["missing.smf", "No such file"]);
+    }
+
+    let text = dir.join("notes.smf");
+    std::fs::write(&text, "just some text, long enough to hold a header? no.").unwrap();
+    for command in ["run", "inspect", "verify"] {
+        expect_error(&[command.as_ref(), &os(&text)], &["notes.smf", "not an SMF module"]);
+    }
+
+    let truncated = dir.join("truncated.smf");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    for command in ["run", "inspect", "verify"] {
+        expect_error(&[command.as_ref(), &os(&truncated)], &["truncated.smf", "runs past end of file"]);
+    }
+    let tiny = dir.join("tiny.smf");
+    std::fs::write(&tiny, &good[..40]).unwrap();
+    expect_error(&["run".as_ref(), &os(&tiny)], &["tiny.smf", "truncated file: header"]);
+
+    let mut arm = good.clone();
+    arm[core::mem::offset_of!(Header, arch)] = smf_format::Arch::Aarch64.as_raw();
+    let arm_path = dir.join("arm.smf");
+    std::fs::write(&arm_path, rehashed(arm)).unwrap();
+    expect_error(&["run".as_ref(), &os(&arm_path)], &["arm.smf", "built for aarch64"]);
+
+    let module = Module::parse(&good).unwrap();
+    let table = usize::try_from(module.sections().first().map(|_| 128).unwrap()).unwrap();
+    let mut unknown = good.clone();
+    let kind_at = table + core::mem::offset_of!(SectionHeader, kind);
+    unknown[kind_at..kind_at + 4].copy_from_slice(&99u32.to_le_bytes());
+    let unknown_path = dir.join("unknown.smf");
+    std::fs::write(&unknown_path, rehashed(unknown)).unwrap();
+    for command in ["run", "inspect", "verify"] {
+        expect_error(&[command.as_ref(), &os(&unknown_path)], &["unknown.smf", "section 0", "unknown section type 99"]);
+    }
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let flipped_path = dir.join("flipped.smf");
+    std::fs::write(&flipped_path, flipped).unwrap();
+    expect_error(&["verify".as_ref(), &os(&flipped_path)], &["flipped.smf", "module hash mismatch"]);
+    expect_error(&["run".as_ref(), &os(&flipped_path)], &["flipped.smf", "module hash mismatch"]);
+
+    let object = dir.join("obj").join("lib.o");
+    expect_error(&["run".as_ref(), &os(&object)], &["lib.o", "ELF file", "smf pack"]);
+
+    expect_error(&["run".as_ref(), &os(&lib)], &["lib.smf", "not an executable module"]);
+}
+
+#[test]
+fn pack_errors_name_the_object() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let source = dir.join("nopic.c");
+    std::fs::write(&source, "int counter; int get(void) { return counter; }\n").unwrap();
+    let object = dir.join("nopic.o");
+    let mut c = cc();
+    c.args(["-c", "-O2", "-fno-pic", "-mcmodel=small"]).arg(&source).arg("-o").arg(&object);
+    check(c);
+    let out = dir.join("out.smf");
+    let output = smf().arg("pack").arg("-o").arg(&out).arg(&object).output().unwrap();
+    let (code, stderr) = failure(&output);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("nopic.o") && stderr.contains("-fPIC") && stderr.contains("counter"), "{stderr}");
+    assert!(!out.exists(), "no output is written when packing fails");
+}

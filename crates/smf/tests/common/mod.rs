@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: compiling C fixtures with the system compiler,
+//! running the `smf` binary, and reading the fixtures' build.txt.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `smf` binary built for these tests.
+pub fn smf() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_smf"))
+}
+
+/// Directory of the C fixture `name`.
+pub fn program_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(name)
+}
+
+/// The system C compiler: `$CC` or `cc`.
+pub fn cc() -> Command {
+    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+}
+
+/// Runs a command, panicking with its output if it fails to start or exits non-zero.
+pub fn check(mut command: Command) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    if !output.status.success() {
+        panic!(
+            "{command:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
+}
+
+/// Compiles each C source of `sources` to an object in `out_dir` with `-fPIC` and `flags`.
+pub fn compile(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(out_dir).unwrap();
+    sources
+        .iter()
+        .map(|source| {
+            let object = out_dir.join(source.file_stem().unwrap()).with_extension("o");
+            let mut command = cc();
+            command.args(["-std=gnu11", "-fPIC", "-c", "-Wall"]).args(flags).arg(source).arg("-o").arg(&object);
+            check(command);
+            object
+        })
+        .collect()
+}
+
+/// The `.c` files of a directory, sorted.
+pub fn c_sources(dir: &Path) -> Vec<PathBuf> {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    sources
+}
+
+/// The `key: value` lines of a fixture's build.txt.
+pub struct BuildSpec {
+    pub cflags: Vec<String>,
+    pub libs: Vec<String>,
+    pub needed: Vec<String>,
+    pub args: Vec<String>,
+    pub exit: i32,
+    pub extra: Vec<(String, String)>,
+}
+
+pub fn build_spec(dir: &Path) -> BuildSpec {
+    let text = std::fs::read_to_string(dir.join("build.txt")).unwrap();
+    let mut spec = BuildSpec { cflags: vec![], libs: vec![], needed: vec![], args: vec![], exit: 0, extra: vec![] };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let words = || value.split_whitespace().map(|w| w.replace("@DIR@", &dir.display().to_string())).collect::<Vec<_>>();
+        match key.trim() {
+            "cflags" => spec.cflags = words(),
+            "libs" => spec.libs = words(),
+            "needed" => spec.needed = words(),
+            "args" => spec.args = words(),
+            "exit" => spec.exit = value.trim().parse().unwrap(),
+            other => spec.extra.push((other.to_owned(), value.trim().to_owned())),
+        }
+    }
+    spec
+}
+
+/// Packs objects into a module with the `smf` binary.
+pub fn pack(objects: &[PathBuf], output: &Path, extra: &[&str]) -> Output {
+    let mut command = smf();
+    command.arg("pack").arg("-o").arg(output).args(extra).args(objects);
+    check(command)
+}
+
+/// A message-only view of a failed `smf` run: its exit code and stderr.
+pub fn failure(output: &Output) -> (i32, String) {
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
