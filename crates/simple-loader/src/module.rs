@@ -217,6 +217,13 @@ impl Module {
         Ok(main(argc, argv.as_mut_ptr()))
     }
 
+    /// Address of the module's `__dso_handle`, the identity C runtimes use for the handlers
+    /// it registers with `__cxa_atexit`.
+    fn dso_handle(&self) -> Option<usize> {
+        let symbol = self.parsed().symbols().iter().find(|s| s.name == "__dso_handle" && s.section.is_some())?;
+        Some(self.image.base() + symbol.value as usize)
+    }
+
     fn not_found(&self, name: &str) -> LoadError {
         LoadError::SymbolNotFound { module: self.name.clone(), name: name.to_owned() }
     }
@@ -233,9 +240,23 @@ impl Module {
 
 impl Drop for Module {
     fn drop(&mut self) {
+        // As glibc does when it closes a shared object: first the exit handlers the module
+        // registered with `atexit`/`__cxa_atexit` against its `__dso_handle` (C++ static
+        // destructors among them), so none is left to run into unmapped code at exit; then
+        // the module's destructors.
+        if let Some(handle) = self.dso_handle() {
+            // SAFETY: `handle` is the address of the module's own `__dso_handle`; the C
+            // library runs and forgets exactly the handlers registered with it.
+            unsafe { __cxa_finalize(handle as *mut core::ffi::c_void) };
+        }
         // SAFETY: drop runs once; the image stays mapped until the fields drop after this.
         unsafe { self.run_destructors() };
     }
+}
+
+unsafe extern "C" {
+    /// The C library's runner of exit handlers registered for one shared object.
+    fn __cxa_finalize(dso_handle: *mut core::ffi::c_void);
 }
 
 /// Modules handed to [`Module::keep_until_exit`], whose destructors run at process exit.

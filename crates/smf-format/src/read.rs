@@ -23,6 +23,9 @@ pub struct Limits {
     pub max_symbols: u64,
     pub max_imports: u64,
     pub max_relocations: u64,
+    /// Longest symbol, import or library name, in bytes. Bounds the work of reading names,
+    /// which may share bytes of the string table.
+    pub max_name_len: u32,
 }
 
 impl Default for Limits {
@@ -33,6 +36,7 @@ impl Default for Limits {
             max_symbols: 1 << 22,
             max_imports: 1 << 20,
             max_relocations: 1 << 24,
+            max_name_len: 1 << 16,
         }
     }
 }
@@ -158,12 +162,17 @@ fn round_up_page(value: u64) -> Option<u64> {
 }
 
 /// Reads a NUL-terminated UTF-8 string at `offset` of `strtab`.
-fn string_at<'data>(strtab: &'data [u8], offset: u32, location: &dyn Fn() -> String) -> Result<&'data str, Error> {
-    let tail = strtab.get(offset as usize..).ok_or_else(|| {
+fn string_at<'data>(strtab: &'data [u8], offset: u32, max_len: u32, location: &dyn Fn() -> String) -> Result<&'data str, Error> {
+    let tail = strtab.get(offset as usize..).filter(|t| !t.is_empty()).ok_or_else(|| {
         Error::malformed(location(), format!("name offset {offset:#x} is outside the string table ({:#x} bytes)", strtab.len()))
     })?;
-    let end = tail.iter().position(|&b| b == 0).ok_or_else(|| {
-        Error::malformed(location(), format!("name at offset {offset:#x} is not NUL-terminated"))
+    let window = &tail[..tail.len().min(max_len as usize + 1)];
+    let end = window.iter().position(|&b| b == 0).ok_or_else(|| {
+        if window.len() < tail.len() {
+            Error::malformed(location(), format!("name at offset {offset:#x} is longer than the limit of {max_len} bytes"))
+        } else {
+            Error::malformed(location(), format!("name at offset {offset:#x} is not NUL-terminated"))
+        }
     })?;
     core::str::from_utf8(&tail[..end])
         .map_err(|_| Error::malformed(location(), format!("name at offset {offset:#x} is not valid UTF-8")))
@@ -237,7 +246,7 @@ impl<'data> Module<'data> {
         module.parse_hash()?;
         module.parse_imports(strtab, limits)?;
         module.parse_relocs(limits)?;
-        module.parse_needed(strtab)?;
+        module.parse_needed(strtab, limits)?;
         module.init_array = module.parse_code_offsets(SectionKind::InitArray)?;
         module.fini_array = module.parse_code_offsets(SectionKind::FiniArray)?;
         if let Some(entry) = module.header.entry_point {
@@ -347,7 +356,7 @@ impl<'data> Module<'data> {
         let mut symbols = Vec::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
             let location = || format!("symbol {i}");
-            let name = string_at(strtab, s.name_offset.get(), &location)?;
+            let name = string_at(strtab, s.name_offset.get(), limits.max_name_len, &location)?;
             let location = || format!("symbol {i} ({name})");
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
@@ -418,17 +427,35 @@ impl<'data> Module<'data> {
         }
         self.buckets = b;
         self.chains = c;
-        // Every exported symbol must be found through the table, under its own name, and
-        // no two exports may share a name: otherwise a lookup could miss or pick another one.
+        // Walk every chain once. Each symbol must be reached at most once (no cycles, no
+        // shared tails), from the bucket its name hashes to, and be exported; every export
+        // must be reached; no two exports may share a name. Linear in the table size.
+        let mut reached = vec![false; self.symbols.len()];
+        for (bucket, head) in b.iter().enumerate() {
+            let mut index = head.get();
+            while index != NONE {
+                let i = index as usize;
+                let symbol = &self.symbols[i];
+                let location = || format!("{location}: bucket {bucket}");
+                if std::mem::replace(&mut reached[i], true) {
+                    return Err(Error::malformed(location(), format!("reaches symbol {i} ({}) a second time (a cycle or shared chain)", symbol.name)));
+                }
+                if !symbol.is_exported() {
+                    return Err(Error::malformed(location(), format!("chains local symbol {i} ({})", symbol.name)));
+                }
+                if fnv1a32(symbol.name.as_bytes()) as usize % b.len() != bucket {
+                    return Err(Error::malformed(location(), format!("chains symbol {i} ({}), whose name hashes to another bucket", symbol.name)));
+                }
+                index = c[i].get();
+            }
+        }
+        let mut names = std::collections::HashSet::with_capacity(exported);
         for (i, symbol) in self.symbols.iter().enumerate().filter(|(_, s)| s.is_exported()) {
-            match self.lookup_index(symbol.name) {
-                Some(found) if found == i => {}
-                Some(found) => {
-                    return Err(Error::malformed(format!("symbol {i} ({})", symbol.name), format!("exported twice (also symbol {found})")));
-                }
-                None => {
-                    return Err(Error::malformed(&location, format!("exported symbol {i} ({}) cannot be found through the table", symbol.name)));
-                }
+            if !reached[i] {
+                return Err(Error::malformed(&location, format!("exported symbol {i} ({}) cannot be found through the table", symbol.name)));
+            }
+            if !names.insert(symbol.name) {
+                return Err(Error::malformed(format!("symbol {i} ({})", symbol.name), "exported twice under the same name"));
             }
         }
         Ok(())
@@ -440,7 +467,7 @@ impl<'data> Module<'data> {
         let mut imports = Vec::with_capacity(raw.len());
         for (i, imp) in raw.iter().enumerate() {
             let location = || format!("import {i}");
-            let name = string_at(strtab, imp.name_offset.get(), &location)?;
+            let name = string_at(strtab, imp.name_offset.get(), limits.max_name_len, &location)?;
             let location = || format!("import {i} ({name})");
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
@@ -501,12 +528,12 @@ impl<'data> Module<'data> {
         Ok(())
     }
 
-    fn parse_needed(&mut self, strtab: &'data [u8]) -> Result<(), Error> {
+    fn parse_needed(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
         let Some(section) = self.table_section(SectionKind::Needed).copied() else { return Ok(()) };
         let offsets: &[U32] = table(&section, limits_max_small(), "needed library count")?;
         let mut needed = Vec::with_capacity(offsets.len());
         for (i, offset) in offsets.iter().enumerate() {
-            let name = string_at(strtab, offset.get(), &|| format!("needed library {i}"))?;
+            let name = string_at(strtab, offset.get(), limits.max_name_len, &|| format!("needed library {i}"))?;
             if name.is_empty() {
                 return Err(Error::malformed(format!("needed library {i}"), "empty name"));
             }
