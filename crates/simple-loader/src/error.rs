@@ -14,23 +14,43 @@ pub enum LoadError {
     /// The file could not be read.
     Io { path: PathBuf, source: io::Error },
     /// The file is not a valid SMF module.
-    Format { module: String, source: smf_format::Error },
+    Format {
+        module: String,
+        source: smf_format::Error,
+    },
     /// The module was built for another instruction set.
     WrongArch { module: String, found: Arch },
     /// The module was built for another operating system.
     WrongPlatform { module: String, found: Platform },
     /// A native library listed as needed could not be opened.
-    NativeLibrary { module: String, library: String, message: String },
+    NativeLibrary {
+        module: String,
+        library: String,
+        message: String,
+    },
     /// A strong import is defined nowhere.
     UnresolvedImport { module: String, name: String },
     /// An import resolved to a module symbol of another kind or type.
-    ImportMismatch { module: String, name: String, problem: String },
+    ImportMismatch {
+        module: String,
+        name: String,
+        problem: String,
+    },
     /// The operating system refused a memory operation.
-    Memory { module: String, operation: &'static str, source: io::Error },
+    Memory {
+        module: String,
+        operation: &'static str,
+        source: io::Error,
+    },
     /// The module exports no symbol of that name.
     SymbolNotFound { module: String, name: String },
     /// The symbol exists but is of another kind than the accessor asked for.
-    WrongSymbolKind { module: String, name: String, expected: &'static str, found: SymbolKind },
+    WrongSymbolKind {
+        module: String,
+        name: String,
+        expected: &'static str,
+        found: SymbolKind,
+    },
     /// The handle type asked for cannot hold a code address.
     NotPointerSized { name: String, size: usize },
     /// The module has no entry point.
@@ -50,27 +70,61 @@ impl fmt::Display for LoadError {
                 crate::HOST_ARCH.map_or("an unsupported architecture", |a| a.name())
             ),
             LoadError::WrongPlatform { module, found } => {
-                write!(f, "{module}: built for {found}, but this loader runs on {}", std::env::consts::OS)
+                write!(
+                    f,
+                    "{module}: built for {found}, but this loader runs on {}",
+                    std::env::consts::OS
+                )
             }
-            LoadError::NativeLibrary { module, library, message } => {
-                write!(f, "{module}: cannot open needed library {library}: {message}")
+            LoadError::NativeLibrary {
+                module,
+                library,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{module}: cannot open needed library {library}: {message}"
+                )
             }
             LoadError::UnresolvedImport { module, name } => write!(
                 f,
                 "{module}: unresolved import `{name}`: no host definition, loaded module, needed library or process symbol defines it"
             ),
-            LoadError::ImportMismatch { module, name, problem } => write!(f, "{module}: import `{name}`: {problem}"),
-            LoadError::Memory { module, operation, source } => write!(f, "{module}: {operation} failed: {source}"),
-            LoadError::SymbolNotFound { module, name } => write!(f, "{module}: no exported symbol `{name}`"),
-            LoadError::WrongSymbolKind { module, name, expected, found } => {
-                write!(f, "{module}: `{name}` is a {found} symbol, not a {expected}")
+            LoadError::ImportMismatch {
+                module,
+                name,
+                problem,
+            } => write!(f, "{module}: import `{name}`: {problem}"),
+            LoadError::Memory {
+                module,
+                operation,
+                source,
+            } => write!(f, "{module}: {operation} failed: {source}"),
+            LoadError::SymbolNotFound { module, name } => {
+                write!(f, "{module}: no exported symbol `{name}`")
+            }
+            LoadError::WrongSymbolKind {
+                module,
+                name,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "{module}: `{name}` is a {found} symbol, not a {expected}"
+                )
             }
             LoadError::NotPointerSized { name, size } => write!(
                 f,
                 "cannot hand out `{name}` as a {size}-byte type: a function handle must be pointer-sized (an `extern \"C\" fn` type)"
             ),
-            LoadError::NotExecutable { module } => write!(f, "{module}: not an executable module (packed without --entry)"),
-            LoadError::NotLoaded { path } => write!(f, "{}: no module loaded from this path", path.display()),
+            LoadError::NotExecutable { module } => write!(
+                f,
+                "{module}: not an executable module (packed without --entry)"
+            ),
+            LoadError::NotLoaded { path } => {
+                write!(f, "{}: no module loaded from this path", path.display())
+            }
         }
     }
 }

@@ -26,34 +26,54 @@ impl Image {
     /// Pages go through: inaccessible → read+write (copy, relocate) → final protection. Code
     /// is never writable and executable at once: it is written while read+write and only
     /// then made read+execute.
-    pub(crate) fn map(module: &Parsed<'_>, imports: &[usize]) -> Result<Image, (&'static str, io::Error)> {
-        let image_size = usize::try_from(module.header().image_size)
-            .map_err(|_| ("reserving the image", io::Error::from(io::ErrorKind::OutOfMemory)))?;
+    pub(crate) fn map(
+        module: &Parsed<'_>,
+        imports: &[usize],
+    ) -> Result<Image, (&'static str, io::Error)> {
+        let image_size = usize::try_from(module.header().image_size).map_err(|_| {
+            (
+                "reserving the image",
+                io::Error::from(io::ErrorKind::OutOfMemory),
+            )
+        })?;
         let reservation = Reservation::new(image_size).map_err(|e| ("reserving the image", e))?;
         let base = reservation.base() as u64;
 
         for section in module.loaded_sections() {
             let pages = page_range(section.vaddr, section.mem_size);
-            reservation.protect(pages, Protection::ReadWrite).map_err(|e| ("making a section writable", e))?;
+            reservation
+                .protect(pages, Protection::ReadWrite)
+                .map_err(|e| ("making a section writable", e))?;
             // SAFETY: the section's pages were just made writable, and the reservation is
             // not yet visible to any other code or thread.
-            unsafe { reservation.write(section.vaddr as usize, section.data) }.map_err(|e| ("copying a section", e))?;
+            unsafe { reservation.write(section.vaddr as usize, section.data) }
+                .map_err(|e| ("copying a section", e))?;
         }
 
         for reloc in module.relocations() {
             let value = match reloc.kind {
                 RelocKind::Abs64 => {
                     // The reader checked the index against the import table, which `imports` mirrors.
-                    let target = reloc.import.and_then(|i| imports.get(i as usize)).ok_or_else(|| {
-                        ("applying a relocation", io::Error::other(format!("relocation at {:#x} names no resolved import", reloc.offset)))
-                    })?;
+                    let target = reloc
+                        .import
+                        .and_then(|i| imports.get(i as usize))
+                        .ok_or_else(|| {
+                            (
+                                "applying a relocation",
+                                io::Error::other(format!(
+                                    "relocation at {:#x} names no resolved import",
+                                    reloc.offset
+                                )),
+                            )
+                        })?;
                     (*target as u64).wrapping_add(reloc.addend as u64)
                 }
                 RelocKind::Relative64 => base.wrapping_add(reloc.addend as u64),
             };
             // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
             // both writable at this point; nothing else can see the image yet.
-            unsafe { reservation.write(reloc.offset as usize, &value.to_le_bytes()) }.map_err(|e| ("applying a relocation", e))?;
+            unsafe { reservation.write(reloc.offset as usize, &value.to_le_bytes()) }
+                .map_err(|e| ("applying a relocation", e))?;
         }
 
         for section in module.loaded_sections() {
@@ -65,10 +85,14 @@ impl Image {
             };
             if protection == Protection::ReadExecute {
                 // Drop write permission first, then flush, then allow execution.
-                reservation.protect(pages.clone(), Protection::Read).map_err(|e| ("protecting code", e))?;
+                reservation
+                    .protect(pages.clone(), Protection::Read)
+                    .map_err(|e| ("protecting code", e))?;
                 reservation.flush_instruction_cache(pages.clone());
             }
-            reservation.protect(pages, protection).map_err(|e| ("protecting a section", e))?;
+            reservation
+                .protect(pages, protection)
+                .map_err(|e| ("protecting a section", e))?;
         }
         Ok(Image { reservation })
     }

@@ -30,7 +30,9 @@ mod registry;
 mod sys;
 
 pub use error::LoadError;
-pub use loader::{ImportResolver, LoadOptions, Resolution, load_bytes_with, load_file, load_file_with};
+pub use loader::{
+    ImportResolver, LoadOptions, Resolution, load_bytes_with, load_file, load_file_with,
+};
 pub use module::{DataSymbol, Module, Symbol};
 pub use registry::{LoadedModule, Registry};
 pub use smf_format;

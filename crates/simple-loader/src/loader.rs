@@ -22,7 +22,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { limits: Limits::default(), verify_hash: true }
+        LoadOptions {
+            limits: Limits::default(),
+            verify_hash: true,
+        }
     }
 }
 
@@ -45,9 +48,22 @@ pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Module, LoadError
 }
 
 /// Reads and loads a module file, asking `resolver` first for each import.
-pub fn load_file_with(path: &Path, options: &LoadOptions, resolver: &ImportResolver<'_>) -> Result<Module, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
-    load_bytes_with(bytes, path.display().to_string(), Some(path.to_owned()), options, resolver)
+pub fn load_file_with(
+    path: &Path,
+    options: &LoadOptions,
+    resolver: &ImportResolver<'_>,
+) -> Result<Module, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_bytes_with(
+        bytes,
+        path.display().to_string(),
+        Some(path.to_owned()),
+        options,
+        resolver,
+    )
 }
 
 /// Loads a module from bytes in memory. `name` is used in error messages.
@@ -58,11 +74,19 @@ pub fn load_bytes_with(
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
-    let file = ParsedFile::try_new(bytes.into_boxed_slice(), |bytes| Parsed::parse_with_limits(bytes, &options.limits))
-        .map_err(|source| LoadError::Format { module: name.clone(), source })?;
+    let file = ParsedFile::try_new(bytes.into_boxed_slice(), |bytes| {
+        Parsed::parse_with_limits(bytes, &options.limits)
+    })
+    .map_err(|source| LoadError::Format {
+        module: name.clone(),
+        source,
+    })?;
     let parsed = file.borrow_dependent();
     if options.verify_hash {
-        parsed.verify_hash().map_err(|source| LoadError::Format { module: name.clone(), source })?;
+        parsed.verify_hash().map_err(|source| LoadError::Format {
+            module: name.clone(),
+            source,
+        })?;
     }
     check_target(parsed, &name)?;
 
@@ -70,11 +94,14 @@ pub fn load_bytes_with(
     for library in parsed.needed() {
         // SAFETY: opening a native library runs its initialisers; needed libraries are
         // named by the module, which the caller chose to load and run anyway.
-        let handle = unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| LoadError::NativeLibrary {
-            module: name.clone(),
-            library: (*library).to_owned(),
-            message: e.to_string(),
-        })?;
+        let handle =
+            unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
+                LoadError::NativeLibrary {
+                    module: name.clone(),
+                    library: (*library).to_owned(),
+                    message: e.to_string(),
+                }
+            })?;
         natives.push(handle);
     }
 
@@ -99,12 +126,20 @@ pub fn load_bytes_with(
             None => native_lookup(&natives, &process, import.name).unwrap_or(0),
         };
         if address == 0 && import.binding != Binding::Weak {
-            return Err(LoadError::UnresolvedImport { module: name, name: import.name.to_owned() });
+            return Err(LoadError::UnresolvedImport {
+                module: name,
+                name: import.name.to_owned(),
+            });
         }
         addresses.push(address);
     }
 
-    let image = Image::map(parsed, &addresses).map_err(|(operation, source)| LoadError::Memory { module: name.clone(), operation, source })?;
+    let image =
+        Image::map(parsed, &addresses).map_err(|(operation, source)| LoadError::Memory {
+            module: name.clone(),
+            operation,
+            source,
+        })?;
     let module = Module::new(file, image, name, path, natives, providers);
     // SAFETY: the image is fully relocated and protected; constructors are the module's own
     // code, run once, in the order the file lists them, as a native loader would.
@@ -114,18 +149,24 @@ pub fn load_bytes_with(
 
 /// Looks `name` up in the needed libraries in order, then in the process's global scope.
 fn native_lookup(natives: &[Library], process: &Library, name: &str) -> Option<usize> {
-    natives.iter().chain(std::iter::once(process)).find_map(|library| {
-        // SAFETY: the symbol is only read as an address, never called or dereferenced here.
-        let symbol = unsafe { library.get::<*mut core::ffi::c_void>(name.as_bytes()) }.ok()?;
-        let address = *symbol as usize;
-        (address != 0).then_some(address)
-    })
+    natives
+        .iter()
+        .chain(std::iter::once(process))
+        .find_map(|library| {
+            // SAFETY: the symbol is only read as an address, never called or dereferenced here.
+            let symbol = unsafe { library.get::<*mut core::ffi::c_void>(name.as_bytes()) }.ok()?;
+            let address = *symbol as usize;
+            (address != 0).then_some(address)
+        })
 }
 
 fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
     let header = parsed.header();
     if Some(header.arch) != crate::HOST_ARCH {
-        return Err(LoadError::WrongArch { module: name.to_owned(), found: header.arch });
+        return Err(LoadError::WrongArch {
+            module: name.to_owned(),
+            found: header.arch,
+        });
     }
     let runs_here = match header.platform {
         Platform::Any => true,
@@ -134,7 +175,10 @@ fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
         Platform::MacOs => cfg!(target_os = "macos"),
     };
     if !runs_here {
-        return Err(LoadError::WrongPlatform { module: name.to_owned(), found: header.platform });
+        return Err(LoadError::WrongPlatform {
+            module: name.to_owned(),
+            found: header.platform,
+        });
     }
     Ok(())
 }

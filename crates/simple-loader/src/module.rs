@@ -85,8 +85,22 @@ impl DataSymbol<'_> {
 }
 
 impl Module {
-    pub(crate) fn new(file: ParsedFile, image: Image, name: String, path: Option<PathBuf>, natives: Vec<Library>, providers: Vec<Arc<Module>>) -> Module {
-        Module { image, file, name, path, _natives: natives, providers }
+    pub(crate) fn new(
+        file: ParsedFile,
+        image: Image,
+        name: String,
+        path: Option<PathBuf>,
+        natives: Vec<Library>,
+        providers: Vec<Arc<Module>>,
+    ) -> Module {
+        Module {
+            image,
+            file,
+            name,
+            path,
+            _natives: natives,
+            providers,
+        }
     }
 
     fn parsed(&self) -> &Parsed<'_> {
@@ -126,7 +140,10 @@ impl Module {
     }
 
     pub fn is_reloadable(&self) -> bool {
-        self.parsed().header().flags.contains(ModuleFlags::RELOADABLE)
+        self.parsed()
+            .header()
+            .flags
+            .contains(ModuleFlags::RELOADABLE)
     }
 
     pub fn is_executable(&self) -> bool {
@@ -140,7 +157,11 @@ impl Module {
 
     /// Exported symbols: name and kind, in symbol-table order.
     pub fn exports(&self) -> impl Iterator<Item = (&str, SymbolKind)> {
-        self.parsed().symbols().iter().filter(|s| s.is_exported()).map(|s| (s.name, s.kind))
+        self.parsed()
+            .symbols()
+            .iter()
+            .filter(|s| s.is_exported())
+            .map(|s| (s.name, s.kind))
     }
 
     /// The exported symbol `name` and its run-time value: an address for symbols in a section,
@@ -163,24 +184,45 @@ impl Module {
     /// signature and ABI match the function's definition; nothing in the file can prove it.
     pub unsafe fn get<F: Copy>(&self, name: &str) -> Result<Symbol<'_, F>, LoadError> {
         if size_of::<F>() != size_of::<usize>() {
-            return Err(LoadError::NotPointerSized { name: name.to_owned(), size: size_of::<F>() });
+            return Err(LoadError::NotPointerSized {
+                name: name.to_owned(),
+                size: size_of::<F>(),
+            });
         }
         let (symbol, address) = self.export(name).ok_or_else(|| self.not_found(name))?;
         if symbol.kind != SymbolKind::Function {
-            return Err(LoadError::WrongSymbolKind { module: self.name.clone(), name: name.to_owned(), expected: "function", found: symbol.kind });
+            return Err(LoadError::WrongSymbolKind {
+                module: self.name.clone(),
+                name: name.to_owned(),
+                expected: "function",
+                found: symbol.kind,
+            });
         }
         // SAFETY: F is pointer-sized (checked above) and, by the caller's contract, a function
         // pointer type matching the code at `address`, which lives as long as `self`.
-        Ok(Symbol { value: unsafe { std::mem::transmute_copy::<usize, F>(&address) }, _module: PhantomData })
+        Ok(Symbol {
+            value: unsafe { std::mem::transmute_copy::<usize, F>(&address) },
+            _module: PhantomData,
+        })
     }
 
     /// The exported data symbol `name` (any kind but function).
     pub fn data(&self, name: &str) -> Result<DataSymbol<'_>, LoadError> {
         let (symbol, address) = self.export(name).ok_or_else(|| self.not_found(name))?;
         if symbol.kind == SymbolKind::Function {
-            return Err(LoadError::WrongSymbolKind { module: self.name.clone(), name: name.to_owned(), expected: "data", found: symbol.kind });
+            return Err(LoadError::WrongSymbolKind {
+                module: self.name.clone(),
+                name: name.to_owned(),
+                expected: "data",
+                found: symbol.kind,
+            });
         }
-        Ok(DataSymbol { address, size: symbol.size, kind: symbol.kind, _module: PhantomData })
+        Ok(DataSymbol {
+            address,
+            size: symbol.size,
+            kind: symbol.kind,
+            _module: PhantomData,
+        })
     }
 
     /// A handle to the entry point, typed as `F`.
@@ -189,12 +231,24 @@ impl Module {
     /// As for [`Module::get`]: `F` must match the entry function's signature.
     pub unsafe fn entry<F: Copy>(&self) -> Result<Symbol<'_, F>, LoadError> {
         if size_of::<F>() != size_of::<usize>() {
-            return Err(LoadError::NotPointerSized { name: "entry point".into(), size: size_of::<F>() });
+            return Err(LoadError::NotPointerSized {
+                name: "entry point".into(),
+                size: size_of::<F>(),
+            });
         }
-        let offset = self.parsed().header().entry_point.ok_or_else(|| LoadError::NotExecutable { module: self.name.clone() })?;
+        let offset =
+            self.parsed()
+                .header()
+                .entry_point
+                .ok_or_else(|| LoadError::NotExecutable {
+                    module: self.name.clone(),
+                })?;
         let address = self.image.base() + offset as usize;
         // SAFETY: as in `get`; the reader checked the entry point lies in a code section.
-        Ok(Symbol { value: unsafe { std::mem::transmute_copy::<usize, F>(&address) }, _module: PhantomData })
+        Ok(Symbol {
+            value: unsafe { std::mem::transmute_copy::<usize, F>(&address) },
+            _module: PhantomData,
+        })
     }
 
     /// Calls the entry point as C's `int main(int argc, char **argv)` with `args` (the first
@@ -220,12 +274,19 @@ impl Module {
     /// Address of the module's `__dso_handle`, the identity C runtimes use for the handlers
     /// it registers with `__cxa_atexit`.
     fn dso_handle(&self) -> Option<usize> {
-        let symbol = self.parsed().symbols().iter().find(|s| s.name == "__dso_handle" && s.section.is_some())?;
+        let symbol = self
+            .parsed()
+            .symbols()
+            .iter()
+            .find(|s| s.name == "__dso_handle" && s.section.is_some())?;
         Some(self.image.base() + symbol.value as usize)
     }
 
     fn not_found(&self, name: &str) -> LoadError {
-        LoadError::SymbolNotFound { module: self.name.clone(), name: name.to_owned() }
+        LoadError::SymbolNotFound {
+            module: self.name.clone(),
+            name: name.to_owned(),
+        }
     }
 
     /// Runs the constructors in file order.
@@ -303,7 +364,9 @@ impl Module {
             // SAFETY: the reader checked each offset lies in a code section of this image,
             // which is mapped read+execute; constructors and destructors take no arguments
             // the module can rely on.
-            let f = unsafe { std::mem::transmute::<usize, extern "C" fn()>(self.image.base() + offset as usize) };
+            let f = unsafe {
+                std::mem::transmute::<usize, extern "C" fn()>(self.image.base() + offset as usize)
+            };
             f();
         }
     }

@@ -51,13 +51,18 @@ impl Registry {
     }
 
     pub fn with_options(options: LoadOptions) -> Registry {
-        Registry { options, state: Mutex::default() }
+        Registry {
+            options,
+            state: Mutex::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held (in this crate, only a bug) leaves the state as it
         // was before the failed operation: every mutation is a single push, remove or swap.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Defines `name` for modules loaded from now on; host definitions win over every other
@@ -78,8 +83,14 @@ impl Registry {
         if let Some(entry) = state.modules.iter().find(|e| e.path == canonical) {
             return Ok(Arc::clone(&entry.module));
         }
-        let module = Arc::new(load_file_with(&canonical, &self.options, &|import| state.resolve(import, None))?);
-        state.modules.push(Entry { path: canonical, module: Arc::clone(&module), version: 1 });
+        let module = Arc::new(load_file_with(&canonical, &self.options, &|import| {
+            state.resolve(import, None)
+        })?);
+        state.modules.push(Entry {
+            path: canonical,
+            module: Arc::clone(&module),
+            version: 1,
+        });
         Ok(module)
     }
 
@@ -89,8 +100,16 @@ impl Registry {
     pub fn reload(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
-        let index = state.modules.iter().position(|e| e.path == canonical).ok_or(LoadError::NotLoaded { path: canonical.clone() })?;
-        let module = Arc::new(load_file_with(&canonical, &self.options, &|import| state.resolve(import, Some(index)))?);
+        let index = state
+            .modules
+            .iter()
+            .position(|e| e.path == canonical)
+            .ok_or(LoadError::NotLoaded {
+                path: canonical.clone(),
+            })?;
+        let module = Arc::new(load_file_with(&canonical, &self.options, &|import| {
+            state.resolve(import, Some(index))
+        })?);
         let entry = &mut state.modules[index];
         entry.module = Arc::clone(&module);
         entry.version += 1;
@@ -111,7 +130,11 @@ impl Registry {
     /// The module loaded from `path`, if any.
     pub fn get(&self, path: &Path) -> Option<Arc<Module>> {
         let canonical = std::fs::canonicalize(path).ok()?;
-        self.lock().modules.iter().find(|e| e.path == canonical).map(|e| Arc::clone(&e.module))
+        self.lock()
+            .modules
+            .iter()
+            .find(|e| e.path == canonical)
+            .map(|e| Arc::clone(&e.module))
     }
 
     /// The loaded modules, in load order.
@@ -119,7 +142,11 @@ impl Registry {
         self.lock()
             .modules
             .iter()
-            .map(|e| LoadedModule { path: e.path.clone(), module: Arc::clone(&e.module), version: e.version })
+            .map(|e| LoadedModule {
+                path: e.path.clone(),
+                module: Arc::clone(&e.module),
+                version: e.version,
+            })
             .collect()
     }
 
@@ -130,43 +157,72 @@ impl Registry {
         if let Some(&address) = state.host.get(name) {
             return Some(address);
         }
-        state.modules.iter().find_map(|e| e.module.export(name).map(|(_, address)| address))
+        state
+            .modules
+            .iter()
+            .find_map(|e| e.module.export(name).map(|(_, address)| address))
     }
 }
 
 impl State {
     /// Host definitions, then modules in load order (skipping `replacing`, the module being
     /// reloaded, so a new version does not link to its own old self).
-    fn resolve(&self, import: &Import<'_>, replacing: Option<usize>) -> Result<Option<Resolution>, String> {
+    fn resolve(
+        &self,
+        import: &Import<'_>,
+        replacing: Option<usize>,
+    ) -> Result<Option<Resolution>, String> {
         if let Some(&address) = self.host.get(import.name) {
-            return Ok(Some(Resolution { address, provider: None }));
+            return Ok(Some(Resolution {
+                address,
+                provider: None,
+            }));
         }
         for (index, entry) in self.modules.iter().enumerate() {
             if Some(index) == replacing {
                 continue;
             }
-            let Some((symbol, address)) = entry.module.export(import.name) else { continue };
+            let Some((symbol, address)) = entry.module.export(import.name) else {
+                continue;
+            };
             let kind_ok = match import.kind {
                 ImportKind::Any => true,
                 ImportKind::Function => symbol.kind == SymbolKind::Function,
                 ImportKind::Data => symbol.kind != SymbolKind::Function,
             };
             let problem = if !kind_ok {
-                Some(format!("expected a {} symbol but {} exports a {} symbol", import.kind, entry.path.display(), symbol.kind))
-            } else if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id {
-                Some(format!("expected type id {:#x} but {} exports type id {:#x}", import.type_id, entry.path.display(), symbol.type_id))
+                Some(format!(
+                    "expected a {} symbol but {} exports a {} symbol",
+                    import.kind,
+                    entry.path.display(),
+                    symbol.kind
+                ))
+            } else if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id
+            {
+                Some(format!(
+                    "expected type id {:#x} but {} exports type id {:#x}",
+                    import.type_id,
+                    entry.path.display(),
+                    symbol.type_id
+                ))
             } else {
                 None
             };
             if let Some(problem) = problem {
                 return Err(problem);
             }
-            return Ok(Some(Resolution { address, provider: Some(Arc::clone(&entry.module)) }));
+            return Ok(Some(Resolution {
+                address,
+                provider: Some(Arc::clone(&entry.module)),
+            }));
         }
         Ok(None)
     }
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, LoadError> {
-    std::fs::canonicalize(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })
+    std::fs::canonicalize(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }

@@ -19,12 +19,34 @@ fn library(arch: Arch, strong_import: &str) -> Vec<u8> {
     let mut layout = ImageLayout::new();
     let mut add = |b: &mut ModuleBuilder, kind, name, data: Vec<u8>, mem: u64| {
         let vaddr = layout.place(mem).unwrap();
-        (b.add_section(LoadedSection { kind, name, vaddr, mem_size: mem, align: 16, data }), vaddr)
+        (
+            b.add_section(LoadedSection {
+                kind,
+                name,
+                vaddr,
+                mem_size: mem,
+                align: 16,
+                data,
+            }),
+            vaddr,
+        )
     };
     let (text, text_va) = add(&mut b, SectionKind::Code, ".text", RETURN_42.to_vec(), 6);
-    let (_, ro_va) = add(&mut b, SectionKind::RoData, ".rodata", b"hello\0".to_vec(), 6);
+    let (_, ro_va) = add(
+        &mut b,
+        SectionKind::RoData,
+        ".rodata",
+        b"hello\0".to_vec(),
+        6,
+    );
     let (relro, relro_va) = add(&mut b, SectionKind::RelRo, ".data.rel.ro", vec![0; 16], 16);
-    let (data, data_va) = add(&mut b, SectionKind::Data, ".data", 7u64.to_le_bytes().into_iter().chain([0; 8]).collect(), 16);
+    let (data, data_va) = add(
+        &mut b,
+        SectionKind::Data,
+        ".data",
+        7u64.to_le_bytes().into_iter().chain([0; 8]).collect(),
+        16,
+    );
     let (bss, bss_va) = add(&mut b, SectionKind::Bss, ".bss", Vec::new(), 1 << 20);
     let sym = |name, kind, section, value, size| Symbol {
         name,
@@ -43,11 +65,38 @@ fn library(arch: Arch, strong_import: &str) -> Vec<u8> {
     b.add_symbol(sym("counter", SymbolKind::Data, data, data_va, 8));
     b.add_symbol(sym("weak_ptr", SymbolKind::Data, data, data_va + 8, 8));
     b.add_symbol(sym("big", SymbolKind::Data, bss, bss_va, 1 << 20));
-    let host = b.add_import(Import { name: strong_import, kind: ImportKind::Data, binding: Binding::Global, type_id: 0, version: 0 });
-    let weak = b.add_import(Import { name: "absent_thing", kind: ImportKind::Any, binding: Binding::Weak, type_id: 0, version: 0 });
-    b.add_reloc(Reloc { offset: relro_va, kind: RelocKind::Relative64, import: None, addend: data_va as i64 });
-    b.add_reloc(Reloc { offset: relro_va + 8, kind: RelocKind::Abs64, import: Some(host), addend: 8 });
-    b.add_reloc(Reloc { offset: data_va + 8, kind: RelocKind::Abs64, import: Some(weak), addend: 0 });
+    let host = b.add_import(Import {
+        name: strong_import,
+        kind: ImportKind::Data,
+        binding: Binding::Global,
+        type_id: 0,
+        version: 0,
+    });
+    let weak = b.add_import(Import {
+        name: "absent_thing",
+        kind: ImportKind::Any,
+        binding: Binding::Weak,
+        type_id: 0,
+        version: 0,
+    });
+    b.add_reloc(Reloc {
+        offset: relro_va,
+        kind: RelocKind::Relative64,
+        import: None,
+        addend: data_va as i64,
+    });
+    b.add_reloc(Reloc {
+        offset: relro_va + 8,
+        kind: RelocKind::Abs64,
+        import: Some(host),
+        addend: 8,
+    });
+    b.add_reloc(Reloc {
+        offset: data_va + 8,
+        kind: RelocKind::Abs64,
+        import: Some(weak),
+        addend: 0,
+    });
     let _ = ro_va;
     b.write().unwrap()
 }
@@ -85,9 +134,21 @@ fn relocations_resolve_against_base_host_and_weak_imports() {
         unsafe { p.read() }
     };
     assert_eq!(read("counter"), 7);
-    assert_eq!(read("self_ptr"), counter.address() as u64, "Relative64 must hold base + addend");
-    assert_eq!(read("host_ptr"), HOST_VALUE.as_ptr() as u64 + 8, "Abs64 must hold the host definition + addend");
-    assert_eq!(read("weak_ptr"), 0, "an unresolved weak import resolves to 0");
+    assert_eq!(
+        read("self_ptr"),
+        counter.address() as u64,
+        "Relative64 must hold base + addend"
+    );
+    assert_eq!(
+        read("host_ptr"),
+        HOST_VALUE.as_ptr() as u64 + 8,
+        "Abs64 must hold the host definition + addend"
+    );
+    assert_eq!(
+        read("weak_ptr"),
+        0,
+        "an unresolved weak import resolves to 0"
+    );
 }
 
 #[test]
@@ -103,7 +164,10 @@ fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
             .find_map(|line| {
                 let (range, rest) = line.split_once(' ')?;
                 let (lo, hi) = range.split_once('-')?;
-                let (lo, hi) = (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+                let (lo, hi) = (
+                    usize::from_str_radix(lo, 16).ok()?,
+                    usize::from_str_radix(hi, 16).ok()?,
+                );
                 (lo <= address && address < hi).then(|| rest[..4].to_owned())
             })
             .unwrap_or_else(|| panic!("{address:#x} is not mapped"))
@@ -115,29 +179,49 @@ fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
             SectionKind::Data | SectionKind::Bss => "rw-p",
             _ => "r--p",
         };
-        assert_eq!(perms_at(base + section.vaddr as usize), expected, "{} section", section.kind);
+        assert_eq!(
+            perms_at(base + section.vaddr as usize),
+            expected,
+            "{} section",
+            section.kind
+        );
     }
     for line in maps.lines() {
-        assert!(!line.split(' ').nth(1).unwrap().starts_with("rwx"), "writable and executable mapping: {line}");
+        assert!(
+            !line.split(' ').nth(1).unwrap().starts_with("rwx"),
+            "writable and executable mapping: {line}"
+        );
     }
 }
 
 #[test]
 fn unresolved_strong_import_names_the_symbol() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "no_such_symbol_anywhere"));
+    let path = write_temp(
+        dir.path(),
+        "lib.smf",
+        &library(Arch::X86_64, "no_such_symbol_anywhere"),
+    );
     let error = Registry::new().load(&path).unwrap_err();
     assert!(matches!(error, LoadError::UnresolvedImport { .. }));
     let message = error.to_string();
-    assert!(message.contains("no_such_symbol_anywhere") && message.contains("lib.smf"), "{message}");
+    assert!(
+        message.contains("no_such_symbol_anywhere") && message.contains("lib.smf"),
+        "{message}"
+    );
 }
 
 #[test]
 fn wrong_architecture_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "arm.smf", &library(Arch::Aarch64, "host_value"));
-    let message = load_file(&path, &LoadOptions::default()).unwrap_err().to_string();
-    assert!(message.contains("arm.smf") && message.contains("built for aarch64"), "{message}");
+    let message = load_file(&path, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("arm.smf") && message.contains("built for aarch64"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -145,14 +229,24 @@ fn corrupted_content_fails_the_hash_check_unless_disabled() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = library(Arch::X86_64, "host_value");
     let module = Module::parse(&bytes).unwrap();
-    let ro = module.loaded_sections().find(|s| s.kind == SectionKind::RoData).unwrap().file_offset as usize;
+    let ro = module
+        .loaded_sections()
+        .find(|s| s.kind == SectionKind::RoData)
+        .unwrap()
+        .file_offset as usize;
     bytes[ro] = b'j';
     let path = write_temp(dir.path(), "bad.smf", &bytes);
     let registry = registry_with_host();
     let message = registry.load(&path).unwrap_err().to_string();
-    assert!(message.contains("bad.smf") && message.contains("module hash mismatch"), "{message}");
+    assert!(
+        message.contains("bad.smf") && message.contains("module hash mismatch"),
+        "{message}"
+    );
 
-    let lenient = Registry::with_options(LoadOptions { verify_hash: false, ..LoadOptions::default() });
+    let lenient = Registry::with_options(LoadOptions {
+        verify_hash: false,
+        ..LoadOptions::default()
+    });
     // SAFETY: HOST_VALUE is a static.
     unsafe { lenient.define("host_value", HOST_VALUE.as_ptr() as usize) };
     assert!(lenient.load(&path).is_ok());
@@ -166,16 +260,32 @@ fn handles_check_kind_and_size() {
     let module = registry.load(&path).unwrap();
     // SAFETY: these calls fail before any handle is made.
     unsafe {
-        let e = module.get::<extern "C" fn()>("counter").unwrap_err().to_string();
-        assert!(e.contains("`counter` is a data symbol, not a function"), "{e}");
+        let e = module
+            .get::<extern "C" fn()>("counter")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`counter` is a data symbol, not a function"),
+            "{e}"
+        );
         let e = module.get::<u32>("answer").unwrap_err().to_string();
         assert!(e.contains("pointer-sized"), "{e}");
-        let e = module.get::<extern "C" fn()>("missing").unwrap_err().to_string();
+        let e = module
+            .get::<extern "C" fn()>("missing")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no exported symbol `missing`"), "{e}");
     }
     let e = module.data("answer").unwrap_err().to_string();
     assert!(e.contains("is a func symbol, not a data"), "{e}");
-    assert!(module.data("counter").unwrap().as_ptr::<[u64; 2]>().is_none(), "a 16-byte view of an 8-byte symbol");
+    assert!(
+        module
+            .data("counter")
+            .unwrap()
+            .as_ptr::<[u64; 2]>()
+            .is_none(),
+        "a 16-byte view of an 8-byte symbol"
+    );
 }
 
 #[test]
@@ -208,12 +318,18 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     assert_eq!(registry.modules()[0].version, 2);
     // The old version is still usable through its Arc.
     // SAFETY: `answer` is `int answer(void)`.
-    assert_eq!(unsafe { first.get::<extern "C" fn() -> i32>("answer") }.unwrap()(), 42);
+    assert_eq!(
+        unsafe { first.get::<extern "C" fn() -> i32>("answer") }.unwrap()(),
+        42
+    );
     assert!(registry.unload(&path).unwrap());
     assert!(!registry.unload(&path).unwrap());
     assert!(registry.modules().is_empty());
     // SAFETY: as above.
-    assert_eq!(unsafe { second.get::<extern "C" fn() -> i32>("answer") }.unwrap()(), 42);
+    assert_eq!(
+        unsafe { second.get::<extern "C" fn() -> i32>("answer") }.unwrap()(),
+        42
+    );
     let e = registry.reload(&path).unwrap_err().to_string();
     assert!(e.contains("no module loaded from this path"), "{e}");
 }

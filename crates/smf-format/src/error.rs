@@ -11,7 +11,11 @@ pub enum Error {
     /// The file does not start with `SMF\0`; `found` holds its first bytes.
     NotSmf { found: Vec<u8> },
     /// The file is shorter than a structure it must contain.
-    Truncated { what: &'static str, needed: u64, size: u64 },
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        size: u64,
+    },
     /// The major version is not one this reader understands.
     UnsupportedVersion { major: u8, minor: u8 },
     /// The module uses a feature this reader does not implement.
@@ -19,16 +23,26 @@ pub enum Error {
     /// A structure holds an invalid value; `location` says which one and `problem` what is wrong.
     Malformed { location: String, problem: String },
     /// The content does not match the module hash stored in the header.
-    HashMismatch { stored: [u8; 32], computed: [u8; 32] },
+    HashMismatch {
+        stored: [u8; 32],
+        computed: [u8; 32],
+    },
     /// A table is larger than the configured [`crate::Limits`] allow.
-    LimitExceeded { what: &'static str, value: u64, limit: u64 },
+    LimitExceeded {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     /// The writer was given an inconsistent module description.
     Build(String),
 }
 
 impl Error {
     pub(crate) fn malformed(location: impl Into<String>, problem: impl Into<String>) -> Error {
-        Error::Malformed { location: location.into(), problem: problem.into() }
+        Error::Malformed {
+            location: location.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -39,11 +53,15 @@ fn hex(bytes: &[u8]) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotSmf { found } if found.starts_with(b"\x7fELF") => {
-                f.write_str("not an SMF module: this is an ELF file (pack objects with `smf pack` first)")
-            }
+            Error::NotSmf { found } if found.starts_with(b"\x7fELF") => f.write_str(
+                "not an SMF module: this is an ELF file (pack objects with `smf pack` first)",
+            ),
             Error::NotSmf { found } => {
-                write!(f, "not an SMF module: expected magic 534d4600 (\"SMF\\0\"), found {}", hex(found))
+                write!(
+                    f,
+                    "not an SMF module: expected magic 534d4600 (\"SMF\\0\"), found {}",
+                    hex(found)
+                )
             }
             Error::Truncated { what, needed, size } => write!(
                 f,

@@ -119,6 +119,9 @@ mod tests {
         assert_eq!(size_of::<Import>(), 24);
         assert_eq!(size_of::<Reloc>(), 24);
         assert_eq!(size_of::<HashHeader>(), 8);
-        assert_eq!(core::mem::offset_of!(Header, module_hash), MODULE_HASH_RANGE.start);
+        assert_eq!(
+            core::mem::offset_of!(Header, module_hash),
+            MODULE_HASH_RANGE.start
+        );
     }
 }

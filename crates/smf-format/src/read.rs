@@ -148,7 +148,11 @@ pub struct Module<'data> {
 pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     let header_len = size_of::<raw::Header>();
     if data.len() < header_len {
-        return Err(Error::Truncated { what: "header", needed: header_len as u64, size: data.len() as u64 });
+        return Err(Error::Truncated {
+            what: "header",
+            needed: header_len as u64,
+            size: data.len() as u64,
+        });
     }
     let mut hasher = blake3::Hasher::new();
     hasher.update(&data[..MODULE_HASH_RANGE.start]);
@@ -158,28 +162,57 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
 }
 
 fn round_up_page(value: u64) -> Option<u64> {
-    value.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
+    value
+        .checked_add(PAGE_SIZE - 1)
+        .map(|v| v & !(PAGE_SIZE - 1))
 }
 
 /// Reads a NUL-terminated UTF-8 string at `offset` of `strtab`.
-fn string_at<'data>(strtab: &'data [u8], offset: u32, max_len: u32, location: &dyn Fn() -> String) -> Result<&'data str, Error> {
-    let tail = strtab.get(offset as usize..).filter(|t| !t.is_empty()).ok_or_else(|| {
-        Error::malformed(location(), format!("name offset {offset:#x} is outside the string table ({:#x} bytes)", strtab.len()))
-    })?;
+fn string_at<'data>(
+    strtab: &'data [u8],
+    offset: u32,
+    max_len: u32,
+    location: &dyn Fn() -> String,
+) -> Result<&'data str, Error> {
+    let tail = strtab
+        .get(offset as usize..)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Error::malformed(
+                location(),
+                format!(
+                    "name offset {offset:#x} is outside the string table ({:#x} bytes)",
+                    strtab.len()
+                ),
+            )
+        })?;
     let window = &tail[..tail.len().min(max_len as usize + 1)];
     let end = window.iter().position(|&b| b == 0).ok_or_else(|| {
         if window.len() < tail.len() {
-            Error::malformed(location(), format!("name at offset {offset:#x} is longer than the limit of {max_len} bytes"))
+            Error::malformed(
+                location(),
+                format!("name at offset {offset:#x} is longer than the limit of {max_len} bytes"),
+            )
         } else {
-            Error::malformed(location(), format!("name at offset {offset:#x} is not NUL-terminated"))
+            Error::malformed(
+                location(),
+                format!("name at offset {offset:#x} is not NUL-terminated"),
+            )
         }
     })?;
-    core::str::from_utf8(&tail[..end])
-        .map_err(|_| Error::malformed(location(), format!("name at offset {offset:#x} is not valid UTF-8")))
+    core::str::from_utf8(&tail[..end]).map_err(|_| {
+        Error::malformed(
+            location(),
+            format!("name at offset {offset:#x} is not valid UTF-8"),
+        )
+    })
 }
 
 /// Views a table payload as `count` entries of `T`, checking the size is a whole number of entries.
-fn table<'data, T: FromBytes + zerocopy::KnownLayout + zerocopy::Immutable + zerocopy::Unaligned>(
+fn table<
+    'data,
+    T: FromBytes + zerocopy::KnownLayout + zerocopy::Immutable + zerocopy::Unaligned,
+>(
     section: &Section<'data>,
     limit: u64,
     what: &'static str,
@@ -188,19 +221,33 @@ fn table<'data, T: FromBytes + zerocopy::KnownLayout + zerocopy::Immutable + zer
     if section.file_size % entry != 0 {
         return Err(Error::malformed(
             section_location(section),
-            format!("size {:#x} is not a multiple of the {entry}-byte entry", section.file_size),
+            format!(
+                "size {:#x} is not a multiple of the {entry}-byte entry",
+                section.file_size
+            ),
         ));
     }
     let count = section.file_size / entry;
     if count > limit {
-        return Err(Error::LimitExceeded { what, value: count, limit });
+        return Err(Error::LimitExceeded {
+            what,
+            value: count,
+            limit,
+        });
     }
-    <[T]>::ref_from_bytes(section.data)
-        .map_err(|_| Error::malformed(section_location(section), "payload cannot be viewed as a table"))
+    <[T]>::ref_from_bytes(section.data).map_err(|_| {
+        Error::malformed(
+            section_location(section),
+            "payload cannot be viewed as a table",
+        )
+    })
 }
 
 fn section_location(section: &Section<'_>) -> String {
-    format!("section {} ({} {})", section.index, section.kind, section.name)
+    format!(
+        "section {} ({} {})",
+        section.index, section.kind, section.name
+    )
 }
 
 impl<'data> Module<'data> {
@@ -215,9 +262,15 @@ impl<'data> Module<'data> {
         let file_size = data.len() as u64;
         let (head, _) = raw::Header::ref_from_prefix(data).map_err(|_| {
             if data.len() >= 4 && data[..4] != raw::MAGIC {
-                Error::NotSmf { found: data[..4].to_vec() }
+                Error::NotSmf {
+                    found: data[..4].to_vec(),
+                }
             } else {
-                Error::Truncated { what: "header", needed: size_of::<raw::Header>() as u64, size: file_size }
+                Error::Truncated {
+                    what: "header",
+                    needed: size_of::<raw::Header>() as u64,
+                    size: file_size,
+                }
             }
         })?;
         let header = parse_header(head, limits)?;
@@ -236,10 +289,16 @@ impl<'data> Module<'data> {
             init_array: Vec::new(),
             fini_array: Vec::new(),
         };
-        let strtab = module.table_section(SectionKind::StrTab).map(|s| s.data).unwrap_or(&[]);
+        let strtab = module
+            .table_section(SectionKind::StrTab)
+            .map(|s| s.data)
+            .unwrap_or(&[]);
         if let Some(s) = module.table_section(SectionKind::StrTab) {
             if s.data.first() != Some(&0) || s.data.last() != Some(&0) {
-                return Err(Error::malformed(section_location(s), "string table must start and end with a NUL byte"));
+                return Err(Error::malformed(
+                    section_location(s),
+                    "string table must start and end with a NUL byte",
+                ));
             }
         }
         module.parse_symbols(strtab, limits)?;
@@ -251,7 +310,10 @@ impl<'data> Module<'data> {
         module.fini_array = module.parse_code_offsets(SectionKind::FiniArray)?;
         if let Some(entry) = module.header.entry_point {
             if module.code_section_at(entry).is_none() {
-                return Err(Error::malformed("header", format!("entry point {entry:#x} is not inside a code section")));
+                return Err(Error::malformed(
+                    "header",
+                    format!("entry point {entry:#x} is not inside a code section"),
+                ));
             }
         }
         Ok(module)
@@ -261,7 +323,10 @@ impl<'data> Module<'data> {
     pub fn verify_hash(&self) -> Result<(), Error> {
         let computed = compute_module_hash(self.data)?;
         if computed != self.header.module_hash {
-            return Err(Error::HashMismatch { stored: self.header.module_hash, computed });
+            return Err(Error::HashMismatch {
+                stored: self.header.module_hash,
+                computed,
+            });
         }
         Ok(())
     }
@@ -285,7 +350,9 @@ impl<'data> Module<'data> {
 
     /// The table section of a kind (each table kind appears at most once).
     pub fn table_section(&self, kind: SectionKind) -> Option<&Section<'data>> {
-        self.sections.iter().find(|s| s.kind == kind && !kind.is_loaded())
+        self.sections
+            .iter()
+            .find(|s| s.kind == kind && !kind.is_loaded())
     }
 
     /// Every symbol the module defines, local ones included.
@@ -343,15 +410,19 @@ impl<'data> Module<'data> {
 
     /// The loaded section containing image offset `offset`.
     pub fn section_at(&self, offset: u64) -> Option<&Section<'data>> {
-        self.loaded_sections().find(|s| s.image_range().contains(&offset))
+        self.loaded_sections()
+            .find(|s| s.image_range().contains(&offset))
     }
 
     fn code_section_at(&self, offset: u64) -> Option<&Section<'data>> {
-        self.section_at(offset).filter(|s| s.kind == SectionKind::Code)
+        self.section_at(offset)
+            .filter(|s| s.kind == SectionKind::Code)
     }
 
     fn parse_symbols(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
-        let Some(section) = self.table_section(SectionKind::SymTab).copied() else { return Ok(()) };
+        let Some(section) = self.table_section(SectionKind::SymTab).copied() else {
+            return Ok(());
+        };
         let raw: &[raw::Symbol] = table(&section, limits.max_symbols, "symbol count")?;
         let mut symbols = Vec::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
@@ -362,38 +433,83 @@ impl<'data> Module<'data> {
                 return Err(Error::malformed(location(), "empty name"));
             }
             if s.name_hash.get() != fnv1a32(name.as_bytes()) {
-                return Err(Error::malformed(location(), format!("name hash {:#010x} is not the FNV-1a hash of the name", s.name_hash.get())));
+                return Err(Error::malformed(
+                    location(),
+                    format!(
+                        "name hash {:#010x} is not the FNV-1a hash of the name",
+                        s.name_hash.get()
+                    ),
+                ));
             }
-            let kind = SymbolKind::try_from(s.kind).map_err(|v| Error::malformed(location(), format!("unknown symbol kind {v}")))?;
-            let binding = Binding::try_from(s.binding).map_err(|v| Error::malformed(location(), format!("unknown binding {v}")))?;
-            let visibility = Visibility::try_from(s.visibility).map_err(|v| Error::malformed(location(), format!("unknown visibility {v}")))?;
+            let kind = SymbolKind::try_from(s.kind)
+                .map_err(|v| Error::malformed(location(), format!("unknown symbol kind {v}")))?;
+            let binding = Binding::try_from(s.binding)
+                .map_err(|v| Error::malformed(location(), format!("unknown binding {v}")))?;
+            let visibility = Visibility::try_from(s.visibility)
+                .map_err(|v| Error::malformed(location(), format!("unknown visibility {v}")))?;
             if s.flags != 0 {
-                return Err(Error::malformed(location(), format!("reserved flags {:#x} are not zero", s.flags)));
+                return Err(Error::malformed(
+                    location(),
+                    format!("reserved flags {:#x} are not zero", s.flags),
+                ));
             }
             let (value, size) = (s.value.get(), s.size.get());
             let section_index = s.section.get();
             let section = if section_index == NONE {
                 if matches!(kind, SymbolKind::Function | SymbolKind::Data) {
-                    return Err(Error::malformed(location(), format!("a {kind} symbol must lie in a loaded section")));
+                    return Err(Error::malformed(
+                        location(),
+                        format!("a {kind} symbol must lie in a loaded section"),
+                    ));
                 }
                 None
             } else {
-                let target = self.sections.get(section_index as usize).filter(|t| t.kind.is_loaded()).ok_or_else(|| {
-                    Error::malformed(location(), format!("section index {section_index} is not a loaded section"))
-                })?;
+                let target = self
+                    .sections
+                    .get(section_index as usize)
+                    .filter(|t| t.kind.is_loaded())
+                    .ok_or_else(|| {
+                        Error::malformed(
+                            location(),
+                            format!("section index {section_index} is not a loaded section"),
+                        )
+                    })?;
                 if kind == SymbolKind::Function && target.kind != SectionKind::Code {
-                    return Err(Error::malformed(location(), format!("function lies in {} section {}, not in code", target.kind, target.index)));
-                }
-                let end = value.checked_add(size);
-                if value < target.vaddr || end.is_none_or(|end| end > target.vaddr + target.mem_size) {
                     return Err(Error::malformed(
                         location(),
-                        format!("range {value:#x}+{size:#x} is outside section {} ({:#x}..{:#x})", target.index, target.vaddr, target.vaddr + target.mem_size),
+                        format!(
+                            "function lies in {} section {}, not in code",
+                            target.kind, target.index
+                        ),
+                    ));
+                }
+                let end = value.checked_add(size);
+                if value < target.vaddr
+                    || end.is_none_or(|end| end > target.vaddr + target.mem_size)
+                {
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "range {value:#x}+{size:#x} is outside section {} ({:#x}..{:#x})",
+                            target.index,
+                            target.vaddr,
+                            target.vaddr + target.mem_size
+                        ),
                     ));
                 }
                 Some(section_index)
             };
-            symbols.push(Symbol { name, kind, binding, visibility, section, value, size, type_id: s.type_id.get(), version: s.version.get() });
+            symbols.push(Symbol {
+                name,
+                kind,
+                binding,
+                visibility,
+                section,
+                value,
+                size,
+                type_id: s.type_id.get(),
+                version: s.version.get(),
+            });
         }
         self.symbols = symbols;
         Ok(())
@@ -403,27 +519,57 @@ impl<'data> Module<'data> {
         let exported = self.symbols.iter().filter(|s| s.is_exported()).count();
         let Some(section) = self.table_section(SectionKind::Hash).copied() else {
             if exported > 0 {
-                return Err(Error::malformed("module", format!("{exported} exported symbols but no hash section")));
+                return Err(Error::malformed(
+                    "module",
+                    format!("{exported} exported symbols but no hash section"),
+                ));
             }
             return Ok(());
         };
         let location = section_location(&section);
         let (head, rest) = raw::HashHeader::ref_from_prefix(section.data)
             .map_err(|_| Error::malformed(&location, "shorter than the 8-byte hash header"))?;
-        let (buckets, chains) = (head.bucket_count.get() as u64, head.chain_count.get() as u64);
+        let (buckets, chains) = (
+            head.bucket_count.get() as u64,
+            head.chain_count.get() as u64,
+        );
         if chains != self.symbols.len() as u64 {
-            return Err(Error::malformed(&location, format!("chain count {chains} differs from the symbol count {}", self.symbols.len())));
+            return Err(Error::malformed(
+                &location,
+                format!(
+                    "chain count {chains} differs from the symbol count {}",
+                    self.symbols.len()
+                ),
+            ));
         }
         if buckets == 0 {
             return Err(Error::malformed(&location, "bucket count is zero"));
         }
-        let words = <[U32]>::ref_from_bytes(rest).map_err(|_| Error::malformed(&location, "payload is not a whole number of u32 words"))?;
+        let words = <[U32]>::ref_from_bytes(rest).map_err(|_| {
+            Error::malformed(&location, "payload is not a whole number of u32 words")
+        })?;
         if words.len() as u64 != buckets + chains {
-            return Err(Error::malformed(&location, format!("holds {} words, header says {buckets} buckets + {chains} chains", words.len())));
+            return Err(Error::malformed(
+                &location,
+                format!(
+                    "holds {} words, header says {buckets} buckets + {chains} chains",
+                    words.len()
+                ),
+            ));
         }
         let (b, c) = words.split_at(buckets as usize);
-        if let Some((i, w)) = words.iter().enumerate().find(|(_, w)| w.get() != NONE && w.get() as u64 >= chains) {
-            return Err(Error::malformed(&location, format!("word {i} holds symbol index {} (only {chains} symbols)", w.get())));
+        if let Some((i, w)) = words
+            .iter()
+            .enumerate()
+            .find(|(_, w)| w.get() != NONE && w.get() as u64 >= chains)
+        {
+            return Err(Error::malformed(
+                &location,
+                format!(
+                    "word {i} holds symbol index {} (only {chains} symbols)",
+                    w.get()
+                ),
+            ));
         }
         self.buckets = b;
         self.chains = c;
@@ -438,104 +584,193 @@ impl<'data> Module<'data> {
                 let symbol = &self.symbols[i];
                 let location = || format!("{location}: bucket {bucket}");
                 if std::mem::replace(&mut reached[i], true) {
-                    return Err(Error::malformed(location(), format!("reaches symbol {i} ({}) a second time (a cycle or shared chain)", symbol.name)));
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "reaches symbol {i} ({}) a second time (a cycle or shared chain)",
+                            symbol.name
+                        ),
+                    ));
                 }
                 if !symbol.is_exported() {
-                    return Err(Error::malformed(location(), format!("chains local symbol {i} ({})", symbol.name)));
+                    return Err(Error::malformed(
+                        location(),
+                        format!("chains local symbol {i} ({})", symbol.name),
+                    ));
                 }
                 if fnv1a32(symbol.name.as_bytes()) as usize % b.len() != bucket {
-                    return Err(Error::malformed(location(), format!("chains symbol {i} ({}), whose name hashes to another bucket", symbol.name)));
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "chains symbol {i} ({}), whose name hashes to another bucket",
+                            symbol.name
+                        ),
+                    ));
                 }
                 index = c[i].get();
             }
         }
         let mut names = std::collections::HashSet::with_capacity(exported);
-        for (i, symbol) in self.symbols.iter().enumerate().filter(|(_, s)| s.is_exported()) {
+        for (i, symbol) in self
+            .symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_exported())
+        {
             if !reached[i] {
-                return Err(Error::malformed(&location, format!("exported symbol {i} ({}) cannot be found through the table", symbol.name)));
+                return Err(Error::malformed(
+                    &location,
+                    format!(
+                        "exported symbol {i} ({}) cannot be found through the table",
+                        symbol.name
+                    ),
+                ));
             }
             if !names.insert(symbol.name) {
-                return Err(Error::malformed(format!("symbol {i} ({})", symbol.name), "exported twice under the same name"));
+                return Err(Error::malformed(
+                    format!("symbol {i} ({})", symbol.name),
+                    "exported twice under the same name",
+                ));
             }
         }
         Ok(())
     }
 
     fn parse_imports(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
-        let Some(section) = self.table_section(SectionKind::Imports).copied() else { return Ok(()) };
+        let Some(section) = self.table_section(SectionKind::Imports).copied() else {
+            return Ok(());
+        };
         let raw: &[raw::Import] = table(&section, limits.max_imports, "import count")?;
         let mut imports = Vec::with_capacity(raw.len());
         for (i, imp) in raw.iter().enumerate() {
             let location = || format!("import {i}");
-            let name = string_at(strtab, imp.name_offset.get(), limits.max_name_len, &location)?;
+            let name = string_at(
+                strtab,
+                imp.name_offset.get(),
+                limits.max_name_len,
+                &location,
+            )?;
             let location = || format!("import {i} ({name})");
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
             }
             if imp.name_hash.get() != fnv1a32(name.as_bytes()) {
-                return Err(Error::malformed(location(), "name hash is not the FNV-1a hash of the name"));
+                return Err(Error::malformed(
+                    location(),
+                    "name hash is not the FNV-1a hash of the name",
+                ));
             }
-            let kind = ImportKind::try_from(imp.kind).map_err(|v| Error::malformed(location(), format!("unknown import kind {v}")))?;
+            let kind = ImportKind::try_from(imp.kind)
+                .map_err(|v| Error::malformed(location(), format!("unknown import kind {v}")))?;
             let binding = match Binding::try_from(imp.binding) {
                 Ok(b @ (Binding::Global | Binding::Weak)) => b,
-                _ => return Err(Error::malformed(location(), format!("binding {} is not global or weak", imp.binding))),
+                _ => {
+                    return Err(Error::malformed(
+                        location(),
+                        format!("binding {} is not global or weak", imp.binding),
+                    ));
+                }
             };
             if imp.reserved0 != [0; 2] || imp.reserved1.get() != 0 {
                 return Err(Error::malformed(location(), "reserved fields are not zero"));
             }
-            imports.push(Import { name, kind, binding, type_id: imp.type_id.get(), version: imp.version.get() });
+            imports.push(Import {
+                name,
+                kind,
+                binding,
+                type_id: imp.type_id.get(),
+                version: imp.version.get(),
+            });
         }
         self.imports = imports;
         Ok(())
     }
 
     fn parse_relocs(&mut self, limits: &Limits) -> Result<(), Error> {
-        let Some(section) = self.table_section(SectionKind::Reloc).copied() else { return Ok(()) };
+        let Some(section) = self.table_section(SectionKind::Reloc).copied() else {
+            return Ok(());
+        };
         let raw: &[raw::Reloc] = table(&section, limits.max_relocations, "relocation count")?;
         let mut relocs = Vec::with_capacity(raw.len());
         // Cache the last target section: relocations come sorted by offset in practice.
         let mut target: Option<Section<'data>> = None;
         for (i, r) in raw.iter().enumerate() {
             let location = || format!("relocation {i}");
-            let kind = RelocKind::try_from(r.kind.get()).map_err(|v| Error::malformed(location(), format!("unknown relocation kind {v}")))?;
+            let kind = RelocKind::try_from(r.kind.get()).map_err(|v| {
+                Error::malformed(location(), format!("unknown relocation kind {v}"))
+            })?;
             let import = match (kind, r.import.get()) {
                 (RelocKind::Abs64, index) if (index as usize) < self.imports.len() => Some(index),
                 (RelocKind::Abs64, index) => {
-                    return Err(Error::malformed(location(), format!("import index {index} is out of range ({} imports)", self.imports.len())));
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "import index {index} is out of range ({} imports)",
+                            self.imports.len()
+                        ),
+                    ));
                 }
                 (RelocKind::Relative64, NONE) => None,
                 (RelocKind::Relative64, index) => {
-                    return Err(Error::malformed(location(), format!("relative relocation names import {index}; it must hold {NONE:#x}")));
+                    return Err(Error::malformed(
+                        location(),
+                        format!("relative relocation names import {index}; it must hold {NONE:#x}"),
+                    ));
                 }
             };
             let offset = r.offset.get();
-            let end = offset.checked_add(8).ok_or_else(|| Error::malformed(location(), format!("offset {offset:#x} overflows")))?;
+            let end = offset.checked_add(8).ok_or_else(|| {
+                Error::malformed(location(), format!("offset {offset:#x} overflows"))
+            })?;
             if !target.is_some_and(|t| t.vaddr <= offset && end <= t.vaddr + t.mem_size) {
                 target = self.section_at(offset).copied();
             }
             match target {
                 Some(t) if end <= t.vaddr + t.mem_size && t.kind.accepts_relocations() => {}
                 Some(t) if end <= t.vaddr + t.mem_size => {
-                    return Err(Error::malformed(location(), format!("offset {offset:#x} lies in {} section {}, which relocations may not write", t.kind, t.index)));
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "offset {offset:#x} lies in {} section {}, which relocations may not write",
+                            t.kind, t.index
+                        ),
+                    ));
                 }
                 _ => {
-                    return Err(Error::malformed(location(), format!("offset {offset:#x}..{end:#x} is not inside one data or relro section")));
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "offset {offset:#x}..{end:#x} is not inside one data or relro section"
+                        ),
+                    ));
                 }
             }
-            relocs.push(Reloc { offset, kind, import, addend: r.addend.get() });
+            relocs.push(Reloc {
+                offset,
+                kind,
+                import,
+                addend: r.addend.get(),
+            });
         }
         self.relocs = relocs;
         Ok(())
     }
 
     fn parse_needed(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
-        let Some(section) = self.table_section(SectionKind::Needed).copied() else { return Ok(()) };
+        let Some(section) = self.table_section(SectionKind::Needed).copied() else {
+            return Ok(());
+        };
         let offsets: &[U32] = table(&section, limits_max_small(), "needed library count")?;
         let mut needed = Vec::with_capacity(offsets.len());
         for (i, offset) in offsets.iter().enumerate() {
-            let name = string_at(strtab, offset.get(), limits.max_name_len, &|| format!("needed library {i}"))?;
+            let name = string_at(strtab, offset.get(), limits.max_name_len, &|| {
+                format!("needed library {i}")
+            })?;
             if name.is_empty() {
-                return Err(Error::malformed(format!("needed library {i}"), "empty name"));
+                return Err(Error::malformed(
+                    format!("needed library {i}"),
+                    "empty name",
+                ));
             }
             needed.push(name);
         }
@@ -544,8 +779,14 @@ impl<'data> Module<'data> {
     }
 
     fn parse_code_offsets(&self, kind: SectionKind) -> Result<Vec<u64>, Error> {
-        let Some(section) = self.table_section(kind) else { return Ok(Vec::new()) };
-        let offsets: &[U64] = table(section, limits_max_small(), "constructor or destructor count")?;
+        let Some(section) = self.table_section(kind) else {
+            return Ok(Vec::new());
+        };
+        let offsets: &[U64] = table(
+            section,
+            limits_max_small(),
+            "constructor or destructor count",
+        )?;
         offsets
             .iter()
             .enumerate()
@@ -553,7 +794,10 @@ impl<'data> Module<'data> {
                 let offset = offset.get();
                 match self.code_section_at(offset) {
                     Some(_) => Ok(offset),
-                    None => Err(Error::malformed(format!("{kind} entry {i}"), format!("offset {offset:#x} is not inside a code section"))),
+                    None => Err(Error::malformed(
+                        format!("{kind} entry {i}"),
+                        format!("offset {offset:#x} is not inside a code section"),
+                    )),
                 }
             })
             .collect()
@@ -567,35 +811,60 @@ const fn limits_max_small() -> u64 {
 
 fn parse_header(head: &raw::Header, limits: &Limits) -> Result<HeaderInfo, Error> {
     if head.magic != raw::MAGIC {
-        return Err(Error::NotSmf { found: head.magic.to_vec() });
+        return Err(Error::NotSmf {
+            found: head.magic.to_vec(),
+        });
     }
     if head.version_major != raw::VERSION_MAJOR {
-        return Err(Error::UnsupportedVersion { major: head.version_major, minor: head.version_minor });
+        return Err(Error::UnsupportedVersion {
+            major: head.version_major,
+            minor: head.version_minor,
+        });
     }
-    let platform = Platform::try_from(head.platform).map_err(|v| Error::malformed("header", format!("unknown platform {v}")))?;
-    let arch = Arch::try_from(head.arch).map_err(|v| Error::malformed("header", format!("unknown architecture {v}")))?;
+    let platform = Platform::try_from(head.platform)
+        .map_err(|v| Error::malformed("header", format!("unknown platform {v}")))?;
+    let arch = Arch::try_from(head.arch)
+        .map_err(|v| Error::malformed("header", format!("unknown architecture {v}")))?;
     let flags = ModuleFlags(head.flags.get());
     if flags.0 & !ModuleFlags::KNOWN.0 != 0 {
-        return Err(Error::malformed("header", format!("unknown flags {:#x}", flags.0 & !ModuleFlags::KNOWN.0)));
+        return Err(Error::malformed(
+            "header",
+            format!("unknown flags {:#x}", flags.0 & !ModuleFlags::KNOWN.0),
+        ));
     }
     if flags.contains(ModuleFlags::COMPRESSED) {
-        return Err(Error::Unsupported("compressed modules (COMPRESSED flag)".into()));
+        return Err(Error::Unsupported(
+            "compressed modules (COMPRESSED flag)".into(),
+        ));
     }
     if head.reserved.iter().any(|&b| b != 0) {
-        return Err(Error::malformed("header", "reserved bytes 0x50..0x80 are not zero"));
+        return Err(Error::malformed(
+            "header",
+            "reserved bytes 0x50..0x80 are not zero",
+        ));
     }
     let image_size = head.image_size.get();
     if image_size % PAGE_SIZE != 0 {
-        return Err(Error::malformed("header", format!("image size {image_size:#x} is not a multiple of the page size")));
+        return Err(Error::malformed(
+            "header",
+            format!("image size {image_size:#x} is not a multiple of the page size"),
+        ));
     }
     if image_size > limits.max_image_size {
-        return Err(Error::LimitExceeded { what: "image size", value: image_size, limit: limits.max_image_size });
+        return Err(Error::LimitExceeded {
+            what: "image size",
+            value: image_size,
+            limit: limits.max_image_size,
+        });
     }
     let entry = head.entry_point.get();
     let entry_point = if flags.contains(ModuleFlags::EXECUTABLE) {
         Some(entry)
     } else if entry != 0 {
-        return Err(Error::malformed("header", format!("entry point {entry:#x} set but the module is not EXECUTABLE")));
+        return Err(Error::malformed(
+            "header",
+            format!("entry point {entry:#x} set but the module is not EXECUTABLE"),
+        ));
     } else {
         None
     };
@@ -612,24 +881,40 @@ fn parse_header(head: &raw::Header, limits: &Limits) -> Result<HeaderInfo, Error
     })
 }
 
-fn parse_sections<'data>(data: &'data [u8], head: &raw::Header, header: &HeaderInfo, limits: &Limits) -> Result<Vec<Section<'data>>, Error> {
+fn parse_sections<'data>(
+    data: &'data [u8],
+    head: &raw::Header,
+    header: &HeaderInfo,
+    limits: &Limits,
+) -> Result<Vec<Section<'data>>, Error> {
     let file_size = data.len() as u64;
     let count = head.section_count.get();
     if count > limits.max_sections {
-        return Err(Error::LimitExceeded { what: "section count", value: count as u64, limit: limits.max_sections as u64 });
+        return Err(Error::LimitExceeded {
+            what: "section count",
+            value: count as u64,
+            limit: limits.max_sections as u64,
+        });
     }
     let table_offset = head.section_table_offset.get();
     let table_size = count as u64 * size_of::<raw::SectionHeader>() as u64;
-    let table_end = table_offset.checked_add(table_size).filter(|&end| end <= file_size).ok_or(Error::Truncated {
-        what: "section table",
-        needed: table_offset.saturating_add(table_size),
-        size: file_size,
-    })?;
+    let table_end = table_offset
+        .checked_add(table_size)
+        .filter(|&end| end <= file_size)
+        .ok_or(Error::Truncated {
+            what: "section table",
+            needed: table_offset.saturating_add(table_size),
+            size: file_size,
+        })?;
     if table_offset < size_of::<raw::Header>() as u64 {
-        return Err(Error::malformed("header", format!("section table offset {table_offset:#x} overlaps the header")));
+        return Err(Error::malformed(
+            "header",
+            format!("section table offset {table_offset:#x} overlaps the header"),
+        ));
     }
-    let raw_table = <[raw::SectionHeader]>::ref_from_bytes(&data[table_offset as usize..table_end as usize])
-        .map_err(|_| Error::malformed("section table", "cannot be viewed as a table"))?;
+    let raw_table =
+        <[raw::SectionHeader]>::ref_from_bytes(&data[table_offset as usize..table_end as usize])
+            .map_err(|_| Error::malformed("section table", "cannot be viewed as a table"))?;
 
     // File ranges already claimed, to reject overlapping payloads.
     let mut claimed: Vec<(u64, u64, String)> = vec![
@@ -640,58 +925,111 @@ fn parse_sections<'data>(data: &'data [u8], head: &raw::Header, header: &HeaderI
     for (i, s) in raw_table.iter().enumerate() {
         let index = i as u32;
         let location = || format!("section {i}");
-        let kind = SectionKind::try_from(s.kind.get()).map_err(|v| Error::malformed(location(), format!("unknown section type {v}")))?;
+        let kind = SectionKind::try_from(s.kind.get())
+            .map_err(|v| Error::malformed(location(), format!("unknown section type {v}")))?;
         let name_len = s.name.iter().position(|&b| b == 0).unwrap_or(s.name.len());
         if s.name[name_len..].iter().any(|&b| b != 0) {
-            return Err(Error::malformed(location(), "name has bytes after its NUL terminator"));
+            return Err(Error::malformed(
+                location(),
+                "name has bytes after its NUL terminator",
+            ));
         }
-        let name = core::str::from_utf8(&s.name[..name_len]).map_err(|_| Error::malformed(location(), "name is not valid UTF-8"))?;
+        let name = core::str::from_utf8(&s.name[..name_len])
+            .map_err(|_| Error::malformed(location(), "name is not valid UTF-8"))?;
         let location = || format!("section {i} ({kind} {name})");
         let flags = SectionFlags(s.flags.get());
         if flags != kind.protection() {
-            return Err(Error::malformed(location(), format!("flags {flags} do not match the {kind} kind (expected {})", kind.protection())));
+            return Err(Error::malformed(
+                location(),
+                format!(
+                    "flags {flags} do not match the {kind} kind (expected {})",
+                    kind.protection()
+                ),
+            ));
         }
-        let (file_offset, file_size_s, vaddr, mem_size, align) =
-            (s.file_offset.get(), s.file_size.get(), s.vaddr.get(), s.mem_size.get(), s.align.get());
+        let (file_offset, file_size_s, vaddr, mem_size, align) = (
+            s.file_offset.get(),
+            s.file_size.get(),
+            s.vaddr.get(),
+            s.mem_size.get(),
+            s.align.get(),
+        );
         if !align.is_power_of_two() || align > PAGE_SIZE {
-            return Err(Error::malformed(location(), format!("alignment {align:#x} is not a power of two up to the page size")));
+            return Err(Error::malformed(
+                location(),
+                format!("alignment {align:#x} is not a power of two up to the page size"),
+            ));
         }
         let file_end = file_offset.checked_add(file_size_s).filter(|&end| end <= file_size).ok_or_else(|| {
             Error::malformed(location(), format!("file range {file_offset:#x}+{file_size_s:#x} runs past end of file ({file_size:#x} bytes)"))
         })?;
         if kind.is_loaded() {
             if vaddr % PAGE_SIZE != 0 {
-                return Err(Error::malformed(location(), format!("address {vaddr:#x} is not page-aligned")));
+                return Err(Error::malformed(
+                    location(),
+                    format!("address {vaddr:#x} is not page-aligned"),
+                ));
             }
             if file_size_s > 0 && file_offset % PAGE_SIZE != 0 {
-                return Err(Error::malformed(location(), format!("file offset {file_offset:#x} is not page-aligned")));
+                return Err(Error::malformed(
+                    location(),
+                    format!("file offset {file_offset:#x} is not page-aligned"),
+                ));
             }
             if file_size_s > mem_size {
-                return Err(Error::malformed(location(), format!("file size {file_size_s:#x} exceeds memory size {mem_size:#x}")));
+                return Err(Error::malformed(
+                    location(),
+                    format!("file size {file_size_s:#x} exceeds memory size {mem_size:#x}"),
+                ));
             }
             if kind == SectionKind::Bss && file_size_s != 0 {
-                return Err(Error::malformed(location(), "a bss section has no file bytes"));
+                return Err(Error::malformed(
+                    location(),
+                    "a bss section has no file bytes",
+                ));
             }
             let mem_end = vaddr.checked_add(mem_size).filter(|&end| end <= header.image_size).ok_or_else(|| {
                 Error::malformed(location(), format!("image range {vaddr:#x}+{mem_size:#x} is outside the image ({:#x} bytes)", header.image_size))
             })?;
             let page_end = round_up_page(mem_end).unwrap_or(u64::MAX);
             if let Some(other) = sections.iter().find(|o: &&Section| {
-                o.kind.is_loaded() && o.mem_size > 0 && mem_size > 0 && o.vaddr < page_end && vaddr < round_up_page(o.vaddr + o.mem_size).unwrap_or(u64::MAX)
+                o.kind.is_loaded()
+                    && o.mem_size > 0
+                    && mem_size > 0
+                    && o.vaddr < page_end
+                    && vaddr < round_up_page(o.vaddr + o.mem_size).unwrap_or(u64::MAX)
             }) {
-                return Err(Error::malformed(location(), format!("image range {vaddr:#x}..{mem_end:#x} shares pages with section {}", other.index)));
+                return Err(Error::malformed(
+                    location(),
+                    format!(
+                        "image range {vaddr:#x}..{mem_end:#x} shares pages with section {}",
+                        other.index
+                    ),
+                ));
             }
         } else {
             if vaddr != 0 || mem_size != 0 {
-                return Err(Error::malformed(location(), "a table section has no image address or memory size"));
+                return Err(Error::malformed(
+                    location(),
+                    "a table section has no image address or memory size",
+                ));
             }
             if sections.iter().any(|o: &Section| o.kind == kind) {
-                return Err(Error::malformed(location(), format!("a second {kind} section")));
+                return Err(Error::malformed(
+                    location(),
+                    format!("a second {kind} section"),
+                ));
             }
         }
         if file_size_s > 0 {
-            if let Some((_, _, what)) = claimed.iter().find(|(start, end, _)| file_offset < *end && *start < file_end) {
-                return Err(Error::malformed(location(), format!("file range {file_offset:#x}..{file_end:#x} overlaps {what}")));
+            if let Some((_, _, what)) = claimed
+                .iter()
+                .find(|(start, end, _)| file_offset < *end && *start < file_end)
+            {
+                return Err(Error::malformed(
+                    location(),
+                    format!("file range {file_offset:#x}..{file_end:#x} overlaps {what}"),
+                ));
             }
             claimed.push((file_offset, file_end, format!("section {i}")));
         }

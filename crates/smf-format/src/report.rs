@@ -10,13 +10,21 @@ use crate::types::SectionKind;
 pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     let h = module.header();
     writeln!(out, "SMF header:")?;
-    writeln!(out, "  Version:       {}.{}", h.version_major, h.version_minor)?;
+    writeln!(
+        out,
+        "  Version:       {}.{}",
+        h.version_major, h.version_minor
+    )?;
     writeln!(out, "  Platform:      {}", h.platform)?;
     writeln!(out, "  Architecture:  {}", h.arch)?;
     writeln!(out, "  Flags:         {:#x} ({})", h.flags.0, h.flags)?;
     writeln!(out, "  Image size:    {:#x}", h.image_size)?;
     match h.entry_point {
-        Some(entry) => writeln!(out, "  Entry point:   {entry:#x}{}", symbol_suffix(module, entry))?,
+        Some(entry) => writeln!(
+            out,
+            "  Entry point:   {entry:#x}{}",
+            symbol_suffix(module, entry)
+        )?,
         None => writeln!(out, "  Entry point:   none (library)")?,
     }
     writeln!(out, "  Source hash:   {:#018x}", h.source_hash)?;
@@ -27,10 +35,16 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     writeln!(out)?;
 
     writeln!(out, "\nSections ({}):", module.sections().len())?;
-    writeln!(out, "  [Nr] Name             Kind        Flags  Offset     FileSize   Address    MemSize    Align")?;
+    writeln!(
+        out,
+        "  [Nr] Name             Kind        Flags  Offset     FileSize   Address    MemSize    Align"
+    )?;
     for s in module.sections() {
         let (address, mem) = if s.kind.is_loaded() {
-            (format!("{:#010x}", s.vaddr), format!("{:#010x}", s.mem_size))
+            (
+                format!("{:#010x}", s.vaddr),
+                format!("{:#010x}", s.mem_size),
+            )
         } else {
             ("-".into(), "-".into())
         };
@@ -42,7 +56,10 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     }
 
     writeln!(out, "\nSymbols ({}):", module.symbols().len())?;
-    writeln!(out, "   Num Value      Size       Kind   Bind   Vis       Sec TypeId     Ver  Name")?;
+    writeln!(
+        out,
+        "   Num Value      Size       Kind   Bind   Vis       Sec TypeId     Ver  Name"
+    )?;
     for (i, s) in module.symbols().iter().enumerate() {
         let section = s.section.map_or("ABS".into(), |i| i.to_string());
         writeln!(
@@ -57,7 +74,11 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         writeln!(out, "   Num Kind  Bind   TypeId     Ver  Name")?;
     }
     for (i, imp) in module.imports().iter().enumerate() {
-        writeln!(out, "  {i:4} {:<5} {:<6} {:#010x} {:<4} {}", imp.kind, imp.binding, imp.type_id, imp.version, imp.name)?;
+        writeln!(
+            out,
+            "  {i:4} {:<5} {:<6} {:#010x} {:<4} {}",
+            imp.kind, imp.binding, imp.type_id, imp.version, imp.name
+        )?;
     }
 
     writeln!(out, "\nRelocations ({}):", module.relocations().len())?;
@@ -68,16 +89,27 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         let section = module.section_at(r.offset).map_or("?", |s| s.name);
         let target = match r.import.and_then(|i| module.imports().get(i as usize)) {
             Some(imp) => format!("{} {:+#x}", imp.name, r.addend),
-            None => format!("base + {:#x}{}", r.addend, symbol_suffix(module, r.addend as u64)),
+            None => format!(
+                "base + {:#x}{}",
+                r.addend,
+                symbol_suffix(module, r.addend as u64)
+            ),
         };
-        writeln!(out, "  {:#010x} {:<16} {:<11} {target}", r.offset, section, r.kind)?;
+        writeln!(
+            out,
+            "  {:#010x} {:<16} {:<11} {target}",
+            r.offset, section, r.kind
+        )?;
     }
 
     writeln!(out, "\nNeeded libraries ({}):", module.needed().len())?;
     for lib in module.needed() {
         writeln!(out, "  {lib}")?;
     }
-    for (title, list) in [("Constructors", module.init_array()), ("Destructors", module.fini_array())] {
+    for (title, list) in [
+        ("Constructors", module.init_array()),
+        ("Destructors", module.fini_array()),
+    ] {
         writeln!(out, "\n{title} ({}, in run order):", list.len())?;
         for &offset in list {
             writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
@@ -88,15 +120,27 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
 
 /// ` <name+off>` for an image offset that falls inside a code or data symbol, else empty.
 fn symbol_suffix(module: &Module<'_>, offset: u64) -> String {
-    let Some(section) = module.section_at(offset) else { return String::new() };
+    let Some(section) = module.section_at(offset) else {
+        return String::new();
+    };
     if section.kind == SectionKind::Bss && offset == section.vaddr + section.mem_size {
         return String::new();
     }
     module
         .symbols()
         .iter()
-        .filter(|s| s.section.is_some() && s.value <= offset && (offset < s.value + s.size || offset == s.value))
+        .filter(|s| {
+            s.section.is_some()
+                && s.value <= offset
+                && (offset < s.value + s.size || offset == s.value)
+        })
         .min_by_key(|s| (offset - s.value, !s.is_exported()))
-        .map(|s| if offset == s.value { format!(" <{}>", s.name) } else { format!(" <{}+{:#x}>", s.name, offset - s.value) })
+        .map(|s| {
+            if offset == s.value {
+                format!(" <{}>", s.name)
+            } else {
+                format!(" <{}+{:#x}>", s.name, offset - s.value)
+            }
+        })
         .unwrap_or_default()
 }

@@ -135,7 +135,10 @@ impl<'a> ModuleBuilder<'a> {
 
     /// Sets the payload of a table the loader does not interpret: TypeInfo, Version or SrcMap.
     pub fn set_opaque(&mut self, kind: SectionKind, data: Vec<u8>) -> Result<(), Error> {
-        if !matches!(kind, SectionKind::TypeInfo | SectionKind::Version | SectionKind::SrcMap) {
+        if !matches!(
+            kind,
+            SectionKind::TypeInfo | SectionKind::Version | SectionKind::SrcMap
+        ) {
             return Err(Error::Build(format!("{kind} is not an opaque table")));
         }
         self.opaque.retain(|(k, _)| *k != kind);
@@ -203,7 +206,11 @@ impl<'a> ModuleBuilder<'a> {
             tables.push((SectionKind::Reloc, ".reloc", bytes));
         }
         if !self.needed.is_empty() {
-            let bytes = self.needed.iter().flat_map(|n| strtab.add(n).to_le_bytes()).collect();
+            let bytes = self
+                .needed
+                .iter()
+                .flat_map(|n| strtab.add(n).to_le_bytes())
+                .collect();
             tables.push((SectionKind::Needed, ".needed", bytes));
         }
         for (kind, name, offsets) in [
@@ -211,7 +218,11 @@ impl<'a> ModuleBuilder<'a> {
             (SectionKind::FiniArray, ".fini_array", &self.fini_array),
         ] {
             if !offsets.is_empty() {
-                tables.push((kind, name, offsets.iter().flat_map(|o| o.to_le_bytes()).collect()));
+                tables.push((
+                    kind,
+                    name,
+                    offsets.iter().flat_map(|o| o.to_le_bytes()).collect(),
+                ));
             }
         }
         for (kind, data) in &self.opaque {
@@ -233,7 +244,15 @@ impl<'a> ModuleBuilder<'a> {
         let mut payloads: Vec<(u64, &[u8])> = Vec::new();
         for (kind, name, data) in &tables {
             cursor = cursor.next_multiple_of(8);
-            headers.push(section_header(*kind, name, cursor, data.len() as u64, 0, 0, 8)?);
+            headers.push(section_header(
+                *kind,
+                name,
+                cursor,
+                data.len() as u64,
+                0,
+                0,
+                8,
+            )?);
             payloads.push((cursor, data));
             cursor += data.len() as u64;
         }
@@ -241,15 +260,33 @@ impl<'a> ModuleBuilder<'a> {
         let mut loaded_headers = Vec::with_capacity(self.sections.len());
         for s in &self.sections {
             if !s.kind.is_loaded() {
-                return Err(Error::Build(format!("{} is not a loaded section kind", s.kind)));
+                return Err(Error::Build(format!(
+                    "{} is not a loaded section kind",
+                    s.kind
+                )));
             }
-            let file_offset = if s.data.is_empty() { 0 } else { cursor.next_multiple_of(PAGE_SIZE) };
-            loaded_headers.push(section_header(s.kind, s.name, file_offset, s.data.len() as u64, s.vaddr, s.mem_size, s.align)?);
+            let file_offset = if s.data.is_empty() {
+                0
+            } else {
+                cursor.next_multiple_of(PAGE_SIZE)
+            };
+            loaded_headers.push(section_header(
+                s.kind,
+                s.name,
+                file_offset,
+                s.data.len() as u64,
+                s.vaddr,
+                s.mem_size,
+                s.align,
+            )?);
             if !s.data.is_empty() {
                 payloads.push((file_offset, &s.data));
                 cursor = file_offset + s.data.len() as u64;
             }
-            let end = s.vaddr.checked_add(s.mem_size).ok_or_else(|| Error::Build(format!("section {} overflows", s.name)))?;
+            let end = s
+                .vaddr
+                .checked_add(s.mem_size)
+                .ok_or_else(|| Error::Build(format!("section {} overflows", s.name)))?;
             image_size = image_size.max(end.next_multiple_of(PAGE_SIZE));
         }
         // Loaded sections come first in the table, so their indices are the builder's.
@@ -286,7 +323,8 @@ impl<'a> ModuleBuilder<'a> {
         }
         let hash = compute_module_hash(&out)?;
         out[raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
-        crate::Module::parse(&out).map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;
+        crate::Module::parse(&out)
+            .map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;
         Ok(out)
     }
 
@@ -298,7 +336,13 @@ impl<'a> ModuleBuilder<'a> {
         let mut buckets = vec![NONE; bucket_count];
         let mut chains = vec![NONE; self.symbols.len()];
         // Insert in reverse so each chain lists symbols in table order.
-        for (i, s) in self.symbols.iter().enumerate().rev().filter(|(_, s)| s.is_exported()) {
+        for (i, s) in self
+            .symbols
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, s)| s.is_exported())
+        {
             let b = fnv1a32(s.name.as_bytes()) as usize % bucket_count;
             chains[i] = buckets[b];
             buckets[b] = i as u32;
@@ -319,10 +363,20 @@ impl Default for ModuleBuilder<'_> {
     }
 }
 
-fn section_header(kind: SectionKind, name: &str, file_offset: u64, file_size: u64, vaddr: u64, mem_size: u64, align: u64) -> Result<raw::SectionHeader, Error> {
+fn section_header(
+    kind: SectionKind,
+    name: &str,
+    file_offset: u64,
+    file_size: u64,
+    vaddr: u64,
+    mem_size: u64,
+    align: u64,
+) -> Result<raw::SectionHeader, Error> {
     let mut raw_name = [0u8; 16];
     if name.len() > 15 || name.contains('\0') {
-        return Err(Error::Build(format!("section name {name:?} must be at most 15 bytes without NUL")));
+        return Err(Error::Build(format!(
+            "section name {name:?} must be at most 15 bytes without NUL"
+        )));
     }
     raw_name[..name.len()].copy_from_slice(name.as_bytes());
     Ok(raw::SectionHeader {

@@ -282,8 +282,12 @@ fn a_cycle_through_every_symbol_is_rejected() {
         let at = chain_word_offset(b, 1);
         b[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
     });
-    let message = within_seconds(move || Module::parse(&cyclic).map(|_| ()).unwrap_err().to_string());
-    assert!(message.contains(&format!("reaches symbol 0 ({}) a second time", names[0])), "{message}");
+    let message =
+        within_seconds(move || Module::parse(&cyclic).map(|_| ()).unwrap_err().to_string());
+    assert!(
+        message.contains(&format!("reaches symbol 0 ({}) a second time", names[0])),
+        "{message}"
+    );
 }
 
 #[test]

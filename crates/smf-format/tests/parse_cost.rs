@@ -101,5 +101,8 @@ fn names_are_bounded_by_the_name_length_limit() {
         version: 0,
     });
     let message = b.write().unwrap_err().to_string();
-    assert!(message.contains("longer than the limit of 65536 bytes"), "{message}");
+    assert!(
+        message.contains("longer than the limit of 65536 bytes"),
+        "{message}"
+    );
 }

@@ -1,14 +1,191 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The SMF packer: a small static linker from ELF x86-64 relocatable objects to one module.
+//!
+//! [`pack`] takes the `.o` files a C or C++ compiler produced with `-fPIC` and returns the
+//! bytes of an SMF module (`.smf`, or `.sme` with an entry point). Every reference between the
+//! objects is resolved here; the module keeps only imports (symbols no input defines) and
+//! 64-bit absolute addresses as load-time relocations. The stages, one module each:
+//!
+//! 1. [`input`]: parse and check each object, classify its sections;
+//! 2. [`resolve`]: pick COMDAT groups and resolve symbols across objects;
+//! 3. [`relocate::scan`]: find imports, GOT slots and call stubs;
+//! 4. [`layout`]: place input sections in output sections and those in the image;
+//! 5. [`relocate::apply`]: write relocated values, collect load-time relocations;
+//! 6. [`symbols`] and [`pack`]: build the symbol table and write the module.
+//!
+//! ```no_run
+//! let object = std::fs::read("hello.o").unwrap();
+//! let inputs = [smf_pack::Input { name: "hello.o".into(), data: object }];
+//! let options = smf_pack::Options { entry: Some("main".into()), ..Default::default() };
+//! let module = smf_pack::pack(&inputs, &options).unwrap();
+//! std::fs::write("hello.sme", module).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+mod input;
+mod layout;
+mod relocate;
+mod resolve;
+mod runtime;
+mod symbols;
+
+pub use error::{Error, RelocationError, RelocationProblem};
+
+use smf_format::{Binding, Import, LoadedSection, ModuleBuilder, ModuleFlags};
+
+use crate::layout::{Layout, OutputKind};
+use crate::resolve::{Definition, Globals};
+
+/// One input object file.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The path shown in error messages.
+    pub name: String,
+    /// The bytes of the ELF relocatable object.
+    pub data: Vec<u8>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What to put in the module besides the objects' contents.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The exported function where execution starts; makes the module executable.
+    pub entry: Option<String>,
+    /// Marks the module as replaceable while the process runs.
+    pub reloadable: bool,
+    /// Native libraries the loader opens before resolving imports, in order.
+    pub needed: Vec<String>,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Links `inputs` into one SMF module and returns its bytes.
+pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
+    let support = runtime::support_object(inputs);
+    let mut objects = inputs
+        .iter()
+        .chain(support.as_ref())
+        .map(|input| input::read_object(&input.name, &input.data))
+        .collect::<Result<Vec<_>, _>>()?;
+    resolve::select_comdat_groups(&mut objects);
+    let mut globals = Globals::build(&objects)?;
+    let needs = relocate::scan(&objects, &mut globals)?;
+    let mut layout = Layout::build(&objects, &globals, &needs)?;
+    let load_relocs = relocate::apply(&objects, &globals, &needs, &mut layout)?;
+    let (init, fini) = relocate::constructors(&objects, &globals, &layout)?;
+    let entry = options
+        .entry
+        .as_deref()
+        .map(|name| entry_point(&globals, &objects, &layout, name))
+        .transpose()?;
+
+    let mut builder = ModuleBuilder::new();
+    builder.source_hash = source_hash(inputs);
+    builder.entry_point = entry;
+    if options.reloadable {
+        builder.flags = builder.flags.union(ModuleFlags::RELOADABLE);
     }
+    for library in &options.needed {
+        builder.add_needed(library);
+    }
+
+    // Section indices are assigned in the order sections are added; compute them first so
+    // that the symbol table can refer to them.
+    let mut indices = [None; OutputKind::ALL.len()];
+    let mut next = 0u32;
+    for (slot, output) in indices.iter_mut().zip(&layout.outputs) {
+        if output.size > 0 {
+            *slot = Some(next);
+            next += 1;
+        }
+    }
+    let symbols = symbols::build(&objects, &globals, &layout, &indices)?;
+
+    for output in std::mem::take(&mut layout.outputs) {
+        if output.size == 0 {
+            continue;
+        }
+        builder.add_section(LoadedSection {
+            kind: output.kind.section_kind(),
+            name: output.kind.name(),
+            vaddr: output.vaddr,
+            mem_size: output.size,
+            align: output.align,
+            data: output.data,
+        });
+    }
+    for symbol in symbols {
+        builder.add_symbol(symbol);
+    }
+    for &id in &needs.imports {
+        let Some(global) = globals.symbols.get(id) else {
+            continue;
+        };
+        builder.add_import(Import {
+            name: global.name,
+            kind: global.import_kind,
+            binding: if global.strong_reference {
+                Binding::Global
+            } else {
+                Binding::Weak
+            },
+            type_id: 0,
+            version: 0,
+        });
+    }
+    for reloc in load_relocs {
+        builder.add_reloc(reloc);
+    }
+    for offset in init {
+        builder.add_init(offset);
+    }
+    for offset in fini {
+        builder.add_fini(offset);
+    }
+    builder.write().map_err(Error::Format)
+}
+
+/// The image offset of the entry function, which must be an exported function in code.
+fn entry_point(
+    globals: &Globals<'_>,
+    objects: &[input::Object<'_>],
+    layout: &Layout,
+    name: &str,
+) -> Result<u64, Error> {
+    let entry_error = |problem: &str| Error::Entry {
+        symbol: name.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let global = globals
+        .get(name)
+        .and_then(|id| globals.symbols.get(id).map(|g| (id, g)));
+    let Some((id, global)) =
+        global.filter(|(_, g)| matches!(g.definition, Definition::Defined { .. }))
+    else {
+        return Err(entry_error("is not defined by any input"));
+    };
+    if global.visibility == input::SymbolVisibility::Hidden {
+        return Err(entry_error("is hidden; the entry point must be exported"));
+    }
+    match relocate::resolve_target(objects, globals, layout, resolve::SymbolRef::Global(id)) {
+        relocate::Target::Address(address) => match u64::try_from(address) {
+            Ok(address) if layout.output(OutputKind::Code).contains(address) => Ok(address),
+            _ => Err(entry_error("is not a function (it does not lie in code)")),
+        },
+        _ => Err(entry_error("is not a function (it does not lie in code)")),
+    }
+}
+
+/// Identifies the inputs: the first 8 bytes of a BLAKE3 hash over each input's name and
+/// bytes, each prefixed with its length so that no two different input lists collide by
+/// concatenation.
+fn source_hash(inputs: &[Input]) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    for input in inputs {
+        hasher.update(&(input.name.len() as u64).to_le_bytes());
+        hasher.update(input.name.as_bytes());
+        hasher.update(&(input.data.len() as u64).to_le_bytes());
+        hasher.update(&input.data);
+    }
+    let hash = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(first)
 }

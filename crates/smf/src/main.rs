@@ -11,7 +11,11 @@ use simple_loader::{LoadOptions, load_file};
 use smf_format::Module;
 
 #[derive(Parser)]
-#[command(name = "smf", version, about = "Pack, inspect, verify and run Simple modules (.smf/.sme)")]
+#[command(
+    name = "smf",
+    version,
+    about = "Pack, inspect, verify and run Simple modules (.smf/.sme)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,15 +89,29 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Pack { output, entry, reloadable, needed, inputs } => {
+        Command::Pack {
+            output,
+            entry,
+            reloadable,
+            needed,
+            inputs,
+        } => {
             let inputs = inputs
                 .iter()
                 .map(|path| {
-                    let data = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-                    Ok(smf_pack::Input { name: path.display().to_string(), data })
+                    let data =
+                        std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+                    Ok(smf_pack::Input {
+                        name: path.display().to_string(),
+                        data,
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let options = smf_pack::Options { entry, reloadable, needed };
+            let options = smf_pack::Options {
+                entry,
+                reloadable,
+                needed,
+            };
             let bytes = smf_pack::pack(&inputs, &options)?;
             std::fs::write(&output, bytes).with_context(|| format!("{}", output.display()))?;
             Ok(ExitCode::SUCCESS)
@@ -101,19 +119,29 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Run { file, args } => {
             let module = load_file(&file, &LoadOptions::default())?;
             if !module.is_executable() {
-                bail!("{}: not an executable module (pack it with --entry main)", file.display());
+                bail!(
+                    "{}: not an executable module (pack it with --entry main)",
+                    file.display()
+                );
             }
             // Like a native program: the module stays mapped to the end and its destructors
             // run at exit, after main's atexit handlers, before stdio is flushed.
             let module = module.keep_until_exit();
-            let argv: Vec<String> = std::iter::once(file.display().to_string()).chain(args).collect();
+            let argv: Vec<String> = std::iter::once(file.display().to_string())
+                .chain(args)
+                .collect();
             // SAFETY: running an executable module's entry as C main is what `smf run` is for;
             // the packer only sets an entry point on a defined function.
             let status = unsafe { module.run_main(&argv)? };
             // `exit` runs atexit handlers and the module's destructors, then flushes C stdio.
             std::process::exit(status)
         }
-        Command::Call { file, symbol, args, ret } => {
+        Command::Call {
+            file,
+            symbol,
+            args,
+            ret,
+        } => {
             let module = load_file(&file, &LoadOptions::default())?;
             let result = call(&module, &symbol, &args)?;
             match ret {
@@ -138,7 +166,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Verify { file } => {
             let bytes = read(&file)?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
-            module.verify_hash().with_context(|| format!("{}", file.display()))?;
+            module
+                .verify_hash()
+                .with_context(|| format!("{}", file.display()))?;
             println!(
                 "{}: OK: SMF {}.{}, {} sections, {} symbols, {} imports, {} relocations",
                 file.display(),
@@ -171,9 +201,16 @@ fn call(module: &simple_loader::Module, symbol: &str, args: &[i64]) -> Result<u6
             [a, b] => (*module.get::<extern "C" fn(A, A) -> u64>(symbol)?)(a, b),
             [a, b, c] => (*module.get::<extern "C" fn(A, A, A) -> u64>(symbol)?)(a, b, c),
             [a, b, c, d] => (*module.get::<extern "C" fn(A, A, A, A) -> u64>(symbol)?)(a, b, c, d),
-            [a, b, c, d, e] => (*module.get::<extern "C" fn(A, A, A, A, A) -> u64>(symbol)?)(a, b, c, d, e),
-            [a, b, c, d, e, f] => (*module.get::<extern "C" fn(A, A, A, A, A, A) -> u64>(symbol)?)(a, b, c, d, e, f),
-            _ => bail!("`smf call` passes at most six integer arguments, {} given", args.len()),
+            [a, b, c, d, e] => {
+                (*module.get::<extern "C" fn(A, A, A, A, A) -> u64>(symbol)?)(a, b, c, d, e)
+            }
+            [a, b, c, d, e, f] => {
+                (*module.get::<extern "C" fn(A, A, A, A, A, A) -> u64>(symbol)?)(a, b, c, d, e, f)
+            }
+            _ => bail!(
+                "`smf call` passes at most six integer arguments, {} given",
+                args.len()
+            ),
         }
     };
     Ok(r)

@@ -14,11 +14,12 @@ fn library(dir: &Path) -> PathBuf {
     let source = dir.join("lib.c");
     std::fs::write(
         &source,
-        "#include <string.h>\n\
+        "#include <string.h>\n#include <unistd.h>\n\
          long add3(long a, long b, long c) { return a + b + c; }\n\
          int negate(int x) { return -x; }\n\
          long six(long a, long b, long c, long d, long e, long f) { return a*100000 + b*10000 + c*1000 + d*100 + e*10 + f; }\n\
          long len(void) { return (long)strlen(\"four\"); }\n\
+         long pid_positive(void) { return getpid() > 0; }\n\
          int counter = 5;\n",
     )
     .unwrap();
@@ -48,19 +49,31 @@ fn call_passes_integers_and_prints_the_result() {
     assert_eq!(call(&["add3", "1", "2", "-10"]), "-7\n");
     assert_eq!(call(&["six", "1", "2", "3", "4", "5", "6"]), "123456\n");
     assert_eq!(call(&["len"]), "4\n");
+    assert_eq!(call(&["pid_positive"]), "1\n", "an import from libc");
     assert_eq!(call(&["negate", "5", "--ret", "int"]), "-5\n");
 
-    let output = smf().arg("call").arg(&lib).args(["add3", "1", "2", "3", "4", "5", "6", "7"]).output().unwrap();
+    let output = smf()
+        .arg("call")
+        .arg(&lib)
+        .args(["add3", "1", "2", "3", "4", "5", "6", "7"])
+        .output()
+        .unwrap();
     let (code, stderr) = failure(&output);
     assert_ne!(code, 0);
     assert!(stderr.contains("at most six integer arguments"), "{stderr}");
 
     let output = smf().arg("call").arg(&lib).arg("counter").output().unwrap();
     let (_, stderr) = failure(&output);
-    assert!(stderr.contains("`counter` is a data symbol, not a function"), "{stderr}");
+    assert!(
+        stderr.contains("`counter` is a data symbol, not a function"),
+        "{stderr}"
+    );
     let output = smf().arg("call").arg(&lib).arg("nope").output().unwrap();
     let (_, stderr) = failure(&output);
-    assert!(stderr.contains("lib.smf") && stderr.contains("no exported symbol `nope`"), "{stderr}");
+    assert!(
+        stderr.contains("lib.smf") && stderr.contains("no exported symbol `nope`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -72,8 +85,23 @@ fn inspect_and_verify_describe_a_module() {
         c.arg("inspect").arg(&lib);
         c
     }));
-    for needle in ["SMF header:", "Architecture:  x86-64", "Sections (", ".text", "code", "R-X", "Symbols (", "add3", "counter", "Imports (", "strlen"] {
-        assert!(report.contains(needle), "inspect output lacks {needle:?}:\n{report}");
+    for needle in [
+        "SMF header:",
+        "Architecture:  x86-64",
+        "Sections (",
+        ".text",
+        "code",
+        "R-X",
+        "Symbols (",
+        "add3",
+        "counter",
+        "Imports (",
+        "getpid",
+    ] {
+        assert!(
+            report.contains(needle),
+            "inspect output lacks {needle:?}:\n{report}"
+        );
     }
     let verified = stdout(&check({
         let mut c = smf();
@@ -95,9 +123,16 @@ fn expect_error(args: &[&std::ffi::OsStr], needles: &[&str]) {
     let (code, stderr) = failure(&output);
     assert_ne!(code, 0, "{args:?} must fail");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line of error expected:\n{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line of error expected:\n{stderr}"
+    );
     for needle in needles {
-        assert!(stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: stderr lacks {needle:?}:\n{stderr}"
+        );
     }
 }
 
@@ -111,29 +146,44 @@ fn bad_input_gets_a_one_line_error_naming_file_and_problem() {
 
     let missing = dir.join("missing.smf");
     for command in ["run", "inspect", "verify"] {
-        expect_error(&[command.as_ref(), &os(&missing)], &["missing.smf", "No such file"]);
+        expect_error(
+            &[command.as_ref(), &os(&missing)],
+            &["missing.smf", "No such file"],
+        );
     }
 
     let text = dir.join("notes.smf");
     std::fs::write(&text, "just some text, long enough to hold a header? no.").unwrap();
     for command in ["run", "inspect", "verify"] {
-        expect_error(&[command.as_ref(), &os(&text)], &["notes.smf", "not an SMF module"]);
+        expect_error(
+            &[command.as_ref(), &os(&text)],
+            &["notes.smf", "not an SMF module"],
+        );
     }
 
     let truncated = dir.join("truncated.smf");
     std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
     for command in ["run", "inspect", "verify"] {
-        expect_error(&[command.as_ref(), &os(&truncated)], &["truncated.smf", "runs past end of file"]);
+        expect_error(
+            &[command.as_ref(), &os(&truncated)],
+            &["truncated.smf", "runs past end of file"],
+        );
     }
     let tiny = dir.join("tiny.smf");
     std::fs::write(&tiny, &good[..40]).unwrap();
-    expect_error(&["run".as_ref(), &os(&tiny)], &["tiny.smf", "truncated file: header"]);
+    expect_error(
+        &["run".as_ref(), &os(&tiny)],
+        &["tiny.smf", "truncated file: header"],
+    );
 
     let mut arm = good.clone();
     arm[core::mem::offset_of!(Header, arch)] = smf_format::Arch::Aarch64.as_raw();
     let arm_path = dir.join("arm.smf");
     std::fs::write(&arm_path, rehashed(arm)).unwrap();
-    expect_error(&["run".as_ref(), &os(&arm_path)], &["arm.smf", "built for aarch64"]);
+    expect_error(
+        &["run".as_ref(), &os(&arm_path)],
+        &["arm.smf", "built for aarch64"],
+    );
 
     let module = Module::parse(&good).unwrap();
     let table = usize::try_from(module.sections().first().map(|_| 128).unwrap()).unwrap();
@@ -143,7 +193,10 @@ fn bad_input_gets_a_one_line_error_naming_file_and_problem() {
     let unknown_path = dir.join("unknown.smf");
     std::fs::write(&unknown_path, rehashed(unknown)).unwrap();
     for command in ["run", "inspect", "verify"] {
-        expect_error(&[command.as_ref(), &os(&unknown_path)], &["unknown.smf", "section 0", "unknown section type 99"]);
+        expect_error(
+            &[command.as_ref(), &os(&unknown_path)],
+            &["unknown.smf", "section 0", "unknown section type 99"],
+        );
     }
 
     let mut flipped = good.clone();
@@ -151,13 +204,25 @@ fn bad_input_gets_a_one_line_error_naming_file_and_problem() {
     flipped[last] ^= 1;
     let flipped_path = dir.join("flipped.smf");
     std::fs::write(&flipped_path, flipped).unwrap();
-    expect_error(&["verify".as_ref(), &os(&flipped_path)], &["flipped.smf", "module hash mismatch"]);
-    expect_error(&["run".as_ref(), &os(&flipped_path)], &["flipped.smf", "module hash mismatch"]);
+    expect_error(
+        &["verify".as_ref(), &os(&flipped_path)],
+        &["flipped.smf", "module hash mismatch"],
+    );
+    expect_error(
+        &["run".as_ref(), &os(&flipped_path)],
+        &["flipped.smf", "module hash mismatch"],
+    );
 
     let object = dir.join("obj").join("lib.o");
-    expect_error(&["run".as_ref(), &os(&object)], &["lib.o", "ELF file", "smf pack"]);
+    expect_error(
+        &["run".as_ref(), &os(&object)],
+        &["lib.o", "ELF file", "smf pack"],
+    );
 
-    expect_error(&["run".as_ref(), &os(&lib)], &["lib.smf", "not an executable module"]);
+    expect_error(
+        &["run".as_ref(), &os(&lib)],
+        &["lib.smf", "not an executable module"],
+    );
 }
 
 #[test]
@@ -165,15 +230,31 @@ fn pack_errors_name_the_object() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let source = dir.join("nopic.c");
-    std::fs::write(&source, "int counter; int get(void) { return counter; }\n").unwrap();
+    std::fs::write(
+        &source,
+        "int counter; int *address(void) { return &counter; }\n",
+    )
+    .unwrap();
     let object = dir.join("nopic.o");
     let mut c = cc();
-    c.args(["-c", "-O2", "-fno-pic", "-mcmodel=small"]).arg(&source).arg("-o").arg(&object);
+    c.args(["-c", "-O2", "-fno-pic", "-mcmodel=small"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&object);
     check(c);
     let out = dir.join("out.smf");
-    let output = smf().arg("pack").arg("-o").arg(&out).arg(&object).output().unwrap();
+    let output = smf()
+        .arg("pack")
+        .arg("-o")
+        .arg(&out)
+        .arg(&object)
+        .output()
+        .unwrap();
     let (code, stderr) = failure(&output);
     assert_ne!(code, 0);
-    assert!(stderr.contains("nopic.o") && stderr.contains("-fPIC") && stderr.contains("counter"), "{stderr}");
+    assert!(
+        stderr.contains("nopic.o") && stderr.contains("-fPIC") && stderr.contains("counter"),
+        "{stderr}"
+    );
     assert!(!out.exists(), "no output is written when packing fails");
 }

@@ -22,19 +22,36 @@ fn build() -> Modules {
     let consumer = work.path().join("consumer.smf");
     pack(&provider_o, &provider, &[]);
     pack(&consumer_o, &consumer, &[]);
-    Modules { _work: work, provider, consumer }
+    Modules {
+        _work: work,
+        provider,
+        consumer,
+    }
 }
 
 #[test]
 fn consumer_calls_provider_through_the_registry() {
     let m = build();
     let spec = build_spec(&program_dir("crossmod"));
-    let expected: i64 = spec.extra.iter().find(|(k, _)| k == "expect_consumer_run_5").unwrap().1.parse().unwrap();
+    let expected: i64 = spec
+        .extra
+        .iter()
+        .find(|(k, _)| k == "expect_consumer_run_5")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
 
     let registry = Registry::new();
     let provider = registry.load(&m.provider).unwrap();
     let consumer = registry.load(&m.consumer).unwrap();
-    assert!(consumer.providers().iter().any(|p| Arc::ptr_eq(p, &provider)), "consumer must keep provider alive");
+    assert!(
+        consumer
+            .providers()
+            .iter()
+            .any(|p| Arc::ptr_eq(p, &provider)),
+        "consumer must keep provider alive"
+    );
 
     // SAFETY: `long consumer_run(int n)` in consumer.c.
     let run = unsafe { consumer.get::<extern "C" fn(i32) -> i64>("consumer_run") }.unwrap();
@@ -43,13 +60,25 @@ fn consumer_calls_provider_through_the_registry() {
     // The consumer wrote nothing yet; the provider's counter advanced by its calls.
     // SAFETY: `long provider_counter_bump(void)` in provider.c.
     let bump = unsafe { provider.get::<extern "C" fn() -> i64>("provider_counter_bump") }.unwrap();
-    assert_eq!(bump(), 6, "the consumer's five calls reached the provider's own counter");
+    assert_eq!(
+        bump(),
+        6,
+        "the consumer's five calls reached the provider's own counter"
+    );
 
     // Data imported by the consumer is the provider's own storage.
-    let value = provider.data("provider_value").unwrap().as_ptr::<i32>().unwrap();
+    let value = provider
+        .data("provider_value")
+        .unwrap()
+        .as_ptr::<i32>()
+        .unwrap();
     // SAFETY: provider_value is an int inside the provider's mapped data section.
     unsafe { value.write(0) };
-    assert_eq!(run(1), 0 + 0 + 7 * 3 + 1000 * strlen_of_name(&provider), "consumer reads provider_value through its GOT");
+    assert_eq!(
+        run(1),
+        0 + 0 + 7 * 3 + 1000 * strlen_of_name(&provider),
+        "consumer reads provider_value through its GOT"
+    );
 
     // Unloading the provider from the registry does not pull it from under the consumer.
     assert!(registry.unload(&m.provider).unwrap());
@@ -59,7 +88,9 @@ fn consumer_calls_provider_through_the_registry() {
 
 fn strlen_of_name(provider: &simple_loader::Module) -> i64 {
     // SAFETY: `const char *provider_name(void)` returns a NUL-terminated static string.
-    let name = unsafe { provider.get::<extern "C" fn() -> *const std::ffi::c_char>("provider_name") }.unwrap();
+    let name =
+        unsafe { provider.get::<extern "C" fn() -> *const std::ffi::c_char>("provider_name") }
+            .unwrap();
     // SAFETY: see above.
     unsafe { std::ffi::CStr::from_ptr(name()) }.to_bytes().len() as i64
 }
@@ -68,7 +99,10 @@ fn strlen_of_name(provider: &simple_loader::Module) -> i64 {
 fn consumer_without_provider_names_the_missing_import() {
     let m = build();
     let error = Registry::new().load(&m.consumer).unwrap_err().to_string();
-    assert!(error.contains("consumer.smf") && error.contains("unresolved import `provider_"), "{error}");
+    assert!(
+        error.contains("consumer.smf") && error.contains("unresolved import `provider_"),
+        "{error}"
+    );
 }
 
 #[test]

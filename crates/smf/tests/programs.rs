@@ -26,16 +26,34 @@ fn native_vs_smf(name: &str, opt: &str) {
     }
     pack(&objects, &module, &pack_args);
 
-    let expected = std::process::Command::new(&native).args(&spec.args).output().unwrap();
-    let actual = smf().arg("run").arg(&module).args(&spec.args).output().unwrap();
-    assert_eq!(expected.status.code(), Some(spec.exit), "native {name} {opt} exit status (build.txt says {})", spec.exit);
+    let expected = std::process::Command::new(&native)
+        .args(&spec.args)
+        .output()
+        .unwrap();
+    let actual = smf()
+        .arg("run")
+        .arg(&module)
+        .args(&spec.args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        expected.status.code(),
+        Some(spec.exit),
+        "native {name} {opt} exit status (build.txt says {})",
+        spec.exit
+    );
     assert_eq!(
         String::from_utf8_lossy(&actual.stdout),
         String::from_utf8_lossy(&expected.stdout),
         "stdout of {name} at {opt} differs between smf run and the native build; smf stderr:\n{}",
         String::from_utf8_lossy(&actual.stderr)
     );
-    assert_eq!(actual.status.code(), expected.status.code(), "exit status of {name} at {opt}; smf stderr:\n{}", String::from_utf8_lossy(&actual.stderr));
+    assert_eq!(
+        actual.status.code(),
+        expected.status.code(),
+        "exit status of {name} at {opt}; smf stderr:\n{}",
+        String::from_utf8_lossy(&actual.stderr)
+    );
 }
 
 macro_rules! programs {

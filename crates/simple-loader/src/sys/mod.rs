@@ -10,7 +10,9 @@ mod unix;
 pub(crate) use unix::*;
 
 #[cfg(not(unix))]
-compile_error!("simple-loader supports Unix-like systems only so far; add a sys/ file for this platform");
+compile_error!(
+    "simple-loader supports Unix-like systems only so far; add a sys/ file for this platform"
+);
 
 /// Page protections the loader uses. There is deliberately no read+write+execute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

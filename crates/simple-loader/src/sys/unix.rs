@@ -27,7 +27,10 @@ unsafe impl Sync for Reservation {}
 impl Reservation {
     /// Reserves `len` bytes (rounded up to whole pages), inaccessible until protected.
     pub(crate) fn new(len: usize) -> io::Result<Reservation> {
-        let len = len.max(PAGE_SIZE).checked_next_multiple_of(PAGE_SIZE).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let len = len
+            .max(PAGE_SIZE)
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
         // SAFETY: an anonymous private mapping at an address the kernel chooses does not
         // alias any memory Rust knows about; failure is reported through MAP_FAILED.
         let ptr = unsafe {
@@ -43,7 +46,8 @@ impl Reservation {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        let base = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
         Ok(Reservation { base, len })
     }
 
@@ -57,8 +61,15 @@ impl Reservation {
 
     /// Changes the protection of a page-aligned `range` of the reservation.
     pub(crate) fn protect(&self, range: Range<usize>, protection: Protection) -> io::Result<()> {
-        if range.start % PAGE_SIZE != 0 || range.end % PAGE_SIZE != 0 || range.start > range.end || range.end > self.len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("range {range:?} is not whole pages of the reservation")));
+        if range.start % PAGE_SIZE != 0
+            || range.end % PAGE_SIZE != 0
+            || range.start > range.end
+            || range.end > self.len
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("range {range:?} is not whole pages of the reservation"),
+            ));
         }
         if range.is_empty() {
             return Ok(());
@@ -70,7 +81,13 @@ impl Reservation {
         };
         // SAFETY: the range lies inside our own mapping (checked above). Changing protection
         // cannot invalidate Rust references: the loader holds none into module pages.
-        let rc = unsafe { libc::mprotect(self.base.as_ptr().add(range.start).cast(), range.len(), prot) };
+        let rc = unsafe {
+            libc::mprotect(
+                self.base.as_ptr().add(range.start).cast(),
+                range.len(),
+                prot,
+            )
+        };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -85,14 +102,23 @@ impl Reservation {
         self.check(offset, bytes.len())?;
         // SAFETY: in bounds (checked), writable and unshared (caller's contract); the source
         // is a Rust slice, which cannot overlap our anonymous mapping.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.as_ptr().add(offset), bytes.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.base.as_ptr().add(offset),
+                bytes.len(),
+            )
+        };
         Ok(())
     }
 
     fn check(&self, offset: usize, len: usize) -> io::Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("write of {len:#x} bytes at {offset:#x} leaves the reservation"))),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("write of {len:#x} bytes at {offset:#x} leaves the reservation"),
+            )),
         }
     }
 

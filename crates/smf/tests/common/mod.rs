@@ -12,7 +12,9 @@ pub fn smf() -> Command {
 
 /// Directory of the C fixture `name`.
 pub fn program_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(name)
 }
 
 /// The system C compiler: `$CC` or `cc`.
@@ -22,7 +24,9 @@ pub fn cc() -> Command {
 
 /// Runs a command, panicking with its output if it fails to start or exits non-zero.
 pub fn check(mut command: Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     if !output.status.success() {
         panic!(
             "{command:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -40,9 +44,16 @@ pub fn compile(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<PathB
     sources
         .iter()
         .map(|source| {
-            let object = out_dir.join(source.file_stem().unwrap()).with_extension("o");
+            let object = out_dir
+                .join(source.file_stem().unwrap())
+                .with_extension("o");
             let mut command = cc();
-            command.args(["-std=gnu11", "-fPIC", "-c", "-Wall"]).args(flags).arg(source).arg("-o").arg(&object);
+            command
+                .args(["-std=gnu11", "-fPIC", "-c", "-Wall"])
+                .args(flags)
+                .arg(source)
+                .arg("-o")
+                .arg(&object);
             check(command);
             object
         })
@@ -72,10 +83,24 @@ pub struct BuildSpec {
 
 pub fn build_spec(dir: &Path) -> BuildSpec {
     let text = std::fs::read_to_string(dir.join("build.txt")).unwrap();
-    let mut spec = BuildSpec { cflags: vec![], libs: vec![], needed: vec![], args: vec![], exit: 0, extra: vec![] };
+    let mut spec = BuildSpec {
+        cflags: vec![],
+        libs: vec![],
+        needed: vec![],
+        args: vec![],
+        exit: 0,
+        extra: vec![],
+    };
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
-        let words = || value.split_whitespace().map(|w| w.replace("@DIR@", &dir.display().to_string())).collect::<Vec<_>>();
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let words = || {
+            value
+                .split_whitespace()
+                .map(|w| w.replace("@DIR@", &dir.display().to_string()))
+                .collect::<Vec<_>>()
+        };
         match key.trim() {
             "cflags" => spec.cflags = words(),
             "libs" => spec.libs = words(),
@@ -91,11 +116,19 @@ pub fn build_spec(dir: &Path) -> BuildSpec {
 /// Packs objects into a module with the `smf` binary.
 pub fn pack(objects: &[PathBuf], output: &Path, extra: &[&str]) -> Output {
     let mut command = smf();
-    command.arg("pack").arg("-o").arg(output).args(extra).args(objects);
+    command
+        .arg("pack")
+        .arg("-o")
+        .arg(output)
+        .args(extra)
+        .args(objects);
     check(command)
 }
 
 /// A message-only view of a failed `smf` run: its exit code and stderr.
 pub fn failure(output: &Output) -> (i32, String) {
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

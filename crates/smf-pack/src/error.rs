@@ -1,0 +1,258 @@
+//! The packer's error type.
+//!
+//! Every message is one line that names what the user has to look at: the object file, the
+//! section and offset, the symbol and the relocation type, as far as they apply.
+
+use core::fmt;
+
+/// Why a set of objects could not be packed into a module.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input is not an x86-64 ELF relocatable object, or its ELF structures are malformed.
+    Object { file: String, problem: String },
+    /// An input section uses something the packer does not support (TLS, `.ctors`, ...).
+    UnsupportedSection {
+        file: String,
+        section: String,
+        problem: String,
+    },
+    /// A symbol of an input is unusable.
+    Symbol {
+        file: String,
+        symbol: String,
+        problem: String,
+    },
+    /// Two inputs give a strong definition of the same symbol.
+    DuplicateSymbol {
+        symbol: String,
+        first: String,
+        second: String,
+    },
+    /// A relocation cannot be applied.
+    Relocation(Box<RelocationError>),
+    /// The entry symbol named in [`crate::Options::entry`] is unusable.
+    Entry { symbol: String, problem: String },
+    /// The output is larger than the module format allows.
+    Layout(String),
+    /// The module writer refused the result (a packer bug if it ever happens).
+    Format(smf_format::Error),
+}
+
+/// A relocation that cannot be applied, with where it is and what it refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelocationError {
+    pub file: String,
+    /// Name of the input section holding the relocated bytes.
+    pub section: String,
+    /// Offset of the relocated bytes inside that input section.
+    pub offset: u64,
+    /// The relocation type, such as `R_X86_64_PC32`.
+    pub r_type: String,
+    /// The symbol the relocation refers to (a section's name for section symbols).
+    pub symbol: String,
+    /// Whether the symbol is imported, that is, defined by no input.
+    pub imported: bool,
+    pub problem: RelocationProblem,
+}
+
+/// What is wrong with a relocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelocationProblem {
+    /// An absolute 32-bit (or smaller) address: code compiled without -fPIC.
+    NotPositionIndependent,
+    /// A PC-relative reference to a symbol another module defines (-fPIE code for extern data).
+    ImportOutOfReach,
+    /// Thread-local storage relocations.
+    ThreadLocal,
+    /// A type the packer does not implement, or one that only appears in linked files.
+    UnsupportedType,
+    /// The computed value does not fit in the relocated field; for PC-relative types the
+    /// value is the distance from the field to the target.
+    Overflow {
+        value: i128,
+        bits: u32,
+        pc_relative: bool,
+    },
+    /// An address would have to be written at load time into a section that stays read-only.
+    ReadOnlyPlace { kind: &'static str },
+    /// The relocated field runs past the end of its section.
+    OutOfBounds { size: u64 },
+    /// The relocation is in a section without file bytes (`.bss`).
+    InBss,
+    /// The target lies in a section this module does not load.
+    TargetNotLoaded { section: String },
+    /// The target lies in a section discarded as a duplicate COMDAT group member.
+    TargetDiscarded,
+    /// A constructor or destructor that is not code of this module.
+    NotCode,
+    /// The relocation only makes sense for a symbol defined in the module (or with a known size).
+    NeedsDefinedSymbol,
+}
+
+impl fmt::Display for RelocationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Each text continues the sentence "relocation R_X86_64_.. against `sym`".
+        match self {
+            RelocationProblem::NotPositionIndependent => {
+                f.write_str(" is not position-independent; recompile with -fPIC")
+            }
+            RelocationProblem::ImportOutOfReach => {
+                f.write_str(" cannot reach a symbol outside the module; recompile with -fPIC")
+            }
+            RelocationProblem::ThreadLocal => {
+                f.write_str(": thread-local storage is not supported")
+            }
+            RelocationProblem::UnsupportedType => {
+                f.write_str(": this relocation type is not supported")
+            }
+            RelocationProblem::Overflow {
+                value,
+                bits,
+                pc_relative: true,
+            } => write!(
+                f,
+                " overflows: the target is {value} bytes away, out of reach of a {bits}-bit field"
+            ),
+            RelocationProblem::Overflow {
+                value,
+                bits,
+                pc_relative: false,
+            } => {
+                write!(
+                    f,
+                    " overflows: the value {value} does not fit in a {bits}-bit field"
+                )
+            }
+            RelocationProblem::ReadOnlyPlace { kind } => write!(
+                f,
+                " needs a load-time address in a read-only {kind} section; recompile with -fPIC"
+            ),
+            RelocationProblem::OutOfBounds { size } => {
+                write!(
+                    f,
+                    ": the relocated field runs past the end of the section ({size:#x} bytes)"
+                )
+            }
+            RelocationProblem::InBss => f.write_str(": the section has no file bytes to relocate"),
+            RelocationProblem::TargetNotLoaded { section } => {
+                write!(
+                    f,
+                    ": the target lies in section {section}, which is not loaded"
+                )
+            }
+            RelocationProblem::TargetDiscarded => f.write_str(
+                ": the target lies in a section discarded as a duplicate COMDAT group member",
+            ),
+            RelocationProblem::NotCode => f.write_str(
+                ": a constructor or destructor must be a function defined in the module",
+            ),
+            RelocationProblem::NeedsDefinedSymbol => {
+                f.write_str(": the symbol must be defined in the module")
+            }
+        }
+    }
+}
+
+impl fmt::Display for RelocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let imported = if self.imported { "imported " } else { "" };
+        write!(
+            f,
+            "{}: section {}+{:#x}: relocation {} against {imported}`{}`{}",
+            self.file, self.section, self.offset, self.r_type, self.symbol, self.problem
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Object { file, problem } => write!(f, "{file}: {problem}"),
+            Error::UnsupportedSection {
+                file,
+                section,
+                problem,
+            } => {
+                write!(f, "{file}: section {section}: {problem}")
+            }
+            Error::Symbol {
+                file,
+                symbol,
+                problem,
+            } => write!(f, "{file}: symbol `{symbol}`: {problem}"),
+            Error::DuplicateSymbol {
+                symbol,
+                first,
+                second,
+            } => {
+                write!(
+                    f,
+                    "symbol `{symbol}` is defined in both {first} and {second}"
+                )
+            }
+            Error::Relocation(error) => error.fmt(f),
+            Error::Entry { symbol, problem } => write!(f, "entry symbol `{symbol}` {problem}"),
+            Error::Layout(problem) => write!(f, "cannot lay out the module: {problem}"),
+            Error::Format(error) => write!(f, "cannot write the module: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Format(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<RelocationError> for Error {
+    fn from(error: RelocationError) -> Error {
+        Error::Relocation(Box::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relocation(symbol: &str, imported: bool, problem: RelocationProblem) -> String {
+        Error::from(RelocationError {
+            file: "foo.o".into(),
+            section: ".text".into(),
+            offset: 0x1c,
+            r_type: "R_X86_64_32".into(),
+            symbol: symbol.into(),
+            imported,
+            problem,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn relocation_messages_read_as_one_sentence() {
+        assert_eq!(
+            relocation("counter", false, RelocationProblem::NotPositionIndependent),
+            "foo.o: section .text+0x1c: relocation R_X86_64_32 against `counter` is not position-independent; recompile with -fPIC"
+        );
+        assert_eq!(
+            relocation("stdout", true, RelocationProblem::ImportOutOfReach),
+            "foo.o: section .text+0x1c: relocation R_X86_64_32 against imported `stdout` cannot reach a symbol outside the module; recompile with -fPIC"
+        );
+        assert_eq!(
+            relocation(
+                "far",
+                false,
+                RelocationProblem::Overflow {
+                    value: -3_000_000_000,
+                    bits: 32,
+                    pc_relative: true
+                }
+            ),
+            "foo.o: section .text+0x1c: relocation R_X86_64_32 against `far` overflows: the target is -3000000000 bytes away, out of reach of a 32-bit field"
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! Output sections: which input sections go where, at which image offset.
+//!
+//! Each output kind gathers its input sections in input order, each at its own alignment,
+//! followed by what the packer synthesises for that kind (import call stubs after the code,
+//! the `.eh_frame` terminator, the GOT at the end of RelRo, `__dso_handle` in data, common
+//! symbols in bss). Non-empty output sections are then placed on their own pages in the order
+//! of [`OutputKind::ALL`], so that every kind gets its own protection.
+
+use std::collections::HashMap;
+
+use smf_format::{ImageLayout, SectionKind};
+
+use crate::error::Error;
+use crate::input::{Object, SectionClass};
+use crate::relocate::Needs;
+use crate::resolve::{Definition, GlobalId, Globals};
+
+/// The loaded sections of a module, in image order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum OutputKind {
+    Code,
+    RoData,
+    EhFrame,
+    RelRo,
+    Data,
+    Bss,
+}
+
+impl OutputKind {
+    pub const ALL: [OutputKind; 6] = [
+        OutputKind::Code,
+        OutputKind::RoData,
+        OutputKind::EhFrame,
+        OutputKind::RelRo,
+        OutputKind::Data,
+        OutputKind::Bss,
+    ];
+
+    pub fn section_kind(self) -> SectionKind {
+        match self {
+            OutputKind::Code => SectionKind::Code,
+            OutputKind::RoData => SectionKind::RoData,
+            OutputKind::EhFrame => SectionKind::EhFrame,
+            OutputKind::RelRo => SectionKind::RelRo,
+            OutputKind::Data => SectionKind::Data,
+            OutputKind::Bss => SectionKind::Bss,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::Code => ".text",
+            OutputKind::RoData => ".rodata",
+            OutputKind::EhFrame => ".eh_frame",
+            OutputKind::RelRo => ".data.rel.ro",
+            OutputKind::Data => ".data",
+            OutputKind::Bss => ".bss",
+        }
+    }
+
+    /// Position in [`OutputKind::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            OutputKind::Code => 0,
+            OutputKind::RoData => 1,
+            OutputKind::EhFrame => 2,
+            OutputKind::RelRo => 3,
+            OutputKind::Data => 4,
+            OutputKind::Bss => 5,
+        }
+    }
+
+    /// Padding between input sections: `int3` in code, so that a stray jump traps.
+    fn fill(self) -> u8 {
+        if self == OutputKind::Code { 0xcc } else { 0 }
+    }
+}
+
+/// Size of one import call stub: `jmp *slot(%rip)` (6 bytes), then `int3` padding.
+pub(crate) const STUB_SIZE: u64 = 16;
+/// Size of one GOT slot.
+pub(crate) const GOT_SLOT_SIZE: u64 = 8;
+
+#[derive(Debug)]
+pub(crate) struct OutputSection {
+    pub kind: OutputKind,
+    pub vaddr: u64,
+    pub size: u64,
+    pub align: u64,
+    /// The bytes (empty for bss); relocations are written into them.
+    pub data: Vec<u8>,
+}
+
+impl OutputSection {
+    pub fn contains(&self, address: u64) -> bool {
+        address >= self.vaddr && address - self.vaddr < self.size
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// One per kind, in the order of [`OutputKind::ALL`]; empty ones have size 0.
+    pub outputs: Vec<OutputSection>,
+    /// Image address of each loaded input section, indexed `[object][section]`.
+    section_addresses: Vec<Vec<Option<u64>>>,
+    got_address: u64,
+    stub_address: u64,
+    dso_handle: Option<u64>,
+    commons: HashMap<GlobalId, u64>,
+}
+
+fn layout_error(problem: impl Into<String>) -> Error {
+    Error::Layout(problem.into())
+}
+
+fn align_up(value: u64, align: u64) -> Result<u64, Error> {
+    value.checked_next_multiple_of(align).ok_or_else(|| {
+        layout_error(format!(
+            "offset {value:#x} overflows when aligned to {align:#x}"
+        ))
+    })
+}
+
+/// Offsets of the pieces of one output section, relative to its start.
+#[derive(Default)]
+struct Builder {
+    size: u64,
+    align: u64,
+}
+
+impl Builder {
+    fn add(&mut self, size: u64, align: u64) -> Result<u64, Error> {
+        let offset = align_up(self.size, align)?;
+        self.size = offset.checked_add(size).ok_or_else(|| {
+            layout_error(format!(
+                "output section size overflows adding {size:#x} bytes"
+            ))
+        })?;
+        self.align = self.align.max(align);
+        Ok(offset)
+    }
+}
+
+impl Layout {
+    pub fn build(
+        objects: &[Object<'_>],
+        globals: &Globals<'_>,
+        needs: &Needs,
+    ) -> Result<Layout, Error> {
+        let mut builders: Vec<Builder> = OutputKind::ALL
+            .iter()
+            .map(|_| Builder { size: 0, align: 1 })
+            .collect();
+        let mut offsets: Vec<Vec<Option<(OutputKind, u64)>>> = Vec::with_capacity(objects.len());
+        for object in objects {
+            let mut object_offsets = Vec::with_capacity(object.sections.len());
+            for section in &object.sections {
+                let placed = match section.class {
+                    SectionClass::Loaded(kind) if !section.discarded => {
+                        // Records of `.eh_frame` are read back to back until a zero length:
+                        // padding between two inputs would read as an early terminator, so
+                        // they are packed at 4 bytes, the alignment the records need.
+                        let align = if kind == OutputKind::EhFrame {
+                            section.align.min(4)
+                        } else {
+                            section.align
+                        };
+                        let builder = &mut builders[kind.index()];
+                        let offset = builder.add(section.size, align)?;
+                        // The section still declares the input's alignment (it starts on a page).
+                        builder.align = builder.align.max(section.align);
+                        Some((kind, offset))
+                    }
+                    _ => None,
+                };
+                object_offsets.push(placed);
+            }
+            offsets.push(object_offsets);
+        }
+
+        let stub_count = needs.stubs.len() as u64;
+        let stub_offset =
+            builders[OutputKind::Code.index()].add(stub_count * STUB_SIZE, STUB_SIZE)?;
+        if builders[OutputKind::EhFrame.index()].size > 0 {
+            builders[OutputKind::EhFrame.index()].add(4, 4)?;
+        }
+        let got_offset = builders[OutputKind::RelRo.index()]
+            .add(needs.got.len() as u64 * GOT_SLOT_SIZE, GOT_SLOT_SIZE)?;
+        let needs_dso_handle = globals
+            .symbols
+            .iter()
+            .any(|g| g.definition == Definition::DsoHandle);
+        let dso_offset = if needs_dso_handle {
+            Some(builders[OutputKind::Data.index()].add(8, 8)?)
+        } else {
+            None
+        };
+        let mut common_offsets = Vec::new();
+        for (id, global) in globals.symbols.iter().enumerate() {
+            if let Definition::Common { size, align, .. } = global.definition {
+                common_offsets.push((id, builders[OutputKind::Bss.index()].add(size, align)?));
+            }
+        }
+
+        // Place the non-empty sections; an empty one gets the current end of the image, so
+        // that zero-sized pieces in it still have an address.
+        let mut image = ImageLayout::new();
+        let mut outputs = Vec::with_capacity(OutputKind::ALL.len());
+        for (kind, builder) in OutputKind::ALL.iter().zip(&builders) {
+            let vaddr = if builder.size > 0 {
+                image
+                    .place(builder.size)
+                    .map_err(|e| layout_error(e.to_string()))?
+            } else {
+                image.size()
+            };
+            let data = if *kind == OutputKind::Bss {
+                Vec::new()
+            } else {
+                let len = usize::try_from(builder.size).map_err(|_| {
+                    layout_error(format!(
+                        "{} is too large ({:#x} bytes)",
+                        kind.name(),
+                        builder.size
+                    ))
+                })?;
+                vec![kind.fill(); len]
+            };
+            outputs.push(OutputSection {
+                kind: *kind,
+                vaddr,
+                size: builder.size,
+                align: builder.align,
+                data,
+            });
+        }
+
+        let mut section_addresses = Vec::with_capacity(objects.len());
+        for (object, object_offsets) in objects.iter().zip(&offsets) {
+            let mut addresses = Vec::with_capacity(object_offsets.len());
+            for (section, placed) in object.sections.iter().zip(object_offsets) {
+                let Some((kind, offset)) = *placed else {
+                    addresses.push(None);
+                    continue;
+                };
+                let output = &mut outputs[kind.index()];
+                if kind != OutputKind::Bss {
+                    // In range: the output was sized to hold every piece.
+                    let start =
+                        usize::try_from(offset).map_err(|_| layout_error("offset overflow"))?;
+                    let end = start.checked_add(section.data.len());
+                    match end.and_then(|end| output.data.get_mut(start..end)) {
+                        Some(bytes) => bytes.copy_from_slice(section.data),
+                        None => {
+                            return Err(layout_error(format!(
+                                "{}: section {} does not fit",
+                                object.name, section.name
+                            )));
+                        }
+                    }
+                }
+                addresses.push(Some(output.vaddr + offset));
+            }
+            section_addresses.push(addresses);
+        }
+
+        let vaddr = |kind: OutputKind| outputs[kind.index()].vaddr;
+        let mut layout = Layout {
+            got_address: vaddr(OutputKind::RelRo) + got_offset,
+            stub_address: vaddr(OutputKind::Code) + stub_offset,
+            dso_handle: dso_offset.map(|offset| vaddr(OutputKind::Data) + offset),
+            commons: common_offsets
+                .into_iter()
+                .map(|(id, offset)| (id, vaddr(OutputKind::Bss) + offset))
+                .collect(),
+            section_addresses,
+            outputs,
+        };
+        layout.write_stubs(needs)?;
+        Ok(layout)
+    }
+
+    /// Writes `jmp *slot(%rip)` for each import called from code, padded with `int3`.
+    fn write_stubs(&mut self, needs: &Needs) -> Result<(), Error> {
+        for (index, &global) in needs.stubs.iter().enumerate() {
+            let stub = self.stub(index as u32);
+            let slot = needs
+                .got_slot(crate::resolve::SymbolRef::Global(global))
+                .map(|slot| self.got_slot(slot))
+                .ok_or_else(|| layout_error("an import stub has no GOT slot"))?;
+            let distance = i128::from(slot) - i128::from(stub) - 6;
+            let rel = i32::try_from(distance).map_err(|_| {
+                layout_error(format!(
+                    "an import stub is {distance:#x} bytes from its GOT slot"
+                ))
+            })?;
+            let mut bytes = [0xcc; STUB_SIZE as usize];
+            bytes[0] = 0xff;
+            bytes[1] = 0x25;
+            bytes[2..6].copy_from_slice(&rel.to_le_bytes());
+            self.write(stub, &bytes)?;
+        }
+        Ok(())
+    }
+
+    pub fn output(&self, kind: OutputKind) -> &OutputSection {
+        &self.outputs[kind.index()]
+    }
+
+    /// The output section holding an image address (only non-empty sections hold any).
+    pub fn output_at(&self, address: u64) -> Option<&OutputSection> {
+        self.outputs.iter().find(|o| o.contains(address))
+    }
+
+    pub fn section_address(&self, object: usize, section: usize) -> Option<u64> {
+        self.section_addresses
+            .get(object)?
+            .get(section)
+            .copied()
+            .flatten()
+    }
+
+    /// Address of the GOT base (`_GLOBAL_OFFSET_TABLE_`), which is also the first slot.
+    pub fn got_address(&self) -> u64 {
+        self.got_address
+    }
+
+    pub fn got_slot(&self, slot: u32) -> u64 {
+        self.got_address + u64::from(slot) * GOT_SLOT_SIZE
+    }
+
+    pub fn stub(&self, index: u32) -> u64 {
+        self.stub_address + u64::from(index) * STUB_SIZE
+    }
+
+    pub fn dso_handle(&self) -> Option<u64> {
+        self.dso_handle
+    }
+
+    pub fn common(&self, id: GlobalId) -> Option<u64> {
+        self.commons.get(&id).copied()
+    }
+
+    /// Writes bytes at an image address; they must lie inside one output section with bytes.
+    pub fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), Error> {
+        let output = self
+            .outputs
+            .iter_mut()
+            .find(|o| o.contains(address))
+            .ok_or_else(|| layout_error(format!("no section holds address {address:#x}")))?;
+        let start = usize::try_from(address - output.vaddr)
+            .map_err(|_| layout_error("address overflow"))?;
+        let target = start
+            .checked_add(bytes.len())
+            .and_then(|end| output.data.get_mut(start..end))
+            .ok_or_else(|| {
+                layout_error(format!(
+                    "{} bytes at {address:#x} run past the section's bytes",
+                    bytes.len()
+                ))
+            })?;
+        target.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_aligned_and_sizes_checked() {
+        let mut builder = Builder { size: 0, align: 1 };
+        assert_eq!(builder.add(3, 1).unwrap(), 0);
+        assert_eq!(builder.add(8, 8).unwrap(), 8);
+        assert_eq!(builder.add(0, 4096).unwrap(), 4096);
+        assert_eq!((builder.size, builder.align), (4096, 4096));
+        assert!(builder.add(u64::MAX, 1).is_err());
+        let mut full = Builder {
+            size: u64::MAX - 2,
+            align: 1,
+        };
+        assert!(full.add(1, 16).is_err());
+    }
+}

@@ -1,0 +1,859 @@
+//! x86-64 relocations: what they need (GOT slots, call stubs, imports) and applying them.
+//!
+//! Everything whose target is inside the module is resolved at pack time by writing into the
+//! output bytes. Only absolute 64-bit addresses survive to load time, as
+//! [`RelocKind::Relative64`] (module base + addend) or [`RelocKind::Abs64`] (import + addend),
+//! and only in RelRo or data sections: code is never written at load time. Calls to imports go
+//! through a stub that jumps through a GOT slot, and data of other modules is reached through
+//! GOT slots, which are the only load-time writes code depends on.
+//!
+//! Formulas follow the x86-64 psABI: S is the target's image offset, A the addend, P the
+//! image offset of the relocated field, GOT the GOT base, G a slot's offset from that base and
+//! L a call stub's image offset.
+
+use std::collections::HashMap;
+
+use object::elf;
+use smf_format::{Reloc, RelocKind};
+
+use crate::error::{Error, RelocationError, RelocationProblem};
+use crate::input::{InputReloc, Object, SectionClass, SymbolDefinition};
+use crate::layout::{Layout, OutputKind};
+use crate::resolve::{self, Definition, GlobalId, Globals, SymbolRef};
+
+/// Range check applied to a value before it is stored in a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Range {
+    /// A two's complement field: PC-relative distances, GOT offsets.
+    Signed,
+    /// A zero-extended field (`R_X86_64_32`).
+    Unsigned,
+    /// Either reading is meant (`R_X86_64_64`, sizes).
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Field {
+    bytes: u8,
+    range: Range,
+}
+
+const fn field(bytes: u8, range: Range) -> Field {
+    Field { bytes, range }
+}
+
+/// What a relocation type computes, independent of its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Nothing,
+    /// `R_X86_64_64`: S + A, written at load time unless S is absolute.
+    Address64,
+    /// Absolute addresses narrower than 64 bits: only position-independent for absolute S.
+    AbsoluteNarrow(Field),
+    /// S + A - P; `call` allows an import, reached through its stub.
+    PcRelative {
+        field: Field,
+        call: bool,
+    },
+    /// G + GOT + A - P through a GOT slot; `relaxable` for GOTPCRELX / REX_GOTPCRELX.
+    GotPcRelative {
+        field: Field,
+        relaxable: bool,
+    },
+    /// G + A: the slot's offset from the GOT base.
+    GotOffset(Field),
+    /// S + A - GOT.
+    OffsetFromGot,
+    /// GOT + A - P.
+    GotFromPc(Field),
+    /// L - GOT + A.
+    PltOffset,
+    /// Z + A, the symbol's size.
+    Size(Field),
+    ThreadLocal,
+    Unsupported,
+}
+
+fn action(r_type: u32) -> Action {
+    use Range::*;
+    match elf::RelocationType(r_type) {
+        elf::R_X86_64_NONE => Action::Nothing,
+        elf::R_X86_64_64 => Action::Address64,
+        elf::R_X86_64_32 => Action::AbsoluteNarrow(field(4, Unsigned)),
+        elf::R_X86_64_32S => Action::AbsoluteNarrow(field(4, Signed)),
+        elf::R_X86_64_16 => Action::AbsoluteNarrow(field(2, Any)),
+        elf::R_X86_64_8 => Action::AbsoluteNarrow(field(1, Any)),
+        elf::R_X86_64_PC32 => Action::PcRelative {
+            field: field(4, Signed),
+            call: false,
+        },
+        elf::R_X86_64_PLT32 => Action::PcRelative {
+            field: field(4, Signed),
+            call: true,
+        },
+        elf::R_X86_64_PC16 => Action::PcRelative {
+            field: field(2, Signed),
+            call: false,
+        },
+        elf::R_X86_64_PC8 => Action::PcRelative {
+            field: field(1, Signed),
+            call: false,
+        },
+        elf::R_X86_64_PC64 => Action::PcRelative {
+            field: field(8, Any),
+            call: false,
+        },
+        elf::R_X86_64_GOTPCREL
+        | elf::R_X86_64_CODE_4_GOTPCRELX
+        | elf::R_X86_64_CODE_5_GOTPCRELX
+        | elf::R_X86_64_CODE_6_GOTPCRELX => Action::GotPcRelative {
+            field: field(4, Signed),
+            relaxable: false,
+        },
+        elf::R_X86_64_GOTPCRELX | elf::R_X86_64_REX_GOTPCRELX => Action::GotPcRelative {
+            field: field(4, Signed),
+            relaxable: true,
+        },
+        elf::R_X86_64_GOTPCREL64 => Action::GotPcRelative {
+            field: field(8, Any),
+            relaxable: false,
+        },
+        elf::R_X86_64_GOT32 => Action::GotOffset(field(4, Signed)),
+        elf::R_X86_64_GOT64 | elf::R_X86_64_GOTPLT64 => Action::GotOffset(field(8, Any)),
+        elf::R_X86_64_GOTOFF64 => Action::OffsetFromGot,
+        elf::R_X86_64_GOTPC32 => Action::GotFromPc(field(4, Signed)),
+        elf::R_X86_64_GOTPC64 => Action::GotFromPc(field(8, Any)),
+        elf::R_X86_64_PLTOFF64 => Action::PltOffset,
+        elf::R_X86_64_SIZE32 => Action::Size(field(4, Any)),
+        elf::R_X86_64_SIZE64 => Action::Size(field(8, Any)),
+        elf::R_X86_64_DTPMOD64
+        | elf::R_X86_64_DTPOFF64
+        | elf::R_X86_64_TPOFF64
+        | elf::R_X86_64_TLSGD
+        | elf::R_X86_64_TLSLD
+        | elf::R_X86_64_DTPOFF32
+        | elf::R_X86_64_GOTTPOFF
+        | elf::R_X86_64_TPOFF32
+        | elf::R_X86_64_GOTPC32_TLSDESC
+        | elf::R_X86_64_TLSDESC_CALL
+        | elf::R_X86_64_TLSDESC
+        | elf::R_X86_64_CODE_4_GOTTPOFF
+        | elf::R_X86_64_CODE_4_GOTPC32_TLSDESC
+        | elf::R_X86_64_CODE_5_GOTTPOFF
+        | elf::R_X86_64_CODE_5_GOTPC32_TLSDESC
+        | elf::R_X86_64_CODE_6_GOTTPOFF
+        | elf::R_X86_64_CODE_6_GOTPC32_TLSDESC => Action::ThreadLocal,
+        // COPY, GLOB_DAT, JUMP_SLOT, RELATIVE, IRELATIVE, RELATIVE64 only appear in linked
+        // files; anything else is unknown.
+        _ => Action::Unsupported,
+    }
+}
+
+impl Action {
+    /// Bytes written at P (`TLSDESC_CALL` and `NONE` write none).
+    fn width(self) -> u64 {
+        let bytes = match self {
+            Action::Address64 | Action::OffsetFromGot | Action::PltOffset => 8,
+            Action::AbsoluteNarrow(f)
+            | Action::PcRelative { field: f, .. }
+            | Action::GotPcRelative { field: f, .. }
+            | Action::GotOffset(f)
+            | Action::GotFromPc(f)
+            | Action::Size(f) => f.bytes,
+            Action::Nothing | Action::ThreadLocal | Action::Unsupported => 0,
+        };
+        u64::from(bytes)
+    }
+}
+
+/// The name of a relocation type for messages, such as `R_X86_64_PC32`.
+pub(crate) fn type_name(r_type: u32) -> String {
+    match elf::machine_names(elf::EM_X86_64)
+        .r
+        .name(elf::RelocationType(r_type))
+    {
+        Some(name) => name.to_owned(),
+        None => format!("type {r_type}"),
+    }
+}
+
+/// What the relocations of the kept sections need beyond the input bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Needs {
+    /// GOT slots, in order; each holds the address of one symbol.
+    pub got: Vec<SymbolRef>,
+    got_index: HashMap<SymbolRef, u32>,
+    /// Globals that are imports called from code, one stub each, in order.
+    pub stubs: Vec<GlobalId>,
+    stub_index: HashMap<GlobalId, u32>,
+    /// Globals that became imports, in import-index order.
+    pub imports: Vec<GlobalId>,
+}
+
+impl Needs {
+    pub fn got_slot(&self, target: SymbolRef) -> Option<u32> {
+        self.got_index.get(&target).copied()
+    }
+
+    fn stub(&self, global: GlobalId) -> Option<u32> {
+        self.stub_index.get(&global).copied()
+    }
+
+    fn add_slot(&mut self, target: SymbolRef) {
+        if !self.got_index.contains_key(&target) {
+            self.got_index.insert(target, self.got.len() as u32);
+            self.got.push(target);
+        }
+    }
+
+    fn add_stub(&mut self, global: GlobalId) {
+        if !self.stub_index.contains_key(&global) {
+            self.stub_index.insert(global, self.stubs.len() as u32);
+            self.stubs.push(global);
+        }
+        self.add_slot(SymbolRef::Global(global));
+    }
+}
+
+/// The sections whose relocations are processed: kept, and loaded or constructor tables.
+fn relocated_sections<'a, 'data>(
+    objects: &'a [Object<'data>],
+) -> impl Iterator<Item = (usize, usize, &'a crate::input::InputSection<'data>)> {
+    objects.iter().enumerate().flat_map(|(o, object)| {
+        object
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.discarded && s.class != SectionClass::Ignored)
+            .map(move |(s, section)| (o, s, section))
+    })
+}
+
+/// Whether a GOTPCRELX load of an in-module symbol can become a direct address computation:
+/// `mov foo@GOTPCREL(%rip), %reg` (opcode 0x8b at P-2) is rewritten to
+/// `lea foo(%rip), %reg` (0x8d), the relaxation the psABI sanctions for these types. Other
+/// instruction forms keep going through the GOT.
+fn relaxes(
+    objects: &[Object<'_>],
+    globals: &Globals<'_>,
+    object: usize,
+    section: usize,
+    reloc: &InputReloc,
+    target: SymbolRef,
+) -> bool {
+    let opcode = objects
+        .get(object)
+        .and_then(|o| o.sections.get(section))
+        .and_then(|s| {
+            s.data
+                .get(usize::try_from(reloc.offset.checked_sub(2)?).ok()?)
+        });
+    opcode == Some(&0x8b) && resolve::is_in_module(globals, objects, target)
+}
+
+/// Finds the imports, GOT slots and stubs the relocations need, before layout.
+pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<Needs, Error> {
+    let mut needs = Needs::default();
+    for (o, s, section) in relocated_sections(objects) {
+        for reloc in &section.relocs {
+            let action = action(reloc.r_type);
+            if matches!(
+                action,
+                Action::Nothing | Action::ThreadLocal | Action::Unsupported
+            ) {
+                continue;
+            }
+            let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
+            let mut import = None;
+            if let SymbolRef::Global(id) = target {
+                if !globals.is_defined(id) {
+                    ensure_import(objects, globals, &mut needs, id, o)?;
+                    import = Some(id);
+                }
+            }
+            match action {
+                Action::GotPcRelative {
+                    relaxable: true, ..
+                } if relaxes(objects, globals, o, s, reloc, target) => {}
+                Action::GotPcRelative { .. } | Action::GotOffset(_) => needs.add_slot(target),
+                Action::PcRelative { call: true, .. } | Action::PltOffset => {
+                    if let Some(id) = import {
+                        needs.add_stub(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(needs)
+}
+
+fn ensure_import(
+    objects: &[Object<'_>],
+    globals: &mut Globals<'_>,
+    needs: &mut Needs,
+    id: GlobalId,
+    object: usize,
+) -> Result<(), Error> {
+    let Some(global) = globals.symbols.get_mut(id) else {
+        return Ok(());
+    };
+    if global.import.is_some() {
+        return Ok(());
+    }
+    if global.visibility != crate::input::SymbolVisibility::Default {
+        return Err(Error::Symbol {
+            file: objects.get(object).map_or("?", |o| o.name).to_owned(),
+            symbol: global.name.to_owned(),
+            problem: "has hidden or protected visibility but no input defines it".into(),
+        });
+    }
+    global.import = Some(needs.imports.len() as u32);
+    needs.imports.push(id);
+    Ok(())
+}
+
+/// Where a symbol reference lands once the layout is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target<'data> {
+    /// An image offset (i128 so that S + A - P never overflows).
+    Address(i128),
+    Import(u32),
+    /// An `SHN_ABS` value (and the null symbol).
+    Absolute(u64),
+    /// Inside a discarded COMDAT member.
+    Discarded,
+    /// Inside a section the module does not load.
+    NotLoaded(&'data str),
+}
+
+pub(crate) fn resolve_target<'data>(
+    objects: &[Object<'data>],
+    globals: &Globals<'_>,
+    layout: &Layout,
+    target: SymbolRef,
+) -> Target<'data> {
+    let (object, symbol) = match target {
+        SymbolRef::Global(id) => match globals.symbols.get(id) {
+            Some(global) => match global.definition {
+                Definition::Defined { object, symbol, .. } => (object, symbol),
+                Definition::Common { .. } => {
+                    return layout
+                        .common(id)
+                        .map_or(Target::NotLoaded("COMMON"), |a| Target::Address(a.into()));
+                }
+                Definition::GotBase => return Target::Address(layout.got_address().into()),
+                Definition::DsoHandle => {
+                    return layout
+                        .dso_handle()
+                        .map_or(Target::NotLoaded(".data"), |a| Target::Address(a.into()));
+                }
+                Definition::None => {
+                    return global.import.map_or(Target::Absolute(0), Target::Import);
+                }
+            },
+            None => return Target::Absolute(0),
+        },
+        SymbolRef::Local { object, symbol } => (object, symbol),
+    };
+    let Some(o) = objects.get(object) else {
+        return Target::Absolute(0);
+    };
+    let Some(s) = o.symbols.get(symbol) else {
+        return Target::Absolute(0);
+    };
+    match s.definition {
+        SymbolDefinition::Section(index) => {
+            let Some(section) = o.sections.get(index) else {
+                return Target::NotLoaded("?");
+            };
+            if section.discarded {
+                return Target::Discarded;
+            }
+            match layout.section_address(object, index) {
+                Some(address) => Target::Address(i128::from(address) + i128::from(s.value)),
+                None => Target::NotLoaded(section.name),
+            }
+        }
+        SymbolDefinition::Absolute | SymbolDefinition::Undefined => Target::Absolute(s.value),
+        SymbolDefinition::Common { .. } => Target::NotLoaded("COMMON"),
+    }
+}
+
+/// The size of a symbol, for `R_X86_64_SIZE*`; `None` for imports.
+fn symbol_size(objects: &[Object<'_>], globals: &Globals<'_>, target: SymbolRef) -> Option<u64> {
+    let (object, symbol) = match target {
+        SymbolRef::Global(id) => match globals.symbols.get(id)?.definition {
+            Definition::Defined { object, symbol, .. } => (object, symbol),
+            Definition::Common { size, .. } => return Some(size),
+            Definition::GotBase => return Some(0),
+            Definition::DsoHandle => return Some(8),
+            Definition::None => return None,
+        },
+        SymbolRef::Local { object, symbol } => (object, symbol),
+    };
+    objects.get(object)?.symbols.get(symbol).map(|s| s.size)
+}
+
+/// Stores `value` into a field, or says it does not fit; `pc_relative` says whether the
+/// value is a distance, for the message.
+fn encode(value: i128, field: Field, pc_relative: bool) -> Result<[u8; 8], RelocationProblem> {
+    let bits = u32::from(field.bytes) * 8;
+    let (min, max) = match field.range {
+        Range::Signed => (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1),
+        Range::Unsigned => (0, (1i128 << bits) - 1),
+        Range::Any => (-(1i128 << (bits - 1)), (1i128 << bits) - 1),
+    };
+    if value < min || value > max {
+        return Err(RelocationProblem::Overflow {
+            value,
+            bits,
+            pc_relative,
+        });
+    }
+    // Two's complement truncation of an in-range value.
+    Ok((value as i64).to_le_bytes())
+}
+
+/// Load-time relocations and everything written while applying relocations.
+pub(crate) fn apply(
+    objects: &[Object<'_>],
+    globals: &Globals<'_>,
+    needs: &Needs,
+    layout: &mut Layout,
+) -> Result<Vec<Reloc>, Error> {
+    let mut load_relocs = Vec::new();
+    for (o, s, section) in relocated_sections(objects) {
+        let SectionClass::Loaded(kind) = section.class else {
+            continue;
+        };
+        let Some(section_address) = layout.section_address(o, s) else {
+            continue;
+        };
+        for reloc in &section.relocs {
+            let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
+            let context = Context {
+                objects,
+                globals,
+                object: o,
+                section: s,
+                reloc,
+                target,
+            };
+            apply_one(
+                &context,
+                kind,
+                section_address,
+                needs,
+                layout,
+                &mut load_relocs,
+            )?;
+        }
+    }
+    fill_got(objects, globals, needs, layout, &mut load_relocs)?;
+    if let Some(address) = layout.dso_handle() {
+        // As in a shared object's crtbegin: `void *__dso_handle = &__dso_handle;`.
+        let addend = i64::try_from(address)
+            .map_err(|_| Error::Layout(format!("__dso_handle at {address:#x} is out of range")))?;
+        layout.write(address, &address.to_le_bytes())?;
+        load_relocs.push(Reloc {
+            offset: address,
+            kind: RelocKind::Relative64,
+            import: None,
+            addend,
+        });
+    }
+    Ok(load_relocs)
+}
+
+/// Where a relocation is, for computing it and for messages.
+struct Context<'a, 'data> {
+    objects: &'a [Object<'data>],
+    globals: &'a Globals<'data>,
+    object: usize,
+    section: usize,
+    reloc: &'a InputReloc,
+    target: SymbolRef,
+}
+
+impl Context<'_, '_> {
+    fn error(&self, problem: RelocationProblem) -> Error {
+        let object = self.objects.get(self.object);
+        let (symbol, imported) = match self.target {
+            SymbolRef::Global(id) => self
+                .globals
+                .symbols
+                .get(id)
+                .map_or(("?", false), |g| (g.name, g.import.is_some())),
+            SymbolRef::Local { symbol, .. } => {
+                (object.map_or("?", |o| o.symbol_display_name(symbol)), false)
+            }
+        };
+        Error::from(RelocationError {
+            file: object.map_or("?", |o| o.name).to_owned(),
+            section: object
+                .and_then(|o| o.sections.get(self.section))
+                .map_or("?", |s| s.name)
+                .to_owned(),
+            offset: self.reloc.offset,
+            r_type: type_name(self.reloc.r_type),
+            symbol: symbol.to_owned(),
+            imported,
+            problem,
+        })
+    }
+}
+
+fn apply_one(
+    cx: &Context<'_, '_>,
+    kind: OutputKind,
+    section_address: u64,
+    needs: &Needs,
+    layout: &mut Layout,
+    load_relocs: &mut Vec<Reloc>,
+) -> Result<(), Error> {
+    let reloc = cx.reloc;
+    let action = action(reloc.r_type);
+    match action {
+        Action::Nothing => return Ok(()),
+        Action::ThreadLocal => return Err(cx.error(RelocationProblem::ThreadLocal)),
+        Action::Unsupported => return Err(cx.error(RelocationProblem::UnsupportedType)),
+        _ => {}
+    }
+    let section_size = cx
+        .objects
+        .get(cx.object)
+        .and_then(|o| o.sections.get(cx.section))
+        .map_or(0, |s| s.size);
+    if reloc
+        .offset
+        .checked_add(action.width())
+        .is_none_or(|end| end > section_size)
+    {
+        return Err(cx.error(RelocationProblem::OutOfBounds { size: section_size }));
+    }
+    if kind == OutputKind::Bss {
+        return Err(cx.error(RelocationProblem::InBss));
+    }
+    // In range: the section's bytes were placed at `section_address`.
+    let place = section_address + reloc.offset;
+    let p = i128::from(place);
+    let a = i128::from(reloc.addend);
+    let got = i128::from(layout.got_address());
+
+    let target = resolve_target(cx.objects, cx.globals, layout, cx.target);
+    match target {
+        Target::Discarded if kind == OutputKind::EhFrame => {
+            // The FDE of a function whose COMDAT copy was dropped. Its fields stay zero: the
+            // unwinder (libgcc's classify_object_over_fdes, and `ld -r`'s output) takes a zero
+            // pc_begin, before its PC-relative base is added, as a removed link-once function
+            // and skips the FDE. GNU ld and lld delete such FDEs instead; zeroing keeps the
+            // record layout and every CIE pointer intact.
+            let zeros = [0u8; 8];
+            let width = usize::try_from(action.width())
+                .unwrap_or(0)
+                .min(zeros.len());
+            return layout.write(place, &zeros[..width]);
+        }
+        Target::Discarded => return Err(cx.error(RelocationProblem::TargetDiscarded)),
+        Target::NotLoaded(section) => {
+            return Err(cx.error(RelocationProblem::TargetNotLoaded {
+                section: section.to_owned(),
+            }));
+        }
+        _ => {}
+    }
+
+    let got_slot = |target: SymbolRef| -> Result<i128, Error> {
+        needs
+            .got_slot(target)
+            .map(|slot| i128::from(layout.got_slot(slot)))
+            .ok_or_else(|| cx.error(RelocationProblem::UnsupportedType))
+    };
+    let (value, field) = match action {
+        Action::Address64 => {
+            let writable = matches!(kind, OutputKind::RelRo | OutputKind::Data);
+            match target {
+                Target::Absolute(v) => (i128::from(v) + a, field(8, Range::Any)),
+                _ if !writable => {
+                    return Err(cx.error(RelocationProblem::ReadOnlyPlace {
+                        kind: kind.section_kind().name(),
+                    }));
+                }
+                Target::Address(s) => {
+                    let addend = i64::try_from(s + a).map_err(|_| {
+                        cx.error(RelocationProblem::Overflow {
+                            value: s + a,
+                            bits: 64,
+                            pc_relative: false,
+                        })
+                    })?;
+                    load_relocs.push(Reloc {
+                        offset: place,
+                        kind: RelocKind::Relative64,
+                        import: None,
+                        addend,
+                    });
+                    // The loader overwrites the field; the image offset helps inspection.
+                    (s + a, field(8, Range::Any))
+                }
+                Target::Import(import) => {
+                    load_relocs.push(Reloc {
+                        offset: place,
+                        kind: RelocKind::Abs64,
+                        import: Some(import),
+                        addend: reloc.addend,
+                    });
+                    (0, field(8, Range::Any))
+                }
+                Target::Discarded | Target::NotLoaded(_) => return Ok(()),
+            }
+        }
+        Action::AbsoluteNarrow(f) => match target {
+            Target::Absolute(v) => (i128::from(v) + a, f),
+            _ => return Err(cx.error(RelocationProblem::NotPositionIndependent)),
+        },
+        Action::PcRelative { field: f, call } => match target {
+            Target::Address(s) => (s + a - p, f),
+            Target::Import(_) if call => {
+                let SymbolRef::Global(id) = cx.target else {
+                    return Err(cx.error(RelocationProblem::ImportOutOfReach));
+                };
+                let stub = needs
+                    .stub(id)
+                    .ok_or_else(|| cx.error(RelocationProblem::ImportOutOfReach))?;
+                (i128::from(layout.stub(stub)) + a - p, f)
+            }
+            Target::Import(_) => return Err(cx.error(RelocationProblem::ImportOutOfReach)),
+            _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+        },
+        Action::GotPcRelative {
+            field: f,
+            relaxable,
+        } => match target {
+            Target::Address(s)
+                if relaxable
+                    && relaxes(
+                        cx.objects, cx.globals, cx.object, cx.section, reloc, cx.target,
+                    ) =>
+            {
+                layout.write(place - 2, &[0x8d])?;
+                (s + a - p, f)
+            }
+            _ => (got_slot(cx.target)? + a - p, f),
+        },
+        Action::GotOffset(f) => (got_slot(cx.target)? - got + a, f),
+        Action::OffsetFromGot => match target {
+            Target::Address(s) => (s + a - got, field(8, Range::Any)),
+            _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+        },
+        Action::GotFromPc(f) => (got + a - p, f),
+        Action::PltOffset => {
+            let l = match (target, cx.target) {
+                (Target::Address(s), _) => s,
+                (Target::Import(_), SymbolRef::Global(id)) => match needs.stub(id) {
+                    Some(stub) => i128::from(layout.stub(stub)),
+                    None => return Err(cx.error(RelocationProblem::ImportOutOfReach)),
+                },
+                _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+            };
+            (l - got + a, field(8, Range::Any))
+        }
+        Action::Size(f) => match symbol_size(cx.objects, cx.globals, cx.target) {
+            Some(size) if !matches!(target, Target::Import(_)) => (i128::from(size) + a, f),
+            _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+        },
+        Action::Nothing | Action::ThreadLocal | Action::Unsupported => return Ok(()),
+    };
+    let pc_relative = matches!(
+        action,
+        Action::PcRelative { .. } | Action::GotPcRelative { .. } | Action::GotFromPc(_)
+    );
+    let bytes = encode(value, field, pc_relative).map_err(|problem| cx.error(problem))?;
+    layout.write(place, &bytes[..usize::from(field.bytes)])
+}
+
+/// Writes each GOT slot: in-module addresses get a Relative64, imports an Abs64 (weak ones
+/// included: the loader stores 0 for an unresolved weak import).
+fn fill_got(
+    objects: &[Object<'_>],
+    globals: &Globals<'_>,
+    needs: &Needs,
+    layout: &mut Layout,
+    load_relocs: &mut Vec<Reloc>,
+) -> Result<(), Error> {
+    for (slot, target) in needs.got.iter().enumerate() {
+        let address = layout.got_slot(slot as u32);
+        match resolve_target(objects, globals, layout, *target) {
+            Target::Address(s) => {
+                let addend = i64::try_from(s).map_err(|_| {
+                    Error::Layout(format!("GOT slot {slot} target {s:#x} is out of range"))
+                })?;
+                layout.write(address, &addend.to_le_bytes())?;
+                load_relocs.push(Reloc {
+                    offset: address,
+                    kind: RelocKind::Relative64,
+                    import: None,
+                    addend,
+                });
+            }
+            Target::Import(import) => {
+                load_relocs.push(Reloc {
+                    offset: address,
+                    kind: RelocKind::Abs64,
+                    import: Some(import),
+                    addend: 0,
+                });
+            }
+            Target::Absolute(value) => layout.write(address, &value.to_le_bytes())?,
+            // Only reachable from a tombstoned .eh_frame field; the slot stays zero.
+            Target::Discarded | Target::NotLoaded(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads the constructor and destructor tables: each 8-byte slot is an `R_X86_64_64` to a
+/// function of the module. Returns them in the order they must run.
+pub(crate) fn constructors(
+    objects: &[Object<'_>],
+    globals: &Globals<'_>,
+    layout: &Layout,
+) -> Result<(Vec<u64>, Vec<u64>), Error> {
+    let mut init: Vec<(u32, u64)> = Vec::new();
+    let mut fini: Vec<(u32, u64)> = Vec::new();
+    for (o, s, section) in relocated_sections(objects) {
+        let (list, priority) = match section.class {
+            SectionClass::Init { priority } => (&mut init, priority),
+            SectionClass::Fini { priority } => (&mut fini, priority),
+            _ => continue,
+        };
+        let object = &objects[o];
+        let table_error = |problem: String| Error::UnsupportedSection {
+            file: object.name.to_owned(),
+            section: section.name.to_owned(),
+            problem,
+        };
+        // The data length was checked against the file, so `slots` is bounded by its size.
+        if section.size % 8 != 0 || section.data.len() as u64 != section.size {
+            return Err(table_error(format!(
+                "size {:#x} is not a whole number of 8-byte entries in the file",
+                section.size
+            )));
+        }
+        let mut slots: Vec<Option<u64>> = vec![None; section.data.len() / 8];
+        for reloc in &section.relocs {
+            if reloc.r_type == elf::R_X86_64_NONE.0 {
+                continue;
+            }
+            let slot = usize::try_from(reloc.offset / 8)
+                .ok()
+                .filter(|_| reloc.offset % 8 == 0 && reloc.r_type == elf::R_X86_64_64.0)
+                .and_then(|index| slots.get_mut(index))
+                .filter(|slot| slot.is_none());
+            let Some(slot) = slot else {
+                return Err(table_error(format!(
+                    "entry at +{:#x} is not a single R_X86_64_64 relocation ({})",
+                    reloc.offset,
+                    type_name(reloc.r_type)
+                )));
+            };
+            let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
+            let cx = Context {
+                objects,
+                globals,
+                object: o,
+                section: s,
+                reloc,
+                target,
+            };
+            let address = match resolve_target(objects, globals, layout, target) {
+                Target::Address(address) => u64::try_from(address + i128::from(reloc.addend)).ok(),
+                _ => None,
+            };
+            match address {
+                Some(address) if layout.output(OutputKind::Code).contains(address) => {
+                    *slot = Some(address)
+                }
+                _ => return Err(cx.error(RelocationProblem::NotCode)),
+            }
+        }
+        for (index, slot) in slots.into_iter().enumerate() {
+            match slot {
+                Some(address) => list.push((priority, address)),
+                None => {
+                    return Err(table_error(format!(
+                        "entry {index} has no relocation to a function"
+                    )));
+                }
+            }
+        }
+    }
+    // Stable sorts: equal priorities keep input order.
+    init.sort_by_key(|(priority, _)| *priority);
+    fini.sort_by_key(|(priority, _)| *priority);
+    // Destructors run in the reverse order of the sorted table, as the ELF runtime walks
+    // .fini_array backwards; the module format stores them in running order.
+    fini.reverse();
+    Ok((
+        init.into_iter().map(|(_, a)| a).collect(),
+        fini.into_iter().map(|(_, a)| a).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_refuse_values_out_of_range() {
+        let signed32 = field(4, Range::Signed);
+        assert_eq!(
+            encode(i128::from(i32::MAX), signed32, true).unwrap()[..4],
+            i32::MAX.to_le_bytes()
+        );
+        assert_eq!(
+            encode(-4, signed32, true).unwrap()[..4],
+            (-4i32).to_le_bytes()
+        );
+        assert!(encode(i128::from(i32::MAX) + 1, signed32, true).is_err());
+        assert!(encode(i128::from(i32::MIN) - 1, signed32, true).is_err());
+        let unsigned32 = field(4, Range::Unsigned);
+        assert!(encode(i128::from(u32::MAX), unsigned32, false).is_ok());
+        assert!(encode(-1, unsigned32, false).is_err());
+        let any64 = field(8, Range::Any);
+        assert_eq!(
+            encode(i128::from(u64::MAX), any64, false).unwrap(),
+            [0xff; 8]
+        );
+        assert_eq!(
+            encode(i128::from(i64::MIN), any64, false).unwrap(),
+            i64::MIN.to_le_bytes()
+        );
+        assert!(encode(i128::from(u64::MAX) + 1, any64, false).is_err());
+        assert!(encode(i128::from(i64::MIN) - 1, any64, false).is_err());
+        assert_eq!(
+            encode(1 << 40, signed32, true),
+            Err(RelocationProblem::Overflow {
+                value: 1 << 40,
+                bits: 32,
+                pc_relative: true
+            })
+        );
+    }
+
+    #[test]
+    fn every_known_type_has_a_width_and_a_name() {
+        assert_eq!(action(elf::R_X86_64_64.0).width(), 8);
+        assert_eq!(action(elf::R_X86_64_PLT32.0).width(), 4);
+        assert_eq!(action(elf::R_X86_64_PC8.0).width(), 1);
+        assert_eq!(action(elf::R_X86_64_TLSGD.0), Action::ThreadLocal);
+        assert_eq!(action(elf::R_X86_64_COPY.0), Action::Unsupported);
+        assert_eq!(action(1000), Action::Unsupported);
+        assert_eq!(
+            type_name(elf::R_X86_64_REX_GOTPCRELX.0),
+            "R_X86_64_REX_GOTPCRELX"
+        );
+        assert_eq!(type_name(1000), "type 1000");
+    }
+}

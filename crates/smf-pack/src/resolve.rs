@@ -1,0 +1,281 @@
+//! Symbol resolution across objects: COMDAT group selection and the global symbol table.
+//!
+//! The rules are those of a static ELF linker: a strong definition beats a common symbol,
+//! which beats a weak definition; two strong definitions are an error; common symbols merge
+//! to the largest size and alignment; the most restrictive visibility of all mentions wins.
+//! Whatever no object defines becomes an import (see `relocate::scan`).
+
+use std::collections::{HashMap, HashSet};
+
+use smf_format::ImportKind;
+
+use crate::error::Error;
+use crate::input::{
+    Object, SectionClass, SymbolBinding, SymbolDefinition, SymbolType, SymbolVisibility,
+};
+
+/// Index into [`Globals::symbols`].
+pub(crate) type GlobalId = usize;
+
+/// What a relocation's symbol resolves to: a name in the global table, or a symbol local to
+/// one object (a static, a section symbol, a `.L` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum SymbolRef {
+    Global(GlobalId),
+    Local { object: usize, symbol: usize },
+}
+
+/// Strength of a definition, in the order in which they override each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Strength {
+    Weak,
+    Common,
+    Strong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Definition {
+    None,
+    /// A symbol of an object, defined in a section or absolute.
+    Defined {
+        object: usize,
+        symbol: usize,
+        strength: Strength,
+    },
+    /// Merged common symbols; `object`/`symbol` is the first mention, for the symbol table.
+    Common {
+        object: usize,
+        symbol: usize,
+        size: u64,
+        align: u64,
+    },
+    /// `_GLOBAL_OFFSET_TABLE_`, provided by the packer.
+    GotBase,
+    /// `__dso_handle`, provided by the packer for C++ `__cxa_atexit`.
+    DsoHandle,
+}
+
+#[derive(Debug)]
+pub(crate) struct Global<'data> {
+    pub name: &'data str,
+    pub definition: Definition,
+    /// The most restrictive visibility over every mention.
+    pub visibility: SymbolVisibility,
+    /// Whether some undefined mention is not weak (the import must then resolve).
+    pub strong_reference: bool,
+    /// The import kind, from the type of the undefined mentions.
+    pub import_kind: ImportKind,
+    /// The import index, once a relocation needs it as one.
+    pub import: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Globals<'data> {
+    pub symbols: Vec<Global<'data>>,
+    by_name: HashMap<&'data str, GlobalId>,
+}
+
+pub(crate) const GOT_SYMBOL: &str = "_GLOBAL_OFFSET_TABLE_";
+pub(crate) const DSO_HANDLE: &str = "__dso_handle";
+
+/// Keeps the first COMDAT group of each signature and marks the sections of later ones as
+/// discarded: they are identical copies (C++ inline functions, vtables, template instances).
+pub(crate) fn select_comdat_groups(objects: &mut [Object<'_>]) {
+    let mut seen = HashSet::new();
+    for object in objects {
+        let mut discard = Vec::new();
+        for group in &object.comdat_groups {
+            if !seen.insert(group.signature) {
+                discard.extend_from_slice(&group.members);
+            }
+        }
+        for index in discard {
+            if let Some(section) = object.sections.get_mut(index) {
+                section.discarded = true;
+            }
+        }
+    }
+}
+
+impl<'data> Globals<'data> {
+    /// Builds the global symbol table from every non-local symbol of every object.
+    pub fn build(objects: &[Object<'data>]) -> Result<Globals<'data>, Error> {
+        let mut globals = Globals::default();
+        for (object_index, object) in objects.iter().enumerate() {
+            for (symbol_index, symbol) in object.symbols.iter().enumerate().skip(1) {
+                if symbol.binding == SymbolBinding::Local {
+                    continue;
+                }
+                let id = globals.intern(symbol.name);
+                let global = &mut globals.symbols[id];
+                global.visibility = global.visibility.max(symbol.visibility);
+
+                // A definition inside a discarded COMDAT member does not count: the kept copy
+                // of the group provides the symbol.
+                let definition = match symbol.definition {
+                    SymbolDefinition::Section(section)
+                        if object.sections.get(section).is_some_and(|s| s.discarded) =>
+                    {
+                        continue;
+                    }
+                    definition => definition,
+                };
+                let strength = match symbol.binding {
+                    SymbolBinding::Global => Strength::Strong,
+                    _ => Strength::Weak,
+                };
+                match definition {
+                    SymbolDefinition::Undefined => {
+                        if symbol.binding != SymbolBinding::Weak {
+                            global.strong_reference = true;
+                        }
+                        if global.import_kind == ImportKind::Any {
+                            global.import_kind = match symbol.kind {
+                                SymbolType::Function => ImportKind::Function,
+                                SymbolType::Object => ImportKind::Data,
+                                _ => ImportKind::Any,
+                            };
+                        }
+                    }
+                    SymbolDefinition::Common { align } => match global.definition {
+                        Definition::Common {
+                            size: old_size,
+                            align: old_align,
+                            object,
+                            symbol: first,
+                        } => {
+                            global.definition = Definition::Common {
+                                object,
+                                symbol: first,
+                                size: old_size.max(symbol.size),
+                                align: old_align.max(align),
+                            };
+                        }
+                        Definition::Defined {
+                            strength: Strength::Strong,
+                            ..
+                        } => {}
+                        _ => {
+                            global.definition = Definition::Common {
+                                object: object_index,
+                                symbol: symbol_index,
+                                size: symbol.size,
+                                align,
+                            };
+                        }
+                    },
+                    SymbolDefinition::Section(_) | SymbolDefinition::Absolute => {
+                        let new = Definition::Defined {
+                            object: object_index,
+                            symbol: symbol_index,
+                            strength,
+                        };
+                        match global.definition {
+                            Definition::Defined {
+                                strength: Strength::Strong,
+                                object: first,
+                                ..
+                            } if strength == Strength::Strong => {
+                                return Err(Error::DuplicateSymbol {
+                                    symbol: symbol.name.to_owned(),
+                                    first: objects[first].name.to_owned(),
+                                    second: object.name.to_owned(),
+                                });
+                            }
+                            Definition::None => global.definition = new,
+                            Definition::Defined { strength: old, .. } if old < strength => {
+                                global.definition = new
+                            }
+                            Definition::Common { .. } if strength == Strength::Strong => {
+                                global.definition = new
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        // Names the packer itself provides when the objects ask for them and define none.
+        for global in &mut globals.symbols {
+            if global.definition == Definition::None {
+                if global.name == GOT_SYMBOL {
+                    global.definition = Definition::GotBase;
+                } else if global.name == DSO_HANDLE {
+                    global.definition = Definition::DsoHandle;
+                }
+            }
+        }
+        Ok(globals)
+    }
+
+    fn intern(&mut self, name: &'data str) -> GlobalId {
+        *self.by_name.entry(name).or_insert_with(|| {
+            self.symbols.push(Global {
+                name,
+                definition: Definition::None,
+                visibility: SymbolVisibility::Default,
+                strong_reference: false,
+                import_kind: ImportKind::Any,
+                import: None,
+            });
+            self.symbols.len() - 1
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<GlobalId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Whether the global is defined by the module (by an object or by the packer).
+    pub fn is_defined(&self, id: GlobalId) -> bool {
+        self.symbols
+            .get(id)
+            .is_some_and(|g| g.definition != Definition::None)
+    }
+}
+
+/// The symbol a relocation of `object` refers to.
+pub(crate) fn symbol_ref(
+    globals: &Globals<'_>,
+    objects: &[Object<'_>],
+    object: usize,
+    symbol: usize,
+) -> SymbolRef {
+    let local = SymbolRef::Local { object, symbol };
+    let Some(input) = objects.get(object).and_then(|o| o.symbols.get(symbol)) else {
+        return local;
+    };
+    if input.binding == SymbolBinding::Local {
+        return local;
+    }
+    globals.get(input.name).map_or(local, SymbolRef::Global)
+}
+
+/// Whether a symbol reference lands inside the module (as opposed to an import or an
+/// absolute value), judged before layout: used to decide relaxations and GOT slots.
+pub(crate) fn is_in_module(
+    globals: &Globals<'_>,
+    objects: &[Object<'_>],
+    target: SymbolRef,
+) -> bool {
+    let (object, symbol) = match target {
+        SymbolRef::Global(id) => match globals.symbols.get(id).map(|g| g.definition) {
+            Some(Definition::Defined { object, symbol, .. }) => (object, symbol),
+            Some(Definition::Common { .. } | Definition::GotBase | Definition::DsoHandle) => {
+                return true;
+            }
+            _ => return false,
+        },
+        SymbolRef::Local { object, symbol } => (object, symbol),
+    };
+    let Some(o) = objects.get(object) else {
+        return false;
+    };
+    match o.symbols.get(symbol).map(|s| s.definition) {
+        Some(SymbolDefinition::Section(section)) => o
+            .sections
+            .get(section)
+            .is_some_and(|s| !s.discarded && matches!(s.class, SectionClass::Loaded(_))),
+        _ => false,
+    }
+}
