@@ -41,7 +41,7 @@ macro_rules! field_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
+                f.pad(self.name())
             }
         }
     };
@@ -262,7 +262,7 @@ impl fmt::Display for SectionFlags {
         let r = if self.contains(Self::READ) { 'R' } else { '-' };
         let w = if self.contains(Self::WRITE) { 'W' } else { '-' };
         let x = if self.contains(Self::EXEC) { 'X' } else { '-' };
-        write!(f, "{r}{w}{x}")
+        f.pad(&format!("{r}{w}{x}"))
     }
 }
 

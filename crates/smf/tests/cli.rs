@@ -258,3 +258,148 @@ fn pack_errors_name_the_object() {
     );
     assert!(!out.exists(), "no output is written when packing fails");
 }
+
+/// A module with one of everything `inspect` prints, built with the format crate's writer so
+/// that its bytes (and hashes) do not depend on the machine's C compiler.
+fn everything_module() -> Vec<u8> {
+    use smf_format::*;
+    let mut b = ModuleBuilder::new();
+    b.source_hash = 0x0123_4567_89ab_cdef;
+    let mut layout = ImageLayout::new();
+    let code = vec![0xb8, 0x2a, 0, 0, 0, 0xc3, 0xc3, 0xc3];
+    let text_va = layout.place(8).unwrap();
+    let text = b.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr: text_va,
+        mem_size: 8,
+        align: 16,
+        data: code,
+    });
+    let relro_va = layout.place(16).unwrap();
+    let relro = b.add_section(LoadedSection {
+        kind: SectionKind::RelRo,
+        name: ".data.rel.ro",
+        vaddr: relro_va,
+        mem_size: 16,
+        align: 8,
+        data: vec![0; 16],
+    });
+    let bss_va = layout.place(64).unwrap();
+    let bss = b.add_section(LoadedSection {
+        kind: SectionKind::Bss,
+        name: ".bss",
+        vaddr: bss_va,
+        mem_size: 64,
+        align: 64,
+        data: vec![],
+    });
+    let sym = |name, kind, binding, section, value, size| Symbol {
+        name,
+        kind,
+        binding,
+        visibility: Visibility::Default,
+        section,
+        value,
+        size,
+        type_id: 0,
+        version: 1,
+    };
+    b.add_symbol(sym(
+        "main",
+        SymbolKind::Function,
+        Binding::Global,
+        Some(text),
+        text_va,
+        6,
+    ));
+    b.add_symbol(sym(
+        "init",
+        SymbolKind::Function,
+        Binding::Local,
+        Some(text),
+        text_va + 6,
+        1,
+    ));
+    b.add_symbol(sym(
+        "fini",
+        SymbolKind::Function,
+        Binding::Weak,
+        Some(text),
+        text_va + 7,
+        1,
+    ));
+    b.add_symbol(sym(
+        "table",
+        SymbolKind::Data,
+        Binding::Global,
+        Some(relro),
+        relro_va,
+        16,
+    ));
+    b.add_symbol(sym(
+        "buffer",
+        SymbolKind::Data,
+        Binding::Global,
+        Some(bss),
+        bss_va,
+        64,
+    ));
+    b.add_symbol(Symbol {
+        type_id: 0xfeed,
+        ..sym("Point", SymbolKind::Type, Binding::Global, None, 7, 0)
+    });
+    let puts = b.add_import(Import {
+        name: "puts",
+        kind: ImportKind::Function,
+        binding: Binding::Global,
+        type_id: 0,
+        version: 0,
+    });
+    b.add_import(Import {
+        name: "maybe",
+        kind: ImportKind::Any,
+        binding: Binding::Weak,
+        type_id: 0,
+        version: 0,
+    });
+    b.add_reloc(Reloc {
+        offset: relro_va,
+        kind: RelocKind::Abs64,
+        import: Some(puts),
+        addend: 0,
+    });
+    b.add_reloc(Reloc {
+        offset: relro_va + 8,
+        kind: RelocKind::Relative64,
+        import: None,
+        addend: bss_va as i64 + 8,
+    });
+    b.add_needed("libm.so.6");
+    b.add_init(text_va + 6);
+    b.add_fini(text_va + 7);
+    b.entry_point = Some(text_va);
+    b.write().unwrap()
+}
+
+#[test]
+fn inspect_output_matches_the_golden_file() {
+    let work = tempfile::tempdir().unwrap();
+    let module = work.path().join("everything.sme");
+    std::fs::write(&module, everything_module()).unwrap();
+    let actual = stdout(&check({
+        let mut c = smf();
+        c.arg("inspect").arg(&module);
+        c
+    }));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/inspect_everything.txt");
+    if std::env::var_os("SMF_BLESS").is_some() {
+        std::fs::write(&golden, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .expect("golden file missing; run with SMF_BLESS=1 to create it");
+    assert_eq!(
+        actual, expected,
+        "`smf inspect` output changed; if intended, rerun with SMF_BLESS=1"
+    );
+}
