@@ -226,11 +226,11 @@ static int run_machine(const unsigned char *code, int n)
 static void test_switch(void)
 {
     printf("== switch ==\n");
-    int s = 0;
+    unsigned s = 0;
     for (int i = -2; i < 24; i++)
-        s = s * 3 + classify(i);
-    printf("  classify chain: %d\n", s);
-    mix((unsigned long)(unsigned)s);
+        s = s * 3u + (unsigned)classify(i);
+    printf("  classify chain: %u\n", s);
+    mix((unsigned long)s);
     const char *msg = "hidden-message-kop";
     printf(" ");
     for (const char *p = msg; *p; p++)
