@@ -1,25 +1,32 @@
-//! The registry: loaded modules by canonical path, linked against each other and the host.
+//! The registry: loaded modules by canonical path, linked against each other and the host,
+//! and replaced in place by reloads.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use smf_format::{Import, ImportKind, SymbolKind};
 
 use crate::error::LoadError;
-use crate::loader::{LoadOptions, Resolution, load_file_with};
+use crate::handles::{Current, Pinned};
+use crate::loader::{LoadOptions, Resolution, load_bytes_with};
 use crate::module::Module;
+use crate::reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook};
+use crate::slots::{Slot, SlotTable};
 
 /// Loaded modules, in load order, and the symbols the host defines for them.
 ///
 /// All operations take one lock for their whole duration: two threads loading the same file
 /// get the same module, loaded once, and resolution never sees a half-updated registry. The
-/// lock is held while a module's constructors run, so constructors must not call back into
-/// the same registry.
+/// lock is held while a module's constructors, destructors and reload hooks run, so those
+/// must not call back into the same registry.
 #[derive(Debug, Default)]
 pub struct Registry {
     options: LoadOptions,
     state: Mutex<State>,
+    slots: Arc<Slots>,
 }
 
 #[derive(Debug, Default)]
@@ -27,13 +34,55 @@ struct State {
     /// In load order; a reloaded module keeps its place.
     modules: Vec<Entry>,
     host: HashMap<String, usize>,
+    next_id: u64,
 }
 
 #[derive(Debug)]
 struct Entry {
+    /// Identifies the entry across reloads (its slots are keyed by it).
+    id: u64,
     path: PathBuf,
     module: Arc<Module>,
     version: u32,
+}
+
+/// The indirection slots of a registry's reloadable modules, by (entry, function name).
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    table: SlotTable,
+    by_name: Mutex<HashMap<(u64, String), SlotEntry>>,
+    /// Unloaded modules that slots still lead into.
+    retired: Mutex<Vec<Arc<Module>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SlotEntry {
+    slot: Slot,
+    /// The type id of the function when the slot was made: callers were linked against it.
+    type_id: u32,
+}
+
+impl Slots {
+    /// The trampoline of `name` in entry `id`, made (pointing at `target`) if needed.
+    fn trampoline_for(&self, id: u64, name: &str, target: usize, type_id: u32) -> Result<usize, String> {
+        let mut by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = match by_name.get(&(id, name.to_owned())) {
+            Some(entry) => *entry,
+            None => {
+                let slot = self.table.allocate(target).map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
+                let entry = SlotEntry { slot, type_id };
+                by_name.insert((id, name.to_owned()), entry);
+                entry
+            }
+        };
+        Ok(self.table.trampoline(entry.slot))
+    }
+
+    /// The slots of entry `id`: function name and slot.
+    fn of(&self, id: u64) -> Vec<(String, SlotEntry)> {
+        let by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
+        by_name.iter().filter(|((owner, _), _)| *owner == id).map(|((_, name), e)| (name.clone(), *e)).collect()
+    }
 }
 
 /// One module of the registry, as [`Registry::modules`] lists it.
@@ -41,7 +90,7 @@ struct Entry {
 pub struct LoadedModule {
     pub path: PathBuf,
     pub module: Arc<Module>,
-    /// 1 at first load, one more at each reload.
+    /// 1 at first load, one more at each reload that changed something.
     pub version: u32,
 }
 
@@ -51,18 +100,13 @@ impl Registry {
     }
 
     pub fn with_options(options: LoadOptions) -> Registry {
-        Registry {
-            options,
-            state: Mutex::default(),
-        }
+        Registry { options, ..Registry::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held (in this crate, only a bug) leaves the state as it
         // was before the failed operation: every mutation is a single push, remove or swap.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Defines `name` for modules loaded from now on; host definitions win over every other
@@ -83,58 +127,164 @@ impl Registry {
         if let Some(entry) = state.modules.iter().find(|e| e.path == canonical) {
             return Ok(Arc::clone(&entry.module));
         }
-        let module = Arc::new(load_file_with(&canonical, &self.options, &|import| {
-            state.resolve(import, None)
-        })?);
-        state.modules.push(Entry {
-            path: canonical,
-            module: Arc::clone(&module),
-            version: 1,
-        });
+        let bytes = read(&canonical)?;
+        let module = Arc::new(self.link(&state, bytes, &canonical, &[])?);
+        let id = state.next_id;
+        state.next_id += 1;
+        state.modules.push(Entry { id, path: canonical, module: Arc::clone(&module), version: 1 });
         Ok(module)
     }
 
-    /// Loads a new version of the module at `path` and puts it in the old one's place (in the
-    /// load order too). If loading fails nothing changes. Modules already linked to the old
-    /// version keep it alive and keep calling it; the registry hands out the new one.
-    pub fn reload(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
-        let canonical = canonical(path)?;
+    /// Loads a module from `bytes`, resolving imports against the registry except the
+    /// entries in `skip` (those being replaced).
+    fn link(&self, state: &State, bytes: Vec<u8>, path: &Path, skip: &[u64]) -> Result<Module, LoadError> {
+        let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
+        load_bytes_with(bytes, path.display().to_string(), Some(path.to_owned()), &self.options, &resolver)
+    }
+
+    /// Replaces the module loaded from `path` by the file's current content. See
+    /// [`Registry::reload_all`].
+    pub fn reload(&self, path: &Path) -> Result<ReloadReport, LoadError> {
+        let mut reports = self.reload_all(&[path])?;
+        reports.pop().ok_or_else(|| LoadError::NotLoaded { path: path.to_owned() })
+    }
+
+    /// Replaces several modules in one transaction.
+    ///
+    /// Every new version is loaded and linked, and checked against the modules and handles
+    /// linked to the old one, before anything switches; if any step fails for any module,
+    /// nothing switches and the old versions keep running. Then, for each module: the old
+    /// version's `smf_before_reload` hook runs, its state is carried over, the slots are
+    /// retargeted (callers reach the new code from their next call), and the new version's
+    /// `smf_after_reload` hook runs. The old version is freed once no pinned handle refers to
+    /// it and no pinned thread can still be running it.
+    pub fn reload_all(&self, paths: &[&Path]) -> Result<Vec<ReloadReport>, LoadError> {
+        let started = Instant::now();
         let mut state = self.lock();
-        let index = state
-            .modules
-            .iter()
-            .position(|e| e.path == canonical)
-            .ok_or(LoadError::NotLoaded {
-                path: canonical.clone(),
-            })?;
-        let module = Arc::new(load_file_with(&canonical, &self.options, &|import| {
-            state.resolve(import, Some(index))
-        })?);
-        let entry = &mut state.modules[index];
-        entry.module = Arc::clone(&module);
-        entry.version += 1;
-        Ok(module)
+        let mut indices = Vec::with_capacity(paths.len());
+        for path in paths {
+            let canonical = canonical(path)?;
+            let index = state.modules.iter().position(|e| e.path == canonical).ok_or(LoadError::NotLoaded { path: canonical.clone() })?;
+            if !state.modules[index].module.is_reloadable() {
+                return Err(LoadError::NotReloadable { module: canonical.display().to_string() });
+            }
+            indices.push(index);
+        }
+        let skip: Vec<u64> = indices.iter().map(|&i| state.modules[i].id).collect();
+
+        // Prepare: load every new version; nothing is visible to callers yet. A failure drops
+        // the versions prepared so far, running their destructors, and changes nothing else.
+        let mut prepared: Vec<(usize, Option<Module>)> = Vec::with_capacity(indices.len());
+        for &index in &indices {
+            let entry = &state.modules[index];
+            let bytes = read(&entry.path)?;
+            if smf_format::compute_module_hash(&bytes).is_ok_and(|hash| hash == entry.module.module_hash()) {
+                prepared.push((index, None));
+                continue;
+            }
+            let new = self.link(&state, bytes, &entry.path, &skip)?;
+            self.check_dependents(entry, &new)?;
+            prepared.push((index, Some(new)));
+        }
+
+        // Commit.
+        let guard = crossbeam_epoch::pin();
+        let mut reports = Vec::with_capacity(prepared.len());
+        for (index, new) in prepared {
+            let entry = &mut state.modules[index];
+            let Some(new) = new else {
+                reports.push(ReloadReport {
+                    path: entry.path.clone(),
+                    version: entry.version,
+                    unchanged: true,
+                    added: vec![],
+                    removed: vec![],
+                    changed: vec![],
+                    kept: vec![],
+                    reset: vec![],
+                    retains_old: false,
+                    duration: started.elapsed(),
+                    module: Arc::clone(&entry.module),
+                });
+                continue;
+            };
+            let old = Arc::clone(&entry.module);
+            run_hook(&old, BEFORE_RELOAD_HOOK);
+            let carried = carry_state(&old, &new);
+            let (added, removed, changed) = diff(&old, &new);
+            if carried.retains_old {
+                new.retain(Arc::clone(&old));
+            }
+            let new = Arc::new(new);
+            entry.module = Arc::clone(&new);
+            entry.version += 1;
+            for (name, slot) in self.slots.of(entry.id) {
+                // check_dependents made sure every slot's function exists in the new version.
+                if let Some((_, address)) = new.export(&name) {
+                    self.slots.table.retarget(slot.slot, address);
+                }
+            }
+            let duration = started.elapsed();
+            run_hook(&new, AFTER_RELOAD_HOOK);
+            // Threads that entered the old version through a slot before the retarget are
+            // pinned; the registry's reference goes once they all have left.
+            guard.defer(move || drop(old));
+            reports.push(ReloadReport {
+                path: entry.path.clone(),
+                version: entry.version,
+                unchanged: false,
+                added,
+                removed,
+                changed,
+                kept: carried.kept,
+                reset: carried.reset,
+                retains_old: carried.retains_old,
+                duration,
+                module: new,
+            });
+        }
+        guard.flush();
+        Ok(reports)
+    }
+
+    /// Every function that callers were linked to through `entry`'s slots must exist in `new`
+    /// as a function with the same type id.
+    fn check_dependents(&self, entry: &Entry, new: &Module) -> Result<(), LoadError> {
+        let module = entry.path.display().to_string();
+        for (name, slot) in self.slots.of(entry.id) {
+            let problem = match new.export(&name) {
+                None => "the new version no longer exports it".to_owned(),
+                Some((symbol, _)) if symbol.kind != SymbolKind::Function => format!("the new version exports it as a {} symbol", symbol.kind),
+                Some((symbol, _)) if symbol.type_id != slot.type_id => {
+                    format!("its type id changed from {:#x} to {:#x}", slot.type_id, symbol.type_id)
+                }
+                Some(_) => continue,
+            };
+            return Err(LoadError::DependentBroken { module, name, problem });
+        }
+        Ok(())
     }
 
     /// Removes the module loaded from `path`. Its memory is released when the last `Arc`
-    /// (held by the caller or by modules importing from it) is dropped. Returns whether a
+    /// (held by the caller, by modules importing its data or non-reloadable functions, or by
+    /// pinned handles) is dropped; slots keep pointing at its functions. Returns whether a
     /// module was removed.
     pub fn unload(&self, path: &Path) -> Result<bool, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
-        let before = state.modules.len();
-        state.modules.retain(|e| e.path != canonical);
-        Ok(state.modules.len() != before)
+        let Some(index) = state.modules.iter().position(|e| e.path == canonical) else { return Ok(false) };
+        let entry = state.modules.remove(index);
+        // Slots still lead into this version: keep it for as long as the slots exist.
+        if !self.slots.of(entry.id).is_empty() {
+            self.slots.retired.lock().unwrap_or_else(|p| p.into_inner()).push(entry.module);
+        }
+        Ok(true)
     }
 
     /// The module loaded from `path`, if any.
     pub fn get(&self, path: &Path) -> Option<Arc<Module>> {
         let canonical = std::fs::canonicalize(path).ok()?;
-        self.lock()
-            .modules
-            .iter()
-            .find(|e| e.path == canonical)
-            .map(|e| Arc::clone(&e.module))
+        self.lock().modules.iter().find(|e| e.path == canonical).map(|e| Arc::clone(&e.module))
     }
 
     /// The loaded modules, in load order.
@@ -142,87 +292,90 @@ impl Registry {
         self.lock()
             .modules
             .iter()
-            .map(|e| LoadedModule {
-                path: e.path.clone(),
-                module: Arc::clone(&e.module),
-                version: e.version,
-            })
+            .map(|e| LoadedModule { path: e.path.clone(), module: Arc::clone(&e.module), version: e.version })
             .collect()
     }
 
     /// Resolves `name` the way an import is resolved, minus native libraries: host
-    /// definitions, then exports of loaded modules in load order.
+    /// definitions, then exports of loaded modules in load order. A function of a reloadable
+    /// module resolves to its trampoline, which follows reloads.
     pub fn resolve(&self, name: &str) -> Option<usize> {
         let state = self.lock();
-        if let Some(&address) = state.host.get(name) {
-            return Some(address);
+        let import = Import { name, kind: ImportKind::Any, binding: smf_format::Binding::Global, type_id: 0, version: 0 };
+        resolve(&state, &self.slots, &import, &[]).ok().flatten().map(|r| r.address)
+    }
+
+    /// A handle that always calls the current version of function `name` of the module
+    /// loaded from `path`.
+    ///
+    /// # Safety
+    /// `F` must be a function pointer type matching the function's signature, in this and
+    /// every later version.
+    pub unsafe fn current<F: Copy>(&self, path: &Path, name: &str) -> Result<Current<F>, LoadError> {
+        if size_of::<F>() != size_of::<usize>() {
+            return Err(LoadError::NotPointerSized { name: name.to_owned(), size: size_of::<F>() });
         }
-        state
-            .modules
-            .iter()
-            .find_map(|e| e.module.export(name).map(|(_, address)| address))
+        let canonical = canonical(path)?;
+        let state = self.lock();
+        let entry = state.modules.iter().find(|e| e.path == canonical).ok_or(LoadError::NotLoaded { path: canonical.clone() })?;
+        let module = entry.module.name().to_owned();
+        let (symbol, address) = entry.module.export(name).ok_or_else(|| LoadError::SymbolNotFound { module: module.clone(), name: name.to_owned() })?;
+        if symbol.kind != SymbolKind::Function {
+            return Err(LoadError::WrongSymbolKind { module, name: name.to_owned(), expected: "function", found: symbol.kind });
+        }
+        let trampoline = self
+            .slots
+            .trampoline_for(entry.id, name, address, symbol.type_id)
+            .map_err(|problem| LoadError::DependentBroken { module, name: name.to_owned(), problem })?;
+        // SAFETY: the caller's contract covers `F`; the trampoline lives as long as the slots.
+        Ok(unsafe { Current::new(trampoline, Arc::clone(&self.slots)) })
+    }
+
+    /// A handle to function `name` of the version of `path` loaded now, which it keeps alive.
+    ///
+    /// # Safety
+    /// As for [`Module::get`].
+    pub unsafe fn pinned<F: Copy>(&self, path: &Path, name: &str) -> Result<Pinned<F>, LoadError> {
+        let module = self.get(path).ok_or_else(|| LoadError::NotLoaded { path: path.to_owned() })?;
+        // SAFETY: the caller's contract.
+        unsafe { Pinned::new(module, name) }
     }
 }
 
-impl State {
-    /// Host definitions, then modules in load order (skipping `replacing`, the module being
-    /// reloaded, so a new version does not link to its own old self).
-    fn resolve(
-        &self,
-        import: &Import<'_>,
-        replacing: Option<usize>,
-    ) -> Result<Option<Resolution>, String> {
-        if let Some(&address) = self.host.get(import.name) {
-            return Ok(Some(Resolution {
-                address,
-                provider: None,
-            }));
-        }
-        for (index, entry) in self.modules.iter().enumerate() {
-            if Some(index) == replacing {
-                continue;
-            }
-            let Some((symbol, address)) = entry.module.export(import.name) else {
-                continue;
-            };
-            let kind_ok = match import.kind {
-                ImportKind::Any => true,
-                ImportKind::Function => symbol.kind == SymbolKind::Function,
-                ImportKind::Data => symbol.kind != SymbolKind::Function,
-            };
-            let problem = if !kind_ok {
-                Some(format!(
-                    "expected a {} symbol but {} exports a {} symbol",
-                    import.kind,
-                    entry.path.display(),
-                    symbol.kind
-                ))
-            } else if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id
-            {
-                Some(format!(
-                    "expected type id {:#x} but {} exports type id {:#x}",
-                    import.type_id,
-                    entry.path.display(),
-                    symbol.type_id
-                ))
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                return Err(problem);
-            }
-            return Ok(Some(Resolution {
-                address,
-                provider: Some(Arc::clone(&entry.module)),
-            }));
-        }
-        Ok(None)
+/// Host definitions, then modules in load order (skipping the entries in `skip`, which are
+/// being replaced, so a new version does not link to its own old self).
+fn resolve(state: &State, slots: &Arc<Slots>, import: &Import<'_>, skip: &[u64]) -> Result<Option<Resolution>, String> {
+    if let Some(&address) = state.host.get(import.name) {
+        return Ok(Some(Resolution { address, provider: None, keep_alive: None }));
     }
+    for entry in state.modules.iter().filter(|e| !skip.contains(&e.id)) {
+        let Some((symbol, address)) = entry.module.export(import.name) else { continue };
+        let kind_ok = match import.kind {
+            ImportKind::Any => true,
+            ImportKind::Function => symbol.kind == SymbolKind::Function,
+            ImportKind::Data => symbol.kind != SymbolKind::Function,
+        };
+        if !kind_ok {
+            return Err(format!("expected a {} symbol but {} exports a {} symbol", import.kind, entry.path.display(), symbol.kind));
+        }
+        if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id {
+            return Err(format!("expected type id {:#x} but {} exports type id {:#x}", import.type_id, entry.path.display(), symbol.type_id));
+        }
+        if entry.module.is_reloadable() && symbol.kind == SymbolKind::Function {
+            // Calls into a reloadable module go through its slot, so they follow reloads.
+            let trampoline = slots.trampoline_for(entry.id, import.name, address, symbol.type_id)?;
+            let keep: Arc<dyn Any + Send + Sync> = Arc::clone(slots) as Arc<dyn Any + Send + Sync>;
+            return Ok(Some(Resolution { address: trampoline, provider: None, keep_alive: Some(keep) }));
+        }
+        return Ok(Some(Resolution { address, provider: Some(Arc::clone(&entry.module)), keep_alive: None }));
+    }
+    Ok(None)
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, LoadError> {
-    std::fs::canonicalize(path).map_err(|source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::canonicalize(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })
 }

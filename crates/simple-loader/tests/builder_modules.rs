@@ -16,6 +16,7 @@ const RETURN_42: [u8; 6] = [0xb8, 0x2a, 0, 0, 0, 0xc3];
 fn library(arch: Arch, strong_import: &str) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.arch = arch;
+    b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     let mut layout = ImageLayout::new();
     let mut add = |b: &mut ModuleBuilder, kind, name, data: Vec<u8>, mem: u64| {
         let vaddr = layout.place(mem).unwrap();
@@ -313,8 +314,19 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
     let first = registry.load(&path).unwrap();
-    let second = registry.reload(&path).unwrap();
+    let same = registry.reload(&path).unwrap();
+    assert!(same.unchanged && same.version == 1, "same content: a no-op");
+    // Same code, another source hash: a new version.
+    let mut changed = library(Arch::X86_64, "host_value");
+    changed[0x28] ^= 1;
+    let hash = compute_module_hash(&changed).unwrap();
+    changed[smf_format::raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
+    std::fs::write(&path, &changed).unwrap();
+    let report = registry.reload(&path).unwrap();
+    assert!(!report.unchanged);
+    let second = report.module;
     assert!(!Arc::ptr_eq(&first, &second));
+    assert_eq!(report.kept, ["counter", "weak_ptr", "big"], "data and bss symbols carried over");
     assert_eq!(registry.modules()[0].version, 2);
     // The old version is still usable through its Arc.
     // SAFETY: `answer` is `int answer(void)`.

@@ -1,0 +1,200 @@
+//! What a reload does to a module's state, and what it reports.
+//!
+//! The design is documented in `docs/RELOAD.md`: data symbols whose name, size and type id
+//! match are copied from the old version into the new one at the swap (with pointers into the
+//! old image moved to the same symbol in the new one), everything else starts fresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
+
+use crate::module::Module;
+
+/// Exported function run on the old version just before the swap.
+pub const BEFORE_RELOAD_HOOK: &str = "smf_before_reload";
+/// Exported function run on the new version just after the swap.
+pub const AFTER_RELOAD_HOOK: &str = "smf_after_reload";
+
+/// What one reload did.
+#[derive(Debug, Clone)]
+pub struct ReloadReport {
+    pub path: std::path::PathBuf,
+    /// The version now running (unchanged for a no-op).
+    pub version: u32,
+    /// The file's content was the running version's: nothing was done.
+    pub unchanged: bool,
+    /// Exported symbols the new version has and the old did not.
+    pub added: Vec<String>,
+    /// Exported symbols the old version had and the new does not.
+    pub removed: Vec<String>,
+    /// Exported symbols of both versions whose bytes in the file differ.
+    pub changed: Vec<String>,
+    /// Data symbols whose values were carried over from the old version.
+    pub kept: Vec<String>,
+    /// Data symbols that start fresh, each with the reason.
+    pub reset: Vec<(String, String)>,
+    /// Whether kept data points into the old version's image where no symbol of the new one
+    /// corresponds, so the old image stays mapped as long as the new version lives.
+    pub retains_old: bool,
+    /// From the start of the reload to the new code being reachable.
+    pub duration: Duration,
+    /// The module now running.
+    pub module: Arc<Module>,
+}
+
+impl std::fmt::Display for ReloadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unchanged {
+            return write!(f, "{}: unchanged, still version {}", self.path.display(), self.version);
+        }
+        write!(f, "{}: now version {} ({:.2?})", self.path.display(), self.version, self.duration)?;
+        let list = |f: &mut std::fmt::Formatter<'_>, title: &str, names: &[String]| {
+            if names.is_empty() { Ok(()) } else { write!(f, "\n  {title}: {}", names.join(", ")) }
+        };
+        list(f, "added", &self.added)?;
+        list(f, "removed", &self.removed)?;
+        list(f, "changed", &self.changed)?;
+        list(f, "kept", &self.kept)?;
+        for (name, why) in &self.reset {
+            write!(f, "\n  reset: {name} ({why})")?;
+        }
+        if self.retains_old {
+            write!(f, "\n  kept data points into the previous version, which stays mapped")?;
+        }
+        Ok(())
+    }
+}
+
+/// The symbols that hold a module's state: data in writable sections.
+fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = &'a Symbol<'a>> {
+    let file = module.file();
+    file.symbols().iter().filter(move |s| {
+        s.kind == SymbolKind::Data
+            && s.section
+                .and_then(|i| file.sections().get(i as usize))
+                .is_some_and(|sec| matches!(sec.kind, SectionKind::Data | SectionKind::Bss))
+    })
+}
+
+/// The state symbol of `module` named `name`, if exactly one has that name (two local
+/// statics of different objects may share a name; neither is then carried over).
+fn unique_state_symbol<'a>(module: &'a Module, name: &str) -> Option<&'a Symbol<'a>> {
+    let mut found = state_symbols(module).filter(|s| s.name == name);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+/// The outcome of carrying state from `old` to `new`.
+pub(crate) struct Carried {
+    pub kept: Vec<String>,
+    pub reset: Vec<(String, String)>,
+    pub retains_old: bool,
+}
+
+/// Copies the values of matching data symbols from `old` into `new`.
+pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
+    let mut carried = Carried { kept: Vec::new(), reset: Vec::new(), retains_old: false };
+    let (old_base, old_len) = (old.base() as u64, old.image_len() as u64);
+    for symbol in state_symbols(new) {
+        let name = symbol.name.to_owned();
+        if unique_state_symbol(new, symbol.name).is_none() {
+            carried.reset.push((name, "several data symbols share this name".into()));
+            continue;
+        }
+        let Some(previous) = unique_state_symbol(old, symbol.name) else {
+            carried.reset.push((name, "new".into()));
+            continue;
+        };
+        if previous.size != symbol.size {
+            carried.reset.push((name, format!("size changed from {} to {}", previous.size, symbol.size)));
+            continue;
+        }
+        if previous.type_id != symbol.type_id {
+            carried.reset.push((name, format!("type id changed from {:#x} to {:#x}", previous.type_id, symbol.type_id)));
+            continue;
+        }
+        // SAFETY: both symbols lie in data or bss sections of their images (state_symbols).
+        let Ok(mut bytes) = (unsafe { old.image().read_data(previous.value, previous.size) }) else {
+            carried.reset.push((name, "could not be read".into()));
+            continue;
+        };
+        // Pointers into the old image move to the same place in the new one.
+        let start = old_base + previous.value;
+        let first_word = (start.next_multiple_of(8) - start) as usize;
+        let mut at = first_word;
+        while at + 8 <= bytes.len() {
+            let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+            if (old_base..old_base + old_len).contains(&word) {
+                match translate(old, new, word - old_base) {
+                    Some(moved) => bytes[at..at + 8].copy_from_slice(&moved.to_le_bytes()),
+                    None => carried.retains_old = true,
+                }
+            }
+            at += 8;
+        }
+        // SAFETY: as above, and the new version is not yet reachable by callers.
+        match unsafe { new.image().write_data(symbol.value, &bytes) } {
+            Ok(()) => carried.kept.push(name),
+            Err(_) => carried.reset.push((name, "could not be written".into())),
+        }
+    }
+    carried
+}
+
+/// The address in `new` of what image offset `offset` of `old` is: the same symbol at the
+/// same distance from its start.
+fn translate(old: &Module, new: &Module, offset: u64) -> Option<u64> {
+    let owner = old
+        .file()
+        .symbols()
+        .iter()
+        .filter(|s| s.section.is_some() && s.value <= offset && offset < s.value + s.size.max(1))
+        .min_by_key(|s| s.binding == Binding::Local)?;
+    let delta = offset - owner.value;
+    let target = match owner.binding {
+        Binding::Local => {
+            // Only a local whose name is unique in the new version is the same object.
+            let mut same = new.file().symbols().iter().filter(|s| s.name == owner.name && s.kind == owner.kind);
+            let first = same.next()?;
+            if same.next().is_some() {
+                return None;
+            }
+            first
+        }
+        _ => new.file().lookup(owner.name)?,
+    };
+    (target.kind == owner.kind && delta < target.size.max(1)).then(|| new.base() as u64 + target.value + delta)
+}
+
+/// Exported symbols added, removed and changed (by their bytes in the file) from `old` to `new`.
+pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (old_file, new_file) = (old.file(), new.file());
+    let exported = |m: &Module| m.exports().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
+    let added = exported(new).into_iter().filter(|n| old_file.lookup(n).is_none()).collect();
+    let removed = exported(old).into_iter().filter(|n| new_file.lookup(n).is_none()).collect();
+    let changed = exported(new)
+        .into_iter()
+        .filter(|n| match (old_file.lookup(n), new_file.lookup(n)) {
+            (Some(a), Some(b)) => a.kind != b.kind || a.size != b.size || symbol_bytes(old, a) != symbol_bytes(new, b),
+            _ => false,
+        })
+        .collect();
+    (added, removed, changed)
+}
+
+/// The file bytes of a symbol (empty for bss or symbols outside sections).
+fn symbol_bytes<'a>(module: &'a Module, symbol: &Symbol<'_>) -> &'a [u8] {
+    let file = module.file();
+    let Some(section) = symbol.section.and_then(|i| file.sections().get(i as usize)) else { return &[] };
+    let start = (symbol.value - section.vaddr) as usize;
+    section.data.get(start..start + symbol.size as usize).unwrap_or(&[])
+}
+
+/// Calls the exported `void name(void)` of `module`, if it has one.
+pub(crate) fn run_hook(module: &Module, name: &str) {
+    // SAFETY: the hook names are reserved for `void (void)` functions by docs/RELOAD.md.
+    if let Ok(hook) = unsafe { module.get::<extern "C" fn()>(name) } {
+        hook();
+    }
+}

@@ -1,0 +1,375 @@
+//! Hot reload through the registry, on modules compiled from C at test time: calls across
+//! modules follow reloads, state is kept, failures change nothing, old versions are freed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use simple_loader::{Current, Registry};
+
+/// Compiles `source` and packs it (reloadable) into `dir/name.smf`; returns the file bytes.
+fn build(dir: &Path, name: &str, source: &str) -> Vec<u8> {
+    let work = dir.join(format!("build-{name}-{}", blake3_short(source)));
+    std::fs::create_dir_all(&work).unwrap();
+    let c = work.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let objects = compile(&[c], &work, &["-O1"]);
+    let out = work.join(format!("{name}.smf"));
+    pack(&objects, &out, &["--reloadable"]);
+    std::fs::read(out).unwrap()
+}
+
+fn blake3_short(text: &str) -> String {
+    format!("{:016x}", text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3)))
+}
+
+/// Writes a module file in place, as a rebuild would.
+fn install(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+const LIB_V1: &str = r#"
+long counter;
+long version(void) { return 1; }
+long bump(void) { return ++counter; }
+"#;
+
+const LIB_V2: &str = r#"
+long counter;
+long version(void) { return 2; }
+long bump(void) { return ++counter; }
+long extra(void) { return 42; }
+"#;
+
+const APP: &str = r#"
+extern long version(void);
+extern long bump(void);
+long app_version(void) { return version() * 100; }
+long app_bump(void) { return bump(); }
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    lib: PathBuf,
+    app: PathBuf,
+    v1: Vec<u8>,
+    v2: Vec<u8>,
+    registry: Registry,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build(dir.path(), "lib", LIB_V1);
+    let v2 = build(dir.path(), "lib", LIB_V2);
+    let lib = dir.path().join("lib.smf");
+    install(&lib, &v1);
+    let app = dir.path().join("app.smf");
+    install(&app, &build(dir.path(), "app", APP));
+    let registry = Registry::new();
+    registry.load(&lib).unwrap();
+    registry.load(&app).unwrap();
+    Fixture { _dir: dir, lib, app, v1, v2, registry }
+}
+
+type Fn0 = extern "C" fn() -> i64;
+
+fn call(registry: &Registry, path: &Path, name: &str) -> i64 {
+    let module = registry.get(path).unwrap();
+    let _pinned = simple_loader::pin();
+    // SAFETY: every function these tests call is `long f(void)`.
+    let f = unsafe { module.get::<Fn0>(name) }.unwrap();
+    f()
+}
+
+fn current(f: &Fixture, name: &str) -> Current<Fn0> {
+    // SAFETY: `long f(void)` in every version.
+    unsafe { f.registry.current::<Fn0>(&f.lib, name) }.unwrap()
+}
+
+#[test]
+fn cross_module_calls_reach_the_new_version_and_state_is_kept() {
+    let f = fixture();
+    let version = current(&f, "version");
+    assert_eq!(call(&f.registry, &f.app, "app_version"), 100);
+    assert_eq!((*version.pin())(), 1);
+    assert_eq!(call(&f.registry, &f.app, "app_bump"), 1);
+    assert_eq!(call(&f.registry, &f.app, "app_bump"), 2);
+
+    install(&f.lib, &f.v2);
+    let report = f.registry.reload(&f.lib).unwrap();
+    assert_eq!(report.version, 2);
+    assert!(!report.unchanged);
+    assert_eq!(report.added, ["extra"]);
+    assert!(report.removed.is_empty());
+    assert!(report.changed.contains(&"version".to_owned()), "{report}");
+    assert_eq!(report.kept, ["counter"]);
+
+    // The app was not re-linked, yet its calls reach version 2 and the kept counter.
+    assert_eq!(call(&f.registry, &f.app, "app_version"), 200);
+    assert_eq!(call(&f.registry, &f.app, "app_bump"), 3);
+    assert_eq!((*version.pin())(), 2, "the current-version handle follows the reload");
+    assert_eq!(f.registry.modules()[0].version, 2);
+}
+
+#[test]
+fn a_pinned_handle_runs_the_old_code_and_frees_it_when_dropped() {
+    let f = fixture();
+    // SAFETY: `long version(void)`.
+    let pinned = unsafe { f.registry.pinned::<Fn0>(&f.lib, "version") }.unwrap();
+    let old = Arc::downgrade(pinned.module());
+    install(&f.lib, &f.v2);
+    f.registry.reload(&f.lib).unwrap();
+    assert_eq!((*pinned)(), 1, "the pinned handle keeps running version 1");
+    assert_eq!((*current(&f, "version").pin())(), 2);
+    assert!(old.upgrade().is_some());
+    drop(pinned);
+    for _ in 0..4 {
+        simple_loader::pin().flush();
+    }
+    assert!(old.upgrade().is_none(), "version 1 is freed once its last pinned handle is gone");
+}
+
+#[test]
+fn data_with_the_same_layout_is_kept_and_the_rest_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build(dir.path(), "state", "long counter = 1; int table[4] = {1, 2, 3, 4}; static long hits; long touch(void) { hits += 10; counter += 1; return hits; }\n");
+    let v2 = build(
+        dir.path(),
+        "state",
+        "long counter = 1; int table[8] = {9}; static long hits; long fresh = 5;\n\
+         long touch(void) { hits += 1; return hits; }\n\
+         long get_hits(void) { return hits; }\n",
+    );
+    let path = dir.path().join("state.smf");
+    install(&path, &v1);
+    let registry = Registry::new();
+    registry.load(&path).unwrap();
+    assert_eq!(call(&registry, &path, "touch"), 10);
+    assert_eq!(call(&registry, &path, "touch"), 20);
+    install(&path, &v2);
+    let report = registry.reload(&path).unwrap();
+    let mut kept = report.kept.clone();
+    kept.sort();
+    assert_eq!(kept, ["counter", "hits"], "{report}");
+    assert!(report.reset.iter().any(|(n, why)| n == "table" && why.contains("size changed from 16 to 32")), "{report}");
+    assert!(report.reset.iter().any(|(n, why)| n == "fresh" && why == "new"), "{report}");
+    let module = registry.get(&path).unwrap();
+    let read = |name: &str| {
+        let p = module.data(name).unwrap().as_ptr::<i64>().unwrap();
+        // SAFETY: an 8-byte data symbol of the mapped module.
+        unsafe { p.read() }
+    };
+    assert_eq!(read("counter"), 3, "kept: 1 + two touches");
+    assert_eq!(read("fresh"), 5, "reset to its initial value");
+    assert_eq!(call(&registry, &path, "get_hits"), 20, "a static kept across the reload");
+    let table = module.data("table").unwrap().as_ptr::<[i32; 8]>().unwrap();
+    // SAFETY: table is int[8] in version 2.
+    assert_eq!(unsafe { table.read() }, [9, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn pointers_in_kept_data_move_to_the_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = |n: i32| {
+        format!(
+            "static long which(void) {{ return {n}; }}\n\
+             long (*callback)(void) = which;\n\
+             long storage[2];\n\
+             long *cursor = &storage[1];\n\
+             long run(void) {{ *cursor += 1; return callback() * 1000 + storage[1]; }}\n"
+        )
+    };
+    let v1 = build(dir.path(), "ptrs", &source(1));
+    let v2 = build(dir.path(), "ptrs", &source(2));
+    let path = dir.path().join("ptrs.smf");
+    install(&path, &v1);
+    let registry = Registry::new();
+    registry.load(&path).unwrap();
+    assert_eq!(call(&registry, &path, "run"), 1001);
+    install(&path, &v2);
+    let report = registry.reload(&path).unwrap();
+    assert!(!report.retains_old, "{report}");
+    // The kept function pointer now leads to version 2's `which`, and the kept data pointer
+    // to version 2's storage, whose value was kept too.
+    assert_eq!(call(&registry, &path, "run"), 2002);
+}
+
+#[test]
+fn hooks_run_on_the_old_version_before_and_the_new_one_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build(dir.path(), "hooks", "long counter = 7; long after; void smf_before_reload(void) { counter *= 10; }\n");
+    let v2 = build(dir.path(), "hooks", "long counter; long after; void smf_after_reload(void) { after = counter + 1; }\n");
+    let path = dir.path().join("hooks.smf");
+    install(&path, &v1);
+    let registry = Registry::new();
+    registry.load(&path).unwrap();
+    install(&path, &v2);
+    registry.reload(&path).unwrap();
+    let module = registry.get(&path).unwrap();
+    // SAFETY: 8-byte data symbols.
+    let (counter, after) = unsafe {
+        (module.data("counter").unwrap().as_ptr::<i64>().unwrap().read(), module.data("after").unwrap().as_ptr::<i64>().unwrap().read())
+    };
+    assert_eq!((counter, after), (70, 71));
+}
+
+#[test]
+fn failed_reloads_leave_the_old_version_running() {
+    let f = fixture();
+    let version = current(&f, "version");
+    let check_still_v1 = |what: &str| {
+        assert_eq!((*version.pin())(), 1, "after {what}");
+        assert_eq!(call(&f.registry, &f.app, "app_version"), 100, "after {what}");
+        assert_eq!(f.registry.modules()[0].version, 1, "after {what}");
+    };
+    let dir = f.lib.parent().unwrap().to_owned();
+
+    install(&f.lib, b"garbage, not a module");
+    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    assert!(e.contains("lib.smf") && e.contains("not an SMF module"), "{e}");
+    check_still_v1("a malformed file");
+
+    let mut corrupted = f.v2.clone();
+    let last = corrupted.len() - 1;
+    corrupted[last] ^= 0xff;
+    install(&f.lib, &corrupted);
+    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    assert!(e.contains("module hash mismatch"), "{e}");
+    check_still_v1("a corrupted file");
+
+    install(&f.lib, &build(&dir, "lib", "extern long gone_missing(void);\nlong counter; long version(void) { return gone_missing(); } long bump(void) { return 0; }\n"));
+    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    assert!(e.contains("unresolved import `gone_missing`"), "{e}");
+    check_still_v1("an unresolvable import");
+
+    install(&f.lib, &build(&dir, "lib", "long counter; long bump(void) { return ++counter; }\n"));
+    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    assert!(e.contains("`version`") && e.contains("no longer exports it"), "{e}");
+    check_still_v1("removing a function others are linked to");
+
+    install(&f.lib, &build(&dir, "lib", "long counter; long version; long bump(void) { return ++counter; }\n"));
+    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    assert!(e.contains("`version`") && e.contains("as a data symbol"), "{e}");
+    check_still_v1("turning a function into data");
+
+    // And the good version still goes in afterwards.
+    install(&f.lib, &f.v2);
+    assert_eq!(f.registry.reload(&f.lib).unwrap().version, 2);
+    assert_eq!((*version.pin())(), 2);
+}
+
+#[test]
+fn a_transaction_switches_all_modules_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let a1 = build(dir.path(), "a", "long a(void) { return 1; }\n");
+    let a2 = build(dir.path(), "a", "long a(void) { return 2; }\n");
+    let b1 = build(dir.path(), "b", "long b(void) { return 10; }\n");
+    let b2_bad = build(dir.path(), "b", "extern long nowhere(void); long b(void) { return nowhere(); }\n");
+    let b2 = build(dir.path(), "b", "long b(void) { return 20; }\n");
+    let (pa, pb) = (dir.path().join("a.smf"), dir.path().join("b.smf"));
+    install(&pa, &a1);
+    install(&pb, &b1);
+    let registry = Registry::new();
+    registry.load(&pa).unwrap();
+    registry.load(&pb).unwrap();
+    // SAFETY: `long f(void)`.
+    let (ca, cb) = unsafe { (registry.current::<Fn0>(&pa, "a").unwrap(), registry.current::<Fn0>(&pb, "b").unwrap()) };
+
+    install(&pa, &a2);
+    install(&pb, &b2_bad);
+    let e = registry.reload_all(&[&pa, &pb]).unwrap_err().to_string();
+    assert!(e.contains("b.smf") && e.contains("nowhere"), "{e}");
+    assert_eq!(((*ca.pin())(), (*cb.pin())()), (1, 10), "neither switched");
+
+    install(&pb, &b2);
+    let reports = registry.reload_all(&[&pa, &pb]).unwrap();
+    assert_eq!(reports.iter().map(|r| r.version).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(((*ca.pin())(), (*cb.pin())()), (2, 20));
+}
+
+#[test]
+fn reloading_unchanged_content_is_a_reported_no_op() {
+    let f = fixture();
+    let report = f.registry.reload(&f.lib).unwrap();
+    assert!(report.unchanged && report.version == 1, "{report}");
+    assert!(report.to_string().contains("unchanged"));
+    assert!(Arc::ptr_eq(&report.module, &f.registry.get(&f.lib).unwrap()));
+}
+
+#[test]
+fn modules_not_packed_reloadable_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("plain.c");
+    std::fs::write(&source, "long f(void) { return 1; }\n").unwrap();
+    let objects = compile(&[source], dir.path(), &["-O1"]);
+    let path = dir.path().join("plain.smf");
+    pack(&objects, &path, &[]);
+    let registry = Registry::new();
+    registry.load(&path).unwrap();
+    let e = registry.reload(&path).unwrap_err().to_string();
+    assert!(e.contains("plain.smf") && e.contains("not reloadable"), "{e}");
+}
+
+/// Resident memory and number of mappings of this process.
+fn footprint() -> (u64, usize) {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let resident_pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mappings = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    (resident_pages * 4096, mappings)
+}
+
+#[test]
+fn stress_calls_during_a_thousand_reloads() {
+    let f = Arc::new(fixture());
+    let stop = Arc::new(AtomicBool::new(false));
+    let version = Arc::new(current(&f, "version"));
+    let app = f.registry.get(&f.app).unwrap();
+
+    let callers: Vec<_> = (0..3)
+        .map(|t| {
+            let (version, app, stop) = (Arc::clone(&version), Arc::clone(&app), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut calls = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if t % 2 == 0 {
+                        let v = (*version.pin())();
+                        assert!(v == 1 || v == 2, "current handle returned {v}");
+                    } else {
+                        let _pinned = simple_loader::pin();
+                        // SAFETY: `long app_version(void)`.
+                        let v = unsafe { app.get::<Fn0>("app_version") }.unwrap()();
+                        assert!(v == 100 || v == 200, "cross-module call returned {v}");
+                    }
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+
+    let reload = |i: usize| {
+        install(&f.lib, if i % 2 == 0 { &f.v2 } else { &f.v1 });
+        f.registry.reload(&f.lib).unwrap();
+    };
+    // Warm up allocator and slot pages before measuring.
+    for i in 0..20 {
+        reload(i);
+    }
+    let before = footprint();
+    for i in 20..1020 {
+        reload(i);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let calls: u64 = callers.into_iter().map(|t| t.join().unwrap()).sum();
+    for _ in 0..8 {
+        simple_loader::pin().flush();
+    }
+    let after = footprint();
+    assert!(calls > 0);
+    assert_eq!(f.registry.modules()[0].version, 1021);
+    assert!(after.1 <= before.1 + 16, "mappings grew from {} to {}", before.1, after.1);
+    assert!(after.0 <= before.0 + (32 << 20), "resident memory grew from {} to {} bytes", before.0, after.0);
+}
