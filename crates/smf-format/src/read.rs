@@ -122,7 +122,7 @@ pub struct Reloc {
     /// Image offset of the 8 bytes to write.
     pub offset: u64,
     pub kind: RelocKind,
-    /// Import index for [`RelocKind::Abs64`]; `None` for [`RelocKind::Relative64`].
+    /// Import index for [`RelocKind::Abs64`]; `None` for the other kinds.
     pub import: Option<u32>,
     pub addend: i64,
 }
@@ -710,14 +710,36 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
-                (RelocKind::Relative64, NONE) => None,
-                (RelocKind::Relative64, index) => {
+                (RelocKind::Relative64 | RelocKind::TlsModule, NONE) => None,
+                (RelocKind::Relative64 | RelocKind::TlsModule, index) => {
+                    let what = if kind == RelocKind::TlsModule {
+                        "tls_module"
+                    } else {
+                        "relative"
+                    };
                     return Err(Error::malformed(
                         location(),
-                        format!("relative relocation names import {index}; it must hold {NONE:#x}"),
+                        format!("{what} relocation names import {index}; it must hold {NONE:#x}"),
                     ));
                 }
             };
+            if kind == RelocKind::TlsModule {
+                if r.addend.get() != 0 {
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "tls_module relocation has addend {}; it must be 0",
+                            r.addend.get()
+                        ),
+                    ));
+                }
+                if !self.sections.iter().any(|s| s.kind == SectionKind::Tls) {
+                    return Err(Error::malformed(
+                        location(),
+                        "tls_module relocation in a module without a tls section",
+                    ));
+                }
+            }
             let offset = r.offset.get();
             let end = offset.checked_add(8).ok_or_else(|| {
                 Error::malformed(location(), format!("offset {offset:#x} overflows"))
@@ -1006,6 +1028,9 @@ fn parse_sections<'data>(
                         other.index
                     ),
                 ));
+            }
+            if kind == SectionKind::Tls && sections.iter().any(|o: &Section| o.kind == kind) {
+                return Err(Error::malformed(location(), "a second tls section"));
             }
         } else {
             if vaddr != 0 || mem_size != 0 {

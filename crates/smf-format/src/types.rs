@@ -103,6 +103,9 @@ field_enum! {
         RelRo = 16 => "relro",
         /// Unwind tables (`.eh_frame`, terminated); mapped read-only.
         EhFrame = 17 => "eh_frame",
+        /// The thread-local storage template (`.tdata` then `.tbss`): each thread's copy of
+        /// the module's thread-locals starts as these bytes; mapped read-only.
+        Tls = 18 => "tls",
     }
 }
 
@@ -117,6 +120,7 @@ impl SectionKind {
                 | SectionKind::RoData
                 | SectionKind::RelRo
                 | SectionKind::EhFrame
+                | SectionKind::Tls
         )
     }
 
@@ -127,14 +131,20 @@ impl SectionKind {
             SectionKind::Data | SectionKind::Bss => {
                 SectionFlags(SectionFlags::READ.0 | SectionFlags::WRITE.0)
             }
-            SectionKind::RoData | SectionKind::RelRo | SectionKind::EhFrame => SectionFlags::READ,
+            SectionKind::RoData | SectionKind::RelRo | SectionKind::EhFrame | SectionKind::Tls => {
+                SectionFlags::READ
+            }
             _ => SectionFlags(0),
         }
     }
 
-    /// Whether load-time relocations may write into this kind of section.
+    /// Whether load-time relocations may write into this kind of section. The TLS template
+    /// may hold pointers (`__thread char *p = buf;`), which each thread's copy inherits.
     pub const fn accepts_relocations(self) -> bool {
-        matches!(self, SectionKind::Data | SectionKind::RelRo)
+        matches!(
+            self,
+            SectionKind::Data | SectionKind::RelRo | SectionKind::Tls
+        )
     }
 }
 
@@ -187,6 +197,9 @@ field_enum! {
         Abs64 = 1 => "abs64",
         /// `*(u64 *)(base + offset) = base + addend`.
         Relative64 = 2 => "relative64",
+        /// `*(u64 *)(base + offset) = ` the loader's handle of the module's thread-local
+        /// block (the `ti_module` word of a `__tls_get_addr` argument).
+        TlsModule = 3 => "tls_module",
     }
 }
 
@@ -285,10 +298,11 @@ mod tests {
     #[test]
     fn unknown_raw_values_are_rejected() {
         assert_eq!(SectionKind::try_from(0u32), Err(0));
-        assert_eq!(SectionKind::try_from(18u32), Err(18));
+        assert_eq!(SectionKind::try_from(19u32), Err(19));
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));
+        assert_eq!(RelocKind::try_from(4u32), Err(4));
         for kind in SectionKind::ALL {
             assert_eq!(SectionKind::try_from(kind.as_raw()), Ok(*kind));
         }

@@ -230,7 +230,7 @@ fn section_file_range_past_eof() {
 
 #[test]
 fn unknown_section_kind() {
-    for kind in [0u32, 18, 0xffff_ffff] {
+    for kind in [0u32, 19, 0xffff_ffff] {
         let bad = patched(&base(), |b| section_mut(b, 0).kind = kind.into());
         expect_err(
             &bad,
@@ -926,7 +926,7 @@ fn relative_relocation_naming_an_import() {
 
 #[test]
 fn unknown_relocation_kind() {
-    for kind in [0u32, 3, 0x101] {
+    for kind in [0u32, 4, 0x101] {
         let bad = patched(&base(), |b| {
             entry_mut::<raw::Reloc>(b, SectionKind::Reloc, 0).kind = kind.into()
         });

@@ -64,8 +64,15 @@ pub enum RelocationProblem {
     NotPositionIndependent,
     /// A PC-relative reference to a symbol another module defines (-fPIE code for extern data).
     ImportOutOfReach,
-    /// Thread-local storage relocations.
+    /// A thread-local storage relocation of no model modules support.
     ThreadLocal,
+    /// A thread-local storage model modules cannot use (initial-exec, local-exec, TLS
+    /// descriptors).
+    ThreadLocalModel { model: &'static str },
+    /// A thread-local variable that no input defines.
+    ThreadLocalOutsideModule,
+    /// A thread-local relocation whose target is not a thread-local variable of the module.
+    NotThreadLocal,
     /// A type the packer does not implement, or one that only appears in linked files.
     UnsupportedType,
     /// The computed value does not fit in the relocated field; for PC-relative types the
@@ -103,6 +110,18 @@ impl fmt::Display for RelocationProblem {
             }
             RelocationProblem::ThreadLocal => {
                 f.write_str(": thread-local storage is not supported")
+            }
+            RelocationProblem::ThreadLocalModel { model } => write!(
+                f,
+                ": the {model} thread-local model is not supported in modules; \
+                 compile with -fPIC and the default -ftls-model=global-dynamic"
+            ),
+            RelocationProblem::ThreadLocalOutsideModule => f.write_str(
+                ": thread-local variables of other modules or native libraries cannot be \
+                 reached; define it in the module or reach it through a function",
+            ),
+            RelocationProblem::NotThreadLocal => {
+                f.write_str(": the target is not a thread-local variable of the module")
             }
             RelocationProblem::UnsupportedType => {
                 f.write_str(": this relocation type is not supported")

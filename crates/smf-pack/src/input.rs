@@ -442,7 +442,8 @@ impl<'data> Reader<'data> {
             return Ok(SectionClass::Ignored);
         }
         if flags.contains(elf::SHF_TLS) || named(".tdata") || named(".tbss") {
-            return Err(self.unsupported(name, "thread-local storage is not supported"));
+            // `.tdata` and `.tbss` alike: the layout puts initialised pieces first.
+            return Ok(SectionClass::Loaded(OutputKind::Tls));
         }
         if named(".ctors") || named(".dtors") {
             return Err(self.unsupported(

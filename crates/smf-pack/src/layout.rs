@@ -24,16 +24,19 @@ pub(crate) enum OutputKind {
     RelRo,
     Data,
     Bss,
+    /// The thread-local template: `.tdata` pieces, then `.tbss` pieces (see `crate::tls`).
+    Tls,
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 6] = [
+    pub const ALL: [OutputKind; 7] = [
         OutputKind::Code,
         OutputKind::RoData,
         OutputKind::EhFrame,
         OutputKind::RelRo,
         OutputKind::Data,
         OutputKind::Bss,
+        OutputKind::Tls,
     ];
 
     pub fn section_kind(self) -> SectionKind {
@@ -44,6 +47,7 @@ impl OutputKind {
             OutputKind::RelRo => SectionKind::RelRo,
             OutputKind::Data => SectionKind::Data,
             OutputKind::Bss => SectionKind::Bss,
+            OutputKind::Tls => SectionKind::Tls,
         }
     }
 
@@ -55,6 +59,7 @@ impl OutputKind {
             OutputKind::RelRo => ".data.rel.ro",
             OutputKind::Data => ".data",
             OutputKind::Bss => ".bss",
+            OutputKind::Tls => ".tls",
         }
     }
 
@@ -67,6 +72,7 @@ impl OutputKind {
             OutputKind::RelRo => 3,
             OutputKind::Data => 4,
             OutputKind::Bss => 5,
+            OutputKind::Tls => 6,
         }
     }
 
@@ -104,6 +110,7 @@ pub(crate) struct Layout {
     /// Image address of each loaded input section, indexed `[object][section]`.
     section_addresses: Vec<Vec<Option<u64>>>,
     got_address: u64,
+    tls_pairs_address: u64,
     stub_address: u64,
     dso_handle: Option<u64>,
     commons: HashMap<GlobalId, u64>,
@@ -152,10 +159,18 @@ impl Layout {
             .map(|_| Builder { size: 0, align: 1 })
             .collect();
         let mut offsets: Vec<Vec<Option<(OutputKind, u64)>>> = Vec::with_capacity(objects.len());
-        for object in objects {
+        // `.tbss` pieces, placed after every `.tdata` piece so the template's bytes come first.
+        let mut zero_filled_tls = Vec::new();
+        for (o, object) in objects.iter().enumerate() {
             let mut object_offsets = Vec::with_capacity(object.sections.len());
-            for section in &object.sections {
+            for (s, section) in object.sections.iter().enumerate() {
                 let placed = match section.class {
+                    SectionClass::Loaded(OutputKind::Tls)
+                        if !section.discarded && crate::tls::is_zero_filled(section) =>
+                    {
+                        zero_filled_tls.push((o, s));
+                        None
+                    }
                     SectionClass::Loaded(kind) if !section.discarded => {
                         // Records of `.eh_frame` are read back to back until a zero length:
                         // padding between two inputs would read as an early terminator, so
@@ -177,6 +192,12 @@ impl Layout {
             }
             offsets.push(object_offsets);
         }
+        let tls_file_size = builders[OutputKind::Tls.index()].size;
+        for (o, s) in zero_filled_tls {
+            let section = &objects[o].sections[s];
+            let offset = builders[OutputKind::Tls.index()].add(section.size, section.align)?;
+            offsets[o][s] = Some((OutputKind::Tls, offset));
+        }
 
         let stub_count = needs.stubs.len() as u64;
         let stub_offset =
@@ -184,8 +205,12 @@ impl Layout {
         if builders[OutputKind::EhFrame.index()].size > 0 {
             builders[OutputKind::EhFrame.index()].add(4, 4)?;
         }
-        let got_offset = builders[OutputKind::RelRo.index()]
-            .add(needs.got.len() as u64 * GOT_SLOT_SIZE, GOT_SLOT_SIZE)?;
+        // The GOT: one slot per address, then the `tls_index` pairs of `crate::tls`.
+        let got_slots_size = needs.got.len() as u64 * GOT_SLOT_SIZE;
+        let got_offset = builders[OutputKind::RelRo.index()].add(
+            got_slots_size + needs.tls.pairs.len() as u64 * crate::tls::PAIR_SIZE,
+            GOT_SLOT_SIZE,
+        )?;
         let needs_dso_handle = globals
             .symbols
             .iter()
@@ -217,7 +242,13 @@ impl Layout {
             let data = if *kind == OutputKind::Bss {
                 Vec::new()
             } else {
-                let len = usize::try_from(builder.size).map_err(|_| {
+                // The TLS template keeps only its initialised bytes; the rest is zero-filled.
+                let size = if *kind == OutputKind::Tls {
+                    tls_file_size
+                } else {
+                    builder.size
+                };
+                let len = usize::try_from(size).map_err(|_| {
                     layout_error(format!(
                         "{} is too large ({:#x} bytes)",
                         kind.name(),
@@ -244,7 +275,7 @@ impl Layout {
                     continue;
                 };
                 let output = &mut outputs[kind.index()];
-                if kind != OutputKind::Bss {
+                if kind != OutputKind::Bss && !section.data.is_empty() {
                     // In range: the output was sized to hold every piece.
                     let start =
                         usize::try_from(offset).map_err(|_| layout_error("offset overflow"))?;
@@ -267,6 +298,7 @@ impl Layout {
         let vaddr = |kind: OutputKind| outputs[kind.index()].vaddr;
         let mut layout = Layout {
             got_address: vaddr(OutputKind::RelRo) + got_offset,
+            tls_pairs_address: vaddr(OutputKind::RelRo) + got_offset + got_slots_size,
             stub_address: vaddr(OutputKind::Code) + stub_offset,
             dso_handle: dso_offset.map(|offset| vaddr(OutputKind::Data) + offset),
             commons: common_offsets
@@ -327,6 +359,11 @@ impl Layout {
 
     pub fn got_slot(&self, slot: u32) -> u64 {
         self.got_address + u64::from(slot) * GOT_SLOT_SIZE
+    }
+
+    /// Address of the `tls_index` pair `index` (module handle, offset), after the GOT slots.
+    pub fn tls_pair(&self, index: u32) -> u64 {
+        self.tls_pairs_address + u64::from(index) * crate::tls::PAIR_SIZE
     }
 
     pub fn stub(&self, index: u32) -> u64 {

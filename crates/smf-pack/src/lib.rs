@@ -28,6 +28,7 @@ mod relocate;
 mod resolve;
 mod runtime;
 mod symbols;
+mod tls;
 
 pub use error::{Error, RelocationError, RelocationProblem};
 

@@ -70,6 +70,13 @@ enum Action {
     PltOffset,
     /// Z + A, the symbol's size.
     Size(Field),
+    /// `R_X86_64_TLSGD`: the variable's `tls_index` pair + A - P (see `crate::tls`).
+    TlsGeneralDynamic,
+    /// `R_X86_64_TLSLD`: the module's local-dynamic `tls_index` pair + A - P.
+    TlsLocalDynamic,
+    /// `R_X86_64_DTPOFF32`/`64`: the variable's offset in the module's thread-local block + A.
+    DtpOffset(Field),
+    /// The TLS models and relocations modules cannot use.
     ThreadLocal,
     Unsupported,
 }
@@ -126,12 +133,12 @@ fn action(r_type: u32) -> Action {
         elf::R_X86_64_PLTOFF64 => Action::PltOffset,
         elf::R_X86_64_SIZE32 => Action::Size(field(4, Any)),
         elf::R_X86_64_SIZE64 => Action::Size(field(8, Any)),
+        elf::R_X86_64_TLSGD => Action::TlsGeneralDynamic,
+        elf::R_X86_64_TLSLD => Action::TlsLocalDynamic,
+        elf::R_X86_64_DTPOFF32 => Action::DtpOffset(field(4, Signed)),
+        elf::R_X86_64_DTPOFF64 => Action::DtpOffset(field(8, Any)),
         elf::R_X86_64_DTPMOD64
-        | elf::R_X86_64_DTPOFF64
         | elf::R_X86_64_TPOFF64
-        | elf::R_X86_64_TLSGD
-        | elf::R_X86_64_TLSLD
-        | elf::R_X86_64_DTPOFF32
         | elf::R_X86_64_GOTTPOFF
         | elf::R_X86_64_TPOFF32
         | elf::R_X86_64_GOTPC32_TLSDESC
@@ -159,7 +166,9 @@ impl Action {
             | Action::GotPcRelative { field: f, .. }
             | Action::GotOffset(f)
             | Action::GotFromPc(f)
-            | Action::Size(f) => f.bytes,
+            | Action::Size(f)
+            | Action::DtpOffset(f) => f.bytes,
+            Action::TlsGeneralDynamic | Action::TlsLocalDynamic => 4,
             Action::Nothing | Action::ThreadLocal | Action::Unsupported => 0,
         };
         u64::from(bytes)
@@ -188,6 +197,8 @@ pub(crate) struct Needs {
     stub_index: HashMap<GlobalId, u32>,
     /// Globals that became imports, in import-index order.
     pub imports: Vec<GlobalId>,
+    /// `tls_index` pairs, placed after the GOT slots.
+    pub tls: crate::tls::TlsNeeds,
 }
 
 impl Needs {
@@ -264,6 +275,32 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                 continue;
             }
             let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
+            if matches!(
+                action,
+                Action::TlsGeneralDynamic | Action::TlsLocalDynamic | Action::DtpOffset(_)
+            ) {
+                // Thread-locals are the module's own: another module's or a native library's
+                // live in blocks this loader cannot address.
+                if let SymbolRef::Global(id) = target {
+                    if !globals.is_defined(id) {
+                        let cx = Context {
+                            objects,
+                            globals,
+                            object: o,
+                            section: s,
+                            reloc,
+                            target,
+                        };
+                        return Err(cx.error(RelocationProblem::ThreadLocalOutsideModule));
+                    }
+                }
+                match action {
+                    Action::TlsGeneralDynamic => needs.tls.add(Some(target)),
+                    Action::TlsLocalDynamic => needs.tls.add(None),
+                    _ => {}
+                }
+                continue;
+            }
             let mut import = None;
             if let SymbolRef::Global(id) = target {
                 if !globals.is_defined(id) {
@@ -451,6 +488,15 @@ pub(crate) fn apply(
         }
     }
     fill_got(objects, globals, needs, layout, &mut load_relocs)?;
+    crate::tls::fill_pairs(
+        &needs.tls,
+        layout,
+        |layout, target| match resolve_target(objects, globals, layout, target) {
+            Target::Address(address) => crate::tls::dtp_offset(layout, address),
+            _ => None,
+        },
+        &mut load_relocs,
+    )?;
     if let Some(address) = layout.dso_handle() {
         // As in a shared object's crtbegin: `void *__dso_handle = &__dso_handle;`.
         let addend = i64::try_from(address)
@@ -516,7 +562,12 @@ fn apply_one(
     let action = action(reloc.r_type);
     match action {
         Action::Nothing => return Ok(()),
-        Action::ThreadLocal => return Err(cx.error(RelocationProblem::ThreadLocal)),
+        Action::ThreadLocal => {
+            return Err(cx.error(match crate::tls::refused_model(reloc.r_type) {
+                Some(model) => RelocationProblem::ThreadLocalModel { model },
+                None => RelocationProblem::ThreadLocal,
+            }));
+        }
         Action::Unsupported => return Err(cx.error(RelocationProblem::UnsupportedType)),
         _ => {}
     }
@@ -572,7 +623,7 @@ fn apply_one(
     };
     let (value, field) = match action {
         Action::Address64 => {
-            let writable = matches!(kind, OutputKind::RelRo | OutputKind::Data);
+            let writable = matches!(kind, OutputKind::RelRo | OutputKind::Data | OutputKind::Tls);
             match target {
                 Target::Absolute(v) => (i128::from(v) + a, field(8, Range::Any)),
                 _ if !writable => {
@@ -663,14 +714,49 @@ fn apply_one(
             Some(size) if !matches!(target, Target::Import(_)) => (i128::from(size) + a, f),
             _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
         },
+        Action::TlsGeneralDynamic | Action::TlsLocalDynamic => {
+            let variable = match action {
+                Action::TlsGeneralDynamic => {
+                    tls_offset(layout, target).map_err(|problem| cx.error(problem))?;
+                    Some(cx.target)
+                }
+                _ => None,
+            };
+            let pair = needs
+                .tls
+                .pair(variable)
+                .ok_or_else(|| cx.error(RelocationProblem::UnsupportedType))?;
+            (
+                i128::from(layout.tls_pair(pair)) + a - p,
+                field(4, Range::Signed),
+            )
+        }
+        Action::DtpOffset(f) => (
+            tls_offset(layout, target).map_err(|problem| cx.error(problem))? + a,
+            f,
+        ),
         Action::Nothing | Action::ThreadLocal | Action::Unsupported => return Ok(()),
     };
     let pc_relative = matches!(
         action,
-        Action::PcRelative { .. } | Action::GotPcRelative { .. } | Action::GotFromPc(_)
+        Action::PcRelative { .. }
+            | Action::GotPcRelative { .. }
+            | Action::GotFromPc(_)
+            | Action::TlsGeneralDynamic
+            | Action::TlsLocalDynamic
     );
     let bytes = encode(value, field, pc_relative).map_err(|problem| cx.error(problem))?;
     layout.write(place, &bytes[..usize::from(field.bytes)])
+}
+
+/// The DTP offset of a relocation's target, which must be a thread-local of the module.
+fn tls_offset(layout: &Layout, target: Target<'_>) -> Result<i128, RelocationProblem> {
+    match target {
+        Target::Address(address) => {
+            crate::tls::dtp_offset(layout, address).ok_or(RelocationProblem::NotThreadLocal)
+        }
+        _ => Err(RelocationProblem::NotThreadLocal),
+    }
 }
 
 /// Writes each GOT slot: in-module addresses get a Relative64, imports an Abs64 (weak ones
@@ -847,7 +933,14 @@ mod tests {
         assert_eq!(action(elf::R_X86_64_64.0).width(), 8);
         assert_eq!(action(elf::R_X86_64_PLT32.0).width(), 4);
         assert_eq!(action(elf::R_X86_64_PC8.0).width(), 1);
-        assert_eq!(action(elf::R_X86_64_TLSGD.0), Action::ThreadLocal);
+        assert_eq!(action(elf::R_X86_64_TLSGD.0), Action::TlsGeneralDynamic);
+        assert_eq!(action(elf::R_X86_64_TLSGD.0).width(), 4);
+        assert_eq!(
+            action(elf::R_X86_64_DTPOFF64.0),
+            Action::DtpOffset(field(8, Range::Any))
+        );
+        assert_eq!(action(elf::R_X86_64_GOTTPOFF.0), Action::ThreadLocal);
+        assert_eq!(action(elf::R_X86_64_TPOFF32.0), Action::ThreadLocal);
         assert_eq!(action(elf::R_X86_64_COPY.0), Action::Unsupported);
         assert_eq!(action(1000), Action::Unsupported);
         assert_eq!(

@@ -23,8 +23,10 @@ pub(crate) fn build<'data>(
     for (o, object) in objects.iter().enumerate() {
         for (s, symbol) in object.symbols.iter().enumerate().skip(1) {
             let (binding, visibility, size) = if symbol.binding == SymbolBinding::Local {
-                if !matches!(symbol.kind, SymbolType::Function | SymbolType::Object)
-                    || symbol.name.is_empty()
+                if !matches!(
+                    symbol.kind,
+                    SymbolType::Function | SymbolType::Object | SymbolType::Tls
+                ) || symbol.name.is_empty()
                 {
                     continue;
                 }
@@ -110,6 +112,13 @@ pub(crate) fn build<'data>(
                         kind
                     } else {
                         SymbolKind::Data
+                    };
+                    // A thread-local's address is only its template's: it is listed, for
+                    // tools, but not exported, since no other module could use it.
+                    let (binding, visibility) = if output == OutputKind::Tls {
+                        (Binding::Local, visibility)
+                    } else {
+                        (binding, visibility)
                     };
                     symbol_entry(
                         symbol.name,

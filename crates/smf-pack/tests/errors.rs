@@ -48,19 +48,9 @@ fn non_pic_absolute_address_asks_for_fpic() {
 }
 
 #[test]
-fn thread_local_storage_is_refused() {
-    let input = compile(
-        "tls.o",
-        "__thread int tv; int get_tv(void) { return tv; }",
-        &[],
-    );
-    let error = message(&[input]);
-    assert!(error.starts_with("tls.o: section .tbss"), "{error}");
-    assert!(
-        error.contains("thread-local storage is not supported"),
-        "{error}"
-    );
-    // A TLS reference without a TLS section in the object fails on the relocation.
+fn thread_locals_outside_the_module_and_static_tls_models_are_refused() {
+    // A TLS variable no input defines would live in another module's or a native
+    // library's block, which a module cannot address.
     let input = compile(
         "tlsref.o",
         "extern __thread int tv; int get_tv(void) { return tv; }",
@@ -69,7 +59,35 @@ fn thread_local_storage_is_refused() {
     let error = message(&[input]);
     assert!(error.starts_with("tlsref.o: section .text+0x"), "{error}");
     assert!(
-        error.contains("against `tv`: thread-local storage is not supported"),
+        error.contains(
+            "relocation R_X86_64_TLSGD against `tv`: thread-local variables of other modules or native libraries cannot be reached"
+        ),
+        "{error}"
+    );
+    // Initial-exec needs a fixed offset from the thread pointer, which only the C library's
+    // dynamic linker can hand out.
+    let input = compile(
+        "ie.o",
+        "__thread int tv = 3; int get_tv(void) { return tv; }",
+        &["-ftls-model=initial-exec"],
+    );
+    let error = message(&[input]);
+    assert!(error.starts_with("ie.o: section .text+0x"), "{error}");
+    assert!(
+        error.contains(
+            "relocation R_X86_64_GOTTPOFF against `tv`: the initial-exec thread-local model is not supported in modules"
+        ),
+        "{error}"
+    );
+    // So do TLS descriptors.
+    let input = compile(
+        "desc.o",
+        "__thread int tv = 3; int get_tv(void) { return tv; }",
+        &["-mtls-dialect=gnu2"],
+    );
+    let error = message(&[input]);
+    assert!(
+        error.contains("the TLS descriptor (-mtls-dialect=gnu2) thread-local model"),
         "{error}"
     );
 }
