@@ -21,7 +21,8 @@ fn page_range(start: u64, len: u64) -> std::ops::Range<usize> {
 }
 
 impl Image {
-    /// Maps `module`, resolving `Abs64` relocations with `imports[index]`.
+    /// Maps `module`, resolving `Abs64` relocations with `imports[index]` and `TlsModule`
+    /// relocations with `tls_module` (the handle of the module's thread-local block).
     ///
     /// Pages go through: inaccessible → read+write (copy, relocate) → final protection. Code
     /// is never writable and executable at once: it is written while read+write and only
@@ -29,6 +30,7 @@ impl Image {
     pub(crate) fn map(
         module: &Parsed<'_>,
         imports: &[usize],
+        tls_module: u64,
     ) -> Result<Image, (&'static str, io::Error)> {
         let image_size = usize::try_from(module.header().image_size).map_err(|_| {
             (
@@ -69,6 +71,7 @@ impl Image {
                     (*target as u64).wrapping_add(reloc.addend as u64)
                 }
                 RelocKind::Relative64 => base.wrapping_add(reloc.addend as u64),
+                RelocKind::TlsModule => tls_module,
             };
             // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
             // both writable at this point; nothing else can see the image yet.
@@ -103,5 +106,12 @@ impl Image {
 
     pub(crate) fn len(&self) -> usize {
         self.reservation.len()
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // Unwind tables, debugger and profiler entries go before the pages they describe.
+        crate::runtime::detach(self.base());
     }
 }

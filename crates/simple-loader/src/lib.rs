@@ -24,10 +24,15 @@
 
 mod error;
 mod image;
+mod jit;
 pub mod loader;
 mod module;
+mod perfmap;
 mod registry;
+mod runtime;
+mod symbolize;
 mod sys;
+mod tls;
 
 pub use error::LoadError;
 pub use loader::{
@@ -35,7 +40,10 @@ pub use loader::{
 };
 pub use module::{DataSymbol, Module, Symbol};
 pub use registry::{LoadedModule, Registry};
+pub use perfmap::{enable_perf_map, perf_map_path};
 pub use smf_format;
+pub use symbolize::{Location, symbolize};
+pub use sys::crash::install_crash_handler;
 
 /// The architecture this loader runs code for, if the format knows it.
 pub const HOST_ARCH: Option<smf_format::Arch> = if cfg!(target_arch = "x86_64") {

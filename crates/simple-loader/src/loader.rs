@@ -106,9 +106,15 @@ pub fn load_bytes_with(
     }
 
     let process = Library::this();
+    let tls = crate::tls::TlsModule::for_module(parsed);
     let mut addresses = Vec::with_capacity(parsed.imports().len());
     let mut providers: Vec<Arc<Module>> = Vec::new();
     for import in parsed.imports() {
+        if tls.is_some() && import.name == crate::tls::TLS_GET_ADDR {
+            // The module's thread-locals live in the loader's blocks, not the C library's.
+            addresses.push(crate::tls::tls_get_addr_address());
+            continue;
+        }
         let resolved = resolver(import).map_err(|problem| LoadError::ImportMismatch {
             module: name.clone(),
             name: import.name.to_owned(),
@@ -134,12 +140,18 @@ pub fn load_bytes_with(
         addresses.push(address);
     }
 
-    let image =
-        Image::map(parsed, &addresses).map_err(|(operation, source)| LoadError::Memory {
+    let image = Image::map(parsed, &addresses, tls.as_ref().map_or(0, |t| t.handle())).map_err(
+        |(operation, source)| LoadError::Memory {
             module: name.clone(),
             operation,
             source,
-        })?;
+        },
+    )?;
+    if let Some(tls) = &tls {
+        tls.set_base(image.base());
+    }
+    // SAFETY: the image is complete and stays mapped until it is dropped, which detaches it.
+    unsafe { crate::runtime::attach(parsed, image.base(), image.len(), &name, tls) };
     let module = Module::new(file, image, name, path, natives, providers);
     // SAFETY: the image is fully relocated and protected; constructors are the module's own
     // code, run once, in the order the file lists them, as a native loader would.

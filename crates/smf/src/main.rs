@@ -117,6 +117,9 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { file, args } => {
+            // A crash in module code (constructors included) names the module function before
+            // the process dies of the signal, with the signal's usual exit status.
+            simple_loader::install_crash_handler().context("installing the crash handler")?;
             let module = load_file(&file, &LoadOptions::default())?;
             if !module.is_executable() {
                 bail!(

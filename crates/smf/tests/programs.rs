@@ -1,6 +1,7 @@
 //! Each C program under tests/programs/ is built twice from the same objects: linked
 //! natively by the system compiler, and packed into an .sme run by `smf run`. Both must
-//! print the same bytes and exit with the same status, at -O0, -O2 and -Os.
+//! print the same bytes and exit with the same status, at -O0, -O2 and -Os. A program whose
+//! build.txt says `compiler: c++` is C++: its `.cpp` files are compiled and linked with `c++`.
 
 mod common;
 
@@ -12,10 +13,18 @@ fn native_vs_smf(name: &str, opt: &str) {
     let work = tempfile::tempdir().unwrap();
     let mut flags = vec![opt];
     flags.extend(spec.cflags.iter().map(String::as_str));
-    let objects = compile(&c_sources(&dir), work.path(), &flags);
+    let cxx = spec
+        .extra
+        .iter()
+        .any(|(k, v)| k == "compiler" && v == "c++");
+    let objects = if cxx {
+        compile_cxx(&sources_with(&dir, "cpp"), work.path(), &flags)
+    } else {
+        compile(&c_sources(&dir), work.path(), &flags)
+    };
 
     let native = work.path().join("native");
-    let mut link = cc();
+    let mut link = if cxx { cxx_compiler() } else { cc() };
     link.arg("-o").arg(&native).args(&objects).args(&spec.libs);
     check(link);
 
@@ -82,4 +91,9 @@ programs! {
     interp_o2 => "interp", "-O2";
     interp_os => "interp", "-Os";
     crossmod_native_link_o2 => "crossmod", "-O2";
+    cxx_o0 => "cxx", "-O0";
+    cxx_o2 => "cxx", "-O2";
+    tls_o0 => "tls", "-O0";
+    tls_o2 => "tls", "-O2";
+    tls_os => "tls", "-Os";
 }

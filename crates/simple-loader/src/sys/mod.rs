@@ -8,6 +8,10 @@
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::*;
+#[cfg(unix)]
+pub(crate) mod crash;
+#[cfg(unix)]
+pub(crate) mod unwind;
 
 #[cfg(not(unix))]
 compile_error!(

@@ -132,3 +132,41 @@ pub fn failure(output: &Output) -> (i32, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The system C++ compiler: `$CXX` or `c++`.
+pub fn cxx_compiler() -> Command {
+    Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+}
+
+/// Compiles each C++ source with `-fPIC` and `flags` (which give the language standard).
+pub fn compile_cxx(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(out_dir).unwrap();
+    sources
+        .iter()
+        .map(|source| {
+            let object = out_dir
+                .join(source.file_stem().unwrap())
+                .with_extension("o");
+            let mut command = cxx_compiler();
+            command
+                .args(["-fPIC", "-c", "-Wall"])
+                .args(flags)
+                .arg(source)
+                .arg("-o")
+                .arg(&object);
+            check(command);
+            object
+        })
+        .collect()
+}
+
+/// The files of a directory with this extension, sorted.
+pub fn sources_with(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .collect();
+    sources.sort();
+    sources
+}

@@ -1,0 +1,100 @@
+//! The process-wide presence of loaded modules: what the rest of the process must know about
+//! a module for its code to behave like native code.
+//!
+//! When an image is mapped, [`attach`] registers its unwind tables with the C runtime's
+//! unwinder (`sys::unwind`), describes its functions to debuggers (`jit`, the GDB JIT
+//! interface) and, when asked, to profilers (`perfmap`), keeps its thread-local description
+//! (`tls`) alive, and lists it for the symbolizer. [`detach`] undoes all of it when the image
+//! is dropped, after the module's destructors ran and before its pages are unmapped.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use smf_format::{Module as Parsed, SectionKind};
+
+use crate::jit::JitRegistration;
+use crate::symbolize::ModuleSymbols;
+use crate::sys::unwind::FrameRegistration;
+use crate::tls::TlsModule;
+
+/// Everything registered for one mapped image. Field order is drop order: unwind tables and
+/// debugger entries go first, the thread-local description last.
+#[derive(Debug)]
+struct Attachments {
+    symbols: ModuleSymbols,
+    _unwind: Vec<FrameRegistration>,
+    _jit: Option<JitRegistration>,
+    _tls: Option<Box<TlsModule>>,
+}
+
+/// Mapped images by base address.
+static LOADED: RwLock<BTreeMap<usize, Attachments>> = RwLock::new(BTreeMap::new());
+
+/// Registers the image of `parsed` mapped at `base` (`len` bytes), named `name` in messages.
+///
+/// # Safety
+/// The image must be completely mapped, relocated and protected, and stay so until
+/// [`detach`] is called with the same `base`.
+pub(crate) unsafe fn attach(
+    parsed: &Parsed<'_>,
+    base: usize,
+    len: usize,
+    name: &str,
+    tls: Option<Box<TlsModule>>,
+) {
+    let symbols = ModuleSymbols::new(parsed, base, len, name);
+    let unwind = parsed
+        .loaded_sections()
+        .filter(|s| s.kind == SectionKind::EhFrame && s.mem_size >= 4)
+        .filter_map(|s| {
+            // SAFETY: the packer writes `.eh_frame` whole with its terminator, the section is
+            // mapped read-only for as long as the image (caller's contract), and the tables'
+            // code ranges were resolved into this image's code.
+            unsafe { FrameRegistration::register((base + s.vaddr as usize) as *const u8) }
+        })
+        .collect();
+    let jit = crate::jit::JitRegistration::new(&symbols);
+    crate::perfmap::record(&symbols);
+    let attachments = Attachments {
+        symbols,
+        _unwind: unwind,
+        _jit: jit,
+        _tls: tls,
+    };
+    LOADED
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(base, attachments);
+}
+
+/// Undoes [`attach`] for the image at `base`, if it was attached.
+pub(crate) fn detach(base: usize) {
+    let removed = LOADED
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&base);
+    // Deregistration takes the unwinder's and the debugger interface's locks: not under ours.
+    drop(removed);
+}
+
+/// Calls `f` with the symbols of the module whose image contains `address`.
+pub(crate) fn with_symbols<R>(address: usize, f: impl FnOnce(&ModuleSymbols) -> R) -> Option<R> {
+    let loaded = LOADED.read().unwrap_or_else(|p| p.into_inner());
+    lookup(&loaded, address).map(f)
+}
+
+/// As [`with_symbols`], but gives up instead of waiting for the lock, and allocates nothing:
+/// for signal handlers.
+pub(crate) fn try_with_symbols<R>(
+    address: usize,
+    f: impl FnOnce(&ModuleSymbols) -> R,
+) -> Option<R> {
+    let loaded = LOADED.try_read().ok()?;
+    lookup(&loaded, address).map(f)
+}
+
+fn lookup(loaded: &BTreeMap<usize, Attachments>, address: usize) -> Option<&ModuleSymbols> {
+    let (_, attachments) = loaded.range(..=address).next_back()?;
+    let symbols = &attachments.symbols;
+    (address - symbols.base < symbols.len).then_some(symbols)
+}

@@ -1,0 +1,138 @@
+//! Addresses to names: which loaded module, which function, how far into it.
+//!
+//! Every module the loader maps is listed, process-wide, with its functions sorted by
+//! address, from load until its image is unmapped (see `crate::runtime`). [`symbolize`]
+//! answers for any address in any module, whichever registry or host loaded it; the crash
+//! handler uses the same list without allocating.
+
+use smf_format::{Binding, Module as Parsed, SectionKind, SymbolKind};
+
+/// Where an address lies: the module, and the function containing it if the symbol table
+/// names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The module's name: the path it was loaded from, or `<memory>`.
+    pub module: String,
+    /// The address of the module's image.
+    pub module_base: usize,
+    /// The function containing the address, if any.
+    pub symbol: Option<String>,
+    /// Start of that function (the module base when there is none).
+    pub symbol_address: usize,
+    /// `address - symbol_address`.
+    pub offset: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.symbol {
+            Some(symbol) => write!(f, "{symbol}+{:#x} in {}", self.offset, self.module),
+            None => write!(f, "{}+{:#x}", self.module, self.offset),
+        }
+    }
+}
+
+/// Finds the loaded module and function containing `address`.
+pub fn symbolize(address: usize) -> Option<Location> {
+    crate::runtime::with_symbols(address, |symbols| {
+        let (symbol, start) = match symbols.function_at(address) {
+            Some(function) => (Some(symbols.name_of(function).to_owned()), function.start),
+            None => (None, symbols.base),
+        };
+        Location {
+            module: symbols.module.clone(),
+            module_base: symbols.base,
+            symbol,
+            symbol_address: start,
+            offset: address - start,
+        }
+    })
+}
+
+/// One function of a module: its run-time address range and where its name is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Function {
+    pub start: usize,
+    pub end: usize,
+    name: (u32, u32),
+}
+
+/// The functions of one mapped module, sorted by address, with their names in one string.
+#[derive(Debug)]
+pub(crate) struct ModuleSymbols {
+    pub module: String,
+    pub base: usize,
+    pub len: usize,
+    pub functions: Vec<Function>,
+    /// Run-time ranges of the code sections.
+    pub code: Vec<(usize, usize)>,
+    names: String,
+}
+
+impl ModuleSymbols {
+    pub(crate) fn new(parsed: &Parsed<'_>, base: usize, len: usize, module: &str) -> Self {
+        let code: Vec<(usize, usize)> = parsed
+            .loaded_sections()
+            .filter(|s| s.kind == SectionKind::Code && s.mem_size > 0)
+            .map(|s| {
+                (
+                    base + s.vaddr as usize,
+                    base + (s.vaddr + s.mem_size) as usize,
+                )
+            })
+            .collect();
+        // Exported names first at equal addresses, so an alias is named by its public name.
+        let mut defined: Vec<_> = parsed
+            .symbols()
+            .iter()
+            .filter(|s| s.kind == SymbolKind::Function && s.section.is_some())
+            .collect();
+        defined.sort_by_key(|s| (s.value, s.binding == Binding::Local));
+        defined.dedup_by_key(|s| s.value);
+        let mut names = String::new();
+        let mut functions: Vec<Function> = Vec::with_capacity(defined.len());
+        for (i, symbol) in defined.iter().enumerate() {
+            let start = base + symbol.value as usize;
+            let section_end = code
+                .iter()
+                .find(|(s, e)| (*s..*e).contains(&start))
+                .map_or(start, |&(_, e)| e);
+            // A symbol without a size extends to the next one or the end of its section.
+            let end = if symbol.size > 0 {
+                start + symbol.size as usize
+            } else {
+                defined
+                    .get(i + 1)
+                    .map_or(section_end, |next| base + next.value as usize)
+                    .min(section_end)
+            };
+            let offset = names.len() as u32;
+            names.push_str(symbol.name);
+            functions.push(Function {
+                start,
+                end: end.max(start),
+                name: (offset, symbol.name.len() as u32),
+            });
+        }
+        ModuleSymbols {
+            module: module.to_owned(),
+            base,
+            len,
+            functions,
+            code,
+            names,
+        }
+    }
+
+    pub(crate) fn name_of(&self, function: &Function) -> &str {
+        let (start, len) = (function.name.0 as usize, function.name.1 as usize);
+        self.names.get(start..start + len).unwrap_or("?")
+    }
+
+    /// The function whose range contains `address`.
+    pub(crate) fn function_at(&self, address: usize) -> Option<&Function> {
+        let after = self.functions.partition_point(|f| f.start <= address);
+        let function = self.functions.get(after.checked_sub(1)?)?;
+        (address < function.end || function.start == address).then_some(function)
+    }
+}
