@@ -4,9 +4,10 @@
 //! `__jit_debug_descriptor`: a list of in-memory object files, with the entry just added or
 //! removed. For each module the loader writes a small ELF relocatable object with one
 //! section per code section, whose address (`sh_addr`) is where that code is mapped, and a
-//! symbol table of the module's functions. That is enough for backtraces to name module
-//! functions and for `break function` to work, including pending breakpoints set before the
-//! module is loaded. There is no line information: modules carry no debug info.
+//! symbol table of the module's functions, plus a copy of its `.eh_frame` at the run-time
+//! address of the original. That is enough for backtraces to name module functions and walk
+//! through their frames, and for `break function` to work, including pending breakpoints set
+//! before the module is loaded. There is no line information: modules carry no debug info.
 
 use std::sync::Mutex;
 
@@ -70,12 +71,16 @@ unsafe impl Send for JitRegistration {}
 unsafe impl Sync for JitRegistration {}
 
 impl JitRegistration {
-    /// Describes `symbols` to debuggers. `None` when the module has no code.
-    pub(crate) fn new(symbols: &ModuleSymbols) -> Option<JitRegistration> {
+    /// Describes `symbols` to debuggers, with the module's unwind tables (`eh_frames`:
+    /// run-time address and bytes). `None` when the module has no code.
+    pub(crate) fn new(
+        symbols: &ModuleSymbols,
+        eh_frames: &[(usize, &[u8])],
+    ) -> Option<JitRegistration> {
         if symbols.code.is_empty() {
             return None;
         }
-        let object = elf_object(symbols)?.into_boxed_slice();
+        let object = elf_object(symbols, eh_frames)?.into_boxed_slice();
         let entry = Box::into_raw(Box::new(JitCodeEntry {
             next: std::ptr::null_mut(),
             prev: std::ptr::null_mut(),
@@ -131,11 +136,16 @@ impl Drop for JitRegistration {
 }
 
 /// An ELF relocatable object naming the functions of `symbols`: one `SHT_NOBITS` section per
-/// code section at its run-time address, and a symbol per function, relative to its section.
-fn elf_object(symbols: &ModuleSymbols) -> Option<Vec<u8>> {
+/// code section at its run-time address, a copy of each `.eh_frame` at the address of the
+/// original, and a symbol per function, relative to its section.
+fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut writer = Writer::new(Endianness::Little, true, &mut out);
     writer.reserve_file_header();
+    let eh_offsets: Vec<u64> = eh_frames
+        .iter()
+        .map(|(_, bytes)| writer.reserve(bytes.len() as u64, 8))
+        .collect();
     writer.reserve_null_section_index();
     let section_names: Vec<String> = (0..symbols.code.len())
         .map(|i| {
@@ -151,6 +161,13 @@ fn elf_object(symbols: &ModuleSymbols) -> Option<Vec<u8>> {
         let name = writer.add_section_name(name.as_bytes());
         sections.push((name, writer.reserve_section_index()));
     }
+    let eh_sections: Vec<_> = eh_frames
+        .iter()
+        .map(|_| {
+            let name = writer.add_section_name(b".eh_frame");
+            (name, writer.reserve_section_index())
+        })
+        .collect();
     writer.reserve_null_symbol_index();
     let mut functions: Vec<(StringId, usize, &crate::symbolize::Function)> = Vec::new();
     for function in &symbols.functions {
@@ -183,6 +200,10 @@ fn elf_object(symbols: &ModuleSymbols) -> Option<Vec<u8>> {
             e_flags: elf::FileFlags(0),
         })
         .ok()?;
+    for (_, bytes) in eh_frames {
+        writer.write_align(8);
+        writer.write(bytes);
+    }
     writer.write_null_symbol();
     for (name, section, function) in &functions {
         let (start, _) = symbols.code[*section];
@@ -203,13 +224,27 @@ fn elf_object(symbols: &ModuleSymbols) -> Option<Vec<u8>> {
         writer.write_section_header(&SectionHeader {
             sh_name: writer.section_name_offset(Some(sections[i].0)),
             sh_type: elf::SHT_NOBITS,
-            sh_flags: elf::SectionFlags(u64::from(elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0)),
+            sh_flags: elf::SectionFlags(elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0),
             sh_addr: start as u64,
             sh_offset: 0,
             sh_size: (end - start) as u64,
             sh_link: 0,
             sh_info: 0,
             sh_addralign: 16,
+            sh_entsize: 0,
+        });
+    }
+    for (i, (address, bytes)) in eh_frames.iter().enumerate() {
+        writer.write_section_header(&SectionHeader {
+            sh_name: writer.section_name_offset(Some(eh_sections[i].0)),
+            sh_type: elf::SHT_PROGBITS,
+            sh_flags: elf::SectionFlags(elf::SHF_ALLOC.0),
+            sh_addr: *address as u64,
+            sh_offset: eh_offsets[i],
+            sh_size: bytes.len() as u64,
+            sh_link: 0,
+            sh_info: 0,
+            sh_addralign: 8,
             sh_entsize: 0,
         });
     }

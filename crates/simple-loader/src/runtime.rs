@@ -53,7 +53,13 @@ pub(crate) unsafe fn attach(
             unsafe { FrameRegistration::register((base + s.vaddr as usize) as *const u8) }
         })
         .collect();
-    let jit = crate::jit::JitRegistration::new(&symbols);
+    // The unwind tables, at their run-time addresses, let debuggers walk module frames.
+    let eh_frames: Vec<(usize, &[u8])> = parsed
+        .loaded_sections()
+        .filter(|s| s.kind == SectionKind::EhFrame)
+        .map(|s| (base + s.vaddr as usize, s.data))
+        .collect();
+    let jit = crate::jit::JitRegistration::new(&symbols, &eh_frames);
     crate::perfmap::record(&symbols);
     let attachments = Attachments {
         symbols,

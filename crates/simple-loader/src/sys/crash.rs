@@ -94,37 +94,27 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
         len: 0,
     };
     let _ = write!(line, "smf: {name} ({what}");
-    if !info.is_null() && matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
-        // SAFETY: the kernel passes a valid siginfo_t with SA_SIGINFO; si_addr is meaningful
-        // for these two signals.
+    // SAFETY: the kernel passes a valid siginfo_t with SA_SIGINFO.
+    let from_kernel = !info.is_null() && unsafe { (*info).si_code } > 0;
+    if from_kernel && matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
+        // SAFETY: as above; si_addr is the faulting address of a kernel-sent SIGSEGV/SIGBUS.
         let address = unsafe { (*info).si_addr() } as usize;
         let _ = write!(line, " at {address:#x}");
     }
     let _ = write!(line, ")");
-    match interrupted_pc(context) {
-        Some(pc) => {
-            let named =
-                crate::runtime::try_with_symbols(pc, |symbols| match symbols.function_at(pc) {
-                    Some(function) => {
-                        let _ = write!(
-                            line,
-                            " in {}+{:#x} ({})",
-                            symbols.name_of(function),
-                            pc - function.start,
-                            symbols.module
-                        );
-                    }
-                    None => {
-                        let _ = write!(line, " in {}+{:#x}", symbols.module, pc - symbols.base);
-                    }
-                });
-            if named.is_none() {
-                let _ = write!(line, " at pc {pc:#x}, outside any module");
+    if let Some(pc) = interrupted_pc(context) {
+        if crate::runtime::try_with_symbols(pc, |_| ()).is_some() {
+            let _ = write!(line, " in ");
+            name_address(&mut line, pc);
+        } else {
+            let _ = write!(line, " at pc {pc:#x}, outside any module");
+            if let Some(caller) = nearest_module_frame() {
+                let _ = write!(line, ", called from ");
+                name_address(&mut line, caller);
             }
         }
-        None => {}
     }
-    let _ = write!(line, "\n");
+    let _ = writeln!(line);
     // SAFETY: write(2), signal(2) and raise(3) are async-signal-safe; the buffer is ours.
     unsafe {
         libc::write(2, line.bytes.as_ptr().cast(), line.len);
@@ -133,4 +123,73 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
         libc::signal(signal, libc::SIG_DFL);
         libc::raise(signal);
     }
+}
+
+/// Writes `function+offset (module)` for an address inside a module.
+fn name_address(line: &mut Line, address: usize) {
+    crate::runtime::try_with_symbols(address, |symbols| match symbols.function_at(address) {
+        Some(function) => {
+            let _ = write!(
+                line,
+                "{}+{:#x} ({})",
+                symbols.name_of(function),
+                address - function.start,
+                symbols.module
+            );
+        }
+        None => {
+            let _ = write!(line, "{}+{:#x}", symbols.module, address - symbols.base);
+        }
+    });
+}
+
+/// The innermost frame of the interrupted thread that is module code, for a crash inside a
+/// library a module called. Walks the stack with the C runtime's unwinder, which knows the
+/// module tables (registered at load) and the signal frame. Not async-signal-safe in
+/// theory (the unwinder may take its lock): a risk taken only when the crash is outside
+/// module code and already fatal.
+fn nearest_module_frame() -> Option<usize> {
+    struct Search {
+        found: Option<usize>,
+        frames: u32,
+    }
+    extern "C" fn visit(context: *mut UnwindContext, search: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `search` is the `Search` passed to _Unwind_Backtrace below; `context` is
+        // the unwinder's live frame context.
+        let (search, ip) = unsafe { (&mut *search.cast::<Search>(), _Unwind_GetIP(context)) };
+        search.frames += 1;
+        // A return address points after the call: look up the call instruction's last byte.
+        let candidate = ip.saturating_sub(1);
+        if crate::runtime::try_with_symbols(candidate, |_| ()).is_some() {
+            search.found = Some(candidate);
+            return URC_END_OF_STACK;
+        }
+        if search.frames > 256 {
+            return URC_END_OF_STACK;
+        }
+        URC_NO_REASON
+    }
+    let mut search = Search {
+        found: None,
+        frames: 0,
+    };
+    // SAFETY: the callback has the signature libgcc expects and only reads the context.
+    unsafe { _Unwind_Backtrace(visit, (&raw mut search).cast()) };
+    search.found
+}
+
+#[repr(C)]
+struct UnwindContext {
+    _opaque: [u8; 0],
+}
+
+const URC_NO_REASON: libc::c_int = 0;
+const URC_END_OF_STACK: libc::c_int = 5;
+
+unsafe extern "C" {
+    fn _Unwind_Backtrace(
+        trace: extern "C" fn(*mut UnwindContext, *mut libc::c_void) -> libc::c_int,
+        argument: *mut libc::c_void,
+    ) -> libc::c_int;
+    fn _Unwind_GetIP(context: *mut UnwindContext) -> usize;
 }
