@@ -57,6 +57,19 @@ pub enum LoadError {
     NotExecutable { module: String },
     /// The registry holds no module loaded from that path.
     NotLoaded { path: PathBuf },
+    /// The signature policy requires a signature and the module has none: no signature file
+    /// at `expected`, or (`None`) the module was loaded from memory.
+    Unsigned {
+        module: String,
+        expected: Option<PathBuf>,
+    },
+    /// The module's signature file does not vouch for it: damaged, made by an untrusted key,
+    /// made for another module, or forged.
+    Signature {
+        module: String,
+        signature: PathBuf,
+        source: smf_sign::Error,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -125,6 +138,30 @@ impl fmt::Display for LoadError {
             LoadError::NotLoaded { path } => {
                 write!(f, "{}: no module loaded from this path", path.display())
             }
+            LoadError::Unsigned {
+                module,
+                expected: Some(expected),
+            } => write!(
+                f,
+                "{module}: refused: unsigned module (no signature file {}), and a signature by a trusted key is required",
+                expected.display()
+            ),
+            LoadError::Unsigned {
+                module,
+                expected: None,
+            } => write!(
+                f,
+                "{module}: refused: a signature by a trusted key is required, and a module loaded from memory has no signature file"
+            ),
+            LoadError::Signature {
+                module,
+                signature,
+                source,
+            } => write!(
+                f,
+                "{module}: refused: signature {}: {source}",
+                signature.display()
+            ),
         }
     }
 }
@@ -134,6 +171,7 @@ impl std::error::Error for LoadError {
         match self {
             LoadError::Io { source, .. } | LoadError::Memory { source, .. } => Some(source),
             LoadError::Format { source, .. } => Some(source),
+            LoadError::Signature { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -29,6 +29,7 @@ pub mod loader;
 mod module;
 mod perfmap;
 mod registry;
+mod signature;
 mod runtime;
 mod symbolize;
 mod sys;
@@ -40,6 +41,8 @@ pub use loader::{
 };
 pub use module::{DataSymbol, Module, Symbol};
 pub use registry::{LoadedModule, Registry};
+pub use signature::{PublicKey, SignaturePolicy};
+pub use smf_sign;
 pub use perfmap::{enable_perf_map, perf_map_path};
 pub use smf_format;
 pub use symbolize::{Location, symbolize};

@@ -9,6 +9,7 @@ use smf_format::{Binding, Import, Limits, Module as Parsed, Platform};
 use crate::error::LoadError;
 use crate::image::Image;
 use crate::module::{Module, ParsedFile};
+use crate::signature::SignaturePolicy;
 
 /// Settings of a load.
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub struct LoadOptions {
     /// Check the module hash before anything else is done with the content. On by default;
     /// a host that measures the cost and trusts its files may turn it off.
     pub verify_hash: bool,
+    /// Whether a module must carry a signature by a trusted key (checked right after the
+    /// module hash, before anything of the module is used). Off by default.
+    pub signature: SignaturePolicy,
 }
 
 impl Default for LoadOptions {
@@ -25,6 +29,7 @@ impl Default for LoadOptions {
         LoadOptions {
             limits: Limits::default(),
             verify_hash: true,
+            signature: SignaturePolicy::Ignore,
         }
     }
 }
@@ -88,6 +93,13 @@ pub fn load_bytes_with(
             source,
         })?;
     }
+    crate::signature::check(
+        &options.signature,
+        parsed,
+        options.verify_hash,
+        path.as_deref(),
+        &name,
+    )?;
     check_target(parsed, &name)?;
 
     let mut natives = Vec::with_capacity(parsed.needed().len());

@@ -43,6 +43,10 @@ enum Command {
     },
     /// Load an executable module and call its entry as `int main(int argc, char **argv)`.
     Run {
+        /// Refuse the module unless `FILE.sig` is a valid signature by a key of KEYFILE (a
+        /// public key file from `smf keygen`); repeatable. Must come before FILE.
+        #[arg(long = "require-signature", value_name = "KEYFILE")]
+        require_signature: Vec<PathBuf>,
         file: PathBuf,
         /// Arguments passed to the program (argv[1..]).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -50,6 +54,10 @@ enum Command {
     },
     /// Load a module and call an exported function with up to six integer arguments.
     Call {
+        /// Refuse the module unless `FILE.sig` is a valid signature by a key of KEYFILE;
+        /// repeatable.
+        #[arg(long = "require-signature", value_name = "KEYFILE")]
+        require_signature: Vec<PathBuf>,
         file: PathBuf,
         symbol: String,
         #[arg(allow_negative_numbers = true)]
@@ -60,8 +68,28 @@ enum Command {
     },
     /// Describe a module: header, sections, symbols, imports, relocations, needed libraries.
     Inspect { file: PathBuf },
-    /// Validate a module's structure and its module hash; exit 0 only if it is well-formed.
-    Verify { file: PathBuf },
+    /// Validate a module's structure and its module hash; exit 0 only if it is well-formed
+    /// (and, with --key, signed by a trusted key).
+    Verify {
+        file: PathBuf,
+        /// Also require `FILE.sig` to be a valid signature by a key of this public key file;
+        /// repeatable.
+        #[arg(long = "key", value_name = "PUBLIC_KEY_FILE")]
+        key: Vec<PathBuf>,
+    },
+    /// Sign a module: write a detached ed25519 signature of its module hash to `FILE.sig`.
+    Sign {
+        /// The secret key file (from `smf keygen`).
+        #[arg(long = "key", value_name = "SECRET_KEY_FILE")]
+        key: PathBuf,
+        file: PathBuf,
+        /// Where to write the signature (default: FILE.sig, where the loader looks for it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Generate an ed25519 key pair: the secret key in OUTPUT (mode 0600), the public key in
+    /// OUTPUT.pub. Never overwrites a file.
+    Keygen { output: PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,10 +109,27 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("smf: error: {error:#}");
+            eprintln!("smf: error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, like `{:#}`, but without repeating a cause whose
+/// message the error's own message already includes (library errors such as
+/// `LoadError::Format` show their source and also return it from `source()`).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn run(command: Command) -> Result<ExitCode> {
@@ -116,11 +161,15 @@ fn run(command: Command) -> Result<ExitCode> {
             std::fs::write(&output, bytes).with_context(|| format!("{}", output.display()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { file, args } => {
+        Command::Run {
+            file,
+            require_signature,
+            args,
+        } => {
             // A crash in module code (constructors included) names the module function before
             // the process dies of the signal, with the signal's usual exit status.
             simple_loader::install_crash_handler().context("installing the crash handler")?;
-            let module = load_file(&file, &LoadOptions::default())?;
+            let module = load_file(&file, &load_options(&require_signature)?)?;
             if !module.is_executable() {
                 bail!(
                     "{}: not an executable module (pack it with --entry main)",
@@ -144,8 +193,9 @@ fn run(command: Command) -> Result<ExitCode> {
             symbol,
             args,
             ret,
+            require_signature,
         } => {
-            let module = load_file(&file, &LoadOptions::default())?;
+            let module = load_file(&file, &load_options(&require_signature)?)?;
             let result = call(&module, &symbol, &args)?;
             match ret {
                 Ret::Long => println!("{}", result as i64),
@@ -166,7 +216,7 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { file } => {
+        Command::Verify { file, key } => {
             let bytes = read(&file)?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
             module
@@ -182,9 +232,66 @@ fn run(command: Command) -> Result<ExitCode> {
                 module.imports().len(),
                 module.relocations().len()
             );
+            if !key.is_empty() {
+                let trusted = public_keys(&key)?;
+                let signature_path = smf_sign::signature_path(&file);
+                let signature = smf_sign::read_signature_file(&signature_path)
+                    .with_context(|| format!("{}: signature", file.display()))?;
+                // The hash was just checked against the content.
+                let signer =
+                    smf_sign::verify_hash(&module.header().module_hash, &signature, &trusted)
+                        .with_context(|| {
+                            format!("{}: signature {}", file.display(), signature_path.display())
+                        })?;
+                println!("{}: signed by trusted key {signer}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sign { key, file, output } => {
+            let secret = smf_sign::SecretKey::read_file(&key)?;
+            let bytes = read(&file)?;
+            let signature = smf_sign::sign_module(&bytes, &secret)
+                .with_context(|| format!("{}", file.display()))?;
+            let output = output.unwrap_or_else(|| smf_sign::signature_path(&file));
+            std::fs::write(&output, signature.to_bytes())
+                .with_context(|| format!("{}", output.display()))?;
+            println!(
+                "{}: signed with key {}",
+                output.display(),
+                secret.public_key()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { output } => {
+            let secret = smf_sign::SecretKey::generate()?;
+            let public = smf_sign::write_key_pair(&output, &secret)?;
+            println!(
+                "secret key: {}\npublic key: {} ({})",
+                output.display(),
+                public.display(),
+                secret.public_key()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The load options of `run` and `call`: a signature by one of the keys of `key_files` is
+/// required when any is given.
+fn load_options(key_files: &[PathBuf]) -> Result<LoadOptions> {
+    let mut options = LoadOptions::default();
+    if !key_files.is_empty() {
+        options.signature = simple_loader::SignaturePolicy::Require(public_keys(key_files)?);
+    }
+    Ok(options)
+}
+
+fn public_keys(key_files: &[PathBuf]) -> Result<Vec<smf_sign::PublicKey>> {
+    let mut keys = Vec::new();
+    for file in key_files {
+        keys.extend(smf_sign::PublicKey::read_file(file)?);
+    }
+    Ok(keys)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
