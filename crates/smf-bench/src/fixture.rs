@@ -1,0 +1,159 @@
+//! Building the benchmark's inputs: C sources → objects (`cc -O2 -fPIC -c`) → a shared
+//! library (`cc -shared`) and an SMF module (`smf_pack::pack`), from the same objects.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Compiles each `(file name, source)` in `dir` with `cc -O2 -fPIC -c`, two at a time (the
+/// machines this runs on have few cores), and returns the objects in input order.
+pub fn compile(dir: &Path, sources: &[(String, String)]) -> Result<Vec<PathBuf>, String> {
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut objects = Vec::with_capacity(sources.len());
+    for chunk in sources.chunks(jobs) {
+        let mut children = Vec::with_capacity(chunk.len());
+        for (name, source) in chunk {
+            let c = dir.join(name);
+            std::fs::write(&c, source).map_err(|e| format!("{}: {e}", c.display()))?;
+            let object = c.with_extension("o");
+            let child = Command::new("cc")
+                .args(["-O2", "-fPIC", "-c", "-o"])
+                .arg(&object)
+                .arg(&c)
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run cc: {e}"))?;
+            children.push((c, object, child));
+        }
+        for (c, object, child) in children {
+            let output = child.wait_with_output().map_err(|e| format!("cc: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "cc {} failed:\n{}",
+                    c.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            objects.push(object);
+        }
+    }
+    Ok(objects)
+}
+
+/// The system linker's command for a shared library of `objects` (and `libraries`, listed by
+/// path, so the library records them as needed).
+pub fn link_command(objects: &[PathBuf], libraries: &[PathBuf], output: &Path) -> Command {
+    let mut command = Command::new("cc");
+    command
+        .arg("-shared")
+        .arg("-o")
+        .arg(output)
+        .args(objects)
+        .args(libraries);
+    command
+}
+
+/// `smf pack` as a child process (`packer` is a program taking the `smf pack` arguments).
+pub fn pack_command(
+    packer: &Path,
+    objects: &[PathBuf],
+    needed: &[PathBuf],
+    reloadable: bool,
+    output: &Path,
+) -> Command {
+    let mut command = Command::new(packer);
+    command.arg("-o").arg(output);
+    if reloadable {
+        command.arg("--reloadable");
+    }
+    for library in needed {
+        command.arg("--needed").arg(library);
+    }
+    command.args(objects);
+    command
+}
+
+pub fn run(mut command: Command) -> Result<(), String> {
+    let output = command
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| format!("{command:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{command:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Packs `objects` in this process and writes the module to `output`.
+pub fn pack(
+    objects: &[PathBuf],
+    needed: &[PathBuf],
+    reloadable: bool,
+    output: &Path,
+) -> Result<Vec<u8>, String> {
+    let inputs = read_inputs(objects)?;
+    let options = smf_pack::Options {
+        entry: None,
+        reloadable,
+        needed: needed.iter().map(|p| p.display().to_string()).collect(),
+    };
+    let bytes = smf_pack::pack(&inputs, &options).map_err(|e| e.to_string())?;
+    write_atomically(output, &bytes)?;
+    Ok(bytes)
+}
+
+pub fn read_inputs(objects: &[PathBuf]) -> Result<Vec<smf_pack::Input>, String> {
+    objects
+        .iter()
+        .map(|path| {
+            let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(smf_pack::Input {
+                name: path.display().to_string(),
+                data,
+            })
+        })
+        .collect()
+}
+
+/// Writes to a temporary name and renames: a module file is never rewritten in place while
+/// a loaded module may map it (what native toolchains do for shared libraries, too).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// One library built both ways from the same objects.
+#[derive(Debug)]
+pub struct Pair {
+    pub objects: Vec<PathBuf>,
+    pub so: PathBuf,
+    pub smf: PathBuf,
+    /// The module's bytes as packed.
+    pub module: Vec<u8>,
+}
+
+/// Compiles `sources` into `dir/name/`, links `name.so` and packs `name.smf`.
+pub fn build_pair(
+    dir: &Path,
+    name: &str,
+    sources: &[(String, String)],
+    needed: &[PathBuf],
+    reloadable: bool,
+) -> Result<Pair, String> {
+    let sub = dir.join(name);
+    std::fs::create_dir_all(&sub).map_err(|e| format!("{}: {e}", sub.display()))?;
+    let objects = compile(&sub, sources)?;
+    let so = dir.join(format!("{name}.so"));
+    run(link_command(&objects, needed, &so))?;
+    let smf = dir.join(format!("{name}.smf"));
+    let module = pack(&objects, needed, reloadable, &smf)?;
+    Ok(Pair {
+        objects,
+        so,
+        smf,
+        module,
+    })
+}

@@ -1,0 +1,1182 @@
+//! `smf-bench`: the same C code built as a shared library and as an SMF module, loaded by the
+//! system loader (`dlopen`) and by `simple-loader`, measured side by side in one run.
+//!
+//! Every comparison is **interleaved**: each sample runs one operation of every side, in an
+//! order that rotates from sample to sample, so that drift in the machine's speed (other
+//! processes, frequency, caches) falls on all sides alike. Tables report medians and the
+//! ratio SMF / system, against the targets of issue 6. Run it with
+//!
+//! ```sh
+//! cargo bench -p smf-bench                    # full run, a few minutes
+//! SMF_BENCH_QUICK=1 cargo bench -p smf-bench  # every measurement, few samples, small sizes
+//! SMF_BENCH_ONLY=load cargo bench -p smf-bench   # only sections whose name contains "load"
+//! ```
+//!
+//! The inputs are generated (`csource`), compiled with `cc -O2 -fPIC -c`, then linked with
+//! `cc -shared` and packed with `smf_pack` (`fixture`). Nothing is measured cold: both loaders
+//! read files that are in the page cache.
+
+pub mod csource;
+pub mod fixture;
+pub mod native;
+pub mod report;
+
+use std::ffi::CString;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use simple_loader::{LoadOptions, Module, Registry};
+use smf_format::SectionKind;
+
+use crate::csource::LibrarySpec;
+use crate::fixture::Pair;
+use crate::native::{Library, c_path};
+use crate::report::{Row, Samples, Table, Target, Unit};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Few samples and small sizes: checks that every measurement runs, in seconds.
+    pub quick: bool,
+    /// A program taking `smf pack`'s arguments (the `smf-bench-pack` binary of this crate).
+    pub packer: PathBuf,
+    /// Only the sections whose name contains this.
+    pub only: Option<String>,
+}
+
+impl Config {
+    /// `SMF_BENCH_QUICK=1` and `SMF_BENCH_ONLY=name` from the environment.
+    pub fn from_env(packer: PathBuf) -> Config {
+        Config {
+            quick: std::env::var("SMF_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0"),
+            packer,
+            only: std::env::var("SMF_BENCH_ONLY")
+                .ok()
+                .filter(|v| !v.is_empty()),
+        }
+    }
+
+    fn samples(&self, full: usize) -> usize {
+        if self.quick { 3 } else { full }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|only| section.contains(only))
+    }
+
+    fn small_spec(&self) -> LibrarySpec {
+        LibrarySpec {
+            files: 1,
+            functions: 16,
+            statements: 4,
+            export_every: 4,
+            version: 1,
+        }
+    }
+
+    /// At least 500 KB of code and 10,000 load-time relocations in the full run.
+    fn large_spec(&self) -> LibrarySpec {
+        if self.quick {
+            LibrarySpec {
+                files: 2,
+                functions: 24,
+                statements: 4,
+                export_every: 8,
+                version: 1,
+            }
+        } else {
+            LibrarySpec {
+                files: 8,
+                functions: 320,
+                statements: 12,
+                export_every: 8,
+                version: 1,
+            }
+        }
+    }
+}
+
+/// Everything a run printed: a description of the inputs and machine, then the tables.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub notes: Vec<String>,
+    pub tables: Vec<Table>,
+}
+
+impl Output {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for note in &self.notes {
+            out.push_str(note);
+            out.push('\n');
+        }
+        for table in &self.tables {
+            out.push('\n');
+            out.push_str(&table.render());
+        }
+        out
+    }
+
+    /// Every row that has a target, with whether it was met.
+    pub fn targets(&self) -> impl Iterator<Item = (&str, &Row, bool)> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.rows.iter().map(move |r| (t.title.as_str(), r)))
+            .filter_map(|(title, row)| row.met().map(|met| (title, row, met)))
+    }
+}
+
+type Side<'a> = &'a mut dyn FnMut(bool) -> Result<(), String>;
+type BoxedSide<'a> = Box<dyn FnMut(bool) -> Result<(), String> + 'a>;
+
+/// Runs `warmup + samples` rounds; each round calls every side once, starting with side
+/// `round % sides.len()`, and passes `true` once warm-up is over (the side records then).
+fn interleave(samples: usize, warmup: usize, sides: &mut [Side<'_>]) -> Result<(), String> {
+    let n = sides.len();
+    for round in 0..warmup + samples {
+        for i in 0..n {
+            (sides[(round + i) % n])(round >= warmup)?;
+        }
+    }
+    Ok(())
+}
+
+fn elapsed_ns(start: Instant) -> f64 {
+    start.elapsed().as_nanos() as f64
+}
+
+fn options(verify_hash: bool) -> LoadOptions {
+    LoadOptions {
+        verify_hash,
+        ..LoadOptions::default()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Runs every section `config` asks for and returns the tables.
+pub fn run(config: &Config) -> Result<Output, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("smf-bench")
+        .tempdir()
+        .map_err(err)?;
+    let dir = dir.path();
+    let mut output = Output::default();
+    output.notes.push(machine(config));
+
+    progress("building the small and the large library (cc -O2 -fPIC, cc -shared, smf pack)");
+    let small = fixture::build_pair(
+        dir,
+        "small",
+        &csource::library(&config.small_spec()),
+        &[],
+        false,
+    )?;
+    let large = fixture::build_pair(
+        dir,
+        "large",
+        &csource::library(&config.large_spec()),
+        &[],
+        false,
+    )?;
+    output.notes.push(describe("small", &small)?);
+    output.notes.push(describe("large", &large)?);
+
+    let mut main = Table::new("Load, look up, unload, pack, run", "system loader", "SMF");
+    if config.wants("load") {
+        progress("load to first symbol, unload");
+        for (name, pair) in [("small", &small), ("large", &large)] {
+            load_rows(
+                config,
+                name,
+                pair,
+                "bench_entry",
+                config.samples(if name == "small" { 400 } else { 150 }),
+                &mut main.rows,
+                true,
+            )?;
+        }
+    }
+    if config.wants("lookup") {
+        progress("symbol lookup");
+        lookup_rows(config, &large, &mut main.rows)?;
+    }
+    if config.wants("pack") {
+        progress("packing");
+        for (name, pair) in [("small", &small), ("large", &large)] {
+            pack_rows(config, name, pair, &mut main.rows)?;
+        }
+    }
+    if config.wants("run") {
+        progress("run speed");
+        run_speed_rows(config, &large, &mut main.rows)?;
+    }
+    if !main.rows.is_empty() {
+        output.tables.push(main);
+    }
+    if config.wants("reload") || config.wants("slot") {
+        progress("reload and calls through reload slots");
+        output.tables.extend(reload_tables(config, dir)?);
+    }
+    if config.wants("memory") {
+        progress("memory per module");
+        output.tables.push(memory_table(
+            config,
+            dir,
+            &[("small", &small), ("large", &large)],
+        )?);
+    }
+    if config.wants("scaling") {
+        progress("scaling: relocations, imports, modules in a registry");
+        output.tables.push(relocation_scaling(config, dir)?);
+        output.tables.push(import_scaling(config, dir)?);
+        output.tables.push(registry_scaling(config, dir)?);
+    }
+    Ok(output)
+}
+
+fn progress(what: &str) {
+    eprintln!("smf-bench: {what}...");
+}
+
+fn machine(config: &Config) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cc = std::process::Command::new("cc")
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    format!(
+        "machine: {model}, {cores} cores, Linux {}; {cc}; load average at start {}\nmode: {}",
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if config.quick {
+            "QUICK (SMF_BENCH_QUICK=1: few samples, small sizes; not for comparison)"
+        } else {
+            "full"
+        }
+    )
+}
+
+fn describe(name: &str, pair: &Pair) -> Result<String, String> {
+    let parsed = smf_format::Module::parse(&pair.module).map_err(err)?;
+    let code: u64 = parsed
+        .loaded_sections()
+        .filter(|s| s.kind == SectionKind::Code)
+        .map(|s| s.mem_size)
+        .sum();
+    let relro: u64 = parsed
+        .loaded_sections()
+        .filter(|s| s.kind == SectionKind::RelRo)
+        .map(|s| s.mem_size)
+        .sum();
+    let data: u64 = parsed
+        .loaded_sections()
+        .filter(|s| s.kind == SectionKind::Data)
+        .map(|s| s.mem_size)
+        .sum();
+    let written_pages = written_pages(&parsed);
+    let exported = parsed.symbols().iter().filter(|s| s.is_exported()).count();
+    let so_size = std::fs::metadata(&pair.so).map_err(err)?.len();
+    Ok(format!(
+        "{name}: {} objects; module {} bytes: code {code} B, relro {relro} B, data {data} B, {} load-time relocations on {written_pages} pages, {} imports, {exported} of {} symbols exported; shared library {so_size} bytes",
+        pair.objects.len(),
+        pair.module.len(),
+        parsed.relocations().len(),
+        parsed.imports().len(),
+        parsed.symbols().len(),
+    ))
+}
+
+/// Distinct pages that load-time relocations write.
+fn written_pages(parsed: &smf_format::Module<'_>) -> usize {
+    let mut pages: Vec<u64> = parsed
+        .relocations()
+        .iter()
+        .flat_map(|r| [r.offset / 4096, (r.offset + 7) / 4096])
+        .collect();
+    pages.sort_unstable();
+    pages.dedup();
+    pages.len()
+}
+
+/// Load to first symbol, and unload, of `pair` both ways, interleaved: `dlopen` + `dlsym` /
+/// `dlclose` against `load_file` + `Module::export` / drop, with the module hash checked
+/// (the default) and not.
+fn load_rows(
+    config: &Config,
+    name: &str,
+    pair: &Pair,
+    entry: &str,
+    samples: usize,
+    rows: &mut Vec<Row>,
+    with_targets: bool,
+) -> Result<(), String> {
+    let _ = config;
+    let so = c_path(&pair.so);
+    let entry_c = CString::new(entry).map_err(err)?;
+    // The measured dlopen must map the file each time: nothing else may hold it open.
+    Library::open(&so)?.close();
+    if native::is_loaded(&so) {
+        return Err(format!(
+            "{}: still loaded after dlclose; dlopen would not map it again",
+            pair.so.display()
+        ));
+    }
+    let (mut sys_load, mut sys_unload) = (Samples::default(), Samples::default());
+    let (mut smf_load, mut smf_unload) = (Samples::default(), Samples::default());
+    let (mut fast_load, mut fast_unload) = (Samples::default(), Samples::default());
+    let smf_side = |verify: bool,
+                    load: &mut Samples,
+                    unload: &mut Samples,
+                    record: bool|
+     -> Result<(), String> {
+        let options = options(verify);
+        let start = Instant::now();
+        let module = simple_loader::load_file(&pair.smf, &options).map_err(err)?;
+        let address = module.export(entry).map(|(_, a)| a);
+        let loaded = elapsed_ns(start);
+        black_box(address).ok_or("no entry symbol in the module")?;
+        let start = Instant::now();
+        drop(module);
+        let unloaded = elapsed_ns(start);
+        if record {
+            load.push(loaded);
+            unload.push(unloaded);
+        }
+        Ok(())
+    };
+    interleave(
+        samples,
+        samples.min(10),
+        &mut [
+            &mut |record| {
+                let start = Instant::now();
+                let library = Library::open(&so)?;
+                let address = library.symbol(&entry_c);
+                let loaded = elapsed_ns(start);
+                if black_box(address).is_null() {
+                    return Err("no entry symbol in the shared library".into());
+                }
+                let start = Instant::now();
+                library.close();
+                let unloaded = elapsed_ns(start);
+                if record {
+                    sys_load.push(loaded);
+                    sys_unload.push(unloaded);
+                }
+                Ok(())
+            },
+            &mut |record| smf_side(true, &mut smf_load, &mut smf_unload, record),
+            &mut |record| smf_side(false, &mut fast_load, &mut fast_unload, record),
+        ],
+    )?;
+    if native::is_loaded(&so) {
+        return Err(format!(
+            "{}: still loaded after the measurements",
+            pair.so.display()
+        ));
+    }
+    let target = with_targets.then_some(Target::RatioAtMost(0.5));
+    rows.push(Row::timed(
+        format!("{name}: load to first symbol (hash checked, default)"),
+        Some(&sys_load),
+        &smf_load,
+        target,
+    ));
+    rows.push(Row::timed(
+        format!("{name}: load to first symbol (verify_hash off)"),
+        Some(&sys_load),
+        &fast_load,
+        target,
+    ));
+    rows.push(Row::timed(
+        format!("{name}: unload"),
+        Some(&sys_unload),
+        &smf_unload,
+        None,
+    ));
+    Ok(())
+}
+
+/// `dlsym` against `Module::export` and `Registry::resolve`, over every exported function.
+fn lookup_rows(config: &Config, pair: &Pair, rows: &mut Vec<Row>) -> Result<(), String> {
+    let library = Library::open(&c_path(&pair.so))?;
+    let module = simple_loader::load_file(&pair.smf, &LoadOptions::default()).map_err(err)?;
+    let registry = Registry::new();
+    registry.load(&pair.smf).map_err(err)?;
+    let names: Vec<String> = module
+        .exports()
+        .map(|(n, _)| n.to_owned())
+        .filter(|n| n.starts_with("api"))
+        .collect();
+    let c_names: Vec<CString> = names
+        .iter()
+        .map(|n| CString::new(n.as_str()).unwrap_or_default())
+        .collect();
+    let rounds = if config.quick { 10 } else { 20 };
+    let per = (names.len() * rounds) as f64;
+    let (mut sys, mut smf, mut reg) = (Samples::default(), Samples::default(), Samples::default());
+    let samples = config.samples(300);
+    interleave(
+        samples,
+        samples.min(10),
+        &mut [
+            &mut |record| {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for name in &c_names {
+                        black_box(library.symbol(black_box(name)));
+                    }
+                }
+                if record {
+                    sys.push(elapsed_ns(start) / per);
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for name in &names {
+                        black_box(module.export(black_box(name)).map(|(_, a)| a));
+                    }
+                }
+                if record {
+                    smf.push(elapsed_ns(start) / per);
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for name in &names {
+                        black_box(registry.resolve(black_box(name)));
+                    }
+                }
+                if record {
+                    reg.push(elapsed_ns(start) / per);
+                }
+                Ok(())
+            },
+        ],
+    )?;
+    // Both must find every name, at the same kind of address (checked once, untimed).
+    for (name, c_name) in names.iter().zip(&c_names) {
+        if library.symbol(c_name).is_null()
+            || module.export(name).is_none()
+            || registry.resolve(name).is_none()
+        {
+            return Err(format!("lookup of {name} failed"));
+        }
+    }
+    let what = format!(
+        "symbol lookup ({} exported functions of the large library)",
+        names.len()
+    );
+    rows.push(Row::timed(
+        format!("{what}: dlsym vs Module::export"),
+        Some(&sys),
+        &smf,
+        Some(Target::RatioAtMost(0.5)),
+    ));
+    rows.push(Row::timed(
+        format!("{what}: dlsym vs Registry::resolve"),
+        Some(&sys),
+        &reg,
+        Some(Target::RatioAtMost(0.5)),
+    ));
+    Ok(())
+}
+
+/// `cc -shared -o x.so objects` against `smf pack -o x.smf objects`, both child processes.
+fn pack_rows(config: &Config, name: &str, pair: &Pair, rows: &mut Vec<Row>) -> Result<(), String> {
+    let dir = pair.so.parent().ok_or("no directory")?;
+    let (so, smf) = (
+        dir.join(format!("{name}-link.so")),
+        dir.join(format!("{name}-pack.smf")),
+    );
+    let (mut sys, mut smf_samples, mut in_process) =
+        (Samples::default(), Samples::default(), Samples::default());
+    let inputs = fixture::read_inputs(&pair.objects)?;
+    let samples = config.samples(if name == "small" { 40 } else { 20 });
+    interleave(
+        samples,
+        samples.min(2),
+        &mut [
+            &mut |record| {
+                let start = Instant::now();
+                fixture::run(fixture::link_command(&pair.objects, &[], &so))?;
+                if record {
+                    sys.push(elapsed_ns(start));
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let start = Instant::now();
+                fixture::run(fixture::pack_command(
+                    &config.packer,
+                    &pair.objects,
+                    &[],
+                    false,
+                    &smf,
+                ))?;
+                if record {
+                    smf_samples.push(elapsed_ns(start));
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let start = Instant::now();
+                let bytes = smf_pack::pack(&inputs, &smf_pack::Options::default()).map_err(err)?;
+                if record {
+                    in_process.push(elapsed_ns(start));
+                }
+                black_box(bytes);
+                Ok(())
+            },
+        ],
+    )?;
+    if std::fs::read(&smf).map_err(err)? != pair.module {
+        return Err("the packer process and the library packed different modules".into());
+    }
+    rows.push(Row::timed(
+        format!("{name}: pack (cc -shared vs smf pack, child processes)"),
+        Some(&sys),
+        &smf_samples,
+        Some(Target::RatioAtMost(1.0)),
+    ));
+    rows.push(Row::timed(
+        format!("{name}: pack in process (smf_pack::pack, inputs in memory)"),
+        Some(&sys),
+        &in_process,
+        None,
+    ));
+    Ok(())
+}
+
+/// `bench_compute` (table-dispatched calls of the generated functions) run from the shared
+/// library and from the module.
+fn run_speed_rows(config: &Config, pair: &Pair, rows: &mut Vec<Row>) -> Result<(), String> {
+    type Compute = extern "C" fn(i64) -> i64;
+    let library = Library::open(&c_path(&pair.so))?;
+    let module = simple_loader::load_file(&pair.smf, &LoadOptions::default()).map_err(err)?;
+    let address = library.symbol(c"bench_compute");
+    if address.is_null() {
+        return Err("no bench_compute in the shared library".into());
+    }
+    // SAFETY: `bench_compute` is `long bench_compute(long)` in the generated C.
+    let native: Compute = unsafe { std::mem::transmute::<*mut libc::c_void, Compute>(address) };
+    // SAFETY: as above.
+    let smf: Compute = *unsafe { module.get::<Compute>("bench_compute") }.map_err(err)?;
+    let n = if config.quick { 2_000 } else { 100_000 };
+    if native(n) != smf(n) {
+        return Err("bench_compute gives different results from the two builds".into());
+    }
+    let (mut a, mut b) = (Samples::default(), Samples::default());
+    let samples = config.samples(200);
+    fn time(f: Compute, n: i64, into: &mut Samples, record: bool) -> Result<(), String> {
+        let start = Instant::now();
+        black_box(black_box(f)(black_box(n)));
+        if record {
+            into.push(elapsed_ns(start));
+        }
+        Ok(())
+    }
+    interleave(
+        samples,
+        samples.min(10),
+        &mut [
+            &mut |record| time(native, n, &mut a, record),
+            &mut |record| time(smf, n, &mut b, record),
+        ],
+    )?;
+    rows.push(Row::timed(
+        format!("run speed: bench_compute({n}), {n} table-dispatched calls"),
+        Some(&a),
+        &b,
+        Some(Target::RatioAtMost(1.03)),
+    ));
+    drop(module);
+    library.close();
+    Ok(())
+}
+
+/// `Registry::reload` alternating two versions, against `dlclose` + `dlopen` + `dlsym` of two
+/// builds of the same library; and calls through a reload slot against direct calls.
+fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
+    let spec = config.small_spec();
+    let v1 = fixture::build_pair(dir, "reload1", &csource::library(&spec), &[], true)?;
+    let v2 = fixture::build_pair(
+        dir,
+        "reload2",
+        &csource::library(&LibrarySpec { version: 2, ..spec }),
+        &[],
+        true,
+    )?;
+    let live = dir.join("live.smf");
+    fixture::write_atomically(&live, &v1.module)?;
+    let registry = Registry::new();
+    registry.load(&live).map_err(err)?;
+    let (so1, so2) = (c_path(&v1.so), c_path(&v2.so));
+    let mut current_so = Some(Library::open(&so1)?);
+    let (mut sys, mut smf) = (Samples::default(), Samples::default());
+    let (mut sys_round, mut smf_round) = (0usize, 0usize);
+    let samples = config.samples(200);
+    interleave(
+        samples,
+        samples.min(5),
+        &mut [
+            &mut |record| {
+                let next = if sys_round % 2 == 0 { &so2 } else { &so1 };
+                sys_round += 1;
+                let start = Instant::now();
+                drop(current_so.take());
+                let library = Library::open(next)?;
+                black_box(library.symbol(c"bench_entry"));
+                let took = elapsed_ns(start);
+                current_so = Some(library);
+                if record {
+                    sys.push(took);
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let next = if smf_round % 2 == 0 {
+                    &v2.module
+                } else {
+                    &v1.module
+                };
+                smf_round += 1;
+                fixture::write_atomically(&live, next)?;
+                let start = Instant::now();
+                let report = registry.reload(&live).map_err(err)?;
+                let took = elapsed_ns(start);
+                if report.unchanged {
+                    return Err("the reload saw no change".into());
+                }
+                if record {
+                    smf.push(took);
+                }
+                Ok(())
+            },
+        ],
+    )?;
+    drop(current_so);
+    let mut reload = Table::new(
+        "Reload (small library, --reloadable)",
+        "dlclose + dlopen + dlsym",
+        "Registry::reload",
+    );
+    reload.rows.push(Row::timed(
+        "replace the running version by the other one",
+        Some(&sys),
+        &smf,
+        None,
+    ));
+
+    // Calls: the same function, `bench_inc`, directly and through its slot.
+    type Inc = extern "C" fn(i64) -> i64;
+    let module = registry.get(&live).ok_or("the module is gone")?;
+    // SAFETY: `bench_inc` is `long bench_inc(long)` in every version.
+    let direct: Inc = *unsafe { module.get::<Inc>("bench_inc") }.map_err(err)?;
+    // SAFETY: as above.
+    let current = unsafe { registry.current::<Inc>(&live, "bench_inc") }.map_err(err)?;
+    // SAFETY: the trampoline is a function with the signature of `bench_inc` while `current`
+    // (which holds the slots) lives.
+    let through_slot: Inc = unsafe { std::mem::transmute::<usize, Inc>(current.address()) };
+    let calls: i64 = if config.quick { 10_000 } else { 2_000_000 };
+    let call_loop = |f: Inc| {
+        let mut x = 0i64;
+        let start = Instant::now();
+        for _ in 0..calls {
+            x = black_box(f)(black_box(x));
+        }
+        let took = elapsed_ns(start) / calls as f64;
+        (x, took)
+    };
+    let (mut direct_ns, mut slot_ns, mut pinned_ns) =
+        (Samples::default(), Samples::default(), Samples::default());
+    let samples = config.samples(60);
+    interleave(
+        samples,
+        samples.min(5),
+        &mut [
+            &mut |record| {
+                let (x, took) = call_loop(direct);
+                if x != calls {
+                    return Err("direct calls computed the wrong value".into());
+                }
+                if record {
+                    direct_ns.push(took);
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let (x, took) = call_loop(through_slot);
+                if x != calls {
+                    return Err("calls through the slot computed the wrong value".into());
+                }
+                if record {
+                    slot_ns.push(took);
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let mut x = 0i64;
+                let start = Instant::now();
+                for _ in 0..calls {
+                    let call = current.pin();
+                    x = black_box(*call)(black_box(x));
+                }
+                if record {
+                    pinned_ns.push(elapsed_ns(start) / calls as f64);
+                }
+                black_box(x);
+                Ok(())
+            },
+        ],
+    )?;
+    let mut calls_table = Table::new(
+        "Calls into a reloadable module (bench_inc: x + 1)",
+        "direct call",
+        "through the slot",
+    );
+    calls_table.rows.push(Row::timed(
+        "call through the trampoline (Current::address)",
+        Some(&direct_ns),
+        &slot_ns,
+        Some(Target::ExtraNsAtMost(1.0)),
+    ));
+    calls_table.rows.push(Row::timed(
+        "Current::pin() + call, per call",
+        Some(&direct_ns),
+        &pinned_ns,
+        None,
+    ));
+    Ok(vec![reload, calls_table])
+}
+
+/// Mapped bytes per module beyond its payload, and heap, with `copies` copies loaded at once.
+fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<Table, String> {
+    let copies = if config.quick { 3 } else { 20 };
+    let mut table = Table::new(
+        format!(
+            "Memory per module ({copies} copies of each loaded at once; mapped from /proc/self/maps, heap from mallinfo2)"
+        ),
+        "shared library",
+        "SMF",
+    );
+    let mem = dir.join("memory");
+    std::fs::create_dir_all(&mem).map_err(err)?;
+    for (name, pair) in pairs {
+        let mut sos = Vec::new();
+        let mut smfs = Vec::new();
+        for i in 0..copies {
+            let so = mem.join(format!("{name}{i}.so"));
+            let smf = mem.join(format!("{name}{i}.smf"));
+            std::fs::copy(&pair.so, &so).map_err(err)?;
+            std::fs::copy(&pair.smf, &smf).map_err(err)?;
+            sos.push(so);
+            smfs.push(smf);
+        }
+        let so_payload = native::load_segment_bytes(&std::fs::read(&pair.so).map_err(err)?) as f64;
+        let parsed = smf_format::Module::parse(&pair.module).map_err(err)?;
+        let smf_payload: u64 = parsed
+            .loaded_sections()
+            .map(|s| s.mem_size.next_multiple_of(4096))
+            .sum();
+        let smf_payload = smf_payload as f64;
+
+        let heap_before = heap_in_use();
+        let libraries = sos
+            .iter()
+            .map(|p| Library::open(&c_path(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let heap_so = (heap_in_use() as f64 - heap_before as f64) / copies as f64;
+        let maps = read_maps();
+        let so_mapped =
+            sos.iter().map(|p| mapped_for_path(&maps, p)).sum::<u64>() as f64 / copies as f64;
+        drop(libraries);
+
+        let heap_before = heap_in_use();
+        let modules = smfs
+            .iter()
+            .map(|p| simple_loader::load_file(p, &LoadOptions::default()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let heap_smf = (heap_in_use() as f64 - heap_before as f64) / copies as f64;
+        let maps = read_maps();
+        let smf_mapped = modules
+            .iter()
+            .zip(&smfs)
+            .map(|(m, p)| mapped_for_module(&maps, m, p))
+            .sum::<u64>() as f64
+            / copies as f64;
+        drop(modules);
+
+        let row = |what: &str, system: f64, smf: f64, target: Option<Target>| Row {
+            what: format!("{name}: {what}"),
+            system: Some(system),
+            smf,
+            unit: Unit::Bytes,
+            target,
+        };
+        table.rows.push(row(
+            "payload (loaded sections / PT_LOAD segments, page-rounded)",
+            so_payload,
+            smf_payload,
+            None,
+        ));
+        table.rows.push(row("mapped", so_mapped, smf_mapped, None));
+        table.rows.push(row(
+            "mapped beyond the payload",
+            so_mapped - so_payload,
+            smf_mapped - smf_payload,
+            Some(Target::BytesAtMost(4096.0)),
+        ));
+        table
+            .rows
+            .push(row("heap (malloc) per module", heap_so, heap_smf, None));
+    }
+    Ok(table)
+}
+
+fn heap_in_use() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64
+}
+
+struct Mapping {
+    start: u64,
+    end: u64,
+    path: String,
+}
+
+fn read_maps() -> Vec<Mapping> {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, end) = fields.next()?.split_once('-')?;
+            let path = fields.nth(4).unwrap_or("").to_owned();
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// The mappings of a shared library: those of its file and the anonymous ones right after
+/// them (its bss).
+fn mapped_for_path(maps: &[Mapping], path: &Path) -> u64 {
+    let path = path.display().to_string();
+    let mut total = 0;
+    let mut previous_end = None;
+    for m in maps {
+        if m.path == path || (m.path.is_empty() && previous_end == Some(m.start)) {
+            total += m.end - m.start;
+            previous_end = Some(m.end);
+        } else {
+            previous_end = None;
+        }
+    }
+    total
+}
+
+/// The mappings of a module: its image's address range and any mapping of its file.
+fn mapped_for_module(maps: &[Mapping], module: &Module, path: &Path) -> u64 {
+    let (base, end) = (
+        module.base() as u64,
+        (module.base() + module.image_len()) as u64,
+    );
+    let path = path.display().to_string();
+    maps.iter()
+        .map(|m| {
+            let overlap = m.end.min(end).saturating_sub(m.start.max(base));
+            if overlap > 0 {
+                overlap
+            } else if m.path == path {
+                m.end - m.start
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+/// Load to first symbol as the number of load-time relocations grows.
+fn relocation_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
+    let counts: &[usize] = if config.quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let mut table = Table::new(
+        "Scaling: load to first symbol by load-time relocations (pointer tables)",
+        "dlopen + dlsym",
+        "SMF load + lookup",
+    );
+    for &count in counts {
+        let pair = fixture::build_pair(
+            dir,
+            &format!("relocs{count}"),
+            &[("relocs.c".into(), csource::relocations(count))],
+            &[],
+            false,
+        )?;
+        let mut rows = Vec::new();
+        load_rows(
+            config,
+            &format!("{count} relocations"),
+            &pair,
+            "bench_entry",
+            config.samples(if count >= 100_000 { 60 } else { 150 }),
+            &mut rows,
+            false,
+        )?;
+        table.rows.extend(
+            rows.into_iter()
+                .filter(|r| r.what.contains("load to first symbol")),
+        );
+    }
+    Ok(table)
+}
+
+/// Load to first symbol as the number of imports grows: functions of a provider shared
+/// library (kept open by the benchmark, so both sides only resolve against it), named as a
+/// needed library; and the same imports defined by the host in a registry.
+fn import_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
+    let counts: &[usize] = if config.quick {
+        &[10, 100]
+    } else {
+        &[10, 100, 1000]
+    };
+    let most = counts.iter().copied().max().unwrap_or(0);
+    let provider_dir = dir.join("provider");
+    std::fs::create_dir_all(&provider_dir).map_err(err)?;
+    let objects = fixture::compile(
+        &provider_dir,
+        &[("provider.c".into(), csource::provider(most))],
+    )?;
+    let provider = dir.join("libprovider.so");
+    fixture::run(fixture::link_command(&objects, &[], &provider))?;
+    let provider_library = Library::open(&c_path(&provider))?;
+    let mut table = Table::new(
+        "Scaling: load to first symbol by imports (functions of a provider library, open already)",
+        "dlopen + dlsym",
+        "SMF load + lookup",
+    );
+    for &count in counts {
+        let name = format!("imports{count}");
+        let sources = [("importer.c".to_owned(), csource::importer(count))];
+        let pair =
+            fixture::build_pair(dir, &name, &sources, std::slice::from_ref(&provider), false)?;
+        let mut rows = Vec::new();
+        load_rows(
+            config,
+            &format!("{count} imports (needed library)"),
+            &pair,
+            "bench_entry",
+            config.samples(150),
+            &mut rows,
+            false,
+        )?;
+        let sys = rows.first().and_then(|r| r.system);
+        table.rows.extend(
+            rows.into_iter()
+                .filter(|r| r.what.contains("load to first symbol")),
+        );
+
+        // The same module without `--needed`, its imports defined by the host.
+        let host_smf = dir.join(format!("{name}-host.smf"));
+        fixture::pack(&pair.objects, &[], false, &host_smf)?;
+        let registry = Registry::with_options(options(true));
+        for i in 0..most {
+            let symbol = CString::new(format!("p{i}")).map_err(err)?;
+            // SAFETY: the provider stays open for the whole section, longer than any module.
+            unsafe { registry.define(&format!("p{i}"), provider_library.symbol(&symbol) as usize) };
+        }
+        let mut host = Samples::default();
+        let samples = config.samples(150);
+        interleave(
+            samples,
+            samples.min(10),
+            &mut [&mut |record| {
+                let start = Instant::now();
+                let module = registry.load(&host_smf).map_err(err)?;
+                black_box(module.export("bench_entry").map(|(_, a)| a));
+                let took = elapsed_ns(start);
+                registry.unload(&host_smf).map_err(err)?;
+                drop(module);
+                if record {
+                    host.push(took);
+                }
+                Ok(())
+            }],
+        )?;
+        table.rows.push(Row { what: format!("{count} imports defined by the host (Registry::define; not interleaved with dlopen)"), system: sys, smf: host.median(), unit: Unit::Nanos, target: None });
+    }
+    drop(provider_library);
+    Ok(table)
+}
+
+/// `Registry::resolve` with 1, 100 and 1,000 modules loaded in one registry, interleaved.
+fn registry_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
+    let sizes: &[usize] = if config.quick {
+        &[1, 10, 100]
+    } else {
+        &[1, 100, 1000]
+    };
+    let exports = 8;
+    let modules_dir = dir.join("registry");
+    std::fs::create_dir_all(&modules_dir).map_err(err)?;
+    let most = sizes.iter().copied().max().unwrap_or(1);
+    let mut paths = Vec::with_capacity(most);
+    for i in 0..most {
+        let path = modules_dir.join(format!("m{i}.smf"));
+        std::fs::write(&path, tiny_module(i, exports)?).map_err(err)?;
+        paths.push(path);
+    }
+    let registries: Vec<(usize, Registry)> = sizes
+        .iter()
+        .map(|&n| {
+            let registry = Registry::new();
+            for path in &paths[..n] {
+                registry.load(path).map_err(err)?;
+            }
+            Ok((n, registry))
+        })
+        .collect::<Result<_, String>>()?;
+    let mut table = Table::new(
+        "Scaling: Registry::resolve by modules loaded (8 exports each)",
+        "1 module",
+        "N modules",
+    );
+    let rounds = if config.quick { 50 } else { 500 };
+    for (label, last) in [
+        ("a name the last-loaded module exports", true),
+        ("a name no module exports", false),
+    ] {
+        let mut samples: Vec<Samples> = vec![Samples::default(); registries.len()];
+        let names: Vec<Vec<String>> = registries
+            .iter()
+            .map(|(n, _)| {
+                (0..exports)
+                    .map(|j| {
+                        if last {
+                            format!("m{}_f{j}", n - 1)
+                        } else {
+                            format!("missing_{j}")
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for ((n, registry), names) in registries.iter().zip(&names) {
+            let found = names.iter().all(|name| registry.resolve(name).is_some());
+            if found != last {
+                return Err(format!(
+                    "registry of {n}: resolving {label} gave the wrong answer"
+                ));
+            }
+        }
+        let mut sides: Vec<BoxedSide<'_>> = Vec::new();
+        for ((samples, (_, registry)), names) in samples.iter_mut().zip(&registries).zip(&names) {
+            sides.push(Box::new(move |record| {
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for name in names {
+                        black_box(registry.resolve(black_box(name)));
+                    }
+                }
+                if record {
+                    samples.push(elapsed_ns(start) / (rounds * names.len()) as f64);
+                }
+                Ok(())
+            }));
+        }
+        let mut refs: Vec<Side<'_>> = sides.iter_mut().map(|s| &mut **s as Side<'_>).collect();
+        let count = config.samples(200);
+        interleave(count, count.min(10), &mut refs)?;
+        drop(refs);
+        drop(sides);
+        for ((n, _), s) in registries.iter().zip(&samples).skip(1) {
+            table.rows.push(Row::timed(
+                format!("{n} modules: {label}"),
+                Some(&samples[0]),
+                s,
+                Some(Target::RatioAtMost(1.2)),
+            ));
+        }
+    }
+    Ok(table)
+}
+
+/// A module of `exports` tiny functions named `m<i>_f<j>` (each `xor eax, eax; ret`).
+fn tiny_module(i: usize, exports: usize) -> Result<Vec<u8>, String> {
+    use smf_format::{
+        Binding, ImageLayout, LoadedSection, ModuleBuilder, Symbol, SymbolKind, Visibility,
+    };
+    let names: Vec<String> = (0..exports).map(|j| format!("m{i}_f{j}")).collect();
+    let mut code = Vec::new();
+    for _ in 0..exports {
+        code.extend_from_slice(&[0x31, 0xc0, 0xc3]);
+        code.resize(code.len().next_multiple_of(16), 0xcc);
+    }
+    let mut builder = ModuleBuilder::new();
+    builder.platform = smf_format::Platform::Linux;
+    let mut layout = ImageLayout::new();
+    let vaddr = layout.place(code.len() as u64).map_err(err)?;
+    let mem_size = code.len() as u64;
+    let text = builder.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr,
+        mem_size,
+        align: 16,
+        data: code,
+    });
+    for (j, name) in names.iter().enumerate() {
+        builder.add_symbol(Symbol {
+            name,
+            kind: SymbolKind::Function,
+            binding: Binding::Global,
+            visibility: Visibility::Default,
+            section: Some(text),
+            value: vaddr + 16 * j as u64,
+            size: 3,
+            type_id: 0,
+            version: 0,
+        });
+    }
+    builder.write().map_err(err)
+}

@@ -1,0 +1,28 @@
+//! Runs the whole benchmark in quick mode, so that the benchmark code cannot rot: every
+//! section builds its inputs, measures both sides and checks that they agree.
+
+#[test]
+fn quick_mode_runs_every_section() {
+    let config = smf_bench::Config {
+        quick: true,
+        packer: env!("CARGO_BIN_EXE_smf-bench-pack").into(),
+        only: None,
+    };
+    let output = smf_bench::run(&config).unwrap_or_else(|e| panic!("{e}"));
+    let text = output.render();
+    for section in [
+        "load to first symbol",
+        "symbol lookup",
+        "pack (cc -shared vs smf pack",
+        "run speed",
+        "Registry::reload",
+        "through the trampoline",
+        "mapped beyond the payload",
+        "Scaling: load to first symbol by load-time relocations",
+        "Scaling: load to first symbol by imports",
+        "Scaling: Registry::resolve by modules loaded",
+    ] {
+        assert!(text.contains(section), "no {section:?} in:\n{text}");
+    }
+    assert!(output.targets().count() >= 10, "rows with targets:\n{text}");
+}
