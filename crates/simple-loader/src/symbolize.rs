@@ -136,3 +136,67 @@ impl ModuleSymbols {
         (address < function.end || function.start == address).then_some(function)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smf_format::{LoadedSection, ModuleBuilder, Symbol, Visibility};
+
+    fn function(name: &str, binding: Binding, value: u64, size: u64) -> Symbol<'_> {
+        Symbol {
+            name,
+            kind: SymbolKind::Function,
+            binding,
+            visibility: Visibility::Default,
+            section: Some(0),
+            value,
+            size,
+            type_id: 0,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn functions_are_found_by_range_with_sizes_inferred_and_aliases_named_publicly() {
+        let mut builder = ModuleBuilder::new();
+        builder.add_section(LoadedSection {
+            kind: SectionKind::Code,
+            name: ".text",
+            vaddr: 0,
+            mem_size: 0x100,
+            align: 16,
+            data: vec![0xcc; 0x100],
+        });
+        builder.add_symbol(function("sized", Binding::Global, 0x10, 0x10));
+        builder.add_symbol(function("unsized", Binding::Local, 0x40, 0));
+        builder.add_symbol(function("local_alias", Binding::Local, 0x80, 8));
+        builder.add_symbol(function("public_name", Binding::Global, 0x80, 8));
+        builder.add_symbol(function("last", Binding::Local, 0xc0, 0));
+        let bytes = builder.write().unwrap();
+        let parsed = Parsed::parse(&bytes).unwrap();
+        let base = 0x7000_0000;
+        let symbols = ModuleSymbols::new(&parsed, base, 0x1000, "m.smf");
+        let name = |offset: usize| {
+            symbols
+                .function_at(base + offset)
+                .map(|f| symbols.name_of(f))
+        };
+        assert_eq!(name(0x0f), None, "before the first function");
+        assert_eq!(name(0x10), Some("sized"));
+        assert_eq!(name(0x1f), Some("sized"));
+        assert_eq!(name(0x20), None, "past the end of a sized function");
+        assert_eq!(
+            name(0x7f),
+            Some("unsized"),
+            "a size-0 symbol runs to the next one"
+        );
+        assert_eq!(name(0x80), Some("public_name"));
+        assert_eq!(
+            name(0xff),
+            Some("last"),
+            "the last one runs to the end of its section"
+        );
+        assert_eq!(name(0x100), None);
+        assert_eq!(symbols.code, [(base, base + 0x100)]);
+    }
+}

@@ -254,3 +254,71 @@ pub(crate) fn tls_get_addr_address() -> usize {
 
 /// The name of the function thread-local accesses call.
 pub(crate) const TLS_GET_ADDR: &str = "__tls_get_addr";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smf_format::{LoadedSection, ModuleBuilder};
+
+    fn module_with_tls() -> Vec<u8> {
+        let mut builder = ModuleBuilder::new();
+        builder.add_section(LoadedSection {
+            kind: SectionKind::Tls,
+            name: ".tls",
+            vaddr: 0,
+            mem_size: 64,
+            align: 16,
+            data: vec![7, 8, 9],
+        });
+        builder.write().unwrap()
+    }
+
+    fn get(module: usize, offset: usize) -> *mut u8 {
+        tls_get_addr(&TlsIndex { module, offset })
+    }
+
+    #[test]
+    fn blocks_are_per_thread_copies_and_a_reused_slot_gets_a_fresh_block() {
+        let bytes = module_with_tls();
+        let parsed = Parsed::parse(&bytes).unwrap();
+        // Stand-ins for the mapped templates of two modules (the tls section is at offset 0).
+        let first_template = [7u8, 8, 9];
+        let second_template = [1u8, 2, 3];
+
+        let first = TlsModule::for_module(&parsed).unwrap();
+        first.set_base(first_template.as_ptr() as usize);
+        let handle = first.handle() as usize;
+        let block = get(handle, 0);
+        assert_eq!(block as usize % 16, 0, "aligned as the section says");
+        // SAFETY: the block is 64 bytes, this thread's own.
+        unsafe {
+            assert_eq!(std::slice::from_raw_parts(block, 5), [7, 8, 9, 0, 0]);
+            *block.add(1) = 100;
+        }
+        assert_eq!(
+            get(handle, 1),
+            block.wrapping_add(1),
+            "the same block again"
+        );
+        // Another thread starts from the template, not from this thread's copy.
+        let (other, other_block) = std::thread::spawn(move || {
+            let p = get(handle, 1);
+            // SAFETY: that thread's own block.
+            (unsafe { *p }, p as usize)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(other, 8);
+        assert_ne!(other_block, block as usize + 1);
+
+        // Unloaded, its slot goes to the next module; this thread's stale block is replaced.
+        let slot = first.slot;
+        drop(first);
+        let second = TlsModule::for_module(&parsed).unwrap();
+        assert_eq!(second.slot, slot);
+        second.set_base(second_template.as_ptr() as usize);
+        let fresh = get(second.handle() as usize, 1);
+        // SAFETY: this thread's block for the second module.
+        assert_eq!(unsafe { *fresh }, 2);
+    }
+}

@@ -10,6 +10,7 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <thread>
 #include <typeinfo>
 
 #include "shapes.h"
@@ -30,6 +31,10 @@ static Announcer &lazy() {
 }
 
 static int checksum = 0;
+
+// A thread-local object with a constructor and a destructor, per thread.
+thread_local Announcer per_thread("per-thread");
+thread_local std::vector<int> per_thread_values = {1, 2, 3};
 
 static void report(const Shape &shape) {
     std::ostringstream line;
@@ -126,6 +131,15 @@ int main(int argc, char **argv) {
     // The unwinder walks from libc's backtrace() back through 8 module frames and beyond.
     int frames = depth_backtrace(8);
     std::cout << "backtrace walks through module frames: " << (frames > 9 ? "yes" : "no") << "\n";
+
+    std::thread worker([] {
+        per_thread.name = "worker's";
+        per_thread_values.push_back(4);
+        std::printf("worker sees %zu values\n", per_thread_values.size());
+    });
+    worker.join();
+    std::printf("main sees %zu values, %s\n", per_thread_values.size(), per_thread.name.c_str());
+    checksum += static_cast<int>(per_thread_values.size());
 
     Announcer &once = lazy();
     std::cout << "lazy is " << once.name << "\n";
