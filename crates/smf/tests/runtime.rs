@@ -45,21 +45,30 @@ fn stderr(output: &Output) -> String {
 fn a_crash_in_module_code_names_the_function_and_dies_of_the_signal() {
     let crash = crash_program();
     let module = crash.module.display().to_string();
-    for (mode, signal, line) in [
+    for (mode, signal, line, function) in [
         (
             "segv",
             libc::SIGSEGV,
             String::from("smf: SIGSEGV (invalid memory reference at 0x0) in crash_here+0x"),
+            "crash_here",
         ),
         (
             "fpe",
             libc::SIGFPE,
             String::from("smf: SIGFPE (arithmetic exception) in divide_by+0x"),
+            "divide_by",
+        ),
+        (
+            "bus",
+            libc::SIGBUS,
+            String::from("smf: SIGBUS (bus error at 0x"),
+            "read_past_end_of_file",
         ),
         (
             "ill",
             libc::SIGILL,
             String::from("smf: SIGILL (illegal instruction) in trap_here+0x"),
+            "trap_here",
         ),
     ] {
         let native = std::process::Command::new(&crash.native)
@@ -81,6 +90,10 @@ fn a_crash_in_module_code_names_the_function_and_dies_of_the_signal() {
         let lines: Vec<&str> = report.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {report}");
         assert!(lines[0].starts_with(&line), "{mode}: {report}");
+        assert!(
+            lines[0].contains(&format!(" in {function}+0x")),
+            "{mode}: {report}"
+        );
         assert!(
             lines[0].ends_with(&format!(" ({module})")),
             "{mode}: {report}"
