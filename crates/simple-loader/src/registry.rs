@@ -13,7 +13,9 @@ use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
 use crate::loader::{LoadOptions, Resolution, load_bytes_with};
 use crate::module::Module;
-use crate::reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook};
+use crate::reload::{
+    AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook,
+};
 use crate::slots::{Slot, SlotTable};
 
 /// Loaded modules, in load order, and the symbols the host defines for them.
@@ -64,12 +66,21 @@ struct SlotEntry {
 
 impl Slots {
     /// The trampoline of `name` in entry `id`, made (pointing at `target`) if needed.
-    fn trampoline_for(&self, id: u64, name: &str, target: usize, type_id: u32) -> Result<usize, String> {
+    fn trampoline_for(
+        &self,
+        id: u64,
+        name: &str,
+        target: usize,
+        type_id: u32,
+    ) -> Result<usize, String> {
         let mut by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
         let entry = match by_name.get(&(id, name.to_owned())) {
             Some(entry) => *entry,
             None => {
-                let slot = self.table.allocate(target).map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
+                let slot = self
+                    .table
+                    .allocate(target)
+                    .map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
                 let entry = SlotEntry { slot, type_id };
                 by_name.insert((id, name.to_owned()), entry);
                 entry
@@ -81,7 +92,11 @@ impl Slots {
     /// The slots of entry `id`: function name and slot.
     fn of(&self, id: u64) -> Vec<(String, SlotEntry)> {
         let by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
-        by_name.iter().filter(|((owner, _), _)| *owner == id).map(|((_, name), e)| (name.clone(), *e)).collect()
+        by_name
+            .iter()
+            .filter(|((owner, _), _)| *owner == id)
+            .map(|((_, name), e)| (name.clone(), *e))
+            .collect()
     }
 }
 
@@ -100,13 +115,18 @@ impl Registry {
     }
 
     pub fn with_options(options: LoadOptions) -> Registry {
-        Registry { options, ..Registry::default() }
+        Registry {
+            options,
+            ..Registry::default()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held (in this crate, only a bug) leaves the state as it
         // was before the failed operation: every mutation is a single push, remove or swap.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Defines `name` for modules loaded from now on; host definitions win over every other
@@ -131,22 +151,41 @@ impl Registry {
         let module = Arc::new(self.link(&state, bytes, &canonical, &[])?);
         let id = state.next_id;
         state.next_id += 1;
-        state.modules.push(Entry { id, path: canonical, module: Arc::clone(&module), version: 1 });
+        state.modules.push(Entry {
+            id,
+            path: canonical,
+            module: Arc::clone(&module),
+            version: 1,
+        });
         Ok(module)
     }
 
     /// Loads a module from `bytes`, resolving imports against the registry except the
     /// entries in `skip` (those being replaced).
-    fn link(&self, state: &State, bytes: Vec<u8>, path: &Path, skip: &[u64]) -> Result<Module, LoadError> {
+    fn link(
+        &self,
+        state: &State,
+        bytes: Vec<u8>,
+        path: &Path,
+        skip: &[u64],
+    ) -> Result<Module, LoadError> {
         let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
-        load_bytes_with(bytes, path.display().to_string(), Some(path.to_owned()), &self.options, &resolver)
+        load_bytes_with(
+            bytes,
+            path.display().to_string(),
+            Some(path.to_owned()),
+            &self.options,
+            &resolver,
+        )
     }
 
     /// Replaces the module loaded from `path` by the file's current content. See
     /// [`Registry::reload_all`].
     pub fn reload(&self, path: &Path) -> Result<ReloadReport, LoadError> {
         let mut reports = self.reload_all(&[path])?;
-        reports.pop().ok_or_else(|| LoadError::NotLoaded { path: path.to_owned() })
+        reports.pop().ok_or_else(|| LoadError::NotLoaded {
+            path: path.to_owned(),
+        })
     }
 
     /// Replaces several modules in one transaction.
@@ -164,9 +203,17 @@ impl Registry {
         let mut indices = Vec::with_capacity(paths.len());
         for path in paths {
             let canonical = canonical(path)?;
-            let index = state.modules.iter().position(|e| e.path == canonical).ok_or(LoadError::NotLoaded { path: canonical.clone() })?;
+            let index = state
+                .modules
+                .iter()
+                .position(|e| e.path == canonical)
+                .ok_or(LoadError::NotLoaded {
+                    path: canonical.clone(),
+                })?;
             if !state.modules[index].module.is_reloadable() {
-                return Err(LoadError::NotReloadable { module: canonical.display().to_string() });
+                return Err(LoadError::NotReloadable {
+                    module: canonical.display().to_string(),
+                });
             }
             indices.push(index);
         }
@@ -178,7 +225,9 @@ impl Registry {
         for &index in &indices {
             let entry = &state.modules[index];
             let bytes = read(&entry.path)?;
-            if smf_format::compute_module_hash(&bytes).is_ok_and(|hash| hash == entry.module.module_hash()) {
+            if smf_format::compute_module_hash(&bytes)
+                .is_ok_and(|hash| hash == entry.module.module_hash())
+            {
                 prepared.push((index, None));
                 continue;
             }
@@ -254,13 +303,22 @@ impl Registry {
         for (name, slot) in self.slots.of(entry.id) {
             let problem = match new.export(&name) {
                 None => "the new version no longer exports it".to_owned(),
-                Some((symbol, _)) if symbol.kind != SymbolKind::Function => format!("the new version exports it as a {} symbol", symbol.kind),
+                Some((symbol, _)) if symbol.kind != SymbolKind::Function => {
+                    format!("the new version exports it as a {} symbol", symbol.kind)
+                }
                 Some((symbol, _)) if symbol.type_id != slot.type_id => {
-                    format!("its type id changed from {:#x} to {:#x}", slot.type_id, symbol.type_id)
+                    format!(
+                        "its type id changed from {:#x} to {:#x}",
+                        slot.type_id, symbol.type_id
+                    )
                 }
                 Some(_) => continue,
             };
-            return Err(LoadError::DependentBroken { module, name, problem });
+            return Err(LoadError::DependentBroken {
+                module,
+                name,
+                problem,
+            });
         }
         Ok(())
     }
@@ -272,11 +330,17 @@ impl Registry {
     pub fn unload(&self, path: &Path) -> Result<bool, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
-        let Some(index) = state.modules.iter().position(|e| e.path == canonical) else { return Ok(false) };
+        let Some(index) = state.modules.iter().position(|e| e.path == canonical) else {
+            return Ok(false);
+        };
         let entry = state.modules.remove(index);
         // Slots still lead into this version: keep it for as long as the slots exist.
         if !self.slots.of(entry.id).is_empty() {
-            self.slots.retired.lock().unwrap_or_else(|p| p.into_inner()).push(entry.module);
+            self.slots
+                .retired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(entry.module);
         }
         Ok(true)
     }
@@ -284,7 +348,11 @@ impl Registry {
     /// The module loaded from `path`, if any.
     pub fn get(&self, path: &Path) -> Option<Arc<Module>> {
         let canonical = std::fs::canonicalize(path).ok()?;
-        self.lock().modules.iter().find(|e| e.path == canonical).map(|e| Arc::clone(&e.module))
+        self.lock()
+            .modules
+            .iter()
+            .find(|e| e.path == canonical)
+            .map(|e| Arc::clone(&e.module))
     }
 
     /// The loaded modules, in load order.
@@ -292,7 +360,11 @@ impl Registry {
         self.lock()
             .modules
             .iter()
-            .map(|e| LoadedModule { path: e.path.clone(), module: Arc::clone(&e.module), version: e.version })
+            .map(|e| LoadedModule {
+                path: e.path.clone(),
+                module: Arc::clone(&e.module),
+                version: e.version,
+            })
             .collect()
     }
 
@@ -301,8 +373,17 @@ impl Registry {
     /// module resolves to its trampoline, which follows reloads.
     pub fn resolve(&self, name: &str) -> Option<usize> {
         let state = self.lock();
-        let import = Import { name, kind: ImportKind::Any, binding: smf_format::Binding::Global, type_id: 0, version: 0 };
-        resolve(&state, &self.slots, &import, &[]).ok().flatten().map(|r| r.address)
+        let import = Import {
+            name,
+            kind: ImportKind::Any,
+            binding: smf_format::Binding::Global,
+            type_id: 0,
+            version: 0,
+        };
+        resolve(&state, &self.slots, &import, &[])
+            .ok()
+            .flatten()
+            .map(|r| r.address)
     }
 
     /// A handle that always calls the current version of function `name` of the module
@@ -311,22 +392,52 @@ impl Registry {
     /// # Safety
     /// `F` must be a function pointer type matching the function's signature, in this and
     /// every later version.
-    pub unsafe fn current<F: Copy>(&self, path: &Path, name: &str) -> Result<Current<F>, LoadError> {
+    pub unsafe fn current<F: Copy>(
+        &self,
+        path: &Path,
+        name: &str,
+    ) -> Result<Current<F>, LoadError> {
         if size_of::<F>() != size_of::<usize>() {
-            return Err(LoadError::NotPointerSized { name: name.to_owned(), size: size_of::<F>() });
+            return Err(LoadError::NotPointerSized {
+                name: name.to_owned(),
+                size: size_of::<F>(),
+            });
         }
         let canonical = canonical(path)?;
         let state = self.lock();
-        let entry = state.modules.iter().find(|e| e.path == canonical).ok_or(LoadError::NotLoaded { path: canonical.clone() })?;
+        let entry =
+            state
+                .modules
+                .iter()
+                .find(|e| e.path == canonical)
+                .ok_or(LoadError::NotLoaded {
+                    path: canonical.clone(),
+                })?;
         let module = entry.module.name().to_owned();
-        let (symbol, address) = entry.module.export(name).ok_or_else(|| LoadError::SymbolNotFound { module: module.clone(), name: name.to_owned() })?;
+        let (symbol, address) =
+            entry
+                .module
+                .export(name)
+                .ok_or_else(|| LoadError::SymbolNotFound {
+                    module: module.clone(),
+                    name: name.to_owned(),
+                })?;
         if symbol.kind != SymbolKind::Function {
-            return Err(LoadError::WrongSymbolKind { module, name: name.to_owned(), expected: "function", found: symbol.kind });
+            return Err(LoadError::WrongSymbolKind {
+                module,
+                name: name.to_owned(),
+                expected: "function",
+                found: symbol.kind,
+            });
         }
         let trampoline = self
             .slots
             .trampoline_for(entry.id, name, address, symbol.type_id)
-            .map_err(|problem| LoadError::DependentBroken { module, name: name.to_owned(), problem })?;
+            .map_err(|problem| LoadError::DependentBroken {
+                module,
+                name: name.to_owned(),
+                problem,
+            })?;
         // SAFETY: the caller's contract covers `F`; the trampoline lives as long as the slots.
         Ok(unsafe { Current::new(trampoline, Arc::clone(&self.slots)) })
     }
@@ -336,7 +447,9 @@ impl Registry {
     /// # Safety
     /// As for [`Module::get`].
     pub unsafe fn pinned<F: Copy>(&self, path: &Path, name: &str) -> Result<Pinned<F>, LoadError> {
-        let module = self.get(path).ok_or_else(|| LoadError::NotLoaded { path: path.to_owned() })?;
+        let module = self.get(path).ok_or_else(|| LoadError::NotLoaded {
+            path: path.to_owned(),
+        })?;
         // SAFETY: the caller's contract.
         unsafe { Pinned::new(module, name) }
     }
@@ -344,38 +457,74 @@ impl Registry {
 
 /// Host definitions, then modules in load order (skipping the entries in `skip`, which are
 /// being replaced, so a new version does not link to its own old self).
-fn resolve(state: &State, slots: &Arc<Slots>, import: &Import<'_>, skip: &[u64]) -> Result<Option<Resolution>, String> {
+fn resolve(
+    state: &State,
+    slots: &Arc<Slots>,
+    import: &Import<'_>,
+    skip: &[u64],
+) -> Result<Option<Resolution>, String> {
     if let Some(&address) = state.host.get(import.name) {
-        return Ok(Some(Resolution { address, provider: None, keep_alive: None }));
+        return Ok(Some(Resolution {
+            address,
+            provider: None,
+            keep_alive: None,
+        }));
     }
     for entry in state.modules.iter().filter(|e| !skip.contains(&e.id)) {
-        let Some((symbol, address)) = entry.module.export(import.name) else { continue };
+        let Some((symbol, address)) = entry.module.export(import.name) else {
+            continue;
+        };
         let kind_ok = match import.kind {
             ImportKind::Any => true,
             ImportKind::Function => symbol.kind == SymbolKind::Function,
             ImportKind::Data => symbol.kind != SymbolKind::Function,
         };
         if !kind_ok {
-            return Err(format!("expected a {} symbol but {} exports a {} symbol", import.kind, entry.path.display(), symbol.kind));
+            return Err(format!(
+                "expected a {} symbol but {} exports a {} symbol",
+                import.kind,
+                entry.path.display(),
+                symbol.kind
+            ));
         }
         if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id {
-            return Err(format!("expected type id {:#x} but {} exports type id {:#x}", import.type_id, entry.path.display(), symbol.type_id));
+            return Err(format!(
+                "expected type id {:#x} but {} exports type id {:#x}",
+                import.type_id,
+                entry.path.display(),
+                symbol.type_id
+            ));
         }
         if entry.module.is_reloadable() && symbol.kind == SymbolKind::Function {
             // Calls into a reloadable module go through its slot, so they follow reloads.
-            let trampoline = slots.trampoline_for(entry.id, import.name, address, symbol.type_id)?;
+            let trampoline =
+                slots.trampoline_for(entry.id, import.name, address, symbol.type_id)?;
             let keep: Arc<dyn Any + Send + Sync> = Arc::clone(slots) as Arc<dyn Any + Send + Sync>;
-            return Ok(Some(Resolution { address: trampoline, provider: None, keep_alive: Some(keep) }));
+            return Ok(Some(Resolution {
+                address: trampoline,
+                provider: None,
+                keep_alive: Some(keep),
+            }));
         }
-        return Ok(Some(Resolution { address, provider: Some(Arc::clone(&entry.module)), keep_alive: None }));
+        return Ok(Some(Resolution {
+            address,
+            provider: Some(Arc::clone(&entry.module)),
+            keep_alive: None,
+        }));
     }
     Ok(None)
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, LoadError> {
-    std::fs::canonicalize(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })
+    std::fs::canonicalize(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })
+    std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
