@@ -55,6 +55,14 @@ pub enum LoadError {
     NotPointerSized { name: String, size: usize },
     /// The module has no entry point.
     NotExecutable { module: String },
+    /// The module was not packed as reloadable (`smf pack --reloadable`).
+    NotReloadable { module: String },
+    /// A new version lacks or changed a function that other modules or handles are linked to.
+    DependentBroken {
+        module: String,
+        name: String,
+        problem: String,
+    },
     /// The registry holds no module loaded from that path.
     NotLoaded { path: PathBuf },
     /// The signature policy requires a signature and the module has none: no signature file
@@ -135,6 +143,19 @@ impl fmt::Display for LoadError {
                 f,
                 "{module}: not an executable module (packed without --entry)"
             ),
+            LoadError::NotReloadable { module } => {
+                write!(f, "{module}: not reloadable (pack it with --reloadable)")
+            }
+            LoadError::DependentBroken {
+                module,
+                name,
+                problem,
+            } => {
+                write!(
+                    f,
+                    "{module}: cannot replace `{name}`, which other code is linked to: {problem}"
+                )
+            }
             LoadError::NotLoaded { path } => {
                 write!(f, "{}: no module loaded from this path", path.display())
             }

@@ -107,6 +107,37 @@ impl Image {
     pub(crate) fn len(&self) -> usize {
         self.reservation.len()
     }
+
+    /// Reads bytes of a read+write section (data or bss) at image offset `offset` into `out`.
+    ///
+    /// # Safety
+    /// The range must lie in a data or bss section of this image (those stay read+write).
+    pub(crate) unsafe fn read_data(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        // SAFETY: data and bss pages are readable for the image's lifetime (caller's contract).
+        unsafe { self.reservation.read_into(offset as usize, out) }
+    }
+
+    /// For each page of the bss range `start..end` (rounded out to pages), whether it was
+    /// ever written (bss is anonymous memory: a page never written reads as zeros). When the
+    /// system cannot tell, every page counts as written.
+    pub(crate) fn bss_pages_touched(&self, start: u64, end: u64) -> Vec<bool> {
+        let first = start as usize & !(PAGE_SIZE - 1);
+        let last = (end as usize).next_multiple_of(PAGE_SIZE);
+        let pages = (last - first) / PAGE_SIZE;
+        self.reservation
+            .resident(first..last)
+            .unwrap_or_else(|_| vec![true; pages])
+    }
+
+    /// Overwrites bytes of a read+write section (data or bss) at image offset `offset`.
+    ///
+    /// # Safety
+    /// The range must lie in a data or bss section of this image, and no code of the image
+    /// may run concurrently (the reload that calls this holds the module back from callers).
+    pub(crate) unsafe fn write_data(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        // SAFETY: data and bss pages are writable for the image's lifetime (caller's contract).
+        unsafe { self.reservation.write(offset as usize, bytes) }
+    }
 }
 
 impl Drop for Image {

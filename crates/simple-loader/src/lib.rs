@@ -7,7 +7,10 @@
 //!   relocated read-only data read-only, data and bss read+write — never write+execute);
 //! - [`loader`]: validation, native libraries, import resolution, constructors;
 //! - [`Module`]: a loaded module, its typed function handles and data accessors;
-//! - [`Registry`]: modules cached by canonical path, resolving imports across them.
+//! - [`Registry`]: modules cached by canonical path, resolving imports across them, and
+//!   replaced in place by reloads: calls into reloadable modules go through indirection slots
+//!   (`slots`) the registry retargets, state is carried over (`reload`), and old versions
+//!   are freed once no pinned handle or thread can reach them ([`Current`], [`Pinned`]).
 //!
 //! ```no_run
 //! use simple_loader::Registry;
@@ -23,28 +26,33 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod handles;
 mod image;
 mod jit;
 pub mod loader;
 mod module;
 mod perfmap;
 mod registry;
-mod signature;
+mod reload;
 mod runtime;
+mod signature;
+mod slots;
 mod symbolize;
 mod sys;
 mod tls;
 
 pub use error::LoadError;
+pub use handles::{Current, CurrentCall, Pinned, pin};
 pub use loader::{
     ImportResolver, LoadOptions, Resolution, load_bytes_with, load_file, load_file_with,
 };
 pub use module::{DataSymbol, Module, Symbol};
-pub use registry::{LoadedModule, Registry};
-pub use signature::{PublicKey, SignaturePolicy};
-pub use smf_sign;
 pub use perfmap::{enable_perf_map, perf_map_path};
+pub use registry::{LoadedModule, Registry};
+pub use reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport};
+pub use signature::{PublicKey, SignaturePolicy};
 pub use smf_format;
+pub use smf_sign;
 pub use symbolize::{Location, symbolize};
 pub use sys::crash::install_crash_handler;
 

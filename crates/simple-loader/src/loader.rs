@@ -1,5 +1,6 @@
 //! Loading: file → validated module → resolved imports → mapped image → constructors.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,6 +41,9 @@ pub struct Resolution {
     pub address: usize,
     /// The module defining the symbol, kept alive by the importing module.
     pub provider: Option<Arc<Module>>,
+    /// Anything else the address depends on (such as the indirection slots of a registry),
+    /// kept alive by the importing module.
+    pub keep_alive: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 /// A resolver consulted first for each import; `Ok(None)` passes the import on to the
@@ -121,6 +125,7 @@ pub fn load_bytes_with(
     let tls = crate::tls::TlsModule::for_module(parsed);
     let mut addresses = Vec::with_capacity(parsed.imports().len());
     let mut providers: Vec<Arc<Module>> = Vec::new();
+    let mut keep_alive: Vec<Arc<dyn Any + Send + Sync>> = Vec::new();
     for import in parsed.imports() {
         if tls.is_some() && import.name == crate::tls::TLS_GET_ADDR {
             // The module's thread-locals live in the loader's blocks, not the C library's.
@@ -133,10 +138,19 @@ pub fn load_bytes_with(
             problem,
         })?;
         let address = match resolved {
-            Some(Resolution { address, provider }) => {
+            Some(Resolution {
+                address,
+                provider,
+                keep_alive: keep,
+            }) => {
                 if let Some(provider) = provider {
                     if !providers.iter().any(|p| Arc::ptr_eq(p, &provider)) {
                         providers.push(provider);
+                    }
+                }
+                if let Some(keep) = keep {
+                    if !keep_alive.iter().any(|k| Arc::ptr_eq(k, &keep)) {
+                        keep_alive.push(keep);
                     }
                 }
                 address
@@ -164,7 +178,7 @@ pub fn load_bytes_with(
     }
     // SAFETY: the image is complete and stays mapped until it is dropped, which detaches it.
     unsafe { crate::runtime::attach(parsed, image.base(), image.len(), &name, tls) };
-    let module = Module::new(file, image, name, path, natives, providers);
+    let module = Module::new(file, image, name, path, natives, providers, keep_alive);
     // SAFETY: the image is fully relocated and protected; constructors are the module's own
     // code, run once, in the order the file lists them, as a native loader would.
     unsafe { module.run_constructors() };

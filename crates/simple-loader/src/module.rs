@@ -1,10 +1,11 @@
 //! A loaded module and the handles it gives out.
 
+use std::any::Any;
 use std::ffi::{CString, c_char, c_int};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use libloading::os::unix::Library;
 use smf_format::{Module as Parsed, ModuleFlags, SymbolKind};
@@ -26,7 +27,6 @@ self_cell::self_cell!(
 ///
 /// Dropping it runs its destructors and unmaps its image. Modules it imports from are kept
 /// alive by it, so they are unmapped only after it.
-#[derive(Debug)]
 pub struct Module {
     // Field order is drop order: the image goes first, then the libraries and the modules
     // its code referred to.
@@ -37,6 +37,24 @@ pub struct Module {
     /// Needed native libraries, open for as long as the image may call into them.
     _natives: Vec<Library>,
     providers: Vec<Arc<Module>>,
+    /// What import addresses depend on besides provider modules (a registry's slots).
+    _keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
+    /// Earlier versions this one must outlive: kept data of this version points into them.
+    retained: Mutex<Vec<Arc<Module>>>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.name)
+            .field("base", &format_args!("{:#x}", self.image.base()))
+            .field("len", &format_args!("{:#x}", self.image.len()))
+            .field(
+                "providers",
+                &self.providers.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// A function of a module, usable as `F` while the module is borrowed.
@@ -92,6 +110,7 @@ impl Module {
         path: Option<PathBuf>,
         natives: Vec<Library>,
         providers: Vec<Arc<Module>>,
+        keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
     ) -> Module {
         Module {
             image,
@@ -100,7 +119,21 @@ impl Module {
             path,
             _natives: natives,
             providers,
+            _keep_alive: keep_alive,
+            retained: Mutex::default(),
         }
+    }
+
+    /// Keeps `older` mapped for as long as this module lives.
+    pub(crate) fn retain(&self, older: Arc<Module>) {
+        self.retained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(older);
+    }
+
+    pub(crate) fn image(&self) -> &Image {
+        &self.image
     }
 
     fn parsed(&self) -> &Parsed<'_> {

@@ -46,11 +46,26 @@ pub struct ReloadReport {
 impl std::fmt::Display for ReloadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.unchanged {
-            return write!(f, "{}: unchanged, still version {}", self.path.display(), self.version);
+            return write!(
+                f,
+                "{}: unchanged, still version {}",
+                self.path.display(),
+                self.version
+            );
         }
-        write!(f, "{}: now version {} ({:.2?})", self.path.display(), self.version, self.duration)?;
+        write!(
+            f,
+            "{}: now version {} ({:.2?})",
+            self.path.display(),
+            self.version,
+            self.duration
+        )?;
         let list = |f: &mut std::fmt::Formatter<'_>, title: &str, names: &[String]| {
-            if names.is_empty() { Ok(()) } else { write!(f, "\n  {title}: {}", names.join(", ")) }
+            if names.is_empty() {
+                Ok(())
+            } else {
+                write!(f, "\n  {title}: {}", names.join(", "))
+            }
         };
         list(f, "added", &self.added)?;
         list(f, "removed", &self.removed)?;
@@ -60,7 +75,10 @@ impl std::fmt::Display for ReloadReport {
             write!(f, "\n  reset: {name} ({why})")?;
         }
         if self.retains_old {
-            write!(f, "\n  kept data points into the previous version, which stays mapped")?;
+            write!(
+                f,
+                "\n  kept data points into the previous version, which stays mapped"
+            )?;
         }
         Ok(())
     }
@@ -94,12 +112,17 @@ pub(crate) struct Carried {
 
 /// Copies the values of matching data symbols from `old` into `new`.
 pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
-    let mut carried = Carried { kept: Vec::new(), reset: Vec::new(), retains_old: false };
-    let (old_base, old_len) = (old.base() as u64, old.image_len() as u64);
+    let mut carried = Carried {
+        kept: Vec::new(),
+        reset: Vec::new(),
+        retains_old: false,
+    };
     for symbol in state_symbols(new) {
         let name = symbol.name.to_owned();
         if unique_state_symbol(new, symbol.name).is_none() {
-            carried.reset.push((name, "several data symbols share this name".into()));
+            carried
+                .reset
+                .push((name, "several data symbols share this name".into()));
             continue;
         }
         let Some(previous) = unique_state_symbol(old, symbol.name) else {
@@ -107,39 +130,103 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
             continue;
         };
         if previous.size != symbol.size {
-            carried.reset.push((name, format!("size changed from {} to {}", previous.size, symbol.size)));
+            carried.reset.push((
+                name,
+                format!("size changed from {} to {}", previous.size, symbol.size),
+            ));
             continue;
         }
         if previous.type_id != symbol.type_id {
-            carried.reset.push((name, format!("type id changed from {:#x} to {:#x}", previous.type_id, symbol.type_id)));
+            carried.reset.push((
+                name,
+                format!(
+                    "type id changed from {:#x} to {:#x}",
+                    previous.type_id, symbol.type_id
+                ),
+            ));
             continue;
         }
-        // SAFETY: both symbols lie in data or bss sections of their images (state_symbols).
-        let Ok(mut bytes) = (unsafe { old.image().read_data(previous.value, previous.size) }) else {
-            carried.reset.push((name, "could not be read".into()));
-            continue;
-        };
-        // Pointers into the old image move to the same place in the new one.
-        let start = old_base + previous.value;
-        let first_word = (start.next_multiple_of(8) - start) as usize;
-        let mut at = first_word;
-        while at + 8 <= bytes.len() {
-            let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
-            if (old_base..old_base + old_len).contains(&word) {
-                match translate(old, new, word - old_base) {
-                    Some(moved) => bytes[at..at + 8].copy_from_slice(&moved.to_le_bytes()),
-                    None => carried.retains_old = true,
-                }
+        let in_bss = old
+            .file()
+            .sections()
+            .get(previous.section.unwrap_or(u32::MAX) as usize)
+            .is_some_and(|s| s.kind == SectionKind::Bss);
+        match copy_value(old, new, previous.value, symbol.value, symbol.size, in_bss) {
+            Ok(retains) => {
+                carried.retains_old |= retains;
+                carried.kept.push(name);
             }
-            at += 8;
-        }
-        // SAFETY: as above, and the new version is not yet reachable by callers.
-        match unsafe { new.image().write_data(symbol.value, &bytes) } {
-            Ok(()) => carried.kept.push(name),
-            Err(_) => carried.reset.push((name, "could not be written".into())),
+            Err(_) => carried.reset.push((name, "could not be copied".into())),
         }
     }
     carried
+}
+
+/// Copies `size` bytes of state from image offset `from` of `old` to `to` of `new`, a page
+/// at a time, moving pointers into the old image. Returns whether some pointer could not be
+/// moved (the old image must then be retained).
+///
+/// Pages of a bss value that the old version never wrote are skipped: they are zeros in both
+/// versions. Only pages whose bytes differ are written, so large untouched buffers cost
+/// neither copies nor page faults.
+fn copy_value(
+    old: &Module,
+    new: &Module,
+    from: u64,
+    to: u64,
+    size: u64,
+    in_bss: bool,
+) -> std::io::Result<bool> {
+    const PAGE: u64 = 4096;
+    let (old_base, old_len) = (old.base() as u64, old.image_len() as u64);
+    let mut retains = false;
+    let (mut want, mut have) = ([0u8; PAGE as usize], [0u8; PAGE as usize]);
+    let end = from + size;
+    let touched = if in_bss {
+        old.image().bss_pages_touched(from, end)
+    } else {
+        Vec::new()
+    };
+    let mut at = from;
+    while at < end {
+        let page = at & !(PAGE - 1);
+        let chunk = (page + PAGE).min(end) - at;
+        if in_bss
+            && !touched
+                .get(((page - (from & !(PAGE - 1))) / PAGE) as usize)
+                .copied()
+                .unwrap_or(true)
+        {
+            at += chunk;
+            continue;
+        }
+        let (want, have) = (&mut want[..chunk as usize], &mut have[..chunk as usize]);
+        // SAFETY: both ranges lie inside the symbols' data or bss sections (state_symbols).
+        unsafe { old.image().read_data(at, want)? };
+        // Words at 8-aligned addresses that point into the old image move to the new one.
+        // The image base is page-aligned, so offsets and addresses align alike.
+        let mut word = at.next_multiple_of(8);
+        while word + 8 <= at + chunk {
+            let i = (word - at) as usize;
+            let value = u64::from_le_bytes(want[i..i + 8].try_into().unwrap_or_default());
+            if (old_base..old_base + old_len).contains(&value) {
+                match translate(old, new, value - old_base) {
+                    Some(moved) => want[i..i + 8].copy_from_slice(&moved.to_le_bytes()),
+                    None => retains = true,
+                }
+            }
+            word += 8;
+        }
+        let target = to + (at - from);
+        // SAFETY: as above; the new version is not yet reachable by callers.
+        unsafe { new.image().read_data(target, have)? };
+        if want != have {
+            // SAFETY: as above.
+            unsafe { new.image().write_data(target, want)? };
+        }
+        at += chunk;
+    }
+    Ok(retains)
 }
 
 /// The address in `new` of what image offset `offset` of `old` is: the same symbol at the
@@ -155,7 +242,11 @@ fn translate(old: &Module, new: &Module, offset: u64) -> Option<u64> {
     let target = match owner.binding {
         Binding::Local => {
             // Only a local whose name is unique in the new version is the same object.
-            let mut same = new.file().symbols().iter().filter(|s| s.name == owner.name && s.kind == owner.kind);
+            let mut same = new
+                .file()
+                .symbols()
+                .iter()
+                .filter(|s| s.name == owner.name && s.kind == owner.kind);
             let first = same.next()?;
             if same.next().is_some() {
                 return None;
@@ -164,19 +255,28 @@ fn translate(old: &Module, new: &Module, offset: u64) -> Option<u64> {
         }
         _ => new.file().lookup(owner.name)?,
     };
-    (target.kind == owner.kind && delta < target.size.max(1)).then(|| new.base() as u64 + target.value + delta)
+    (target.kind == owner.kind && delta < target.size.max(1))
+        .then(|| new.base() as u64 + target.value + delta)
 }
 
 /// Exported symbols added, removed and changed (by their bytes in the file) from `old` to `new`.
 pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec<String>) {
     let (old_file, new_file) = (old.file(), new.file());
     let exported = |m: &Module| m.exports().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
-    let added = exported(new).into_iter().filter(|n| old_file.lookup(n).is_none()).collect();
-    let removed = exported(old).into_iter().filter(|n| new_file.lookup(n).is_none()).collect();
+    let added = exported(new)
+        .into_iter()
+        .filter(|n| old_file.lookup(n).is_none())
+        .collect();
+    let removed = exported(old)
+        .into_iter()
+        .filter(|n| new_file.lookup(n).is_none())
+        .collect();
     let changed = exported(new)
         .into_iter()
         .filter(|n| match (old_file.lookup(n), new_file.lookup(n)) {
-            (Some(a), Some(b)) => a.kind != b.kind || a.size != b.size || symbol_bytes(old, a) != symbol_bytes(new, b),
+            (Some(a), Some(b)) => {
+                a.kind != b.kind || a.size != b.size || symbol_bytes(old, a) != symbol_bytes(new, b)
+            }
             _ => false,
         })
         .collect();
@@ -186,9 +286,14 @@ pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec
 /// The file bytes of a symbol (empty for bss or symbols outside sections).
 fn symbol_bytes<'a>(module: &'a Module, symbol: &Symbol<'_>) -> &'a [u8] {
     let file = module.file();
-    let Some(section) = symbol.section.and_then(|i| file.sections().get(i as usize)) else { return &[] };
+    let Some(section) = symbol.section.and_then(|i| file.sections().get(i as usize)) else {
+        return &[];
+    };
     let start = (symbol.value - section.vaddr) as usize;
-    section.data.get(start..start + symbol.size as usize).unwrap_or(&[])
+    section
+        .data
+        .get(start..start + symbol.size as usize)
+        .unwrap_or(&[])
 }
 
 /// Calls the exported `void name(void)` of `module`, if it has one.

@@ -326,7 +326,11 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     assert!(!report.unchanged);
     let second = report.module;
     assert!(!Arc::ptr_eq(&first, &second));
-    assert_eq!(report.kept, ["counter", "weak_ptr", "big"], "data and bss symbols carried over");
+    assert_eq!(
+        report.kept,
+        ["counter", "weak_ptr", "big"],
+        "data and bss symbols carried over"
+    );
     assert_eq!(registry.modules()[0].version, 2);
     // The old version is still usable through its Arc.
     // SAFETY: `answer` is `int answer(void)`.
@@ -344,4 +348,67 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     );
     let e = registry.reload(&path).unwrap_err().to_string();
     assert!(e.contains("no module loaded from this path"), "{e}");
+}
+
+/// Resident bytes and number of mappings of this process.
+fn footprint() -> (u64, usize) {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let resident_pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        resident_pages * 4096,
+        std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .count(),
+    )
+}
+
+#[test]
+fn ten_thousand_reloads_do_not_grow_memory() {
+    // In memory if possible: rewriting a file 10,000 times on ext4 waits for the disk.
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let v1 = library(Arch::X86_64, "host_value");
+    let mut v2 = v1.clone();
+    v2[0x28] ^= 1; // another source hash: a different version with the same code
+    let hash = compute_module_hash(&v2).unwrap();
+    v2[smf_format::raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
+    let path = write_temp(dir.path(), "lib.smf", &v1);
+    let registry = registry_with_host();
+    registry.load(&path).unwrap();
+    // SAFETY: `int answer(void)`.
+    let answer = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "answer") }.unwrap();
+    let reload = |i: usize| {
+        std::fs::write(&path, if i % 2 == 0 { &v2 } else { &v1 }).unwrap();
+        let report = registry.reload(&path).unwrap();
+        assert!(!report.unchanged);
+    };
+    for i in 0..100 {
+        reload(i);
+    }
+    let before = footprint();
+    for i in 100..10_100 {
+        reload(i);
+        if i % 1000 == 0 {
+            assert_eq!((*answer.pin())(), 42);
+        }
+    }
+    for _ in 0..8 {
+        simple_loader::pin().flush();
+    }
+    let after = footprint();
+    assert_eq!(registry.modules()[0].version, 10_101);
+    assert!(
+        after.1 <= before.1 + 16,
+        "mappings grew from {} to {}",
+        before.1,
+        after.1
+    );
+    assert!(
+        after.0 <= before.0 + (16 << 20),
+        "resident memory grew from {} to {} bytes",
+        before.0,
+        after.0
+    );
 }

@@ -66,6 +66,22 @@ enum Command {
         #[arg(long = "ret", value_enum, default_value_t = Ret::Long)]
         ret: Ret,
     },
+    /// Build C sources into a reloadable module, run it, and rebuild and reload it on every
+    /// save; the old code keeps running when a build or reload fails.
+    Dev {
+        /// Call this exported `void f(void)` function every --every milliseconds; without
+        /// it, the module's `main` runs once per version.
+        #[arg(long)]
+        call: Option<String>,
+        /// Interval between calls, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        every: u64,
+        /// Stop after this many milliseconds (for scripts and tests); runs until killed otherwise.
+        #[arg(long, hide = true)]
+        stop_after: Option<u64>,
+        #[arg(required = true)]
+        sources: Vec<PathBuf>,
+    },
     /// Describe a module: header, sections, symbols, imports, relocations, needed libraries.
     Inspect { file: PathBuf },
     /// Validate a module's structure and its module hash; exit 0 only if it is well-formed
@@ -205,6 +221,22 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dev {
+            call,
+            every,
+            stop_after,
+            sources,
+        } => {
+            let deadline = stop_after
+                .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+            smf_dev::run(
+                sources,
+                call,
+                std::time::Duration::from_millis(every),
+                deadline,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect { file } => {
             let bytes = read(&file)?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
@@ -222,17 +254,9 @@ fn run(command: Command) -> Result<ExitCode> {
             module
                 .verify_hash()
                 .with_context(|| format!("{}", file.display()))?;
-            println!(
-                "{}: OK: SMF {}.{}, {} sections, {} symbols, {} imports, {} relocations",
-                file.display(),
-                module.header().version_major,
-                module.header().version_minor,
-                module.sections().len(),
-                module.symbols().len(),
-                module.imports().len(),
-                module.relocations().len()
-            );
-            if !key.is_empty() {
+            let signer = if key.is_empty() {
+                None
+            } else {
                 let trusted = public_keys(&key)?;
                 let signature_path = smf_sign::signature_path(&file);
                 let signature = smf_sign::read_signature_file(&signature_path)
@@ -243,6 +267,19 @@ fn run(command: Command) -> Result<ExitCode> {
                         .with_context(|| {
                             format!("{}: signature {}", file.display(), signature_path.display())
                         })?;
+                Some(*signer)
+            };
+            println!(
+                "{}: OK: SMF {}.{}, {} sections, {} symbols, {} imports, {} relocations",
+                file.display(),
+                module.header().version_major,
+                module.header().version_minor,
+                module.sections().len(),
+                module.symbols().len(),
+                module.imports().len(),
+                module.relocations().len()
+            );
+            if let Some(signer) = signer {
                 println!("{}: signed by trusted key {signer}", file.display());
             }
             Ok(ExitCode::SUCCESS)

@@ -112,6 +112,51 @@ impl Reservation {
         Ok(())
     }
 
+    /// Copies bytes at `offset` of the reservation into `out`.
+    ///
+    /// # Safety
+    /// The source pages must currently be readable.
+    pub(crate) unsafe fn read_into(&self, offset: usize, out: &mut [u8]) -> io::Result<()> {
+        self.check(offset, out.len())?;
+        // SAFETY: in bounds (checked) and readable (caller's contract); `out` is a Rust
+        // slice, which cannot overlap our mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(offset),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// For each page of the page-aligned `range`, whether it is resident. A page of an
+    /// anonymous private mapping that is not resident was never written: it reads as zeros.
+    pub(crate) fn resident(&self, range: Range<usize>) -> io::Result<Vec<bool>> {
+        if range.start % PAGE_SIZE != 0 || range.start > range.end || range.end > self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("range {range:?} is not pages of the reservation"),
+            ));
+        }
+        let mut vec = vec![0u8; range.len().div_ceil(PAGE_SIZE)];
+        if vec.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SAFETY: the range lies inside our mapping (checked) and `vec` has one byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                self.base.as_ptr().add(range.start).cast(),
+                range.len(),
+                vec.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(vec.into_iter().map(|b| b & 1 != 0).collect())
+    }
+
     fn check(&self, offset: usize, len: usize) -> io::Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
