@@ -41,7 +41,11 @@ impl<F: Copy> Current<F> {
     /// `F` must be a pointer-sized function pointer type matching the function behind
     /// `trampoline` in every version.
     pub(crate) unsafe fn new(trampoline: usize, slots: Arc<Slots>) -> Current<F> {
-        Current { trampoline, _slots: slots, _f: PhantomData }
+        Current {
+            trampoline,
+            _slots: slots,
+            _f: PhantomData,
+        }
     }
 
     /// The function, callable while the returned value lives; the current thread is pinned
@@ -50,7 +54,11 @@ impl<F: Copy> Current<F> {
         // SAFETY: `F` is a pointer-sized function pointer type (the constructor's contract)
         // and the trampoline stays mapped while `self` holds the slots.
         let f = unsafe { std::mem::transmute_copy::<usize, F>(&self.trampoline) };
-        CurrentCall { f, _guard: pin(), _handle: PhantomData }
+        CurrentCall {
+            f,
+            _guard: pin(),
+            _handle: PhantomData,
+        }
     }
 
     /// The trampoline's address: a function pointer that stays valid, and reaches the

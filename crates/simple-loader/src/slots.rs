@@ -80,7 +80,12 @@ impl SlotTable {
         // SAFETY: the data page of a block is mapped read+write for the block's lifetime (the
         // borrow of `blocks` bounds it); cell `index` is 8-byte aligned inside it; the memory
         // is only ever accessed atomically, by this type and by trampolines' loads.
-        unsafe { &*(block.base().add(PAGE_SIZE + slot.index * size_of::<usize>()) as *const AtomicUsize) }
+        unsafe {
+            &*(block
+                .base()
+                .add(PAGE_SIZE + slot.index * size_of::<usize>())
+                as *const AtomicUsize)
+        }
     }
 }
 
@@ -111,10 +116,18 @@ mod tests {
     #[test]
     fn trampolines_follow_their_slot() {
         let table = SlotTable::default();
-        let slots: Vec<Slot> = (0..PER_BLOCK + 3).map(|_| table.allocate(one as extern "C" fn() -> i64 as usize).unwrap()).collect();
+        let slots: Vec<Slot> = (0..PER_BLOCK + 3)
+            .map(|_| {
+                table
+                    .allocate(one as extern "C" fn() -> i64 as usize)
+                    .unwrap()
+            })
+            .collect();
         let call = |slot: Slot| {
             // SAFETY: the trampoline jumps to `one` or `two`, both `extern "C" fn() -> i64`.
-            let f = unsafe { std::mem::transmute::<usize, extern "C" fn() -> i64>(table.trampoline(slot)) };
+            let f = unsafe {
+                std::mem::transmute::<usize, extern "C" fn() -> i64>(table.trampoline(slot))
+            };
             f()
         };
         assert!(slots.iter().all(|&s| call(s) == 1));

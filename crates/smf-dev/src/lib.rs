@@ -18,19 +18,30 @@ use simple_loader::{Current, LoadError, Registry, ReloadReport};
 #[non_exhaustive]
 pub enum DevError {
     /// The C compiler rejected a source; `output` is what it printed.
-    Compile { source: PathBuf, output: String },
+    Compile {
+        source: PathBuf,
+        output: String,
+    },
     /// The C compiler could not be started.
     Compiler(std::io::Error),
     Pack(smf_pack::Error),
     Load(LoadError),
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     Watch(String),
 }
 
 impl std::fmt::Display for DevError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DevError::Compile { source, output } => write!(f, "{} does not compile:\n{}", source.display(), output.trim_end()),
+            DevError::Compile { source, output } => write!(
+                f,
+                "{} does not compile:\n{}",
+                source.display(),
+                output.trim_end()
+            ),
             DevError::Compiler(e) => write!(f, "cannot run the C compiler (cc): {e}"),
             DevError::Pack(e) => write!(f, "{e}"),
             DevError::Load(e) => write!(f, "{e}"),
@@ -56,11 +67,24 @@ type Fn0 = extern "C" fn();
 impl Session {
     /// Builds `sources` into a module in `work` and loads it. With `executable`, the module's
     /// entry point is `main`.
-    pub fn start(sources: Vec<PathBuf>, work: PathBuf, executable: bool) -> Result<Session, DevError> {
+    pub fn start(
+        sources: Vec<PathBuf>,
+        work: PathBuf,
+        executable: bool,
+    ) -> Result<Session, DevError> {
         let module = work.join("module.smf");
-        let session = Session { sources, work, module, executable, registry: Registry::new() };
+        let session = Session {
+            sources,
+            work,
+            module,
+            executable,
+            registry: Registry::new(),
+        };
         session.build()?;
-        session.registry.load(&session.module).map_err(DevError::Load)?;
+        session
+            .registry
+            .load(&session.module)
+            .map_err(DevError::Load)?;
         Ok(session)
     }
 
@@ -86,17 +110,36 @@ impl Session {
                 .output()
                 .map_err(DevError::Compiler)?;
             if !output.status.success() {
-                return Err(DevError::Compile { source: source.clone(), output: String::from_utf8_lossy(&output.stderr).into_owned() });
+                return Err(DevError::Compile {
+                    source: source.clone(),
+                    output: String::from_utf8_lossy(&output.stderr).into_owned(),
+                });
             }
-            let data = std::fs::read(&object).map_err(|error| DevError::Io { path: object.clone(), error })?;
-            inputs.push(smf_pack::Input { name: source.display().to_string(), data });
+            let data = std::fs::read(&object).map_err(|error| DevError::Io {
+                path: object.clone(),
+                error,
+            })?;
+            inputs.push(smf_pack::Input {
+                name: source.display().to_string(),
+                data,
+            });
         }
-        let options = smf_pack::Options { entry: self.executable.then(|| "main".to_owned()), reloadable: true, needed: vec![] };
+        let options = smf_pack::Options {
+            entry: self.executable.then(|| "main".to_owned()),
+            reloadable: true,
+            needed: vec![],
+        };
         let bytes = smf_pack::pack(&inputs, &options).map_err(DevError::Pack)?;
         // Written whole to a temporary name and renamed, so a reader never sees half a file.
         let partial = self.work.join("module.smf.partial");
-        std::fs::write(&partial, bytes).map_err(|error| DevError::Io { path: partial.clone(), error })?;
-        std::fs::rename(&partial, &self.module).map_err(|error| DevError::Io { path: self.module.clone(), error })
+        std::fs::write(&partial, bytes).map_err(|error| DevError::Io {
+            path: partial.clone(),
+            error,
+        })?;
+        std::fs::rename(&partial, &self.module).map_err(|error| DevError::Io {
+            path: self.module.clone(),
+            error,
+        })
     }
 
     /// Rebuilds and reloads. On error the running version stays.
@@ -113,9 +156,17 @@ impl Session {
 
     /// Runs the current version's entry point as `main(argc, argv)`.
     pub fn run_main(&self) -> Result<i32, DevError> {
-        let module = self.registry.get(&self.module).ok_or_else(|| DevError::Load(LoadError::NotLoaded { path: self.module.clone() }))?;
+        let module = self.registry.get(&self.module).ok_or_else(|| {
+            DevError::Load(LoadError::NotLoaded {
+                path: self.module.clone(),
+            })
+        })?;
         let _pinned = simple_loader::pin();
-        let program = self.sources.first().map(|s| s.display().to_string()).unwrap_or_default();
+        let program = self
+            .sources
+            .first()
+            .map(|s| s.display().to_string())
+            .unwrap_or_default();
         // SAFETY: the module was packed with `main` as its entry point (`executable`).
         let status = unsafe { module.run_main(&[program]) }.map_err(DevError::Load)?;
         flush_c_stdio();
@@ -123,30 +174,60 @@ impl Session {
     }
 
     /// Watches the sources; the receiver yields once per debounced batch of changes.
-    pub fn watch(&self) -> Result<(Debouncer<impl notify_debouncer_mini::notify::Watcher>, Receiver<()>), DevError> {
+    pub fn watch(
+        &self,
+    ) -> Result<
+        (
+            Debouncer<impl notify_debouncer_mini::notify::Watcher>,
+            Receiver<()>,
+        ),
+        DevError,
+    > {
         let (tx, rx) = channel();
-        let sources: Vec<PathBuf> = self.sources.iter().filter_map(|s| std::fs::canonicalize(s).ok()).collect();
-        let mut debouncer = new_debouncer(Duration::from_millis(30), move |result: DebounceEventResult| {
-            if let Ok(events) = result {
-                if events.iter().any(|e| sources.iter().any(|s| std::fs::canonicalize(&e.path).is_ok_and(|p| &p == s))) {
-                    let _ = tx.send(());
+        let sources: Vec<PathBuf> = self
+            .sources
+            .iter()
+            .filter_map(|s| std::fs::canonicalize(s).ok())
+            .collect();
+        let mut debouncer = new_debouncer(
+            Duration::from_millis(30),
+            move |result: DebounceEventResult| {
+                if let Ok(events) = result {
+                    if events.iter().any(|e| {
+                        sources
+                            .iter()
+                            .any(|s| std::fs::canonicalize(&e.path).is_ok_and(|p| &p == s))
+                    }) {
+                        let _ = tx.send(());
+                    }
                 }
-            }
-        })
+            },
+        )
         .map_err(|e| DevError::Watch(e.to_string()))?;
         // Editors often replace a file rather than write it, so watch the directories.
-        let mut dirs: Vec<PathBuf> = self.sources.iter().filter_map(|s| std::fs::canonicalize(s).ok()?.parent().map(Path::to_owned)).collect();
+        let mut dirs: Vec<PathBuf> = self
+            .sources
+            .iter()
+            .filter_map(|s| std::fs::canonicalize(s).ok()?.parent().map(Path::to_owned))
+            .collect();
         dirs.sort();
         dirs.dedup();
         for dir in dirs {
-            debouncer.watcher().watch(&dir, RecursiveMode::NonRecursive).map_err(|e| DevError::Watch(e.to_string()))?;
+            debouncer
+                .watcher()
+                .watch(&dir, RecursiveMode::NonRecursive)
+                .map_err(|e| DevError::Watch(e.to_string()))?;
         }
         Ok((debouncer, rx))
     }
 
     /// How long ago the most recently modified source was saved.
     pub fn since_last_save(&self) -> Option<Duration> {
-        let newest = self.sources.iter().filter_map(|s| std::fs::metadata(s).ok()?.modified().ok()).max()?;
+        let newest = self
+            .sources
+            .iter()
+            .filter_map(|s| std::fs::metadata(s).ok()?.modified().ok())
+            .max()?;
         SystemTime::now().duration_since(newest).ok()
     }
 }
@@ -160,13 +241,27 @@ pub fn flush_c_stdio() {
 /// Runs `smf dev`: calls `call` every `every` (or the entry once per version), and rebuilds
 /// and reloads on every change of the sources, reporting to stderr. Runs until killed, or
 /// until `deadline` if given.
-pub fn run(sources: Vec<PathBuf>, call: Option<String>, every: Duration, deadline: Option<Instant>) -> Result<(), DevError> {
+pub fn run(
+    sources: Vec<PathBuf>,
+    call: Option<String>,
+    every: Duration,
+    deadline: Option<Instant>,
+) -> Result<(), DevError> {
     let work = std::env::temp_dir().join(format!("smf-dev-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|error| DevError::Io { path: work.clone(), error })?;
+    std::fs::create_dir_all(&work).map_err(|error| DevError::Io {
+        path: work.clone(),
+        error,
+    })?;
     let session = Session::start(sources, work, call.is_none())?;
     let (_watcher, changes) = session.watch()?;
-    eprintln!("smf dev: watching {} source(s); edit and save to reload", session.sources.len());
-    let handle = call.as_deref().map(|symbol| session.current(symbol)).transpose()?;
+    eprintln!(
+        "smf dev: watching {} source(s); edit and save to reload",
+        session.sources.len()
+    );
+    let handle = call
+        .as_deref()
+        .map(|symbol| session.current(symbol))
+        .transpose()?;
     if handle.is_none() {
         report_status(session.run_main());
     }
@@ -194,17 +289,24 @@ pub fn run(sources: Vec<PathBuf>, call: Option<String>, every: Duration, deadlin
                         let since_save = session.since_last_save();
                         eprintln!("smf dev: {report}");
                         if let Some(since) = since_save {
-                            eprintln!("smf dev: saved → new code running in {:.1} ms", since.as_secs_f64() * 1e3);
+                            eprintln!(
+                                "smf dev: saved → new code running in {:.1} ms",
+                                since.as_secs_f64() * 1e3
+                            );
                         }
                         if handle.is_none() && !report.unchanged {
                             report_status(session.run_main());
                         }
                     }
-                    Err(e) => eprintln!("smf dev: {e}\nsmf dev: the previous version keeps running"),
+                    Err(e) => {
+                        eprintln!("smf dev: {e}\nsmf dev: the previous version keeps running")
+                    }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Err(DevError::Watch("the file watcher stopped".into())),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(DevError::Watch("the file watcher stopped".into()));
+            }
         }
     }
 }

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const V1: &str = "#include <stdio.h>\nlong ticks;\nvoid tick(void) { ticks++; printf(\"v1 %ld\\n\", ticks); }\n";
-const V2: &str = "#include <stdio.h>\nlong ticks;\nvoid tick(void) { ticks++; printf(\"v2 %ld\\n\", ticks); }\n";
-const BROKEN: &str = "#include <stdio.h>\nlong ticks;\nvoid tick(void) { ticks++ printf(\"v3\\n\"); }\n";
+const V1: &str =
+    "#include <stdio.h>\nlong ticks;\nvoid tick(void) { ticks++; printf(\"v1 %ld\\n\", ticks); }\n";
+const V2: &str =
+    "#include <stdio.h>\nlong ticks;\nvoid tick(void) { ticks++; printf(\"v2 %ld\\n\", ticks); }\n";
+const BROKEN: &str =
+    "#include <stdio.h>\nlong ticks;\nvoid tick(void) { ticks++ printf(\"v3\\n\"); }\n";
 
 struct Killed(Child);
 
@@ -61,29 +64,81 @@ fn dev_reloads_an_edited_source_and_the_counter_keeps_counting() {
     let source = dir.path().join("counter.c");
     std::fs::write(&source, V1).unwrap();
     let mut child = smf()
-        .args(["dev", "--call", "tick", "--every", "20", "--stop-after", "60000"])
+        .args([
+            "dev",
+            "--call",
+            "tick",
+            "--every",
+            "20",
+            "--stop-after",
+            "60000",
+        ])
         .arg(&source)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (out, err) = (lines(child.stdout.take().unwrap()), lines(child.stderr.take().unwrap()));
+    let (out, err) = (
+        lines(child.stdout.take().unwrap()),
+        lines(child.stderr.take().unwrap()),
+    );
     let _guard = Killed(child);
 
     wait_for(&out, |l| l == "v1 3", "version 1 to tick three times");
 
     std::fs::write(&source, V2).unwrap();
-    let reported = wait_for(&err, |l| l.contains("new code running in"), "the reload report");
-    assert!(reported.iter().any(|l| l.contains("now version 2") ), "{reported:?}");
-    assert!(reported.iter().any(|l| l.contains("kept: ticks")), "{reported:?}");
+    let reported = wait_for(
+        &err,
+        |l| l.contains("new code running in"),
+        "the reload report",
+    );
+    assert!(
+        reported.iter().any(|l| l.contains("now version 2")),
+        "{reported:?}"
+    );
+    assert!(
+        reported.iter().any(|l| l.contains("kept: ticks")),
+        "{reported:?}"
+    );
     let seen = wait_for(&out, |l| l.starts_with("v2 "), "version 2 output");
-    let last_v1: i64 = seen.iter().rev().find_map(|l| l.strip_prefix("v1 ")).unwrap().parse().unwrap();
-    let first_v2: i64 = seen.last().unwrap().strip_prefix("v2 ").unwrap().parse().unwrap();
-    assert_eq!(first_v2, last_v1 + 1, "the counter continues across the reload");
+    let last_v1: i64 = seen
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("v1 "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let first_v2: i64 = seen
+        .last()
+        .unwrap()
+        .strip_prefix("v2 ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        first_v2,
+        last_v1 + 1,
+        "the counter continues across the reload"
+    );
 
     std::fs::write(&source, BROKEN).unwrap();
-    wait_for(&err, |l| l.contains("keeps running"), "the compile error report");
-    let before: i64 = wait_for(&out, |l| l.starts_with("v2 "), "version 2 still running").last().unwrap()[3..].parse().unwrap();
-    let after: i64 = wait_for(&out, |l| l.starts_with("v2 "), "version 2 still running").last().unwrap()[3..].parse().unwrap();
-    assert!(after > before, "the old code keeps running after a failed build");
+    wait_for(
+        &err,
+        |l| l.contains("keeps running"),
+        "the compile error report",
+    );
+    let before: i64 = wait_for(&out, |l| l.starts_with("v2 "), "version 2 still running")
+        .last()
+        .unwrap()[3..]
+        .parse()
+        .unwrap();
+    let after: i64 = wait_for(&out, |l| l.starts_with("v2 "), "version 2 still running")
+        .last()
+        .unwrap()[3..]
+        .parse()
+        .unwrap();
+    assert!(
+        after > before,
+        "the old code keeps running after a failed build"
+    );
 }

@@ -23,7 +23,12 @@ fn build(dir: &Path, name: &str, source: &str) -> Vec<u8> {
 }
 
 fn blake3_short(text: &str) -> String {
-    format!("{:016x}", text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3)))
+    format!(
+        "{:016x}",
+        text.bytes()
+            .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64)
+                .wrapping_mul(0x100000001b3))
+    )
 }
 
 /// Writes a module file in place, as a rebuild would.
@@ -71,7 +76,14 @@ fn fixture() -> Fixture {
     let registry = Registry::new();
     registry.load(&lib).unwrap();
     registry.load(&app).unwrap();
-    Fixture { _dir: dir, lib, app, v1, v2, registry }
+    Fixture {
+        _dir: dir,
+        lib,
+        app,
+        v1,
+        v2,
+        registry,
+    }
 }
 
 type Fn0 = extern "C" fn() -> i64;
@@ -110,7 +122,11 @@ fn cross_module_calls_reach_the_new_version_and_state_is_kept() {
     // The app was not re-linked, yet its calls reach version 2 and the kept counter.
     assert_eq!(call(&f.registry, &f.app, "app_version"), 200);
     assert_eq!(call(&f.registry, &f.app, "app_bump"), 3);
-    assert_eq!((*version.pin())(), 2, "the current-version handle follows the reload");
+    assert_eq!(
+        (*version.pin())(),
+        2,
+        "the current-version handle follows the reload"
+    );
     assert_eq!(f.registry.modules()[0].version, 2);
 }
 
@@ -129,13 +145,20 @@ fn a_pinned_handle_runs_the_old_code_and_frees_it_when_dropped() {
     for _ in 0..4 {
         simple_loader::pin().flush();
     }
-    assert!(old.upgrade().is_none(), "version 1 is freed once its last pinned handle is gone");
+    assert!(
+        old.upgrade().is_none(),
+        "version 1 is freed once its last pinned handle is gone"
+    );
 }
 
 #[test]
 fn data_with_the_same_layout_is_kept_and_the_rest_reset() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = build(dir.path(), "state", "long counter = 1; int table[4] = {1, 2, 3, 4}; static long hits; long touch(void) { hits += 10; counter += 1; return hits; }\n");
+    let v1 = build(
+        dir.path(),
+        "state",
+        "long counter = 1; int table[4] = {1, 2, 3, 4}; static long hits; long touch(void) { hits += 10; counter += 1; return hits; }\n",
+    );
     let v2 = build(
         dir.path(),
         "state",
@@ -154,8 +177,20 @@ fn data_with_the_same_layout_is_kept_and_the_rest_reset() {
     let mut kept = report.kept.clone();
     kept.sort();
     assert_eq!(kept, ["counter", "hits"], "{report}");
-    assert!(report.reset.iter().any(|(n, why)| n == "table" && why.contains("size changed from 16 to 32")), "{report}");
-    assert!(report.reset.iter().any(|(n, why)| n == "fresh" && why == "new"), "{report}");
+    assert!(
+        report
+            .reset
+            .iter()
+            .any(|(n, why)| n == "table" && why.contains("size changed from 16 to 32")),
+        "{report}"
+    );
+    assert!(
+        report
+            .reset
+            .iter()
+            .any(|(n, why)| n == "fresh" && why == "new"),
+        "{report}"
+    );
     let module = registry.get(&path).unwrap();
     let read = |name: &str| {
         let p = module.data(name).unwrap().as_ptr::<i64>().unwrap();
@@ -164,7 +199,11 @@ fn data_with_the_same_layout_is_kept_and_the_rest_reset() {
     };
     assert_eq!(read("counter"), 3, "kept: 1 + two touches");
     assert_eq!(read("fresh"), 5, "reset to its initial value");
-    assert_eq!(call(&registry, &path, "get_hits"), 20, "a static kept across the reload");
+    assert_eq!(
+        call(&registry, &path, "get_hits"),
+        20,
+        "a static kept across the reload"
+    );
     let table = module.data("table").unwrap().as_ptr::<[i32; 8]>().unwrap();
     // SAFETY: table is int[8] in version 2.
     assert_eq!(unsafe { table.read() }, [9, 0, 0, 0, 0, 0, 0, 0]);
@@ -200,8 +239,16 @@ fn pointers_in_kept_data_move_to_the_new_version() {
 #[test]
 fn hooks_run_on_the_old_version_before_and_the_new_one_after() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = build(dir.path(), "hooks", "long counter = 7; long after; void smf_before_reload(void) { counter *= 10; }\n");
-    let v2 = build(dir.path(), "hooks", "long counter; long after; void smf_after_reload(void) { after = counter + 1; }\n");
+    let v1 = build(
+        dir.path(),
+        "hooks",
+        "long counter = 7; long after; void smf_before_reload(void) { counter *= 10; }\n",
+    );
+    let v2 = build(
+        dir.path(),
+        "hooks",
+        "long counter; long after; void smf_after_reload(void) { after = counter + 1; }\n",
+    );
     let path = dir.path().join("hooks.smf");
     install(&path, &v1);
     let registry = Registry::new();
@@ -211,7 +258,20 @@ fn hooks_run_on_the_old_version_before_and_the_new_one_after() {
     let module = registry.get(&path).unwrap();
     // SAFETY: 8-byte data symbols.
     let (counter, after) = unsafe {
-        (module.data("counter").unwrap().as_ptr::<i64>().unwrap().read(), module.data("after").unwrap().as_ptr::<i64>().unwrap().read())
+        (
+            module
+                .data("counter")
+                .unwrap()
+                .as_ptr::<i64>()
+                .unwrap()
+                .read(),
+            module
+                .data("after")
+                .unwrap()
+                .as_ptr::<i64>()
+                .unwrap()
+                .read(),
+        )
     };
     assert_eq!((counter, after), (70, 71));
 }
@@ -222,14 +282,21 @@ fn failed_reloads_leave_the_old_version_running() {
     let version = current(&f, "version");
     let check_still_v1 = |what: &str| {
         assert_eq!((*version.pin())(), 1, "after {what}");
-        assert_eq!(call(&f.registry, &f.app, "app_version"), 100, "after {what}");
+        assert_eq!(
+            call(&f.registry, &f.app, "app_version"),
+            100,
+            "after {what}"
+        );
         assert_eq!(f.registry.modules()[0].version, 1, "after {what}");
     };
     let dir = f.lib.parent().unwrap().to_owned();
 
     install(&f.lib, b"garbage, not a module");
     let e = f.registry.reload(&f.lib).unwrap_err().to_string();
-    assert!(e.contains("lib.smf") && e.contains("not an SMF module"), "{e}");
+    assert!(
+        e.contains("lib.smf") && e.contains("not an SMF module"),
+        "{e}"
+    );
     check_still_v1("a malformed file");
 
     let mut corrupted = f.v2.clone();
@@ -240,19 +307,46 @@ fn failed_reloads_leave_the_old_version_running() {
     assert!(e.contains("module hash mismatch"), "{e}");
     check_still_v1("a corrupted file");
 
-    install(&f.lib, &build(&dir, "lib", "extern long gone_missing(void);\nlong counter; long version(void) { return gone_missing(); } long bump(void) { return 0; }\n"));
+    install(
+        &f.lib,
+        &build(
+            &dir,
+            "lib",
+            "extern long gone_missing(void);\nlong counter; long version(void) { return gone_missing(); } long bump(void) { return 0; }\n",
+        ),
+    );
     let e = f.registry.reload(&f.lib).unwrap_err().to_string();
     assert!(e.contains("unresolved import `gone_missing`"), "{e}");
     check_still_v1("an unresolvable import");
 
-    install(&f.lib, &build(&dir, "lib", "long counter; long bump(void) { return ++counter; }\n"));
+    install(
+        &f.lib,
+        &build(
+            &dir,
+            "lib",
+            "long counter; long bump(void) { return ++counter; }\n",
+        ),
+    );
     let e = f.registry.reload(&f.lib).unwrap_err().to_string();
-    assert!(e.contains("`version`") && e.contains("no longer exports it"), "{e}");
+    assert!(
+        e.contains("`version`") && e.contains("no longer exports it"),
+        "{e}"
+    );
     check_still_v1("removing a function others are linked to");
 
-    install(&f.lib, &build(&dir, "lib", "long counter; long version; long bump(void) { return ++counter; }\n"));
+    install(
+        &f.lib,
+        &build(
+            &dir,
+            "lib",
+            "long counter; long version; long bump(void) { return ++counter; }\n",
+        ),
+    );
     let e = f.registry.reload(&f.lib).unwrap_err().to_string();
-    assert!(e.contains("`version`") && e.contains("as a data symbol"), "{e}");
+    assert!(
+        e.contains("`version`") && e.contains("as a data symbol"),
+        "{e}"
+    );
     check_still_v1("turning a function into data");
 
     // And the good version still goes in afterwards.
@@ -267,7 +361,11 @@ fn a_transaction_switches_all_modules_or_none() {
     let a1 = build(dir.path(), "a", "long a(void) { return 1; }\n");
     let a2 = build(dir.path(), "a", "long a(void) { return 2; }\n");
     let b1 = build(dir.path(), "b", "long b(void) { return 10; }\n");
-    let b2_bad = build(dir.path(), "b", "extern long nowhere(void); long b(void) { return nowhere(); }\n");
+    let b2_bad = build(
+        dir.path(),
+        "b",
+        "extern long nowhere(void); long b(void) { return nowhere(); }\n",
+    );
     let b2 = build(dir.path(), "b", "long b(void) { return 20; }\n");
     let (pa, pb) = (dir.path().join("a.smf"), dir.path().join("b.smf"));
     install(&pa, &a1);
@@ -276,7 +374,12 @@ fn a_transaction_switches_all_modules_or_none() {
     registry.load(&pa).unwrap();
     registry.load(&pb).unwrap();
     // SAFETY: `long f(void)`.
-    let (ca, cb) = unsafe { (registry.current::<Fn0>(&pa, "a").unwrap(), registry.current::<Fn0>(&pb, "b").unwrap()) };
+    let (ca, cb) = unsafe {
+        (
+            registry.current::<Fn0>(&pa, "a").unwrap(),
+            registry.current::<Fn0>(&pb, "b").unwrap(),
+        )
+    };
 
     install(&pa, &a2);
     install(&pb, &b2_bad);
@@ -286,7 +389,10 @@ fn a_transaction_switches_all_modules_or_none() {
 
     install(&pb, &b2);
     let reports = registry.reload_all(&[&pa, &pb]).unwrap();
-    assert_eq!(reports.iter().map(|r| r.version).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(
+        reports.iter().map(|r| r.version).collect::<Vec<_>>(),
+        [2, 2]
+    );
     assert_eq!(((*ca.pin())(), (*cb.pin())()), (2, 20));
 }
 
@@ -296,7 +402,10 @@ fn reloading_unchanged_content_is_a_reported_no_op() {
     let report = f.registry.reload(&f.lib).unwrap();
     assert!(report.unchanged && report.version == 1, "{report}");
     assert!(report.to_string().contains("unchanged"));
-    assert!(Arc::ptr_eq(&report.module, &f.registry.get(&f.lib).unwrap()));
+    assert!(Arc::ptr_eq(
+        &report.module,
+        &f.registry.get(&f.lib).unwrap()
+    ));
 }
 
 #[test]
@@ -310,14 +419,20 @@ fn modules_not_packed_reloadable_are_refused() {
     let registry = Registry::new();
     registry.load(&path).unwrap();
     let e = registry.reload(&path).unwrap_err().to_string();
-    assert!(e.contains("plain.smf") && e.contains("not reloadable"), "{e}");
+    assert!(
+        e.contains("plain.smf") && e.contains("not reloadable"),
+        "{e}"
+    );
 }
 
 /// Resident memory and number of mappings of this process.
 fn footprint() -> (u64, usize) {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let resident_pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mappings = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let mappings = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count();
     (resident_pages * 4096, mappings)
 }
 
@@ -370,6 +485,16 @@ fn stress_calls_during_a_thousand_reloads() {
     let after = footprint();
     assert!(calls > 0);
     assert_eq!(f.registry.modules()[0].version, 1021);
-    assert!(after.1 <= before.1 + 16, "mappings grew from {} to {}", before.1, after.1);
-    assert!(after.0 <= before.0 + (32 << 20), "resident memory grew from {} to {} bytes", before.0, after.0);
+    assert!(
+        after.1 <= before.1 + 16,
+        "mappings grew from {} to {}",
+        before.1,
+        after.1
+    );
+    assert!(
+        after.0 <= before.0 + (32 << 20),
+        "resident memory grew from {} to {} bytes",
+        before.0,
+        after.0
+    );
 }
