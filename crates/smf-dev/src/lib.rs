@@ -221,6 +221,12 @@ impl Session {
         Ok((debouncer, rx))
     }
 
+    /// The sources' current content, to tell a real edit from an event that changed nothing
+    /// (an editor touching a file, the compiler opening it).
+    pub fn snapshot(&self) -> Vec<Vec<u8>> {
+        self.sources.iter().map(|s| std::fs::read(s).unwrap_or_default()).collect()
+    }
+
     /// How long ago the most recently modified source was saved.
     pub fn since_last_save(&self) -> Option<Duration> {
         let newest = self
@@ -247,12 +253,13 @@ pub fn run(
     every: Duration,
     deadline: Option<Instant>,
 ) -> Result<(), DevError> {
-    let work = std::env::temp_dir().join(format!("smf-dev-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|error| DevError::Io {
-        path: work.clone(),
-        error,
-    })?;
-    let session = Session::start(sources, work, call.is_none())?;
+    // Removed when the loop ends (not when the process is killed, which is how `smf dev`
+    // usually stops: the directory then stays in the temporary directory).
+    let work = tempfile::Builder::new()
+        .prefix("smf-dev-")
+        .tempdir()
+        .map_err(|error| DevError::Io { path: std::env::temp_dir(), error })?;
+    let session = Session::start(sources, work.path().to_owned(), call.is_none())?;
     let (_watcher, changes) = session.watch()?;
     eprintln!(
         "smf dev: watching {} source(s); edit and save to reload",
@@ -266,6 +273,7 @@ pub fn run(
         report_status(session.run_main());
     }
     let mut next_call = Instant::now();
+    let mut built = session.snapshot();
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(());
@@ -284,11 +292,16 @@ pub fn run(
         match changes.recv_timeout(wait) {
             Ok(()) => {
                 while changes.try_recv().is_ok() {}
+                let now = session.snapshot();
+                if now == built {
+                    continue;
+                }
+                built = now;
                 match session.rebuild() {
                     Ok(report) => {
                         let since_save = session.since_last_save();
                         eprintln!("smf dev: {report}");
-                        if let Some(since) = since_save {
+                        if let (Some(since), false) = (since_save, report.unchanged) {
                             eprintln!(
                                 "smf dev: saved → new code running in {:.1} ms",
                                 since.as_secs_f64() * 1e3
