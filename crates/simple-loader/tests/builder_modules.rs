@@ -412,3 +412,56 @@ fn ten_thousand_reloads_do_not_grow_memory() {
         after.0
     );
 }
+
+/// A reloadable module exporting `answer` (returns 42) with the given type id.
+fn typed_answer(type_id: u32, source_hash: u64) -> Vec<u8> {
+    let mut b = ModuleBuilder::new();
+    b.flags = b.flags.union(ModuleFlags::RELOADABLE);
+    b.source_hash = source_hash;
+    let text = b.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr: 0,
+        mem_size: 6,
+        align: 16,
+        data: RETURN_42.to_vec(),
+    });
+    b.add_symbol(Symbol {
+        name: "answer",
+        kind: SymbolKind::Function,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(text),
+        value: 0,
+        size: 6,
+        type_id,
+        version: 1,
+    });
+    b.write().unwrap()
+}
+
+#[test]
+fn a_reload_that_changes_the_type_of_a_linked_function_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(dir.path(), "typed.smf", &typed_answer(7, 1));
+    let registry = Registry::new();
+    registry.load(&path).unwrap();
+    // Nothing is linked to `answer` yet: its type may change.
+    std::fs::write(&path, typed_answer(8, 2)).unwrap();
+    assert_eq!(registry.reload(&path).unwrap().version, 2);
+    // SAFETY: `int answer(void)`.
+    let handle = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "answer") }.unwrap();
+    std::fs::write(&path, typed_answer(9, 3)).unwrap();
+    let e = registry.reload(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("typed.smf")
+            && e.contains("`answer`")
+            && e.contains("type id changed from 0x8 to 0x9"),
+        "{e}"
+    );
+    assert_eq!(registry.modules()[0].version, 2, "nothing switched");
+    assert_eq!((*handle.pin())(), 42);
+    // The same type with another body goes in.
+    std::fs::write(&path, typed_answer(8, 4)).unwrap();
+    assert_eq!(registry.reload(&path).unwrap().version, 3);
+}
