@@ -3,11 +3,12 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use smf_format::{Import, ImportKind, SymbolKind};
+use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
@@ -33,11 +34,169 @@ pub struct Registry {
 
 #[derive(Debug, Default)]
 struct State {
-    /// In load order; a reloaded module keeps its place.
+    /// In load order, which is also ascending `id` order; a reloaded module keeps its place.
     modules: Vec<Entry>,
-    host: HashMap<String, usize>,
+    /// Entry ids by canonical path.
+    by_path: HashMap<PathBuf, u64>,
+    host: FnvMap<String, usize>,
+    /// Every exported name of every entry, so that resolution costs the same with a thousand
+    /// modules as with one.
+    exports: ExportIndex,
     next_id: u64,
 }
+
+impl State {
+    /// Position in `modules` of the entry `id` (ids ascend along `modules`).
+    fn position(&self, id: u64) -> Option<usize> {
+        self.modules.binary_search_by_key(&id, |e| e.id).ok()
+    }
+
+    fn position_of_path(&self, path: &Path) -> Option<usize> {
+        self.by_path.get(path).and_then(|&id| self.position(id))
+    }
+
+    /// The first entry in load order, not in `skip`, that exports `name`, and the symbol.
+    fn find_export(&self, name: &str, skip: &[u64]) -> Option<(&Entry, &Symbol<'_>)> {
+        self.exports
+            .providers(name)
+            .iter()
+            .find_map(|&(id, index)| {
+                if skip.contains(&id) {
+                    return None;
+                }
+                let entry = &self.modules[self.position(id)?];
+                let symbol = entry.module.file().symbols().get(index as usize)?;
+                // Names that share a hash share a list: compare the names themselves.
+                (symbol.name == name).then_some((entry, symbol))
+            })
+    }
+}
+
+/// Exported names of a registry's modules, keyed by their FNV-1a hash (what the files' own
+/// hash tables use), each with the entries exporting a name of that hash, in load order, and
+/// the symbol's index in the entry's symbol table. Nothing is copied from the modules: a
+/// lookup hashes the name once and compares it with the candidates' names.
+#[derive(Debug, Default)]
+struct ExportIndex {
+    by_hash: HashMap<u32, Providers, BuildHasherDefault<MixHasher>>,
+}
+
+/// (entry id, symbol index) pairs in ascending id order; almost always just one.
+#[derive(Debug)]
+enum Providers {
+    One([(u64, u32); 1]),
+    Many(Vec<(u64, u32)>),
+}
+
+impl Providers {
+    fn as_slice(&self) -> &[(u64, u32)] {
+        match self {
+            Providers::One(one) => one,
+            Providers::Many(many) => many,
+        }
+    }
+
+    fn insert(&mut self, provider: (u64, u32)) {
+        let mut many = match self {
+            Providers::One([one]) => vec![*one],
+            Providers::Many(many) => std::mem::take(many),
+        };
+        // Usually at the end (a new entry has the largest id); a reloaded entry keeps its
+        // place in load order.
+        let at = many.partition_point(|&(id, _)| id <= provider.0);
+        many.insert(at, provider);
+        *self = Providers::Many(many);
+    }
+
+    /// Removes entry `id`; returns whether nothing is left.
+    fn remove(&mut self, id: u64) -> bool {
+        match self {
+            Providers::One([(one, _)]) => *one == id,
+            Providers::Many(many) => {
+                many.retain(|&(owner, _)| owner != id);
+                many.is_empty()
+            }
+        }
+    }
+}
+
+impl ExportIndex {
+    fn providers(&self, name: &str) -> &[(u64, u32)] {
+        self.by_hash
+            .get(&fnv1a32(name.as_bytes()))
+            .map_or(&[], Providers::as_slice)
+    }
+
+    fn add(&mut self, id: u64, module: &Module) {
+        for (index, symbol) in module.file().symbols().iter().enumerate() {
+            if !symbol.is_exported() {
+                continue;
+            }
+            // The reader bounds the symbol count (`Limits::max_symbols`) far below u32::MAX.
+            let provider = (id, index as u32);
+            self.by_hash
+                .entry(fnv1a32(symbol.name.as_bytes()))
+                .and_modify(|providers| providers.insert(provider))
+                .or_insert(Providers::One([provider]));
+        }
+    }
+
+    fn remove(&mut self, id: u64, module: &Module) {
+        for symbol in module.file().symbols().iter().filter(|s| s.is_exported()) {
+            let hash = fnv1a32(symbol.name.as_bytes());
+            if self.by_hash.get_mut(&hash).is_some_and(|p| p.remove(id)) {
+                self.by_hash.remove(&hash);
+            }
+        }
+    }
+}
+
+/// The hasher of the export index, whose keys are already FNV-1a hashes: a multiplication
+/// spreads them over the 64 bits the table uses (it takes its control bits from the top).
+#[derive(Debug, Default)]
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.0 = u64::from(value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// FNV-1a over the bytes: a fast hash for the short names of host definitions. (Names come
+/// from the host; flooding the table would need the host to attack itself.)
+#[derive(Debug)]
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Fnv64 {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        // The table takes its control bits from the top: fold the low bits in.
+        self.0 ^ (self.0 >> 29).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv64>>;
 
 #[derive(Debug)]
 struct Entry {
@@ -52,7 +211,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
     table: SlotTable,
-    by_name: Mutex<HashMap<(u64, String), SlotEntry>>,
+    /// By entry id, then function name.
+    by_name: Mutex<HashMap<u64, HashMap<String, SlotEntry>>>,
     /// Unloaded modules that slots still lead into.
     retired: Mutex<Vec<Arc<Module>>>,
 }
@@ -74,7 +234,8 @@ impl Slots {
         type_id: u32,
     ) -> Result<usize, String> {
         let mut by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = match by_name.get(&(id, name.to_owned())) {
+        let of_entry = by_name.entry(id).or_default();
+        let entry = match of_entry.get(name) {
             Some(entry) => *entry,
             None => {
                 let slot = self
@@ -82,7 +243,7 @@ impl Slots {
                     .allocate(target)
                     .map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
                 let entry = SlotEntry { slot, type_id };
-                by_name.insert((id, name.to_owned()), entry);
+                of_entry.insert(name.to_owned(), entry);
                 entry
             }
         };
@@ -92,11 +253,12 @@ impl Slots {
     /// The slots of entry `id`: function name and slot.
     fn of(&self, id: u64) -> Vec<(String, SlotEntry)> {
         let by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
-        by_name
-            .iter()
-            .filter(|((owner, _), _)| *owner == id)
-            .map(|((_, name), e)| (name.clone(), *e))
-            .collect()
+        by_name.get(&id).map_or_else(Vec::new, |of_entry| {
+            of_entry
+                .iter()
+                .map(|(name, e)| (name.clone(), *e))
+                .collect()
+        })
     }
 }
 
@@ -144,13 +306,15 @@ impl Registry {
     pub fn load(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
-        if let Some(entry) = state.modules.iter().find(|e| e.path == canonical) {
-            return Ok(Arc::clone(&entry.module));
+        if let Some(index) = state.position_of_path(&canonical) {
+            return Ok(Arc::clone(&state.modules[index].module));
         }
         let bytes = read(&canonical)?;
         let module = Arc::new(self.link(&state, bytes, &canonical, &[])?);
         let id = state.next_id;
         state.next_id += 1;
+        state.exports.add(id, &module);
+        state.by_path.insert(canonical.clone(), id);
         state.modules.push(Entry {
             id,
             path: canonical,
@@ -204,9 +368,7 @@ impl Registry {
         for path in paths {
             let canonical = canonical(path)?;
             let index = state
-                .modules
-                .iter()
-                .position(|e| e.path == canonical)
+                .position_of_path(&canonical)
                 .ok_or(LoadError::NotLoaded {
                     path: canonical.clone(),
                 })?;
@@ -239,6 +401,7 @@ impl Registry {
         // Commit.
         let guard = crossbeam_epoch::pin();
         let mut reports = Vec::with_capacity(prepared.len());
+        let state = &mut *state;
         for (index, new) in prepared {
             let entry = &mut state.modules[index];
             let Some(new) = new else {
@@ -265,6 +428,8 @@ impl Registry {
                 new.retain(Arc::clone(&old));
             }
             let new = Arc::new(new);
+            state.exports.remove(entry.id, &old);
+            state.exports.add(entry.id, &new);
             entry.module = Arc::clone(&new);
             entry.version += 1;
             for (name, slot) in self.slots.of(entry.id) {
@@ -330,10 +495,12 @@ impl Registry {
     pub fn unload(&self, path: &Path) -> Result<bool, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
-        let Some(index) = state.modules.iter().position(|e| e.path == canonical) else {
+        let Some(index) = state.position_of_path(&canonical) else {
             return Ok(false);
         };
         let entry = state.modules.remove(index);
+        state.by_path.remove(&entry.path);
+        state.exports.remove(entry.id, &entry.module);
         // Slots still lead into this version: keep it for as long as the slots exist.
         if !self.slots.of(entry.id).is_empty() {
             self.slots
@@ -348,11 +515,9 @@ impl Registry {
     /// The module loaded from `path`, if any.
     pub fn get(&self, path: &Path) -> Option<Arc<Module>> {
         let canonical = std::fs::canonicalize(path).ok()?;
-        self.lock()
-            .modules
-            .iter()
-            .find(|e| e.path == canonical)
-            .map(|e| Arc::clone(&e.module))
+        let state = self.lock();
+        let index = state.position_of_path(&canonical)?;
+        Some(Arc::clone(&state.modules[index].module))
     }
 
     /// The loaded modules, in load order.
@@ -405,14 +570,12 @@ impl Registry {
         }
         let canonical = canonical(path)?;
         let state = self.lock();
-        let entry =
-            state
-                .modules
-                .iter()
-                .find(|e| e.path == canonical)
-                .ok_or(LoadError::NotLoaded {
-                    path: canonical.clone(),
-                })?;
+        let index = state
+            .position_of_path(&canonical)
+            .ok_or(LoadError::NotLoaded {
+                path: canonical.clone(),
+            })?;
+        let entry = &state.modules[index];
         let module = entry.module.name().to_owned();
         let (symbol, address) =
             entry
@@ -470,9 +633,10 @@ fn resolve(
             keep_alive: None,
         }));
     }
-    for entry in state.modules.iter().filter(|e| !skip.contains(&e.id)) {
-        let Some((symbol, address)) = entry.module.export(import.name) else {
-            continue;
+    if let Some((entry, symbol)) = state.find_export(import.name, skip) {
+        let address = match symbol.section {
+            Some(_) => entry.module.base() + symbol.value as usize,
+            None => symbol.value as usize,
         };
         let kind_ok = match import.kind {
             ImportKind::Any => true,
