@@ -254,6 +254,7 @@ fn symbolize_names_module_function_and_offset_until_unload() {
     let module = simple_loader::load_file(&path, &simple_loader::LoadOptions::default()).unwrap();
     // SAFETY: the C signatures above.
     let first = unsafe { module.get::<extern "C" fn(i32) -> i32>("first") }.unwrap();
+    // SAFETY: as above.
     let second =
         unsafe { module.get::<extern "C" fn() -> extern "C" fn(i32) -> i32>("second") }.unwrap();
     let first_address = *first as usize;
