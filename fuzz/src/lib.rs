@@ -1,0 +1,122 @@
+//! What each fuzz target does with one input. Shared with the regression test
+//! (`crates/smf/tests/fuzz_regressions.rs` includes this file), so that replaying a saved
+//! input runs exactly the code the fuzzer ran. A finding is a panic (including the
+//! assertions below), a crash, a hang or a huge allocation.
+
+use simple_loader::{ImportResolver, LoadOptions, load_bytes_with};
+use smf_format::{Module, compute_module_hash, raw::MODULE_HASH_RANGE};
+
+/// The reader and verifier on arbitrary bytes: parse, check the hash, and use every accessor
+/// a loader or a tool would, including the `inspect` report. Also the signature-file parser.
+pub fn reader(data: &[u8]) {
+    let _ = smf_sign::ModuleSignature::parse(data);
+    let Ok(module) = Module::parse(data) else {
+        return;
+    };
+    let _ = module.verify_hash();
+    for symbol in module.symbols() {
+        if symbol.is_exported() {
+            let found = module
+                .lookup(symbol.name)
+                .expect("exported symbols are found");
+            assert_eq!(found.name, symbol.name);
+        }
+        if let Some(section) = symbol.section {
+            let section = &module.sections()[section as usize];
+            assert!(section.kind.is_loaded());
+            assert!(symbol.value >= section.vaddr);
+            assert!(symbol.value + symbol.size <= section.vaddr + section.mem_size);
+        }
+    }
+    for reloc in module.relocations() {
+        let target = module.section_at(reloc.offset).expect("in a section");
+        assert!(target.kind.accepts_relocations());
+        assert!(reloc.offset + 8 <= target.vaddr + target.mem_size);
+    }
+    for section in module.sections() {
+        assert_eq!(section.data.len() as u64, section.file_size);
+        assert!(section.vaddr + section.mem_size <= module.header().image_size);
+    }
+    let _ = (module.imports(), module.needed());
+    let _ = (module.init_array(), module.fini_array());
+    let mut report = String::new();
+    smf_format::report::write_report(&module, &mut report).expect("a report of a valid module");
+}
+
+/// Writes the module hash of `data` into its header, so that a mutated file reaches the
+/// structural checks and the loader instead of stopping at the hash check.
+pub fn rehash(data: &mut [u8]) {
+    if let Ok(hash) = compute_module_hash(data) {
+        data[MODULE_HASH_RANGE].copy_from_slice(&hash);
+    }
+}
+
+/// What [`loader`] did with an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// The reader refused it (after the hash was fixed).
+    Rejected,
+    /// Well-formed, but it has constructors, destructors or needed libraries: not loaded.
+    Skipped,
+    /// The loader refused it (wrong target, an import it cannot resolve, a memory error).
+    Refused,
+    /// Loaded, checked and dropped.
+    Loaded,
+}
+
+/// The loader on structurally valid modules with mutated tables: the input, with its hash
+/// fixed, is loaded (mapped, relocated, protected) and dropped. Module code never runs: inputs
+/// with constructors or destructors are skipped, and so are inputs that name native libraries
+/// (opening one runs its initialisers).
+pub fn loader(data: &[u8]) {
+    load_outcome(data);
+}
+
+/// [`loader`], saying what happened.
+pub fn load_outcome(data: &[u8]) -> LoadOutcome {
+    let mut bytes = data.to_vec();
+    rehash(&mut bytes);
+    let Ok(module) = Module::parse(&bytes) else {
+        return LoadOutcome::Rejected;
+    };
+    if !module.init_array().is_empty()
+        || !module.fini_array().is_empty()
+        || !module.needed().is_empty()
+    {
+        return LoadOutcome::Skipped;
+    }
+    let expected_len = module.header().image_size;
+    drop(module);
+    // Imports resolve against the process's own symbols (libc), looked up but never called.
+    let resolver: &ImportResolver<'_> = &|_| Ok(None);
+    let options = LoadOptions::default();
+    let Ok(loaded) = load_bytes_with(bytes, "<fuzz>".into(), None, &options, resolver) else {
+        return LoadOutcome::Refused;
+    };
+    // Every exported symbol with an address lies inside the mapped image.
+    let base = loaded.base();
+    assert!(loaded.image_len() as u64 >= expected_len);
+    for symbol in loaded.file().symbols() {
+        if symbol.section.is_some() && symbol.is_exported() {
+            let (_, address) = loaded.export(symbol.name).expect("exported");
+            assert!(address >= base && address - base <= loaded.image_len());
+        }
+    }
+    LoadOutcome::Loaded
+}
+
+/// The packer on arbitrary ELF objects: it either refuses the input or produces a module that
+/// the reader accepts, hash included.
+pub fn packer(data: &[u8]) {
+    let inputs = [smf_pack::Input {
+        name: "fuzz.o".into(),
+        data: data.to_vec(),
+    }];
+    let options = smf_pack::Options::default();
+    if let Ok(bytes) = smf_pack::pack(&inputs, &options) {
+        let module = Module::parse(&bytes).expect("the packer writes valid modules");
+        module
+            .verify_hash()
+            .expect("the packer writes the module hash");
+    }
+}
