@@ -1,9 +1,12 @@
-//! Placing a parsed module in memory: one reservation, payloads copied to their image
-//! addresses, load-time relocations applied, then each section given its final protection.
+//! Placing a parsed module in memory: one reservation, payloads mapped from the file (or
+//! copied) to their image addresses, load-time relocations applied, then each section given
+//! its final protection.
 
+use std::fs::File;
 use std::io;
+use std::ops::Range;
 
-use smf_format::{Module as Parsed, RelocKind, SectionKind};
+use smf_format::{Module as Parsed, RelocKind, Section, SectionKind};
 
 use crate::sys::{PAGE_SIZE, Protection, Reservation};
 
@@ -20,17 +23,111 @@ fn page_range(start: u64, len: u64) -> std::ops::Range<usize> {
     start..end
 }
 
+/// The protection a section's pages end with.
+fn final_protection(kind: SectionKind) -> Protection {
+    match kind {
+        SectionKind::Code => Protection::ReadExecute,
+        SectionKind::Data | SectionKind::Bss => Protection::ReadWrite,
+        _ => Protection::Read,
+    }
+}
+
+/// Whether the file's bytes after the section's payload, up to the end of its last page,
+/// are zeros, so that the page can be mapped as is (the format says the rest of `mem_size`
+/// reads as zeros; the writer pads with zeros, but a reader accepts other bytes there, such
+/// as a table). Past the end of the file a mapping reads zeros.
+fn tail_is_zero(module: &Parsed<'_>, section: &Section<'_>) -> bool {
+    static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+    if section.file_size == 0 {
+        return true;
+    }
+    let end = section.file_offset + section.file_size;
+    let page_end = end
+        .next_multiple_of(PAGE_SIZE as u64)
+        .min(module.data().len() as u64);
+    module
+        .data()
+        .get(end as usize..page_end as usize)
+        .is_some_and(|tail| ZEROS.get(..tail.len()) == Some(tail))
+}
+
+/// The protection a section mapped from the file starts with: its final one, except for
+/// `relro` and `tls`, which relocations write first.
+fn initial_protection(kind: SectionKind) -> Protection {
+    match kind {
+        SectionKind::RelRo | SectionKind::Tls => Protection::ReadWrite,
+        kind => final_protection(kind),
+    }
+}
+
+/// Image offset of the end of a section's last page that holds file bytes.
+fn file_end(section: &Section<'_>) -> usize {
+    (section.vaddr + section.file_size).next_multiple_of(PAGE_SIZE as u64) as usize
+}
+
+/// The longest run at the start of `sections` (in image order) that one mapping of the file
+/// can place: each section starts on the page after the previous one's file pages (so no
+/// zero pages and no gap lie between them), at the same distance from its file offset, and
+/// the file holds zeros after each payload up to its page end. The first section must
+/// already have passed [`tail_is_zero`]; a section without file bytes ends a run.
+fn file_run<'s, 'data>(
+    module: &Parsed<'_>,
+    sections: &'s [&'s Section<'data>],
+) -> &'s [&'s Section<'data>] {
+    let Some(first) = sections.first() else {
+        return sections;
+    };
+    let distance = first.file_offset.wrapping_sub(first.vaddr);
+    let mut len = 1;
+    for pair in sections.windows(2) {
+        let (previous, section) = (pair[0], pair[1]);
+        let joins = previous.file_size > 0
+            && section.file_size > 0
+            && section.vaddr as usize == file_end(previous)
+            && section.file_offset.wrapping_sub(section.vaddr) == distance
+            && tail_is_zero(module, section);
+        if !joins {
+            break;
+        }
+        len += 1;
+    }
+    &sections[..len]
+}
+
+/// The pages load-time relocations write, as runs of consecutive pages (relocations come
+/// sorted by offset from the writer; an unsorted file only gets more, shorter runs).
+fn written_pages(module: &Parsed<'_>) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for reloc in module.relocations() {
+        let first = reloc.offset as usize / PAGE_SIZE * PAGE_SIZE;
+        let end = (reloc.offset as usize + 8).next_multiple_of(PAGE_SIZE);
+        match runs.last_mut() {
+            Some(run) if run.start <= first && first <= run.end => run.end = run.end.max(end),
+            _ => runs.push(first..end),
+        }
+    }
+    runs
+}
+
+/// Runs of written pages beyond which populating them one call each stops being worth it.
+const MAX_POPULATE_RUNS: usize = 64;
+
 impl Image {
     /// Maps `module`, resolving `Abs64` relocations with `imports[index]` and `TlsModule`
     /// relocations with `tls_module` (the handle of the module's thread-local block).
     ///
-    /// Pages go through: inaccessible → read+write (copy, relocate) → final protection. Code
-    /// is never writable and executable at once: it is written while read+write and only
-    /// then made read+execute.
+    /// With `source`, the file `module` was parsed from, each payload is mapped from the file
+    /// (private, copy-on-write) straight with its final protection, except `relro` and `tls`,
+    /// which are read+write until relocated: code is never written, and only the pages that
+    /// relocations write are copied, by the kernel. Without it (or for a payload whose last
+    /// page holds other bytes), pages go through: inaccessible → read+write (copy, relocate)
+    /// → final protection. Either way no page is writable and executable at once: copied code
+    /// is written while read+write and only then made read+execute.
     pub(crate) fn map(
         module: &Parsed<'_>,
         imports: &[usize],
         tls_module: u64,
+        source: Option<&File>,
     ) -> Result<Image, (&'static str, io::Error)> {
         let image_size = usize::try_from(module.header().image_size).map_err(|_| {
             (
@@ -41,15 +138,70 @@ impl Image {
         let reservation = Reservation::new(image_size).map_err(|e| ("reserving the image", e))?;
         let base = reservation.base() as u64;
 
-        for section in module.loaded_sections() {
-            let pages = page_range(section.vaddr, section.mem_size);
+        // By section index: whether the section was mapped from the file.
+        let mut mapped = vec![false; module.sections().len()];
+        let mut sections: Vec<&Section<'_>> = module.loaded_sections().collect();
+        sections.sort_by_key(|s| s.vaddr);
+        let mut next = 0;
+        while let Some(&first) = sections.get(next) {
+            let Some(file) = source.filter(|_| tail_is_zero(module, first)) else {
+                let pages = page_range(first.vaddr, first.mem_size);
+                reservation
+                    .protect(pages, Protection::ReadWrite)
+                    .map_err(|e| ("making a section writable", e))?;
+                // SAFETY: the section's pages were just made writable, and the reservation
+                // is not yet visible to any other code or thread.
+                unsafe { reservation.write(first.vaddr as usize, first.data) }
+                    .map_err(|e| ("copying a section", e))?;
+                next += 1;
+                continue;
+            };
+            // The writer puts payloads in image order, each on the page after the previous
+            // one, in the file as in the image: such a run of sections is one mapping.
+            let run = file_run(module, &sections[next..]);
+            let span = run
+                .last()
+                .map_or(0, |last| file_end(last) - first.vaddr as usize);
             reservation
-                .protect(pages, Protection::ReadWrite)
-                .map_err(|e| ("making a section writable", e))?;
-            // SAFETY: the section's pages were just made writable, and the reservation is
-            // not yet visible to any other code or thread.
-            unsafe { reservation.write(section.vaddr as usize, section.data) }
-                .map_err(|e| ("copying a section", e))?;
+                .map_file(
+                    first.vaddr as usize,
+                    span,
+                    file,
+                    first.file_offset,
+                    initial_protection(first.kind),
+                )
+                .map_err(|e| ("mapping sections from the file", e))?;
+            for (i, section) in run.iter().enumerate() {
+                let protection = initial_protection(section.kind);
+                let file_pages = section.vaddr as usize..file_end(section);
+                if i > 0 && protection != initial_protection(run[i - 1].kind) {
+                    // Runs of one protection are merged: the kernel joins adjacent mappings.
+                    let same = run[i..]
+                        .iter()
+                        .take_while(|s| initial_protection(s.kind) == protection)
+                        .last()
+                        .map_or(file_pages.end, |s| file_end(s));
+                    reservation
+                        .protect(file_pages.start..same, protection)
+                        .map_err(|e| ("protecting a section", e))?;
+                }
+                // Past the file's pages (only the last of a run has any), zero pages of the
+                // reservation.
+                let pages = page_range(section.vaddr, section.mem_size);
+                reservation
+                    .protect(file_pages.end..pages.end, protection)
+                    .map_err(|e| ("protecting a section", e))?;
+                mapped[section.index as usize] = true;
+            }
+            next += run.len().max(1);
+        }
+
+        if source.is_some() {
+            // One system call per run of written pages instead of a fault per page.
+            let runs = written_pages(module);
+            for run in runs.into_iter().take(MAX_POPULATE_RUNS) {
+                reservation.populate_for_write(run);
+            }
         }
 
         for reloc in module.relocations() {
@@ -81,11 +233,16 @@ impl Image {
 
         for section in module.loaded_sections() {
             let pages = page_range(section.vaddr, section.mem_size);
-            let protection = match section.kind {
-                SectionKind::Code => Protection::ReadExecute,
-                SectionKind::Data | SectionKind::Bss => Protection::ReadWrite,
-                _ => Protection::Read,
-            };
+            let protection = final_protection(section.kind);
+            if mapped[section.index as usize] {
+                // Mapped with its final protection, or read+write until now (relro, tls).
+                if matches!(section.kind, SectionKind::RelRo | SectionKind::Tls) {
+                    reservation
+                        .protect(pages, protection)
+                        .map_err(|e| ("protecting a section", e))?;
+                }
+                continue;
+            }
             if protection == Protection::ReadExecute {
                 // Drop write permission first, then flush, then allow execution.
                 reservation

@@ -1,16 +1,19 @@
 //! Loading: file → validated module → resolved imports → mapped image → constructors.
 
 use std::any::Any;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-use smf_format::{Binding, Import, Limits, Module as Parsed, Platform};
+use smf_format::{Binding, Import, Limits, Module as Parsed, ModuleFlags, Platform};
 
 use crate::error::LoadError;
 use crate::image::Image;
-use crate::module::{Module, ParsedFile};
+use crate::module::{FileBytes, Module, ParsedFile};
 use crate::signature::SignaturePolicy;
+use crate::sys::FileMap;
 
 /// Settings of a load.
 #[derive(Debug, Clone)]
@@ -23,6 +26,14 @@ pub struct LoadOptions {
     /// Whether a module must carry a signature by a trusted key (checked right after the
     /// module hash, before anything of the module is used). Off by default.
     pub signature: SignaturePolicy,
+    /// Map a module file's section payloads straight from the file (private, copy-on-write
+    /// mappings), so that a load copies only the pages its relocations write. On by default.
+    ///
+    /// The file must then not be rewritten in place while the module is loaded: replace it
+    /// with a new file (write elsewhere and rename), as compilers and linkers do. Modules
+    /// packed `--reloadable`, whose files are rebuilt while they run, and loads that require
+    /// a signature (the checked bytes must be the bytes used) are always read into memory.
+    pub map_file: bool,
 }
 
 impl Default for LoadOptions {
@@ -31,6 +42,7 @@ impl Default for LoadOptions {
             limits: Limits::default(),
             verify_hash: true,
             signature: SignaturePolicy::Ignore,
+            map_file: true,
         }
     }
 }
@@ -62,17 +74,56 @@ pub fn load_file_with(
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+    let io_error = |source| LoadError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    load_bytes_with(
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    let mappable = options.map_file && matches!(options.signature, SignaturePolicy::Ignore);
+    let bytes = match usize::try_from(len) {
+        Ok(len) if mappable && len > 0 => {
+            let map = FileMap::new(&file, len).map_err(io_error)?;
+            if !is_reloadable(map.bytes()) {
+                let bytes = FileBytes::Mapped(map);
+                let name = path.display().to_string();
+                return load_from(
+                    bytes,
+                    Some(&file),
+                    name,
+                    Some(path.to_owned()),
+                    options,
+                    resolver,
+                );
+            }
+            // Its file will be rebuilt while it runs: keep a copy.
+            FileBytes::Owned(map.bytes().into())
+        }
+        _ => {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io_error)?;
+            FileBytes::Owned(bytes.into_boxed_slice())
+        }
+    };
+    load_from(
         bytes,
+        None,
         path.display().to_string(),
         Some(path.to_owned()),
         options,
         resolver,
     )
+}
+
+/// Whether the header's flags (offset 0x08, see `docs/FORMAT.md`) say `RELOADABLE`. Only
+/// chooses how to hold the file; the parser validates the header as for any file.
+fn is_reloadable(bytes: &[u8]) -> bool {
+    bytes
+        .get(8..12)
+        .and_then(|flags| flags.try_into().ok())
+        .is_some_and(|flags| {
+            ModuleFlags(u32::from_le_bytes(flags)).contains(ModuleFlags::RELOADABLE)
+        })
 }
 
 /// Loads a module from bytes in memory. `name` is used in error messages.
@@ -83,7 +134,21 @@ pub fn load_bytes_with(
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
-    let file = ParsedFile::try_new(bytes.into_boxed_slice(), |bytes| {
+    let bytes = FileBytes::Owned(bytes.into_boxed_slice());
+    load_from(bytes, None, name, path, options, resolver)
+}
+
+/// Loads the module in `bytes`; with `source`, the file they are mapped from, the image maps
+/// section payloads from it instead of copying them.
+fn load_from(
+    bytes: FileBytes,
+    source: Option<&File>,
+    name: String,
+    path: Option<PathBuf>,
+    options: &LoadOptions,
+    resolver: &ImportResolver<'_>,
+) -> Result<Module, LoadError> {
+    let file = ParsedFile::try_new(bytes, |bytes| {
         Parsed::parse_with_limits(bytes, &options.limits)
     })
     .map_err(|source| LoadError::Format {
@@ -166,13 +231,15 @@ pub fn load_bytes_with(
         addresses.push(address);
     }
 
-    let image = Image::map(parsed, &addresses, tls.as_ref().map_or(0, |t| t.handle())).map_err(
-        |(operation, source)| LoadError::Memory {
-            module: name.clone(),
-            operation,
-            source,
-        },
-    )?;
+    let tls_handle = tls.as_ref().map_or(0, |t| t.handle());
+    let image =
+        Image::map(parsed, &addresses, tls_handle, source).map_err(|(operation, source)| {
+            LoadError::Memory {
+                module: name.clone(),
+                operation,
+                source,
+            }
+        })?;
     if let Some(tls) = &tls {
         tls.set_base(image.base());
     }

@@ -12,11 +12,30 @@ use smf_format::{Module as Parsed, ModuleFlags, SymbolKind};
 
 use crate::error::LoadError;
 use crate::image::Image;
+use crate::sys::FileMap;
+
+/// The bytes of a module file: read into memory, or mapped from the file (zero-copy; see
+/// `LoadOptions::map_file`).
+#[derive(Debug)]
+pub(crate) enum FileBytes {
+    Owned(Box<[u8]>),
+    Mapped(FileMap),
+}
+
+impl Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Owned(bytes) => bytes,
+            FileBytes::Mapped(map) => map.bytes(),
+        }
+    }
+}
 
 self_cell::self_cell!(
     /// The file bytes and the validated view that borrows them.
     pub(crate) struct ParsedFile {
-        owner: Box<[u8]>,
+        owner: FileBytes,
         #[covariant]
         dependent: Parsed,
     }

@@ -12,7 +12,7 @@ use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
-use crate::loader::{LoadOptions, Resolution, load_bytes_with};
+use crate::loader::{LoadOptions, Resolution, load_bytes_with, load_file_with};
 use crate::module::Module;
 use crate::reload::{
     AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook,
@@ -309,8 +309,7 @@ impl Registry {
         if let Some(index) = state.position_of_path(&canonical) {
             return Ok(Arc::clone(&state.modules[index].module));
         }
-        let bytes = read(&canonical)?;
-        let module = Arc::new(self.link(&state, bytes, &canonical, &[])?);
+        let module = Arc::new(self.link(&state, None, &canonical, &[])?);
         let id = state.next_id;
         state.next_id += 1;
         state.exports.add(id, &module);
@@ -324,16 +323,20 @@ impl Registry {
         Ok(module)
     }
 
-    /// Loads a module from `bytes`, resolving imports against the registry except the
-    /// entries in `skip` (those being replaced).
+    /// Loads a module from `bytes` (read from `path`), or, without them, from the file at
+    /// `path` (mapped, see `LoadOptions::map_file`), resolving imports against the registry
+    /// except the entries in `skip` (those being replaced).
     fn link(
         &self,
         state: &State,
-        bytes: Vec<u8>,
+        bytes: Option<Vec<u8>>,
         path: &Path,
         skip: &[u64],
     ) -> Result<Module, LoadError> {
         let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
+        let Some(bytes) = bytes else {
+            return load_file_with(path, &self.options, &resolver);
+        };
         load_bytes_with(
             bytes,
             path.display().to_string(),
@@ -393,7 +396,7 @@ impl Registry {
                 prepared.push((index, None));
                 continue;
             }
-            let new = self.link(&state, bytes, &entry.path, &skip)?;
+            let new = self.link(&state, Some(bytes), &entry.path, &skip)?;
             self.check_dependents(entry, &new)?;
             prepared.push((index, Some(new)));
         }

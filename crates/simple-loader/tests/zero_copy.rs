@@ -1,0 +1,280 @@
+//! Zero-copy loading: section payloads mapped from the file, only relocated pages copied (by
+//! the kernel), protections as for a copied image, and the cases that must not be mapped.
+
+use std::path::{Path, PathBuf};
+
+use simple_loader::{LoadOptions, Module, load_file};
+use smf_format::*;
+
+/// `mov eax, 42; ret`
+const RETURN_42: [u8; 6] = [0xb8, 0x2a, 0, 0, 0, 0xc3];
+const RETURN_7: [u8; 6] = [0xb8, 0x07, 0, 0, 0, 0xc3];
+
+/// Where the test module keeps things (image offsets).
+struct Layout {
+    rodata: u64,
+    relro: u64,
+    data: u64,
+    bss: u64,
+}
+
+/// Code (`answer`), 5,000 bytes of rodata (so its last page is partly padding), a relro
+/// page of pointers (`relative64` to data, `abs64` to the host's `getpid`), data holding a
+/// value and a `relative64` pointer, and two pages of bss.
+fn module(code: [u8; 6], reloadable: bool) -> (Vec<u8>, Layout) {
+    let mut b = ModuleBuilder::new();
+    b.platform = Platform::Linux;
+    if reloadable {
+        b.flags = b.flags.union(ModuleFlags::RELOADABLE);
+    }
+    let mut layout = ImageLayout::new();
+    let mut add = |b: &mut ModuleBuilder, kind, name, data: Vec<u8>, mem: u64| {
+        let vaddr = layout.place(mem).unwrap();
+        let index = b.add_section(LoadedSection {
+            kind,
+            name,
+            vaddr,
+            mem_size: mem,
+            align: 16,
+            data,
+        });
+        (index, vaddr)
+    };
+    let (text, text_va) = add(&mut b, SectionKind::Code, ".text", code.to_vec(), 6);
+    let rodata_bytes: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8 + 1).collect();
+    let (_, rodata) = add(&mut b, SectionKind::RoData, ".rodata", rodata_bytes, 5000);
+    let (_, relro) = add(&mut b, SectionKind::RelRo, ".data.rel.ro", vec![0; 16], 16);
+    let data_bytes: Vec<u8> = 0x1234_5678u64
+        .to_le_bytes()
+        .into_iter()
+        .chain([0; 8])
+        .collect();
+    let (_, data) = add(&mut b, SectionKind::Data, ".data", data_bytes, 16);
+    let (_, bss) = add(&mut b, SectionKind::Bss, ".bss", Vec::new(), 8192);
+    b.add_symbol(Symbol {
+        name: "answer",
+        kind: SymbolKind::Function,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(text),
+        value: text_va,
+        size: 6,
+        type_id: 0,
+        version: 0,
+    });
+    let getpid = b.add_import(Import {
+        name: "getpid",
+        kind: ImportKind::Function,
+        binding: Binding::Global,
+        type_id: 0,
+        version: 0,
+    });
+    let reloc = |offset, kind, import, addend| Reloc {
+        offset,
+        kind,
+        import,
+        addend,
+    };
+    b.add_reloc(reloc(relro, RelocKind::Relative64, None, data as i64));
+    b.add_reloc(reloc(relro + 8, RelocKind::Abs64, Some(getpid), 0));
+    b.add_reloc(reloc(
+        data + 8,
+        RelocKind::Relative64,
+        None,
+        rodata as i64 + 4,
+    ));
+    let bytes = b.write().unwrap();
+    (
+        bytes,
+        Layout {
+            rodata,
+            relro,
+            data,
+            bss,
+        },
+    )
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The mappings of `/proc/self/maps` inside the module's image: (start, end, permissions,
+/// path).
+fn mappings(module: &Module) -> Vec<(usize, usize, String, String)> {
+    let (base, end) = (module.base(), module.base() + module.image_len());
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, stop) = fields.next()?.split_once('-')?;
+            let (start, stop) = (
+                usize::from_str_radix(start, 16).ok()?,
+                usize::from_str_radix(stop, 16).ok()?,
+            );
+            let perms = fields.next()?.to_owned();
+            let path = fields.nth(3).unwrap_or("").to_owned();
+            (start < end && stop > base).then_some((start, stop, perms, path))
+        })
+        .collect()
+}
+
+fn read_u64(module: &Module, offset: u64) -> u64 {
+    // SAFETY: the tests read only offsets inside readable sections of the module's image.
+    unsafe { std::ptr::read_unaligned((module.base() + offset as usize) as *const u64) }
+}
+
+fn read_bytes(module: &Module, offset: u64, len: usize) -> Vec<u8> {
+    // SAFETY: as above.
+    unsafe { std::slice::from_raw_parts((module.base() + offset as usize) as *const u8, len) }
+        .to_vec()
+}
+
+fn answer(module: &Module) -> i32 {
+    // SAFETY: `answer` is `mov eax, imm32; ret`.
+    let f = unsafe { module.get::<extern "C" fn() -> i32>("answer") }.unwrap();
+    f()
+}
+
+/// Everything a loaded test module must hold, however it was loaded.
+fn check_contents(module: &Module, layout: &Layout, bytes: &[u8]) {
+    let parsed = smf_format::Module::parse(bytes).unwrap();
+    let rodata = parsed
+        .loaded_sections()
+        .find(|s| s.kind == SectionKind::RoData)
+        .unwrap();
+    assert_eq!(read_bytes(module, layout.rodata, 5000), rodata.data);
+    assert_eq!(
+        read_bytes(module, layout.rodata + 5000, 8192 - 5000),
+        vec![0; 8192 - 5000],
+        "the rest of the last page reads as zeros"
+    );
+    assert_eq!(
+        read_u64(module, layout.relro),
+        (module.base() as u64) + layout.data
+    );
+    // SAFETY: only the address is taken.
+    let getpid = libc::getpid as *const () as u64;
+    assert_eq!(read_u64(module, layout.relro + 8), getpid);
+    assert_eq!(read_u64(module, layout.data), 0x1234_5678);
+    assert_eq!(
+        read_u64(module, layout.data + 8),
+        module.base() as u64 + layout.rodata + 4
+    );
+    assert_eq!(read_bytes(module, layout.bss, 8192), vec![0; 8192]);
+    assert_eq!(answer(module), 42);
+    for (start, end, perms, _) in mappings(module) {
+        assert!(
+            !(perms.contains('w') && perms.contains('x')),
+            "{start:#x}..{end:#x} is {perms}"
+        );
+    }
+}
+
+#[test]
+fn payloads_are_mapped_from_the_file_and_only_relocated_pages_are_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, layout) = module(RETURN_42, false);
+    let path = write(dir.path(), "m.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    check_contents(&module, &layout, &bytes);
+
+    let maps = mappings(&module);
+    let at = |offset: u64| {
+        let address = module.base() + offset as usize;
+        maps.iter()
+            .find(|(start, end, _, _)| (*start..*end).contains(&address))
+            .cloned()
+            .unwrap()
+    };
+    let path_text = path.display().to_string();
+    // Code and read-only data are the file's pages, private, with their final protection.
+    let (_, _, perms, file) = at(0);
+    assert_eq!(
+        (perms.as_str(), file.as_str()),
+        ("r-xp", path_text.as_str())
+    );
+    let (_, _, perms, file) = at(layout.rodata);
+    assert_eq!(
+        (perms.as_str(), file.as_str()),
+        ("r--p", path_text.as_str())
+    );
+    // Relocated pages: still file mappings (private copies made by the kernel), read-only
+    // again for relro, writable for data.
+    let (_, _, perms, _) = at(layout.relro);
+    assert_eq!(perms, "r--p");
+    let (_, _, perms, _) = at(layout.data);
+    assert_eq!(perms, "rw-p");
+    // Bss is the reservation's anonymous memory.
+    let (_, _, perms, file) = at(layout.bss);
+    assert_eq!((perms.as_str(), file.as_str()), ("rw-p", ""));
+    // The file itself is untouched by relocation.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn other_bytes_after_a_payload_are_not_mapped_into_the_image() {
+    // A reader accepts bytes no section refers to; the image must still read zeros past
+    // each payload. Put some in the padding after `.rodata` and fix the module hash.
+    let (mut bytes, layout) = module(RETURN_42, false);
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    let rodata = parsed
+        .loaded_sections()
+        .find(|s| s.kind == SectionKind::RoData)
+        .unwrap();
+    let after = (rodata.file_offset + rodata.file_size) as usize;
+    drop(parsed);
+    bytes[after..after + 100].fill(0xee);
+    let hash = compute_module_hash(&bytes).unwrap();
+    bytes[0x30..0x50].copy_from_slice(&hash);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "tail.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    check_contents(&module, &layout, &bytes);
+}
+
+#[test]
+fn map_file_off_copies_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, layout) = module(RETURN_42, false);
+    let path = write(dir.path(), "copied.smf", &bytes);
+    let options = LoadOptions {
+        map_file: false,
+        ..LoadOptions::default()
+    };
+    let module = load_file(&path, &options).unwrap();
+    check_contents(&module, &layout, &bytes);
+    assert!(
+        mappings(&module)
+            .iter()
+            .all(|(_, _, _, file)| file.is_empty()),
+        "{:?}",
+        mappings(&module)
+    );
+}
+
+#[test]
+fn a_reloadable_module_is_read_so_its_file_can_be_rewritten_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, layout) = module(RETURN_42, true);
+    let path = write(dir.path(), "r.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    check_contents(&module, &layout, &bytes);
+    assert!(
+        mappings(&module)
+            .iter()
+            .all(|(_, _, _, file)| file.is_empty())
+    );
+    // What a rebuild does to the file (std::fs::write truncates and writes in place): the
+    // loaded version keeps its code.
+    let (next, _) = module_with(RETURN_7);
+    std::fs::write(&path, next).unwrap();
+    assert_eq!(answer(&module), 42);
+}
+
+fn module_with(code: [u8; 6]) -> (Vec<u8>, Layout) {
+    module(code, true)
+}
