@@ -12,8 +12,6 @@
 use std::sync::Mutex;
 
 use object::elf;
-use object::write::elf::{FileHeader, SectionHeader, Sym, Writer};
-use object::{Endianness, write::StringId};
 
 use crate::symbolize::ModuleSymbols;
 
@@ -138,38 +136,57 @@ impl Drop for JitRegistration {
 /// An ELF relocatable object naming the functions of `symbols`: one `SHT_NOBITS` section per
 /// code section at its run-time address, a copy of each `.eh_frame` at the address of the
 /// original, and a symbol per function, relative to its section.
+///
+/// Written directly, in one pass over the functions: a general ELF writer (deduplicating and
+/// suffix-sorting the string table) took most of the time of loading a module with a few
+/// thousand functions, and this object is made at every load.
 fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut writer = Writer::new(Endianness::Little, true, &mut out);
-    writer.reserve_file_header();
-    let eh_offsets: Vec<u64> = eh_frames
-        .iter()
-        .map(|(_, bytes)| writer.reserve(bytes.len() as u64, 8))
-        .collect();
-    writer.reserve_null_section_index();
-    let section_names: Vec<String> = (0..symbols.code.len())
+    const HEADER_SIZE: usize = 64;
+    const SYMBOL_SIZE: usize = 24;
+    const SECTION_HEADER_SIZE: usize = 64;
+    // Section indices: null, the code sections, the `.eh_frame` copies, then the tables.
+    let first_eh = 1 + symbols.code.len();
+    let symtab_index = first_eh + eh_frames.len();
+    let (strtab_index, shstrtab_index) = (symtab_index + 1, symtab_index + 2);
+    let section_count = shstrtab_index + 1;
+
+    // Section names, each once; `.eh_frame` is shared by every copy.
+    let mut shstrtab = vec![0u8];
+    let mut name = |text: &str| {
+        let offset = shstrtab.len() as u32;
+        shstrtab.extend_from_slice(text.as_bytes());
+        shstrtab.push(0);
+        offset
+    };
+    let code_names: Vec<u32> = (0..symbols.code.len())
         .map(|i| {
             if i == 0 {
-                ".text".into()
+                name(".text")
             } else {
-                format!(".text.{i}")
+                name(&format!(".text.{i}"))
             }
         })
         .collect();
-    let mut sections = Vec::with_capacity(symbols.code.len());
-    for name in &section_names {
-        let name = writer.add_section_name(name.as_bytes());
-        sections.push((name, writer.reserve_section_index()));
+    let eh_name = name(".eh_frame");
+    let (symtab_name, strtab_name, shstrtab_name) =
+        (name(".symtab"), name(".strtab"), name(".shstrtab"));
+
+    let mut out = vec![0u8; HEADER_SIZE];
+    let mut eh_offsets = Vec::with_capacity(eh_frames.len());
+    for (_, bytes) in eh_frames {
+        out.resize(out.len().next_multiple_of(8), 0);
+        eh_offsets.push(out.len() as u64);
+        out.extend_from_slice(bytes);
     }
-    let eh_sections: Vec<_> = eh_frames
-        .iter()
-        .map(|_| {
-            let name = writer.add_section_name(b".eh_frame");
-            (name, writer.reserve_section_index())
-        })
-        .collect();
-    writer.reserve_null_symbol_index();
-    let mut functions: Vec<(StringId, usize, &crate::symbolize::Function)> = Vec::new();
+
+    // The symbol table (the null symbol, then one per function inside a code section) and
+    // the names it points to.
+    out.resize(out.len().next_multiple_of(8), 0);
+    let symtab_offset = out.len();
+    out.extend_from_slice(&[0; SYMBOL_SIZE]);
+    let mut strtab = Vec::with_capacity(symbols.functions.len() * 16 + 1);
+    strtab.push(0);
+    let info = (elf::STB_GLOBAL.0 << 4) | elf::STT_FUNC.0;
     for function in &symbols.functions {
         let Some(section) = symbols
             .code
@@ -178,78 +195,243 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
         else {
             continue;
         };
-        let name = writer.add_string(symbols.name_of(function).as_bytes());
-        writer.reserve_symbol_index(Some(sections[section].1));
-        functions.push((name, section, function));
+        let st_name = u32::try_from(strtab.len()).ok()?;
+        strtab.extend_from_slice(symbols.name_of(function).as_bytes());
+        strtab.push(0);
+        let shndx = u16::try_from(1 + section).ok()?;
+        out.extend_from_slice(&st_name.to_le_bytes());
+        out.push(info);
+        out.push(elf::STV_DEFAULT.0);
+        out.extend_from_slice(&shndx.to_le_bytes());
+        out.extend_from_slice(&((function.start - symbols.code[section].0) as u64).to_le_bytes());
+        out.extend_from_slice(&((function.end - function.start) as u64).to_le_bytes());
     }
-    writer.reserve_symtab_section_index();
-    writer.reserve_strtab_section_index();
-    writer.reserve_shstrtab_section_index();
-    writer.reserve_symtab();
-    writer.reserve_strtab().ok()?;
-    writer.reserve_shstrtab().ok()?;
-    writer.reserve_section_headers();
+    let symtab_size = out.len() - symtab_offset;
+    let strtab_offset = out.len();
+    out.extend_from_slice(&strtab);
+    let shstrtab_offset = out.len();
+    out.extend_from_slice(&shstrtab);
+    out.resize(out.len().next_multiple_of(8), 0);
+    let section_headers = out.len();
 
-    writer
-        .write_file_header(&FileHeader {
-            os_abi: elf::ELFOSABI_NONE,
-            abi_version: 0,
-            e_type: elf::ET_REL,
-            e_machine: elf::EM_X86_64,
-            e_entry: 0,
-            e_flags: elf::FileFlags(0),
-        })
-        .ok()?;
-    for (_, bytes) in eh_frames {
-        writer.write_align(8);
-        writer.write(bytes);
+    let mut header = |name: u32,
+                      kind: u32,
+                      flags: u64,
+                      address: u64,
+                      offset: usize,
+                      size: usize,
+                      link: u32,
+                      info: u32,
+                      align: u64,
+                      entry_size: u64| {
+        out.extend_from_slice(&name.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(&address.to_le_bytes());
+        out.extend_from_slice(&(offset as u64).to_le_bytes());
+        out.extend_from_slice(&(size as u64).to_le_bytes());
+        out.extend_from_slice(&link.to_le_bytes());
+        out.extend_from_slice(&info.to_le_bytes());
+        out.extend_from_slice(&align.to_le_bytes());
+        out.extend_from_slice(&entry_size.to_le_bytes());
+    };
+    header(0, elf::SHT_NULL.0, 0, 0, 0, 0, 0, 0, 0, 0);
+    let code_flags = (elf::SHF_ALLOC | elf::SHF_EXECINSTR).0;
+    for (&(start, end), &name) in symbols.code.iter().zip(&code_names) {
+        header(
+            name,
+            elf::SHT_NOBITS.0,
+            code_flags,
+            start as u64,
+            0,
+            end - start,
+            0,
+            0,
+            16,
+            0,
+        );
     }
-    writer.write_null_symbol();
-    for (name, section, function) in &functions {
-        let (start, _) = symbols.code[*section];
-        writer.write_symbol(&Sym {
-            section: Some(sections[*section].1.0),
-            st_name: writer.string_offset(Some(*name)),
-            st_info: elf::SymbolInfo::new(elf::STB_GLOBAL, elf::STT_FUNC),
-            st_other: elf::SymbolOther(0).with_visibility(elf::STV_DEFAULT),
-            st_shndx: elf::SymbolSection(0),
-            st_value: (function.start - start) as u64,
-            st_size: (function.end - function.start) as u64,
-        });
+    for ((address, bytes), &offset) in eh_frames.iter().zip(&eh_offsets) {
+        let flags = elf::SHF_ALLOC.0;
+        header(
+            eh_name,
+            elf::SHT_PROGBITS.0,
+            flags,
+            *address as u64,
+            offset as usize,
+            bytes.len(),
+            0,
+            0,
+            8,
+            0,
+        );
     }
-    writer.write_strtab();
-    writer.write_shstrtab();
-    writer.write_null_section_header();
-    for (i, &(start, end)) in symbols.code.iter().enumerate() {
-        writer.write_section_header(&SectionHeader {
-            sh_name: writer.section_name_offset(Some(sections[i].0)),
-            sh_type: elf::SHT_NOBITS,
-            sh_flags: elf::SectionFlags(elf::SHF_ALLOC.0 | elf::SHF_EXECINSTR.0),
-            sh_addr: start as u64,
-            sh_offset: 0,
-            sh_size: (end - start) as u64,
-            sh_link: 0,
-            sh_info: 0,
-            sh_addralign: 16,
-            sh_entsize: 0,
-        });
-    }
-    for (i, (address, bytes)) in eh_frames.iter().enumerate() {
-        writer.write_section_header(&SectionHeader {
-            sh_name: writer.section_name_offset(Some(eh_sections[i].0)),
-            sh_type: elf::SHT_PROGBITS,
-            sh_flags: elf::SectionFlags(elf::SHF_ALLOC.0),
-            sh_addr: *address as u64,
-            sh_offset: eh_offsets[i],
-            sh_size: bytes.len() as u64,
-            sh_link: 0,
-            sh_info: 0,
-            sh_addralign: 8,
-            sh_entsize: 0,
-        });
-    }
-    writer.write_symtab_section_header(1);
-    writer.write_strtab_section_header();
-    writer.write_shstrtab_section_header();
+    // sh_link: the string table; sh_info: one past the last local symbol (the null one).
+    let strtab_link = u32::try_from(strtab_index).ok()?;
+    header(
+        symtab_name,
+        elf::SHT_SYMTAB.0,
+        0,
+        0,
+        symtab_offset,
+        symtab_size,
+        strtab_link,
+        1,
+        8,
+        SYMBOL_SIZE as u64,
+    );
+    header(
+        strtab_name,
+        elf::SHT_STRTAB.0,
+        0,
+        0,
+        strtab_offset,
+        strtab.len(),
+        0,
+        0,
+        1,
+        0,
+    );
+    header(
+        shstrtab_name,
+        elf::SHT_STRTAB.0,
+        0,
+        0,
+        shstrtab_offset,
+        shstrtab.len(),
+        0,
+        0,
+        1,
+        0,
+    );
+
+    // The file header.
+    let mut ident = [0u8; 16];
+    ident[..4].copy_from_slice(&elf::ELFMAG);
+    ident[4] = elf::ELFCLASS64.0;
+    ident[5] = elf::ELFDATA2LSB.0;
+    ident[6] = elf::EV_CURRENT.0;
+    ident[7] = elf::ELFOSABI_NONE.0;
+    let mut head = Vec::with_capacity(HEADER_SIZE);
+    head.extend_from_slice(&ident);
+    head.extend_from_slice(&elf::ET_REL.0.to_le_bytes());
+    head.extend_from_slice(&elf::EM_X86_64.0.to_le_bytes());
+    head.extend_from_slice(&u32::from(elf::EV_CURRENT.0).to_le_bytes());
+    head.extend_from_slice(&0u64.to_le_bytes()); // e_entry
+    head.extend_from_slice(&0u64.to_le_bytes()); // e_phoff
+    head.extend_from_slice(&(section_headers as u64).to_le_bytes());
+    head.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    head.extend_from_slice(&(HEADER_SIZE as u16).to_le_bytes());
+    head.extend_from_slice(&0u16.to_le_bytes()); // e_phentsize
+    head.extend_from_slice(&0u16.to_le_bytes()); // e_phnum
+    head.extend_from_slice(&(SECTION_HEADER_SIZE as u16).to_le_bytes());
+    head.extend_from_slice(&u16::try_from(section_count).ok()?.to_le_bytes());
+    head.extend_from_slice(&u16::try_from(shstrtab_index).ok()?.to_le_bytes());
+    out[..HEADER_SIZE].copy_from_slice(&head);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object::read::elf::{ElfFile64, FileHeader as _};
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolSection};
+    use smf_format::{
+        Binding, ImageLayout, LoadedSection, ModuleBuilder, SectionKind, Symbol, SymbolKind,
+        Visibility,
+    };
+
+    /// Two code sections with functions `a`, `b` (in the first) and `c` (in the second).
+    fn module() -> Vec<u8> {
+        let mut builder = ModuleBuilder::new();
+        let mut layout = ImageLayout::new();
+        let mut sections = Vec::new();
+        for name in [".text", ".text2"] {
+            let vaddr = layout.place(64).unwrap();
+            let index = builder.add_section(LoadedSection {
+                kind: SectionKind::Code,
+                name,
+                vaddr,
+                mem_size: 64,
+                align: 16,
+                data: vec![0xc3; 64],
+            });
+            sections.push((index, vaddr));
+        }
+        for (name, (section, vaddr), offset, size) in [
+            ("a", sections[0], 0, 16),
+            ("b", sections[0], 16, 8),
+            ("c", sections[1], 32, 4),
+        ] {
+            builder.add_symbol(Symbol {
+                name,
+                kind: SymbolKind::Function,
+                binding: Binding::Global,
+                visibility: Visibility::Default,
+                section: Some(section),
+                value: vaddr + offset,
+                size,
+                type_id: 0,
+                version: 0,
+            });
+        }
+        builder.write().unwrap()
+    }
+
+    #[test]
+    fn the_object_names_each_function_at_its_run_time_address() {
+        let bytes = module();
+        let parsed = smf_format::Module::parse(&bytes).unwrap();
+        let base = 0x7000_0000_0000;
+        let symbols = ModuleSymbols::new(&parsed, base, 0x3000, "test.smf");
+        let eh_frame = [1u8, 2, 3, 4, 0, 0, 0, 0];
+        let object = elf_object(&symbols, &[(base + 0x2000, &eh_frame)]).unwrap();
+
+        let file = ElfFile64::<object::Endianness>::parse(&*object).unwrap();
+        assert_eq!(
+            file.elf_header().e_type(object::Endianness::Little),
+            elf::ET_REL
+        );
+        let sections: Vec<_> = file
+            .sections()
+            .map(|s| (s.name().unwrap().to_owned(), s.address(), s.size()))
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                (".text".to_owned(), base as u64, 64),
+                (".text.1".to_owned(), base as u64 + 0x1000, 64),
+                (".eh_frame".to_owned(), base as u64 + 0x2000, 8),
+                (".symtab".to_owned(), 0, 4 * 24),
+                (".strtab".to_owned(), 0, 7),
+                (".shstrtab".to_owned(), 0, 51),
+            ]
+        );
+        let eh = file.section_by_name(".eh_frame").unwrap();
+        assert_eq!(eh.data().unwrap(), eh_frame);
+        let functions: Vec<_> = file
+            .symbols()
+            .map(|s| {
+                let section = match s.section() {
+                    SymbolSection::Section(index) => index.0,
+                    other => panic!("{other:?}"),
+                };
+                (
+                    s.name().unwrap().to_owned(),
+                    section,
+                    s.address(),
+                    s.size(),
+                    s.is_global(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            functions,
+            [
+                ("a".to_owned(), 1, 0, 16, true),
+                ("b".to_owned(), 1, 16, 8, true),
+                ("c".to_owned(), 2, 32, 4, true),
+            ]
+        );
+    }
 }
