@@ -3,8 +3,11 @@
 //! Each output kind gathers its input sections in input order, each at its own alignment,
 //! followed by what the packer synthesises for that kind (import call stubs after the code,
 //! the `.eh_frame` terminator, the GOT at the end of RelRo, `__dso_handle` in data, common
-//! symbols in bss). Non-empty output sections are then placed on their own pages in the order
-//! of [`OutputKind::ALL`], so that every kind gets its own protection.
+//! symbols in bss). Data is the exception: its pieces holding absolute pointers (which become
+//! load-time relocations) come first, the others after them, so that the loader writes as few
+//! pages as possible (each page written at load time is a private copy of a file page; RelRo
+//! holds nothing but such pointers). Non-empty output sections are then placed on their own
+//! pages in the order of [`OutputKind::ALL`], so that every kind gets its own protection.
 
 use std::collections::HashMap;
 
@@ -148,6 +151,15 @@ impl Builder {
     }
 }
 
+/// Whether relocating `section` writes an absolute 64-bit address, which stays a load-time
+/// relocation (`relative64` or `abs64`) unless it points at an absolute symbol.
+fn holds_absolute_pointers(section: &crate::input::InputSection<'_>) -> bool {
+    section
+        .relocs
+        .iter()
+        .any(|r| r.r_type == object::elf::R_X86_64_64.0)
+}
+
 impl Layout {
     pub fn build(
         objects: &[Object<'_>],
@@ -161,6 +173,8 @@ impl Layout {
         let mut offsets: Vec<Vec<Option<(OutputKind, u64)>>> = Vec::with_capacity(objects.len());
         // `.tbss` pieces, placed after every `.tdata` piece so the template's bytes come first.
         let mut zero_filled_tls = Vec::new();
+        // Data pieces without absolute pointers, placed after those with them.
+        let mut plain_data = Vec::new();
         for (o, object) in objects.iter().enumerate() {
             let mut object_offsets = Vec::with_capacity(object.sections.len());
             for (s, section) in object.sections.iter().enumerate() {
@@ -169,6 +183,12 @@ impl Layout {
                         if !section.discarded && crate::tls::is_zero_filled(section) =>
                     {
                         zero_filled_tls.push((o, s));
+                        None
+                    }
+                    SectionClass::Loaded(OutputKind::Data)
+                        if !section.discarded && !holds_absolute_pointers(section) =>
+                    {
+                        plain_data.push((o, s));
                         None
                     }
                     SectionClass::Loaded(kind) if !section.discarded => {
@@ -191,6 +211,11 @@ impl Layout {
                 object_offsets.push(placed);
             }
             offsets.push(object_offsets);
+        }
+        for (o, s) in plain_data {
+            let section = &objects[o].sections[s];
+            let offset = builders[OutputKind::Data.index()].add(section.size, section.align)?;
+            offsets[o][s] = Some((OutputKind::Data, offset));
         }
         let tls_file_size = builders[OutputKind::Tls.index()].size;
         for (o, s) in zero_filled_tls {
