@@ -35,6 +35,9 @@ pub mod types;
 pub mod write;
 
 pub use error::Error;
-pub use read::{HeaderInfo, Import, Limits, Module, Reloc, Section, Symbol, compute_module_hash};
+pub use read::{
+    HeaderInfo, Import, Limits, Module, Reloc, RelocIter, Relocations, Section, Symbol,
+    compute_module_hash,
+};
 pub use types::*;
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

@@ -127,6 +127,110 @@ pub struct Reloc {
     pub addend: i64,
 }
 
+impl Reloc {
+    /// The entry as the file holds it; `None` only for an entry the reader would refuse.
+    fn decode(raw: &raw::Reloc) -> Option<Reloc> {
+        let kind = RelocKind::try_from(raw.kind.get()).ok()?;
+        Some(Reloc {
+            offset: raw.offset.get(),
+            kind,
+            import: (kind == RelocKind::Abs64).then(|| raw.import.get()),
+            addend: raw.addend.get(),
+        })
+    }
+
+    /// An entry of a table `Module::parse` validated, whose kind is therefore known.
+    fn decode_validated(raw: &raw::Reloc) -> Reloc {
+        Reloc::decode(raw).unwrap_or_else(|| {
+            debug_assert!(
+                false,
+                "an unvalidated relocation reached a Relocations view"
+            );
+            Reloc {
+                offset: raw.offset.get(),
+                kind: RelocKind::Relative64,
+                import: None,
+                addend: raw.addend.get(),
+            }
+        })
+    }
+}
+
+/// The validated relocation table, read in place: a module with ten thousand relocations
+/// keeps no copy of them, and each is decoded as it is used (once, by a loader). Only
+/// [`Module::parse`] makes one, after checking every entry.
+#[derive(Clone, Copy)]
+pub struct Relocations<'data> {
+    raw: &'data [raw::Reloc],
+}
+
+impl<'data> Relocations<'data> {
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<Reloc> {
+        self.raw.get(index).map(Reloc::decode_validated)
+    }
+
+    /// The relocations in file order.
+    pub fn iter(&self) -> RelocIter<'data> {
+        RelocIter(self.raw.iter())
+    }
+}
+
+/// The relocations of a [`Relocations`] table, decoded one at a time.
+#[derive(Debug, Clone)]
+pub struct RelocIter<'data>(core::slice::Iter<'data, raw::Reloc>);
+
+impl Iterator for RelocIter<'_> {
+    type Item = Reloc;
+    fn next(&mut self) -> Option<Reloc> {
+        self.0.next().map(Reloc::decode_validated)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for RelocIter<'_> {}
+
+impl DoubleEndedIterator for RelocIter<'_> {
+    fn next_back(&mut self) -> Option<Reloc> {
+        self.0.next_back().map(Reloc::decode_validated)
+    }
+}
+
+impl<'data> IntoIterator for Relocations<'data> {
+    type Item = Reloc;
+    type IntoIter = RelocIter<'data>;
+    fn into_iter(self) -> RelocIter<'data> {
+        self.iter()
+    }
+}
+
+impl core::fmt::Debug for Relocations<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq<[Reloc]> for Relocations<'_> {
+    fn eq(&self, other: &[Reloc]) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == *b)
+    }
+}
+
+impl PartialEq<&[Reloc]> for Relocations<'_> {
+    fn eq(&self, other: &&[Reloc]) -> bool {
+        *self == **other
+    }
+}
+
 /// A parsed and fully validated SMF module, borrowing the file bytes.
 #[derive(Debug, Clone)]
 pub struct Module<'data> {
@@ -137,7 +241,7 @@ pub struct Module<'data> {
     buckets: &'data [U32],
     chains: &'data [U32],
     imports: Vec<Import<'data>>,
-    relocs: Vec<Reloc>,
+    relocs: &'data [raw::Reloc],
     needed: Vec<&'data str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
@@ -284,7 +388,7 @@ impl<'data> Module<'data> {
             buckets: &[],
             chains: &[],
             imports: Vec::new(),
-            relocs: Vec::new(),
+            relocs: &[],
             needed: Vec::new(),
             init_array: Vec::new(),
             fini_array: Vec::new(),
@@ -389,8 +493,8 @@ impl<'data> Module<'data> {
         &self.imports
     }
 
-    pub fn relocations(&self) -> &[Reloc] {
-        &self.relocs
+    pub fn relocations(&self) -> Relocations<'data> {
+        Relocations { raw: self.relocs }
     }
 
     /// Native libraries to open before imports are resolved, in order.
@@ -691,7 +795,7 @@ impl<'data> Module<'data> {
             return Ok(());
         };
         let raw: &[raw::Reloc] = table(&section, limits.max_relocations, "relocation count")?;
-        let mut relocs = Vec::with_capacity(raw.len());
+        // Every entry is checked here; the table is then read in place (`Relocations`).
         // Cache the last target section: relocations come sorted by offset in practice.
         let mut target: Option<Section<'data>> = None;
         for (i, r) in raw.iter().enumerate() {
@@ -699,8 +803,8 @@ impl<'data> Module<'data> {
             let kind = RelocKind::try_from(r.kind.get()).map_err(|v| {
                 Error::malformed(location(), format!("unknown relocation kind {v}"))
             })?;
-            let import = match (kind, r.import.get()) {
-                (RelocKind::Abs64, index) if (index as usize) < self.imports.len() => Some(index),
+            match (kind, r.import.get()) {
+                (RelocKind::Abs64, index) if (index as usize) < self.imports.len() => {}
                 (RelocKind::Abs64, index) => {
                     return Err(Error::malformed(
                         location(),
@@ -710,7 +814,7 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
-                (RelocKind::Relative64 | RelocKind::TlsModule, NONE) => None,
+                (RelocKind::Relative64 | RelocKind::TlsModule, NONE) => {}
                 (RelocKind::Relative64 | RelocKind::TlsModule, index) => {
                     let what = if kind == RelocKind::TlsModule {
                         "tls_module"
@@ -767,14 +871,8 @@ impl<'data> Module<'data> {
                     ));
                 }
             }
-            relocs.push(Reloc {
-                offset,
-                kind,
-                import,
-                addend: r.addend.get(),
-            });
         }
-        self.relocs = relocs;
+        self.relocs = raw;
         Ok(())
     }
 
