@@ -227,7 +227,7 @@ impl Image {
             };
             // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
             // both writable at this point; nothing else can see the image yet.
-            unsafe { reservation.write(reloc.offset as usize, &value.to_le_bytes()) }
+            unsafe { reservation.write_u64(reloc.offset as usize, value) }
                 .map_err(|e| ("applying a relocation", e))?;
         }
 

@@ -166,6 +166,21 @@ impl Reservation {
         }
     }
 
+    /// Writes the little-endian 64-bit `value` at `offset` of the reservation (a relocation:
+    /// one store, where [`Reservation::write`] would call `memcpy`).
+    ///
+    /// # Safety
+    /// As for [`Reservation::write`].
+    pub(crate) unsafe fn write_u64(&self, offset: usize, value: u64) -> io::Result<()> {
+        self.check(offset, 8)?;
+        // SAFETY: in bounds (checked), writable and unshared (caller's contract); the store
+        // is unaligned-safe.
+        unsafe {
+            std::ptr::write_unaligned(self.base.as_ptr().add(offset).cast::<u64>(), value.to_le())
+        };
+        Ok(())
+    }
+
     /// Copies `bytes` to `offset` of the reservation.
     ///
     /// # Safety
