@@ -416,6 +416,11 @@ pub fn signature_path(module: &Path) -> PathBuf {
 /// Reads and parses the signature file at `path`.
 pub fn read_signature_file(path: &Path) -> Result<ModuleSignature, Error> {
     let bytes = read_bounded(path, SIGNATURE_FILE_LEN as u64 + 1)?;
+    if bytes.len() > SIGNATURE_FILE_LEN && bytes.starts_with(&MAGIC) {
+        return Err(Error::MalformedSignature(format!(
+            "a version 1 signature file is {SIGNATURE_FILE_LEN:#x} bytes, this one is larger"
+        )));
+    }
     ModuleSignature::parse(&bytes)
 }
 
@@ -589,6 +594,26 @@ mod tests {
         // Debug never prints the secret.
         let seed_hex = hex(&[4; 32]);
         assert!(!format!("{secret:?}").contains(&seed_hex));
+    }
+
+    #[test]
+    fn signature_files_are_read_whole_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = signature_path(&dir.path().join("m.smf"));
+        assert!(path.ends_with("m.smf.sig"));
+        let signature = key(6).sign_hash(&[1; 32]);
+        std::fs::write(&path, signature.to_bytes()).unwrap();
+        assert_eq!(read_signature_file(&path).unwrap(), signature);
+        // A huge file is refused after reading one byte more than a signature.
+        let mut big = signature.to_bytes().to_vec();
+        big.resize(1 << 20, 0);
+        std::fs::write(&path, &big).unwrap();
+        let message = read_signature_file(&path).unwrap_err().to_string();
+        assert!(message.contains("this one is larger"), "{message}");
+        assert!(matches!(
+            read_signature_file(&dir.path().join("absent.sig")),
+            Err(Error::Io { .. })
+        ));
     }
 
     #[test]
