@@ -174,7 +174,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 needed,
             };
             let bytes = smf_pack::pack(&inputs, &options)?;
-            std::fs::write(&output, bytes).with_context(|| format!("{}", output.display()))?;
+            replace_file(&output, &bytes).with_context(|| format!("{}", output.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -329,6 +329,19 @@ fn public_keys(key_files: &[PathBuf]) -> Result<Vec<smf_sign::PublicKey>> {
         keys.extend(smf_sign::PublicKey::read_file(file)?);
     }
     Ok(keys)
+}
+
+/// Writes `bytes` to a new file beside `path` and renames it over `path`. A process that has
+/// the old module loaded keeps its (mapped) file intact, as with a rebuilt shared library;
+/// rewriting the file in place would change or truncate pages that process still uses.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
