@@ -781,12 +781,14 @@ fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
     Ok(vec![reload, calls_table])
 }
 
-/// Mapped bytes per module beyond its payload, and heap, with `copies` copies loaded at once.
+/// Memory per module, with `copies` copies of each loaded at once (and their first symbol
+/// looked up): address space mapped beyond the payload (the target), what of it is resident
+/// and private, and heap.
 fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<Table, String> {
     let copies = if config.quick { 3 } else { 20 };
     let mut table = Table::new(
         format!(
-            "Memory per module ({copies} copies of each loaded at once; mapped from /proc/self/maps, heap from mallinfo2)"
+            "Memory per module ({copies} copies of each loaded at once; /proc/self/smaps, heap from mallinfo2)"
         ),
         "shared library",
         "SMF",
@@ -811,16 +813,22 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             .map(|s| s.mem_size.next_multiple_of(4096))
             .sum();
         let smf_payload = smf_payload as f64;
+        let per = |total: u64| total as f64 / copies as f64;
 
         let heap_before = heap_in_use();
         let libraries = sos
             .iter()
             .map(|p| Library::open(&c_path(p)))
             .collect::<Result<Vec<_>, _>>()?;
+        for library in &libraries {
+            black_box(library.symbol(c"bench_entry"));
+        }
         let heap_so = (heap_in_use() as f64 - heap_before as f64) / copies as f64;
-        let maps = read_maps();
-        let so_mapped =
-            sos.iter().map(|p| mapped_for_path(&maps, p)).sum::<u64>() as f64 / copies as f64;
+        let maps = read_smaps();
+        let so_usage = sos
+            .iter()
+            .map(|p| usage_of_library(&maps, p))
+            .fold(Usage::default(), Usage::add);
         drop(libraries);
 
         let heap_before = heap_in_use();
@@ -829,15 +837,19 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             .map(|p| simple_loader::load_file(p, &LoadOptions::default()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
+        for module in &modules {
+            black_box(module.export("bench_entry"));
+        }
         let heap_smf = (heap_in_use() as f64 - heap_before as f64) / copies as f64;
-        let maps = read_maps();
-        let smf_mapped = modules
-            .iter()
-            .zip(&smfs)
-            .map(|(m, p)| mapped_for_module(&maps, m, p))
-            .sum::<u64>() as f64
-            / copies as f64;
+        let maps = read_smaps();
+        let (mut image, mut view) = (Usage::default(), Usage::default());
+        for (module, path) in modules.iter().zip(&smfs) {
+            let (i, v) = usage_of_module(&maps, module, path);
+            image = image.add(i);
+            view = view.add(v);
+        }
         drop(modules);
+        let smf_usage = image.add(view);
 
         let row = |what: &str, system: f64, smf: f64, target: Option<Target>| Row {
             what: format!("{name}: {what}"),
@@ -852,12 +864,35 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             smf_payload,
             None,
         ));
-        table.rows.push(row("mapped", so_mapped, smf_mapped, None));
+        table.rows.push(row(
+            "mapped (SMF: image + read-only view of the file)",
+            per(so_usage.mapped),
+            per(smf_usage.mapped),
+            None,
+        ));
         table.rows.push(row(
             "mapped beyond the payload",
-            so_mapped - so_payload,
-            smf_mapped - smf_payload,
+            per(so_usage.mapped) - so_payload,
+            per(smf_usage.mapped) - smf_payload,
             Some(Target::BytesAtMost(4096.0)),
+        ));
+        table.rows.push(row(
+            "mapped beyond the payload, image only (SMF without the file view)",
+            per(so_usage.mapped) - so_payload,
+            per(image.mapped) - smf_payload,
+            None,
+        ));
+        table.rows.push(row(
+            "resident (Rss, shared page-cache pages included)",
+            per(so_usage.resident),
+            per(smf_usage.resident),
+            None,
+        ));
+        table.rows.push(row(
+            "anonymous resident (copied or written pages: relocated, bss)",
+            per(so_usage.private),
+            per(smf_usage.private),
+            None,
         ));
         table
             .rows
@@ -872,38 +907,88 @@ fn heap_in_use() -> u64 {
     (info.uordblks + info.hblkhd) as u64
 }
 
+/// One mapping of `/proc/self/smaps`.
 struct Mapping {
     start: u64,
     end: u64,
     path: String,
+    resident: u64,
+    private: u64,
 }
 
-fn read_maps() -> Vec<Mapping> {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (start, end) = fields.next()?.split_once('-')?;
-            let path = fields.nth(4).unwrap_or("").to_owned();
-            Some(Mapping {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
-                path,
-            })
-        })
-        .collect()
+/// Bytes of address space, resident, and resident anonymous (pages of this mapping only:
+/// copies made on write, zero-fill pages).
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    mapped: u64,
+    resident: u64,
+    private: u64,
+}
+
+impl Usage {
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            mapped: self.mapped + other.mapped,
+            resident: self.resident + other.resident,
+            private: self.private + other.private,
+        }
+    }
+
+    fn of(m: &Mapping) -> Usage {
+        Usage {
+            mapped: m.end - m.start,
+            resident: m.resident,
+            private: m.private,
+        }
+    }
+}
+
+fn read_smaps() -> Vec<Mapping> {
+    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut maps: Vec<Mapping> = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            {
+                let path = fields.nth(4).unwrap_or("").to_owned();
+                maps.push(Mapping {
+                    start,
+                    end,
+                    path,
+                    resident: 0,
+                    private: 0,
+                });
+                continue;
+            }
+        }
+        let kilobytes = fields
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024;
+        if let Some(m) = maps.last_mut() {
+            match first {
+                "Rss:" => m.resident += kilobytes,
+                "Anonymous:" => m.private += kilobytes,
+                _ => {}
+            }
+        }
+    }
+    maps
 }
 
 /// The mappings of a shared library: those of its file and the anonymous ones right after
 /// them (its bss).
-fn mapped_for_path(maps: &[Mapping], path: &Path) -> u64 {
+fn usage_of_library(maps: &[Mapping], path: &Path) -> Usage {
     let path = path.display().to_string();
-    let mut total = 0;
+    let mut total = Usage::default();
     let mut previous_end = None;
     for m in maps {
         if m.path == path || (m.path.is_empty() && previous_end == Some(m.start)) {
-            total += m.end - m.start;
+            total = total.add(Usage::of(m));
             previous_end = Some(m.end);
         } else {
             previous_end = None;
@@ -912,25 +997,23 @@ fn mapped_for_path(maps: &[Mapping], path: &Path) -> u64 {
     total
 }
 
-/// The mappings of a module: its image's address range and any mapping of its file.
-fn mapped_for_module(maps: &[Mapping], module: &Module, path: &Path) -> u64 {
+/// The mappings of a module: its image's address range, and any other mapping of its file
+/// (the read-only view the loader parses).
+fn usage_of_module(maps: &[Mapping], module: &Module, path: &Path) -> (Usage, Usage) {
     let (base, end) = (
         module.base() as u64,
         (module.base() + module.image_len()) as u64,
     );
     let path = path.display().to_string();
-    maps.iter()
-        .map(|m| {
-            let overlap = m.end.min(end).saturating_sub(m.start.max(base));
-            if overlap > 0 {
-                overlap
-            } else if m.path == path {
-                m.end - m.start
-            } else {
-                0
-            }
-        })
-        .sum()
+    let (mut image, mut view) = (Usage::default(), Usage::default());
+    for m in maps {
+        if m.start >= base && m.end <= end {
+            image = image.add(Usage::of(m));
+        } else if m.path == path {
+            view = view.add(Usage::of(m));
+        }
+    }
+    (image, view)
 }
 
 /// Load to first symbol as the number of load-time relocations grows.
