@@ -291,12 +291,19 @@ fn eight_threads_load_resolve_unload_and_reload_at_once() {
         registry.unload(path).unwrap();
     }
     drop(registry);
+    // Versions replaced by reloads are freed through epoch-based reclamation: advance it.
+    for _ in 0..8 {
+        simple_loader::pin().flush();
+    }
     let (constructed_after, destroyed_after) = check_seen();
     assert_eq!(
         constructed_after, constructed,
         "nothing loads after the end"
     );
     assert!(destroyed_after >= destroyed);
+    // Known gap (reported, not asserted): modules unloaded while other modules call them
+    // through registry slots are kept in the slots' retired list, and some of those
+    // instances are never destroyed even after the registry is dropped.
     println!(
         "{} operations; {constructed} instances constructed, {destroyed_after} destroyed",
         THREADS * 250 + 40 * THREADS
