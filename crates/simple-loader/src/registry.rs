@@ -48,6 +48,13 @@ struct State {
 impl State {
     /// Position in `modules` of the entry `id` (ids ascend along `modules`).
     fn position(&self, id: u64) -> Option<usize> {
+        // Ids are given out in load order, one apart, so without unloads entry `id` is at
+        // `id - first id`; after unloads it is found by bisection.
+        let first = self.modules.first()?.id;
+        let guess = usize::try_from(id.checked_sub(first)?).ok()?;
+        if self.modules.get(guess).is_some_and(|e| e.id == id) {
+            return Some(guess);
+        }
         self.modules.binary_search_by_key(&id, |e| e.id).ok()
     }
 
@@ -548,10 +555,12 @@ impl Registry {
             type_id: 0,
             version: 0,
         };
-        resolve(&state, &self.slots, &import, &[])
-            .ok()
-            .flatten()
-            .map(|r| r.address)
+        // Only the address: nothing needs keeping alive here.
+        match find(&state, &self.slots, &import, &[]) {
+            Ok(Some(Definition::Host(address) | Definition::Slot(address))) => Some(address),
+            Ok(Some(Definition::Module(address, _))) => Some(address),
+            Ok(None) | Err(_) => None,
+        }
     }
 
     /// A handle that always calls the current version of function `name` of the module
@@ -621,65 +630,90 @@ impl Registry {
     }
 }
 
+/// Where a name resolved.
+enum Definition<'s> {
+    /// Defined by the host.
+    Host(usize),
+    /// A function of a reloadable module: the address of its trampoline.
+    Slot(usize),
+    /// Defined by a module, at this address.
+    Module(usize, &'s Entry),
+}
+
 /// Host definitions, then modules in load order (skipping the entries in `skip`, which are
-/// being replaced, so a new version does not link to its own old self).
+/// being replaced, so a new version does not link to its own old self). `Err` when the first
+/// definition is of the wrong kind or type for `import`.
+fn find<'s>(
+    state: &'s State,
+    slots: &Slots,
+    import: &Import<'_>,
+    skip: &[u64],
+) -> Result<Option<Definition<'s>>, String> {
+    if let Some(&address) = state.host.get(import.name) {
+        return Ok(Some(Definition::Host(address)));
+    }
+    let Some((entry, symbol)) = state.find_export(import.name, skip) else {
+        return Ok(None);
+    };
+    let address = match symbol.section {
+        Some(_) => entry.module.base() + symbol.value as usize,
+        None => symbol.value as usize,
+    };
+    let kind_ok = match import.kind {
+        ImportKind::Any => true,
+        ImportKind::Function => symbol.kind == SymbolKind::Function,
+        ImportKind::Data => symbol.kind != SymbolKind::Function,
+    };
+    if !kind_ok {
+        return Err(format!(
+            "expected a {} symbol but {} exports a {} symbol",
+            import.kind,
+            entry.path.display(),
+            symbol.kind
+        ));
+    }
+    if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id {
+        return Err(format!(
+            "expected type id {:#x} but {} exports type id {:#x}",
+            import.type_id,
+            entry.path.display(),
+            symbol.type_id
+        ));
+    }
+    if entry.module.is_reloadable() && symbol.kind == SymbolKind::Function {
+        // Calls into a reloadable module go through its slot, so they follow reloads.
+        let trampoline = slots.trampoline_for(entry.id, import.name, address, symbol.type_id)?;
+        return Ok(Some(Definition::Slot(trampoline)));
+    }
+    Ok(Some(Definition::Module(address, entry)))
+}
+
+/// Resolves an import as [`find`] does, with what the importing module must keep alive.
 fn resolve(
     state: &State,
     slots: &Arc<Slots>,
     import: &Import<'_>,
     skip: &[u64],
 ) -> Result<Option<Resolution>, String> {
-    if let Some(&address) = state.host.get(import.name) {
-        return Ok(Some(Resolution {
+    let resolution = match find(state, slots, import, skip)? {
+        None => return Ok(None),
+        Some(Definition::Host(address)) => Resolution {
             address,
             provider: None,
             keep_alive: None,
-        }));
-    }
-    if let Some((entry, symbol)) = state.find_export(import.name, skip) {
-        let address = match symbol.section {
-            Some(_) => entry.module.base() + symbol.value as usize,
-            None => symbol.value as usize,
-        };
-        let kind_ok = match import.kind {
-            ImportKind::Any => true,
-            ImportKind::Function => symbol.kind == SymbolKind::Function,
-            ImportKind::Data => symbol.kind != SymbolKind::Function,
-        };
-        if !kind_ok {
-            return Err(format!(
-                "expected a {} symbol but {} exports a {} symbol",
-                import.kind,
-                entry.path.display(),
-                symbol.kind
-            ));
-        }
-        if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id {
-            return Err(format!(
-                "expected type id {:#x} but {} exports type id {:#x}",
-                import.type_id,
-                entry.path.display(),
-                symbol.type_id
-            ));
-        }
-        if entry.module.is_reloadable() && symbol.kind == SymbolKind::Function {
-            // Calls into a reloadable module go through its slot, so they follow reloads.
-            let trampoline =
-                slots.trampoline_for(entry.id, import.name, address, symbol.type_id)?;
-            let keep: Arc<dyn Any + Send + Sync> = Arc::clone(slots) as Arc<dyn Any + Send + Sync>;
-            return Ok(Some(Resolution {
-                address: trampoline,
-                provider: None,
-                keep_alive: Some(keep),
-            }));
-        }
-        return Ok(Some(Resolution {
+        },
+        Some(Definition::Slot(address)) => Resolution {
+            address,
+            provider: None,
+            keep_alive: Some(Arc::clone(slots) as Arc<dyn Any + Send + Sync>),
+        },
+        Some(Definition::Module(address, entry)) => Resolution {
             address,
             provider: Some(Arc::clone(&entry.module)),
             keep_alive: None,
-        }));
-    }
-    Ok(None)
+        },
+    };
+    Ok(Some(resolution))
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, LoadError> {
