@@ -171,7 +171,25 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     let (symtab_name, strtab_name, shstrtab_name) =
         (name(".symtab"), name(".strtab"), name(".shstrtab"));
 
-    let mut out = vec![0u8; HEADER_SIZE];
+    // Sized once: the object is about 40 bytes per function, and growing it by doubling
+    // would copy it several times over.
+    let names: usize = symbols
+        .functions
+        .iter()
+        .map(|f| symbols.name_of(f).len() + 1)
+        .sum();
+    let eh_bytes: usize = eh_frames.iter().map(|(_, bytes)| bytes.len() + 8).sum();
+    let capacity = HEADER_SIZE
+        + eh_bytes
+        + 8
+        + SYMBOL_SIZE * (symbols.functions.len() + 1)
+        + names
+        + 1
+        + shstrtab.len()
+        + 8
+        + SECTION_HEADER_SIZE * section_count;
+    let mut out = Vec::with_capacity(capacity);
+    out.resize(HEADER_SIZE, 0);
     let mut eh_offsets = Vec::with_capacity(eh_frames.len());
     for (_, bytes) in eh_frames {
         out.resize(out.len().next_multiple_of(8), 0);
@@ -184,7 +202,7 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     out.resize(out.len().next_multiple_of(8), 0);
     let symtab_offset = out.len();
     out.extend_from_slice(&[0; SYMBOL_SIZE]);
-    let mut strtab = Vec::with_capacity(symbols.functions.len() * 16 + 1);
+    let mut strtab = Vec::with_capacity(names + 1);
     strtab.push(0);
     let info = (elf::STB_GLOBAL.0 << 4) | elf::STT_FUNC.0;
     for function in &symbols.functions {
@@ -328,6 +346,7 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     head.extend_from_slice(&u16::try_from(section_count).ok()?.to_le_bytes());
     head.extend_from_slice(&u16::try_from(shstrtab_index).ok()?.to_le_bytes());
     out[..HEADER_SIZE].copy_from_slice(&head);
+    debug_assert!(out.len() <= capacity, "{} bytes, {capacity} reserved", out.len());
     Some(out)
 }
 
