@@ -1036,10 +1036,11 @@ fn parse_sections<'data>(
         <[raw::SectionHeader]>::ref_from_bytes(&data[table_offset as usize..table_end as usize])
             .map_err(|_| Error::malformed("section table", "cannot be viewed as a table"))?;
 
-    // File ranges already claimed, to reject overlapping payloads.
-    let mut claimed: Vec<(u64, u64, String)> = vec![
-        (0, size_of::<raw::Header>() as u64, "the header".into()),
-        (table_offset, table_end, "the section table".into()),
+    // File ranges already claimed, to reject overlapping payloads: the header, the section
+    // table, then sections by index (named only when a message needs it).
+    let mut claimed: Vec<(u64, u64, Option<usize>)> = vec![
+        (0, size_of::<raw::Header>() as u64, None),
+        (table_offset, table_end, None),
     ];
     let mut sections = Vec::with_capacity(count as usize);
     for (i, s) in raw_table.iter().enumerate() {
@@ -1145,16 +1146,21 @@ fn parse_sections<'data>(
             }
         }
         if file_size_s > 0 {
-            if let Some((_, _, what)) = claimed
+            if let Some(&(start, _, owner)) = claimed
                 .iter()
                 .find(|(start, end, _)| file_offset < *end && *start < file_end)
             {
+                let what = match owner {
+                    Some(section) => format!("section {section}"),
+                    None if start == 0 => "the header".to_owned(),
+                    None => "the section table".to_owned(),
+                };
                 return Err(Error::malformed(
                     location(),
                     format!("file range {file_offset:#x}..{file_end:#x} overlaps {what}"),
                 ));
             }
-            claimed.push((file_offset, file_end, format!("section {i}")));
+            claimed.push((file_offset, file_end, Some(i)));
         }
         sections.push(Section {
             index,
