@@ -3,7 +3,7 @@
 //! input runs exactly the code the fuzzer ran. A finding is a panic (including the
 //! assertions below), a crash, a hang or a huge allocation.
 
-use simple_loader::{ImportResolver, LoadOptions, load_bytes_with};
+use simple_loader::{ImportResolver, LoadOptions, load_bytes_with, load_file_with};
 use smf_format::{Module, compute_module_hash, raw::MODULE_HASH_RANGE};
 
 /// The reader and verifier on arbitrary bytes: parse, check the hash, and use every accessor
@@ -65,7 +65,8 @@ pub enum LoadOutcome {
 }
 
 /// The loader on structurally valid modules with mutated tables: the input, with its hash
-/// fixed, is loaded (mapped, relocated, protected) and dropped. Module code never runs: inputs
+/// fixed, is loaded (mapped, relocated, protected) and dropped, once from memory and once
+/// from a file (whose payloads the loader maps from the file), with the same outcome. Module code never runs: inputs
 /// with constructors or destructors are skipped, and so are inputs that name native libraries
 /// (opening one runs its initialisers).
 pub fn loader(data: &[u8]) {
@@ -90,16 +91,27 @@ pub fn load_outcome(data: &[u8]) -> LoadOutcome {
     // Imports resolve against the process's own symbols (libc), looked up but never called.
     let resolver: &ImportResolver<'_> = &|_| Ok(None);
     let options = LoadOptions::default();
+    // The same module from a file too: `load_file` maps the payloads of a file straight
+    // from it (zero-copy) where `load_bytes_with` copies them.
+    let file = std::env::temp_dir().join(format!("smf-fuzz-loader-{}.smf", std::process::id()));
+    let from_file = std::fs::write(&file, &bytes)
+        .ok()
+        .map(|()| load_file_with(&file, &options, resolver));
     let Ok(loaded) = load_bytes_with(bytes, "<fuzz>".into(), None, &options, resolver) else {
+        // The same bytes load or fail the same way, however they are held.
+        assert!(!matches!(from_file, Some(Ok(_))), "loads from a file only");
         return LoadOutcome::Refused;
     };
-    // Every exported symbol with an address lies inside the mapped image.
-    let base = loaded.base();
-    assert!(loaded.image_len() as u64 >= expected_len);
-    for symbol in loaded.file().symbols() {
-        if symbol.section.is_some() && symbol.is_exported() {
-            let (_, address) = loaded.export(symbol.name).expect("exported");
-            assert!(address >= base && address - base <= loaded.image_len());
+    assert!(!matches!(from_file, Some(Err(_))), "loads from memory only");
+    for module in std::iter::once(&loaded).chain(from_file.as_ref().and_then(|r| r.as_ref().ok())) {
+        // Every exported symbol with an address lies inside the mapped image.
+        let base = module.base();
+        assert!(module.image_len() as u64 >= expected_len);
+        for symbol in module.file().symbols() {
+            if symbol.section.is_some() && symbol.is_exported() {
+                let (_, address) = module.export(symbol.name).expect("exported");
+                assert!(address >= base && address - base <= module.image_len());
+            }
         }
     }
     LoadOutcome::Loaded
