@@ -102,7 +102,9 @@ pub fn load_outcome(data: &[u8]) -> LoadOutcome {
         assert!(!matches!(from_file, Some(Ok(_))), "loads from a file only");
         return LoadOutcome::Refused;
     };
-    assert!(!matches!(from_file, Some(Err(_))), "loads from memory only");
+    if let Some(Err(error)) = &from_file {
+        panic!("loads from memory only; from a file: {error}");
+    }
     for module in std::iter::once(&loaded).chain(from_file.as_ref().and_then(|r| r.as_ref().ok())) {
         // Every exported symbol with an address lies inside the mapped image.
         let base = module.base();

@@ -144,7 +144,10 @@ impl Image {
         sections.sort_by_key(|s| s.vaddr);
         let mut next = 0;
         while let Some(&first) = sections.get(next) {
-            let Some(file) = source.filter(|_| tail_is_zero(module, first)) else {
+            // A section without file bytes has nothing to map, and its file offset may be
+            // anything (FORMAT.md requires alignment only when `file_size` > 0).
+            let Some(file) = source.filter(|_| first.file_size > 0 && tail_is_zero(module, first))
+            else {
                 let pages = page_range(first.vaddr, first.mem_size);
                 reservation
                     .protect(pages, Protection::ReadWrite)
