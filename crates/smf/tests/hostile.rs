@@ -509,7 +509,8 @@ fn fixtures_print_their_markers_first_when_intact() {
         assert_eq!(code, fixture.exit, "{}: {stderr}", fixture.name);
         let mut lines = stdout.lines();
         let first = lines.next();
-        // The marker constructor has the highest priority of all constructors.
+        // The marker constructor has priority 101, the earliest a program may ask for (the
+        // fixtures' own constructors print nothing).
         assert_eq!(first, Some(CTOR_MARKER), "{}:\n{stdout}", fixture.name);
         // And the entry's first action is the next thing printed.
         assert_eq!(
