@@ -38,7 +38,9 @@ struct State {
     modules: Vec<Entry>,
     /// Entry ids by canonical path.
     by_path: HashMap<PathBuf, u64>,
-    host: FnvMap<String, usize>,
+    /// Host definitions by the FNV-1a hash of their names, like the export index: a lookup
+    /// hashes the name once for both.
+    host: ByHash<Vec<(Box<str>, usize)>>,
     /// Every exported name of every entry, so that resolution costs the same with a thousand
     /// modules as with one.
     exports: ExportIndex,
@@ -62,10 +64,19 @@ impl State {
         self.by_path.get(path).and_then(|&id| self.position(id))
     }
 
-    /// The first entry in load order, not in `skip`, that exports `name`, and the symbol.
-    fn find_export(&self, name: &str, skip: &[u64]) -> Option<(&Entry, &Symbol<'_>)> {
+    /// The host's definition of `name`, whose FNV-1a hash is `hash`.
+    fn host_definition(&self, name: &str, hash: u32) -> Option<usize> {
+        let same_hash = self.host.get(&hash)?;
+        same_hash
+            .iter()
+            .find_map(|(defined, address)| (**defined == *name).then_some(*address))
+    }
+
+    /// The first entry in load order, not in `skip`, that exports `name` (whose FNV-1a hash
+    /// is `hash`), and the symbol.
+    fn find_export(&self, name: &str, hash: u32, skip: &[u64]) -> Option<(&Entry, &Symbol<'_>)> {
         self.exports
-            .providers(name)
+            .providers(hash)
             .iter()
             .find_map(|&(id, index)| {
                 if skip.contains(&id) {
@@ -85,7 +96,7 @@ impl State {
 /// lookup hashes the name once and compares it with the candidates' names.
 #[derive(Debug, Default)]
 struct ExportIndex {
-    by_hash: HashMap<u32, Providers, BuildHasherDefault<MixHasher>>,
+    by_hash: ByHash<Providers>,
 }
 
 /// (entry id, symbol index) pairs in ascending id order; almost always just one.
@@ -128,10 +139,9 @@ impl Providers {
 }
 
 impl ExportIndex {
-    fn providers(&self, name: &str) -> &[(u64, u32)] {
-        self.by_hash
-            .get(&fnv1a32(name.as_bytes()))
-            .map_or(&[], Providers::as_slice)
+    /// The entries exporting a name whose FNV-1a hash is `hash`.
+    fn providers(&self, hash: u32) -> &[(u64, u32)] {
+        self.by_hash.get(&hash).map_or(&[], Providers::as_slice)
     }
 
     fn add(&mut self, id: u64, module: &Module) {
@@ -163,6 +173,9 @@ impl ExportIndex {
 #[derive(Debug, Default)]
 struct MixHasher(u64);
 
+/// A map keyed by FNV-1a name hashes.
+type ByHash<V> = HashMap<u32, V, BuildHasherDefault<MixHasher>>;
+
 impl Hasher for MixHasher {
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
@@ -178,32 +191,6 @@ impl Hasher for MixHasher {
         self.0
     }
 }
-
-/// FNV-1a over the bytes: a fast hash for the short names of host definitions. (Names come
-/// from the host; flooding the table would need the host to attack itself.)
-#[derive(Debug)]
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Fnv64 {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        // The table takes its control bits from the top: fold the low bits in.
-        self.0 ^ (self.0 >> 29).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv64>>;
 
 #[derive(Debug)]
 struct Entry {
@@ -305,7 +292,12 @@ impl Registry {
     /// `address` must stay valid, as the kind of object modules importing `name` expect, for
     /// as long as any module loaded afterwards is alive.
     pub unsafe fn define(&self, name: &str, address: usize) {
-        self.lock().host.insert(name.to_owned(), address);
+        let mut state = self.lock();
+        let same_hash = state.host.entry(fnv1a32(name.as_bytes())).or_default();
+        match same_hash.iter_mut().find(|(defined, _)| **defined == *name) {
+            Some((_, old)) => *old = address,
+            None => same_hash.push((name.into(), address)),
+        }
     }
 
     /// Loads the module at `path`, or returns the one already loaded from the same canonical
@@ -649,10 +641,11 @@ fn find<'s>(
     import: &Import<'_>,
     skip: &[u64],
 ) -> Result<Option<Definition<'s>>, String> {
-    if let Some(&address) = state.host.get(import.name) {
+    let hash = fnv1a32(import.name.as_bytes());
+    if let Some(address) = state.host_definition(import.name, hash) {
         return Ok(Some(Definition::Host(address)));
     }
-    let Some((entry, symbol)) = state.find_export(import.name, skip) else {
+    let Some((entry, symbol)) = state.find_export(import.name, hash, skip) else {
         return Ok(None);
     };
     let address = match symbol.section {

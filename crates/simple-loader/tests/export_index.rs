@@ -193,3 +193,36 @@ fn a_thousand_modules_each_resolve_to_their_own() {
     assert_eq!(call(registry.resolve("common").unwrap()), 0);
     assert_eq!(registry.modules().len(), 1000);
 }
+
+#[test]
+fn host_definitions_win_and_a_new_definition_replaces_the_old() {
+    let (one, other) = ("sym122789", "sym339192");
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new();
+    let module = registry
+        .load(&write(
+            dir.path(),
+            "m.smf",
+            &module(&["shared", one], 1, false),
+        ))
+        .unwrap();
+    assert_eq!(
+        registry.resolve("shared"),
+        Some(address_in(&module, "shared"))
+    );
+    // SAFETY: the addresses are only compared, never called.
+    unsafe {
+        registry.define("shared", 0x1000);
+        registry.define(other, 0x2000);
+    }
+    assert_eq!(registry.resolve("shared"), Some(0x1000), "the host wins");
+    assert_eq!(registry.resolve(other), Some(0x2000));
+    assert_eq!(
+        registry.resolve(one),
+        Some(address_in(&module, one)),
+        "a host name with the same hash is another name"
+    );
+    // SAFETY: as above.
+    unsafe { registry.define("shared", 0x3000) };
+    assert_eq!(registry.resolve("shared"), Some(0x3000));
+}
