@@ -4,7 +4,7 @@
 //! (`smf_sign::signature_path`), holding an ed25519 signature of the module hash (see
 //! `docs/FORMAT.md`, *Signature files*). Under [`SignaturePolicy::Require`] the loader checks
 //! it right after the module hash, before it opens a needed library, resolves an import,
-//! maps a page or runs any of the module's code.
+//! sets up the image or runs any of the module's code.
 
 use std::path::Path;
 
