@@ -81,14 +81,19 @@ impl ModuleSymbols {
                 )
             })
             .collect();
-        // Exported names first at equal addresses, so an alias is named by its public name.
-        let mut defined: Vec<_> = parsed
-            .symbols()
+        // Exported names first at equal addresses, so an alias is named by its public name;
+        // then symbol-table order (what a stable sort would keep). Sorting small keys rather
+        // than the symbols themselves: a module has thousands.
+        let symbols = parsed.symbols();
+        let mut keys: Vec<(u64, bool, usize)> = symbols
             .iter()
-            .filter(|s| s.kind == SymbolKind::Function && s.section.is_some())
+            .enumerate()
+            .filter(|(_, s)| s.kind == SymbolKind::Function && s.section.is_some())
+            .map(|(i, s)| (s.value, s.binding == Binding::Local, i))
             .collect();
-        defined.sort_by_key(|s| (s.value, s.binding == Binding::Local));
-        defined.dedup_by_key(|s| s.value);
+        keys.sort_unstable();
+        keys.dedup_by_key(|k| k.0);
+        let defined: Vec<_> = keys.iter().map(|&(_, _, i)| &symbols[i]).collect();
         let mut names = String::new();
         let mut functions: Vec<Function> = Vec::with_capacity(defined.len());
         for (i, symbol) in defined.iter().enumerate() {
