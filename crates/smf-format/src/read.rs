@@ -129,6 +129,7 @@ pub struct Reloc {
 
 impl Reloc {
     /// The entry as the file holds it; `None` only for an entry the reader would refuse.
+    #[inline]
     fn decode(raw: &raw::Reloc) -> Option<Reloc> {
         let kind = RelocKind::try_from(raw.kind.get()).ok()?;
         Some(Reloc {
@@ -140,6 +141,7 @@ impl Reloc {
     }
 
     /// An entry of a table `Module::parse` validated, whose kind is therefore known.
+    #[inline]
     fn decode_validated(raw: &raw::Reloc) -> Reloc {
         Reloc::decode(raw).unwrap_or_else(|| {
             debug_assert!(
@@ -178,6 +180,7 @@ impl<'data> Relocations<'data> {
     }
 
     /// The relocations in file order.
+    #[inline]
     pub fn iter(&self) -> RelocIter<'data> {
         RelocIter(self.raw.iter())
     }
@@ -187,11 +190,15 @@ impl<'data> Relocations<'data> {
 #[derive(Debug, Clone)]
 pub struct RelocIter<'data>(core::slice::Iter<'data, raw::Reloc>);
 
+// `#[inline]` on these small functions lets a loader's relocation loop (in another crate)
+// decode each entry in registers instead of through a returned copy in memory.
 impl Iterator for RelocIter<'_> {
     type Item = Reloc;
+    #[inline]
     fn next(&mut self) -> Option<Reloc> {
         self.0.next().map(Reloc::decode_validated)
     }
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.0.size_hint()
     }
@@ -208,6 +215,7 @@ impl DoubleEndedIterator for RelocIter<'_> {
 impl<'data> IntoIterator for Relocations<'data> {
     type Item = Reloc;
     type IntoIter = RelocIter<'data>;
+    #[inline]
     fn into_iter(self) -> RelocIter<'data> {
         self.iter()
     }
@@ -493,6 +501,7 @@ impl<'data> Module<'data> {
         &self.imports
     }
 
+    #[inline]
     pub fn relocations(&self) -> Relocations<'data> {
         Relocations { raw: self.relocs }
     }
