@@ -82,8 +82,9 @@ impl ModuleSymbols {
             })
             .collect();
         // Exported names first at equal addresses, so an alias is named by its public name;
-        // then symbol-table order (what a stable sort would keep). Sorting small keys rather
-        // than the symbols themselves: a module has thousands.
+        // then symbol-table order. Sorting small keys rather than the symbols themselves (a
+        // module has thousands), with a sort that takes advantage of the sorted runs a
+        // packer's symbol table is made of.
         let symbols = parsed.symbols();
         let mut keys: Vec<(u64, bool, usize)> = symbols
             .iter()
@@ -91,7 +92,7 @@ impl ModuleSymbols {
             .filter(|(_, s)| s.kind == SymbolKind::Function && s.section.is_some())
             .map(|(i, s)| (s.value, s.binding == Binding::Local, i))
             .collect();
-        keys.sort_unstable();
+        keys.sort();
         keys.dedup_by_key(|k| k.0);
         let defined: Vec<_> = keys.iter().map(|&(_, _, i)| &symbols[i]).collect();
         let mut names = String::new();
