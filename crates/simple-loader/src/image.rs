@@ -246,6 +246,10 @@ impl Image {
                 }
                 continue;
             }
+            if protection == Protection::ReadWrite {
+                // Copied sections were made read+write; data and bss stay so.
+                continue;
+            }
             if protection == Protection::ReadExecute {
                 // Drop write permission first, then flush, then allow execution.
                 reservation
