@@ -346,7 +346,11 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     head.extend_from_slice(&u16::try_from(section_count).ok()?.to_le_bytes());
     head.extend_from_slice(&u16::try_from(shstrtab_index).ok()?.to_le_bytes());
     out[..HEADER_SIZE].copy_from_slice(&head);
-    debug_assert!(out.len() <= capacity, "{} bytes, {capacity} reserved", out.len());
+    debug_assert!(
+        out.len() <= capacity,
+        "{} bytes, {capacity} reserved",
+        out.len()
+    );
     Some(out)
 }
 
