@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crossbeam_epoch::Guard;
 
 use crate::module::Module;
-use crate::registry::Slots;
+use crate::slots::SlotTable;
 
 /// Marks the calling thread as possibly running module code reached through reload slots,
 /// until the returned guard drops. An old version replaced by a reload is freed only after
@@ -26,7 +26,7 @@ pub fn pin() -> Guard {
 /// retargets it at each reload.
 pub struct Current<F> {
     trampoline: usize,
-    _slots: Arc<Slots>,
+    _slots: Arc<SlotTable>,
     _f: PhantomData<F>,
 }
 
@@ -40,7 +40,7 @@ impl<F: Copy> Current<F> {
     /// # Safety
     /// `F` must be a pointer-sized function pointer type matching the function behind
     /// `trampoline` in every version.
-    pub(crate) unsafe fn new(trampoline: usize, slots: Arc<Slots>) -> Current<F> {
+    pub(crate) unsafe fn new(trampoline: usize, slots: Arc<SlotTable>) -> Current<F> {
         Current {
             trampoline,
             _slots: slots,

@@ -204,7 +204,10 @@ struct Entry {
 /// The indirection slots of a registry's reloadable modules, by (entry, function name).
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
-    table: SlotTable,
+    /// The trampoline and cell pages. Importing modules and `Current` handles keep this, not
+    /// `Slots`, alive: `retired` holds modules, and a module holding `Slots` could be one of
+    /// them, a cycle that would never be freed.
+    table: Arc<SlotTable>,
     /// By entry id, then function name.
     by_name: Mutex<HashMap<u64, HashMap<String, SlotEntry>>>,
     /// Unloaded modules that slots still lead into.
@@ -606,7 +609,7 @@ impl Registry {
                 problem,
             })?;
         // SAFETY: the caller's contract covers `F`; the trampoline lives as long as the slots.
-        Ok(unsafe { Current::new(trampoline, Arc::clone(&self.slots)) })
+        Ok(unsafe { Current::new(trampoline, Arc::clone(&self.slots.table)) })
     }
 
     /// A handle to function `name` of the version of `path` loaded now, which it keeps alive.
@@ -698,7 +701,7 @@ fn resolve(
         Some(Definition::Slot(address)) => Resolution {
             address,
             provider: None,
-            keep_alive: Some(Arc::clone(slots) as Arc<dyn Any + Send + Sync>),
+            keep_alive: Some(Arc::clone(&slots.table) as Arc<dyn Any + Send + Sync>),
         },
         Some(Definition::Module(address, entry)) => Resolution {
             address,
