@@ -224,7 +224,10 @@ impl Session {
     /// The sources' current content, to tell a real edit from an event that changed nothing
     /// (an editor touching a file, the compiler opening it).
     pub fn snapshot(&self) -> Vec<Vec<u8>> {
-        self.sources.iter().map(|s| std::fs::read(s).unwrap_or_default()).collect()
+        self.sources
+            .iter()
+            .map(|s| std::fs::read(s).unwrap_or_default())
+            .collect()
     }
 
     /// How long ago the most recently modified source was saved.
@@ -258,7 +261,10 @@ pub fn run(
     let work = tempfile::Builder::new()
         .prefix("smf-dev-")
         .tempdir()
-        .map_err(|error| DevError::Io { path: std::env::temp_dir(), error })?;
+        .map_err(|error| DevError::Io {
+            path: std::env::temp_dir(),
+            error,
+        })?;
     let session = Session::start(sources, work.path().to_owned(), call.is_none())?;
     let (_watcher, changes) = session.watch()?;
     eprintln!(

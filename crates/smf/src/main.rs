@@ -335,8 +335,14 @@ fn public_keys(key_files: &[PathBuf]) -> Result<Vec<smf_sign::PublicKey>> {
 /// the old module loaded keeps its (mapped) file intact, as with a rebuilt shared library;
 /// rewriting the file in place would change or truncate pages that process still uses.
 fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let partial = dir.join(format!(".{name}.{}.partial", std::process::id()));
     std::fs::write(&partial, bytes)?;
     std::fs::rename(&partial, path).inspect_err(|_| {

@@ -154,7 +154,9 @@ fn dev_reloads_an_edited_source_and_the_counter_keeps_counting() {
     std::thread::sleep(Duration::from_millis(300));
     let rest: Vec<String> = err.try_iter().collect();
     assert!(
-        !rest.iter().any(|l| l.contains("unchanged") || l.contains("now version")),
+        !rest
+            .iter()
+            .any(|l| l.contains("unchanged") || l.contains("now version")),
         "spurious rebuilds: {rest:?}"
     );
 }
