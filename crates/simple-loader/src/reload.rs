@@ -4,6 +4,7 @@
 //! match are copied from the old version into the new one at the swap (with pointers into the
 //! old image moved to the same symbol in the new one), everything else starts fresh.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,12 +96,18 @@ fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = &'a Symbol<'a>>
     })
 }
 
-/// The state symbol of `module` named `name`, if exactly one has that name (two local
-/// statics of different objects may share a name; neither is then carried over).
-fn unique_state_symbol<'a>(module: &'a Module, name: &str) -> Option<&'a Symbol<'a>> {
-    let mut found = state_symbols(module).filter(|s| s.name == name);
-    let first = found.next()?;
-    found.next().is_none().then_some(first)
+/// The state symbols of `module` by name; `None` for a name that several share (two local
+/// statics of different objects), which is then never carried over. Built once per reload,
+/// so that matching costs one lookup per symbol.
+fn state_symbols_by_name<'a>(module: &'a Module) -> HashMap<&'a str, Option<&'a Symbol<'a>>> {
+    let mut by_name: HashMap<&str, Option<&Symbol<'_>>> = HashMap::new();
+    for symbol in state_symbols(module) {
+        by_name
+            .entry(symbol.name)
+            .and_modify(|unique| *unique = None)
+            .or_insert(Some(symbol));
+    }
+    by_name
 }
 
 /// The outcome of carrying state from `old` to `new`.
@@ -117,15 +124,16 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
         reset: Vec::new(),
         retains_old: false,
     };
+    let (old_state, new_state) = (state_symbols_by_name(old), state_symbols_by_name(new));
     for symbol in state_symbols(new) {
         let name = symbol.name.to_owned();
-        if unique_state_symbol(new, symbol.name).is_none() {
+        if new_state.get(symbol.name).copied().flatten().is_none() {
             carried
                 .reset
                 .push((name, "several data symbols share this name".into()));
             continue;
         }
-        let Some(previous) = unique_state_symbol(old, symbol.name) else {
+        let Some(previous) = old_state.get(symbol.name).copied().flatten() else {
             carried.reset.push((name, "new".into()));
             continue;
         };

@@ -12,7 +12,7 @@ use simple_loader::{Current, Registry};
 
 /// Compiles `source` and packs it (reloadable) into `dir/name.smf`; returns the file bytes.
 fn build(dir: &Path, name: &str, source: &str) -> Vec<u8> {
-    let work = dir.join(format!("build-{name}-{}", blake3_short(source)));
+    let work = dir.join(format!("build-{name}-{}", source_hash_hex(source)));
     std::fs::create_dir_all(&work).unwrap();
     let c = work.join(format!("{name}.c"));
     std::fs::write(&c, source).unwrap();
@@ -22,7 +22,7 @@ fn build(dir: &Path, name: &str, source: &str) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-fn blake3_short(text: &str) -> String {
+fn source_hash_hex(text: &str) -> String {
     format!(
         "{:016x}",
         text.bytes()
