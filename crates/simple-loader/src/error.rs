@@ -36,6 +36,9 @@ pub enum LoadError {
         name: String,
         problem: String,
     },
+    /// The module needs a static thread-local block (initial-exec accesses or TLS
+    /// descriptors) and none could be had.
+    StaticTls { module: String, reason: String },
     /// The operating system refused a memory operation.
     Memory {
         module: String,
@@ -116,6 +119,11 @@ impl fmt::Display for LoadError {
                 name,
                 problem,
             } => write!(f, "{module}: import `{name}`: {problem}"),
+            LoadError::StaticTls { module, reason } => write!(
+                f,
+                "{module}: its initial-exec or TLS-descriptor thread-locals need a static \
+                 thread-local block, which could not be allocated: {reason}"
+            ),
             LoadError::Memory {
                 module,
                 operation,

@@ -8,6 +8,8 @@ use std::ops::Range;
 
 use smf_format::{Module as Parsed, RelocKind, Section, SectionKind};
 
+use crate::tls::TlsModule;
+
 use crate::sys::{PAGE_SIZE, Protection, Reservation};
 
 /// A module's mapped image. Dropping it unmaps the memory.
@@ -109,12 +111,18 @@ fn written_pages(module: &Parsed<'_>) -> Vec<Range<usize>> {
     runs
 }
 
+/// The operation named when a module's static thread-local block cannot be made.
+pub(crate) const MAKING_STATIC_TLS: &str = "making a static thread-local block";
+
 /// Runs of written pages beyond which populating them one call each stops being worth it.
 const MAX_POPULATE_RUNS: usize = 64;
 
 impl Image {
-    /// Maps `module`, resolving `Abs64` relocations with `imports[index]` and `TlsModule`
-    /// relocations with `tls_module` (the handle of the module's thread-local block).
+    /// Maps `module`, resolving `Abs64` relocations with `imports[index]` and the
+    /// thread-local ones with `tls`, the module's thread-local block. A module that needs a
+    /// static block gets it here, once its template is relocated: the other relocations
+    /// are applied first, then the block is made from the template, then the `tp_offset`
+    /// relocations get its offset.
     ///
     /// With `source`, the file `module` was parsed from, each payload is mapped from the file
     /// (private, copy-on-write) straight with its final protection, except `relro` and `tls`,
@@ -126,7 +134,7 @@ impl Image {
     pub(crate) fn map(
         module: &Parsed<'_>,
         imports: &[usize],
-        tls_module: u64,
+        tls: Option<&TlsModule>,
         source: Option<&File>,
     ) -> Result<Image, (&'static str, io::Error)> {
         let image_size = usize::try_from(module.header().image_size).map_err(|_| {
@@ -207,6 +215,7 @@ impl Image {
             }
         }
 
+        let tls_handle = tls.map_or(0, TlsModule::handle);
         for reloc in module.relocations() {
             let value = match reloc.kind {
                 RelocKind::Abs64 => {
@@ -226,12 +235,46 @@ impl Image {
                     (*target as u64).wrapping_add(reloc.addend as u64)
                 }
                 RelocKind::Relative64 => base.wrapping_add(reloc.addend as u64),
-                RelocKind::TlsModule => tls_module,
+                RelocKind::TlsModule => tls_handle,
+                RelocKind::TlsDescriptor => crate::tls::tls_descriptor_address() as u64,
+                // Once the static block exists, below.
+                RelocKind::TpOffset => continue,
             };
             // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
             // both writable at this point; nothing else can see the image yet.
             unsafe { reservation.write_u64(reloc.offset as usize, value) }
                 .map_err(|e| ("applying a relocation", e))?;
+        }
+
+        if let Some(tls) = tls.filter(|t| t.needs_static()) {
+            let section = module
+                .loaded_sections()
+                .find(|s| s.kind == SectionKind::Tls)
+                .ok_or_else(|| (MAKING_STATIC_TLS, io::Error::other("no tls section")))?;
+            if module.relocations().iter().any(|r| {
+                r.kind == RelocKind::TpOffset
+                    && (section.vaddr..section.vaddr + section.mem_size).contains(&r.offset)
+            }) {
+                return Err((
+                    MAKING_STATIC_TLS,
+                    io::Error::other("a tp_offset relocation writes the template itself"),
+                ));
+            }
+            let mut template = vec![0; section.data.len()];
+            // SAFETY: the tls section is read+write until the end of this function.
+            unsafe { reservation.read_into(section.vaddr as usize, &mut template) }
+                .map_err(|e| (MAKING_STATIC_TLS, e))?;
+            let tp_offset = tls
+                .make_static(&template)
+                .map_err(|e| (MAKING_STATIC_TLS, e))?;
+            for reloc in module.relocations() {
+                if reloc.kind == RelocKind::TpOffset {
+                    let value = (tp_offset as u64).wrapping_add(reloc.addend as u64);
+                    // SAFETY: as above.
+                    unsafe { reservation.write_u64(reloc.offset as usize, value) }
+                        .map_err(|e| ("applying a relocation", e))?;
+                }
+            }
         }
 
         for section in module.loaded_sections() {

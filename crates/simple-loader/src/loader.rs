@@ -231,13 +231,19 @@ fn load_from(
         addresses.push(address);
     }
 
-    let tls_handle = tls.as_ref().map_or(0, |t| t.handle());
     let image =
-        Image::map(parsed, &addresses, tls_handle, source).map_err(|(operation, source)| {
-            LoadError::Memory {
-                module: name.clone(),
-                operation,
-                source,
+        Image::map(parsed, &addresses, tls.as_deref(), source).map_err(|(operation, source)| {
+            if operation == crate::image::MAKING_STATIC_TLS {
+                LoadError::StaticTls {
+                    module: name.clone(),
+                    reason: source.to_string(),
+                }
+            } else {
+                LoadError::Memory {
+                    module: name.clone(),
+                    operation,
+                    source,
+                }
             }
         })?;
     if let Some(tls) = &tls {

@@ -17,13 +17,21 @@
 //! next uses the slot for a later module. No thread ever frees another thread's block, so
 //! unloading a module needs no cross-thread coordination: blocks other threads hold for it
 //! are reclaimed lazily, at most one per slot and thread.
+//!
+//! Code compiled for the initial-exec model or for TLS descriptors addresses thread-locals at
+//! a fixed offset from the thread pointer instead (`tp_offset` and `tls_descriptor`
+//! relocations). A module with such code gets a *static* block from the C library
+//! ([`crate::sys::static_tls`]); its `__tls_get_addr` pairs, if any, then resolve into that
+//! block too, so every access model sees the same variables.
 
 use std::alloc::Layout;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use smf_format::{Module as Parsed, SectionKind};
+use smf_format::{Module as Parsed, RelocKind, SectionKind};
+
+use crate::sys::static_tls::StaticBlock;
 
 /// The argument of `__tls_get_addr`, as the psABI lays it out.
 #[repr(C)]
@@ -45,6 +53,12 @@ pub(crate) struct TlsModule {
     template: AtomicUsize,
     file_size: usize,
     layout: Layout,
+    /// Whether the module addresses thread-locals from the thread pointer, and so needs a
+    /// static block.
+    needs_static: bool,
+    /// The C library's static block, once made ([`TlsModule::make_static`]); then every
+    /// access goes there.
+    static_block: OnceLock<StaticBlock>,
 }
 
 /// Slots in use, and freed slots to hand out again.
@@ -70,6 +84,10 @@ impl TlsModule {
         // that its alignment is a power of two up to a page.
         let size = usize::try_from(section.mem_size).ok()?.max(1);
         let layout = Layout::from_size_align(size, section.align as usize).ok()?;
+        let needs_static = module
+            .relocations()
+            .iter()
+            .any(|r| matches!(r.kind, RelocKind::TpOffset | RelocKind::TlsDescriptor));
         let slot = {
             let mut slots = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
             slots.free.pop().unwrap_or_else(|| {
@@ -84,7 +102,31 @@ impl TlsModule {
             template: AtomicUsize::new(0),
             file_size: section.data.len(),
             layout,
+            needs_static,
+            static_block: OnceLock::new(),
         }))
+    }
+
+    /// Whether the module needs a static block, to be made by [`TlsModule::make_static`].
+    pub(crate) fn needs_static(&self) -> bool {
+        self.needs_static
+    }
+
+    /// Makes the module's static block, whose every copy starts as `template` (the
+    /// relocated initialised part of the `tls` section) followed by zeros, and returns its
+    /// distance from the thread pointer: the value of `tp_offset` relocations before their
+    /// addend. Called once, while the image is mapped and before any of its code runs.
+    pub(crate) fn make_static(&self, template: &[u8]) -> std::io::Result<i64> {
+        let block = StaticBlock::new(
+            template,
+            self.layout.size() as u64,
+            self.layout.align() as u64,
+        )?;
+        let offset = block.offset() as i64;
+        self.static_block
+            .set(block)
+            .map_err(|_| std::io::Error::other("the module's static block was already made"))?;
+        Ok(offset)
     }
 
     /// The handle written by `tls_module` relocations.
@@ -184,6 +226,9 @@ extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
         let index = &*index;
         (&*(index.module as *const TlsModule), index.offset)
     };
+    if let Some(block) = module.static_block.get() {
+        return block.address().wrapping_add(offset);
+    }
     let table = thread_blocks();
     if table.blocks.len() <= module.slot {
         table.blocks.resize_with(module.slot + 1, || None);
@@ -243,8 +288,34 @@ std::arch::global_asm!(
     inner = sym tls_get_addr,
 );
 
+// The function `tls_descriptor` relocations store in the first word of a TLS descriptor.
+// Module code calls it with the descriptor's address in rax and expects, in rax, the
+// variable's offset from the thread pointer, every other register preserved (the psABI's
+// TLS descriptor convention). For a static block that offset is the descriptor's second
+// word, which a `tp_offset` relocation set.
+std::arch::global_asm!(
+    ".pushsection .text.smf_loader_tls_descriptor,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl smf_loader_tls_descriptor",
+    ".hidden smf_loader_tls_descriptor",
+    ".type smf_loader_tls_descriptor,@function",
+    "smf_loader_tls_descriptor:",
+    ".cfi_startproc",
+    "mov rax, qword ptr [rax + 8]",
+    "ret",
+    ".cfi_endproc",
+    ".size smf_loader_tls_descriptor, . - smf_loader_tls_descriptor",
+    ".popsection",
+);
+
 unsafe extern "C" {
     fn smf_loader_tls_get_addr(index: *const c_void) -> *mut c_void;
+    fn smf_loader_tls_descriptor();
+}
+
+/// The value of `tls_descriptor` relocations.
+pub(crate) fn tls_descriptor_address() -> usize {
+    smf_loader_tls_descriptor as *const () as usize
 }
 
 /// The address modules with a `tls` section get for their `__tls_get_addr` import.

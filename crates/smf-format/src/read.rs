@@ -823,33 +823,41 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
-                (RelocKind::Relative64 | RelocKind::TlsModule, NONE) => {}
-                (RelocKind::Relative64 | RelocKind::TlsModule, index) => {
-                    let what = if kind == RelocKind::TlsModule {
-                        "tls_module"
-                    } else {
-                        "relative"
-                    };
+                (_, NONE) => {}
+                (_, index) => {
                     return Err(Error::malformed(
                         location(),
-                        format!("{what} relocation names import {index}; it must hold {NONE:#x}"),
+                        format!("{kind} relocation names import {index}; it must hold {NONE:#x}"),
                     ));
                 }
             };
-            if kind == RelocKind::TlsModule {
-                if r.addend.get() != 0 {
+            if matches!(
+                kind,
+                RelocKind::TlsModule | RelocKind::TpOffset | RelocKind::TlsDescriptor
+            ) {
+                let Some(tls) = self.sections.iter().find(|s| s.kind == SectionKind::Tls) else {
                     return Err(Error::malformed(
                         location(),
-                        format!(
-                            "tls_module relocation has addend {}; it must be 0",
-                            r.addend.get()
-                        ),
+                        format!("{kind} relocation in a module without a tls section"),
                     ));
-                }
-                if !self.sections.iter().any(|s| s.kind == SectionKind::Tls) {
+                };
+                let addend = r.addend.get();
+                let allowed = if kind == RelocKind::TpOffset {
+                    tls.mem_size
+                } else {
+                    0
+                };
+                if !u64::try_from(addend).is_ok_and(|a| a <= allowed) {
                     return Err(Error::malformed(
                         location(),
-                        "tls_module relocation in a module without a tls section",
+                        if kind == RelocKind::TpOffset {
+                            format!(
+                                "tp_offset relocation has addend {addend}, outside the \
+                                 thread-local block (0..={allowed})"
+                            )
+                        } else {
+                            format!("{kind} relocation has addend {addend}; it must be 0")
+                        },
                     ));
                 }
             }

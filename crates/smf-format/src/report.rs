@@ -3,7 +3,7 @@
 use core::fmt::{self, Write};
 
 use crate::read::Module;
-use crate::types::SectionKind;
+use crate::types::{RelocKind, SectionKind};
 
 /// Writes the header, sections, symbols, imports, relocations, needed libraries and
 /// constructor/destructor lists of `module`.
@@ -87,9 +87,24 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     }
     for r in module.relocations() {
         let section = module.section_at(r.offset).map_or("?", |s| s.name);
-        let target = match r.import.and_then(|i| module.imports().get(i as usize)) {
-            Some(imp) => format!("{} {:+#x}", imp.name, r.addend),
-            None => format!(
+        let target = match (
+            r.kind,
+            r.import.and_then(|i| module.imports().get(i as usize)),
+        ) {
+            (_, Some(imp)) => format!("{} {:+#x}", imp.name, r.addend),
+            (RelocKind::TlsModule, None) => "tls block handle".to_owned(),
+            (RelocKind::TlsDescriptor, None) => "tls descriptor function".to_owned(),
+            (RelocKind::TpOffset, None) => {
+                // The addend is an offset in the block; name the variable there.
+                let tls = module
+                    .loaded_sections()
+                    .find(|s| s.kind == SectionKind::Tls);
+                let suffix = tls.map_or(String::new(), |t| {
+                    symbol_suffix(module, t.vaddr.wrapping_add(r.addend as u64))
+                });
+                format!("tp + tls block + {:#x}{suffix}", r.addend)
+            }
+            (_, None) => format!(
                 "base + {:#x}{}",
                 r.addend,
                 symbol_suffix(module, r.addend as u64)

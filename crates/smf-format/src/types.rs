@@ -200,6 +200,13 @@ field_enum! {
         /// `*(u64 *)(base + offset) = ` the loader's handle of the module's thread-local
         /// block (the `ti_module` word of a `__tls_get_addr` argument).
         TlsModule = 3 => "tls_module",
+        /// `*(i64 *)(base + offset) = tp_offset + addend`: the distance from the thread
+        /// pointer of byte `addend` of the module's thread-local block, which is then a
+        /// static one (initial-exec accesses and TLS descriptors).
+        TpOffset = 4 => "tp_offset",
+        /// `*(u64 *)(base + offset) = ` the loader's TLS descriptor function, which returns
+        /// the second word of the descriptor it is called with (a `tp_offset`).
+        TlsDescriptor = 5 => "tls_descriptor",
     }
 }
 
@@ -302,7 +309,7 @@ mod tests {
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));
-        assert_eq!(RelocKind::try_from(4u32), Err(4));
+        assert_eq!(RelocKind::try_from(6u32), Err(6));
         for kind in SectionKind::ALL {
             assert_eq!(SectionKind::try_from(kind.as_raw()), Ok(*kind));
         }

@@ -919,14 +919,14 @@ fn relative_relocation_naming_an_import() {
         &bad,
         &[
             &format!("relocation {i}"),
-            "relative relocation names import 0; it must hold 0xffffffff",
+            "relative64 relocation names import 0; it must hold 0xffffffff",
         ],
     );
 }
 
 #[test]
 fn unknown_relocation_kind() {
-    for kind in [0u32, 4, 0x101] {
+    for kind in [0u32, 6, 0x101] {
         let bad = patched(&base(), |b| {
             entry_mut::<raw::Reloc>(b, SectionKind::Reloc, 0).kind = kind.into()
         });

@@ -88,8 +88,8 @@ fn tls_module_relocation_must_name_no_import_and_have_no_addend() {
 }
 
 #[test]
-fn tls_module_relocation_needs_a_tls_section() {
-    // Turn the relative relocation of the plain test module into a tls_module one.
+fn thread_local_relocations_need_a_tls_section() {
+    // Turn the relative relocation of the plain test module into each thread-local kind.
     let bytes = full_module();
     let index = Module::parse(&bytes)
         .unwrap()
@@ -97,17 +97,97 @@ fn tls_module_relocation_needs_a_tls_section() {
         .iter()
         .position(|r| r.kind == RelocKind::Relative64)
         .unwrap();
+    for kind in [
+        RelocKind::TlsModule,
+        RelocKind::TpOffset,
+        RelocKind::TlsDescriptor,
+    ] {
+        let bad = patched(&bytes, |b| {
+            let reloc = entry_mut::<raw::Reloc>(b, SectionKind::Reloc, index);
+            reloc.kind = kind.as_raw().into();
+            reloc.addend = 0.into();
+        });
+        expect_err(
+            &bad,
+            &[
+                &format!("relocation {index}"),
+                &format!("{kind} relocation in a module without a tls section"),
+            ],
+        );
+    }
+}
+
+/// [`tls_builder`] plus a static-model word (`tp_offset`) and a TLS descriptor.
+fn static_tls_builder() -> ModuleBuilder<'static> {
+    let mut builder = tls_builder();
+    for (offset, kind, addend) in [
+        (DATA + 0x40, RelocKind::TpOffset, 0x18),
+        (DATA + 0x48, RelocKind::TlsDescriptor, 0),
+        (DATA + 0x50, RelocKind::TpOffset, 0x20),
+    ] {
+        builder.add_reloc(Reloc {
+            offset,
+            kind,
+            import: None,
+            addend,
+        });
+    }
+    builder
+}
+
+#[test]
+fn static_model_relocations_round_trip() {
+    let bytes = static_tls_builder().write().unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let found: Vec<_> = module
+        .relocations()
+        .iter()
+        .filter(|r| matches!(r.kind, RelocKind::TpOffset | RelocKind::TlsDescriptor))
+        .map(|r| (r.offset, r.kind, r.import, r.addend))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (DATA + 0x40, RelocKind::TpOffset, None, 0x18),
+            (DATA + 0x48, RelocKind::TlsDescriptor, None, 0),
+            (DATA + 0x50, RelocKind::TpOffset, None, 0x20),
+        ]
+    );
+}
+
+#[test]
+fn static_model_addends_stay_in_the_block() {
+    let bytes = static_tls_builder().write().unwrap();
+    let position = |kind| {
+        Module::parse(&bytes)
+            .unwrap()
+            .relocations()
+            .iter()
+            .position(|r| r.kind == kind)
+            .unwrap()
+    };
+    let tp = position(RelocKind::TpOffset);
+    for addend in [0x21i64, -1] {
+        let bad = patched(&bytes, |b| {
+            entry_mut::<raw::Reloc>(b, SectionKind::Reloc, tp).addend = addend.into()
+        });
+        expect_err(
+            &bad,
+            &[
+                &format!("relocation {tp}"),
+                &format!(
+                    "tp_offset relocation has addend {addend}, outside the thread-local block (0..=32)"
+                ),
+            ],
+        );
+    }
+    let descriptor = position(RelocKind::TlsDescriptor);
     let bad = patched(&bytes, |b| {
-        let reloc = entry_mut::<raw::Reloc>(b, SectionKind::Reloc, index);
-        reloc.kind = RelocKind::TlsModule.as_raw().into();
-        reloc.addend = 0.into();
+        entry_mut::<raw::Reloc>(b, SectionKind::Reloc, descriptor).addend = 8.into()
     });
     expect_err(
         &bad,
-        &[
-            &format!("relocation {index}"),
-            "tls_module relocation in a module without a tls section",
-        ],
+        &["tls_descriptor relocation has addend 8; it must be 0"],
     );
 }
 

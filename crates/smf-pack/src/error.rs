@@ -113,8 +113,9 @@ impl fmt::Display for RelocationProblem {
             }
             RelocationProblem::ThreadLocalModel { model } => write!(
                 f,
-                ": the {model} thread-local model is not supported in modules; \
-                 compile with -fPIC and the default -ftls-model=global-dynamic"
+                ": the {model} thread-local model cannot be used in a module, as in a shared \
+                 library; compile with -fPIC (general-dynamic, local-dynamic, initial-exec and \
+                 TLS descriptors are supported)"
             ),
             RelocationProblem::ThreadLocalOutsideModule => f.write_str(
                 ": thread-local variables of other modules or native libraries cannot be \

@@ -113,7 +113,7 @@ pub(crate) struct Layout {
     /// Image address of each loaded input section, indexed `[object][section]`.
     section_addresses: Vec<Vec<Option<u64>>>,
     got_address: u64,
-    tls_pairs_address: u64,
+    tls_entries_address: u64,
     stub_address: u64,
     dso_handle: Option<u64>,
     commons: HashMap<GlobalId, u64>,
@@ -230,10 +230,10 @@ impl Layout {
         if builders[OutputKind::EhFrame.index()].size > 0 {
             builders[OutputKind::EhFrame.index()].add(4, 4)?;
         }
-        // The GOT: one slot per address, then the `tls_index` pairs of `crate::tls`.
+        // The GOT: one slot per address, then the thread-local entries of `crate::tls`.
         let got_slots_size = needs.got.len() as u64 * GOT_SLOT_SIZE;
         let got_offset = builders[OutputKind::RelRo.index()].add(
-            got_slots_size + needs.tls.pairs.len() as u64 * crate::tls::PAIR_SIZE,
+            got_slots_size + needs.tls.entries.len() as u64 * crate::tls::ENTRY_SIZE,
             GOT_SLOT_SIZE,
         )?;
         let needs_dso_handle = globals
@@ -323,7 +323,7 @@ impl Layout {
         let vaddr = |kind: OutputKind| outputs[kind.index()].vaddr;
         let mut layout = Layout {
             got_address: vaddr(OutputKind::RelRo) + got_offset,
-            tls_pairs_address: vaddr(OutputKind::RelRo) + got_offset + got_slots_size,
+            tls_entries_address: vaddr(OutputKind::RelRo) + got_offset + got_slots_size,
             stub_address: vaddr(OutputKind::Code) + stub_offset,
             dso_handle: dso_offset.map(|offset| vaddr(OutputKind::Data) + offset),
             commons: common_offsets
@@ -386,9 +386,9 @@ impl Layout {
         self.got_address + u64::from(slot) * GOT_SLOT_SIZE
     }
 
-    /// Address of the `tls_index` pair `index` (module handle, offset), after the GOT slots.
-    pub fn tls_pair(&self, index: u32) -> u64 {
-        self.tls_pairs_address + u64::from(index) * crate::tls::PAIR_SIZE
+    /// Address of thread-local GOT entry `index` (see `crate::tls`), after the GOT slots.
+    pub fn tls_entry(&self, index: u32) -> u64 {
+        self.tls_entries_address + u64::from(index) * crate::tls::ENTRY_SIZE
     }
 
     pub fn stub(&self, index: u32) -> u64 {

@@ -20,6 +20,7 @@ use crate::error::{Error, RelocationError, RelocationProblem};
 use crate::input::{InputReloc, Object, SectionClass, SymbolDefinition};
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::{self, Definition, GlobalId, Globals, SymbolRef};
+use crate::tls::Access;
 
 /// Range check applied to a value before it is stored in a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,10 @@ enum Action {
     TlsLocalDynamic,
     /// `R_X86_64_DTPOFF32`/`64`: the variable's offset in the module's thread-local block + A.
     DtpOffset(Field),
+    /// `R_X86_64_GOTTPOFF`: the variable's initial-exec GOT entry + A - P.
+    TlsInitialExec,
+    /// `R_X86_64_GOTPC32_TLSDESC`: the variable's TLS descriptor + A - P.
+    TlsDescriptor,
     /// The TLS models and relocations modules cannot use.
     ThreadLocal,
     Unsupported,
@@ -137,19 +142,20 @@ fn action(r_type: u32) -> Action {
         elf::R_X86_64_TLSLD => Action::TlsLocalDynamic,
         elf::R_X86_64_DTPOFF32 => Action::DtpOffset(field(4, Signed)),
         elf::R_X86_64_DTPOFF64 => Action::DtpOffset(field(8, Any)),
+        elf::R_X86_64_GOTTPOFF
+        | elf::R_X86_64_CODE_4_GOTTPOFF
+        | elf::R_X86_64_CODE_5_GOTTPOFF
+        | elf::R_X86_64_CODE_6_GOTTPOFF => Action::TlsInitialExec,
+        elf::R_X86_64_GOTPC32_TLSDESC
+        | elf::R_X86_64_CODE_4_GOTPC32_TLSDESC
+        | elf::R_X86_64_CODE_5_GOTPC32_TLSDESC
+        | elf::R_X86_64_CODE_6_GOTPC32_TLSDESC => Action::TlsDescriptor,
+        // Marks the descriptor call for linker relaxations; nothing to write.
+        elf::R_X86_64_TLSDESC_CALL => Action::Nothing,
         elf::R_X86_64_DTPMOD64
         | elf::R_X86_64_TPOFF64
-        | elf::R_X86_64_GOTTPOFF
         | elf::R_X86_64_TPOFF32
-        | elf::R_X86_64_GOTPC32_TLSDESC
-        | elf::R_X86_64_TLSDESC_CALL
-        | elf::R_X86_64_TLSDESC
-        | elf::R_X86_64_CODE_4_GOTTPOFF
-        | elf::R_X86_64_CODE_4_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_5_GOTTPOFF
-        | elf::R_X86_64_CODE_5_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_6_GOTTPOFF
-        | elf::R_X86_64_CODE_6_GOTPC32_TLSDESC => Action::ThreadLocal,
+        | elf::R_X86_64_TLSDESC => Action::ThreadLocal,
         // COPY, GLOB_DAT, JUMP_SLOT, RELATIVE, IRELATIVE, RELATIVE64 only appear in linked
         // files; anything else is unknown.
         _ => Action::Unsupported,
@@ -168,7 +174,10 @@ impl Action {
             | Action::GotFromPc(f)
             | Action::Size(f)
             | Action::DtpOffset(f) => f.bytes,
-            Action::TlsGeneralDynamic | Action::TlsLocalDynamic => 4,
+            Action::TlsGeneralDynamic
+            | Action::TlsLocalDynamic
+            | Action::TlsInitialExec
+            | Action::TlsDescriptor => 4,
             Action::Nothing | Action::ThreadLocal | Action::Unsupported => 0,
         };
         u64::from(bytes)
@@ -197,7 +206,7 @@ pub(crate) struct Needs {
     stub_index: HashMap<GlobalId, u32>,
     /// Globals that became imports, in import-index order.
     pub imports: Vec<GlobalId>,
-    /// `tls_index` pairs, placed after the GOT slots.
+    /// Thread-local GOT entries, placed after the GOT slots.
     pub tls: crate::tls::TlsNeeds,
 }
 
@@ -277,7 +286,11 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
             let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
             if matches!(
                 action,
-                Action::TlsGeneralDynamic | Action::TlsLocalDynamic | Action::DtpOffset(_)
+                Action::TlsGeneralDynamic
+                    | Action::TlsLocalDynamic
+                    | Action::TlsInitialExec
+                    | Action::TlsDescriptor
+                    | Action::DtpOffset(_)
             ) {
                 // Thread-locals are the module's own: another module's or a native library's
                 // live in blocks this loader cannot address.
@@ -295,8 +308,10 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                     }
                 }
                 match action {
-                    Action::TlsGeneralDynamic => needs.tls.add(Some(target)),
-                    Action::TlsLocalDynamic => needs.tls.add(None),
+                    Action::TlsGeneralDynamic => needs.tls.add(Access::Dynamic, Some(target)),
+                    Action::TlsLocalDynamic => needs.tls.add(Access::Dynamic, None),
+                    Action::TlsInitialExec => needs.tls.add(Access::InitialExec, Some(target)),
+                    Action::TlsDescriptor => needs.tls.add(Access::Descriptor, Some(target)),
                     _ => {}
                 }
                 continue;
@@ -380,6 +395,9 @@ pub(crate) fn resolve_target<'data>(
                         .map_or(Target::NotLoaded("COMMON"), |a| Target::Address(a.into()));
                 }
                 Definition::GotBase => return Target::Address(layout.got_address().into()),
+                Definition::TlsModuleBase => {
+                    return Target::Address(layout.output(OutputKind::Tls).vaddr.into());
+                }
                 Definition::DsoHandle => {
                     return layout
                         .dso_handle()
@@ -423,7 +441,7 @@ fn symbol_size(objects: &[Object<'_>], globals: &Globals<'_>, target: SymbolRef)
         SymbolRef::Global(id) => match globals.symbols.get(id)?.definition {
             Definition::Defined { object, symbol, .. } => (object, symbol),
             Definition::Common { size, .. } => return Some(size),
-            Definition::GotBase => return Some(0),
+            Definition::GotBase | Definition::TlsModuleBase => return Some(0),
             Definition::DsoHandle => return Some(8),
             Definition::None => return None,
         },
@@ -488,7 +506,7 @@ pub(crate) fn apply(
         }
     }
     fill_got(objects, globals, needs, layout, &mut load_relocs)?;
-    crate::tls::fill_pairs(
+    crate::tls::fill_entries(
         &needs.tls,
         layout,
         |layout, target| match resolve_target(objects, globals, layout, target) {
@@ -714,20 +732,25 @@ fn apply_one(
             Some(size) if !matches!(target, Target::Import(_)) => (i128::from(size) + a, f),
             _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
         },
-        Action::TlsGeneralDynamic | Action::TlsLocalDynamic => {
-            let variable = match action {
-                Action::TlsGeneralDynamic => {
-                    tls_offset(layout, target).map_err(|problem| cx.error(problem))?;
-                    Some(cx.target)
-                }
-                _ => None,
+        Action::TlsGeneralDynamic
+        | Action::TlsLocalDynamic
+        | Action::TlsInitialExec
+        | Action::TlsDescriptor => {
+            let (access, variable) = match action {
+                Action::TlsLocalDynamic => (Access::Dynamic, None),
+                Action::TlsGeneralDynamic => (Access::Dynamic, Some(cx.target)),
+                Action::TlsInitialExec => (Access::InitialExec, Some(cx.target)),
+                _ => (Access::Descriptor, Some(cx.target)),
             };
-            let pair = needs
+            if variable.is_some() {
+                tls_offset(layout, target).map_err(|problem| cx.error(problem))?;
+            }
+            let entry = needs
                 .tls
-                .pair(variable)
+                .entry(access, variable)
                 .ok_or_else(|| cx.error(RelocationProblem::UnsupportedType))?;
             (
-                i128::from(layout.tls_pair(pair)) + a - p,
+                i128::from(layout.tls_entry(entry)) + a - p,
                 field(4, Range::Signed),
             )
         }
@@ -744,6 +767,8 @@ fn apply_one(
             | Action::GotFromPc(_)
             | Action::TlsGeneralDynamic
             | Action::TlsLocalDynamic
+            | Action::TlsInitialExec
+            | Action::TlsDescriptor
     );
     let bytes = encode(value, field, pc_relative).map_err(|problem| cx.error(problem))?;
     layout.write(place, &bytes[..usize::from(field.bytes)])
@@ -939,7 +964,13 @@ mod tests {
             action(elf::R_X86_64_DTPOFF64.0),
             Action::DtpOffset(field(8, Range::Any))
         );
-        assert_eq!(action(elf::R_X86_64_GOTTPOFF.0), Action::ThreadLocal);
+        assert_eq!(action(elf::R_X86_64_GOTTPOFF.0), Action::TlsInitialExec);
+        assert_eq!(action(elf::R_X86_64_GOTTPOFF.0).width(), 4);
+        assert_eq!(
+            action(elf::R_X86_64_GOTPC32_TLSDESC.0),
+            Action::TlsDescriptor
+        );
+        assert_eq!(action(elf::R_X86_64_TLSDESC_CALL.0).width(), 0);
         assert_eq!(action(elf::R_X86_64_TPOFF32.0), Action::ThreadLocal);
         assert_eq!(action(elf::R_X86_64_COPY.0), Action::Unsupported);
         assert_eq!(action(1000), Action::Unsupported);

@@ -53,6 +53,9 @@ pub(crate) enum Definition {
     GotBase,
     /// `__dso_handle`, provided by the packer for C++ `__cxa_atexit`.
     DsoHandle,
+    /// `_TLS_MODULE_BASE_`, the start of the module's thread-local block, which
+    /// local-dynamic TLS descriptors name (see `crate::tls`).
+    TlsModuleBase,
 }
 
 #[derive(Debug)]
@@ -77,6 +80,7 @@ pub(crate) struct Globals<'data> {
 
 pub(crate) const GOT_SYMBOL: &str = "_GLOBAL_OFFSET_TABLE_";
 pub(crate) const DSO_HANDLE: &str = "__dso_handle";
+pub(crate) const TLS_MODULE_BASE: &str = "_TLS_MODULE_BASE_";
 
 /// Keeps the first COMDAT group of each signature and marks the sections of later ones as
 /// discarded: they are identical copies (C++ inline functions, vtables, template instances).
@@ -202,6 +206,8 @@ impl<'data> Globals<'data> {
                     global.definition = Definition::GotBase;
                 } else if global.name == DSO_HANDLE {
                     global.definition = Definition::DsoHandle;
+                } else if global.name == TLS_MODULE_BASE {
+                    global.definition = Definition::TlsModuleBase;
                 }
             }
         }
@@ -261,7 +267,12 @@ pub(crate) fn is_in_module(
     let (object, symbol) = match target {
         SymbolRef::Global(id) => match globals.symbols.get(id).map(|g| g.definition) {
             Some(Definition::Defined { object, symbol, .. }) => (object, symbol),
-            Some(Definition::Common { .. } | Definition::GotBase | Definition::DsoHandle) => {
+            Some(
+                Definition::Common { .. }
+                | Definition::GotBase
+                | Definition::DsoHandle
+                | Definition::TlsModuleBase,
+            ) => {
                 return true;
             }
             _ => return false,

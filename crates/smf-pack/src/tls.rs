@@ -1,4 +1,4 @@
-//! Thread-local storage: the template and the `tls_index` pairs of the dynamic models.
+//! Thread-local storage: the template, and the GOT entries through which code reaches it.
 //!
 //! A module's `.tdata` and `.tbss` pieces become one `tls` section, the template every
 //! thread's copy starts from: the initialised pieces first (their bytes are the section's
@@ -6,15 +6,23 @@
 //! section is what the ELF psABI calls a DTP offset: the distance of a variable from the start
 //! of the module's thread-local block.
 //!
-//! Code compiled with `-fPIC` reaches thread-locals through `__tls_get_addr(&pair)`, where
-//! `pair` is a two-word `tls_index` in the GOT: the module's block handle, which only the
-//! loader knows (a [`RelocKind::TlsModule`] load-time relocation), and the variable's DTP
-//! offset (general-dynamic, `R_X86_64_TLSGD`) or 0 (local-dynamic, `R_X86_64_TLSLD`, whose
-//! variables are then addressed with `R_X86_64_DTPOFF32`/`DTPOFF64` offsets from the result).
-//! The loader provides `__tls_get_addr` to modules that have a `tls` section. The static
-//! models (initial-exec, local-exec) and TLS descriptors address thread-locals from the
-//! thread pointer at a fixed offset, which the C library hands out only to the objects its own
-//! dynamic linker loads, so they are refused.
+//! Code compiled with `-fPIC` reaches a thread-local through a 16-byte GOT entry, of one of
+//! three [`Access`] kinds:
+//! - general- and local-dynamic: `__tls_get_addr(&pair)`, `pair` a `tls_index` of the
+//!   module's block handle, which only the loader knows (a [`RelocKind::TlsModule`] load-time
+//!   relocation), and the variable's DTP offset (`R_X86_64_TLSGD`) or 0 (`R_X86_64_TLSLD`,
+//!   whose variables are then addressed with `R_X86_64_DTPOFF32`/`DTPOFF64` offsets from the
+//!   result). The loader provides `__tls_get_addr` to modules that have a `tls` section.
+//! - initial-exec (`R_X86_64_GOTTPOFF`): a word holding the variable's offset from the thread
+//!   pointer, a [`RelocKind::TpOffset`] relocation (the second word is unused);
+//! - TLS descriptors (`R_X86_64_GOTPC32_TLSDESC`, `-mtls-dialect=gnu2`): the loader's
+//!   descriptor function ([`RelocKind::TlsDescriptor`]), then the variable's offset from the
+//!   thread pointer ([`RelocKind::TpOffset`]); the local-dynamic form names
+//!   `_TLS_MODULE_BASE_`, the start of the block.
+//!
+//! The last two make the loader give the module a static block (docs/FORMAT.md). Local-exec
+//! code (`R_X86_64_TPOFF32`) has the offset built into its instructions, which would then be
+//! written at load time; as for a shared library, it is refused.
 
 use std::collections::HashMap;
 
@@ -26,8 +34,8 @@ use crate::input::InputSection;
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::SymbolRef;
 
-/// Size of one `tls_index` pair: module handle, then offset, 8 bytes each.
-pub(crate) const PAIR_SIZE: u64 = 16;
+/// Size of one GOT entry for a thread-local: two 8-byte words.
+pub(crate) const ENTRY_SIZE: u64 = 16;
 
 /// Whether a TLS input section is zero-filled (`.tbss`, `SHT_NOBITS`): it has a size but no
 /// bytes in the file.
@@ -35,41 +43,43 @@ pub(crate) fn is_zero_filled(section: &InputSection<'_>) -> bool {
     section.size > 0 && section.data.len() as u64 != section.size
 }
 
-/// The `tls_index` pairs the relocations need: one per variable reached with the
-/// general-dynamic model (`Some`), and one for the module's local-dynamic base (`None`).
+/// How code reaches a thread-local through its GOT entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Access {
+    /// A `tls_index` pair for `__tls_get_addr`.
+    Dynamic,
+    /// A word holding the offset from the thread pointer.
+    InitialExec,
+    /// A TLS descriptor: function, then offset from the thread pointer.
+    Descriptor,
+}
+
+/// The GOT entries the relocations need, each for one access kind and variable; `None` is
+/// the module's local-dynamic `tls_index` pair, whose offset is 0.
 #[derive(Debug, Default)]
 pub(crate) struct TlsNeeds {
-    pub pairs: Vec<Option<SymbolRef>>,
-    index: HashMap<Option<SymbolRef>, u32>,
+    pub entries: Vec<(Access, Option<SymbolRef>)>,
+    index: HashMap<(Access, Option<SymbolRef>), u32>,
 }
 
 impl TlsNeeds {
-    pub fn add(&mut self, variable: Option<SymbolRef>) {
-        if !self.index.contains_key(&variable) {
-            self.index.insert(variable, self.pairs.len() as u32);
-            self.pairs.push(variable);
+    pub fn add(&mut self, access: Access, variable: Option<SymbolRef>) {
+        let key = (access, variable);
+        if !self.index.contains_key(&key) {
+            self.index.insert(key, self.entries.len() as u32);
+            self.entries.push(key);
         }
     }
 
-    pub fn pair(&self, variable: Option<SymbolRef>) -> Option<u32> {
-        self.index.get(&variable).copied()
+    pub fn entry(&self, access: Access, variable: Option<SymbolRef>) -> Option<u32> {
+        self.index.get(&(access, variable)).copied()
     }
 }
 
 /// The model a refused TLS relocation type belongs to, for the message.
 pub(crate) fn refused_model(r_type: u32) -> Option<&'static str> {
     match elf::RelocationType(r_type) {
-        elf::R_X86_64_GOTTPOFF
-        | elf::R_X86_64_CODE_4_GOTTPOFF
-        | elf::R_X86_64_CODE_5_GOTTPOFF
-        | elf::R_X86_64_CODE_6_GOTTPOFF => Some("initial-exec"),
         elf::R_X86_64_TPOFF32 | elf::R_X86_64_TPOFF64 => Some("local-exec"),
-        elf::R_X86_64_GOTPC32_TLSDESC
-        | elf::R_X86_64_TLSDESC_CALL
-        | elf::R_X86_64_TLSDESC
-        | elf::R_X86_64_CODE_4_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_5_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_6_GOTPC32_TLSDESC => Some("TLS descriptor (-mtls-dialect=gnu2)"),
         _ => None,
     }
 }
@@ -83,36 +93,48 @@ pub(crate) fn dtp_offset(layout: &Layout, address: i128) -> Option<i128> {
         .then_some(address - start)
 }
 
-/// Writes each `tls_index` pair: the offset now, the module handle at load time.
-/// `offset_of` gives the DTP offset of a general-dynamic variable.
-pub(crate) fn fill_pairs(
+/// Writes each GOT entry: the offsets known now, relocations for what the loader knows.
+/// `offset_of` gives the DTP offset of a variable.
+pub(crate) fn fill_entries(
     needs: &TlsNeeds,
     layout: &mut Layout,
     offset_of: impl Fn(&Layout, SymbolRef) -> Option<i128>,
     load_relocs: &mut Vec<Reloc>,
 ) -> Result<(), Error> {
-    for (index, variable) in needs.pairs.iter().enumerate() {
-        let address = layout.tls_pair(index as u32);
+    for (index, (access, variable)) in needs.entries.iter().enumerate() {
+        let address = layout.tls_entry(index as u32);
         let offset = match variable {
             None => 0,
             Some(target) => offset_of(layout, *target).ok_or_else(|| {
                 Error::Layout(format!(
-                    "tls_index pair {index} names no thread-local variable"
+                    "thread-local GOT entry {index} names no thread-local variable"
                 ))
             })?,
         };
-        let offset = u64::try_from(offset).map_err(|_| {
+        let offset = i64::try_from(offset).map_err(|_| {
             Error::Layout(format!(
-                "tls_index pair {index}: offset {offset:#x} out of range"
+                "thread-local GOT entry {index}: offset {offset:#x} out of range"
             ))
         })?;
-        layout.write(address + 8, &offset.to_le_bytes())?;
-        load_relocs.push(Reloc {
-            offset: address,
-            kind: RelocKind::TlsModule,
-            import: None,
-            addend: 0,
-        });
+        let mut reloc = |offset, kind, addend| {
+            load_relocs.push(Reloc {
+                offset,
+                kind,
+                import: None,
+                addend,
+            })
+        };
+        match access {
+            Access::Dynamic => {
+                layout.write(address + 8, &offset.to_le_bytes())?;
+                reloc(address, RelocKind::TlsModule, 0);
+            }
+            Access::InitialExec => reloc(address, RelocKind::TpOffset, offset),
+            Access::Descriptor => {
+                reloc(address, RelocKind::TlsDescriptor, 0);
+                reloc(address + 8, RelocKind::TpOffset, offset);
+            }
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Each C program under tests/programs/ is built twice from the same objects: linked
 //! natively by the system compiler, and packed into an .sme run by `smf run`. Both must
-//! print the same bytes and exit with the same status, at -O0, -O2 and -Os. A program whose
+//! print the same bytes and exit with the same status, at -O0, -O2 and -Os (and, for the
+//! thread-local program, with each TLS model and dialect). A program whose
 //! build.txt says `compiler: c++` is C++: its `.cpp` files are compiled and linked with `c++`.
 
 mod common;
@@ -11,7 +12,7 @@ fn native_vs_smf(name: &str, opt: &str) {
     let dir = program_dir(name);
     let spec = build_spec(&dir);
     let work = tempfile::tempdir().unwrap();
-    let mut flags = vec![opt];
+    let mut flags: Vec<&str> = opt.split_whitespace().collect();
     flags.extend(spec.cflags.iter().map(String::as_str));
     let cxx = spec
         .extra
@@ -96,4 +97,8 @@ programs! {
     tls_o0 => "tls", "-O0";
     tls_o2 => "tls", "-O2";
     tls_os => "tls", "-Os";
+    tls_initial_exec_o0 => "tls", "-O0 -ftls-model=initial-exec";
+    tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
+    tls_descriptors_o2 => "tls", "-O2 -mtls-dialect=gnu2";
+    tls_descriptors_local_dynamic_o0 => "tls", "-O0 -ftls-model=local-dynamic -mtls-dialect=gnu2";
 }

@@ -1,6 +1,7 @@
 //! Module code seen from the rest of the process (docs/RUNTIME.md): crash reports, gdb
 //! backtraces and breakpoints through the GDB JIT interface, the perf map, the symbolizer,
-//! and C++ exceptions in many modules loaded and unloaded in any order.
+//! C++ exceptions in many modules loaded and unloaded in any order, and static thread-local
+//! blocks for initial-exec code.
 
 mod common;
 
@@ -344,4 +345,97 @@ fn cxx_exceptions_work_in_many_modules_loaded_and_unloaded_in_any_order() {
     for module in modules.iter().flatten() {
         assert_eq!(call(module, 2), 1010);
     }
+}
+
+/// A module whose code reaches its thread-locals with the initial-exec model.
+fn initial_exec_module(work: &Path, name: &str, declarations: &str) -> PathBuf {
+    let source = work.join(format!("{name}.c"));
+    std::fs::write(
+        &source,
+        format!(
+            r#"
+            {declarations}
+            __thread long counter = 5;
+            long bump(void) {{ return ++counter; }}
+            "#
+        ),
+    )
+    .unwrap();
+    let objects = compile(&[source], work, &["-O2", "-ftls-model=initial-exec"]);
+    let path = work.join(format!("{name}.smf"));
+    pack(&objects, &path, &[]);
+    path
+}
+
+#[test]
+fn initial_exec_thread_locals_are_per_module_and_per_thread_and_given_back() {
+    let work = tempfile::tempdir().unwrap();
+    let path = initial_exec_module(work.path(), "ie", "");
+    let options = simple_loader::LoadOptions::default();
+    let bump = |module: &simple_loader::Module| -> extern "C" fn() -> i64 {
+        // SAFETY: `long bump(void)`; callers use it only while `module` is loaded.
+        *unsafe { module.get::<extern "C" fn() -> i64>("bump") }.unwrap()
+    };
+
+    // A thread that runs before the modules are loaded gets initialised copies too.
+    let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<(usize, usize)>();
+    let early = std::thread::spawn(move || {
+        let (a, b) = loaded_rx.recv().unwrap();
+        // SAFETY: the addresses of `bump` in two modules the main thread keeps loaded
+        // until this thread is joined.
+        type Bump = extern "C" fn() -> i64;
+        let (a, b) = unsafe {
+            (
+                std::mem::transmute::<usize, Bump>(a),
+                std::mem::transmute::<usize, Bump>(b),
+            )
+        };
+        (a(), a(), b())
+    });
+    let first = simple_loader::load_file(&path, &options).unwrap();
+    let second = simple_loader::load_file(&path, &options).unwrap();
+    assert_eq!((bump(&first)(), bump(&first)()), (6, 7));
+    assert_eq!(bump(&second)(), 6, "each loaded module has its own block");
+    loaded_tx
+        .send((bump(&first) as usize, bump(&second) as usize))
+        .unwrap();
+    assert_eq!(early.join().unwrap(), (6, 7, 6));
+    let f = bump(&first) as usize;
+    let later = std::thread::spawn(move || {
+        // SAFETY: `bump` of `first`, loaded until after the join.
+        let f = unsafe { std::mem::transmute::<usize, extern "C" fn() -> i64>(f) };
+        f()
+    });
+    assert_eq!(
+        later.join().unwrap(),
+        6,
+        "a new thread starts from the template"
+    );
+    assert_eq!(bump(&first)(), 8, "this thread's copy is untouched");
+    drop((first, second));
+
+    // glibc's static TLS reserve holds a few such blocks at once; unloading gives them back.
+    for _ in 0..300 {
+        let module = simple_loader::load_file(&path, &options).unwrap();
+        assert_eq!(bump(&module)(), 6);
+    }
+}
+
+#[test]
+fn a_static_block_too_large_for_the_c_library_is_a_load_error() {
+    let work = tempfile::tempdir().unwrap();
+    let path = initial_exec_module(
+        work.path(),
+        "huge",
+        "__thread char huge[1 << 20]; char *huge_at(void) { return huge; }",
+    );
+    let error = simple_loader::load_file(&path, &simple_loader::LoadOptions::default())
+        .expect_err("a 1 MiB initial-exec block does not fit in static TLS")
+        .to_string();
+    assert!(
+        error.contains("huge.smf")
+            && error.contains("need a static thread-local block")
+            && error.contains("static TLS"),
+        "{error}"
+    );
 }

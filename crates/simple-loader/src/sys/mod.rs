@@ -10,8 +10,36 @@ mod unix;
 pub(crate) use unix::*;
 #[cfg(unix)]
 pub(crate) mod crash;
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+pub(crate) mod static_tls;
 #[cfg(unix)]
 pub(crate) mod unwind;
+#[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+pub(crate) mod static_tls {
+    //! Static thread-local blocks come from glibc's dynamic linker (see the x86-64 glibc
+    //! version); elsewhere modules that need one are refused.
+
+    /// No static block can exist here.
+    #[derive(Debug)]
+    pub(crate) enum StaticBlock {}
+
+    impl StaticBlock {
+        pub(crate) fn new(_: &[u8], _: u64, _: u64) -> std::io::Result<StaticBlock> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "static thread-local blocks are only supported with glibc on x86-64",
+            ))
+        }
+
+        pub(crate) fn offset(&self) -> isize {
+            match *self {}
+        }
+
+        pub(crate) fn address(&self) -> *mut u8 {
+            match *self {}
+        }
+    }
+}
 
 #[cfg(not(unix))]
 compile_error!(
