@@ -238,6 +238,12 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
                 "is an archive (.a); extract its objects and pack those",
             ));
         }
+        Err(_) if is_llvm_bitcode(data) => {
+            return Err(object_error(
+                file,
+                "is LLVM bitcode (clang -flto), not an ELF object; compile it without -flto",
+            ));
+        }
         Err(_) => {
             return Err(object_error(
                 file,
@@ -288,6 +294,12 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
         ));
     }
     Ok(header)
+}
+
+/// Whether `data` is LLVM bitcode: what clang writes for `-c -flto`, raw (`BC` C0 DE) or in
+/// the bitcode wrapper (magic 0x0B17C0DE, little-endian).
+fn is_llvm_bitcode(data: &[u8]) -> bool {
+    data.starts_with(b"BC\xc0\xde") || data.starts_with(&0x0b17_c0de_u32.to_le_bytes())
 }
 
 fn machine_name(machine: elf::Machine) -> String {
@@ -740,6 +752,19 @@ mod tests {
             None
         );
         assert_eq!(section_priority("my_ctors", ".init_array"), Some(65535));
+    }
+
+    #[test]
+    fn llvm_bitcode_is_named_with_the_flag_that_made_it() {
+        for data in [&b"BC\xc0\xde\x35\x14\0\0"[..], b"\xde\xc0\x17\x0b\0\0\0\0"] {
+            let error = read_object("lto.o", data).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                "lto.o: is LLVM bitcode (clang -flto), not an ELF object; compile it without -flto"
+            );
+        }
+        assert!(!is_llvm_bitcode(b"BC\xc0"));
+        assert!(!is_llvm_bitcode(b"\x7fELF"));
     }
 
     #[test]
