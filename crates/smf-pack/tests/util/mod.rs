@@ -193,3 +193,58 @@ pub fn elf_relocations(input: &Input, section: &str) -> Vec<(u64, u32, String, i
 pub fn read_i64(module: &Module<'_>, offset: u64) -> i64 {
     i64::from_le_bytes(image_bytes(module, offset, 8).try_into().unwrap())
 }
+
+/// `clang` if it runs (it is on PATH), for the tests of what clang emits. Otherwise prints a
+/// note, once, that those tests are skipped; with `SMF_REQUIRE_CLANG` set (as `.ci/run` does)
+/// a missing clang fails the test instead.
+pub fn clang() -> Option<&'static str> {
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let found = *FOUND.get_or_init(|| {
+        let found = Command::new("clang")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            // Straight to stderr: libtest captures print! and eprint!, so a note printed with
+            // them would only show if the test failed.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: clang is not on PATH; the clang tests of smf-pack are skipped"
+            );
+        }
+        found
+    });
+    assert!(
+        found || std::env::var_os("SMF_REQUIRE_CLANG").is_none(),
+        "SMF_REQUIRE_CLANG is set but clang is not on PATH"
+    );
+    found.then_some("clang")
+}
+
+/// The `sh_type` of a section of an ELF object.
+pub fn elf_section_type(input: &Input, name: &str) -> u32 {
+    use object::read::elf::{FileHeader, SectionHeader};
+    let le = object::LittleEndian;
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(&input.data[..]).unwrap();
+    let sections = header.sections(le, &input.data[..]).unwrap();
+    let (_, section) = sections
+        .section_by_name(le, name.as_bytes())
+        .unwrap_or_else(|| panic!("{} has no section {name}", input.name));
+    section.sh_type(le).0
+}
+
+/// The `st_value` of a named symbol of an ELF object (its offset in its section).
+pub fn elf_symbol_value(input: &Input, name: &str) -> u64 {
+    use object::read::elf::{FileHeader, Sym};
+    let le = object::LittleEndian;
+    let data = &input.data[..];
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(data).unwrap();
+    let sections = header.sections(le, data).unwrap();
+    let symbols = sections.symbols(le, data, object::elf::SHT_SYMTAB).unwrap();
+    symbols
+        .iter()
+        .find(|s| s.name(le, symbols.strings()) == Ok(name.as_bytes()))
+        .unwrap_or_else(|| panic!("{} has no symbol {name}", input.name))
+        .st_value(le)
+}
