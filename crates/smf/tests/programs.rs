@@ -1,14 +1,23 @@
 //! Each C program under tests/programs/ is built twice from the same objects: linked
-//! natively by the system compiler, and packed into an .sme run by `smf run`. Both must
-//! print the same bytes and exit with the same status, at -O0, -O2 and -Os (and, for the
-//! thread-local program, with each TLS model and dialect). A program whose
-//! build.txt says `compiler: c++` is C++: its `.cpp` files are compiled and linked with `c++`.
+//! natively by the compiler, and packed into an .sme run by `smf run`. Both must print the
+//! same bytes and exit with the same status. A program whose build.txt says `compiler: c++`
+//! is C++: its `.cpp` files are compiled and linked with the C++ compiler.
+//!
+//! Every program is built by the system compiler (`$CC`/`$CXX`, else `cc`/`c++`) at -O0,
+//! -O2 and -Os (and, for the thread-local program, with each TLS model and dialect), and by
+//! clang/clang++ at -O0 and -O2 when they are on PATH (the `clang_*` tests print a note and
+//! pass without building anything otherwise; `.ci/run` installs clang and sets
+//! `SMF_REQUIRE_CLANG` so that there they cannot be skipped). The `mixed_*` tests put objects
+//! of both compilers into one module.
 
 mod common;
 
 use common::*;
 
-fn native_vs_smf(name: &str, opt: &str) {
+/// Builds program `name` with `opt` (optimisation and any extra flags, split at spaces),
+/// compiling its n-th source with `toolchains[n % len]` and linking natively with the first,
+/// and compares the native run with `smf run`.
+fn native_vs_smf(toolchains: &[&Toolchain], name: &str, opt: &str) {
     let dir = program_dir(name);
     let spec = build_spec(&dir);
     let work = tempfile::tempdir().unwrap();
@@ -18,14 +27,43 @@ fn native_vs_smf(name: &str, opt: &str) {
         .extra
         .iter()
         .any(|(k, v)| k == "compiler" && v == "c++");
-    let objects = if cxx {
-        compile_cxx(&sources_with(&dir, "cpp"), work.path(), &flags)
+    let sources = if cxx {
+        sources_with(&dir, "cpp")
     } else {
-        compile(&c_sources(&dir), work.path(), &flags)
+        c_sources(&dir)
     };
+    let objects: Vec<_> = sources
+        .iter()
+        .zip(toolchains.iter().cycle())
+        .flat_map(|(source, toolchain)| {
+            let source = std::slice::from_ref(source);
+            if cxx {
+                compile_cxx_with(&toolchain.cxx, source, work.path(), &flags)
+            } else {
+                compile_with(&toolchain.c, source, work.path(), &flags)
+            }
+        })
+        .collect();
+
+    // A clang test must not pass by having built nothing with clang.
+    for (object, toolchain) in objects.iter().zip(toolchains.iter().cycle()) {
+        if toolchain.c == "clang" {
+            let bytes = std::fs::read(object).unwrap();
+            assert!(
+                bytes.windows(13).any(|w| w == b"clang version"),
+                "{} was not built by clang",
+                object.display()
+            );
+        }
+    }
 
     let native = work.path().join("native");
-    let mut link = if cxx { cxx_compiler() } else { cc() };
+    let linker = if cxx {
+        &toolchains[0].cxx
+    } else {
+        &toolchains[0].c
+    };
+    let mut link = std::process::Command::new(linker);
     link.arg("-o").arg(&native).args(&objects).args(&spec.libs);
     check(link);
 
@@ -49,26 +87,49 @@ fn native_vs_smf(name: &str, opt: &str) {
     assert_eq!(
         expected.status.code(),
         Some(spec.exit),
-        "native {name} {opt} exit status (build.txt says {})",
+        "native {name} {opt} exit status (build.txt says {}); built with {toolchains:?}",
         spec.exit
     );
     assert_eq!(
         String::from_utf8_lossy(&actual.stdout),
         String::from_utf8_lossy(&expected.stdout),
-        "stdout of {name} at {opt} differs between smf run and the native build; smf stderr:\n{}",
+        "stdout of {name} at {opt} differs between smf run and the native build \
+         (built with {toolchains:?}); smf stderr:\n{}",
         String::from_utf8_lossy(&actual.stderr)
     );
     assert_eq!(
         actual.status.code(),
         expected.status.code(),
-        "exit status of {name} at {opt}; smf stderr:\n{}",
+        "exit status of {name} at {opt} (built with {toolchains:?}); smf stderr:\n{}",
         String::from_utf8_lossy(&actual.stderr)
     );
 }
 
 macro_rules! programs {
     ($($test:ident => $name:literal, $opt:literal;)*) => {
-        $(#[test] fn $test() { native_vs_smf($name, $opt); })*
+        $(#[test] fn $test() { native_vs_smf(&[&Toolchain::system()], $name, $opt); })*
+    };
+}
+
+/// Built by clang/clang++ alone.
+macro_rules! clang_programs {
+    ($($test:ident => $name:literal, $opt:literal;)*) => {
+        $(#[test] fn $test() {
+            if let Some(clang) = Toolchain::clang() {
+                native_vs_smf(&[&clang], $name, $opt);
+            }
+        })*
+    };
+}
+
+/// Sources alternately built by the system compiler and by clang, linked into one module.
+macro_rules! mixed_programs {
+    ($($test:ident => $name:literal, $opt:literal;)*) => {
+        $(#[test] fn $test() {
+            if let Some(clang) = Toolchain::clang() {
+                native_vs_smf(&[&Toolchain::system(), &clang], $name, $opt);
+            }
+        })*
     };
 }
 
@@ -101,4 +162,33 @@ programs! {
     tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
     tls_descriptors_o2 => "tls", "-O2 -mtls-dialect=gnu2";
     tls_descriptors_local_dynamic_o0 => "tls", "-O0 -ftls-model=local-dynamic -mtls-dialect=gnu2";
+}
+
+clang_programs! {
+    clang_multi_o0 => "multi", "-O0";
+    clang_multi_o2 => "multi", "-O2";
+    clang_libc_o0 => "libc", "-O0";
+    clang_libc_o2 => "libc", "-O2";
+    clang_tables_o0 => "tables", "-O0";
+    clang_tables_o2 => "tables", "-O2";
+    clang_control_o0 => "control", "-O0";
+    clang_control_o2 => "control", "-O2";
+    clang_mathlib_o0 => "mathlib", "-O0";
+    clang_mathlib_o2 => "mathlib", "-O2";
+    clang_interp_o0 => "interp", "-O0";
+    clang_interp_o2 => "interp", "-O2";
+    clang_crossmod_native_link_o2 => "crossmod", "-O2";
+    clang_cxx_o0 => "cxx", "-O0";
+    clang_cxx_o2 => "cxx", "-O2";
+    clang_tls_o0 => "tls", "-O0";
+    clang_tls_o2 => "tls", "-O2";
+    // Every call to an import, __tls_get_addr included, through the GOT instead of a stub.
+    clang_tls_o2_no_plt => "tls", "-O2 -fno-plt";
+}
+
+mixed_programs! {
+    // Common symbols, weak definitions and constructor priorities across the two compilers.
+    mixed_multi_o2 => "multi", "-O2";
+    // COMDAT groups (templates, inline functions, vtables) of g++ and clang++ merged.
+    mixed_cxx_o2 => "cxx", "-O2";
 }

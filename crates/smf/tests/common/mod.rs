@@ -19,7 +19,58 @@ pub fn program_dir(name: &str) -> PathBuf {
 
 /// The system C compiler: `$CC` or `cc`.
 pub fn cc() -> Command {
-    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+    Command::new(Toolchain::system().c)
+}
+
+/// A C compiler and the C++ compiler that goes with it.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub c: String,
+    pub cxx: String,
+}
+
+impl Toolchain {
+    /// The system compilers: `$CC` or `cc`, `$CXX` or `c++`.
+    pub fn system() -> Toolchain {
+        Toolchain {
+            c: std::env::var("CC").unwrap_or_else(|_| "cc".into()),
+            cxx: std::env::var("CXX").unwrap_or_else(|_| "c++".into()),
+        }
+    }
+
+    /// `clang` and `clang++` if both run (they are on PATH). Otherwise prints a note, once,
+    /// that the clang tests are skipped; with `SMF_REQUIRE_CLANG` set (as `.ci/run` does) a
+    /// missing clang fails the test instead.
+    pub fn clang() -> Option<Toolchain> {
+        static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let found = *FOUND.get_or_init(|| {
+            let runs = |compiler: &str| {
+                Command::new(compiler)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let found = runs("clang") && runs("clang++");
+            if !found {
+                // Straight to stderr: libtest captures print! and eprint!, so a note printed
+                // with them would only show if the test failed.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: clang or clang++ is not on PATH; the clang builds of the test programs are skipped"
+                );
+            }
+            found
+        });
+        assert!(
+            found || std::env::var_os("SMF_REQUIRE_CLANG").is_none(),
+            "SMF_REQUIRE_CLANG is set but clang or clang++ is not on PATH"
+        );
+        found.then(|| Toolchain {
+            c: "clang".into(),
+            cxx: "clang++".into(),
+        })
+    }
 }
 
 /// Runs a command, panicking with its output if it fails to start or exits non-zero.
@@ -40,6 +91,16 @@ pub fn check(mut command: Command) -> Output {
 
 /// Compiles each C source of `sources` to an object in `out_dir` with `-fPIC` and `flags`.
 pub fn compile(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<PathBuf> {
+    compile_with(&Toolchain::system().c, sources, out_dir, flags)
+}
+
+/// [`compile`] with this C compiler.
+pub fn compile_with(
+    compiler: &str,
+    sources: &[PathBuf],
+    out_dir: &Path,
+    flags: &[&str],
+) -> Vec<PathBuf> {
     std::fs::create_dir_all(out_dir).unwrap();
     sources
         .iter()
@@ -47,7 +108,7 @@ pub fn compile(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<PathB
             let object = out_dir
                 .join(source.file_stem().unwrap())
                 .with_extension("o");
-            let mut command = cc();
+            let mut command = Command::new(compiler);
             command
                 .args(["-std=gnu11", "-fPIC", "-c", "-Wall"])
                 .args(flags)
@@ -135,11 +196,21 @@ pub fn failure(output: &Output) -> (i32, String) {
 
 /// The system C++ compiler: `$CXX` or `c++`.
 pub fn cxx_compiler() -> Command {
-    Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
+    Command::new(Toolchain::system().cxx)
 }
 
 /// Compiles each C++ source with `-fPIC` and `flags` (which give the language standard).
 pub fn compile_cxx(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<PathBuf> {
+    compile_cxx_with(&Toolchain::system().cxx, sources, out_dir, flags)
+}
+
+/// [`compile_cxx`] with this C++ compiler.
+pub fn compile_cxx_with(
+    compiler: &str,
+    sources: &[PathBuf],
+    out_dir: &Path,
+    flags: &[&str],
+) -> Vec<PathBuf> {
     std::fs::create_dir_all(out_dir).unwrap();
     sources
         .iter()
@@ -147,7 +218,7 @@ pub fn compile_cxx(sources: &[PathBuf], out_dir: &Path, flags: &[&str]) -> Vec<P
             let object = out_dir
                 .join(source.file_stem().unwrap())
                 .with_extension("o");
-            let mut command = cxx_compiler();
+            let mut command = Command::new(compiler);
             command
                 .args(["-fPIC", "-c", "-Wall"])
                 .args(flags)

@@ -20,4 +20,4 @@ const char *const grid[4][3] = {
 };
 const char *const *const grid_rows[4] = { grid[3], grid[2], grid[1], grid[0] };
 
-const char *greeting_tail = "Hello, relocated world!" + 7;
+const char *greeting_tail = &"Hello, relocated world!"[7];
