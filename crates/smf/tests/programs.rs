@@ -184,6 +184,9 @@ clang_programs! {
     clang_tls_o2 => "tls", "-O2";
     // Every call to an import, __tls_get_addr included, through the GOT instead of a stub.
     clang_tls_o2_no_plt => "tls", "-O2 -fno-plt";
+    // clang 14 has no -mtls-dialect=gnu2 for x86-64; initial-exec it has.
+    clang_tls_initial_exec_o0 => "tls", "-O0 -ftls-model=initial-exec";
+    clang_tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
 }
 
 mixed_programs! {
