@@ -311,7 +311,7 @@ impl Registry {
         if let Some(index) = state.position_of_path(&canonical) {
             return Ok(Arc::clone(&state.modules[index].module));
         }
-        let module = Arc::new(self.link(&state, None, &canonical, &[])?);
+        let module = Arc::new(self.link(&state, None, &canonical, &[], false)?);
         let id = state.next_id;
         state.next_id += 1;
         state.exports.add(id, &module);
@@ -334,16 +334,21 @@ impl Registry {
         bytes: Option<Vec<u8>>,
         path: &Path,
         skip: &[u64],
+        hash_checked: bool,
     ) -> Result<Module, LoadError> {
         let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
         let Some(bytes) = bytes else {
             return load_file_with(path, &self.options, &resolver);
         };
+        let options = LoadOptions {
+            verify_hash: self.options.verify_hash && !hash_checked,
+            ..self.options.clone()
+        };
         load_bytes_with(
             bytes,
             path.display().to_string(),
             Some(path.to_owned()),
-            &self.options,
+            &options,
             &resolver,
         )
     }
@@ -392,13 +397,25 @@ impl Registry {
         for &index in &indices {
             let entry = &state.modules[index];
             let bytes = read(&entry.path)?;
-            if smf_format::compute_module_hash(&bytes)
-                .is_ok_and(|hash| hash == entry.module.module_hash())
-            {
+            // One hash of the new bytes says both whether anything changed and, against the
+            // hash stored in them, whether they are intact; the load need not hash again.
+            let format_error = |source| LoadError::Format {
+                module: entry.path.display().to_string(),
+                source,
+            };
+            let hash = smf_format::compute_module_hash(&bytes).map_err(format_error)?;
+            if hash == entry.module.module_hash() {
                 prepared.push((index, None));
                 continue;
             }
-            let new = self.link(&state, Some(bytes), &entry.path, &skip)?;
+            let stored = bytes.get(smf_format::raw::MODULE_HASH_RANGE);
+            if self.options.verify_hash && stored != Some(&hash[..]) {
+                return Err(format_error(smf_format::Error::HashMismatch {
+                    stored: stored.and_then(|s| s.try_into().ok()).unwrap_or_default(),
+                    computed: hash,
+                }));
+            }
+            let new = self.link(&state, Some(bytes), &entry.path, &skip, true)?;
             self.check_dependents(entry, &new)?;
             prepared.push((index, Some(new)));
         }

@@ -689,6 +689,10 @@ impl<'data> Module<'data> {
         // Walk every chain once. Each symbol must be reached at most once (no cycles, no
         // shared tails), from the bucket its name hashes to, and be exported; every export
         // must be reached; no two exports may share a name. Linear in the table size.
+        let name_hashes: Vec<u32> = self
+            .table_section(SectionKind::SymTab)
+            .and_then(|s| <[raw::Symbol]>::ref_from_bytes(s.data).ok())
+            .map_or_else(Vec::new, |raw| raw.iter().map(|s| s.name_hash.get()).collect());
         let mut reached = vec![false; self.symbols.len()];
         for (bucket, head) in b.iter().enumerate() {
             let mut index = head.get();
@@ -711,7 +715,8 @@ impl<'data> Module<'data> {
                         format!("chains local symbol {i} ({})", symbol.name),
                     ));
                 }
-                if fnv1a32(symbol.name.as_bytes()) as usize % b.len() != bucket {
+                // parse_symbols checked the stored hash is the name's.
+                if name_hashes[i] as usize % b.len() != bucket {
                     return Err(Error::malformed(
                         location(),
                         format!(
@@ -723,13 +728,13 @@ impl<'data> Module<'data> {
                 index = c[i].get();
             }
         }
-        let mut names = std::collections::HashSet::with_capacity(exported);
-        for (i, symbol) in self
-            .symbols
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_exported())
-        {
+        // Two exports of one name have one hash: sorting by hash, then by name only where
+        // hashes tie, puts them next to each other (n log n even if many hashes collide).
+        let mut exports = Vec::with_capacity(exported);
+        for (i, symbol) in self.symbols.iter().enumerate() {
+            if !symbol.is_exported() {
+                continue;
+            }
             if !reached[i] {
                 return Err(Error::malformed(
                     &location,
@@ -739,12 +744,15 @@ impl<'data> Module<'data> {
                     ),
                 ));
             }
-            if !names.insert(symbol.name) {
-                return Err(Error::malformed(
-                    format!("symbol {i} ({})", symbol.name),
-                    "exported twice under the same name",
-                ));
-            }
+            exports.push((name_hashes[i], symbol.name, i));
+        }
+        exports.sort_unstable();
+        if let Some(pair) = exports.windows(2).find(|w| w[0].1 == w[1].1) {
+            let (_, name, i) = pair[1];
+            return Err(Error::malformed(
+                format!("symbol {i} ({name})"),
+                "exported twice under the same name",
+            ));
         }
         Ok(())
     }
