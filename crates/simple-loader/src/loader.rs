@@ -89,6 +89,7 @@ pub fn load_file_with(
                 let name = path.display().to_string();
                 return load_from(
                     bytes,
+                    None,
                     Some(&file),
                     name,
                     Some(path.to_owned()),
@@ -107,6 +108,7 @@ pub fn load_file_with(
     };
     load_from(
         bytes,
+        None,
         None,
         path.display().to_string(),
         Some(path.to_owned()),
@@ -134,14 +136,28 @@ pub fn load_bytes_with(
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
-    let bytes = FileBytes::Owned(bytes.into_boxed_slice());
-    load_from(bytes, None, name, path, options, resolver)
+    load_hashed_bytes(bytes, None, name, path, options, resolver)
 }
 
-/// Loads the module in `bytes`; with `source`, the file they are mapped from, the image maps
-/// section payloads from it instead of copying them.
+/// As [`load_bytes_with`]; `hash`, if known, is the module hash of `bytes`, which the hash
+/// check then compares instead of hashing them again.
+pub(crate) fn load_hashed_bytes(
+    bytes: Vec<u8>,
+    hash: Option<[u8; 32]>,
+    name: String,
+    path: Option<PathBuf>,
+    options: &LoadOptions,
+    resolver: &ImportResolver<'_>,
+) -> Result<Module, LoadError> {
+    let bytes = FileBytes::Owned(bytes.into_boxed_slice());
+    load_from(bytes, hash, None, name, path, options, resolver)
+}
+
+/// Loads the module in `bytes`, whose module hash is `hash` if known; with `source`, the file
+/// they are mapped from, the image maps section payloads from it instead of copying them.
 fn load_from(
     bytes: FileBytes,
+    hash: Option<[u8; 32]>,
     source: Option<&File>,
     name: String,
     path: Option<PathBuf>,
@@ -157,7 +173,17 @@ fn load_from(
     })?;
     let parsed = file.borrow_dependent();
     if options.verify_hash {
-        parsed.verify_hash().map_err(|source| LoadError::Format {
+        let checked = match hash {
+            Some(computed) if computed != parsed.header().module_hash => {
+                Err(smf_format::Error::HashMismatch {
+                    stored: parsed.header().module_hash,
+                    computed,
+                })
+            }
+            Some(_) => Ok(()),
+            None => parsed.verify_hash(),
+        };
+        checked.map_err(|source| LoadError::Format {
             module: name.clone(),
             source,
         })?;

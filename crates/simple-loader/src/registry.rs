@@ -12,7 +12,7 @@ use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
-use crate::loader::{LoadOptions, Resolution, load_bytes_with, load_file_with};
+use crate::loader::{LoadOptions, Resolution, load_file_with, load_hashed_bytes};
 use crate::module::Module;
 use crate::reload::{
     AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook,
@@ -311,7 +311,7 @@ impl Registry {
         if let Some(index) = state.position_of_path(&canonical) {
             return Ok(Arc::clone(&state.modules[index].module));
         }
-        let module = Arc::new(self.link(&state, None, &canonical, &[], false)?);
+        let module = Arc::new(self.link(&state, None, &canonical, &[], None)?);
         let id = state.next_id;
         state.next_id += 1;
         state.exports.add(id, &module);
@@ -334,21 +334,18 @@ impl Registry {
         bytes: Option<Vec<u8>>,
         path: &Path,
         skip: &[u64],
-        hash_checked: bool,
+        hash: Option<[u8; 32]>,
     ) -> Result<Module, LoadError> {
         let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
         let Some(bytes) = bytes else {
             return load_file_with(path, &self.options, &resolver);
         };
-        let options = LoadOptions {
-            verify_hash: self.options.verify_hash && !hash_checked,
-            ..self.options.clone()
-        };
-        load_bytes_with(
+        load_hashed_bytes(
             bytes,
+            hash,
             path.display().to_string(),
             Some(path.to_owned()),
-            &options,
+            &self.options,
             &resolver,
         )
     }
@@ -397,25 +394,14 @@ impl Registry {
         for &index in &indices {
             let entry = &state.modules[index];
             let bytes = read(&entry.path)?;
-            // One hash of the new bytes says both whether anything changed and, against the
-            // hash stored in them, whether they are intact; the load need not hash again.
-            let format_error = |source| LoadError::Format {
-                module: entry.path.display().to_string(),
-                source,
-            };
-            let hash = smf_format::compute_module_hash(&bytes).map_err(format_error)?;
-            if hash == entry.module.module_hash() {
+            // One hash of the new bytes says whether anything changed and, in the load,
+            // whether they match the hash stored in them; the load need not hash again.
+            let hash = smf_format::compute_module_hash(&bytes).ok();
+            if hash.is_some_and(|hash| hash == entry.module.module_hash()) {
                 prepared.push((index, None));
                 continue;
             }
-            let stored = bytes.get(smf_format::raw::MODULE_HASH_RANGE);
-            if self.options.verify_hash && stored != Some(&hash[..]) {
-                return Err(format_error(smf_format::Error::HashMismatch {
-                    stored: stored.and_then(|s| s.try_into().ok()).unwrap_or_default(),
-                    computed: hash,
-                }));
-            }
-            let new = self.link(&state, Some(bytes), &entry.path, &skip, true)?;
+            let new = self.link(&state, Some(bytes), &entry.path, &skip, hash)?;
             self.check_dependents(entry, &new)?;
             prepared.push((index, Some(new)));
         }

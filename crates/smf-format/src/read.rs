@@ -692,7 +692,9 @@ impl<'data> Module<'data> {
         let name_hashes: Vec<u32> = self
             .table_section(SectionKind::SymTab)
             .and_then(|s| <[raw::Symbol]>::ref_from_bytes(s.data).ok())
-            .map_or_else(Vec::new, |raw| raw.iter().map(|s| s.name_hash.get()).collect());
+            .map_or_else(Vec::new, |raw| {
+                raw.iter().map(|s| s.name_hash.get()).collect()
+            });
         let mut reached = vec![false; self.symbols.len()];
         for (bucket, head) in b.iter().enumerate() {
             let mut index = head.get();
