@@ -181,6 +181,15 @@ pub(crate) fn read_object<'data>(
         object_sections.push(reader.read_section(index.0, header)?);
     }
     let symbols = reader.read_symbols()?;
+    if symbols.iter().any(|s| s.name == GCC_LTO_SLIM) {
+        // Its sections hold GCC's intermediate language for the link-time optimiser and no
+        // machine code: packed as it is, the module would have no code at all.
+        return Err(object_error(
+            file,
+            "is a GCC LTO object (gcc -flto) that holds no machine code; compile it without \
+             -flto, or with -ffat-lto-objects",
+        ));
+    }
     reader.read_relocations(&mut object_sections, symbols.len())?;
     // A read-only section only learns now whether it needs load-time relocations: if it
     // does, it must live in RelRo, the only read-only kind the loader may write into.
@@ -295,6 +304,9 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
     }
     Ok(header)
 }
+
+/// The symbol GCC puts in an `-flto` object that has no machine code beside its LTO data.
+const GCC_LTO_SLIM: &str = "__gnu_lto_slim";
 
 /// Whether `data` is LLVM bitcode: what clang writes for `-c -flto`, raw (`BC` C0 DE) or in
 /// the bitcode wrapper (magic 0x0B17C0DE, little-endian).

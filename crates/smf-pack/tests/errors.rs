@@ -88,6 +88,22 @@ fn thread_locals_outside_the_module_and_local_exec_are_refused() {
 }
 
 #[test]
+fn gcc_lto_objects_without_machine_code_are_refused_by_name() {
+    let source = "int twice(int x) { return 2 * x; } int six(void) { return twice(3); }";
+    let error = message(&[compile("lto.o", source, &["-flto"])]);
+    assert_eq!(
+        error,
+        "lto.o: is a GCC LTO object (gcc -flto) that holds no machine code; compile it without \
+         -flto, or with -ffat-lto-objects"
+    );
+    // A fat LTO object carries machine code too, which is what gets packed.
+    let fat = compile("fat.o", source, &["-flto", "-ffat-lto-objects"]);
+    let bytes = smf_pack::pack(&[fat], &smf_pack::Options::default()).unwrap();
+    let module = smf_format::Module::parse(&bytes).unwrap();
+    assert!(module.lookup("six").is_some());
+}
+
+#[test]
 fn fpie_extern_data_cannot_reach_an_import() {
     let input = compile_with(
         "cc",
