@@ -4,6 +4,7 @@
 //! match are copied from the old version into the new one at the swap (with pointers into the
 //! old image moved to the same symbol in the new one), everything else starts fresh.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,6 +126,7 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
         retains_old: false,
     };
     let (old_state, new_state) = (state_symbols_by_name(old), state_symbols_by_name(new));
+    let translator = Translator::new(old, new);
     for symbol in state_symbols(new) {
         let name = symbol.name.to_owned();
         if new_state.get(symbol.name).copied().flatten().is_none() {
@@ -159,7 +161,15 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
             .sections()
             .get(previous.section.unwrap_or(u32::MAX) as usize)
             .is_some_and(|s| s.kind == SectionKind::Bss);
-        match copy_value(old, new, previous.value, symbol.value, symbol.size, in_bss) {
+        match copy_value(
+            old,
+            new,
+            &translator,
+            previous.value,
+            symbol.value,
+            symbol.size,
+            in_bss,
+        ) {
             Ok(retains) => {
                 carried.retains_old |= retains;
                 carried.kept.push(name);
@@ -180,6 +190,7 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
 fn copy_value(
     old: &Module,
     new: &Module,
+    translator: &Translator<'_>,
     from: u64,
     to: u64,
     size: u64,
@@ -218,7 +229,7 @@ fn copy_value(
             let i = (word - at) as usize;
             let value = u64::from_le_bytes(want[i..i + 8].try_into().unwrap_or_default());
             if (old_base..old_base + old_len).contains(&value) {
-                match translate(old, new, value - old_base) {
+                match translator.translate(value - old_base) {
                     Some(moved) => want[i..i + 8].copy_from_slice(&moved.to_le_bytes()),
                     None => retains = true,
                 }
@@ -237,34 +248,106 @@ fn copy_value(
     Ok(retains)
 }
 
-/// The address in `new` of what image offset `offset` of `old` is: the same symbol at the
-/// same distance from its start.
-fn translate(old: &Module, new: &Module, offset: u64) -> Option<u64> {
-    let owner = old
-        .file()
-        .symbols()
-        .iter()
-        .filter(|s| s.section.is_some() && s.value <= offset && offset < s.value + s.size.max(1))
-        .min_by_key(|s| s.binding == Binding::Local)?;
-    let delta = offset - owner.value;
-    let target = match owner.binding {
-        Binding::Local => {
-            // Only a local whose name is unique in the new version is the same object.
-            let mut same = new
-                .file()
-                .symbols()
-                .iter()
-                .filter(|s| s.name == owner.name && s.kind == owner.kind);
-            let first = same.next()?;
-            if same.next().is_some() {
-                return None;
-            }
-            first
+/// Moves pointers into `old`'s image to the same place in `new`'s: the same symbol, at the
+/// same distance from its start. Its indexes are built on the first pointer of a reload, so
+/// that each pointer costs a binary search and a hash lookup, not scans of the symbol tables.
+struct Translator<'a> {
+    old: &'a Module,
+    new: &'a Module,
+    index: OnceCell<Index<'a>>,
+}
+
+struct Index<'a> {
+    /// `old`'s symbols that lie in a section, by start: (start, end, symbol index); `end` is
+    /// at least `start + 1`, so that a zero-sized symbol still owns its address.
+    spans: Vec<(u64, u64, usize)>,
+    /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
+    /// containing an offset stops where no earlier span reaches past it.
+    reach: Vec<u64>,
+    /// `new`'s local symbols by name and kind; `None` for a name several share.
+    new_locals: HashMap<(&'a str, SymbolKind), Option<usize>>,
+}
+
+impl<'a> Translator<'a> {
+    fn new(old: &'a Module, new: &'a Module) -> Self {
+        Translator {
+            old,
+            new,
+            index: OnceCell::new(),
         }
-        _ => new.file().lookup(owner.name)?,
-    };
-    (target.kind == owner.kind && delta < target.size.max(1))
-        .then(|| new.base() as u64 + target.value + delta)
+    }
+
+    fn index(&self) -> &Index<'a> {
+        self.index.get_or_init(|| Index::new(self.old, self.new))
+    }
+
+    /// The symbol of `old` that owns image offset `offset`: of those containing it, an
+    /// exported one before a local one, then the first in the symbol table.
+    fn owner(&self, offset: u64) -> Option<&'a Symbol<'a>> {
+        let Index { spans, reach, .. } = self.index();
+        let mut best: Option<(bool, usize)> = None;
+        let mut j = spans.partition_point(|&(start, _, _)| start <= offset);
+        while j > 0 && reach[j - 1] > offset {
+            j -= 1;
+            let (_, end, index) = spans[j];
+            if offset < end {
+                let symbol = &self.old.file().symbols()[index];
+                let key = (symbol.binding == Binding::Local, index);
+                best = Some(best.map_or(key, |b| b.min(key)));
+            }
+        }
+        best.map(|(_, index)| &self.old.file().symbols()[index])
+    }
+
+    /// The address in `new` of what image offset `offset` of `old` is.
+    fn translate(&self, offset: u64) -> Option<u64> {
+        let owner = self.owner(offset)?;
+        let delta = offset - owner.value;
+        let target = match owner.binding {
+            // Only a local whose name is unique in the new version is the same object.
+            Binding::Local => {
+                let index = (*self.index().new_locals.get(&(owner.name, owner.kind))?)?;
+                &self.new.file().symbols()[index]
+            }
+            _ => self.new.file().lookup(owner.name)?,
+        };
+        (target.kind == owner.kind && delta < target.size.max(1))
+            .then(|| self.new.base() as u64 + target.value + delta)
+    }
+}
+
+impl<'a> Index<'a> {
+    fn new(old: &'a Module, new: &'a Module) -> Self {
+        let symbols = old.file().symbols();
+        let mut spans: Vec<(u64, u64, usize)> = symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.section.is_some())
+            .map(|(i, s)| (s.value, s.value.saturating_add(s.size.max(1)), i))
+            .collect();
+        spans.sort_unstable();
+        let reach = spans
+            .iter()
+            .scan(0, |reach, &(_, end, _)| {
+                *reach = end.max(*reach);
+                Some(*reach)
+            })
+            .collect();
+        let mut new_locals = HashMap::new();
+        for (i, symbol) in new.file().symbols().iter().enumerate() {
+            if symbol.binding == Binding::Local {
+                new_locals
+                    .entry((symbol.name, symbol.kind))
+                    .and_modify(|unique| *unique = None)
+                    .or_insert(Some(i));
+            }
+        }
+        Index {
+            spans,
+            reach,
+            new_locals,
+        }
+    }
 }
 
 /// Exported symbols added, removed and changed (by their bytes in the file) from `old` to `new`.
