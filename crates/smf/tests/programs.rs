@@ -4,7 +4,8 @@
 //! is C++: its `.cpp` files are compiled and linked with the C++ compiler.
 //!
 //! Every program is built by the system compiler (`$CC`/`$CXX`, else `cc`/`c++`) at -O0,
-//! -O2 and -Os (and, for the thread-local program, with each TLS model and dialect), and by
+//! -O2 and -Os (and, for the thread-local program, with each TLS model; TLS descriptors by
+//! gcc, the compiler that has them), and by
 //! clang/clang++ at -O0 and -O2 when they are on PATH (the `clang_*` tests print a note and
 //! pass without building anything otherwise; `.ci/run` installs clang and sets
 //! `SMF_REQUIRE_CLANG` so that there they cannot be skipped). The `mixed_*` tests put objects
@@ -111,6 +112,20 @@ macro_rules! programs {
     };
 }
 
+/// Built by gcc, whatever `$CC` says: for flags only gcc takes (clang 14 has no
+/// `-mtls-dialect=gnu2` on x86-64).
+macro_rules! gcc_programs {
+    ($($test:ident => $name:literal, $opt:literal;)*) => {
+        $(#[test] fn $test() {
+            let gcc = Toolchain {
+                c: "gcc".into(),
+                cxx: "g++".into(),
+            };
+            native_vs_smf(&[&gcc], $name, $opt);
+        })*
+    };
+}
+
 /// Built by clang/clang++ alone.
 macro_rules! clang_programs {
     ($($test:ident => $name:literal, $opt:literal;)*) => {
@@ -160,6 +175,9 @@ programs! {
     tls_os => "tls", "-Os";
     tls_initial_exec_o0 => "tls", "-O0 -ftls-model=initial-exec";
     tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
+}
+
+gcc_programs! {
     tls_descriptors_o2 => "tls", "-O2 -mtls-dialect=gnu2";
     tls_descriptors_local_dynamic_o0 => "tls", "-O0 -ftls-model=local-dynamic -mtls-dialect=gnu2";
 }
