@@ -122,7 +122,8 @@ impl fmt::Display for LoadError {
             LoadError::StaticTls { module, reason } => write!(
                 f,
                 "{module}: its initial-exec or TLS-descriptor thread-locals need a static \
-                 thread-local block, which could not be allocated: {reason}"
+                 thread-local block, which could not be allocated: {reason} (glibc's reserve \
+                 for them can be raised with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)"
             ),
             LoadError::Memory {
                 module,
