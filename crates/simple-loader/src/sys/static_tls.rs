@@ -10,8 +10,9 @@
 //! and one `R_X86_64_TPOFF64` relocation against its own block) and opens it. Resolving that
 //! relocation makes glibc allocate the block in static TLS, copy the template into every
 //! running thread's copy, and give every later thread a copy at creation; the relocated word
-//! is the block's offset from the thread pointer. Closing the object gives the block back
-//! (glibc reuses static TLS only at the end of the area, so repeated loads can exhaust it).
+//! is the block's offset from the thread pointer. Closing the object gives the block back,
+//! but glibc reuses static TLS only from the end of the area: blocks closed in the reverse
+//! order of their opening are reused, any other order leaves holes (docs/RUNTIME.md).
 //!
 //! This is glibc-specific on x86-64; elsewhere the loader refuses such modules.
 
@@ -46,17 +47,16 @@ impl StaticBlock {
     /// bytes every thread sees initialised to `template`.
     pub(crate) fn new(template: &[u8], mem_size: u64, align: u64) -> io::Result<StaticBlock> {
         let object = carrier(template, mem_size, align);
-        let name = CString::new("smf-static-tls").expect("no NUL in the name");
         // SAFETY: memfd_create with a valid C string; failure is reported as -1.
-        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe { libc::memfd_create(c"smf-static-tls".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just created and is owned here alone.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         std::fs::File::from(fd.try_clone()?).write_all(&object)?;
-        let path =
-            CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in the path");
+        let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: the object has no initialisers, no code and no dependencies: opening it
         // runs nothing but glibc's own relocation of one word and its TLS setup.
         let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
@@ -106,8 +106,10 @@ impl StaticBlock {
 
 impl Drop for StaticBlock {
     fn drop(&mut self) {
-        // SAFETY: the handle was opened by `new` and is closed once; the module whose code
-        // used the block is unmapped before its `StaticBlock` is dropped.
+        // SAFETY: the handle was opened by `new` and is closed once. The block goes when its
+        // module is detached, after the module's destructors ran; no code of the module
+        // reaches the block afterwards (other threads still inside a module being unloaded
+        // are the host's error, as for the module's memory).
         unsafe { libc::dlclose(self.handle) };
     }
 }
