@@ -216,3 +216,40 @@ fn tls_section_flags_must_be_read_only() {
         &[&format!("section {index} (tls .tls)"), "do not match"],
     );
 }
+
+#[test]
+fn the_report_names_thread_local_relocation_targets() {
+    let tls_section = {
+        let bytes = static_tls_builder().write().unwrap();
+        section_index(&bytes, SectionKind::Tls)
+    };
+    let mut builder = static_tls_builder();
+    builder.add_symbol(Symbol {
+        name: "counter",
+        kind: SymbolKind::Data,
+        binding: Binding::Local,
+        visibility: Visibility::Default,
+        section: Some(tls_section as u32),
+        value: TLS + 0x18,
+        size: 8,
+        type_id: 0,
+        version: 1,
+    });
+    let bytes = builder.write().unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let mut report = String::new();
+    smf_format::report::write_report(&module, &mut report).unwrap();
+    let line = |offset: u64| {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{offset:#010x} ")))
+            .unwrap_or_else(|| panic!("no relocation at {offset:#x} in\n{report}"))
+            .to_owned()
+    };
+    assert!(
+        report.contains(".data.rel.ro     tls_module  tls block handle\n"),
+        "{report}"
+    );
+    assert!(line(DATA + 0x40).ends_with("tp_offset   tp + tls block + 0x18 <counter>"));
+    assert!(line(DATA + 0x48).ends_with("tls_descriptor tls descriptor function"));
+}
