@@ -148,6 +148,19 @@ fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
+/// Whether a packed module has relocations that make the loader give it a static
+/// thread-local block.
+fn needs_static_tls(bytes: &[u8]) -> bool {
+    smf_format::Module::parse(bytes).is_ok_and(|module| {
+        module.relocations().iter().any(|r| {
+            matches!(
+                r.kind,
+                smf_format::RelocKind::TpOffset | smf_format::RelocKind::TlsDescriptor
+            )
+        })
+    })
+}
+
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Pack {
@@ -175,6 +188,15 @@ fn run(command: Command) -> Result<ExitCode> {
             };
             let bytes = smf_pack::pack(&inputs, &options)?;
             replace_file(&output, &bytes).with_context(|| format!("{}", output.display()))?;
+            if reloadable && needs_static_tls(&bytes) {
+                eprintln!(
+                    "smf: note: {} uses initial-exec or TLS-descriptor thread-locals; each \
+                     reload of it uses up part of glibc's small static TLS reserve (see \
+                     docs/RUNTIME.md); compile it without -ftls-model=initial-exec and \
+                     -mtls-dialect=gnu2 to reload it without limit",
+                    output.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

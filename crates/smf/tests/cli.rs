@@ -403,3 +403,46 @@ fn inspect_output_matches_the_golden_file() {
         "`smf inspect` output changed; if intended, rerun with SMF_BLESS=1"
     );
 }
+
+#[test]
+fn packing_a_reloadable_module_with_static_thread_locals_says_what_reloads_cost() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let source = dir.join("tls.c");
+    std::fs::write(
+        &source,
+        "__thread long n; long bump(void) { return ++n; }\n",
+    )
+    .unwrap();
+    let stderr_of_pack = |model: &str, reloadable: bool| {
+        let objects = compile(
+            std::slice::from_ref(&source),
+            &dir.join(model),
+            &["-O2", &format!("-ftls-model={model}")],
+        );
+        let mut command = smf();
+        command
+            .arg("pack")
+            .arg("-o")
+            .arg(dir.join(format!("{model}.smf")));
+        if reloadable {
+            command.arg("--reloadable");
+        }
+        let output = command.args(&objects).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let note = stderr_of_pack("initial-exec", true);
+    assert!(
+        note.contains("initial-exec.smf")
+            && note.contains("static TLS reserve")
+            && note.contains("-ftls-model=initial-exec"),
+        "{note}"
+    );
+    assert_eq!(stderr_of_pack("initial-exec", false), "", "not reloadable");
+    assert_eq!(
+        stderr_of_pack("global-dynamic", true),
+        "",
+        "no static block"
+    );
+}
