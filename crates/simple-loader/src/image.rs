@@ -216,6 +216,9 @@ impl Image {
         }
 
         let tls_handle = tls.map_or(0, TlsModule::handle);
+        // Whether the module addresses thread-locals from the thread pointer, and so needs a
+        // static block.
+        let mut needs_static = false;
         for reloc in module.relocations() {
             let value = match reloc.kind {
                 RelocKind::Abs64 => {
@@ -236,9 +239,22 @@ impl Image {
                 }
                 RelocKind::Relative64 => base.wrapping_add(reloc.addend as u64),
                 RelocKind::TlsModule => tls_handle,
-                RelocKind::TlsDescriptor => crate::tls::tls_descriptor_address() as u64,
-                // Once the static block exists, below.
-                RelocKind::TpOffset => continue,
+                RelocKind::TlsDescriptor => {
+                    needs_static = true;
+                    crate::tls::tls_descriptor_address() as u64
+                }
+                // Once the static block exists, below; it is made from the template, which
+                // these words must then not be part of.
+                RelocKind::TpOffset => {
+                    needs_static = true;
+                    if tls.is_some_and(|t| t.block().contains(&(reloc.offset as usize))) {
+                        return Err((
+                            MAKING_STATIC_TLS,
+                            io::Error::other("a tp_offset relocation writes the template itself"),
+                        ));
+                    }
+                    continue;
+                }
             };
             // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
             // both writable at this point; nothing else can see the image yet.
@@ -246,23 +262,14 @@ impl Image {
                 .map_err(|e| ("applying a relocation", e))?;
         }
 
-        if let Some(tls) = tls.filter(|t| t.needs_static()) {
-            let section = module
-                .loaded_sections()
-                .find(|s| s.kind == SectionKind::Tls)
-                .ok_or_else(|| (MAKING_STATIC_TLS, io::Error::other("no tls section")))?;
-            if module.relocations().iter().any(|r| {
-                r.kind == RelocKind::TpOffset
-                    && (section.vaddr..section.vaddr + section.mem_size).contains(&r.offset)
-            }) {
-                return Err((
-                    MAKING_STATIC_TLS,
-                    io::Error::other("a tp_offset relocation writes the template itself"),
-                ));
-            }
-            let mut template = vec![0; section.data.len()];
+        if needs_static {
+            // The reader allows these relocations only in a module with a tls section, which
+            // always has its `TlsModule`.
+            let tls = tls.ok_or_else(|| (MAKING_STATIC_TLS, io::Error::other("no tls section")))?;
+            let initialised = tls.template();
+            let mut template = vec![0; initialised.len()];
             // SAFETY: the tls section is read+write until the end of this function.
-            unsafe { reservation.read_into(section.vaddr as usize, &mut template) }
+            unsafe { reservation.read_into(initialised.start, &mut template) }
                 .map_err(|e| (MAKING_STATIC_TLS, e))?;
             let tp_offset = tls
                 .make_static(&template)

@@ -29,7 +29,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use smf_format::{Module as Parsed, RelocKind, SectionKind};
+use smf_format::{Module as Parsed, SectionKind};
 
 use crate::sys::static_tls::StaticBlock;
 
@@ -53,9 +53,6 @@ pub(crate) struct TlsModule {
     template: AtomicUsize,
     file_size: usize,
     layout: Layout,
-    /// Whether the module addresses thread-locals from the thread pointer, and so needs a
-    /// static block.
-    needs_static: bool,
     /// The C library's static block, once made ([`TlsModule::make_static`]); then every
     /// access goes there.
     static_block: OnceLock<StaticBlock>,
@@ -84,10 +81,6 @@ impl TlsModule {
         // that its alignment is a power of two up to a page.
         let size = usize::try_from(section.mem_size).ok()?.max(1);
         let layout = Layout::from_size_align(size, section.align as usize).ok()?;
-        let needs_static = module
-            .relocations()
-            .iter()
-            .any(|r| matches!(r.kind, RelocKind::TpOffset | RelocKind::TlsDescriptor));
         let slot = {
             let mut slots = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
             slots.free.pop().unwrap_or_else(|| {
@@ -102,14 +95,18 @@ impl TlsModule {
             template: AtomicUsize::new(0),
             file_size: section.data.len(),
             layout,
-            needs_static,
             static_block: OnceLock::new(),
         }))
     }
 
-    /// Whether the module needs a static block, to be made by [`TlsModule::make_static`].
-    pub(crate) fn needs_static(&self) -> bool {
-        self.needs_static
+    /// Image offsets of the module's block: the `tls` section's memory.
+    pub(crate) fn block(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.layout.size()
+    }
+
+    /// Image offsets of the template's initialised bytes (the rest of the block is zeros).
+    pub(crate) fn template(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.file_size
     }
 
     /// Makes the module's static block, whose every copy starts as `template` (the

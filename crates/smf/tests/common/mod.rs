@@ -101,6 +101,17 @@ pub fn compile_with(
     out_dir: &Path,
     flags: &[&str],
 ) -> Vec<PathBuf> {
+    compile_each(compiler, &["-std=gnu11"], sources, out_dir, flags)
+}
+
+/// Compiles each of `sources` with `compiler`, `-fPIC -c -Wall`, `language` and `flags`.
+fn compile_each(
+    compiler: &str,
+    language: &[&str],
+    sources: &[PathBuf],
+    out_dir: &Path,
+    flags: &[&str],
+) -> Vec<PathBuf> {
     std::fs::create_dir_all(out_dir).unwrap();
     sources
         .iter()
@@ -110,7 +121,8 @@ pub fn compile_with(
                 .with_extension("o");
             let mut command = Command::new(compiler);
             command
-                .args(["-std=gnu11", "-fPIC", "-c", "-Wall"])
+                .args(language)
+                .args(["-fPIC", "-c", "-Wall"])
                 .args(flags)
                 .arg(source)
                 .arg("-o")
@@ -123,13 +135,7 @@ pub fn compile_with(
 
 /// The `.c` files of a directory, sorted.
 pub fn c_sources(dir: &Path) -> Vec<PathBuf> {
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "c"))
-        .collect();
-    sources.sort();
-    sources
+    sources_with(dir, "c")
 }
 
 /// The `key: value` lines of a fixture's build.txt.
@@ -211,24 +217,7 @@ pub fn compile_cxx_with(
     out_dir: &Path,
     flags: &[&str],
 ) -> Vec<PathBuf> {
-    std::fs::create_dir_all(out_dir).unwrap();
-    sources
-        .iter()
-        .map(|source| {
-            let object = out_dir
-                .join(source.file_stem().unwrap())
-                .with_extension("o");
-            let mut command = Command::new(compiler);
-            command
-                .args(["-fPIC", "-c", "-Wall"])
-                .args(flags)
-                .arg(source)
-                .arg("-o")
-                .arg(&object);
-            check(command);
-            object
-        })
-        .collect()
+    compile_each(compiler, &[], sources, out_dir, flags)
 }
 
 /// The files of a directory with this extension, sorted.
