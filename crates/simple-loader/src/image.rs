@@ -96,15 +96,16 @@ fn file_run<'s, 'data>(
     &sections[..len]
 }
 
-/// The pages load-time relocations write, as runs of consecutive pages (relocations come
-/// sorted by offset from the writer; an unsorted file only gets more, shorter runs).
+/// The pages load-time relocations write, as runs of consecutive pages: the reader's
+/// per-section spans of written bytes (the packer puts a section's pointers together),
+/// rounded out to pages, with runs that touch merged.
 fn written_pages(module: &Parsed<'_>) -> Vec<Range<usize>> {
     let mut runs: Vec<Range<usize>> = Vec::new();
-    for reloc in module.relocations() {
-        let first = reloc.offset as usize / PAGE_SIZE * PAGE_SIZE;
-        let end = (reloc.offset as usize + 8).next_multiple_of(PAGE_SIZE);
+    for span in module.relocated_ranges() {
+        let first = span.start as usize / PAGE_SIZE * PAGE_SIZE;
+        let end = (span.end as usize).next_multiple_of(PAGE_SIZE);
         match runs.last_mut() {
-            Some(run) if run.start <= first && first <= run.end => run.end = run.end.max(end),
+            Some(run) if first <= run.end => run.end = run.end.max(end),
             _ => runs.push(first..end),
         }
     }
@@ -113,9 +114,6 @@ fn written_pages(module: &Parsed<'_>) -> Vec<Range<usize>> {
 
 /// The operation named when a module's static thread-local block cannot be made.
 pub(crate) const MAKING_STATIC_TLS: &str = "making a static thread-local block";
-
-/// Runs of written pages beyond which populating them one call each stops being worth it.
-const MAX_POPULATE_RUNS: usize = 64;
 
 impl Image {
     /// Maps `module`, resolving `Abs64` relocations with `imports[index]` and the
@@ -208,9 +206,9 @@ impl Image {
         }
 
         if source.is_some() {
-            // One system call per run of written pages instead of a fault per page.
-            let runs = written_pages(module);
-            for run in runs.into_iter().take(MAX_POPULATE_RUNS) {
+            // One system call per run of written pages (at most one per section) instead of
+            // a fault per page.
+            for run in written_pages(module) {
                 reservation.populate_for_write(run);
             }
         }

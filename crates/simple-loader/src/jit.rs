@@ -201,10 +201,15 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     // the names it points to.
     out.resize(out.len().next_multiple_of(8), 0);
     let symtab_offset = out.len();
-    out.extend_from_slice(&[0; SYMBOL_SIZE]);
-    let mut strtab = Vec::with_capacity(names + 1);
-    strtab.push(0);
+    // Room for every entry, filled in place; the names follow the table.
+    out.resize(
+        symtab_offset + SYMBOL_SIZE * (symbols.functions.len() + 1),
+        0,
+    );
+    let strtab_offset = out.len();
+    out.push(0);
     let info = (elf::STB_GLOBAL.0 << 4) | elf::STT_FUNC.0;
+    let mut entries = 1;
     for function in &symbols.functions {
         let Some(section) = symbols
             .code
@@ -213,20 +218,26 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
         else {
             continue;
         };
-        let st_name = u32::try_from(strtab.len()).ok()?;
-        strtab.extend_from_slice(symbols.name_of(function).as_bytes());
-        strtab.push(0);
+        let st_name = u32::try_from(out.len() - strtab_offset).ok()?;
+        out.extend_from_slice(symbols.name_of(function).as_bytes());
+        out.push(0);
         let shndx = u16::try_from(1 + section).ok()?;
-        out.extend_from_slice(&st_name.to_le_bytes());
-        out.push(info);
-        out.push(elf::STV_DEFAULT.0);
-        out.extend_from_slice(&shndx.to_le_bytes());
-        out.extend_from_slice(&((function.start - symbols.code[section].0) as u64).to_le_bytes());
-        out.extend_from_slice(&((function.end - function.start) as u64).to_le_bytes());
+        let mut entry = [0u8; SYMBOL_SIZE];
+        entry[0..4].copy_from_slice(&st_name.to_le_bytes());
+        entry[4] = info;
+        entry[5] = elf::STV_DEFAULT.0;
+        entry[6..8].copy_from_slice(&shndx.to_le_bytes());
+        let value = (function.start - symbols.code[section].0) as u64;
+        entry[8..16].copy_from_slice(&value.to_le_bytes());
+        entry[16..24].copy_from_slice(&((function.end - function.start) as u64).to_le_bytes());
+        let at = symtab_offset + SYMBOL_SIZE * entries;
+        out[at..at + SYMBOL_SIZE].copy_from_slice(&entry);
+        entries += 1;
     }
-    let symtab_size = out.len() - symtab_offset;
-    let strtab_offset = out.len();
-    out.extend_from_slice(&strtab);
+    // A function outside every code section (none, in a module the reader accepted) leaves
+    // unused zero bytes after the table.
+    let symtab_size = SYMBOL_SIZE * entries;
+    let strtab_len = out.len() - strtab_offset;
     let shstrtab_offset = out.len();
     out.extend_from_slice(&shstrtab);
     out.resize(out.len().next_multiple_of(8), 0);
@@ -304,7 +315,7 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
         0,
         0,
         strtab_offset,
-        strtab.len(),
+        strtab_len,
         0,
         0,
         1,

@@ -95,7 +95,7 @@ impl ModuleSymbols {
         keys.sort();
         keys.dedup_by_key(|k| k.0);
         let defined: Vec<_> = keys.iter().map(|&(_, _, i)| &symbols[i]).collect();
-        let mut names = String::new();
+        let mut names = String::with_capacity(defined.iter().map(|s| s.name.len()).sum());
         let mut functions: Vec<Function> = Vec::with_capacity(defined.len());
         for (i, symbol) in defined.iter().enumerate() {
             let start = base + symbol.value as usize;

@@ -6,6 +6,7 @@
 //! A [`Module`] therefore only ever describes a self-consistent file, and the loader can use
 //! its values without re-checking them.
 
+use core::ops::Range;
 use zerocopy::FromBytes;
 use zerocopy::little_endian::{U32, U64};
 
@@ -250,6 +251,7 @@ pub struct Module<'data> {
     chains: &'data [U32],
     imports: Vec<Import<'data>>,
     relocs: &'data [raw::Reloc],
+    relocated: Vec<Range<u64>>,
     needed: Vec<&'data str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
@@ -279,45 +281,73 @@ fn round_up_page(value: u64) -> Option<u64> {
         .map(|v| v & !(PAGE_SIZE - 1))
 }
 
-/// Reads a NUL-terminated UTF-8 string at `offset` of `strtab`.
-fn string_at<'data>(
-    strtab: &'data [u8],
-    offset: u32,
-    max_len: u32,
-    location: &dyn Fn() -> String,
-) -> Result<&'data str, Error> {
-    let tail = strtab
-        .get(offset as usize..)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Error::malformed(
-                location(),
-                format!(
-                    "name offset {offset:#x} is outside the string table ({:#x} bytes)",
-                    strtab.len()
-                ),
-            )
-        })?;
-    let window = &tail[..tail.len().min(max_len as usize + 1)];
-    let end = window.iter().position(|&b| b == 0).ok_or_else(|| {
-        if window.len() < tail.len() {
-            Error::malformed(
-                location(),
-                format!("name at offset {offset:#x} is longer than the limit of {max_len} bytes"),
-            )
-        } else {
-            Error::malformed(
-                location(),
-                format!("name at offset {offset:#x} is not NUL-terminated"),
-            )
+/// The string table, with its UTF-8 checked once for the whole table when it can be.
+#[derive(Clone, Copy)]
+struct Strings<'data> {
+    bytes: &'data [u8],
+    /// The whole table as text, if it is valid UTF-8 (what a writer produces). Each name then
+    /// needs only a check that it starts on a character boundary; otherwise each name is
+    /// checked alone, as bytes no name uses may be anything.
+    text: Option<&'data str>,
+}
+
+impl<'data> Strings<'data> {
+    fn new(bytes: &'data [u8]) -> Self {
+        Strings {
+            bytes,
+            text: core::str::from_utf8(bytes).ok(),
         }
-    })?;
-    core::str::from_utf8(&tail[..end]).map_err(|_| {
-        Error::malformed(
-            location(),
-            format!("name at offset {offset:#x} is not valid UTF-8"),
-        )
-    })
+    }
+
+    /// Reads the NUL-terminated UTF-8 string at `offset`.
+    fn at(
+        &self,
+        offset: u32,
+        max_len: u32,
+        location: &dyn Fn() -> String,
+    ) -> Result<&'data str, Error> {
+        let strtab = self.bytes;
+        let start = offset as usize;
+        let tail = strtab
+            .get(start..)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::malformed(
+                    location(),
+                    format!(
+                        "name offset {offset:#x} is outside the string table ({:#x} bytes)",
+                        strtab.len()
+                    ),
+                )
+            })?;
+        let window = &tail[..tail.len().min(max_len as usize + 1)];
+        let end = memchr::memchr(0, window).ok_or_else(|| {
+            if window.len() < tail.len() {
+                Error::malformed(
+                    location(),
+                    format!(
+                        "name at offset {offset:#x} is longer than the limit of {max_len} bytes"
+                    ),
+                )
+            } else {
+                Error::malformed(
+                    location(),
+                    format!("name at offset {offset:#x} is not NUL-terminated"),
+                )
+            }
+        })?;
+        // A NUL byte is a character of its own, so it always ends on a boundary.
+        let name = match self.text {
+            Some(text) => text.get(start..start + end),
+            None => core::str::from_utf8(&tail[..end]).ok(),
+        };
+        name.ok_or_else(|| {
+            Error::malformed(
+                location(),
+                format!("name at offset {offset:#x} is not valid UTF-8"),
+            )
+        })
+    }
 }
 
 /// Views a table payload as `count` entries of `T`, checking the size is a whole number of entries.
@@ -397,14 +427,16 @@ impl<'data> Module<'data> {
             chains: &[],
             imports: Vec::new(),
             relocs: &[],
+            relocated: Vec::new(),
             needed: Vec::new(),
             init_array: Vec::new(),
             fini_array: Vec::new(),
         };
-        let strtab = module
-            .table_section(SectionKind::StrTab)
-            .map(|s| s.data)
-            .unwrap_or(&[]);
+        let strtab = Strings::new(
+            module
+                .table_section(SectionKind::StrTab)
+                .map_or(&[], |s| s.data),
+        );
         if let Some(s) = module.table_section(SectionKind::StrTab) {
             if s.data.first() != Some(&0) || s.data.last() != Some(&0) {
                 return Err(Error::malformed(
@@ -506,6 +538,13 @@ impl<'data> Module<'data> {
         Relocations { raw: self.relocs }
     }
 
+    /// The image ranges relocations write, one per section they write, in image order:
+    /// each from the first byte a relocation writes in that section to the last. A loader
+    /// can prepare these pages for writing without reading the relocations again.
+    pub fn relocated_ranges(&self) -> &[Range<u64>] {
+        &self.relocated
+    }
+
     /// Native libraries to open before imports are resolved, in order.
     pub fn needed(&self) -> &[&'data str] {
         &self.needed
@@ -532,7 +571,7 @@ impl<'data> Module<'data> {
             .filter(|s| s.kind == SectionKind::Code)
     }
 
-    fn parse_symbols(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
+    fn parse_symbols(&mut self, strtab: Strings<'data>, limits: &Limits) -> Result<(), Error> {
         let Some(section) = self.table_section(SectionKind::SymTab).copied() else {
             return Ok(());
         };
@@ -540,7 +579,7 @@ impl<'data> Module<'data> {
         let mut symbols = Vec::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
             let location = || format!("symbol {i}");
-            let name = string_at(strtab, s.name_offset.get(), limits.max_name_len, &location)?;
+            let name = strtab.at(s.name_offset.get(), limits.max_name_len, &location)?;
             let location = || format!("symbol {i} ({name})");
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
@@ -759,7 +798,7 @@ impl<'data> Module<'data> {
         Ok(())
     }
 
-    fn parse_imports(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
+    fn parse_imports(&mut self, strtab: Strings<'data>, limits: &Limits) -> Result<(), Error> {
         let Some(section) = self.table_section(SectionKind::Imports).copied() else {
             return Ok(());
         };
@@ -767,12 +806,7 @@ impl<'data> Module<'data> {
         let mut imports = Vec::with_capacity(raw.len());
         for (i, imp) in raw.iter().enumerate() {
             let location = || format!("import {i}");
-            let name = string_at(
-                strtab,
-                imp.name_offset.get(),
-                limits.max_name_len,
-                &location,
-            )?;
+            let name = strtab.at(imp.name_offset.get(), limits.max_name_len, &location)?;
             let location = || format!("import {i} ({name})");
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
@@ -817,6 +851,8 @@ impl<'data> Module<'data> {
         // Every entry is checked here; the table is then read in place (`Relocations`).
         // Cache the last target section: relocations come sorted by offset in practice.
         let mut target: Option<Section<'data>> = None;
+        // By section index: the bytes from the first to the last one relocations write.
+        let mut spans: Vec<Option<Range<u64>>> = vec![None; self.sections.len()];
         for (i, r) in raw.iter().enumerate() {
             let location = || format!("relocation {i}");
             let kind = RelocKind::try_from(r.kind.get()).map_err(|v| {
@@ -879,7 +915,11 @@ impl<'data> Module<'data> {
                 target = self.section_at(offset).copied();
             }
             match target {
-                Some(t) if end <= t.vaddr + t.mem_size && t.kind.accepts_relocations() => {}
+                Some(t) if end <= t.vaddr + t.mem_size && t.kind.accepts_relocations() => {
+                    let span = spans[t.index as usize].get_or_insert(offset..end);
+                    span.start = span.start.min(offset);
+                    span.end = span.end.max(end);
+                }
                 Some(t) if end <= t.vaddr + t.mem_size => {
                     return Err(Error::malformed(
                         location(),
@@ -900,17 +940,19 @@ impl<'data> Module<'data> {
             }
         }
         self.relocs = raw;
+        self.relocated = spans.into_iter().flatten().collect();
+        self.relocated.sort_by_key(|span| span.start);
         Ok(())
     }
 
-    fn parse_needed(&mut self, strtab: &'data [u8], limits: &Limits) -> Result<(), Error> {
+    fn parse_needed(&mut self, strtab: Strings<'data>, limits: &Limits) -> Result<(), Error> {
         let Some(section) = self.table_section(SectionKind::Needed).copied() else {
             return Ok(());
         };
         let offsets: &[U32] = table(&section, limits_max_small(), "needed library count")?;
         let mut needed = Vec::with_capacity(offsets.len());
         for (i, offset) in offsets.iter().enumerate() {
-            let name = string_at(strtab, offset.get(), limits.max_name_len, &|| {
+            let name = strtab.at(offset.get(), limits.max_name_len, &|| {
                 format!("needed library {i}")
             })?;
             if name.is_empty() {

@@ -647,6 +647,43 @@ fn names_that_are_not_utf8_or_empty() {
 }
 
 #[test]
+fn names_are_utf8_checked_one_by_one_when_the_table_is_not() {
+    // "helper" (symbol 1, local) is at offset 6. Renamed to its suffix "elper", the byte
+    // before it belongs to no name: it may be anything, though the table as a whole is then
+    // not UTF-8.
+    let bytes = base();
+    let table = payload_range(&bytes, SectionKind::StrTab).start;
+    assert_eq!(&bytes[table + 6..table + 12], b"helper");
+    let renamed = patched(&bytes, |b| {
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1);
+        s.name_offset = 7u32.into();
+        s.name_hash = fnv1a32(b"elper").into();
+        b[table + 6] = 0xff;
+    });
+    let module = Module::parse(&renamed).unwrap();
+    assert_eq!(module.symbols()[1].name, "elper");
+}
+
+#[test]
+fn a_name_starting_inside_a_character_is_not_utf8() {
+    // A valid table (so checked as a whole) with "hélpe" in place of "helper"; an offset
+    // pointing at the second byte of "é" names no valid string.
+    let bytes = base();
+    let table = payload_range(&bytes, SectionKind::StrTab).start;
+    let accented = patched(&bytes, |b| {
+        entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1).name_hash =
+            fnv1a32("hélpe".as_bytes()).into();
+        b[table + 6..table + 12].copy_from_slice("hélpe".as_bytes());
+    });
+    assert_eq!(Module::parse(&accented).unwrap().symbols()[1].name, "hélpe");
+    let bad = patched(&accented, |b| {
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1);
+        s.name_offset = 8u32.into();
+    });
+    expect_err(&bad, &["symbol 1", "name at offset 0x8 is not valid UTF-8"]);
+}
+
+#[test]
 fn names_without_a_string_table() {
     // The string table of a module without opaque tables relabelled as one: names now point
     // into nothing.
