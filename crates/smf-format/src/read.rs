@@ -584,7 +584,14 @@ impl<'data> Module<'data> {
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
             }
-            if s.name_hash.get() != fnv1a32(name.as_bytes()) {
+            let kind = SymbolKind::try_from(s.kind)
+                .map_err(|v| Error::malformed(location(), format!("unknown symbol kind {v}")))?;
+            let binding = Binding::try_from(s.binding)
+                .map_err(|v| Error::malformed(location(), format!("unknown binding {v}")))?;
+            // Only exported names are found by hash (the hash table, a registry's index); a
+            // local symbol's stored hash is never read, so hashing every local name (most of
+            // a large module's) would be work for nothing.
+            if binding != Binding::Local && s.name_hash.get() != fnv1a32(name.as_bytes()) {
                 return Err(Error::malformed(
                     location(),
                     format!(
@@ -593,10 +600,6 @@ impl<'data> Module<'data> {
                     ),
                 ));
             }
-            let kind = SymbolKind::try_from(s.kind)
-                .map_err(|v| Error::malformed(location(), format!("unknown symbol kind {v}")))?;
-            let binding = Binding::try_from(s.binding)
-                .map_err(|v| Error::malformed(location(), format!("unknown binding {v}")))?;
             let visibility = Visibility::try_from(s.visibility)
                 .map_err(|v| Error::malformed(location(), format!("unknown visibility {v}")))?;
             if s.flags != 0 {
@@ -849,10 +852,16 @@ impl<'data> Module<'data> {
         };
         let raw: &[raw::Reloc] = table(&section, limits.max_relocations, "relocation count")?;
         // Every entry is checked here; the table is then read in place (`Relocations`).
-        // Cache the last target section: relocations come sorted by offset in practice.
-        let mut target: Option<Section<'data>> = None;
         // By section index: the bytes from the first to the last one relocations write.
         let mut spans: Vec<Option<Range<u64>>> = vec![None; self.sections.len()];
+        let merge = |into: &mut Option<Range<u64>>, span: Range<u64>| {
+            let into = into.get_or_insert(span.clone());
+            into.start = into.start.min(span.start);
+            into.end = into.end.max(span.end);
+        };
+        // The section of the last relocation (index and image range), accepted, and the span
+        // written in it since it became the current one.
+        let mut current: Option<(usize, Range<u64>, Range<u64>)> = None;
         for (i, r) in raw.iter().enumerate() {
             let location = || format!("relocation {i}");
             let kind = RelocKind::try_from(r.kind.get()).map_err(|v| {
@@ -911,16 +920,26 @@ impl<'data> Module<'data> {
             let end = offset.checked_add(8).ok_or_else(|| {
                 Error::malformed(location(), format!("offset {offset:#x} overflows"))
             })?;
-            if !target.is_some_and(|t| t.vaddr <= offset && end <= t.vaddr + t.mem_size) {
-                target = self.section_at(offset).copied();
-            }
-            match target {
-                Some(t) if end <= t.vaddr + t.mem_size && t.kind.accepts_relocations() => {
-                    let span = spans[t.index as usize].get_or_insert(offset..end);
+            // Relocations come sorted by offset in practice: most lie in the section of the
+            // one before, already accepted.
+            if let Some((_, section, span)) = &mut current {
+                if section.start <= offset && end <= section.end {
                     span.start = span.start.min(offset);
                     span.end = span.end.max(end);
+                    continue;
                 }
-                Some(t) if end <= t.vaddr + t.mem_size => {
+            }
+            let target = self
+                .section_at(offset)
+                .filter(|t| end <= t.vaddr + t.mem_size);
+            match target {
+                Some(t) if t.kind.accepts_relocations() => {
+                    if let Some((index, _, span)) = current.take() {
+                        merge(&mut spans[index], span);
+                    }
+                    current = Some((t.index as usize, t.image_range(), offset..end));
+                }
+                Some(t) => {
                     return Err(Error::malformed(
                         location(),
                         format!(
@@ -929,7 +948,7 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
-                _ => {
+                None => {
                     return Err(Error::malformed(
                         location(),
                         format!(
@@ -938,6 +957,9 @@ impl<'data> Module<'data> {
                     ));
                 }
             }
+        }
+        if let Some((index, _, span)) = current {
+            merge(&mut spans[index], span);
         }
         self.relocs = raw;
         self.relocated = spans.into_iter().flatten().collect();

@@ -725,6 +725,13 @@ fn bad_symbol_name_hash() {
             &format!("name hash {wrong:#010x} is not the FNV-1a hash of the name"),
         ],
     );
+    // A local symbol's hash is never read, and not checked: symbol 1 ("helper") is local.
+    let local = patched(&base(), |b| {
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1);
+        s.name_hash = (s.name_hash.get() ^ 1).into();
+    });
+    let module = Module::parse(&local).unwrap();
+    assert_eq!(module.symbols()[1].binding, Binding::Local);
 }
 
 #[test]

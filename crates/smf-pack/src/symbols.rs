@@ -9,9 +9,9 @@ use crate::input::{
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::{DSO_HANDLE, Definition, GOT_SYMBOL, Globals, Strength};
 
-/// Lists every symbol of the module: the winning definition of each global (exported unless
-/// hidden), the named functions and objects local to one object, and the symbols the packer
-/// provides. `indices` maps [`OutputKind::index`] to the SMF section index of each output
+/// Lists every symbol of the module, by address: the winning definition of each global
+/// (exported unless hidden), the named functions and objects local to one object, and the
+/// symbols the packer provides. `indices` maps [`OutputKind::index`] to the SMF section index of each output
 /// (`None` if empty). Section symbols, file symbols and untyped locals (`.L` labels) are left out.
 pub(crate) fn build<'data>(
     objects: &[Object<'data>],
@@ -178,6 +178,10 @@ pub(crate) fn build<'data>(
             size,
         ));
     }
+    // In address order, exported names first at one address and values outside the image
+    // last, the rest in input order: the order a loader's symbolizer wants, which it then
+    // gets in one pass instead of merging each object's runs at every load.
+    symbols.sort_by_key(|s| (s.section.is_none(), s.value, s.binding == Binding::Local));
     Ok(symbols)
 }
 
