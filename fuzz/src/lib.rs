@@ -33,6 +33,22 @@ pub fn reader(data: &[u8]) {
         assert!(target.kind.accepts_relocations());
         assert!(reloc.offset + 8 <= target.vaddr + target.mem_size);
     }
+    let packed = module.relative_relocations();
+    let mut previous = None;
+    let mut count = 0;
+    for offset in packed {
+        let target = module.section_at(offset).expect("in a section");
+        assert!(target.kind.accepts_relocations());
+        assert!(offset % 8 == 0 && offset + 8 <= target.vaddr + target.mem_size);
+        assert!(previous < Some(offset), "ascending, each word once");
+        previous = Some(offset);
+        count += 1;
+    }
+    assert_eq!(count, packed.len());
+    for span in module.relocated_ranges() {
+        let target = module.section_at(span.start).expect("in a section");
+        assert!(span.end <= target.vaddr + target.mem_size);
+    }
     for section in module.sections() {
         assert_eq!(section.data.len() as u64, section.file_size);
         assert!(section.vaddr + section.mem_size <= module.header().image_size);

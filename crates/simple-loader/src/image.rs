@@ -213,6 +213,16 @@ impl Image {
             }
         }
 
+        // Packed relative relocations first: the addend is the word in place, which an
+        // explicit relocation of the same word (applied after) then replaces.
+        for offset in module.relative_relocations() {
+            // SAFETY: the reader checked that the 8 bytes lie inside a data, relro or tls
+            // section, all readable and writable at this point; nothing else can see the
+            // image yet.
+            unsafe { reservation.add_u64(offset as usize, base) }
+                .map_err(|e| ("applying a relocation", e))?;
+        }
+
         let tls_handle = tls.map_or(0, TlsModule::handle);
         // Whether the module addresses thread-locals from the thread pointer, and so needs a
         // static block.

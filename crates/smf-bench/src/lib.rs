@@ -304,10 +304,11 @@ fn describe(name: &str, pair: &Pair) -> Result<String, String> {
     let exported = parsed.symbols().iter().filter(|s| s.is_exported()).count();
     let so_size = std::fs::metadata(&pair.so).map_err(err)?.len();
     Ok(format!(
-        "{name}: {} objects; module {} bytes: code {code} B, relro {relro} B, data {data} B, {} load-time relocations on {written_pages} pages, {} imports, {exported} of {} symbols exported; shared library {so_size} bytes",
+        "{name}: {} objects; module {} bytes: code {code} B, relro {relro} B, data {data} B, {} load-time relocations ({} packed) on {written_pages} pages, {} imports, {exported} of {} symbols exported; shared library {so_size} bytes",
         pair.objects.len(),
         pair.module.len(),
-        parsed.relocations().len(),
+        parsed.relocations().len() + parsed.relative_relocations().len(),
+        parsed.relative_relocations().len(),
         parsed.imports().len(),
         parsed.symbols().len(),
     ))
@@ -315,10 +316,13 @@ fn describe(name: &str, pair: &Pair) -> Result<String, String> {
 
 /// Distinct pages that load-time relocations write.
 fn written_pages(parsed: &smf_format::Module<'_>) -> usize {
-    let mut pages: Vec<u64> = parsed
+    let offsets = parsed
         .relocations()
         .iter()
-        .flat_map(|r| [r.offset / 4096, (r.offset + 7) / 4096])
+        .map(|r| r.offset)
+        .chain(parsed.relative_relocations());
+    let mut pages: Vec<u64> = offsets
+        .flat_map(|offset| [offset / 4096, (offset + 7) / 4096])
         .collect();
     pages.sort_unstable();
     pages.dedup();

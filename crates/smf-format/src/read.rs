@@ -240,6 +240,84 @@ impl PartialEq<&[Reloc]> for Relocations<'_> {
     }
 }
 
+/// The validated `relr` table, read in place: the image offsets of the `relative64`
+/// relocations whose addend is the word already at that offset (FORMAT.md, *Packed relative
+/// relocations*). A loader adds the module base to each of these words.
+#[derive(Debug, Clone, Copy)]
+pub struct RelativeRelocations<'data> {
+    words: &'data [U64],
+    count: usize,
+}
+
+impl<'data> RelativeRelocations<'data> {
+    /// How many words are relocated (not how many table words encode them).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The table's words, as stored.
+    pub fn words(&self) -> &'data [U64] {
+        self.words
+    }
+
+    /// The relocated image offsets, in ascending order.
+    #[inline]
+    pub fn iter(&self) -> RelativeIter<'data> {
+        RelativeIter {
+            words: self.words.iter(),
+            next: 0,
+            start: 0,
+            bits: 0,
+        }
+    }
+}
+
+impl<'data> IntoIterator for RelativeRelocations<'data> {
+    type Item = u64;
+    type IntoIter = RelativeIter<'data>;
+    #[inline]
+    fn into_iter(self) -> RelativeIter<'data> {
+        self.iter()
+    }
+}
+
+/// The image offsets of a [`RelativeRelocations`] table, decoded one at a time.
+#[derive(Debug, Clone)]
+pub struct RelativeIter<'data> {
+    words: core::slice::Iter<'data, U64>,
+    /// Where the next bitmap word's bit 1 points.
+    next: u64,
+    /// Where the current bitmap's bit 1 points, and its bits not yet returned (shifted).
+    start: u64,
+    bits: u64,
+}
+
+impl Iterator for RelativeIter<'_> {
+    type Item = u64;
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            if self.bits != 0 {
+                let bit = u64::from(self.bits.trailing_zeros());
+                self.bits &= self.bits - 1;
+                return Some(self.start.wrapping_add(8 * bit));
+            }
+            let word = self.words.next()?.get();
+            if word & 1 == 0 {
+                self.next = word.wrapping_add(8);
+                return Some(word);
+            }
+            self.start = self.next;
+            self.bits = word >> 1;
+            self.next = self.next.wrapping_add(63 * 8);
+        }
+    }
+}
+
 /// A parsed and fully validated SMF module, borrowing the file bytes.
 #[derive(Debug, Clone)]
 pub struct Module<'data> {
@@ -251,6 +329,8 @@ pub struct Module<'data> {
     chains: &'data [U32],
     imports: Vec<Import<'data>>,
     relocs: &'data [raw::Reloc],
+    relr: &'data [U64],
+    relr_count: usize,
     relocated: Vec<Range<u64>>,
     needed: Vec<&'data str>,
     init_array: Vec<u64>,
@@ -350,6 +430,110 @@ impl<'data> Strings<'data> {
     }
 }
 
+/// Where load-time relocations may write (the loaded sections of kinds that accept them),
+/// and, per section, the span they do write.
+struct Targets {
+    /// Loaded sections: index, image range, whether relocations may write them, and kind.
+    sections: Vec<(usize, Range<u64>, bool, SectionKind)>,
+    /// By section index: the bytes from the first to the last one relocations write.
+    spans: Vec<Option<Range<u64>>>,
+    /// The section of the last relocation checked (index and image range), accepted, and the
+    /// span written in it since it became the current one.
+    current: Option<(usize, Range<u64>, Range<u64>)>,
+}
+
+impl Targets {
+    fn new(sections: &[Section<'_>]) -> Self {
+        Targets {
+            sections: sections
+                .iter()
+                .filter(|s| s.kind.is_loaded())
+                .map(|s| {
+                    let accepts = s.kind.accepts_relocations();
+                    (s.index as usize, s.image_range(), accepts, s.kind)
+                })
+                .collect(),
+            spans: vec![None; sections.len()],
+            current: None,
+        }
+    }
+
+    /// Checks that the 8 bytes at image offset `offset` lie inside one loaded section that
+    /// relocations may write.
+    #[inline]
+    fn check(&mut self, offset: u64, location: &dyn Fn() -> String) -> Result<(), Error> {
+        let end = offset
+            .checked_add(8)
+            .ok_or_else(|| Error::malformed(location(), format!("offset {offset:#x} overflows")))?;
+        if self.within_current(offset, end) {
+            return Ok(());
+        }
+        self.check_new(offset, end, location)
+    }
+
+    /// Whether `offset..end` lies in the section of the last relocation checked (relocations
+    /// come sorted by offset in practice: most do), and if so notes it as written.
+    #[inline]
+    fn within_current(&mut self, offset: u64, end: u64) -> bool {
+        match &mut self.current {
+            Some((_, section, span)) if section.start <= offset && end <= section.end => {
+                span.start = span.start.min(offset);
+                span.end = span.end.max(end);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn check_new(
+        &mut self,
+        offset: u64,
+        end: u64,
+        location: &dyn Fn() -> String,
+    ) -> Result<(), Error> {
+        let target = self
+            .sections
+            .iter()
+            .find(|(_, range, _, _)| range.contains(&offset))
+            .filter(|(_, range, _, _)| end <= range.end);
+        match target {
+            Some((index, range, true, _)) => {
+                let current = (*index, range.clone(), offset..end);
+                if let Some((index, _, span)) = self.current.replace(current) {
+                    self.merge(index, span);
+                }
+                Ok(())
+            }
+            Some((index, _, false, kind)) => Err(Error::malformed(
+                location(),
+                format!(
+                    "offset {offset:#x} lies in {kind} section {index}, which relocations may not write"
+                ),
+            )),
+            None => Err(Error::malformed(
+                location(),
+                format!("offset {offset:#x}..{end:#x} is not inside one data or relro section"),
+            )),
+        }
+    }
+
+    fn merge(&mut self, index: usize, span: Range<u64>) {
+        let into = self.spans[index].get_or_insert(span.clone());
+        into.start = into.start.min(span.start);
+        into.end = into.end.max(span.end);
+    }
+
+    /// The written spans, in image order.
+    fn finish(mut self) -> Vec<Range<u64>> {
+        if let Some((index, _, span)) = self.current.take() {
+            self.merge(index, span);
+        }
+        let mut spans: Vec<Range<u64>> = self.spans.into_iter().flatten().collect();
+        spans.sort_by_key(|span| span.start);
+        spans
+    }
+}
+
 /// Views a table payload as `count` entries of `T`, checking the size is a whole number of entries.
 fn table<
     'data,
@@ -427,6 +611,8 @@ impl<'data> Module<'data> {
             chains: &[],
             imports: Vec::new(),
             relocs: &[],
+            relr: &[],
+            relr_count: 0,
             relocated: Vec::new(),
             needed: Vec::new(),
             init_array: Vec::new(),
@@ -448,7 +634,10 @@ impl<'data> Module<'data> {
         module.parse_symbols(strtab, limits)?;
         module.parse_hash()?;
         module.parse_imports(strtab, limits)?;
-        module.parse_relocs(limits)?;
+        let mut targets = Targets::new(&module.sections);
+        module.parse_relocs(limits, &mut targets)?;
+        module.parse_relr(limits, &mut targets)?;
+        module.relocated = targets.finish();
         module.parse_needed(strtab, limits)?;
         module.init_array = module.parse_code_offsets(SectionKind::InitArray)?;
         module.fini_array = module.parse_code_offsets(SectionKind::FiniArray)?;
@@ -536,6 +725,15 @@ impl<'data> Module<'data> {
     #[inline]
     pub fn relocations(&self) -> Relocations<'data> {
         Relocations { raw: self.relocs }
+    }
+
+    /// The `relative64` relocations packed in the `relr` table, whose addends are the words
+    /// at their offsets. A loader applies them before the [`Module::relocations`].
+    pub fn relative_relocations(&self) -> RelativeRelocations<'data> {
+        RelativeRelocations {
+            words: self.relr,
+            count: self.relr_count,
+        }
     }
 
     /// The image ranges relocations write, one per section they write, in image order:
@@ -846,22 +1044,12 @@ impl<'data> Module<'data> {
         Ok(())
     }
 
-    fn parse_relocs(&mut self, limits: &Limits) -> Result<(), Error> {
+    fn parse_relocs(&mut self, limits: &Limits, targets: &mut Targets) -> Result<(), Error> {
         let Some(section) = self.table_section(SectionKind::Reloc).copied() else {
             return Ok(());
         };
         let raw: &[raw::Reloc] = table(&section, limits.max_relocations, "relocation count")?;
         // Every entry is checked here; the table is then read in place (`Relocations`).
-        // By section index: the bytes from the first to the last one relocations write.
-        let mut spans: Vec<Option<Range<u64>>> = vec![None; self.sections.len()];
-        let merge = |into: &mut Option<Range<u64>>, span: Range<u64>| {
-            let into = into.get_or_insert(span.clone());
-            into.start = into.start.min(span.start);
-            into.end = into.end.max(span.end);
-        };
-        // The section of the last relocation (index and image range), accepted, and the span
-        // written in it since it became the current one.
-        let mut current: Option<(usize, Range<u64>, Range<u64>)> = None;
         for (i, r) in raw.iter().enumerate() {
             let location = || format!("relocation {i}");
             let kind = RelocKind::try_from(r.kind.get()).map_err(|v| {
@@ -916,54 +1104,79 @@ impl<'data> Module<'data> {
                     ));
                 }
             }
-            let offset = r.offset.get();
-            let end = offset.checked_add(8).ok_or_else(|| {
-                Error::malformed(location(), format!("offset {offset:#x} overflows"))
-            })?;
-            // Relocations come sorted by offset in practice: most lie in the section of the
-            // one before, already accepted.
-            if let Some((_, section, span)) = &mut current {
-                if section.start <= offset && end <= section.end {
-                    span.start = span.start.min(offset);
-                    span.end = span.end.max(end);
+            targets.check(r.offset.get(), &location)?;
+        }
+        self.relocs = raw;
+        Ok(())
+    }
+
+    fn parse_relr(&mut self, limits: &Limits, targets: &mut Targets) -> Result<(), Error> {
+        let Some(section) = self.table_section(SectionKind::Relr).copied() else {
+            return Ok(());
+        };
+        let words: &[U64] = table(&section, limits.max_relocations, "relr word count")?;
+        let name = section_location(&section);
+        // Where bit 1 of a bitmap word points: the word after the last offset word, then 63
+        // words further for each bitmap. `None` before the first offset word.
+        let mut next: Option<u64> = None;
+        let mut last: Option<u64> = None;
+        let mut count = 0usize;
+        for (i, word) in words.iter().enumerate() {
+            let word = word.get();
+            let location = || format!("{name}: word {i}");
+            if word & 1 == 0 {
+                if word % 8 != 0 {
+                    return Err(Error::malformed(
+                        location(),
+                        format!("offset {word:#x} is not a multiple of 8"),
+                    ));
+                }
+                // Ascending, so that no word is relocated twice (the addend is the word
+                // itself: a second pass would add the base again).
+                if let Some(last) = last.filter(|&last| word <= last) {
+                    return Err(Error::malformed(
+                        location(),
+                        format!("offset {word:#x} does not come after {last:#x}, the word before"),
+                    ));
+                }
+                targets.check(word, &location)?;
+                last = Some(word);
+                count += 1;
+                next = word.checked_add(8);
+                continue;
+            }
+            let Some(start) = next else {
+                return Err(Error::malformed(
+                    location(),
+                    "a bitmap word must follow an offset word",
+                ));
+            };
+            let mut bits = word >> 1;
+            count += bits.count_ones() as usize;
+            // All the words a bitmap names lie between its first and last: when both are in
+            // the current section, so are the rest.
+            let first = start.checked_add(8 * u64::from(bits.trailing_zeros()));
+            let end = start.checked_add(8 * (64 - u64::from(bits.leading_zeros())));
+            if let (Some(first), Some(end)) = (first, end) {
+                if bits != 0 && targets.within_current(first, end) {
+                    last = Some(end - 8);
+                    next = start.checked_add(63 * 8);
                     continue;
                 }
             }
-            let target = self
-                .section_at(offset)
-                .filter(|t| end <= t.vaddr + t.mem_size);
-            match target {
-                Some(t) if t.kind.accepts_relocations() => {
-                    if let Some((index, _, span)) = current.take() {
-                        merge(&mut spans[index], span);
-                    }
-                    current = Some((t.index as usize, t.image_range(), offset..end));
-                }
-                Some(t) => {
-                    return Err(Error::malformed(
-                        location(),
-                        format!(
-                            "offset {offset:#x} lies in {} section {}, which relocations may not write",
-                            t.kind, t.index
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(Error::malformed(
-                        location(),
-                        format!(
-                            "offset {offset:#x}..{end:#x} is not inside one data or relro section"
-                        ),
-                    ));
-                }
+            while bits != 0 {
+                let offset = start.checked_add(8 * u64::from(bits.trailing_zeros()));
+                let offset = offset.ok_or_else(|| {
+                    Error::malformed(location(), "a bitmap bit's offset overflows")
+                })?;
+                targets.check(offset, &location)?;
+                last = Some(offset);
+                bits &= bits - 1;
             }
+            next = start.checked_add(63 * 8);
         }
-        if let Some((index, _, span)) = current {
-            merge(&mut spans[index], span);
-        }
-        self.relocs = raw;
-        self.relocated = spans.into_iter().flatten().collect();
-        self.relocated.sort_by_key(|span| span.start);
+        self.relr = words;
+        self.relr_count = count;
         Ok(())
     }
 

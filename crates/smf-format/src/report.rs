@@ -117,6 +117,36 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         )?;
     }
 
+    let packed = module.relative_relocations();
+    if !packed.is_empty() {
+        writeln!(
+            out,
+            "\nPacked relative relocations ({}, in {} relr words):",
+            packed.len(),
+            packed.words().len()
+        )?;
+        writeln!(out, "  Offset     Section          Kind        Value")?;
+    }
+    for offset in packed {
+        let section = module.section_at(offset);
+        // The addend is the word in place (zero past the section's file bytes).
+        let addend = section
+            .and_then(|s| {
+                let at = usize::try_from(offset - s.vaddr).ok()?;
+                s.data.get(at..at.checked_add(8)?)
+            })
+            .map_or(0, |word| {
+                u64::from_le_bytes(word.try_into().unwrap_or_default())
+            });
+        writeln!(
+            out,
+            "  {offset:#010x} {:<16} {:<11} base + {addend:#x}{}",
+            section.map_or("?", |s| s.name),
+            RelocKind::Relative64,
+            symbol_suffix(module, addend)
+        )?;
+    }
+
     writeln!(out, "\nNeeded libraries ({}):", module.needed().len())?;
     for lib in module.needed() {
         writeln!(out, "  {lib}")?;

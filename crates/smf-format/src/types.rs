@@ -106,6 +106,9 @@ field_enum! {
         /// The thread-local storage template (`.tdata` then `.tbss`): each thread's copy of
         /// the module's thread-locals starts as these bytes; mapped read-only.
         Tls = 18 => "tls",
+        /// Packed `relative64` relocations with the addend in place: `u64` words, each an
+        /// image offset or a bitmap of the 63 words that follow (see `docs/FORMAT.md`).
+        Relr = 19 => "relr",
     }
 }
 
@@ -305,7 +308,7 @@ mod tests {
     #[test]
     fn unknown_raw_values_are_rejected() {
         assert_eq!(SectionKind::try_from(0u32), Err(0));
-        assert_eq!(SectionKind::try_from(19u32), Err(19));
+        assert_eq!(SectionKind::try_from(20u32), Err(20));
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));

@@ -72,6 +72,7 @@ pub struct ModuleBuilder<'a> {
     symbols: Vec<Symbol<'a>>,
     imports: Vec<Import<'a>>,
     relocs: Vec<Reloc>,
+    relative: Vec<u64>,
     needed: Vec<&'a str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
@@ -91,6 +92,7 @@ impl<'a> ModuleBuilder<'a> {
             symbols: Vec::new(),
             imports: Vec::new(),
             relocs: Vec::new(),
+            relative: Vec::new(),
             needed: Vec::new(),
             init_array: Vec::new(),
             fini_array: Vec::new(),
@@ -117,6 +119,13 @@ impl<'a> ModuleBuilder<'a> {
 
     pub fn add_reloc(&mut self, reloc: Reloc) {
         self.relocs.push(reloc);
+    }
+
+    /// Adds a `relative64` relocation packed in the `relr` table: at load, the module base is
+    /// added to the 8-byte word at image offset `offset`, which must be a multiple of 8. The
+    /// section payload must therefore hold the target's image offset there (the addend).
+    pub fn add_relative(&mut self, offset: u64) {
+        self.relative.push(offset);
     }
 
     pub fn add_needed(&mut self, library: &'a str) {
@@ -204,6 +213,13 @@ impl<'a> ModuleBuilder<'a> {
                 bytes.extend_from_slice(entry.as_bytes());
             }
             tables.push((SectionKind::Reloc, ".reloc", bytes));
+        }
+        if !self.relative.is_empty() {
+            let bytes = relr_words(&self.relative)?
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect();
+            tables.push((SectionKind::Relr, ".relr", bytes));
         }
         if !self.needed.is_empty() {
             let bytes = self
@@ -412,4 +428,42 @@ impl StringTable {
         self.offsets.insert(name.to_owned(), offset);
         offset
     }
+}
+
+/// Encodes relocated offsets as `relr` words (FORMAT.md, *Packed relative relocations*): an
+/// offset word, then bitmap words for as long as the next offsets lie within the 63 words
+/// each bitmap covers.
+fn relr_words(offsets: &[u64]) -> Result<Vec<u64>, Error> {
+    const SPAN: u64 = 63 * 8;
+    let mut offsets = offsets.to_vec();
+    offsets.sort_unstable();
+    offsets.dedup();
+    if let Some(bad) = offsets.iter().find(|&&o| o % 8 != 0) {
+        return Err(Error::Build(format!(
+            "packed relative relocation at {bad:#x} is not 8-byte aligned"
+        )));
+    }
+    let mut words = Vec::new();
+    let mut rest = offsets.as_slice();
+    while let Some((&offset, after)) = rest.split_first() {
+        words.push(offset);
+        rest = after;
+        let mut next = offset.saturating_add(8);
+        loop {
+            let mut bitmap = 0u64;
+            while let Some((&offset, after)) = rest.split_first() {
+                let Some(distance) = offset.checked_sub(next).filter(|&d| d < SPAN) else {
+                    break;
+                };
+                bitmap |= 1 << (distance / 8);
+                rest = after;
+            }
+            if bitmap == 0 {
+                break;
+            }
+            words.push(bitmap << 1 | 1);
+            next = next.saturating_add(SPAN);
+        }
+    }
+    Ok(words)
 }

@@ -404,6 +404,14 @@ impl Layout {
     }
 
     /// Writes bytes at an image address; they must lie inside one output section with bytes.
+    /// The little-endian word at `address`, if a section holds all 8 bytes in its data.
+    pub fn read_u64(&self, address: u64) -> Option<u64> {
+        let output = self.output_at(address)?;
+        let start = usize::try_from(address - output.vaddr).ok()?;
+        let word = output.data.get(start..start.checked_add(8)?)?;
+        Some(u64::from_le_bytes(word.try_into().ok()?))
+    }
+
     pub fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), Error> {
         let output = self
             .outputs

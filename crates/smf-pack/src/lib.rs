@@ -32,7 +32,7 @@ mod tls;
 
 pub use error::{Error, RelocationError, RelocationProblem};
 
-use smf_format::{Binding, Import, LoadedSection, ModuleBuilder, ModuleFlags};
+use smf_format::{Binding, Import, LoadedSection, ModuleBuilder, ModuleFlags, Reloc, RelocKind};
 
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::{Definition, Globals};
@@ -70,6 +70,15 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
     let needs = relocate::scan(&objects, &mut globals)?;
     let mut layout = Layout::build(&objects, &globals, &needs)?;
     let load_relocs = relocate::apply(&objects, &globals, &needs, &mut layout)?;
+    // Aligned `relative64` relocations whose word already holds the addend (the packer writes
+    // every in-module address there) go to the packed table: 8 bytes or less each, instead of
+    // a 24-byte entry the loader must decode.
+    let (relative, load_relocs): (Vec<Reloc>, Vec<Reloc>) =
+        load_relocs.into_iter().partition(|r| {
+            r.kind == RelocKind::Relative64
+                && r.offset % 8 == 0
+                && layout.read_u64(r.offset) == Some(r.addend as u64)
+        });
     let (init, fini) = relocate::constructors(&objects, &globals, &layout)?;
     let entry = options
         .entry
@@ -133,6 +142,9 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
     }
     for reloc in load_relocs {
         builder.add_reloc(reloc);
+    }
+    for reloc in relative {
+        builder.add_relative(reloc.offset);
     }
     for offset in init {
         builder.add_init(offset);

@@ -23,9 +23,8 @@ fn reached(module: &Module<'_>, place: u64) -> u64 {
 
 /// The load-time relocation at `offset`, which must exist.
 fn load_reloc(module: &Module<'_>, offset: u64) -> smf_format::Reloc {
-    module
-        .relocations()
-        .iter()
+    load_relocations(module)
+        .into_iter()
         .find(|r| r.offset == offset)
         .unwrap_or_else(|| panic!("no load-time relocation at {offset:#x}"))
 }

@@ -90,17 +90,16 @@ fn pointer_to_static_in_data_becomes_relative64() {
     assert!(module.lookup("x").is_none());
     assert_eq!(section_of(&module, p).kind, SectionKind::Data);
     assert_eq!(section_of(&module, x).kind, SectionKind::Bss);
-    let relocs: Vec<_> = module
-        .relocations()
-        .iter()
+    let relocs: Vec<_> = load_relocations(&module)
+        .into_iter()
         .filter(|r| r.offset == p.value)
         .collect();
-    assert_eq!(relocs.len(), 1, "{:?}", module.relocations());
+    assert_eq!(relocs.len(), 1, "{:?}", load_relocations(&module));
     assert_eq!(relocs[0].kind, RelocKind::Relative64);
     assert_eq!(relocs[0].addend, x.value as i64);
     assert_eq!(relocs[0].import, None);
     // The only load-time relocation: code needs none.
-    assert_eq!(module.relocations().len(), 1);
+    assert_eq!(load_relocations(&module).len(), 1);
 }
 
 #[test]
@@ -142,9 +141,8 @@ fn call_to_puts_goes_through_a_stub_and_an_abs64_got_slot() {
         SectionKind::RelRo,
         "the GOT is in relro"
     );
-    let reloc = module
-        .relocations()
-        .iter()
+    let reloc = load_relocations(&module)
+        .into_iter()
         .find(|r| r.offset == slot)
         .expect("slot relocation");
     assert_eq!(reloc.kind, RelocKind::Abs64);
@@ -152,9 +150,8 @@ fn call_to_puts_goes_through_a_stub_and_an_abs64_got_slot() {
     assert_eq!(reloc.addend, 0);
     // No load-time relocation touches code.
     assert!(
-        module
-            .relocations()
-            .iter()
+        load_relocations(&module)
+            .into_iter()
             .all(|r| module.section_at(r.offset).unwrap().kind != SectionKind::Code)
     );
 }
@@ -176,9 +173,8 @@ fn extern_data_with_fpic_is_read_through_a_got_slot() {
     assert_eq!(&code[..3], &[0x48, 0x8b, 0x05]);
     let slot = (get.value as i64 + 7 + read_i32(&module, get.value + 3) as i64) as u64;
     assert_eq!(module.section_at(slot).unwrap().kind, SectionKind::RelRo);
-    let reloc = module
-        .relocations()
-        .iter()
+    let reloc = load_relocations(&module)
+        .into_iter()
         .find(|r| r.offset == slot)
         .expect("slot relocation");
     assert_eq!(
@@ -208,9 +204,9 @@ fn in_module_gotpcrelx_load_is_relaxed_to_lea() {
         gbar.value
     );
     assert!(
-        module.relocations().is_empty(),
+        load_relocations(&module).is_empty(),
         "no GOT slot: {:?}",
-        module.relocations()
+        load_relocations(&module)
     );
     assert!(
         module
@@ -443,9 +439,8 @@ fn read_only_pointers_move_to_relro() {
     let module = parse(&bytes);
     let names = symbol(&module, "names");
     assert_eq!(section_of(&module, names).kind, SectionKind::RelRo);
-    let relocs: Vec<_> = module
-        .relocations()
-        .iter()
+    let relocs: Vec<_> = load_relocations(&module)
+        .into_iter()
         .filter(|r| names.value <= r.offset && r.offset < names.value + 16)
         .collect();
     assert_eq!(relocs.len(), 2);
@@ -542,9 +537,8 @@ fn large_code_model_got_relative_relocations() {
                 "PLTOFF64 {name} reaches its stub"
             ),
             27 => {
-                let reloc = module
-                    .relocations()
-                    .iter()
+                let reloc = load_relocations(&module)
+                    .into_iter()
                     .find(|r| r.offset == target)
                     .expect("GOT slot");
                 match name.as_str() {

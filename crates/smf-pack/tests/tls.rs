@@ -46,9 +46,8 @@ fn tdata_then_tbss_form_one_read_only_template() {
     // The pointer in the template is relocated at load time like any other.
     let pointer = symbol(&module, "pointer");
     assert!(
-        module
-            .relocations()
-            .iter()
+        load_relocations(&module)
+            .into_iter()
             .any(|r| r.offset == pointer.value && r.kind == RelocKind::Relative64)
     );
 }
@@ -61,9 +60,8 @@ fn general_dynamic_pairs_hold_the_handle_and_the_offset() {
         .loaded_sections()
         .find(|s| s.kind == SectionKind::Tls)
         .unwrap();
-    let handles: Vec<u64> = module
-        .relocations()
-        .iter()
+    let handles: Vec<u64> = load_relocations(&module)
+        .into_iter()
         .filter(|r| r.kind == RelocKind::TlsModule)
         .map(|r| r.offset)
         .collect();
@@ -97,9 +95,8 @@ fn local_dynamic_uses_one_pair_with_offset_zero() {
     ";
     let module_bytes = pack(&[compile("ld.o", source, &["-O2"])]);
     let module = parse(&module_bytes);
-    let handles: Vec<u64> = module
-        .relocations()
-        .iter()
+    let handles: Vec<u64> = load_relocations(&module)
+        .into_iter()
         .filter(|r| r.kind == RelocKind::TlsModule)
         .map(|r| r.offset)
         .collect();

@@ -299,7 +299,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 module.sections().len(),
                 module.symbols().len(),
                 module.imports().len(),
-                module.relocations().len()
+                module.relocations().len() + module.relative_relocations().len()
             );
             if let Some(signer) = signer {
                 println!("{}: signed by trusted key {signer}", file.display());

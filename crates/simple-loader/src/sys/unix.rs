@@ -181,6 +181,23 @@ impl Reservation {
         Ok(())
     }
 
+    /// Adds `value` to the little-endian 64-bit word at `offset` of the reservation (a
+    /// relocation whose addend is the word in place), wrapping.
+    ///
+    /// # Safety
+    /// As for [`Reservation::write`]; the word must also be readable.
+    pub(crate) unsafe fn add_u64(&self, offset: usize, value: u64) -> io::Result<()> {
+        self.check(offset, 8)?;
+        // SAFETY: in bounds (checked), readable, writable and unshared (caller's contract);
+        // the accesses are unaligned-safe.
+        unsafe {
+            let word = self.base.as_ptr().add(offset).cast::<u64>();
+            let sum = u64::from_le(std::ptr::read_unaligned(word)).wrapping_add(value);
+            std::ptr::write_unaligned(word, sum.to_le());
+        }
+        Ok(())
+    }
+
     /// Copies `bytes` to `offset` of the reservation.
     ///
     /// # Safety

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use smf_format::{Module, Section, Symbol};
+use smf_format::{Module, Reloc, RelocKind, Section, Symbol};
 use smf_pack::{Input, Options};
 
 /// A temporary directory removed on drop.
@@ -192,6 +192,20 @@ pub fn elf_relocations(input: &Input, section: &str) -> Vec<(u64, u32, String, i
 
 pub fn read_i64(module: &Module<'_>, offset: u64) -> i64 {
     i64::from_le_bytes(image_bytes(module, offset, 8).try_into().unwrap())
+}
+
+/// Every load-time relocation, sorted by offset: the relocation table's entries and the
+/// packed relative ones, whose addend is the word at their offset.
+pub fn load_relocations(module: &Module<'_>) -> Vec<Reloc> {
+    let mut all: Vec<Reloc> = module.relocations().iter().collect();
+    all.extend(module.relative_relocations().iter().map(|offset| Reloc {
+        offset,
+        kind: RelocKind::Relative64,
+        import: None,
+        addend: read_i64(module, offset),
+    }));
+    all.sort_by_key(|r| r.offset);
+    all
 }
 
 /// `clang` if it runs (it is on PATH), for the tests of what clang emits. Otherwise prints a
