@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn the_object_names_each_function_at_its_run_time_address() {
         let bytes = module();
-        let parsed = smf_format::Module::parse(&bytes).unwrap();
+        let parsed = crate::module::parse_owned(bytes);
         let base = 0x7000_0000_0000;
         let symbols = ModuleSymbols::new(&parsed, base, 0x3000, "test.smf");
         let eh_frame = [1u8, 2, 3, 4, 0, 0, 0, 0];

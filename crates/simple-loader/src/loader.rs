@@ -171,6 +171,7 @@ fn load_from(
         module: name.clone(),
         source,
     })?;
+    let file = Arc::new(file);
     let parsed = file.borrow_dependent();
     if options.verify_hash {
         let checked = match hash {
@@ -276,7 +277,7 @@ fn load_from(
         tls.set_base(image.base());
     }
     // SAFETY: the image is complete and stays mapped until it is dropped, which detaches it.
-    unsafe { crate::runtime::attach(parsed, image.base(), image.len(), &name, tls) };
+    unsafe { crate::runtime::attach(&file, image.base(), image.len(), &name, tls) };
     let module = Module::new(file, image, name, path, natives, providers, keep_alive);
     // SAFETY: the image is fully relocated and protected; constructors are the module's own
     // code, run once, in the order the file lists them, as a native loader would.

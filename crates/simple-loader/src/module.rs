@@ -42,6 +42,13 @@ self_cell::self_cell!(
     impl {Debug}
 );
 
+/// Parses `bytes` held in memory, for tests of what is built from a parsed file.
+#[cfg(test)]
+pub(crate) fn parse_owned(bytes: Vec<u8>) -> Arc<ParsedFile> {
+    let bytes = FileBytes::Owned(bytes.into_boxed_slice());
+    Arc::new(ParsedFile::try_new(bytes, |bytes| Parsed::parse(bytes)).expect("a valid module"))
+}
+
 /// A module mapped into the process, relocated, linked, and with its constructors run.
 ///
 /// Dropping it runs its destructors and unmaps its image. Modules it imports from are kept
@@ -50,7 +57,8 @@ pub struct Module {
     // Field order is drop order: the image goes first, then the libraries and the modules
     // its code referred to.
     image: Image,
-    file: ParsedFile,
+    /// Shared with the symbolizer's entry, which reads names from its symbol table.
+    file: Arc<ParsedFile>,
     name: String,
     path: Option<PathBuf>,
     /// Needed native libraries, open for as long as the image may call into them.
@@ -123,7 +131,7 @@ impl DataSymbol<'_> {
 
 impl Module {
     pub(crate) fn new(
-        file: ParsedFile,
+        file: Arc<ParsedFile>,
         image: Image,
         name: String,
         path: Option<PathBuf>,

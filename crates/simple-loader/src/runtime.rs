@@ -8,11 +8,12 @@
 //! is dropped, after the module's destructors ran and before its pages are unmapped.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use smf_format::{Module as Parsed, SectionKind};
+use smf_format::SectionKind;
 
 use crate::jit::JitRegistration;
+use crate::module::ParsedFile;
 use crate::symbolize::ModuleSymbols;
 use crate::sys::unwind::FrameRegistration;
 use crate::tls::TlsModule;
@@ -36,13 +37,14 @@ static LOADED: RwLock<BTreeMap<usize, Attachments>> = RwLock::new(BTreeMap::new(
 /// The image must be completely mapped, relocated and protected, and stay so until
 /// [`detach`] is called with the same `base`.
 pub(crate) unsafe fn attach(
-    parsed: &Parsed<'_>,
+    file: &Arc<ParsedFile>,
     base: usize,
     len: usize,
     name: &str,
     tls: Option<Box<TlsModule>>,
 ) {
-    let symbols = ModuleSymbols::new(parsed, base, len, name);
+    let parsed = file.borrow_dependent();
+    let symbols = ModuleSymbols::new(file, base, len, name);
     let unwind = parsed
         .loaded_sections()
         .filter(|s| s.kind == SectionKind::EhFrame && s.mem_size >= 4)

@@ -5,7 +5,11 @@
 //! answers for any address in any module, whichever registry or host loaded it; the crash
 //! handler uses the same list without allocating.
 
-use smf_format::{Binding, Module as Parsed, SectionKind, SymbolKind};
+use std::sync::Arc;
+
+use smf_format::{Binding, SectionKind, SymbolKind};
+
+use crate::module::ParsedFile;
 
 /// Where an address lies: the module, and the function containing it if the symbol table
 /// names one.
@@ -49,15 +53,17 @@ pub fn symbolize(address: usize) -> Option<Location> {
     })
 }
 
-/// One function of a module: its run-time address range and where its name is.
+/// One function of a module: its run-time address range and its symbol.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Function {
     pub start: usize,
     pub end: usize,
-    name: (u32, u32),
+    /// Index in the module's symbol table, which holds the name.
+    symbol: u32,
 }
 
-/// The functions of one mapped module, sorted by address, with their names in one string.
+/// The functions of one mapped module, sorted by address; names are read from the module's
+/// symbol table, which this keeps mapped.
 #[derive(Debug)]
 pub(crate) struct ModuleSymbols {
     pub module: String,
@@ -66,11 +72,12 @@ pub(crate) struct ModuleSymbols {
     pub functions: Vec<Function>,
     /// Run-time ranges of the code sections.
     pub code: Vec<(usize, usize)>,
-    names: String,
+    file: Arc<ParsedFile>,
 }
 
 impl ModuleSymbols {
-    pub(crate) fn new(parsed: &Parsed<'_>, base: usize, len: usize, module: &str) -> Self {
+    pub(crate) fn new(file: &Arc<ParsedFile>, base: usize, len: usize, module: &str) -> Self {
+        let parsed = file.borrow_dependent();
         let code: Vec<(usize, usize)> = parsed
             .loaded_sections()
             .filter(|s| s.kind == SectionKind::Code && s.mem_size > 0)
@@ -81,23 +88,27 @@ impl ModuleSymbols {
                 )
             })
             .collect();
-        // Exported names first at equal addresses, so an alias is named by its public name;
-        // then symbol-table order. Sorting small keys rather than the symbols themselves (a
-        // module has thousands), with a sort that takes advantage of the sorted runs a
-        // packer's symbol table is made of.
+        // By address, exported names first at equal addresses (so an alias is named by its
+        // public name), then symbol-table order. The packer writes the table in this order,
+        // so usually checking it is all; other tables get their indices sorted.
         let symbols = parsed.symbols();
-        let mut keys: Vec<(u64, bool, usize)> = symbols
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.kind == SymbolKind::Function && s.section.is_some())
-            .map(|(i, s)| (s.value, s.binding == Binding::Local, i))
+        let key = |i: u32| {
+            let symbol = &symbols[i as usize];
+            (symbol.value, symbol.binding == Binding::Local)
+        };
+        let mut order: Vec<u32> = (0..symbols.len() as u32)
+            .filter(|&i| {
+                let symbol = &symbols[i as usize];
+                symbol.kind == SymbolKind::Function && symbol.section.is_some()
+            })
             .collect();
-        keys.sort();
-        keys.dedup_by_key(|k| k.0);
-        let defined: Vec<_> = keys.iter().map(|&(_, _, i)| &symbols[i]).collect();
-        let mut names = String::with_capacity(defined.iter().map(|s| s.name.len()).sum());
-        let mut functions: Vec<Function> = Vec::with_capacity(defined.len());
-        for (i, symbol) in defined.iter().enumerate() {
+        if !order.is_sorted_by_key(|&i| key(i)) {
+            order.sort_by_key(|&i| (key(i), i));
+        }
+        order.dedup_by_key(|i| symbols[*i as usize].value);
+        let mut functions: Vec<Function> = Vec::with_capacity(order.len());
+        for (n, &i) in order.iter().enumerate() {
+            let symbol = &symbols[i as usize];
             let start = base + symbol.value as usize;
             let section_end = code
                 .iter()
@@ -107,17 +118,17 @@ impl ModuleSymbols {
             let end = if symbol.size > 0 {
                 start + symbol.size as usize
             } else {
-                defined
-                    .get(i + 1)
-                    .map_or(section_end, |next| base + next.value as usize)
+                order
+                    .get(n + 1)
+                    .map_or(section_end, |&next| {
+                        base + symbols[next as usize].value as usize
+                    })
                     .min(section_end)
             };
-            let offset = names.len() as u32;
-            names.push_str(symbol.name);
             functions.push(Function {
                 start,
                 end: end.max(start),
-                name: (offset, symbol.name.len() as u32),
+                symbol: i,
             });
         }
         ModuleSymbols {
@@ -126,13 +137,15 @@ impl ModuleSymbols {
             len,
             functions,
             code,
-            names,
+            file: Arc::clone(file),
         }
     }
 
     pub(crate) fn name_of(&self, function: &Function) -> &str {
-        let (start, len) = (function.name.0 as usize, function.name.1 as usize);
-        self.names.get(start..start + len).unwrap_or("?")
+        let symbols = self.file.borrow_dependent().symbols();
+        symbols
+            .get(function.symbol as usize)
+            .map_or("?", |s| s.name)
     }
 
     /// The function whose range contains `address`.
@@ -179,7 +192,7 @@ mod tests {
         builder.add_symbol(function("public_name", Binding::Global, 0x80, 8));
         builder.add_symbol(function("last", Binding::Local, 0xc0, 0));
         let bytes = builder.write().unwrap();
-        let parsed = Parsed::parse(&bytes).unwrap();
+        let parsed = crate::module::parse_owned(bytes);
         let base = 0x7000_0000;
         let symbols = ModuleSymbols::new(&parsed, base, 0x1000, "m.smf");
         let name = |offset: usize| {
