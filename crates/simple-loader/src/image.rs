@@ -141,13 +141,34 @@ impl Image {
                 io::Error::from(io::ErrorKind::OutOfMemory),
             )
         })?;
-        let reservation = Reservation::new(image_size).map_err(|e| ("reserving the image", e))?;
-        let base = reservation.base() as u64;
-
         // By section index: whether the section was mapped from the file.
         let mut mapped = vec![false; module.sections().len()];
         let mut sections: Vec<&Section<'_>> = module.loaded_sections().collect();
         sections.sort_by_key(|s| s.vaddr);
+        // When one mapping of the file places every section and fills the image (no zero
+        // pages past the last payload), that mapping is the reservation: one system call
+        // fewer.
+        let whole = source.zip(sections.first()).filter(|&(_, first)| {
+            let run = file_run(module, &sections);
+            let last = run.last().copied().unwrap_or(first);
+            first.vaddr == 0
+                && first.file_size > 0
+                && tail_is_zero(module, first)
+                && run.len() == sections.len()
+                && file_end(last) == image_size.next_multiple_of(PAGE_SIZE)
+                && page_range(last.vaddr, last.mem_size).end <= file_end(last)
+        });
+        let reservation = match whole {
+            Some((file, first)) => Reservation::map_file_anywhere(
+                image_size,
+                file,
+                first.file_offset,
+                initial_protection(first.kind),
+            ),
+            None => Reservation::new(image_size),
+        }
+        .map_err(|e| ("reserving the image", e))?;
+        let base = reservation.base() as u64;
         let mut next = 0;
         while let Some(&first) = sections.get(next) {
             // A section without file bytes has nothing to map, and its file offset may be
@@ -171,15 +192,17 @@ impl Image {
             let span = run
                 .last()
                 .map_or(0, |last| file_end(last) - first.vaddr as usize);
-            reservation
-                .map_file(
-                    first.vaddr as usize,
-                    span,
-                    file,
-                    first.file_offset,
-                    initial_protection(first.kind),
-                )
-                .map_err(|e| ("mapping sections from the file", e))?;
+            if whole.is_none() {
+                reservation
+                    .map_file(
+                        first.vaddr as usize,
+                        span,
+                        file,
+                        first.file_offset,
+                        initial_protection(first.kind),
+                    )
+                    .map_err(|e| ("mapping sections from the file", e))?;
+            }
             for (i, section) in run.iter().enumerate() {
                 let protection = initial_protection(section.kind);
                 let file_pages = section.vaddr as usize..file_end(section);

@@ -401,7 +401,7 @@ impl<'data> Strings<'data> {
                 )
             })?;
         let window = &tail[..tail.len().min(max_len as usize + 1)];
-        let end = memchr::memchr(0, window).ok_or_else(|| {
+        let end = window.iter().position(|&b| b == 0).ok_or_else(|| {
             if window.len() < tail.len() {
                 Error::malformed(
                     location(),

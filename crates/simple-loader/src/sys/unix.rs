@@ -53,6 +53,51 @@ impl Reservation {
         Ok(Reservation { base, len })
     }
 
+    /// Maps `len` bytes (rounded up to whole pages) of `file` from the page-aligned
+    /// `file_offset` at an address the kernel chooses, private (copy on write) and with
+    /// `protection`: a reservation whose pages all come from the file. Pages past the end of
+    /// the file read as zeros up to the end of its last page; the caller makes sure no page
+    /// lies wholly past it.
+    pub(crate) fn map_file_anywhere(
+        len: usize,
+        file: &File,
+        file_offset: u64,
+        protection: Protection,
+    ) -> io::Result<Reservation> {
+        let len = len
+            .max(PAGE_SIZE)
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let file_offset = libc::off_t::try_from(file_offset)
+            .ok()
+            .filter(|o| *o as u64 % PAGE_SIZE as u64 == 0)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("file offset {file_offset:#x} is not page-aligned"),
+                )
+            })?;
+        // SAFETY: a private file mapping at an address the kernel chooses does not alias any
+        // memory Rust knows about and never writes the file; failure is reported through
+        // MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot(protection),
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                file_offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        Ok(Reservation { base, len })
+    }
+
     pub(crate) fn base(&self) -> *mut u8 {
         self.base.as_ptr()
     }
