@@ -36,8 +36,8 @@ pub mod write;
 
 pub use error::Error;
 pub use read::{
-    HeaderInfo, Import, Limits, Module, RelativeIter, RelativeRelocations, Reloc, RelocIter,
-    Relocations, Section, Symbol, compute_module_hash,
+    HeaderInfo, Import, Limits, Module, PARALLEL_HASH_MIN, RelativeIter, RelativeRelocations,
+    Reloc, RelocIter, Relocations, Section, Symbol, compute_module_hash,
 };
 pub use types::*;
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

@@ -339,6 +339,10 @@ pub struct Module<'data> {
 
 /// Computes the module hash of a complete file: BLAKE3 of the file with the 32 bytes of the
 /// `module_hash` field taken as zero. The caller must pass at least a whole header.
+///
+/// A file of [`PARALLEL_HASH_MIN`] bytes or more is hashed by two threads when the machine
+/// has two cores: each hashes half of the file's 64 KiB subtrees, and their chaining values
+/// are merged as BLAKE3's tree defines, so the result is the same hash.
 pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     let header_len = size_of::<raw::Header>();
     if data.len() < header_len {
@@ -348,11 +352,83 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
             size: data.len() as u64,
         });
     }
+    let parallel = data.len() >= PARALLEL_HASH_MIN
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    if parallel {
+        return Ok(parallel_module_hash(data));
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update(&data[..MODULE_HASH_RANGE.start]);
     hasher.update(&[0u8; 32]);
     hasher.update(&data[MODULE_HASH_RANGE.end..]);
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// The size from which [`compute_module_hash`] uses a second thread: below it, starting the
+/// thread costs more than it saves.
+pub const PARALLEL_HASH_MIN: usize = 1 << 20;
+
+/// The subtrees the two threads of [`parallel_module_hash`] hash: a power of two of BLAKE3
+/// chunks, so that each is a subtree of the hash's tree.
+const HASH_LEAF: usize = 64 << 10;
+
+/// [`compute_module_hash`] on two threads, for `data` longer than one [`HASH_LEAF`].
+fn parallel_module_hash(data: &[u8]) -> [u8; 32] {
+    use blake3::hazmat::{ChainingValue, HasherExt, Mode};
+    let leaf = |index: usize| -> ChainingValue {
+        let start = index * HASH_LEAF;
+        let bytes = &data[start..data.len().min(start + HASH_LEAF)];
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(start as u64);
+        if index == 0 {
+            // The header, with the hash field as zeros.
+            hasher.update(&bytes[..MODULE_HASH_RANGE.start]);
+            hasher.update(&[0u8; 32]);
+            hasher.update(&bytes[MODULE_HASH_RANGE.end..]);
+        } else {
+            hasher.update(bytes);
+        }
+        hasher.finalize_non_root()
+    };
+    let leaves = data.len().div_ceil(HASH_LEAF);
+    let half = leaves / 2;
+    let (mut cvs, right) = std::thread::scope(|scope| {
+        let left = std::thread::Builder::new()
+            .name("smf-hash".into())
+            .spawn_scoped(scope, || (0..half).map(leaf).collect::<Vec<_>>());
+        let right: Vec<ChainingValue> = (half..leaves).map(leaf).collect();
+        let left = match left {
+            // A panic in the other thread (none is possible short of running out of memory)
+            // is passed on.
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            // No thread to be had: this one does both halves.
+            Err(_) => (0..half).map(leaf).collect(),
+        };
+        (left, right)
+    });
+    cvs.extend(right);
+    // Merge as BLAKE3's tree does: each subtree's left part is the largest power of two of
+    // chunks below its length, which is a whole number of leaves.
+    fn subtree(cvs: &[ChainingValue], start: usize, len: usize) -> ChainingValue {
+        if len <= HASH_LEAF {
+            return cvs[start / HASH_LEAF];
+        }
+        let left = blake3::hazmat::left_subtree_len(len as u64) as usize;
+        blake3::hazmat::merge_subtrees_non_root(
+            &subtree(cvs, start, left),
+            &subtree(cvs, start + left, len - left),
+            Mode::Hash,
+        )
+    }
+    let left = blake3::hazmat::left_subtree_len(data.len() as u64) as usize;
+    let root = blake3::hazmat::merge_subtrees_root(
+        &subtree(&cvs, 0, left),
+        &subtree(&cvs, left, data.len() - left),
+        Mode::Hash,
+    );
+    *root.as_bytes()
 }
 
 fn round_up_page(value: u64) -> Option<u64> {

@@ -138,3 +138,26 @@ fn hashing_needs_a_whole_header() {
     bytes.push(0);
     assert_ne!(compute_module_hash(&bytes).unwrap(), before);
 }
+
+#[test]
+fn large_files_hash_the_same_on_two_threads() {
+    // Sizes around the parallel threshold and the 64 KiB subtrees: the hash is BLAKE3 of the
+    // file with the hash field as zeros, however the work was split.
+    for len in [
+        PARALLEL_HASH_MIN - 1,
+        PARALLEL_HASH_MIN,
+        PARALLEL_HASH_MIN + 1,
+        PARALLEL_HASH_MIN + (64 << 10),
+        1_634_304,
+        (3 << 20) + 12_345,
+    ] {
+        let mut data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
+        let mut zeroed = data.clone();
+        zeroed[MODULE_HASH_RANGE].fill(0);
+        let expected = *blake3::hash(&zeroed).as_bytes();
+        assert_eq!(compute_module_hash(&data).unwrap(), expected, "{len} bytes");
+        // The stored field is ignored, whatever it holds.
+        data[MODULE_HASH_RANGE].fill(0xa5);
+        assert_eq!(compute_module_hash(&data).unwrap(), expected, "{len} bytes");
+    }
+}
