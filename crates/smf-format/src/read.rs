@@ -352,8 +352,10 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
             size: data.len() as u64,
         });
     }
+    // Asked once: the answer takes system calls (the affinity mask, cgroup quotas).
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let parallel = data.len() >= PARALLEL_HASH_MIN
-        && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        && *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) > 1;
     if parallel {
         return Ok(parallel_module_hash(data));
     }
