@@ -199,10 +199,12 @@ fn load_from(
     check_target(parsed, &name)?;
 
     let mut natives = Vec::with_capacity(parsed.needed().len());
+    // Their handles as `dlsym` takes them, valid while `natives` holds the libraries open.
+    let mut native_handles = Vec::with_capacity(parsed.needed().len());
     for library in parsed.needed() {
         // SAFETY: opening a native library runs its initialisers; needed libraries are
         // named by the module, which the caller chose to load and run anyway.
-        let handle =
+        let opened =
             unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
                 LoadError::NativeLibrary {
                     module: name.clone(),
@@ -210,10 +212,13 @@ fn load_from(
                     message: e.to_string(),
                 }
             })?;
-        natives.push(handle);
+        let handle = opened.into_raw();
+        native_handles.push(handle);
+        // SAFETY: `handle` came from `into_raw` on an open library; it goes back into one
+        // `Library`, which closes it once.
+        natives.push(unsafe { Library::from_raw(handle) });
     }
-
-    let process = Library::this();
+    let process = process_handle();
     let tls = crate::tls::TlsModule::for_module(parsed);
     let mut addresses = Vec::with_capacity(parsed.imports().len());
     let mut providers: Vec<Arc<Module>> = Vec::new();
@@ -247,7 +252,7 @@ fn load_from(
                 }
                 address
             }
-            None => native_lookup(&natives, &process, import.name).unwrap_or(0),
+            None => native_lookup(&native_handles, process, import.name).unwrap_or(0),
         };
         if address == 0 && import.binding != Binding::Weak {
             return Err(LoadError::UnresolvedImport {
@@ -286,16 +291,22 @@ fn load_from(
 }
 
 /// Looks `name` up in the needed libraries in order, then in the process's global scope.
-fn native_lookup(natives: &[Library], process: &Library, name: &str) -> Option<usize> {
+fn native_lookup(
+    natives: &[*mut std::ffi::c_void],
+    process: *mut std::ffi::c_void,
+    name: &str,
+) -> Option<usize> {
     natives
         .iter()
-        .chain(std::iter::once(process))
-        .find_map(|library| {
-            // SAFETY: the symbol is only read as an address, never called or dereferenced here.
-            let symbol = unsafe { library.get::<*mut core::ffi::c_void>(name.as_bytes()) }.ok()?;
-            let address = *symbol as usize;
-            (address != 0).then_some(address)
-        })
+        .chain(std::iter::once(&process))
+        .find_map(|&handle| crate::sys::symbol_address(handle, name))
+}
+
+/// The process's own `dlopen` handle (its global scope), opened once and never closed, as a
+/// handle to the main program needs no closing.
+fn process_handle() -> *mut std::ffi::c_void {
+    static PROCESS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PROCESS.get_or_init(|| Library::this().into_raw() as usize) as *mut std::ffi::c_void
 }
 
 fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {

@@ -406,3 +406,31 @@ impl Drop for Reservation {
         }
     }
 }
+
+/// The address `dlsym` gives for `name` in the library `handle` (a handle from `dlopen`),
+/// if it finds one that is not null.
+///
+/// Called once per import and library searched, so without what `libloading` adds to each
+/// lookup (clearing and reading `dlerror`, an error message for every miss, an allocation
+/// for the name): a miss is only a null result. Names up to 255 bytes are terminated on the
+/// stack.
+pub(crate) fn symbol_address(handle: *mut libc::c_void, name: &str) -> Option<usize> {
+    // A name with a NUL inside would be cut short there; no such symbol can be meant.
+    if name.as_bytes().contains(&0) {
+        return None;
+    }
+    let mut stack = [0u8; 256];
+    let heap;
+    let terminated: &[u8] = if name.len() < stack.len() {
+        stack[..name.len()].copy_from_slice(name.as_bytes());
+        &stack[..=name.len()]
+    } else {
+        heap = std::ffi::CString::new(name).ok()?;
+        heap.as_bytes_with_nul()
+    };
+    // SAFETY: `handle` is a live `dlopen` handle (caller's contract: the library stays open
+    // while this runs) and `terminated` is NUL-terminated; the result is only read as an
+    // address, never called or dereferenced here.
+    let address = unsafe { libc::dlsym(handle, terminated.as_ptr().cast()) };
+    (!address.is_null()).then_some(address as usize)
+}
