@@ -45,9 +45,13 @@ pub fn reader(data: &[u8]) {
         count += 1;
     }
     assert_eq!(count, packed.len());
-    for span in module.relocated_ranges() {
-        let target = module.section_at(span.start).expect("in a section");
-        assert!(span.end <= target.vaddr + target.mem_size);
+    // Runs of written pages: each starts and ends with a written word, and runs whose pages
+    // touch are one, even across sections.
+    for run in module.relocated_ranges() {
+        assert!(run.start < run.end && run.end <= module.header().image_size);
+        let first = module.section_at(run.start).expect("starts in a section");
+        let last = module.section_at(run.end - 1).expect("ends in a section");
+        assert!(first.kind.accepts_relocations() && last.kind.accepts_relocations());
     }
     for section in module.sections() {
         assert_eq!(section.data.len() as u64, section.file_size);

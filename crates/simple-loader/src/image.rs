@@ -96,9 +96,9 @@ fn file_run<'s, 'data>(
     &sections[..len]
 }
 
-/// The pages load-time relocations write, as runs of consecutive pages: the reader's
-/// per-section spans of written bytes (the packer puts a section's pointers together),
-/// rounded out to pages, with runs that touch merged.
+/// The pages load-time relocations write, as runs of consecutive pages: the reader's runs
+/// of written bytes (no whole page inside one goes unwritten) rounded out to pages, with
+/// runs that touch merged.
 fn written_pages(module: &Parsed<'_>) -> Vec<Range<usize>> {
     let mut runs: Vec<Range<usize>> = Vec::new();
     for span in module.relocated_ranges() {
@@ -111,6 +111,10 @@ fn written_pages(module: &Parsed<'_>) -> Vec<Range<usize>> {
     }
     runs
 }
+
+/// Runs of written pages beyond which populating them one call each stops being worth it
+/// (the rest fault in at their first write, as they would anyway).
+const MAX_POPULATE_RUNS: usize = 64;
 
 /// The operation named when a module's static thread-local block cannot be made.
 pub(crate) const MAKING_STATIC_TLS: &str = "making a static thread-local block";
@@ -229,9 +233,8 @@ impl Image {
         }
 
         if source.is_some() {
-            // One system call per run of written pages (at most one per section) instead of
-            // a fault per page.
-            for run in written_pages(module) {
+            // One system call per run of written pages instead of a fault per page.
+            for run in written_pages(module).into_iter().take(MAX_POPULATE_RUNS) {
                 reservation.populate_for_write(run);
             }
         }
@@ -287,8 +290,8 @@ impl Image {
                     continue;
                 }
             };
-            // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section,
-            // both writable at this point; nothing else can see the image yet.
+            // SAFETY: the reader checked that the 8 bytes lie inside a data, relro or tls
+            // section, all writable at this point; nothing else can see the image yet.
             unsafe { reservation.write_u64(reloc.offset as usize, value) }
                 .map_err(|e| ("applying a relocation", e))?;
         }

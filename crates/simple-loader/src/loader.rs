@@ -252,7 +252,9 @@ fn load_from(
                 }
                 address
             }
-            None => native_lookup(&native_handles, process, import.name).unwrap_or(0),
+            // SAFETY: `native_handles` are the handles of `natives`, open until the module
+            // that keeps them is dropped; the process's handle is never closed.
+            None => unsafe { native_lookup(&native_handles, process, import.name) }.unwrap_or(0),
         };
         if address == 0 && import.binding != Binding::Weak {
             return Err(LoadError::UnresolvedImport {
@@ -291,7 +293,11 @@ fn load_from(
 }
 
 /// Looks `name` up in the needed libraries in order, then in the process's global scope.
-fn native_lookup(
+///
+/// # Safety
+/// Every handle in `natives` and `process` must be a `dlopen` handle of a library that stays
+/// open until this returns.
+unsafe fn native_lookup(
     natives: &[*mut std::ffi::c_void],
     process: *mut std::ffi::c_void,
     name: &str,
@@ -299,7 +305,8 @@ fn native_lookup(
     natives
         .iter()
         .chain(std::iter::once(&process))
-        .find_map(|&handle| crate::sys::symbol_address(handle, name))
+        // SAFETY: each handle is open (the caller's contract).
+        .find_map(|&handle| unsafe { crate::sys::symbol_address(handle, name) })
 }
 
 /// The process's own `dlopen` handle (its global scope), opened once and never closed, as a

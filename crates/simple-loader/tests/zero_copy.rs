@@ -278,3 +278,51 @@ fn a_reloadable_module_is_read_so_its_file_can_be_rewritten_in_place() {
 fn module_with(code: [u8; 6]) -> (Vec<u8>, Layout) {
     module(code, true)
 }
+
+#[test]
+fn pages_between_relocated_words_are_neither_copied_nor_allocated() {
+    // A data section of 1 MiB, its first page in the file, relocated at its two ends (one
+    // packed relocation each): the two pages written are copied or allocated, and the
+    // megabyte between them stays untouched.
+    const SIZE: u64 = 0x10_0000;
+    let mut builder = ModuleBuilder::new();
+    let mut layout = ImageLayout::new();
+    let data = layout.place(SIZE).unwrap();
+    let mut payload = vec![0u8; 0x1000];
+    payload[..8].copy_from_slice(&0x10u64.to_le_bytes());
+    builder.add_section(LoadedSection {
+        kind: SectionKind::Data,
+        name: ".data",
+        vaddr: data,
+        mem_size: SIZE,
+        align: 8,
+        data: payload,
+    });
+    builder.add_relative(data);
+    builder.add_relative(data + SIZE - 8);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "sparse.smf", &builder.write().unwrap());
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    let base = module.base() as u64;
+    assert_eq!(read_u64(&module, data), base + 0x10);
+    assert_eq!(
+        read_u64(&module, data + SIZE - 8),
+        base,
+        "a word past the file reads 0"
+    );
+
+    let pages = (SIZE / 4096) as usize;
+    let mut resident = vec![0u8; pages];
+    // SAFETY: the range is the module's data section, mapped for as long as `module` lives;
+    // mincore only reports which of its pages are in memory.
+    let rc = unsafe {
+        libc::mincore(
+            (module.base() + data as usize) as *mut libc::c_void,
+            SIZE as usize,
+            resident.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    let in_memory: Vec<usize> = (0..pages).filter(|&p| resident[p] & 1 != 0).collect();
+    assert_eq!(in_memory, [0, pages - 1]);
+}

@@ -513,11 +513,19 @@ impl<'data> Strings<'data> {
 struct Targets {
     /// Loaded sections: index, image range, whether relocations may write them, and kind.
     sections: Vec<(usize, Range<u64>, bool, SectionKind)>,
-    /// By section index: the bytes from the first to the last one relocations write.
-    spans: Vec<Option<Range<u64>>>,
-    /// The section of the last relocation checked (index and image range), accepted, and the
-    /// span written in it since it became the current one.
-    current: Option<(usize, Range<u64>, Range<u64>)>,
+    /// Runs of written bytes, each inside one section, ended where a whole page goes
+    /// unwritten.
+    runs: Vec<Range<u64>>,
+    /// The image range of the section of the last relocation checked (accepted), and the run
+    /// being written in it.
+    current: Option<(Range<u64>, Range<u64>)>,
+}
+
+/// Whether the pages of `a` and `b` overlap or are next to each other.
+fn pages_touch(a: &Range<u64>, b: &Range<u64>) -> bool {
+    let pages = |r: &Range<u64>| r.start / PAGE_SIZE..r.end.div_ceil(PAGE_SIZE);
+    let (a, b) = (pages(a), pages(b));
+    a.start <= b.end && b.start <= a.end
 }
 
 impl Targets {
@@ -531,7 +539,7 @@ impl Targets {
                     (s.index as usize, s.image_range(), accepts, s.kind)
                 })
                 .collect(),
-            spans: vec![None; sections.len()],
+            runs: Vec::new(),
             current: None,
         }
     }
@@ -550,13 +558,19 @@ impl Targets {
     }
 
     /// Whether `offset..end` lies in the section of the last relocation checked (relocations
-    /// come sorted by offset in practice: most do), and if so notes it as written.
+    /// come sorted by offset in practice: most do), and if so notes it as written: in the
+    /// current run if their pages touch, else in a new one.
     #[inline]
     fn within_current(&mut self, offset: u64, end: u64) -> bool {
         match &mut self.current {
-            Some((_, section, span)) if section.start <= offset && end <= section.end => {
-                span.start = span.start.min(offset);
-                span.end = span.end.max(end);
+            Some((section, run)) if section.start <= offset && end <= section.end => {
+                if pages_touch(run, &(offset..end)) {
+                    run.start = run.start.min(offset);
+                    run.end = run.end.max(end);
+                } else {
+                    let done = std::mem::replace(run, offset..end);
+                    self.runs.push(done);
+                }
                 true
             }
             _ => false,
@@ -575,10 +589,9 @@ impl Targets {
             .find(|(_, range, _, _)| range.contains(&offset))
             .filter(|(_, range, _, _)| end <= range.end);
         match target {
-            Some((index, range, true, _)) => {
-                let current = (*index, range.clone(), offset..end);
-                if let Some((index, _, span)) = self.current.replace(current) {
-                    self.merge(index, span);
+            Some((_, range, true, _)) => {
+                if let Some((_, run)) = self.current.replace((range.clone(), offset..end)) {
+                    self.runs.push(run);
                 }
                 Ok(())
             }
@@ -590,25 +603,27 @@ impl Targets {
             )),
             None => Err(Error::malformed(
                 location(),
-                format!("offset {offset:#x}..{end:#x} is not inside one data or relro section"),
+                format!(
+                    "offset {offset:#x}..{end:#x} is not inside one data, relro or tls section"
+                ),
             )),
         }
     }
 
-    fn merge(&mut self, index: usize, span: Range<u64>) {
-        let into = self.spans[index].get_or_insert(span.clone());
-        into.start = into.start.min(span.start);
-        into.end = into.end.max(span.end);
-    }
-
-    /// The written spans, in image order.
+    /// The written runs in image order, those whose pages touch merged.
     fn finish(mut self) -> Vec<Range<u64>> {
-        if let Some((index, _, span)) = self.current.take() {
-            self.merge(index, span);
+        if let Some((_, run)) = self.current.take() {
+            self.runs.push(run);
         }
-        let mut spans: Vec<Range<u64>> = self.spans.into_iter().flatten().collect();
-        spans.sort_by_key(|span| span.start);
-        spans
+        self.runs.sort_unstable_by_key(|run| run.start);
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(self.runs.len());
+        for run in self.runs {
+            match merged.last_mut() {
+                Some(last) if pages_touch(last, &run) => last.end = last.end.max(run.end),
+                _ => merged.push(run),
+            }
+        }
+        merged
     }
 }
 
@@ -814,9 +829,10 @@ impl<'data> Module<'data> {
         }
     }
 
-    /// The image ranges relocations write, one per section they write, in image order:
-    /// each from the first byte a relocation writes in that section to the last. A loader
-    /// can prepare these pages for writing without reading the relocations again.
+    /// The image ranges relocations write, in image order: runs from a written byte to a
+    /// written byte, with no whole page unwritten inside a run, and a new run where one is.
+    /// A loader can prepare exactly these pages for writing without reading the relocations
+    /// again.
     pub fn relocated_ranges(&self) -> &[Range<u64>] {
         &self.relocated
     }
@@ -1558,4 +1574,33 @@ fn parse_sections<'data>(
         });
     }
     Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
+        // Called directly, so that it is tested on a machine of one core too (where
+        // `compute_module_hash` would not use it).
+        for len in [
+            HASH_LEAF + 1,
+            2 * HASH_LEAF,
+            PARALLEL_HASH_MIN - 1,
+            PARALLEL_HASH_MIN + 1,
+            PARALLEL_HASH_MIN + HASH_LEAF + 512,
+            (3 << 20) + 12_345,
+        ] {
+            let mut data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
+            data[MODULE_HASH_RANGE].fill(0xa5);
+            let mut zeroed = data.clone();
+            zeroed[MODULE_HASH_RANGE].fill(0);
+            assert_eq!(
+                parallel_module_hash(&data),
+                *blake3::hash(&zeroed).as_bytes(),
+                "{len} bytes"
+            );
+        }
+    }
 }

@@ -923,7 +923,7 @@ fn relocation_outside_any_section() {
             format!("offset {offset:#x} overflows")
         } else {
             format!(
-                "offset {offset:#x}..{:#x} is not inside one data or relro section",
+                "offset {offset:#x}..{:#x} is not inside one data, relro or tls section",
                 offset + 8
             )
         };

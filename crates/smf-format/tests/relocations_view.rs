@@ -65,26 +65,38 @@ fn the_view_reads_back_what_was_written() {
 }
 
 #[test]
-fn relocated_ranges_span_what_each_section_has_written() {
-    // Two sections written out of order, and one never written.
+fn relocated_ranges_are_the_runs_of_written_pages() {
+    // Relocations out of order in two sections with an unwritten page between them, and in
+    // a large section at both ends only: its unwritten pages are in no range.
     let mut builder = ModuleBuilder::new();
     let mut layout = ImageLayout::new();
-    let mut section = |kind, name| {
-        let vaddr = layout.place(0x100).unwrap();
+    let mut section = |kind, name, size: u64| {
+        let vaddr = layout.place(size).unwrap();
         builder.add_section(LoadedSection {
             kind,
             name,
             vaddr,
-            mem_size: 0x100,
+            mem_size: size,
             align: 8,
-            data: vec![0; 0x100],
+            data: vec![0; size as usize],
         });
         vaddr
     };
-    let relro = section(SectionKind::RelRo, ".data.rel.ro");
-    let data = section(SectionKind::Data, ".data");
-    let _quiet = section(SectionKind::Data, ".data.quiet");
-    for offset in [data + 0x40, relro + 0x18, data + 0x10, relro, data + 0x80] {
+    let relro = section(SectionKind::RelRo, ".data.rel.ro", 0x100);
+    let _quiet = section(SectionKind::Data, ".data.quiet", 0x100);
+    let data = section(SectionKind::Data, ".data", 0x100);
+    let large = section(SectionKind::Data, ".data.large", 0x10_0000);
+    let offsets = [
+        data + 0x40,
+        relro + 0x18,
+        large + 0x10_0000 - 8,
+        data + 0x10,
+        relro,
+        large,
+        data + 0x80,
+        large + 0x3ff8,
+    ];
+    for offset in offsets {
         builder.add_reloc(Reloc {
             offset,
             kind: RelocKind::Relative64,
@@ -96,7 +108,13 @@ fn relocated_ranges_span_what_each_section_has_written() {
     let module = Module::parse(&bytes).unwrap();
     assert_eq!(
         module.relocated_ranges(),
-        [relro..relro + 0x20, data + 0x10..data + 0x88]
+        [
+            relro..relro + 0x20,
+            // `data` ends on the page before `large` starts: pages that touch, one run.
+            data + 0x10..large + 8,
+            large + 0x3ff8..large + 0x4000,
+            large + 0x10_0000 - 8..large + 0x10_0000,
+        ]
     );
     let empty = ModuleBuilder::new().write().unwrap();
     assert!(Module::parse(&empty).unwrap().relocated_ranges().is_empty());

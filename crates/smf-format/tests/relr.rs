@@ -216,8 +216,37 @@ fn relocated_words_lie_in_writable_data() {
     let module = Module::parse(&straddling).unwrap();
     let decoded: Vec<u64> = module.relative_relocations().iter().collect();
     assert_eq!(decoded, [data - 16, data - 8, data + 8]);
-    assert_eq!(
-        module.relocated_ranges(),
-        [data - 16..data, data + 8..data + 16]
+    // One run: the two sections' written pages are next to each other.
+    let written = data - 16..data + 16;
+    assert_eq!(module.relocated_ranges(), std::slice::from_ref(&written));
+}
+
+#[test]
+fn a_bitmap_may_not_run_past_writable_data() {
+    // A word at the end of the data section after relro, then one bit past its end.
+    let (bytes, relro) = module_with(&[0x0, 0x400]);
+    let data = relro + RELRO_SIZE;
+    let bad = with_words(&bytes, &[data + 0xf0, 0b11 | (1 << 3)]);
+    expect_err(
+        &bad,
+        &[
+            "word 1",
+            &format!(
+                "offset {:#x}..{:#x} is not inside one data, relro or tls section",
+                data + 0x108,
+                data + 0x110
+            ),
+        ],
     );
+}
+
+#[test]
+fn offsets_near_the_top_of_the_address_space_are_refused() {
+    let (bytes, relro) = module_with(&[0x0, 0x400]);
+    let top = u64::MAX - 7;
+    let bad = with_words(&bytes, &[relro, top]);
+    expect_err(&bad, &["word 1", &format!("offset {top:#x} overflows")]);
+    // A bitmap after an offset whose next word would overflow has nowhere to point.
+    let bad = with_words(&bytes, &[top, 0b11]);
+    expect_err(&bad, &["word 0", "overflows"]);
 }

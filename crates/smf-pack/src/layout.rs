@@ -403,7 +403,6 @@ impl Layout {
         self.commons.get(&id).copied()
     }
 
-    /// Writes bytes at an image address; they must lie inside one output section with bytes.
     /// The little-endian word at `address`, if a section holds all 8 bytes in its data.
     pub fn read_u64(&self, address: u64) -> Option<u64> {
         let output = self.output_at(address)?;
@@ -412,6 +411,7 @@ impl Layout {
         Some(u64::from_le_bytes(word.try_into().ok()?))
     }
 
+    /// Writes bytes at an image address; they must lie inside one output section with bytes.
     pub fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), Error> {
         let output = self
             .outputs

@@ -11,8 +11,10 @@ use super::Protection;
 /// Size of a page on every target this file supports so far.
 pub(crate) const PAGE_SIZE: usize = 4096;
 
-/// A contiguous range of address space owned by one module. Created inaccessible; its pages
-/// get their protection through [`Reservation::protect`]. Unmapped exactly once, on drop.
+/// A contiguous range of address space owned by one module: created inaccessible
+/// ([`Reservation::new`]) or as one mapping of a file ([`Reservation::map_file_anywhere`]);
+/// its pages get their protection through [`Reservation::protect`]. Unmapped exactly once,
+/// on drop.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     base: NonNull<u8>,
@@ -414,7 +416,11 @@ impl Drop for Reservation {
 /// lookup (clearing and reading `dlerror`, an error message for every miss, an allocation
 /// for the name): a miss is only a null result. Names up to 255 bytes are terminated on the
 /// stack.
-pub(crate) fn symbol_address(handle: *mut libc::c_void, name: &str) -> Option<usize> {
+///
+/// # Safety
+/// `handle` must be a handle `dlopen` returned, for a library that stays open until this
+/// returns.
+pub(crate) unsafe fn symbol_address(handle: *mut libc::c_void, name: &str) -> Option<usize> {
     // A name with a NUL inside would be cut short there; no such symbol can be meant.
     if name.as_bytes().contains(&0) {
         return None;
@@ -428,9 +434,9 @@ pub(crate) fn symbol_address(handle: *mut libc::c_void, name: &str) -> Option<us
         heap = std::ffi::CString::new(name).ok()?;
         heap.as_bytes_with_nul()
     };
-    // SAFETY: `handle` is a live `dlopen` handle (caller's contract: the library stays open
-    // while this runs) and `terminated` is NUL-terminated; the result is only read as an
-    // address, never called or dereferenced here.
+    // SAFETY: `handle` is a live `dlopen` handle (caller's contract) and `terminated` is
+    // NUL-terminated; the result is only read as an address, never called or dereferenced
+    // here.
     let address = unsafe { libc::dlsym(handle, terminated.as_ptr().cast()) };
     (!address.is_null()).then_some(address as usize)
 }
