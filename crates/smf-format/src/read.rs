@@ -511,8 +511,8 @@ impl<'data> Strings<'data> {
 /// Where load-time relocations may write (the loaded sections of kinds that accept them),
 /// and, per section, the span they do write.
 struct Targets {
-    /// Loaded sections: index, image range, whether relocations may write them, and kind.
-    sections: Vec<(usize, Range<u64>, bool, SectionKind)>,
+    /// Loaded sections: index, image range and kind.
+    sections: Vec<(usize, Range<u64>, SectionKind)>,
     /// Runs of written bytes, each inside one section, ended where a whole page goes
     /// unwritten.
     runs: Vec<Range<u64>>,
@@ -534,10 +534,7 @@ impl Targets {
             sections: sections
                 .iter()
                 .filter(|s| s.kind.is_loaded())
-                .map(|s| {
-                    let accepts = s.kind.accepts_relocations();
-                    (s.index as usize, s.image_range(), accepts, s.kind)
-                })
+                .map(|s| (s.index as usize, s.image_range(), s.kind))
                 .collect(),
             runs: Vec::new(),
             current: None,
@@ -586,16 +583,16 @@ impl Targets {
         let target = self
             .sections
             .iter()
-            .find(|(_, range, _, _)| range.contains(&offset))
-            .filter(|(_, range, _, _)| end <= range.end);
+            .find(|(_, range, _)| range.contains(&offset))
+            .filter(|(_, range, _)| end <= range.end);
         match target {
-            Some((_, range, true, _)) => {
+            Some((_, range, kind)) if kind.accepts_relocations() => {
                 if let Some((_, run)) = self.current.replace((range.clone(), offset..end)) {
                     self.runs.push(run);
                 }
                 Ok(())
             }
-            Some((index, _, false, kind)) => Err(Error::malformed(
+            Some((index, _, kind)) => Err(Error::malformed(
                 location(),
                 format!(
                     "offset {offset:#x} lies in {kind} section {index}, which relocations may not write"
