@@ -10,7 +10,7 @@ use smf_format::{Module as Parsed, RelocKind, Section, SectionKind};
 
 use crate::tls::TlsModule;
 
-use crate::sys::{PAGE_SIZE, Protection, Reservation};
+use crate::sys::{FileMap, PAGE_SIZE, Protection, Reservation};
 
 /// A module's mapped image. Dropping it unmaps the memory.
 #[derive(Debug)]
@@ -34,23 +34,87 @@ fn final_protection(kind: SectionKind) -> Protection {
     }
 }
 
-/// Whether the file's bytes after the section's payload, up to the end of its last page,
-/// are zeros, so that the page can be mapped as is (the format says the rest of `mem_size`
-/// reads as zeros; the writer pads with zeros, but a reader accepts other bytes there, such
-/// as a table). Past the end of the file a mapping reads zeros.
-fn tail_is_zero(module: &Parsed<'_>, section: &Section<'_>) -> bool {
-    static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
-    if section.file_size == 0 {
-        return true;
+/// Where the image's payload bytes come from.
+#[derive(Debug)]
+pub(crate) enum Source<'a> {
+    /// The parsed module's own bytes, in memory: payloads are copied.
+    Memory,
+    /// The file the parsed module's bytes are a mapping of: payloads are mapped from it.
+    File(&'a File),
+    /// A read-only mapping of the file's payloads (`tail`, from file offset `offset` to the
+    /// end), kept apart from the head the module was parsed from (`Module::parse_head`).
+    /// When the payloads are laid out as the image, this mapping becomes the image;
+    /// otherwise payloads are mapped from `file` as for [`Source::File`].
+    Tail {
+        file: &'a File,
+        tail: FileMap,
+        offset: u64,
+    },
+}
+
+/// The file bytes of `module`'s payloads: its own bytes, or `tail` for a module parsed from
+/// its head.
+fn file_bytes<'a>(module: &Parsed<'a>, tail: Option<&'a (FileMap, u64)>) -> FileBytes<'a> {
+    match tail {
+        Some((map, offset)) => FileBytes {
+            bytes: map.bytes(),
+            offset: *offset,
+        },
+        None => FileBytes {
+            bytes: module.data(),
+            offset: 0,
+        },
     }
-    let end = section.file_offset + section.file_size;
-    let page_end = end
-        .next_multiple_of(PAGE_SIZE as u64)
-        .min(module.data().len() as u64);
-    module
-        .data()
-        .get(end as usize..page_end as usize)
-        .is_some_and(|tail| ZEROS.get(..tail.len()) == Some(tail))
+}
+
+/// File bytes the image is made from: `bytes` starts at file offset `offset`.
+#[derive(Clone, Copy)]
+struct FileBytes<'a> {
+    bytes: &'a [u8],
+    offset: u64,
+}
+
+impl<'a> FileBytes<'a> {
+    /// The payload of `section` (its `data`, for a module parsed from the whole file).
+    fn payload<'s>(&self, section: &Section<'s>) -> &'s [u8]
+    where
+        'a: 's,
+    {
+        if self.offset == 0 {
+            return section.data;
+        }
+        // The reader checked the range lies inside the file; a module parsed from its head
+        // has its payloads past `offset`.
+        section
+            .file_offset
+            .checked_sub(self.offset)
+            .and_then(|start| {
+                let start = start as usize;
+                self.bytes.get(start..start + section.file_size as usize)
+            })
+            .unwrap_or(&[])
+    }
+
+    /// Whether the file's bytes after the section's payload, up to the end of its last page,
+    /// are zeros, so that the page can be mapped as is (the format says the rest of
+    /// `mem_size` reads as zeros; the writer pads with zeros, but a reader accepts other
+    /// bytes there, such as a table). Past the end of the file a mapping reads zeros.
+    fn tail_is_zero(&self, section: &Section<'_>) -> bool {
+        static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+        if section.file_size == 0 {
+            return true;
+        }
+        let Some(end) = (section.file_offset + section.file_size).checked_sub(self.offset) else {
+            return false;
+        };
+        let page_end = (end + self.offset)
+            .next_multiple_of(PAGE_SIZE as u64)
+            .saturating_sub(self.offset)
+            .min(self.bytes.len() as u64);
+        self.bytes
+            .get(end as usize..page_end as usize)
+            .is_some_and(|tail| ZEROS.get(..tail.len()) == Some(tail))
+    }
 }
 
 /// The protection a section mapped from the file starts with: its final one, except for
@@ -70,10 +134,11 @@ fn file_end(section: &Section<'_>) -> usize {
 /// The longest run at the start of `sections` (in image order) that one mapping of the file
 /// can place: each section starts on the page after the previous one's file pages (so no
 /// zero pages and no gap lie between them), at the same distance from its file offset, and
-/// the file holds zeros after each payload up to its page end. The first section must
-/// already have passed [`tail_is_zero`]; a section without file bytes ends a run.
+/// the file holds zeros after each payload up to its page end (`zero_tail`, by section
+/// index). The first section must already have passed that check; a section without file
+/// bytes ends a run.
 fn file_run<'s, 'data>(
-    module: &Parsed<'_>,
+    zero_tail: &[bool],
     sections: &'s [&'s Section<'data>],
 ) -> &'s [&'s Section<'data>] {
     let Some(first) = sections.first() else {
@@ -87,7 +152,7 @@ fn file_run<'s, 'data>(
             && section.file_size > 0
             && section.vaddr as usize == file_end(previous)
             && section.file_offset.wrapping_sub(section.vaddr) == distance
-            && tail_is_zero(module, section);
+            && zero_tail[section.index as usize];
         if !joins {
             break;
         }
@@ -126,18 +191,19 @@ impl Image {
     /// are applied first, then the block is made from the template, then the `tp_offset`
     /// relocations get its offset.
     ///
-    /// With `source`, the file `module` was parsed from, each payload is mapped from the file
-    /// (private, copy-on-write) straight with its final protection, except `relro` and `tls`,
-    /// which are read+write until relocated: code is never written, and only the pages that
-    /// relocations write are copied, by the kernel. Without it (or for a payload whose last
-    /// page holds other bytes), pages go through: inaccessible → read+write (copy, relocate)
-    /// → final protection. Either way no page is writable and executable at once: copied code
-    /// is written while read+write and only then made read+execute.
+    /// With a file `source`, each payload is mapped from the file (private, copy-on-write)
+    /// straight with its final protection, except `relro` and `tls`, which are read+write
+    /// until relocated: code is never written, and only the pages that relocations write are
+    /// copied, by the kernel. A [`Source::Tail`] laid out as the image becomes the image
+    /// itself. Without a file (or for a payload whose last page holds other bytes), pages go
+    /// through: inaccessible → read+write (copy, relocate) → final protection. Either way no
+    /// page is writable and executable at once: copied code is written while read+write and
+    /// only then made read+execute.
     pub(crate) fn map(
         module: &Parsed<'_>,
         imports: &[usize],
         tls: Option<&TlsModule>,
-        source: Option<&File>,
+        source: Source<'_>,
     ) -> Result<Image, (&'static str, io::Error)> {
         let image_size = usize::try_from(module.header().image_size).map_err(|_| {
             (
@@ -145,39 +211,73 @@ impl Image {
                 io::Error::from(io::ErrorKind::OutOfMemory),
             )
         })?;
-        // By section index: whether the section was mapped from the file.
+        let (file, mut tail) = match source {
+            Source::Memory => (None, None),
+            Source::File(file) => (Some(file), None),
+            Source::Tail { file, tail, offset } => (Some(file), Some((tail, offset))),
+        };
+        // By section index: whether the section was mapped from the file, and whether the
+        // file holds zeros after its payload up to its page end.
         let mut mapped = vec![false; module.sections().len()];
+        let zero_tail: Vec<bool> = {
+            let bytes = file_bytes(module, tail.as_ref());
+            module
+                .sections()
+                .iter()
+                .map(|s| bytes.tail_is_zero(s))
+                .collect()
+        };
         let mut sections: Vec<&Section<'_>> = module.loaded_sections().collect();
         sections.sort_by_key(|s| s.vaddr);
-        // When one mapping of the file places every section and fills the image (no zero
-        // pages past the last payload), that mapping is the reservation: one system call
-        // fewer.
-        let whole = source.zip(sections.first()).filter(|&(_, first)| {
-            let run = file_run(module, &sections);
-            let last = run.last().copied().unwrap_or(first);
-            first.vaddr == 0
-                && first.file_size > 0
-                && tail_is_zero(module, first)
-                && run.len() == sections.len()
-                && file_end(last) == image_size.next_multiple_of(PAGE_SIZE)
-                && page_range(last.vaddr, last.mem_size).end <= file_end(last)
+        // The protection of the pages of the first run of sections if the reservation is
+        // made as one mapping of them, which saves a system call: the whole file when one
+        // mapping places every section and fills the image (no zero pages past the last
+        // payload), or the tail when it holds the payloads as the image lays them out.
+        let first_run = sections
+            .first()
+            .filter(|first| first.vaddr == 0 && first.file_size > 0)
+            .filter(|first| zero_tail[first.index as usize])
+            .map(|_| file_run(&zero_tail, &sections))
+            .unwrap_or(&[]);
+        let run_end = first_run.last().map_or(0, |last| file_end(last));
+        let every_file_section = first_run.len()
+            == sections.iter().filter(|s| s.file_size > 0).count()
+            && first_run
+                .last()
+                .is_some_and(|last| page_range(last.vaddr, last.mem_size).end <= run_end);
+        // Zero pages past the last payload (bss) are added to the tail's mapping.
+        let adopt = tail.as_ref().is_some_and(|(map, offset)| {
+            first_run
+                .first()
+                .is_some_and(|first| first.file_offset == *offset)
+                && first_run.len() == sections.iter().filter(|s| s.file_size > 0).count()
+                && map.bytes().len().next_multiple_of(PAGE_SIZE) == run_end
         });
-        let reservation = match whole {
-            Some((file, first)) => Reservation::map_file_anywhere(
-                image_size,
-                file,
-                first.file_offset,
-                initial_protection(first.kind),
-            ),
-            None => Reservation::new(image_size),
-        }
-        .map_err(|e| ("reserving the image", e))?;
+        let whole = tail.is_none()
+            && file.is_some()
+            && every_file_section
+            && run_end == image_size.next_multiple_of(PAGE_SIZE);
+        let (reservation, premapped) = if adopt {
+            let (map, _) = tail.take().expect("adopt implies a tail");
+            let reservation = Reservation::from_file_map(map, image_size);
+            (reservation, Some(Protection::Read))
+        } else if let (true, Some(file), Some(first)) = (whole, file, first_run.first()) {
+            let protection = initial_protection(first.kind);
+            let reservation =
+                Reservation::map_file_anywhere(image_size, file, first.file_offset, protection);
+            (reservation, Some(protection))
+        } else {
+            (Reservation::new(image_size), None)
+        };
+        let reservation = reservation.map_err(|e| ("reserving the image", e))?;
+        let bytes = file_bytes(module, tail.as_ref());
         let base = reservation.base() as u64;
         let mut next = 0;
         while let Some(&first) = sections.get(next) {
             // A section without file bytes has nothing to map, and its file offset may be
             // anything (FORMAT.md requires alignment only when `file_size` > 0).
-            let Some(file) = source.filter(|_| first.file_size > 0 && tail_is_zero(module, first))
+            let Some(file) =
+                file.filter(|_| first.file_size > 0 && zero_tail[first.index as usize])
             else {
                 let pages = page_range(first.vaddr, first.mem_size);
                 reservation
@@ -185,32 +285,39 @@ impl Image {
                     .map_err(|e| ("making a section writable", e))?;
                 // SAFETY: the section's pages were just made writable, and the reservation
                 // is not yet visible to any other code or thread.
-                unsafe { reservation.write(first.vaddr as usize, first.data) }
+                unsafe { reservation.write(first.vaddr as usize, bytes.payload(first)) }
                     .map_err(|e| ("copying a section", e))?;
                 next += 1;
                 continue;
             };
             // The writer puts payloads in image order, each on the page after the previous
             // one, in the file as in the image: such a run of sections is one mapping.
-            let run = file_run(module, &sections[next..]);
+            let run = file_run(&zero_tail, &sections[next..]);
             let span = run
                 .last()
                 .map_or(0, |last| file_end(last) - first.vaddr as usize);
-            if whole.is_none() {
-                reservation
-                    .map_file(
-                        first.vaddr as usize,
-                        span,
-                        file,
-                        first.file_offset,
-                        initial_protection(first.kind),
-                    )
-                    .map_err(|e| ("mapping sections from the file", e))?;
-            }
+            let mapped_with = match premapped.filter(|_| next == 0) {
+                Some(protection) => protection,
+                None => {
+                    let protection = initial_protection(first.kind);
+                    reservation
+                        .map_file(
+                            first.vaddr as usize,
+                            span,
+                            file,
+                            first.file_offset,
+                            protection,
+                        )
+                        .map_err(|e| ("mapping sections from the file", e))?;
+                    protection
+                }
+            };
             for (i, section) in run.iter().enumerate() {
                 let protection = initial_protection(section.kind);
                 let file_pages = section.vaddr as usize..file_end(section);
-                if i > 0 && protection != initial_protection(run[i - 1].kind) {
+                // A section after one of its protection was protected with it.
+                let joined = i > 0 && protection == initial_protection(run[i - 1].kind);
+                if protection != mapped_with && !joined {
                     // Runs of one protection are merged: the kernel joins adjacent mappings.
                     let same = run[i..]
                         .iter()
@@ -231,8 +338,9 @@ impl Image {
             }
             next += run.len().max(1);
         }
+        drop(tail);
 
-        if source.is_some() {
+        if file.is_some() {
             // One system call per run of written pages instead of a fault per page.
             for run in written_pages(module).into_iter().take(MAX_POPULATE_RUNS) {
                 reservation.populate_for_write(run);

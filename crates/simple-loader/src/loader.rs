@@ -10,7 +10,7 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use smf_format::{Binding, Import, Limits, Module as Parsed, ModuleFlags, Platform};
 
 use crate::error::LoadError;
-use crate::image::Image;
+use crate::image::{Image, Source};
 use crate::module::{FileBytes, Module, ParsedFile};
 use crate::signature::SignaturePolicy;
 use crate::sys::FileMap;
@@ -85,17 +85,7 @@ pub fn load_file_with(
         Ok(len) if mappable && len > 0 => {
             let map = FileMap::new(&file, len).map_err(io_error)?;
             if !is_reloadable(map.bytes()) {
-                let bytes = FileBytes::Mapped(map);
-                let name = path.display().to_string();
-                return load_from(
-                    bytes,
-                    None,
-                    Some(&file),
-                    name,
-                    Some(path.to_owned()),
-                    options,
-                    resolver,
-                );
+                return load_mapped(map, &file, path, options, resolver);
             }
             // Its file will be rebuilt while it runs: keep a copy.
             FileBytes::Owned(map.bytes().into())
@@ -109,12 +99,83 @@ pub fn load_file_with(
     load_from(
         bytes,
         None,
-        None,
+        Source::Memory,
         path.display().to_string(),
         Some(path.to_owned()),
         options,
         resolver,
     )
+}
+
+/// Loads the module in `map`, a read-only mapping of all of `file`.
+///
+/// When the file is laid out as the writer lays it out (the header and tables first, then the
+/// payloads, see [`smf_format::head_len`]), the mapping is split in two: the head, which the
+/// module's parsed view keeps, and the payloads, which become the image. The module hash is
+/// computed over the whole mapping first, before anything writes to it.
+fn load_mapped(
+    map: FileMap,
+    file: &File,
+    path: &Path,
+    options: &LoadOptions,
+    resolver: &ImportResolver<'_>,
+) -> Result<Module, LoadError> {
+    let name = path.display().to_string();
+    let path = Some(path.to_owned());
+    let head = smf_format::head_len(map.bytes()).and_then(|head| usize::try_from(head).ok());
+    let Some(head) = head else {
+        let bytes = FileBytes::Mapped(map);
+        return load_from(
+            bytes,
+            None,
+            Source::File(file),
+            name,
+            path,
+            options,
+            resolver,
+        );
+    };
+    let hash = if options.verify_hash {
+        // `head_len` found a whole header, all `compute_module_hash` needs.
+        let hash =
+            smf_format::compute_module_hash(map.bytes()).map_err(|source| LoadError::Format {
+                module: name.clone(),
+                source,
+            })?;
+        Some(hash)
+    } else {
+        None
+    };
+    match map.split(head) {
+        Ok((head, tail)) => {
+            let source = Source::Tail {
+                file,
+                tail,
+                offset: head.bytes().len() as u64,
+            };
+            load_from(
+                FileBytes::Mapped(head),
+                hash,
+                source,
+                name,
+                path,
+                options,
+                resolver,
+            )
+        }
+        Err(map) => {
+            let bytes = FileBytes::Mapped(map);
+            load_from(
+                bytes,
+                hash,
+                Source::File(file),
+                name,
+                path,
+                options,
+                resolver,
+            )
+        }
+    }
 }
 
 /// Whether the header's flags (offset 0x08, see `docs/FORMAT.md`) say `RELOADABLE`. Only
@@ -150,22 +211,28 @@ pub(crate) fn load_hashed_bytes(
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
     let bytes = FileBytes::Owned(bytes.into_boxed_slice());
-    load_from(bytes, hash, None, name, path, options, resolver)
+    load_from(bytes, hash, Source::Memory, name, path, options, resolver)
 }
 
-/// Loads the module in `bytes`, whose module hash is `hash` if known; with `source`, the file
-/// they are mapped from, the image maps section payloads from it instead of copying them.
+/// Loads the module in `bytes`, whose module hash is `hash` if known. With a file `source`,
+/// the image maps section payloads from it instead of copying them; with
+/// [`Source::Tail`], `bytes` are the file's head and the payloads are in the tail.
 fn load_from(
     bytes: FileBytes,
     hash: Option<[u8; 32]>,
-    source: Option<&File>,
+    source: Source<'_>,
     name: String,
     path: Option<PathBuf>,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
-    let file = ParsedFile::try_new(bytes, |bytes| {
-        Parsed::parse_with_limits(bytes, &options.limits)
+    let file_size = match &source {
+        Source::Tail { tail, offset, .. } => Some(offset + tail.bytes().len() as u64),
+        Source::Memory | Source::File(_) => None,
+    };
+    let file = ParsedFile::try_new(bytes, |bytes| match file_size {
+        Some(file_size) => Parsed::parse_head(bytes, file_size, &options.limits),
+        None => Parsed::parse_with_limits(bytes, &options.limits),
     })
     .map_err(|source| LoadError::Format {
         module: name.clone(),

@@ -55,11 +55,20 @@ pub(crate) unsafe fn attach(
             unsafe { FrameRegistration::register((base + s.vaddr as usize) as *const u8) }
         })
         .collect();
-    // The unwind tables, at their run-time addresses, let debuggers walk module frames.
+    // The unwind tables, at their run-time addresses, let debuggers walk module frames. They
+    // are read from the image: a module parsed from its file's head has no payload bytes.
     let eh_frames: Vec<(usize, &[u8])> = parsed
         .loaded_sections()
         .filter(|s| s.kind == SectionKind::EhFrame)
-        .map(|s| (base + s.vaddr as usize, s.data))
+        .map(|s| {
+            let address = base + s.vaddr as usize;
+            // SAFETY: an eh_frame section is read-only in the image from before this call
+            // until `detach` (caller's contract), and the reader checked its `file_size`
+            // bytes lie inside the image; the slice is dropped before this returns.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(address as *const u8, s.file_size as usize) };
+            (address, bytes)
+        })
         .collect();
     let jit = crate::jit::JitRegistration::new(&symbols, &eh_frames);
     crate::perfmap::record(&symbols);

@@ -93,7 +93,7 @@ impl TlsModule {
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             offset: section.vaddr as usize,
             template: AtomicUsize::new(0),
-            file_size: section.data.len(),
+            file_size: section.file_size as usize,
             layout,
             static_block: OnceLock::new(),
         }))

@@ -326,3 +326,160 @@ fn pages_between_relocated_words_are_neither_copied_nor_allocated() {
     let in_memory: Vec<usize> = (0..pages).filter(|&p| resident[p] & 1 != 0).collect();
     assert_eq!(in_memory, [0, pages - 1]);
 }
+
+/// The mappings of `path` outside the module's image (what the loader keeps of the file to
+/// read its tables): (start, end, permissions, file offset).
+fn file_view(module: &Module, path: &Path) -> Vec<(usize, usize, String, u64)> {
+    let (base, end) = (module.base(), module.base() + module.image_len());
+    let path = path.display().to_string();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, stop) = fields.next()?.split_once('-')?;
+            let (start, stop) = (
+                usize::from_str_radix(start, 16).ok()?,
+                usize::from_str_radix(stop, 16).ok()?,
+            );
+            let perms = fields.next()?.to_owned();
+            let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+            let file = fields.nth(2).unwrap_or("");
+            (file == path && (stop <= base || start >= end)).then_some((start, stop, perms, offset))
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_header_and_tables_stay_mapped_beside_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, layout) = module(RETURN_42, false);
+    let path = write(dir.path(), "head.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    check_contents(&module, &layout, &bytes);
+    let head = head_len(&bytes).unwrap() as usize;
+    assert_eq!(head, 4096, "the test module's tables fit in its first page");
+    let view = file_view(&module, &path);
+    assert_eq!(view.len(), 1, "{view:?}");
+    let (start, end, perms, offset) = &view[0];
+    assert_eq!((end - start, perms.as_str(), *offset), (head, "r--p", 0));
+}
+
+#[test]
+fn a_file_with_a_table_after_the_payloads_keeps_a_view_of_all_of_it() {
+    // Another writer may put a table last; the loader then reads the tables from a view of
+    // the whole file, and maps the payloads from the file as before.
+    let (mut bytes, layout) = module(RETURN_42, false);
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    let strtab = parsed.table_section(SectionKind::StrTab).unwrap();
+    let (index, range) = (
+        strtab.index as usize,
+        strtab.file_offset as usize..(strtab.file_offset + strtab.file_size) as usize,
+    );
+    let table = strtab.data.to_vec();
+    drop(parsed);
+    let offset = bytes.len().next_multiple_of(8);
+    bytes.resize(offset, 0);
+    bytes.extend_from_slice(&table);
+    bytes[range].fill(0);
+    // The section table's offset is the header's u64 at 0x10; an entry's file offset is its
+    // u64 at 8 (docs/FORMAT.md).
+    let table = u64::from_le_bytes(bytes[0x10..0x18].try_into().unwrap()) as usize;
+    let at = table + index * size_of::<smf_format::raw::SectionHeader>() + 8;
+    bytes[at..at + 8].copy_from_slice(&(offset as u64).to_le_bytes());
+    let hash = compute_module_hash(&bytes).unwrap();
+    bytes[0x30..0x50].copy_from_slice(&hash);
+    assert_eq!(head_len(&bytes), None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "last.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    check_contents(&module, &layout, &bytes);
+    let mapped: usize = file_view(&module, &path)
+        .iter()
+        .map(|(start, end, _, _)| end - start)
+        .sum();
+    assert_eq!(mapped, bytes.len().next_multiple_of(4096));
+    let code = mappings(&module)[0].clone();
+    assert_eq!(
+        (code.2.as_str(), code.3),
+        ("r-xp", path.display().to_string())
+    );
+}
+
+#[test]
+fn bytes_after_the_last_payload_stay_out_of_the_image() {
+    // File bytes past the last payload's page cannot become part of the image: the payloads
+    // are then mapped from the file into a reservation of the image's size.
+    let (mut bytes, layout) = module(RETURN_42, false);
+    bytes.extend(std::iter::repeat_n(0xee, 9000));
+    let hash = compute_module_hash(&bytes).unwrap();
+    bytes[0x30..0x50].copy_from_slice(&hash);
+    assert!(head_len(&bytes).is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "trailing.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    check_contents(&module, &layout, &bytes);
+    let view: usize = file_view(&module, &path)
+        .iter()
+        .map(|(start, end, _, _)| end - start)
+        .sum();
+    assert_eq!(view, 4096, "the view is still the head alone");
+    let code = mappings(&module)[0].clone();
+    assert_eq!(
+        (code.2.as_str(), code.3),
+        ("r-xp", path.display().to_string())
+    );
+}
+
+#[test]
+fn without_zero_pages_the_image_is_the_rest_of_the_mapping_of_the_head() {
+    // Code and data only, each filling its pages from the file: the file is mapped once, and
+    // the image starts right after the head.
+    let mut builder = ModuleBuilder::new();
+    let mut layout = ImageLayout::new();
+    let text = layout.place(6).unwrap();
+    let code = builder.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr: text,
+        mem_size: 6,
+        align: 16,
+        data: RETURN_42.to_vec(),
+    });
+    let data = layout.place(16).unwrap();
+    builder.add_section(LoadedSection {
+        kind: SectionKind::Data,
+        name: ".data",
+        vaddr: data,
+        mem_size: 16,
+        align: 8,
+        data: vec![0; 16],
+    });
+    builder.add_relative(data + 8);
+    builder.add_symbol(Symbol {
+        name: "answer",
+        kind: SymbolKind::Function,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(code),
+        value: text,
+        size: 6,
+        type_id: 0,
+        version: 0,
+    });
+    let bytes = builder.write().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "once.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(answer(&module), 42);
+    assert_eq!(read_u64(&module, data + 8), module.base() as u64);
+    let view = file_view(&module, &path);
+    assert_eq!(view.len(), 1, "{view:?}");
+    assert_eq!(view[0].1, module.base(), "the image follows the head");
+    let maps = mappings(&module);
+    assert_eq!(
+        maps.iter().map(|m| m.2.as_str()).collect::<Vec<_>>(),
+        ["r-xp", "rw-p"]
+    );
+}

@@ -72,7 +72,8 @@ pub struct Section<'data> {
     /// Size in memory of a loaded section (bytes past `file_size` are zero); 0 for tables.
     pub mem_size: u64,
     pub align: u64,
-    /// The file bytes of the section.
+    /// The file bytes of the section. Empty for a loaded section of a module parsed from its
+    /// head alone ([`Module::parse_head`]), whose payloads lie past the bytes it was given.
     pub data: &'data [u8],
 }
 
@@ -321,7 +322,10 @@ impl Iterator for RelativeIter<'_> {
 /// A parsed and fully validated SMF module, borrowing the file bytes.
 #[derive(Debug, Clone)]
 pub struct Module<'data> {
+    /// The bytes parsed: the whole file, or its head (see [`Module::parse_head`]).
     data: &'data [u8],
+    /// Length of the whole file.
+    file_size: u64,
     header: HeaderInfo,
     sections: Vec<Section<'data>>,
     symbols: Vec<Symbol<'data>>,
@@ -335,6 +339,47 @@ pub struct Module<'data> {
     needed: Vec<&'data str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
+}
+
+/// Where the file's loaded payloads begin, when everything else lies before them: the
+/// page-aligned offset of the first payload, provided the header, the section table and
+/// every table section end at or before it and every other payload starts at or after it.
+/// The writer lays files out so. `None` for any other layout, a file without payloads, or a
+/// file too damaged to tell.
+///
+/// This only reads the header and the section table; [`Module::parse_head`] validates the
+/// head it delimits. A loader uses it to keep a view of the tables alone, apart from the
+/// payloads it maps as the image.
+pub fn head_len(data: &[u8]) -> Option<u64> {
+    let (head, _) = raw::Header::ref_from_prefix(data).ok()?;
+    if head.magic != raw::MAGIC {
+        return None;
+    }
+    let table_offset = usize::try_from(head.section_table_offset.get()).ok()?;
+    let count = usize::try_from(head.section_count.get()).ok()?;
+    let table_end = count
+        .checked_mul(size_of::<raw::SectionHeader>())?
+        .checked_add(table_offset)?;
+    let table = <[raw::SectionHeader]>::ref_from_bytes(data.get(table_offset..table_end)?).ok()?;
+    let mut tables_end = table_end.max(size_of::<raw::Header>()) as u64;
+    let mut payloads_start = u64::MAX;
+    for s in table {
+        let kind = SectionKind::try_from(s.kind.get()).ok()?;
+        let (offset, size) = (s.file_offset.get(), s.file_size.get());
+        if size == 0 {
+            continue;
+        }
+        if kind.is_loaded() {
+            payloads_start = payloads_start.min(offset);
+        } else {
+            tables_end = tables_end.max(offset.checked_add(size)?);
+        }
+    }
+    (payloads_start != u64::MAX
+        && payloads_start % PAGE_SIZE == 0
+        && tables_end <= payloads_start
+        && payloads_start < data.len() as u64)
+        .then_some(payloads_start)
 }
 
 /// Computes the module hash of a complete file: BLAKE3 of the file with the 32 bytes of the
@@ -675,7 +720,43 @@ impl<'data> Module<'data> {
 
     /// Parses and validates `data`.
     pub fn parse_with_limits(data: &'data [u8], limits: &Limits) -> Result<Module<'data>, Error> {
-        let file_size = data.len() as u64;
+        Module::parse_prefix(data, data.len() as u64, limits)
+    }
+
+    /// Parses and validates a module of `file_size` bytes from `head`, its first bytes, which
+    /// must hold the header, the section table and every table section: what
+    /// [`head_len`] finds in a file laid out as the writer lays it out. Everything is
+    /// checked as by [`Module::parse_with_limits`], file ranges against `file_size`, except
+    /// the loaded sections' payloads, which lie past `head`: their [`Section::data`] is empty.
+    ///
+    /// This lets a loader keep a view of the tables alone while the payloads are mapped as
+    /// the image, where relocation and the module's own code write them. The module hash
+    /// covers the whole file, so [`Module::verify_hash`] refuses such a module; the caller
+    /// hashes the whole file with [`compute_module_hash`] and compares
+    /// [`HeaderInfo::module_hash`].
+    pub fn parse_head(
+        head: &'data [u8],
+        file_size: u64,
+        limits: &Limits,
+    ) -> Result<Module<'data>, Error> {
+        if (head.len() as u64) > file_size {
+            return Err(Error::malformed(
+                "module",
+                format!(
+                    "a head of {:#x} bytes is longer than the file ({file_size:#x} bytes)",
+                    head.len()
+                ),
+            ));
+        }
+        Module::parse_prefix(head, file_size, limits)
+    }
+
+    /// Parses the first `data.len()` bytes of a file of `file_size` bytes.
+    fn parse_prefix(
+        data: &'data [u8],
+        file_size: u64,
+        limits: &Limits,
+    ) -> Result<Module<'data>, Error> {
         let (head, _) = raw::Header::ref_from_prefix(data).map_err(|_| {
             if data.len() >= 4 && data[..4] != raw::MAGIC {
                 Error::NotSmf {
@@ -685,15 +766,16 @@ impl<'data> Module<'data> {
                 Error::Truncated {
                     what: "header",
                     needed: size_of::<raw::Header>() as u64,
-                    size: file_size,
+                    size: data.len() as u64,
                 }
             }
         })?;
         let header = parse_header(head, limits)?;
-        let sections = parse_sections(data, head, &header, limits)?;
+        let sections = parse_sections(data, file_size, head, &header, limits)?;
 
         let mut module = Module {
             data,
+            file_size,
             header,
             sections,
             symbols: Vec::new(),
@@ -742,8 +824,21 @@ impl<'data> Module<'data> {
         Ok(module)
     }
 
-    /// Checks the module hash stored in the header against the content.
+    /// Checks the module hash stored in the header against the content. A module parsed from
+    /// its head alone cannot be checked this way (the hash covers the whole file): that is
+    /// an error.
     pub fn verify_hash(&self) -> Result<(), Error> {
+        if self.data.len() as u64 != self.file_size {
+            return Err(Error::malformed(
+                "module",
+                format!(
+                    "only its first {:#x} of {:#x} bytes were parsed; the module hash covers the \
+                     whole file",
+                    self.data.len(),
+                    self.file_size
+                ),
+            ));
+        }
         let computed = compute_module_hash(self.data)?;
         if computed != self.header.module_hash {
             return Err(Error::HashMismatch {
@@ -754,8 +849,14 @@ impl<'data> Module<'data> {
         Ok(())
     }
 
+    /// The bytes parsed: the whole file, or its head for a module from [`Module::parse_head`].
     pub fn data(&self) -> &'data [u8] {
         self.data
+    }
+
+    /// Length of the whole file, of which [`Module::data`] may be the head.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
     }
 
     pub fn header(&self) -> &HeaderInfo {
@@ -1396,13 +1497,16 @@ fn parse_header(head: &raw::Header, limits: &Limits) -> Result<HeaderInfo, Error
     })
 }
 
+/// Parses the section table of a file of `file_size` bytes, of which `data` holds the first
+/// ones: at least the header, the section table and every table section.
 fn parse_sections<'data>(
     data: &'data [u8],
+    file_size: u64,
     head: &raw::Header,
     header: &HeaderInfo,
     limits: &Limits,
 ) -> Result<Vec<Section<'data>>, Error> {
-    let file_size = data.len() as u64;
+    let parsed = data.len() as u64;
     let count = head.section_count.get();
     if count > limits.max_sections {
         return Err(Error::LimitExceeded {
@@ -1415,11 +1519,11 @@ fn parse_sections<'data>(
     let table_size = count as u64 * size_of::<raw::SectionHeader>() as u64;
     let table_end = table_offset
         .checked_add(table_size)
-        .filter(|&end| end <= file_size)
+        .filter(|&end| end <= parsed)
         .ok_or(Error::Truncated {
             what: "section table",
             needed: table_offset.saturating_add(table_size),
-            size: file_size,
+            size: parsed,
         })?;
     if table_offset < size_of::<raw::Header>() as u64 {
         return Err(Error::malformed(
@@ -1479,6 +1583,15 @@ fn parse_sections<'data>(
         let file_end = file_offset.checked_add(file_size_s).filter(|&end| end <= file_size).ok_or_else(|| {
             Error::malformed(location(), format!("file range {file_offset:#x}+{file_size_s:#x} runs past end of file ({file_size:#x} bytes)"))
         })?;
+        if !kind.is_loaded() && file_end > parsed {
+            return Err(Error::malformed(
+                location(),
+                format!(
+                    "table lies past the first {parsed:#x} bytes, the head the module was \
+                     parsed from"
+                ),
+            ));
+        }
         if kind.is_loaded() {
             if vaddr % PAGE_SIZE != 0 {
                 return Err(Error::malformed(
@@ -1567,7 +1680,10 @@ fn parse_sections<'data>(
             vaddr,
             mem_size,
             align,
-            data: &data[file_offset as usize..file_end as usize],
+            // Past the head only loaded sections can lie (checked above).
+            data: data
+                .get(file_offset as usize..file_end as usize)
+                .unwrap_or(&[]),
         });
     }
     Ok(sections)

@@ -100,6 +100,56 @@ impl Reservation {
         Ok(Reservation { base, len })
     }
 
+    /// Takes over `map`, a read-only mapping of file pages, as the start of a reservation of
+    /// `len` bytes (rounded up to whole pages, and at least the map's pages): the mapping is
+    /// moved if it cannot grow in place, and pages past the map's are added inaccessible,
+    /// as [`Reservation::new`] makes them. The file pages keep their read-only protection.
+    pub(crate) fn from_file_map(map: FileMap, len: usize) -> io::Result<Reservation> {
+        let map = std::mem::ManuallyDrop::new(map);
+        let mapped = map.len.next_multiple_of(PAGE_SIZE);
+        let Some(len) = len
+            .max(mapped)
+            .checked_next_multiple_of(PAGE_SIZE)
+            .filter(|&len| len > mapped)
+        else {
+            return Ok(Reservation {
+                base: map.base,
+                len: mapped,
+            });
+        };
+        // SAFETY: `map` is our own mapping of `mapped` bytes (its pages), which nothing else
+        // refers to: its owner gave it up. MREMAP_MAYMOVE lets the kernel move it; on failure
+        // the old mapping is left as it was, and is unmapped below.
+        let moved =
+            unsafe { libc::mremap(map.base.as_ptr().cast(), mapped, len, libc::MREMAP_MAYMOVE) };
+        if moved == libc::MAP_FAILED {
+            let error = io::Error::last_os_error();
+            drop(std::mem::ManuallyDrop::into_inner(map));
+            return Err(error);
+        }
+        let base = NonNull::new(moved.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mremap returned a null mapping"))?;
+        // From here on the reservation owns the mapping, and unmaps it on error.
+        let reservation = Reservation { base, len };
+        // The grown pages would map the file past its end (a fault on access): replace them
+        // with inaccessible anonymous pages.
+        // SAFETY: MAP_FIXED replaces pages of our own mapping only (`mapped..len` of it).
+        let address = unsafe {
+            libc::mmap(
+                base.as_ptr().add(mapped).cast(),
+                len - mapped,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(reservation)
+    }
+
     pub(crate) fn base(&self) -> *mut u8 {
         self.base.as_ptr()
     }
@@ -383,6 +433,27 @@ impl FileMap {
         Ok(FileMap { base, len })
     }
 
+    /// Splits the mapping at the page-aligned offset `at` (inside it) into the mapping of the
+    /// bytes before it and the mapping of the rest, each unmapped on its own.
+    pub(crate) fn split(self, at: usize) -> Result<(FileMap, FileMap), FileMap> {
+        if at == 0 || at % PAGE_SIZE != 0 || at >= self.len {
+            return Err(self);
+        }
+        let whole = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `at` lies inside the mapping (checked above).
+        let tail = unsafe { NonNull::new_unchecked(whole.base.as_ptr().add(at)) };
+        Ok((
+            FileMap {
+                base: whole.base,
+                len: at,
+            },
+            FileMap {
+                base: tail,
+                len: whole.len - at,
+            },
+        ))
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `len` bytes at `base` are mapped readable for as long as `self` lives, and
         // nothing writes them through this process (the mapping is read-only).
@@ -392,7 +463,8 @@ impl FileMap {
 
 impl Drop for FileMap {
     fn drop(&mut self) {
-        // SAFETY: base/len describe exactly the mapping created in `new`, unmapped only here.
+        // SAFETY: base/len describe exactly the pages of the mapping created in `new` (or the
+        // part of it `split` gave this map), unmapped only here.
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
         }
@@ -401,7 +473,7 @@ impl Drop for FileMap {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        // SAFETY: base/len describe exactly the mapping created in `new`, unmapped only here.
+        // SAFETY: base/len describe exactly the reservation's own pages, unmapped only here.
         // munmap can only fail for invalid arguments, which these are not; Drop must not panic.
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
