@@ -810,7 +810,9 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             sos.push(so);
             smfs.push(smf);
         }
-        let so_payload = native::load_segment_bytes(&std::fs::read(&pair.so).map_err(err)?) as f64;
+        let so_bytes = std::fs::read(&pair.so).map_err(err)?;
+        let so_payload = native::load_segment_bytes(&so_bytes) as f64;
+        let so_span = native::load_span(&so_bytes);
         let parsed = smf_format::Module::parse(&pair.module).map_err(err)?;
         let smf_payload: u64 = parsed
             .loaded_sections()
@@ -831,7 +833,7 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
         let maps = read_smaps();
         let so_usage = sos
             .iter()
-            .map(|p| usage_of_library(&maps, p))
+            .map(|p| usage_of_library(&maps, p, so_span))
             .fold(Usage::default(), Usage::add);
         drop(libraries);
 
@@ -986,12 +988,20 @@ fn read_smaps() -> Vec<Mapping> {
 
 /// The mappings of a shared library: those of its file and the anonymous ones right after
 /// them (its bss).
-fn usage_of_library(maps: &[Mapping], path: &Path) -> Usage {
+fn usage_of_library(maps: &[Mapping], path: &Path, span: u64) -> Usage {
     let path = path.display().to_string();
+    // The system loader reserves the library's whole span at its first mapping of the file;
+    // anonymous mappings right after its file mappings (bss) count only inside that span,
+    // so that an unrelated mapping next to it (a heap arena) is not taken for part of it.
+    let Some(start) = maps.iter().find(|m| m.path == path).map(|m| m.start) else {
+        return Usage::default();
+    };
+    let end = start + span;
     let mut total = Usage::default();
     let mut previous_end = None;
     for m in maps {
-        if m.path == path || (m.path.is_empty() && previous_end == Some(m.start)) {
+        let inside = m.start >= start && m.end <= end;
+        if m.path == path || (m.path.is_empty() && inside && previous_end == Some(m.start)) {
             total = total.add(Usage::of(m));
             previous_end = Some(m.end);
         } else {

@@ -79,9 +79,9 @@ pub fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-/// Page-rounded sizes of the `PT_LOAD` segments of an ELF64 shared library: the bytes the
-/// system loader maps as the library's payload.
-pub fn load_segment_bytes(elf: &[u8]) -> u64 {
+/// The page-rounded address ranges of the `PT_LOAD` segments of an ELF64 shared library
+/// (relative to its load address): what the system loader maps as the library's payload.
+fn load_segments(elf: &[u8]) -> Vec<std::ops::Range<u64>> {
     let read = |offset: usize, len: usize| -> u64 {
         let mut value = 0u64;
         for (i, byte) in elf
@@ -99,16 +99,27 @@ pub fn load_segment_bytes(elf: &[u8]) -> u64 {
         read(0x36, 2) as usize,
         read(0x38, 2),
     );
-    let mut total = 0;
-    for i in 0..phnum as usize {
-        let ph = phoff + i * phentsize;
-        if read(ph, 4) != 1 {
-            continue; // not PT_LOAD
-        }
-        let (vaddr, memsz) = (read(ph + 0x10, 8), read(ph + 0x28, 8));
-        let start = vaddr & !0xfff;
-        let end = (vaddr + memsz).next_multiple_of(0x1000);
-        total += end - start;
-    }
-    total
+    (0..phnum as usize)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&ph| read(ph, 4) == 1) // PT_LOAD
+        .map(|ph| {
+            let (vaddr, memsz) = (read(ph + 0x10, 8), read(ph + 0x28, 8));
+            (vaddr & !0xfff)..(vaddr + memsz).next_multiple_of(0x1000)
+        })
+        .collect()
+}
+
+/// Page-rounded sizes of the `PT_LOAD` segments of an ELF64 shared library: the bytes the
+/// system loader maps as the library's payload.
+pub fn load_segment_bytes(elf: &[u8]) -> u64 {
+    load_segments(elf).iter().map(|s| s.end - s.start).sum()
+}
+
+/// The length of the address range the system loader reserves for an ELF64 shared library:
+/// from its first `PT_LOAD` segment's first page to its last one's end.
+pub fn load_span(elf: &[u8]) -> u64 {
+    let segments = load_segments(elf);
+    let start = segments.iter().map(|s| s.start).min().unwrap_or(0);
+    let end = segments.iter().map(|s| s.end).max().unwrap_or(0);
+    end - start
 }

@@ -183,6 +183,7 @@ impl Table {
             let system = row.system.map_or("—".into(), |v| value(row.unit, v));
             let ratio = row
                 .system
+                .filter(|&s| s != 0.0)
                 .map_or("—".into(), |s| format!("{:.2}×", row.smf / s));
             let (target, result) = match row.target {
                 Some(t) => (t.describe(), t.check(row.system, row.smf).1),
