@@ -10,7 +10,27 @@ use smf_format::{Module, compute_module_hash, raw::MODULE_HASH_RANGE};
 /// a loader or a tool would, including the `inspect` report. Also the signature-file parser.
 pub fn reader(data: &[u8]) {
     let _ = smf_sign::ModuleSignature::parse(data);
-    let Ok(module) = Module::parse(data) else {
+    let parsed = Module::parse(data);
+    // What the loader does with a mapped file: find the head, parse it alone. It must reach
+    // the same verdict and describe the same module.
+    if let Some(head) = smf_format::head_len(data) {
+        assert!(head % smf_format::raw::PAGE_SIZE == 0 && head < data.len() as u64);
+        let limits = smf_format::Limits::default();
+        let from_head = Module::parse_head(&data[..head as usize], data.len() as u64, &limits);
+        match (&parsed, &from_head) {
+            (Ok(whole), Ok(part)) => {
+                assert_eq!(whole.header(), part.header());
+                assert_eq!(whole.symbols(), part.symbols());
+                assert_eq!(whole.imports(), part.imports());
+                assert!(whole.relocations().iter().eq(part.relocations().iter()));
+                assert_eq!(whole.relocated_ranges(), part.relocated_ranges());
+                assert!(part.verify_hash().is_err(), "a head alone cannot be hashed");
+            }
+            (Err(_), Err(_)) => {}
+            (whole, part) => panic!("whole file: {whole:?}; its head alone: {part:?}"),
+        }
+    }
+    let Ok(module) = parsed else {
         return;
     };
     let _ = module.verify_hash();

@@ -172,12 +172,9 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
         (name(".symtab"), name(".strtab"), name(".shstrtab"));
 
     // Sized once: the object is about 40 bytes per function, and growing it by doubling
-    // would copy it several times over.
-    let names: usize = symbols
-        .functions
-        .iter()
-        .map(|f| symbols.name_of(f).len() + 1)
-        .sum();
+    // would copy it several times over. The names take at most the module's string table
+    // (unless the table shares bytes between names; the object then grows).
+    let names = symbols.names_len_bound();
     let eh_bytes: usize = eh_frames.iter().map(|(_, bytes)| bytes.len() + 8).sum();
     let capacity = HEADER_SIZE
         + eh_bytes

@@ -332,10 +332,15 @@ impl Module {
     }
 
     /// Address of the module's `__dso_handle`, the identity C runtimes use for the handlers
-    /// it registers with `__cxa_atexit`.
+    /// it registers with `__cxa_atexit`; `None` for a module that does not import
+    /// `__cxa_atexit`, which has no handlers to run (the `atexit` the packer provides calls
+    /// it too), so that unloading such a module does not search its symbol table.
     fn dso_handle(&self) -> Option<usize> {
-        let symbol = self
-            .parsed()
+        let parsed = self.parsed();
+        if !parsed.imports().iter().any(|i| i.name == "__cxa_atexit") {
+            return None;
+        }
+        let symbol = parsed
             .symbols()
             .iter()
             .find(|s| s.name == "__dso_handle" && s.section.is_some())?;

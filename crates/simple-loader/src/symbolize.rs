@@ -135,11 +135,21 @@ impl ModuleSymbols {
         }
     }
 
+    /// At most the bytes the functions' names take with their terminators, unless names share
+    /// bytes in the module's string table: the table's size.
+    pub(crate) fn names_len_bound(&self) -> usize {
+        self.file
+            .borrow_dependent()
+            .table_section(SectionKind::StrTab)
+            .map_or(0, |s| s.data.len())
+    }
+
     pub(crate) fn name_of(&self, function: &Function) -> &str {
-        let symbols = self.file.borrow_dependent().symbols();
-        symbols
-            .get(function.symbol as usize)
-            .map_or("?", |s| s.name)
+        self.file
+            .borrow_dependent()
+            .symbols()
+            .name(function.symbol as usize)
+            .unwrap_or("?")
     }
 
     /// The function whose range contains `address`.

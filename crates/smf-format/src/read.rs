@@ -163,6 +163,14 @@ impl<'data> Symbols<'data> {
             .map(|raw| Symbol::decode_validated(raw, &self.strings))
     }
 
+    /// The name of the symbol at `index`, without decoding the rest of it.
+    #[inline]
+    pub fn name(&self, index: usize) -> Option<&'data str> {
+        self.raw
+            .get(index)
+            .map(|raw| self.strings.validated(raw.name_offset.get()))
+    }
+
     /// The symbols in table order.
     pub fn iter(&self) -> SymbolIter<'data> {
         SymbolIter {
