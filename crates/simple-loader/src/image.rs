@@ -95,13 +95,18 @@ impl<'a> FileBytes<'a> {
             .unwrap_or(&[])
     }
 
-    /// Whether the file's bytes after the section's payload, up to the end of its last page,
-    /// are zeros, so that the page can be mapped as is (the format says the rest of
-    /// `mem_size` reads as zeros; the writer pads with zeros, but a reader accepts other
-    /// bytes there, such as a table). Past the end of the file a mapping reads zeros.
+    /// Whether the file's bytes that a mapping of the section's last page would show inside
+    /// the section past its payload (up to `mem_size` or the page's end) are zeros, as the
+    /// format says the rest of `mem_size` reads. The writer pads with zeros, but a reader
+    /// accepts other bytes there, such as a table. Bytes of the page past `mem_size` belong
+    /// to no section and are not read: as with a shared library's last segment page, the
+    /// image shows the file's bytes there. Past the end of the file a mapping reads zeros.
+    ///
+    /// A section whose `mem_size` is its `file_size` (all but `bss`-like tails) needs no
+    /// read at all, which keeps the image's pages untouched until they are protected.
     fn tail_is_zero(&self, section: &Section<'_>) -> bool {
         static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
-        if section.file_size == 0 {
+        if section.file_size == 0 || section.mem_size == section.file_size {
             return true;
         }
         let Some(end) = (section.file_offset + section.file_size).checked_sub(self.offset) else {
@@ -109,6 +114,7 @@ impl<'a> FileBytes<'a> {
         };
         let page_end = (end + self.offset)
             .next_multiple_of(PAGE_SIZE as u64)
+            .min(section.file_offset + section.mem_size)
             .saturating_sub(self.offset)
             .min(self.bytes.len() as u64);
         self.bytes

@@ -74,7 +74,7 @@ impl State {
 
     /// The first entry in load order, not in `skip`, that exports `name` (whose FNV-1a hash
     /// is `hash`), and the symbol.
-    fn find_export(&self, name: &str, hash: u32, skip: &[u64]) -> Option<(&Entry, Symbol<'_>)> {
+    fn find_export(&self, name: &str, hash: u32, skip: &[u64]) -> Option<(&Entry, &Symbol<'_>)> {
         self.exports
             .providers(hash)
             .iter()

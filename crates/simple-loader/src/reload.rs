@@ -87,7 +87,7 @@ impl std::fmt::Display for ReloadReport {
 }
 
 /// The symbols that hold a module's state: data in writable sections.
-fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = Symbol<'a>> {
+fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = &'a Symbol<'a>> {
     let file = module.file();
     file.symbols().iter().filter(move |s| {
         s.kind == SymbolKind::Data
@@ -100,8 +100,8 @@ fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = Symbol<'a>> {
 /// The state symbols of `module` by name; `None` for a name that several share (two local
 /// statics of different objects), which is then never carried over. Built once per reload,
 /// so that matching costs one lookup per symbol.
-fn state_symbols_by_name<'a>(module: &'a Module) -> HashMap<&'a str, Option<Symbol<'a>>> {
-    let mut by_name: HashMap<&str, Option<Symbol<'_>>> = HashMap::new();
+fn state_symbols_by_name<'a>(module: &'a Module) -> HashMap<&'a str, Option<&'a Symbol<'a>>> {
+    let mut by_name: HashMap<&str, Option<&Symbol<'_>>> = HashMap::new();
     for symbol in state_symbols(module) {
         by_name
             .entry(symbol.name)
@@ -283,7 +283,7 @@ impl<'a> Translator<'a> {
 
     /// The symbol of `old` that owns image offset `offset`: of those containing it, an
     /// exported one before a local one, then the first in the symbol table.
-    fn owner(&self, offset: u64) -> Option<Symbol<'a>> {
+    fn owner(&self, offset: u64) -> Option<&'a Symbol<'a>> {
         let Index { spans, reach, .. } = self.index();
         let mut best: Option<(bool, usize)> = None;
         let mut j = spans.partition_point(|&(start, _, _)| start <= offset);
@@ -291,17 +291,12 @@ impl<'a> Translator<'a> {
             j -= 1;
             let (_, end, index) = spans[j];
             if offset < end {
-                let local = self
-                    .old
-                    .file()
-                    .symbols()
-                    .get(index)
-                    .is_some_and(|s| s.binding == Binding::Local);
-                let key = (local, index);
+                let symbol = &self.old.file().symbols()[index];
+                let key = (symbol.binding == Binding::Local, index);
                 best = Some(best.map_or(key, |b| b.min(key)));
             }
         }
-        best.and_then(|(_, index)| self.old.file().symbols().get(index))
+        best.map(|(_, index)| &self.old.file().symbols()[index])
     }
 
     /// The address in `new` of what image offset `offset` of `old` is.
@@ -312,7 +307,7 @@ impl<'a> Translator<'a> {
             // Only a local whose name is unique in the new version is the same object.
             Binding::Local => {
                 let index = (*self.index().new_locals.get(&(owner.name, owner.kind))?)?;
-                self.new.file().symbols().get(index)?
+                &self.new.file().symbols()[index]
             }
             _ => self.new.file().lookup(owner.name)?,
         };
@@ -371,9 +366,7 @@ pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec
         .into_iter()
         .filter(|n| match (old_file.lookup(n), new_file.lookup(n)) {
             (Some(a), Some(b)) => {
-                a.kind != b.kind
-                    || a.size != b.size
-                    || symbol_bytes(old, &a) != symbol_bytes(new, &b)
+                a.kind != b.kind || a.size != b.size || symbol_bytes(old, a) != symbol_bytes(new, b)
             }
             _ => false,
         })

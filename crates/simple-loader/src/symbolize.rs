@@ -91,32 +91,38 @@ impl ModuleSymbols {
         // By address, exported names first at equal addresses (so an alias is named by its
         // public name), then symbol-table order. The packer writes the table in this order,
         // so usually checking it is all; other tables get their indices sorted.
-        // (value, local, index, size) of each function, read from the table once.
-        let mut order: Vec<(u64, bool, u32, u64)> = parsed
-            .symbols()
-            .iter()
-            .zip(0u32..)
-            .filter(|(s, _)| s.kind == SymbolKind::Function && s.section.is_some())
-            .map(|(s, i)| (s.value, s.binding == Binding::Local, i, s.size))
+        let symbols = parsed.symbols();
+        let key = |i: u32| {
+            let symbol = &symbols[i as usize];
+            (symbol.value, symbol.binding == Binding::Local)
+        };
+        let mut order: Vec<u32> = (0..symbols.len() as u32)
+            .filter(|&i| {
+                let symbol = &symbols[i as usize];
+                symbol.kind == SymbolKind::Function && symbol.section.is_some()
+            })
             .collect();
-        if !order.is_sorted_by_key(|&(value, local, _, _)| (value, local)) {
-            order.sort_unstable();
+        if !order.is_sorted_by_key(|&i| key(i)) {
+            order.sort_by_key(|&i| (key(i), i));
         }
-        order.dedup_by_key(|f| f.0);
+        order.dedup_by_key(|i| symbols[*i as usize].value);
         let mut functions: Vec<Function> = Vec::with_capacity(order.len());
-        for (n, &(value, _, i, size)) in order.iter().enumerate() {
-            let start = base + value as usize;
+        for (n, &i) in order.iter().enumerate() {
+            let symbol = &symbols[i as usize];
+            let start = base + symbol.value as usize;
             let section_end = code
                 .iter()
                 .find(|(s, e)| (*s..*e).contains(&start))
                 .map_or(start, |&(_, e)| e);
             // A symbol without a size extends to the next one or the end of its section.
-            let end = if size > 0 {
-                start + size as usize
+            let end = if symbol.size > 0 {
+                start + symbol.size as usize
             } else {
                 order
                     .get(n + 1)
-                    .map_or(section_end, |next| base + next.0 as usize)
+                    .map_or(section_end, |&next| {
+                        base + symbols[next as usize].value as usize
+                    })
                     .min(section_end)
             };
             functions.push(Function {
@@ -145,11 +151,10 @@ impl ModuleSymbols {
     }
 
     pub(crate) fn name_of(&self, function: &Function) -> &str {
-        self.file
-            .borrow_dependent()
-            .symbols()
-            .name(function.symbol as usize)
-            .unwrap_or("?")
+        let symbols = self.file.borrow_dependent().symbols();
+        symbols
+            .get(function.symbol as usize)
+            .map_or("?", |s| s.name)
     }
 
     /// The function whose range contains `address`.

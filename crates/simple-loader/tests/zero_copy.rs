@@ -215,25 +215,75 @@ fn payloads_are_mapped_from_the_file_and_only_relocated_pages_are_copied() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
 
-#[test]
-fn other_bytes_after_a_payload_are_not_mapped_into_the_image() {
-    // A reader accepts bytes no section refers to; the image must still read zeros past
-    // each payload. Put some in the padding after `.rodata` and fix the module hash.
-    let (mut bytes, layout) = module(RETURN_42, false);
-    let parsed = smf_format::Module::parse(&bytes).unwrap();
+/// `.rodata`'s index, and the file offset just past its payload, in `bytes`.
+fn rodata_end(bytes: &[u8]) -> (usize, usize) {
+    let parsed = smf_format::Module::parse(bytes).unwrap();
     let rodata = parsed
         .loaded_sections()
         .find(|s| s.kind == SectionKind::RoData)
         .unwrap();
-    let after = (rodata.file_offset + rodata.file_size) as usize;
-    drop(parsed);
-    bytes[after..after + 100].fill(0xee);
-    let hash = compute_module_hash(&bytes).unwrap();
+    (
+        rodata.index as usize,
+        (rodata.file_offset + rodata.file_size) as usize,
+    )
+}
+
+/// Writes the module hash of `bytes` into its header.
+fn rehash(bytes: &mut [u8]) {
+    let hash = compute_module_hash(bytes).unwrap();
     bytes[0x30..0x50].copy_from_slice(&hash);
+}
+
+#[test]
+fn other_bytes_after_a_payload_inside_its_section_are_not_mapped_into_the_image() {
+    // A reader accepts bytes no payload holds; the image must still read zeros where a
+    // section's `mem_size` goes past its payload. Make `.rodata` end at its page end (its
+    // `mem_size`, the u64 at 0x20 of its section entry), put other bytes in the file right
+    // after its payload, and fix the module hash.
+    let (mut bytes, layout) = module(RETURN_42, false);
+    let (index, after) = rodata_end(&bytes);
+    let table = u64::from_le_bytes(bytes[0x10..0x18].try_into().unwrap()) as usize;
+    let entry = table + index * size_of::<smf_format::raw::SectionHeader>();
+    bytes[entry + 0x20..entry + 0x28].copy_from_slice(&8192u64.to_le_bytes());
+    bytes[after..after + 100].fill(0xee);
+    rehash(&mut bytes);
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "tail.smf", &bytes);
     let module = load_file(&path, &LoadOptions::default()).unwrap();
     check_contents(&module, &layout, &bytes);
+}
+
+#[test]
+fn bytes_past_a_section_in_its_last_page_are_the_file_s_as_for_a_shared_library() {
+    // Past `mem_size` the page belongs to no section: it is mapped as the file holds it,
+    // as the system loader maps a segment's last page, and the section is still mapped
+    // from the file.
+    let (mut bytes, layout) = module(RETURN_42, false);
+    let (_, after) = rodata_end(&bytes);
+    bytes[after..after + 100].fill(0xee);
+    rehash(&mut bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "past.smf", &bytes);
+    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(answer(&module), 42);
+    assert_eq!(
+        read_bytes(&module, layout.rodata, 5000),
+        bytes[after - 5000..after]
+    );
+    assert_eq!(
+        read_bytes(&module, layout.rodata + 5000, 100),
+        vec![0xee; 100]
+    );
+    let rodata = module.base() + layout.rodata as usize;
+    let maps = mappings(&module);
+    let (_, _, perms, file) = maps
+        .iter()
+        .find(|(start, end, _, _)| (*start..*end).contains(&rodata))
+        .unwrap();
+    assert_eq!(
+        (perms.as_str(), file.as_str()),
+        ("r--p", path.display().to_string().as_str())
+    );
 }
 
 #[test]

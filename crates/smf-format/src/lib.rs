@@ -37,8 +37,7 @@ pub mod write;
 pub use error::Error;
 pub use read::{
     HeaderInfo, Import, Limits, Module, PARALLEL_HASH_MIN, RelativeIter, RelativeRelocations,
-    Reloc, RelocIter, Relocations, Section, Symbol, SymbolIter, Symbols, compute_module_hash,
-    head_len,
+    Reloc, RelocIter, Relocations, Section, Symbol, compute_module_hash, head_len,
 };
 pub use types::*;
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

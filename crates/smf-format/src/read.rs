@@ -107,140 +107,6 @@ impl Symbol<'_> {
     }
 }
 
-impl<'data> Symbol<'data> {
-    /// An entry of a table `Module::parse` validated: its enums are known and its name is
-    /// a NUL-terminated UTF-8 string of the string table.
-    #[inline]
-    fn decode_validated(raw: &raw::Symbol, strings: &Strings<'data>) -> Symbol<'data> {
-        let decoded = (
-            SymbolKind::try_from(raw.kind),
-            Binding::try_from(raw.binding),
-            Visibility::try_from(raw.visibility),
-        );
-        debug_assert!(
-            decoded.0.is_ok() && decoded.1.is_ok() && decoded.2.is_ok(),
-            "an unvalidated symbol reached a Symbols view"
-        );
-        let section = raw.section.get();
-        Symbol {
-            name: strings.validated(raw.name_offset.get()),
-            kind: decoded.0.unwrap_or(SymbolKind::Constant),
-            binding: decoded.1.unwrap_or(Binding::Local),
-            visibility: decoded.2.unwrap_or(Visibility::Default),
-            section: (section != NONE).then_some(section),
-            value: raw.value.get(),
-            size: raw.size.get(),
-            type_id: raw.type_id.get(),
-            version: raw.version.get(),
-        }
-    }
-}
-
-/// The validated symbol table, read in place: a module keeps no decoded copy of its
-/// symbols (most of a large module's are local, read only by a symbolizer or debugger), and
-/// each is decoded when it is used. Only [`Module::parse`] makes one, after checking every
-/// entry.
-#[derive(Clone, Copy)]
-pub struct Symbols<'data> {
-    raw: &'data [raw::Symbol],
-    strings: Strings<'data>,
-}
-
-impl<'data> Symbols<'data> {
-    pub fn len(&self) -> usize {
-        self.raw.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
-    /// The symbol at `index` in the table.
-    #[inline]
-    pub fn get(&self, index: usize) -> Option<Symbol<'data>> {
-        self.raw
-            .get(index)
-            .map(|raw| Symbol::decode_validated(raw, &self.strings))
-    }
-
-    /// The name of the symbol at `index`, without decoding the rest of it.
-    #[inline]
-    pub fn name(&self, index: usize) -> Option<&'data str> {
-        self.raw
-            .get(index)
-            .map(|raw| self.strings.validated(raw.name_offset.get()))
-    }
-
-    /// The symbols in table order.
-    pub fn iter(&self) -> SymbolIter<'data> {
-        SymbolIter {
-            raw: self.raw.iter(),
-            strings: self.strings,
-        }
-    }
-}
-
-/// The symbols of a [`Symbols`] table, decoded one at a time.
-#[derive(Clone)]
-pub struct SymbolIter<'data> {
-    raw: core::slice::Iter<'data, raw::Symbol>,
-    strings: Strings<'data>,
-}
-
-impl<'data> Iterator for SymbolIter<'data> {
-    type Item = Symbol<'data>;
-    #[inline]
-    fn next(&mut self) -> Option<Symbol<'data>> {
-        let raw = self.raw.next()?;
-        Some(Symbol::decode_validated(raw, &self.strings))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.raw.size_hint()
-    }
-}
-
-impl ExactSizeIterator for SymbolIter<'_> {}
-
-impl<'data> DoubleEndedIterator for SymbolIter<'data> {
-    fn next_back(&mut self) -> Option<Symbol<'data>> {
-        let raw = self.raw.next_back()?;
-        Some(Symbol::decode_validated(raw, &self.strings))
-    }
-}
-
-impl<'data> IntoIterator for Symbols<'data> {
-    type Item = Symbol<'data>;
-    type IntoIter = SymbolIter<'data>;
-    fn into_iter(self) -> SymbolIter<'data> {
-        self.iter()
-    }
-}
-
-impl core::fmt::Debug for Symbols<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl PartialEq for Symbols<'_> {
-    fn eq(&self, other: &Symbols<'_>) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl PartialEq<[Symbol<'_>]> for Symbols<'_> {
-    fn eq(&self, other: &[Symbol<'_>]) -> bool {
-        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == *b)
-    }
-}
-
-impl PartialEq<&[Symbol<'_>]> for Symbols<'_> {
-    fn eq(&self, other: &&[Symbol<'_>]) -> bool {
-        *self == **other
-    }
-}
-
 /// A symbol the module needs from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Import<'data> {
@@ -462,9 +328,7 @@ pub struct Module<'data> {
     file_size: u64,
     header: HeaderInfo,
     sections: Vec<Section<'data>>,
-    symbols: &'data [raw::Symbol],
-    /// The string table, for the names of `symbols`.
-    strings: Strings<'data>,
+    symbols: Vec<Symbol<'data>>,
     buckets: &'data [U32],
     chains: &'data [U32],
     imports: Vec<Import<'data>>,
@@ -630,27 +494,7 @@ struct Strings<'data> {
     text: Option<&'data str>,
 }
 
-impl core::fmt::Debug for Strings<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Strings({} bytes)", self.bytes.len())
-    }
-}
-
 impl<'data> Strings<'data> {
-    /// The name at `offset` of a table the reader checked (`at` accepted it); empty only if
-    /// it was not checked, which a [`Module`] never lets happen.
-    #[inline]
-    fn validated(&self, offset: u32) -> &'data str {
-        let tail = self.bytes.get(offset as usize..).unwrap_or_default();
-        let end = tail.iter().position(|&b| b == 0).unwrap_or(0);
-        let name = match self.text {
-            Some(text) => text.get(offset as usize..offset as usize + end),
-            None => core::str::from_utf8(&tail[..end]).ok(),
-        };
-        debug_assert!(name.is_some(), "an unchecked name reached a Symbols view");
-        name.unwrap_or_default()
-    }
-
     fn new(bytes: &'data [u8]) -> Self {
         Strings {
             bytes,
@@ -934,8 +778,7 @@ impl<'data> Module<'data> {
             file_size,
             header,
             sections,
-            symbols: &[],
-            strings: Strings::new(&[]),
+            symbols: Vec::new(),
             buckets: &[],
             chains: &[],
             imports: Vec::new(),
@@ -1037,36 +880,28 @@ impl<'data> Module<'data> {
     }
 
     /// Every symbol the module defines, local ones included.
-    pub fn symbols(&self) -> Symbols<'data> {
-        Symbols {
-            raw: self.symbols,
-            strings: self.strings,
-        }
+    pub fn symbols(&self) -> &[Symbol<'data>] {
+        &self.symbols
     }
 
     /// Looks an exported symbol up through the hash table stored in the file.
-    pub fn lookup(&self, name: &str) -> Option<Symbol<'data>> {
-        self.lookup_index(name).and_then(|i| self.symbols().get(i))
+    pub fn lookup(&self, name: &str) -> Option<&Symbol<'data>> {
+        self.lookup_index(name).map(|i| &self.symbols[i])
     }
 
     fn lookup_index(&self, name: &str) -> Option<usize> {
         if self.buckets.is_empty() {
             return None;
         }
-        let hash = fnv1a32(name.as_bytes());
-        let bucket = hash as usize % self.buckets.len();
+        let bucket = fnv1a32(name.as_bytes()) as usize % self.buckets.len();
         let mut index = self.buckets[bucket].get();
-        // The chain was checked to stay in bounds; the step bound also stops a cycle. Every
-        // chained symbol is exported, with its name's hash stored (both checked): only
-        // names whose hashes match are read.
+        // The chain was checked to stay in bounds; the step bound also stops a cycle.
         for _ in 0..self.chains.len() {
             if index == NONE {
                 return None;
             }
             let symbol = self.symbols.get(index as usize)?;
-            if symbol.name_hash.get() == hash
-                && self.strings.validated(symbol.name_offset.get()) == name
-            {
+            if symbol.name == name && symbol.is_exported() {
                 return Some(index as usize);
             }
             index = self.chains.get(index as usize)?.get();
@@ -1131,6 +966,7 @@ impl<'data> Module<'data> {
             return Ok(());
         };
         let raw: &[raw::Symbol] = table(&section, limits.max_symbols, "symbol count")?;
+        let mut symbols = Vec::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
             let location = || format!("symbol {i}");
             let name = strtab.at(s.name_offset.get(), limits.max_name_len, &location)?;
@@ -1154,7 +990,7 @@ impl<'data> Module<'data> {
                     ),
                 ));
             }
-            Visibility::try_from(s.visibility)
+            let visibility = Visibility::try_from(s.visibility)
                 .map_err(|v| Error::malformed(location(), format!("unknown visibility {v}")))?;
             if s.flags != 0 {
                 return Err(Error::malformed(
@@ -1164,13 +1000,14 @@ impl<'data> Module<'data> {
             }
             let (value, size) = (s.value.get(), s.size.get());
             let section_index = s.section.get();
-            if section_index == NONE {
+            let section = if section_index == NONE {
                 if matches!(kind, SymbolKind::Function | SymbolKind::Data) {
                     return Err(Error::malformed(
                         location(),
                         format!("a {kind} symbol must lie in a loaded section"),
                     ));
                 }
+                None
             } else {
                 let target = self
                     .sections
@@ -1205,18 +1042,26 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
-            }
+                Some(section_index)
+            };
+            symbols.push(Symbol {
+                name,
+                kind,
+                binding,
+                visibility,
+                section,
+                value,
+                size,
+                type_id: s.type_id.get(),
+                version: s.version.get(),
+            });
         }
-        self.symbols = raw;
-        self.strings = strtab;
+        self.symbols = symbols;
         Ok(())
     }
 
     fn parse_hash(&mut self) -> Result<(), Error> {
-        // Bindings were checked by parse_symbols.
-        let is_exported = |s: &raw::Symbol| s.binding != Binding::Local as u8;
-        let symbols = self.symbols();
-        let exported = self.symbols.iter().filter(|s| is_exported(s)).count();
+        let exported = self.symbols.iter().filter(|s| s.is_exported()).count();
         let Some(section) = self.table_section(SectionKind::Hash).copied() else {
             if exported > 0 {
                 return Err(Error::malformed(
@@ -1276,36 +1121,41 @@ impl<'data> Module<'data> {
         // Walk every chain once. Each symbol must be reached at most once (no cycles, no
         // shared tails), from the bucket its name hashes to, and be exported; every export
         // must be reached; no two exports may share a name. Linear in the table size.
+        let name_hashes: Vec<u32> = self
+            .table_section(SectionKind::SymTab)
+            .and_then(|s| <[raw::Symbol]>::ref_from_bytes(s.data).ok())
+            .map_or_else(Vec::new, |raw| {
+                raw.iter().map(|s| s.name_hash.get()).collect()
+            });
         let mut reached = vec![false; self.symbols.len()];
         for (bucket, head) in b.iter().enumerate() {
             let mut index = head.get();
             while index != NONE {
                 let i = index as usize;
-                let raw = &self.symbols[i];
-                let name = || symbols.get(i).map_or("", |s| s.name);
+                let symbol = &self.symbols[i];
                 let location = || format!("{location}: bucket {bucket}");
                 if std::mem::replace(&mut reached[i], true) {
                     return Err(Error::malformed(
                         location(),
                         format!(
                             "reaches symbol {i} ({}) a second time (a cycle or shared chain)",
-                            name()
+                            symbol.name
                         ),
                     ));
                 }
-                if !is_exported(raw) {
+                if !symbol.is_exported() {
                     return Err(Error::malformed(
                         location(),
-                        format!("chains local symbol {i} ({})", name()),
+                        format!("chains local symbol {i} ({})", symbol.name),
                     ));
                 }
                 // parse_symbols checked the stored hash is the name's.
-                if raw.name_hash.get() as usize % b.len() != bucket {
+                if name_hashes[i] as usize % b.len() != bucket {
                     return Err(Error::malformed(
                         location(),
                         format!(
                             "chains symbol {i} ({}), whose name hashes to another bucket",
-                            name()
+                            symbol.name
                         ),
                     ));
                 }
@@ -1315,18 +1165,20 @@ impl<'data> Module<'data> {
         // Two exports of one name have one hash: sorting by hash, then by name only where
         // hashes tie, puts them next to each other (n log n even if many hashes collide).
         let mut exports = Vec::with_capacity(exported);
-        for (i, raw) in self.symbols.iter().enumerate() {
-            if !is_exported(raw) {
+        for (i, symbol) in self.symbols.iter().enumerate() {
+            if !symbol.is_exported() {
                 continue;
             }
-            let name = self.strings.validated(raw.name_offset.get());
             if !reached[i] {
                 return Err(Error::malformed(
                     &location,
-                    format!("exported symbol {i} ({name}) cannot be found through the table"),
+                    format!(
+                        "exported symbol {i} ({}) cannot be found through the table",
+                        symbol.name
+                    ),
                 ));
             }
-            exports.push((raw.name_hash.get(), name, i));
+            exports.push((name_hashes[i], symbol.name, i));
         }
         exports.sort_unstable();
         if let Some(pair) = exports.windows(2).find(|w| w[0].1 == w[1].1) {

@@ -67,7 +67,7 @@ fn spec_lookup(module: &Module, buckets: &[u32], chains: &[u32], name: &str) -> 
         if index == NONE {
             return None;
         }
-        let symbol = module.symbols().get(index as usize).unwrap();
+        let symbol = &module.symbols()[index as usize];
         if symbol.name == name && symbol.binding != Binding::Local {
             return Some(index as usize);
         }
@@ -89,7 +89,7 @@ fn the_stored_table_has_the_specified_shape() {
         let mut index = head;
         let mut previous = None;
         while index != NONE {
-            let symbol = module.symbols().get(index as usize).unwrap();
+            let symbol = &module.symbols()[index as usize];
             assert!(symbol.is_exported(), "only exported symbols are chained");
             assert_eq!(
                 fnv1a32(symbol.name.as_bytes()) as usize % buckets.len(),

@@ -661,7 +661,7 @@ fn names_are_utf8_checked_one_by_one_when_the_table_is_not() {
         b[table + 6] = 0xff;
     });
     let module = Module::parse(&renamed).unwrap();
-    assert_eq!(module.symbols().get(1).unwrap().name, "elper");
+    assert_eq!(module.symbols()[1].name, "elper");
 }
 
 #[test]
@@ -675,15 +675,7 @@ fn a_name_starting_inside_a_character_is_not_utf8() {
             fnv1a32("hélpe".as_bytes()).into();
         b[table + 6..table + 12].copy_from_slice("hélpe".as_bytes());
     });
-    assert_eq!(
-        Module::parse(&accented)
-            .unwrap()
-            .symbols()
-            .get(1)
-            .unwrap()
-            .name,
-        "hélpe"
-    );
+    assert_eq!(Module::parse(&accented).unwrap().symbols()[1].name, "hélpe");
     let bad = patched(&accented, |b| {
         let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1);
         s.name_offset = 8u32.into();
@@ -739,7 +731,7 @@ fn bad_symbol_name_hash() {
         s.name_hash = (s.name_hash.get() ^ 1).into();
     });
     let module = Module::parse(&local).unwrap();
-    assert_eq!(module.symbols().get(1).unwrap().binding, Binding::Local);
+    assert_eq!(module.symbols()[1].binding, Binding::Local);
 }
 
 #[test]

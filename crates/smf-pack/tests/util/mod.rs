@@ -95,7 +95,7 @@ pub fn parse(bytes: &[u8]) -> Module<'_> {
 }
 
 /// Any symbol (local ones included) with this name.
-pub fn symbol<'a>(module: &'a Module<'a>, name: &str) -> Symbol<'a> {
+pub fn symbol<'a>(module: &'a Module<'a>, name: &str) -> &'a Symbol<'a> {
     module
         .symbols()
         .iter()
@@ -108,7 +108,7 @@ pub fn symbol<'a>(module: &'a Module<'a>, name: &str) -> Symbol<'a> {
         })
 }
 
-pub fn section_of<'a>(module: &'a Module<'a>, symbol: Symbol<'_>) -> &'a Section<'a> {
+pub fn section_of<'a>(module: &'a Module<'a>, symbol: &Symbol<'_>) -> &'a Section<'a> {
     let index = symbol.section.expect("symbol has a section");
     &module.sections()[index as usize]
 }
@@ -133,7 +133,7 @@ pub fn read_i32(module: &Module<'_>, offset: u64) -> i32 {
 }
 
 /// Image offsets that the `call rel32` (e8) instructions inside a function's bytes reach.
-pub fn call_targets(module: &Module<'_>, function: Symbol<'_>) -> Vec<u64> {
+pub fn call_targets(module: &Module<'_>, function: &Symbol<'_>) -> Vec<u64> {
     let code = image_bytes(module, function.value, function.size as usize);
     (0..code.len().saturating_sub(4))
         .filter(|&i| code[i] == 0xe8)
