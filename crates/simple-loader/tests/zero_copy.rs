@@ -101,10 +101,8 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// The mappings of `/proc/self/maps` inside the module's image: (start, end, permissions,
-/// path).
-fn mappings(module: &Module) -> Vec<(usize, usize, String, String)> {
-    let (base, end) = (module.base(), module.base() + module.image_len());
+/// Every line of `/proc/self/maps`: (start, end, permissions, file offset, path).
+fn process_maps() -> Vec<(usize, usize, String, u64, String)> {
     std::fs::read_to_string("/proc/self/maps")
         .unwrap()
         .lines()
@@ -116,9 +114,20 @@ fn mappings(module: &Module) -> Vec<(usize, usize, String, String)> {
                 usize::from_str_radix(stop, 16).ok()?,
             );
             let perms = fields.next()?.to_owned();
-            let path = fields.nth(3).unwrap_or("").to_owned();
-            (start < end && stop > base).then_some((start, stop, perms, path))
+            let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
+            let path = fields.nth(2).unwrap_or("").to_owned();
+            Some((start, stop, perms, offset, path))
         })
+        .collect()
+}
+
+/// The mappings inside the module's image: (start, end, permissions, path).
+fn mappings(module: &Module) -> Vec<(usize, usize, String, String)> {
+    let (base, end) = (module.base(), module.base() + module.image_len());
+    process_maps()
+        .into_iter()
+        .filter(|&(start, stop, ..)| start < end && stop > base)
+        .map(|(start, stop, perms, _, path)| (start, stop, perms, path))
         .collect()
 }
 
@@ -382,21 +391,10 @@ fn pages_between_relocated_words_are_neither_copied_nor_allocated() {
 fn file_view(module: &Module, path: &Path) -> Vec<(usize, usize, String, u64)> {
     let (base, end) = (module.base(), module.base() + module.image_len());
     let path = path.display().to_string();
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (start, stop) = fields.next()?.split_once('-')?;
-            let (start, stop) = (
-                usize::from_str_radix(start, 16).ok()?,
-                usize::from_str_radix(stop, 16).ok()?,
-            );
-            let perms = fields.next()?.to_owned();
-            let offset = u64::from_str_radix(fields.next()?, 16).ok()?;
-            let file = fields.nth(2).unwrap_or("");
-            (file == path && (stop <= base || start >= end)).then_some((start, stop, perms, offset))
-        })
+    process_maps()
+        .into_iter()
+        .filter(|(start, stop, .., file)| *file == path && (*stop <= base || *start >= end))
+        .map(|(start, stop, perms, offset, _)| (start, stop, perms, offset))
         .collect()
 }
 
