@@ -531,3 +531,52 @@ fn without_zero_pages_the_image_is_the_rest_of_the_mapping_of_the_head() {
         ["r-xp", "rw-p"]
     );
 }
+
+#[test]
+fn an_empty_table_past_the_head_loads_mapped_as_it_loads_copied() {
+    // One packed relative relocation gives a relr table; make it empty and point it at the
+    // end of the file (FORMAT.md asks only that file ranges lie inside the file).
+    let mut b = ModuleBuilder::new();
+    b.platform = Platform::Linux;
+    let mut layout = ImageLayout::new();
+    let vaddr = layout.place(16).unwrap();
+    b.add_section(LoadedSection {
+        kind: SectionKind::Data,
+        name: ".data",
+        vaddr,
+        mem_size: 16,
+        align: 8,
+        data: vec![1; 16],
+    });
+    b.add_relative(vaddr);
+    let mut bytes = b.write().unwrap();
+    let table = u64::from_le_bytes(bytes[0x10..0x18].try_into().unwrap()) as usize;
+    let count = u32::from_le_bytes(bytes[0x0c..0x10].try_into().unwrap()) as usize;
+    let entry = (0..count)
+        .map(|i| table + i * 64)
+        .find(|&e| u32::from_le_bytes(bytes[e..e + 4].try_into().unwrap()) == 19)
+        .expect("a relr table");
+    let end = bytes.len() as u64;
+    bytes[entry + 8..entry + 16].copy_from_slice(&end.to_le_bytes());
+    bytes[entry + 16..entry + 24].copy_from_slice(&0u64.to_le_bytes());
+    rehash(&mut bytes);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "empty-relr.smf", &bytes);
+    let copied = load_file(
+        &path,
+        &LoadOptions {
+            map_file: false,
+            ..LoadOptions::default()
+        },
+    );
+    assert!(copied.is_ok(), "{:?}", copied.err());
+    let mapped = load_file(&path, &LoadOptions::default());
+    assert!(mapped.is_ok(), "{:?}", mapped.err());
+
+    let whole = smf_format::Module::parse(&bytes);
+    assert!(whole.is_ok(), "{whole:?}");
+    let head = head_len(&bytes).expect("still the writer's layout") as usize;
+    let part = smf_format::Module::parse_head(&bytes[..head], end, &Limits::default());
+    assert!(part.is_ok(), "parse accepts, parse_head: {part:?}");
+}

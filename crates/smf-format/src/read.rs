@@ -1583,7 +1583,7 @@ fn parse_sections<'data>(
         let file_end = file_offset.checked_add(file_size_s).filter(|&end| end <= file_size).ok_or_else(|| {
             Error::malformed(location(), format!("file range {file_offset:#x}+{file_size_s:#x} runs past end of file ({file_size:#x} bytes)"))
         })?;
-        if !kind.is_loaded() && file_end > parsed {
+        if !kind.is_loaded() && file_size_s > 0 && file_end > parsed {
             return Err(Error::malformed(
                 location(),
                 format!(
