@@ -405,10 +405,25 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
         return Ok(parallel_module_hash(data));
     }
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&data[..MODULE_HASH_RANGE.start]);
-    hasher.update(&[0u8; 32]);
-    hasher.update(&data[MODULE_HASH_RANGE.end..]);
+    update_from_file_start(&mut hasher, data);
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Feeds `hasher` with `bytes`, the start of a file, with the `module_hash` field as zeros.
+///
+/// The first bytes go through a copy with the field zeroed, a whole number of BLAKE3 chunks
+/// (16 KiB, 16 chunks): fed in three pieces instead (the bytes before the field, zeros, the
+/// rest), the hasher would hash the first chunk alone and then only small subtrees while its
+/// chunk count grows, using a fraction of its SIMD lanes; that made hashing a 20 KB module
+/// take twice as long as hashing the same bytes at once.
+fn update_from_file_start(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    const FIRST: usize = 16 << 10;
+    let mut first = [0u8; FIRST];
+    let len = bytes.len().min(FIRST);
+    first[..len].copy_from_slice(&bytes[..len]);
+    first[MODULE_HASH_RANGE].fill(0);
+    hasher.update(&first[..len]);
+    hasher.update(&bytes[len..]);
 }
 
 /// The size from which [`compute_module_hash`] uses a second thread: below it, starting the
@@ -429,9 +444,7 @@ fn parallel_module_hash(data: &[u8]) -> [u8; 32] {
         hasher.set_input_offset(start as u64);
         if index == 0 {
             // The header, with the hash field as zeros.
-            hasher.update(&bytes[..MODULE_HASH_RANGE.start]);
-            hasher.update(&[0u8; 32]);
-            hasher.update(&bytes[MODULE_HASH_RANGE.end..]);
+            update_from_file_start(&mut hasher, bytes);
         } else {
             hasher.update(bytes);
         }
@@ -1711,6 +1724,32 @@ mod tests {
             zeroed[MODULE_HASH_RANGE].fill(0);
             assert_eq!(
                 parallel_module_hash(&data),
+                *blake3::hash(&zeroed).as_bytes(),
+                "{len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_one_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
+        // Around the copied first 16 KiB and the 1 KiB chunks.
+        for len in [
+            size_of::<raw::Header>(),
+            1023,
+            1024,
+            1025,
+            (16 << 10) - 1,
+            16 << 10,
+            (16 << 10) + 1,
+            20_608,
+            HASH_LEAF + 3,
+        ] {
+            let mut data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 1021) as u8).collect();
+            data[MODULE_HASH_RANGE].fill(0x5a);
+            let mut zeroed = data.clone();
+            zeroed[MODULE_HASH_RANGE].fill(0);
+            assert_eq!(
+                compute_module_hash(&data).unwrap(),
                 *blake3::hash(&zeroed).as_bytes(),
                 "{len} bytes"
             );
