@@ -19,6 +19,20 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     writeln!(out, "  Architecture:  {}", h.arch)?;
     writeln!(out, "  Flags:         {:#x} ({})", h.flags.0, h.flags)?;
     writeln!(out, "  Image size:    {:#x}", h.image_size)?;
+    // The head (FORMAT.md, *File layout*), for a module parsed from the whole file.
+    if module.data().len() as u64 == module.file_size() {
+        let payloads = module.loaded_sections().any(|s| s.file_size > 0);
+        match crate::read::head_len(module.data()) {
+            Some(head) => writeln!(
+                out,
+                "  Head:          {head:#x} (header, section table and tables; payloads follow)"
+            )?,
+            None if payloads => {
+                writeln!(out, "  Head:          none (a table lies after a payload)")?
+            }
+            None => writeln!(out, "  Head:          none (no payload bytes)")?,
+        }
+    }
     match h.entry_point {
         Some(entry) => writeln!(
             out,
