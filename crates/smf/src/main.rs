@@ -2,6 +2,7 @@
 //!
 //! A thin shell over the libraries: argument parsing and printing only.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -264,7 +265,14 @@ fn run(command: Command) -> Result<ExitCode> {
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
             let mut report = String::new();
             smf_format::report::write_report(&module, &mut report)?;
-            print!("{report}");
+            // Like readelf's, the report is often piped into `head` or `less`, which may
+            // close the pipe before it is all written: that ends the output, quietly.
+            match std::io::stdout().lock().write_all(report.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                written => written.with_context(|| "writing the report")?,
+            }
             if let Err(e) = module.verify_hash() {
                 eprintln!("smf: warning: {}: {e}", file.display());
             }

@@ -446,3 +446,54 @@ fn packing_a_reloadable_module_with_static_thread_locals_says_what_reloads_cost(
         "no static block"
     );
 }
+
+#[test]
+fn inspect_piped_into_a_reader_that_stops_early_ends_quietly() {
+    // As `smf inspect big.smf | head` does: the reader closes the pipe long before the
+    // report (hundreds of kilobytes here, more than a pipe holds) is written.
+    use smf_format::*;
+    use std::io::Read;
+    let mut b = ModuleBuilder::new();
+    let mut layout = ImageLayout::new();
+    let vaddr = layout.place(0x4000).unwrap();
+    let text = b.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr,
+        mem_size: 0x4000,
+        align: 16,
+        data: vec![0xc3; 0x4000],
+    });
+    let names: Vec<String> = (0..4000).map(|i| format!("function_number_{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        b.add_symbol(smf_format::Symbol {
+            name,
+            kind: SymbolKind::Function,
+            binding: Binding::Local,
+            visibility: Visibility::Default,
+            section: Some(text),
+            value: vaddr + i as u64,
+            size: 1,
+            type_id: 0,
+            version: 0,
+        });
+    }
+    let work = tempfile::tempdir().unwrap();
+    let module = work.path().join("many.smf");
+    std::fs::write(&module, b.write().unwrap()).unwrap();
+    let mut child = smf()
+        .arg("inspect")
+        .arg(&module)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"SMF header:"));
+    // The pipe's read end is closed here.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
