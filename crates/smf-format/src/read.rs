@@ -385,9 +385,11 @@ pub fn head_len(data: &[u8]) -> Option<u64> {
 /// Computes the module hash of a complete file: BLAKE3 of the file with the 32 bytes of the
 /// `module_hash` field taken as zero. The caller must pass at least a whole header.
 ///
-/// A file of [`PARALLEL_HASH_MIN`] bytes or more is hashed by two threads when the machine
-/// has two cores: each hashes half of the file's 64 KiB subtrees, and their chaining values
-/// are merged as BLAKE3's tree defines, so the result is the same hash.
+/// A file of [`PARALLEL_HASH_MIN`] bytes or more is hashed on two threads when the machine
+/// has two cores, with BLAKE3's own parallel hashing (`Hasher::update_rayon`, the same hash)
+/// in a pool of two threads that the first such file starts and that then stays, so that a
+/// load does not pay for starting a thread. If no thread can be started, the calling thread
+/// hashes alone.
 pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     let header_len = size_of::<raw::Header>();
     if data.len() < header_len {
@@ -401,94 +403,46 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let parallel = data.len() >= PARALLEL_HASH_MIN
         && *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) > 1;
-    if parallel {
-        return Ok(parallel_module_hash(data));
-    }
-    let mut hasher = blake3::Hasher::new();
-    update_from_file_start(&mut hasher, data);
-    Ok(*hasher.finalize().as_bytes())
+    Ok(module_hash_in(parallel.then(hash_pool).flatten(), data))
 }
 
-/// Feeds `hasher` with `bytes`, the start of a file, with the `module_hash` field as zeros.
-///
-/// The first bytes go through a copy with the field zeroed, a whole number of BLAKE3 chunks
-/// (16 KiB, 16 chunks): fed in three pieces instead (the bytes before the field, zeros, the
-/// rest), the hasher would hash the first chunk alone and then only small subtrees while its
-/// chunk count grows, using a fraction of its SIMD lanes; that made hashing a 20 KB module
-/// take twice as long as hashing the same bytes at once.
-fn update_from_file_start(hasher: &mut blake3::Hasher, bytes: &[u8]) {
-    const FIRST: usize = 16 << 10;
-    let mut first = [0u8; FIRST];
-    let len = bytes.len().min(FIRST);
-    first[..len].copy_from_slice(&bytes[..len]);
-    first[MODULE_HASH_RANGE].fill(0);
-    hasher.update(&first[..len]);
-    hasher.update(&bytes[len..]);
-}
-
-/// The size from which [`compute_module_hash`] uses a second thread: below it, starting the
-/// thread costs more than it saves.
+/// The size from which [`compute_module_hash`] hashes on two threads: below it, handing the
+/// work to another thread costs more than it saves.
 pub const PARALLEL_HASH_MIN: usize = 1 << 20;
 
-/// The subtrees the two threads of [`parallel_module_hash`] hash: a power of two of BLAKE3
-/// chunks, so that each is a subtree of the hash's tree.
-const HASH_LEAF: usize = 64 << 10;
+/// The two threads that hash large files, started by the first one; `None` if they could
+/// not be started.
+fn hash_pool() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|_| "smf-hash".into())
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
 
-/// [`compute_module_hash`] on two threads, for `data` longer than one [`HASH_LEAF`].
-fn parallel_module_hash(data: &[u8]) -> [u8; 32] {
-    use blake3::hazmat::{ChainingValue, HasherExt, Mode};
-    let leaf = |index: usize| -> ChainingValue {
-        let start = index * HASH_LEAF;
-        let bytes = &data[start..data.len().min(start + HASH_LEAF)];
-        let mut hasher = blake3::Hasher::new();
-        hasher.set_input_offset(start as u64);
-        if index == 0 {
-            // The header, with the hash field as zeros.
-            update_from_file_start(&mut hasher, bytes);
-        } else {
-            hasher.update(bytes);
-        }
-        hasher.finalize_non_root()
+/// The module hash of `data`, hashed in `pool` if there is one.
+fn module_hash_in(pool: Option<&rayon_core::ThreadPool>, data: &[u8]) -> [u8; 32] {
+    // The first bytes go through a copy with the field zeroed, a whole number of BLAKE3
+    // chunks (16 KiB, 16 chunks). Fed in three pieces instead (the bytes before the field,
+    // zeros, the rest), the hasher would hash the first chunk alone and then only small
+    // subtrees while its chunk count grows, using a fraction of its SIMD lanes; that made
+    // hashing a 20 KB module take twice as long as hashing the same bytes at once.
+    const FIRST: usize = 16 << 10;
+    let mut first = [0u8; FIRST];
+    let len = data.len().min(FIRST);
+    first[..len].copy_from_slice(&data[..len]);
+    first[MODULE_HASH_RANGE].fill(0);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&first[..len]);
+    match pool {
+        Some(pool) => pool.install(|| hasher.update_rayon(&data[len..])),
+        None => hasher.update(&data[len..]),
     };
-    let leaves = data.len().div_ceil(HASH_LEAF);
-    let half = leaves / 2;
-    let (mut cvs, right) = std::thread::scope(|scope| {
-        let left = std::thread::Builder::new()
-            .name("smf-hash".into())
-            .spawn_scoped(scope, || (0..half).map(leaf).collect::<Vec<_>>());
-        let right: Vec<ChainingValue> = (half..leaves).map(leaf).collect();
-        let left = match left {
-            // A panic in the other thread (none is possible short of running out of memory)
-            // is passed on.
-            Ok(thread) => thread
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            // No thread to be had: this one does both halves.
-            Err(_) => (0..half).map(leaf).collect(),
-        };
-        (left, right)
-    });
-    cvs.extend(right);
-    // Merge as BLAKE3's tree does: each subtree's left part is the largest power of two of
-    // chunks below its length, which is a whole number of leaves.
-    fn subtree(cvs: &[ChainingValue], start: usize, len: usize) -> ChainingValue {
-        if len <= HASH_LEAF {
-            return cvs[start / HASH_LEAF];
-        }
-        let left = blake3::hazmat::left_subtree_len(len as u64) as usize;
-        blake3::hazmat::merge_subtrees_non_root(
-            &subtree(cvs, start, left),
-            &subtree(cvs, start + left, len - left),
-            Mode::Hash,
-        )
-    }
-    let left = blake3::hazmat::left_subtree_len(data.len() as u64) as usize;
-    let root = blake3::hazmat::merge_subtrees_root(
-        &subtree(&cvs, 0, left),
-        &subtree(&cvs, left, data.len() - left),
-        Mode::Hash,
-    );
-    *root.as_bytes()
+    *hasher.finalize().as_bytes()
 }
 
 fn round_up_page(value: u64) -> Option<u64> {
@@ -1708,14 +1662,16 @@ mod tests {
 
     #[test]
     fn the_two_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
-        // Called directly, so that it is tested on a machine of one core too (where
-        // `compute_module_hash` would not use it).
+        // Hashed in the pool directly, so that it is tested on a machine of one core too
+        // (where `compute_module_hash` would not use it).
+        let pool = hash_pool().expect("two threads can be started");
         for len in [
-            HASH_LEAF + 1,
-            2 * HASH_LEAF,
+            size_of::<raw::Header>(),
+            (16 << 10) + 1,
+            (64 << 10) + 1,
             PARALLEL_HASH_MIN - 1,
             PARALLEL_HASH_MIN + 1,
-            PARALLEL_HASH_MIN + HASH_LEAF + 512,
+            PARALLEL_HASH_MIN + (64 << 10) + 512,
             (3 << 20) + 12_345,
         ] {
             let mut data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
@@ -1723,7 +1679,7 @@ mod tests {
             let mut zeroed = data.clone();
             zeroed[MODULE_HASH_RANGE].fill(0);
             assert_eq!(
-                parallel_module_hash(&data),
+                module_hash_in(Some(pool), &data),
                 *blake3::hash(&zeroed).as_bytes(),
                 "{len} bytes"
             );
@@ -1742,7 +1698,7 @@ mod tests {
             16 << 10,
             (16 << 10) + 1,
             20_608,
-            HASH_LEAF + 3,
+            (64 << 10) + 3,
         ] {
             let mut data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 1021) as u8).collect();
             data[MODULE_HASH_RANGE].fill(0x5a);
