@@ -1647,7 +1647,7 @@ fn parse_sections<'data>(
             vaddr,
             mem_size,
             align,
-            // Past the head only loaded sections can lie (checked above).
+            // Past the head lie only loaded sections and empty tables (checked above).
             data: data
                 .get(file_offset as usize..file_end as usize)
                 .unwrap_or(&[]),

@@ -12,7 +12,8 @@ use super::Protection;
 pub(crate) const PAGE_SIZE: usize = 4096;
 
 /// A contiguous range of address space owned by one module: created inaccessible
-/// ([`Reservation::new`]) or as one mapping of a file ([`Reservation::map_file_anywhere`]);
+/// ([`Reservation::new`]), as one mapping of a file ([`Reservation::map_file_anywhere`]),
+/// or from the payload part of a file's read-only mapping ([`Reservation::from_file_map`]);
 /// its pages get their protection through [`Reservation::protect`]. Unmapped exactly once,
 /// on drop.
 #[derive(Debug)]
