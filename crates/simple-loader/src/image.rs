@@ -140,9 +140,9 @@ fn file_end(section: &Section<'_>) -> usize {
 /// The longest run at the start of `sections` (in image order) that one mapping of the file
 /// can place: each section starts on the page after the previous one's file pages (so no
 /// zero pages and no gap lie between them), at the same distance from its file offset, and
-/// the file holds zeros after each payload up to its page end (`zero_tail`, by section
-/// index). The first section must already have passed that check; a section without file
-/// bytes ends a run.
+/// each one's last page can be mapped as the file holds it (`zero_tail`, by section index).
+/// The first section must already have passed that check; a section without file bytes
+/// ends a run.
 fn file_run<'s, 'data>(
     zero_tail: &[bool],
     sections: &'s [&'s Section<'data>],
@@ -201,7 +201,8 @@ impl Image {
     /// straight with its final protection, except `relro` and `tls`, which are read+write
     /// until relocated: code is never written, and only the pages that relocations write are
     /// copied, by the kernel. A [`Source::Tail`] laid out as the image becomes the image
-    /// itself. Without a file (or for a payload whose last page holds other bytes), pages go
+    /// itself. Without a file (or for a section whose file bytes past its payload, inside its
+    /// `mem_size`, are not zeros), pages go
     /// through: inaccessible → read+write (copy, relocate) → final protection. Either way no
     /// page is writable and executable at once: copied code is written while read+write and
     /// only then made read+execute.
@@ -222,8 +223,8 @@ impl Image {
             Source::File(file) => (Some(file), None),
             Source::Tail { file, tail, offset } => (Some(file), Some((tail, offset))),
         };
-        // By section index: whether the section was mapped from the file, and whether the
-        // file holds zeros after its payload up to its page end.
+        // By section index: whether the section was mapped from the file, and whether its
+        // last page can be mapped as the file holds it (`FileBytes::tail_is_zero`).
         let mut mapped = vec![false; module.sections().len()];
         let zero_tail: Vec<bool> = {
             let bytes = file_bytes(module, tail.as_ref());
@@ -246,22 +247,24 @@ impl Image {
             .map(|_| file_run(&zero_tail, &sections))
             .unwrap_or(&[]);
         let run_end = first_run.last().map_or(0, |last| file_end(last));
-        let every_file_section = first_run.len()
-            == sections.iter().filter(|s| s.file_size > 0).count()
-            && first_run
-                .last()
-                .is_some_and(|last| page_range(last.vaddr, last.mem_size).end <= run_end);
+        let holds_every_payload =
+            first_run.len() == sections.iter().filter(|s| s.file_size > 0).count();
         // Zero pages past the last payload (bss) are added to the tail's mapping.
-        let adopt = tail.as_ref().is_some_and(|(map, offset)| {
-            first_run
-                .first()
-                .is_some_and(|first| first.file_offset == *offset)
-                && first_run.len() == sections.iter().filter(|s| s.file_size > 0).count()
-                && map.bytes().len().next_multiple_of(PAGE_SIZE) == run_end
-        });
+        let adopt = holds_every_payload
+            && tail
+                .as_ref()
+                .zip(first_run.first())
+                .is_some_and(|((map, offset), first)| {
+                    first.file_offset == *offset
+                        && map.bytes().len().next_multiple_of(PAGE_SIZE) == run_end
+                });
+        // The file's mapping must also end the image: no zero pages past the last payload.
         let whole = tail.is_none()
             && file.is_some()
-            && every_file_section
+            && holds_every_payload
+            && first_run
+                .last()
+                .is_some_and(|last| page_range(last.vaddr, last.mem_size).end <= run_end)
             && run_end == image_size.next_multiple_of(PAGE_SIZE);
         let (reservation, premapped) = if adopt {
             let (map, _) = tail.take().expect("adopt implies a tail");

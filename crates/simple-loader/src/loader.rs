@@ -121,61 +121,32 @@ fn load_mapped(
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
     let name = path.display().to_string();
-    let path = Some(path.to_owned());
     let head = smf_format::head_len(map.bytes()).and_then(|head| usize::try_from(head).ok());
-    let Some(head) = head else {
-        let bytes = FileBytes::Mapped(map);
-        return load_from(
-            bytes,
-            None,
-            Source::File(file),
-            name,
-            path,
-            options,
-            resolver,
-        );
-    };
-    let hash = if options.verify_hash {
-        // `head_len` found a whole header, all `compute_module_hash` needs.
-        let hash =
+    // Hashed only once `head_len` found a whole header and section table, all that
+    // `compute_module_hash` needs; otherwise after parsing, as for any file.
+    let hash = match head {
+        Some(_) if options.verify_hash => Some(
             smf_format::compute_module_hash(map.bytes()).map_err(|source| LoadError::Format {
                 module: name.clone(),
                 source,
-            })?;
-        Some(hash)
-    } else {
-        None
+            })?,
+        ),
+        _ => None,
     };
-    match map.split(head) {
+    let split = match head {
+        Some(head) => map.split(head),
+        None => Err(map),
+    };
+    let (bytes, source) = match split {
         Ok((head, tail)) => {
-            let source = Source::Tail {
-                file,
-                tail,
-                offset: head.bytes().len() as u64,
-            };
-            load_from(
-                FileBytes::Mapped(head),
-                hash,
-                source,
-                name,
-                path,
-                options,
-                resolver,
-            )
+            let offset = head.bytes().len() as u64;
+            let source = Source::Tail { file, tail, offset };
+            (FileBytes::Mapped(head), source)
         }
-        Err(map) => {
-            let bytes = FileBytes::Mapped(map);
-            load_from(
-                bytes,
-                hash,
-                Source::File(file),
-                name,
-                path,
-                options,
-                resolver,
-            )
-        }
-    }
+        Err(map) => (FileBytes::Mapped(map), Source::File(file)),
+    };
+    let path = Some(path.to_owned());
+    load_from(bytes, hash, source, name, path, options, resolver)
 }
 
 /// Whether the header's flags (offset 0x08, see `docs/FORMAT.md`) say `RELOADABLE`. Only

@@ -63,7 +63,7 @@ pub(crate) struct Function {
 }
 
 /// The functions of one mapped module, sorted by address; names are read from the module's
-/// symbol table, which this keeps mapped.
+/// parsed symbol table, which this keeps alive.
 #[derive(Debug)]
 pub(crate) struct ModuleSymbols {
     pub module: String,

@@ -521,7 +521,7 @@ impl<'data> Strings<'data> {
 }
 
 /// Where load-time relocations may write (the loaded sections of kinds that accept them),
-/// and, per section, the span they do write.
+/// and the runs of bytes they do write.
 struct Targets {
     /// Loaded sections: index, image range and kind.
     sections: Vec<(usize, Range<u64>, SectionKind)>,
@@ -1660,26 +1660,16 @@ fn parse_sections<'data>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_two_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
-        // Hashed in the pool directly, so that it is tested on a machine of one core too
-        // (where `compute_module_hash` would not use it).
-        let pool = hash_pool().expect("two threads can be started");
-        for len in [
-            size_of::<raw::Header>(),
-            (16 << 10) + 1,
-            (64 << 10) + 1,
-            PARALLEL_HASH_MIN - 1,
-            PARALLEL_HASH_MIN + 1,
-            PARALLEL_HASH_MIN + (64 << 10) + 512,
-            (3 << 20) + 12_345,
-        ] {
-            let mut data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
-            data[MODULE_HASH_RANGE].fill(0xa5);
+    /// Checks `hash` against BLAKE3 of the same bytes with the hash field zeroed, for files of
+    /// each of `lengths`.
+    fn check_against_blake3(lengths: &[usize], hash: impl Fn(&[u8]) -> [u8; 32]) {
+        for &len in lengths {
+            let mut data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 1021) as u8).collect();
+            data[MODULE_HASH_RANGE].fill(0x5a);
             let mut zeroed = data.clone();
             zeroed[MODULE_HASH_RANGE].fill(0);
             assert_eq!(
-                module_hash_in(Some(pool), &data),
+                hash(&data),
                 *blake3::hash(&zeroed).as_bytes(),
                 "{len} bytes"
             );
@@ -1687,9 +1677,26 @@ mod tests {
     }
 
     #[test]
+    fn the_two_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
+        // Hashed in the pool directly, so that it is tested on a machine of one core too
+        // (where `compute_module_hash` would not use it).
+        let pool = hash_pool().expect("two threads can be started");
+        let lengths = [
+            size_of::<raw::Header>(),
+            (16 << 10) + 1,
+            (64 << 10) + 1,
+            PARALLEL_HASH_MIN - 1,
+            PARALLEL_HASH_MIN + 1,
+            PARALLEL_HASH_MIN + (64 << 10) + 512,
+            (3 << 20) + 12_345,
+        ];
+        check_against_blake3(&lengths, |data| module_hash_in(Some(pool), data));
+    }
+
+    #[test]
     fn the_one_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
         // Around the copied first 16 KiB and the 1 KiB chunks.
-        for len in [
+        let lengths = [
             size_of::<raw::Header>(),
             1023,
             1024,
@@ -1699,16 +1706,7 @@ mod tests {
             (16 << 10) + 1,
             20_608,
             (64 << 10) + 3,
-        ] {
-            let mut data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 1021) as u8).collect();
-            data[MODULE_HASH_RANGE].fill(0x5a);
-            let mut zeroed = data.clone();
-            zeroed[MODULE_HASH_RANGE].fill(0);
-            assert_eq!(
-                compute_module_hash(&data).unwrap(),
-                *blake3::hash(&zeroed).as_bytes(),
-                "{len} bytes"
-            );
-        }
+        ];
+        check_against_blake3(&lengths, |data| compute_module_hash(data).unwrap());
     }
 }

@@ -11,8 +11,9 @@ use crate::resolve::{DSO_HANDLE, Definition, GOT_SYMBOL, Globals, Strength};
 
 /// Lists every symbol of the module, by address: the winning definition of each global
 /// (exported unless hidden), the named functions and objects local to one object, and the
-/// symbols the packer provides. `indices` maps [`OutputKind::index`] to the SMF section index of each output
-/// (`None` if empty). Section symbols, file symbols and untyped locals (`.L` labels) are left out.
+/// symbols the packer provides. `indices` maps [`OutputKind::index`] to the SMF section index
+/// of each output (`None` if empty). Section symbols, file symbols and untyped locals (`.L`
+/// labels) are left out.
 pub(crate) fn build<'data>(
     objects: &[Object<'data>],
     globals: &Globals<'data>,

@@ -32,27 +32,8 @@ unsafe impl Sync for Reservation {}
 impl Reservation {
     /// Reserves `len` bytes (rounded up to whole pages), inaccessible until protected.
     pub(crate) fn new(len: usize) -> io::Result<Reservation> {
-        let len = len
-            .max(PAGE_SIZE)
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        // SAFETY: an anonymous private mapping at an address the kernel chooses does not
-        // alias any memory Rust knows about; failure is reported through MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        let len = whole_pages(len)?;
+        let base = map_anywhere(len, libc::PROT_NONE, None)?;
         Ok(Reservation { base, len })
     }
 
@@ -67,10 +48,7 @@ impl Reservation {
         file_offset: u64,
         protection: Protection,
     ) -> io::Result<Reservation> {
-        let len = len
-            .max(PAGE_SIZE)
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let len = whole_pages(len)?;
         let file_offset = libc::off_t::try_from(file_offset)
             .ok()
             .filter(|o| *o as u64 % PAGE_SIZE as u64 == 0)
@@ -80,24 +58,7 @@ impl Reservation {
                     format!("file offset {file_offset:#x} is not page-aligned"),
                 )
             })?;
-        // SAFETY: a private file mapping at an address the kernel chooses does not alias any
-        // memory Rust knows about and never writes the file; failure is reported through
-        // MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot(protection),
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                file_offset,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        let base = map_anywhere(len, prot(protection), Some((file, file_offset)))?;
         Ok(Reservation { base, len })
     }
 
@@ -379,6 +340,38 @@ impl Reservation {
     }
 }
 
+/// `len` rounded up to whole pages, at least one.
+fn whole_pages(len: usize) -> io::Result<usize> {
+    len.max(PAGE_SIZE)
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))
+}
+
+/// A new private mapping of `len` bytes at an address the kernel chooses, with `prot`: of
+/// `file` from the page-aligned offset, or anonymous (and not counted against the commit
+/// limit until written) without one.
+fn map_anywhere(
+    len: usize,
+    prot: libc::c_int,
+    file: Option<(&File, libc::off_t)>,
+) -> io::Result<NonNull<u8>> {
+    let (flags, fd, offset) = match file {
+        Some((file, offset)) => (libc::MAP_PRIVATE, file.as_raw_fd(), offset),
+        None => (
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        ),
+    };
+    // SAFETY: a new private mapping at an address the kernel chooses aliases no memory Rust
+    // knows about and never writes a file; failure is reported through MAP_FAILED.
+    let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, offset) };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned a null mapping"))
+}
+
 fn prot(protection: Protection) -> libc::c_int {
     match protection {
         Protection::Read => libc::PROT_READ,
@@ -414,23 +407,7 @@ impl FileMap {
                 "cannot map an empty file",
             ));
         }
-        // SAFETY: a new read-only private mapping at an address the kernel chooses aliases no
-        // memory Rust knows about; failure is reported through MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
+        let base = map_anywhere(len, libc::PROT_READ, Some((file, 0)))?;
         Ok(FileMap { base, len })
     }
 
