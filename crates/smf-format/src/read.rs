@@ -469,55 +469,91 @@ impl<'data> Strings<'data> {
         }
     }
 
-    /// Reads the NUL-terminated UTF-8 string at `offset`.
-    fn at(
-        &self,
-        offset: u32,
-        max_len: u32,
-        location: &dyn Fn() -> String,
-    ) -> Result<&'data str, Error> {
-        let strtab = self.bytes;
+    /// Reads the NUL-terminated UTF-8 string at `offset`, at most `max_len` bytes long.
+    #[inline]
+    fn at(&self, offset: u32, max_len: u32) -> Result<&'data str, NameProblem> {
         let start = offset as usize;
-        let tail = strtab
+        let tail = self
+            .bytes
             .get(start..)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::malformed(
-                    location(),
-                    format!(
-                        "name offset {offset:#x} is outside the string table ({:#x} bytes)",
-                        strtab.len()
-                    ),
-                )
-            })?;
+            .ok_or(NameProblem::Outside(self.bytes.len()))?;
         let window = &tail[..tail.len().min(max_len as usize + 1)];
-        let end = window.iter().position(|&b| b == 0).ok_or_else(|| {
-            if window.len() < tail.len() {
-                Error::malformed(
-                    location(),
-                    format!(
-                        "name at offset {offset:#x} is longer than the limit of {max_len} bytes"
-                    ),
-                )
+        let end = window
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(if window.len() < tail.len() {
+                NameProblem::TooLong
             } else {
-                Error::malformed(
-                    location(),
-                    format!("name at offset {offset:#x} is not NUL-terminated"),
-                )
-            }
-        })?;
+                NameProblem::Unterminated
+            })?;
         // A NUL byte is a character of its own, so it always ends on a boundary.
         let name = match self.text {
             Some(text) => text.get(start..start + end),
             None => core::str::from_utf8(&tail[..end]).ok(),
         };
-        name.ok_or_else(|| {
-            Error::malformed(
-                location(),
-                format!("name at offset {offset:#x} is not valid UTF-8"),
-            )
-        })
+        name.ok_or(NameProblem::NotUtf8)
     }
+
+    /// The name at `offset`, or the error that says why there is none, located by `location`.
+    fn name(
+        &self,
+        offset: u32,
+        max_len: u32,
+        location: impl Fn() -> String,
+    ) -> Result<&'data str, Error> {
+        self.at(offset, max_len)
+            .map_err(|problem| problem.error(location(), offset, max_len))
+    }
+}
+
+/// Why [`Strings::at`] found no name: small, so that the loops over names pass it cheaply, and
+/// made into a message only when a file is refused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameProblem {
+    /// Outside a table of this many bytes.
+    Outside(usize),
+    TooLong,
+    Unterminated,
+    NotUtf8,
+}
+
+impl NameProblem {
+    #[cold]
+    fn error(self, location: String, offset: u32, max_len: u32) -> Error {
+        let problem = match self {
+            NameProblem::Outside(len) => {
+                format!("name offset {offset:#x} is outside the string table ({len:#x} bytes)")
+            }
+            NameProblem::TooLong => {
+                format!("name at offset {offset:#x} is longer than the limit of {max_len} bytes")
+            }
+            NameProblem::Unterminated => {
+                format!("name at offset {offset:#x} is not NUL-terminated")
+            }
+            NameProblem::NotUtf8 => format!("name at offset {offset:#x} is not valid UTF-8"),
+        };
+        Error::malformed(location, problem)
+    }
+}
+
+/// Why [`Module::symbol`] refused a symbol.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SymbolProblem {
+    Name(NameProblem),
+    EmptyName,
+    Kind,
+    Binding,
+    NameHash,
+    Visibility,
+    Flags,
+    /// A function or data symbol with no section.
+    NoSection,
+    NotLoaded,
+    /// A function in a loaded section that is not code.
+    NotCode,
+    /// Value and size not inside the section.
+    Range,
 }
 
 /// Where load-time relocations may write (the loaded sections of kinds that accept them),
@@ -935,96 +971,137 @@ impl<'data> Module<'data> {
         let raw: &[raw::Symbol] = table(&section, limits.max_symbols, "symbol count")?;
         let mut symbols = Vec::with_capacity(raw.len());
         for (i, s) in raw.iter().enumerate() {
-            let location = || format!("symbol {i}");
-            let name = strtab.at(s.name_offset.get(), limits.max_name_len, &location)?;
-            let location = || format!("symbol {i} ({name})");
-            if name.is_empty() {
-                return Err(Error::malformed(location(), "empty name"));
+            match self.symbol(s, strtab, limits) {
+                Ok(symbol) => symbols.push(symbol),
+                Err(problem) => return Err(self.symbol_error(i, s, strtab, limits, problem)),
             }
-            let kind = SymbolKind::try_from(s.kind)
-                .map_err(|v| Error::malformed(location(), format!("unknown symbol kind {v}")))?;
-            let binding = Binding::try_from(s.binding)
-                .map_err(|v| Error::malformed(location(), format!("unknown binding {v}")))?;
-            // Only exported names are found by hash (the hash table, a registry's index); a
-            // local symbol's stored hash is never read, so hashing every local name (most of
-            // a large module's) would be work for nothing.
-            if binding != Binding::Local && s.name_hash.get() != fnv1a32(name.as_bytes()) {
-                return Err(Error::malformed(
-                    location(),
-                    format!(
-                        "name hash {:#010x} is not the FNV-1a hash of the name",
-                        s.name_hash.get()
-                    ),
-                ));
-            }
-            let visibility = Visibility::try_from(s.visibility)
-                .map_err(|v| Error::malformed(location(), format!("unknown visibility {v}")))?;
-            if s.flags != 0 {
-                return Err(Error::malformed(
-                    location(),
-                    format!("reserved flags {:#x} are not zero", s.flags),
-                ));
-            }
-            let (value, size) = (s.value.get(), s.size.get());
-            let section_index = s.section.get();
-            let section = if section_index == NONE {
-                if matches!(kind, SymbolKind::Function | SymbolKind::Data) {
-                    return Err(Error::malformed(
-                        location(),
-                        format!("a {kind} symbol must lie in a loaded section"),
-                    ));
-                }
-                None
-            } else {
-                let target = self
-                    .sections
-                    .get(section_index as usize)
-                    .filter(|t| t.kind.is_loaded())
-                    .ok_or_else(|| {
-                        Error::malformed(
-                            location(),
-                            format!("section index {section_index} is not a loaded section"),
-                        )
-                    })?;
-                if kind == SymbolKind::Function && target.kind != SectionKind::Code {
-                    return Err(Error::malformed(
-                        location(),
-                        format!(
-                            "function lies in {} section {}, not in code",
-                            target.kind, target.index
-                        ),
-                    ));
-                }
-                let end = value.checked_add(size);
-                if value < target.vaddr
-                    || end.is_none_or(|end| end > target.vaddr + target.mem_size)
-                {
-                    return Err(Error::malformed(
-                        location(),
-                        format!(
-                            "range {value:#x}+{size:#x} is outside section {} ({:#x}..{:#x})",
-                            target.index,
-                            target.vaddr,
-                            target.vaddr + target.mem_size
-                        ),
-                    ));
-                }
-                Some(section_index)
-            };
-            symbols.push(Symbol {
-                name,
-                kind,
-                binding,
-                visibility,
-                section,
-                value,
-                size,
-                type_id: s.type_id.get(),
-                version: s.version.get(),
-            });
         }
         self.symbols = symbols;
         Ok(())
+    }
+
+    /// Checks and decodes one symbol. Kept free of error messages, which
+    /// [`Module::symbol_error`] makes for a refused symbol: this runs for every symbol of
+    /// every module loaded.
+    #[inline]
+    fn symbol(
+        &self,
+        s: &raw::Symbol,
+        strtab: Strings<'data>,
+        limits: &Limits,
+    ) -> Result<Symbol<'data>, SymbolProblem> {
+        let name = strtab
+            .at(s.name_offset.get(), limits.max_name_len)
+            .map_err(SymbolProblem::Name)?;
+        if name.is_empty() {
+            return Err(SymbolProblem::EmptyName);
+        }
+        let kind = SymbolKind::try_from(s.kind).map_err(|_| SymbolProblem::Kind)?;
+        let binding = Binding::try_from(s.binding).map_err(|_| SymbolProblem::Binding)?;
+        // Only exported names are found by hash (the hash table, a registry's index); a
+        // local symbol's stored hash is never read, so hashing every local name (most of
+        // a large module's) would be work for nothing.
+        if binding != Binding::Local && s.name_hash.get() != fnv1a32(name.as_bytes()) {
+            return Err(SymbolProblem::NameHash);
+        }
+        let visibility =
+            Visibility::try_from(s.visibility).map_err(|_| SymbolProblem::Visibility)?;
+        if s.flags != 0 {
+            return Err(SymbolProblem::Flags);
+        }
+        let (value, size) = (s.value.get(), s.size.get());
+        let section_index = s.section.get();
+        let section = if section_index == NONE {
+            if matches!(kind, SymbolKind::Function | SymbolKind::Data) {
+                return Err(SymbolProblem::NoSection);
+            }
+            None
+        } else {
+            let target = self
+                .sections
+                .get(section_index as usize)
+                .filter(|t| t.kind.is_loaded())
+                .ok_or(SymbolProblem::NotLoaded)?;
+            if kind == SymbolKind::Function && target.kind != SectionKind::Code {
+                return Err(SymbolProblem::NotCode);
+            }
+            let end = value.checked_add(size);
+            if value < target.vaddr || end.is_none_or(|end| end > target.vaddr + target.mem_size) {
+                return Err(SymbolProblem::Range);
+            }
+            Some(section_index)
+        };
+        Ok(Symbol {
+            name,
+            kind,
+            binding,
+            visibility,
+            section,
+            value,
+            size,
+            type_id: s.type_id.get(),
+            version: s.version.get(),
+        })
+    }
+
+    /// The error for symbol `i`, `s`, which [`Module::symbol`] refused for `problem`.
+    #[cold]
+    fn symbol_error(
+        &self,
+        i: usize,
+        s: &raw::Symbol,
+        strtab: Strings<'data>,
+        limits: &Limits,
+        problem: SymbolProblem,
+    ) -> Error {
+        let section_index = s.section.get();
+        let message = match problem {
+            SymbolProblem::Name(name) => {
+                return name.error(
+                    format!("symbol {i}"),
+                    s.name_offset.get(),
+                    limits.max_name_len,
+                );
+            }
+            SymbolProblem::EmptyName => "empty name".to_owned(),
+            SymbolProblem::Kind => format!("unknown symbol kind {}", s.kind),
+            SymbolProblem::Binding => format!("unknown binding {}", s.binding),
+            SymbolProblem::NameHash => format!(
+                "name hash {:#010x} is not the FNV-1a hash of the name",
+                s.name_hash.get()
+            ),
+            SymbolProblem::Visibility => format!("unknown visibility {}", s.visibility),
+            SymbolProblem::Flags => format!("reserved flags {:#x} are not zero", s.flags),
+            SymbolProblem::NoSection => format!(
+                "a {} symbol must lie in a loaded section",
+                SymbolKind::try_from(s.kind).map_or("?".into(), |k| k.to_string())
+            ),
+            SymbolProblem::NotLoaded => {
+                format!("section index {section_index} is not a loaded section")
+            }
+            SymbolProblem::NotCode | SymbolProblem::Range => {
+                match self.sections.get(section_index as usize) {
+                    Some(target) if problem == SymbolProblem::NotCode => format!(
+                        "function lies in {} section {}, not in code",
+                        target.kind, target.index
+                    ),
+                    Some(target) => format!(
+                        "range {:#x}+{:#x} is outside section {} ({:#x}..{:#x})",
+                        s.value.get(),
+                        s.size.get(),
+                        target.index,
+                        target.vaddr,
+                        target.vaddr + target.mem_size
+                    ),
+                    None => format!("section index {section_index} is not a loaded section"),
+                }
+            }
+        };
+        // Read again: the problem was not the name.
+        let name = strtab
+            .at(s.name_offset.get(), limits.max_name_len)
+            .unwrap_or("?");
+        Error::malformed(format!("symbol {i} ({name})"), message)
     }
 
     fn parse_hash(&mut self) -> Result<(), Error> {
@@ -1165,8 +1242,9 @@ impl<'data> Module<'data> {
         let raw: &[raw::Import] = table(&section, limits.max_imports, "import count")?;
         let mut imports = Vec::with_capacity(raw.len());
         for (i, imp) in raw.iter().enumerate() {
-            let location = || format!("import {i}");
-            let name = strtab.at(imp.name_offset.get(), limits.max_name_len, &location)?;
+            let name = strtab.name(imp.name_offset.get(), limits.max_name_len, || {
+                format!("import {i}")
+            })?;
             let location = || format!("import {i} ({name})");
             if name.is_empty() {
                 return Err(Error::malformed(location(), "empty name"));
@@ -1346,7 +1424,7 @@ impl<'data> Module<'data> {
         let offsets: &[U32] = table(&section, limits_max_small(), "needed library count")?;
         let mut needed = Vec::with_capacity(offsets.len());
         for (i, offset) in offsets.iter().enumerate() {
-            let name = strtab.at(offset.get(), limits.max_name_len, &|| {
+            let name = strtab.name(offset.get(), limits.max_name_len, || {
                 format!("needed library {i}")
             })?;
             if name.is_empty() {
