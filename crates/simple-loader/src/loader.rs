@@ -83,7 +83,8 @@ pub fn load_file_with(
     let mappable = options.map_file && matches!(options.signature, SignaturePolicy::Ignore);
     let bytes = match usize::try_from(len) {
         Ok(len) if mappable && len > 0 => {
-            let map = FileMap::new(&file, len).map_err(io_error)?;
+            // The hash check reads every page: map them all now.
+            let map = FileMap::new(&file, len, options.verify_hash).map_err(io_error)?;
             if !is_reloadable(map.bytes()) {
                 return load_mapped(map, &file, path, options, resolver);
             }
