@@ -90,46 +90,47 @@ impl ModuleSymbols {
             .collect();
         // By address, exported names first at equal addresses (so an alias is named by its
         // public name), then symbol-table order. The packer writes the table in this order,
-        // so usually checking it is all; other tables get their indices sorted.
+        // so usually noting that it is sorted, in the pass that collects the functions, is
+        // all; other tables get their functions sorted.
         let symbols = parsed.symbols();
         let key = |i: u32| {
             let symbol = &symbols[i as usize];
             (symbol.value, symbol.binding == Binding::Local)
         };
-        let mut order: Vec<u32> = (0..symbols.len() as u32)
-            .filter(|&i| {
-                let symbol = &symbols[i as usize];
-                symbol.kind == SymbolKind::Function && symbol.section.is_some()
-            })
-            .collect();
-        if !order.is_sorted_by_key(|&i| key(i)) {
-            order.sort_by_key(|&i| (key(i), i));
-        }
-        order.dedup_by_key(|i| symbols[*i as usize].value);
-        let mut functions: Vec<Function> = Vec::with_capacity(order.len());
-        for (n, &i) in order.iter().enumerate() {
-            let symbol = &symbols[i as usize];
+        let mut functions: Vec<Function> = Vec::with_capacity(symbols.len());
+        let mut sorted = true;
+        let mut last = None;
+        for (i, symbol) in symbols.iter().enumerate() {
+            if symbol.kind != SymbolKind::Function || symbol.section.is_none() {
+                continue;
+            }
+            let i = i as u32;
+            sorted &= last.is_none_or(|last| last <= key(i));
+            last = Some(key(i));
             let start = base + symbol.value as usize;
+            // A symbol without a size gets its end below.
+            functions.push(Function {
+                start,
+                end: start + symbol.size as usize,
+                symbol: i,
+            });
+        }
+        if !sorted {
+            functions.sort_by_key(|f| (key(f.symbol), f.symbol));
+        }
+        functions.dedup_by_key(|f| f.start);
+        // A symbol without a size extends to the next one or the end of its section.
+        for n in 0..functions.len() {
+            let start = functions[n].start;
+            if functions[n].end > start {
+                continue;
+            }
             let section_end = code
                 .iter()
                 .find(|(s, e)| (*s..*e).contains(&start))
                 .map_or(start, |&(_, e)| e);
-            // A symbol without a size extends to the next one or the end of its section.
-            let end = if symbol.size > 0 {
-                start + symbol.size as usize
-            } else {
-                order
-                    .get(n + 1)
-                    .map_or(section_end, |&next| {
-                        base + symbols[next as usize].value as usize
-                    })
-                    .min(section_end)
-            };
-            functions.push(Function {
-                start,
-                end: end.max(start),
-                symbol: i,
-            });
+            let next = functions.get(n + 1).map_or(section_end, |next| next.start);
+            functions[n].end = next.min(section_end).max(start);
         }
         ModuleSymbols {
             module: module.to_owned(),
@@ -186,6 +187,14 @@ mod tests {
 
     #[test]
     fn functions_are_found_by_range_with_sizes_inferred_and_aliases_named_publicly() {
+        // The alias first leaves the table out of order (the public name sorts first at
+        // an address); the public name first leaves it in order.
+        for alias_first in [true, false] {
+            check_functions(alias_first);
+        }
+    }
+
+    fn check_functions(alias_first: bool) {
         let mut builder = ModuleBuilder::new();
         builder.add_section(LoadedSection {
             kind: SectionKind::Code,
@@ -197,8 +206,15 @@ mod tests {
         });
         builder.add_symbol(function("sized", Binding::Global, 0x10, 0x10));
         builder.add_symbol(function("unsized", Binding::Local, 0x40, 0));
-        builder.add_symbol(function("local_alias", Binding::Local, 0x80, 8));
-        builder.add_symbol(function("public_name", Binding::Global, 0x80, 8));
+        let alias = function("local_alias", Binding::Local, 0x80, 8);
+        let public = function("public_name", Binding::Global, 0x80, 8);
+        let (first, second) = if alias_first {
+            (alias, public)
+        } else {
+            (public, alias)
+        };
+        builder.add_symbol(first);
+        builder.add_symbol(second);
         builder.add_symbol(function("last", Binding::Local, 0xc0, 0));
         let bytes = builder.write().unwrap();
         let parsed = crate::module::parse_owned(bytes);
