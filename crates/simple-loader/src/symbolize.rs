@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use smf_format::{Binding, SectionKind, SymbolKind};
+use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
 
 use crate::module::ParsedFile;
 
@@ -97,11 +97,15 @@ impl ModuleSymbols {
             let symbol = &symbols[i as usize];
             (symbol.value, symbol.binding == Binding::Local)
         };
-        let mut functions: Vec<Function> = Vec::with_capacity(symbols.len());
+        let is_function =
+            |symbol: &Symbol<'_>| symbol.kind == SymbolKind::Function && symbol.section.is_some();
+        // Counted first: the list lives as long as the module.
+        let count = symbols.iter().filter(|s| is_function(s)).count();
+        let mut functions: Vec<Function> = Vec::with_capacity(count);
         let mut sorted = true;
         let mut last = None;
         for (i, symbol) in symbols.iter().enumerate() {
-            if symbol.kind != SymbolKind::Function || symbol.section.is_none() {
+            if !is_function(symbol) {
                 continue;
             }
             let i = i as u32;
