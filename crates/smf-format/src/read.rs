@@ -1206,9 +1206,11 @@ impl<'data> Module<'data> {
                 index = c[i].get();
             }
         }
-        // Two exports of one name have one hash: sorting by hash, then by name only where
-        // hashes tie, puts them next to each other (n log n even if many hashes collide).
-        let mut exports = Vec::with_capacity(exported);
+        // Two exports of one name have one hash. Sorting the exports by hash, with keys that
+        // compare as integers, puts them in one run; only a run of equal hashes (rare) is
+        // then sorted by name. n log n even if many hashes collide. The key holds the
+        // symbol's index too: symbol indices fit in 32 bits (the chains hold them).
+        let mut exports: Vec<u64> = Vec::with_capacity(exported);
         for (i, symbol) in self.symbols.iter().enumerate() {
             if !symbol.is_exported() {
                 continue;
@@ -1222,15 +1224,28 @@ impl<'data> Module<'data> {
                     ),
                 ));
             }
-            exports.push((name_hashes[i], symbol.name, i));
+            exports.push((u64::from(name_hashes[i]) << 32) | i as u64);
         }
         exports.sort_unstable();
-        if let Some(pair) = exports.windows(2).find(|w| w[0].1 == w[1].1) {
-            let (_, name, i) = pair[1];
-            return Err(Error::malformed(
-                format!("symbol {i} ({name})"),
-                "exported twice under the same name",
-            ));
+        for run in exports.chunk_by(|a, b| a >> 32 == b >> 32) {
+            if run.len() < 2 {
+                continue;
+            }
+            let mut names: Vec<(&str, usize)> = run
+                .iter()
+                .map(|&key| {
+                    let i = key as u32 as usize;
+                    (self.symbols[i].name, i)
+                })
+                .collect();
+            names.sort_unstable();
+            if let Some(pair) = names.windows(2).find(|w| w[0].0 == w[1].0) {
+                let (name, i) = pair[1];
+                return Err(Error::malformed(
+                    format!("symbol {i} ({name})"),
+                    "exported twice under the same name",
+                ));
+            }
         }
         Ok(())
     }
