@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
+use smf_format::{Binding, SectionKind, SymbolKind};
 
 use crate::module::ParsedFile;
 
@@ -97,22 +97,18 @@ impl ModuleSymbols {
             let symbol = &symbols[i as usize];
             (symbol.value, symbol.binding == Binding::Local)
         };
-        let is_function =
-            |symbol: &Symbol<'_>| symbol.kind == SymbolKind::Function && symbol.section.is_some();
-        // Counted first: the list lives as long as the module.
-        let count = symbols.iter().filter(|s| is_function(s)).count();
-        let mut functions: Vec<Function> = Vec::with_capacity(count);
-        let mut sorted = true;
+        let mut functions: Vec<Function> = Vec::with_capacity(symbols.len());
+        let (mut sorted, mut sizeless) = (true, false);
         let mut last = None;
         for (i, symbol) in symbols.iter().enumerate() {
-            if !is_function(symbol) {
+            if symbol.kind != SymbolKind::Function || symbol.section.is_none() {
                 continue;
             }
             let i = i as u32;
             sorted &= last.is_none_or(|last| last <= key(i));
             last = Some(key(i));
+            sizeless |= symbol.size == 0;
             let start = base + symbol.value as usize;
-            // A symbol without a size gets its end below.
             functions.push(Function {
                 start,
                 end: start + symbol.size as usize,
@@ -124,7 +120,7 @@ impl ModuleSymbols {
         }
         functions.dedup_by_key(|f| f.start);
         // A symbol without a size extends to the next one or the end of its section.
-        for n in 0..functions.len() {
+        for n in (0..functions.len()).filter(|_| sizeless) {
             let start = functions[n].start;
             if functions[n].end > start {
                 continue;
@@ -135,6 +131,11 @@ impl ModuleSymbols {
                 .map_or(start, |&(_, e)| e);
             let next = functions.get(n + 1).map_or(section_end, |next| next.start);
             functions[n].end = next.min(section_end).max(start);
+        }
+        // The list lives as long as the module: sized for every symbol, it is given back
+        // what other symbols (data, constants) left unused when that is much.
+        if functions.capacity() - functions.len() > functions.len() / 4 {
+            functions.shrink_to_fit();
         }
         ModuleSymbols {
             module: module.to_owned(),
@@ -209,7 +210,7 @@ mod tests {
             data: vec![0xcc; 0x100],
         });
         builder.add_symbol(function("sized", Binding::Global, 0x10, 0x10));
-        builder.add_symbol(function("unsized", Binding::Local, 0x40, 0));
+        builder.add_symbol(function("sizeless", Binding::Local, 0x40, 0));
         let alias = function("local_alias", Binding::Local, 0x80, 8);
         let public = function("public_name", Binding::Global, 0x80, 8);
         let (first, second) = if alias_first {
@@ -235,7 +236,7 @@ mod tests {
         assert_eq!(name(0x20), None, "past the end of a sized function");
         assert_eq!(
             name(0x7f),
-            Some("unsized"),
+            Some("sizeless"),
             "a size-0 symbol runs to the next one"
         );
         assert_eq!(name(0x80), Some("public_name"));
