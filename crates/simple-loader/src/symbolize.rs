@@ -120,17 +120,19 @@ impl ModuleSymbols {
         }
         functions.dedup_by_key(|f| f.start);
         // A symbol without a size extends to the next one or the end of its section.
-        for n in (0..functions.len()).filter(|_| sizeless) {
-            let start = functions[n].start;
-            if functions[n].end > start {
-                continue;
+        if sizeless {
+            for n in 0..functions.len() {
+                let start = functions[n].start;
+                if functions[n].end > start {
+                    continue;
+                }
+                let section_end = code
+                    .iter()
+                    .find(|(s, e)| (*s..*e).contains(&start))
+                    .map_or(start, |&(_, e)| e);
+                let next = functions.get(n + 1).map_or(section_end, |next| next.start);
+                functions[n].end = next.min(section_end).max(start);
             }
-            let section_end = code
-                .iter()
-                .find(|(s, e)| (*s..*e).contains(&start))
-                .map_or(start, |&(_, e)| e);
-            let next = functions.get(n + 1).map_or(section_end, |next| next.start);
-            functions[n].end = next.min(section_end).max(start);
         }
         // The list lives as long as the module: sized for every symbol, it is given back
         // what other symbols (data, constants) left unused when that is much.
