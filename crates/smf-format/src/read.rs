@@ -1227,17 +1227,16 @@ impl<'data> Module<'data> {
             exports.push((u64::from(name_hashes[i]) << 32) | i as u64);
         }
         exports.sort_unstable();
+        let mut names: Vec<(&str, usize)> = Vec::new();
         for run in exports.chunk_by(|a, b| a >> 32 == b >> 32) {
             if run.len() < 2 {
                 continue;
             }
-            let mut names: Vec<(&str, usize)> = run
-                .iter()
-                .map(|&key| {
-                    let i = key as u32 as usize;
-                    (self.symbols[i].name, i)
-                })
-                .collect();
+            names.clear();
+            names.extend(run.iter().map(|&key| {
+                let i = key as u32 as usize;
+                (self.symbols[i].name, i)
+            }));
             names.sort_unstable();
             if let Some(pair) = names.windows(2).find(|w| w[0].0 == w[1].0) {
                 let (name, i) = pair[1];
