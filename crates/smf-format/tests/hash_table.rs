@@ -376,3 +376,43 @@ fn exports_without_a_hash_table_are_rejected() {
     });
     expect_err(&bad, &["1 exported symbols but no hash section"]);
 }
+
+#[test]
+fn exports_whose_names_share_a_hash_are_told_apart_by_name() {
+    // Two pairs of names with equal FNV-1a hashes (0x5acdca4b, then 0x6d45eb4e).
+    let names = ["e522789", "e739192", "g115728", "g2169004"];
+    assert_eq!(fnv1a32(names[0].as_bytes()), fnv1a32(names[1].as_bytes()));
+    assert_eq!(fnv1a32(names[2].as_bytes()), fnv1a32(names[3].as_bytes()));
+    let mut b = ModuleBuilder::new();
+    for name in names {
+        b.add_symbol(Symbol {
+            name,
+            kind: SymbolKind::Type,
+            binding: Binding::Global,
+            visibility: Visibility::Default,
+            section: None,
+            value: 0,
+            size: 0,
+            type_id: 0,
+            version: 0,
+        });
+    }
+    let bytes = b.write().unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    for name in names {
+        assert_eq!(module.lookup(name).map(|s| s.name), Some(name));
+    }
+
+    // The last name made a copy of the third: the first pair has no duplicate, the second
+    // does, and the later symbol of it is named.
+    let bad = patched(&bytes, |b| {
+        let third = *entry_mut::<smf_format::raw::Symbol>(b, SectionKind::SymTab, 2);
+        let last = entry_mut::<smf_format::raw::Symbol>(b, SectionKind::SymTab, 3);
+        last.name_offset = third.name_offset;
+        last.name_hash = third.name_hash;
+    });
+    expect_err(
+        &bad,
+        &["symbol 3 (g115728)", "exported twice under the same name"],
+    );
+}
