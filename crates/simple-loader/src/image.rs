@@ -202,10 +202,9 @@ impl Image {
     /// until relocated: code is never written, and only the pages that relocations write are
     /// copied, by the kernel. A [`Source::Tail`] laid out as the image becomes the image
     /// itself. Without a file (or for a section whose file bytes past its payload, inside its
-    /// `mem_size`, are not zeros), pages go
-    /// through: inaccessible → read+write (copy, relocate) → final protection. Either way no
-    /// page is writable and executable at once: copied code is written while read+write and
-    /// only then made read+execute.
+    /// `mem_size`, are not zeros), pages go through: inaccessible → read+write (copy,
+    /// relocate) → final protection. Either way no page is writable and executable at once:
+    /// copied code is written while read+write and only then made read+execute.
     pub(crate) fn map(
         module: &Parsed<'_>,
         imports: &[usize],
@@ -266,8 +265,8 @@ impl Image {
                 .last()
                 .is_some_and(|last| page_range(last.vaddr, last.mem_size).end <= run_end)
             && run_end == image_size.next_multiple_of(PAGE_SIZE);
-        let (reservation, premapped) = if adopt {
-            let (map, _) = tail.take().expect("adopt implies a tail");
+        let adopted = tail.take_if(|_| adopt).map(|(map, _)| map);
+        let (reservation, premapped) = if let Some(map) = adopted {
             let reservation = Reservation::from_file_map(map, image_size);
             (reservation, Some(Protection::Read))
         } else if let (true, Some(file), Some(first)) = (whole, file, first_run.first()) {

@@ -105,8 +105,9 @@ impl ModuleSymbols {
                 continue;
             }
             let i = i as u32;
-            sorted &= last.is_none_or(|last| last <= key(i));
-            last = Some(key(i));
+            let this = key(i);
+            sorted &= last.is_none_or(|last| last <= this);
+            last = Some(this);
             sizeless |= symbol.size == 0;
             let start = base + symbol.value as usize;
             functions.push(Function {

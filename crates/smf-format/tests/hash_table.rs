@@ -383,21 +383,7 @@ fn exports_whose_names_share_a_hash_are_told_apart_by_name() {
     let names = ["e522789", "e739192", "g115728", "g2169004"];
     assert_eq!(fnv1a32(names[0].as_bytes()), fnv1a32(names[1].as_bytes()));
     assert_eq!(fnv1a32(names[2].as_bytes()), fnv1a32(names[3].as_bytes()));
-    let mut b = ModuleBuilder::new();
-    for name in names {
-        b.add_symbol(Symbol {
-            name,
-            kind: SymbolKind::Type,
-            binding: Binding::Global,
-            visibility: Visibility::Default,
-            section: None,
-            value: 0,
-            size: 0,
-            type_id: 0,
-            version: 0,
-        });
-    }
-    let bytes = b.write().unwrap();
+    let bytes = type_symbols(names.len(), |i| names[i].to_owned(), Binding::Global);
     let module = Module::parse(&bytes).unwrap();
     for name in names {
         assert_eq!(module.lookup(name).map(|s| s.name), Some(name));

@@ -12,31 +12,6 @@ use smf_format::*;
 /// debug build on a loaded machine; speed itself is measured by benchmarks, not here.
 const BUDGET: Duration = Duration::from_secs(10);
 
-/// A module of `count` type symbols named by `name_of`; types need no section.
-fn type_symbols(count: usize, name_of: impl Fn(usize) -> String, binding: Binding) -> Vec<u8> {
-    let names: &'static [String] = Box::leak(
-        (0..count)
-            .map(name_of)
-            .collect::<Vec<_>>()
-            .into_boxed_slice(),
-    );
-    let mut b = ModuleBuilder::new();
-    for name in names {
-        b.add_symbol(Symbol {
-            name,
-            kind: SymbolKind::Type,
-            binding,
-            visibility: Visibility::Default,
-            section: None,
-            value: 0,
-            size: 0,
-            type_id: 0,
-            version: 0,
-        });
-    }
-    b.write().unwrap()
-}
-
 #[track_caller]
 fn parse_within_budget(bytes: &[u8]) -> Result<(), Error> {
     let start = Instant::now();

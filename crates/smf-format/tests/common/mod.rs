@@ -382,3 +382,28 @@ pub fn expect_err_with(bytes: &[u8], limits: &Limits, needles: &[&str]) -> Error
     }
     error
 }
+
+/// A module of `count` type symbols named by `name_of`; types need no section.
+pub fn type_symbols(count: usize, name_of: impl Fn(usize) -> String, binding: Binding) -> Vec<u8> {
+    let names: &'static [String] = Box::leak(
+        (0..count)
+            .map(name_of)
+            .collect::<Vec<_>>()
+            .into_boxed_slice(),
+    );
+    let mut b = ModuleBuilder::new();
+    for name in names {
+        b.add_symbol(Symbol {
+            name,
+            kind: SymbolKind::Type,
+            binding,
+            visibility: Visibility::Default,
+            section: None,
+            value: 0,
+            size: 0,
+            type_id: 0,
+            version: 0,
+        });
+    }
+    b.write().unwrap()
+}
