@@ -554,6 +554,8 @@ enum SymbolProblem {
     NotCode,
     /// Value and size not inside the section.
     Range,
+    /// A function of size 0 at its section's end: its address would be past the code.
+    FunctionAtEnd,
 }
 
 /// Where load-time relocations may write (the loaded sections of kinds that accept them),
@@ -1025,9 +1027,15 @@ impl<'data> Module<'data> {
             if kind == SymbolKind::Function && target.kind != SectionKind::Code {
                 return Err(SymbolProblem::NotCode);
             }
+            let section_end = target.vaddr + target.mem_size;
             let end = value.checked_add(size);
-            if value < target.vaddr || end.is_none_or(|end| end > target.vaddr + target.mem_size) {
+            if value < target.vaddr || end.is_none_or(|end| end > section_end) {
                 return Err(SymbolProblem::Range);
+            }
+            // A data symbol of size 0 may mark a section's end (`__stop_X`, `_end`); a
+            // function's address is called, so it must be a byte of its code.
+            if kind == SymbolKind::Function && value == section_end {
+                return Err(SymbolProblem::FunctionAtEnd);
             }
             Some(section_index)
         };
@@ -1079,8 +1087,15 @@ impl<'data> Module<'data> {
             SymbolProblem::NotLoaded => {
                 format!("section index {section_index} is not a loaded section")
             }
-            SymbolProblem::NotCode | SymbolProblem::Range => {
+            SymbolProblem::NotCode | SymbolProblem::Range | SymbolProblem::FunctionAtEnd => {
                 match self.sections.get(section_index as usize) {
+                    Some(target) if problem == SymbolProblem::FunctionAtEnd => format!(
+                        "function address {:#x} is the end of section {} ({:#x}..{:#x}), not inside it",
+                        s.value.get(),
+                        target.index,
+                        target.vaddr,
+                        target.vaddr + target.mem_size
+                    ),
                     Some(target) if problem == SymbolProblem::NotCode => format!(
                         "function lies in {} section {}, not in code",
                         target.kind, target.index

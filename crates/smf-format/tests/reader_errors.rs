@@ -820,6 +820,63 @@ fn function_symbol_outside_code() {
     }
 }
 
+#[test]
+fn function_of_size_zero_at_the_end_of_its_code() {
+    // `Module::get` would hand out 0x1040, the first byte past .text (0x0..0x1040).
+    let bytes = base();
+    let bad = patched(&bytes, |b| {
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 0);
+        s.value = 0x1040u64.into();
+        s.size = 0u64.into();
+    });
+    expect_err(
+        &bad,
+        &[
+            "symbol 0 (main)",
+            "function address 0x1040 is the end of section 0 (0x0..0x1040), not inside it",
+        ],
+    );
+    // The last byte of .text is inside, with or without a size.
+    for size in [0u64, 1] {
+        let ok = patched(&bytes, |b| {
+            let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 0);
+            s.value = 0x103fu64.into();
+            s.size = size.into();
+        });
+        let module = Module::parse(&ok).unwrap();
+        assert_eq!((module.symbols()[0].value, module.symbols()[0].size), (0x103f, size));
+    }
+}
+
+#[test]
+fn data_of_size_zero_may_mark_the_end_of_its_section() {
+    // `__stop_X` and `_end` style markers: symbol 5 (counter) moved to the end of .data
+    // (0x4000..0x4100), and symbol 6 (zeroes) to the end of .bss.
+    let bytes = base();
+    let ok = patched(&bytes, |b| {
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 5);
+        s.value = (DATA + 0x100).into();
+        s.size = 0u64.into();
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 6);
+        s.value = (BSS + 0x1800).into();
+        s.size = 0u64.into();
+    });
+    let module = Module::parse(&ok).unwrap();
+    assert_eq!(module.symbols()[5].name, "counter");
+    assert_eq!(module.symbols()[5].value, DATA + 0x100);
+    assert_eq!(module.symbols()[6].value, BSS + 0x1800);
+    // One byte further is outside.
+    let bad = patched(&bytes, |b| {
+        let s = entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 5);
+        s.value = (DATA + 0x101).into();
+        s.size = 0u64.into();
+    });
+    expect_err(
+        &bad,
+        &["symbol 5 (counter)", "range 0x4101+0x0 is outside section 3 (0x4000..0x4100)"],
+    );
+}
+
 // ---- Imports -----------------------------------------------------------------------------
 
 #[test]
@@ -1004,6 +1061,28 @@ fn init_and_fini_entries_outside_code() {
         &bad,
         &["fini_array entry 0", "is not inside a code section"],
     );
+    // The end of .text (0x0..0x1040) is past the code; its last byte is inside.
+    for kind in [SectionKind::InitArray, SectionKind::FiniArray] {
+        let bad = patched(&bytes, |b| {
+            b[payload_range(&bytes, kind)][..8].copy_from_slice(&0x1040u64.to_le_bytes())
+        });
+        expect_err(
+            &bad,
+            &[
+                &format!("{kind} entry 0"),
+                "offset 0x1040 is not inside a code section",
+            ],
+        );
+        let ok = patched(&bytes, |b| {
+            b[payload_range(&bytes, kind)][..8].copy_from_slice(&0x103fu64.to_le_bytes())
+        });
+        let module = Module::parse(&ok).unwrap();
+        let offsets = match kind {
+            SectionKind::InitArray => module.init_array(),
+            _ => module.fini_array(),
+        };
+        assert_eq!(offsets[0], 0x103f);
+    }
 }
 
 // ---- Hash ---------------------------------------------------------------------------------

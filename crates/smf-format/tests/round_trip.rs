@@ -346,6 +346,39 @@ fn the_builder_refuses_inconsistent_descriptions() {
 }
 
 #[test]
+fn the_builder_refuses_a_function_at_the_end_of_its_code() {
+    let symbol = |name, kind, section, value| Symbol {
+        name,
+        kind,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(section),
+        value,
+        size: 0,
+        type_id: 0,
+        version: 0,
+    };
+    // .text is 0x0..0x1040: a function of size 0 at 0x1040 has no code to run.
+    let mut b = full_builder();
+    b.add_symbol(symbol("dangling", SymbolKind::Function, 0, CODE + 0x1040));
+    let message = b.write().unwrap_err().to_string();
+    assert!(
+        message.contains("cannot build module")
+            && message.contains("symbol 12 (dangling)")
+            && message.contains("function address 0x1040 is the end of section 0 (0x0..0x1040)"),
+        "{message}"
+    );
+    // End markers of size 0 are data, and stay legal at the end of any loaded section.
+    let mut b = full_builder();
+    b.add_symbol(symbol("__stop_text", SymbolKind::Data, 0, CODE + 0x1040));
+    b.add_symbol(symbol("_end", SymbolKind::Data, 4, BSS + 0x1800));
+    let bytes = b.write().unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    assert_eq!(module.lookup("__stop_text").unwrap().value, 0x1040);
+    assert_eq!(module.lookup("_end").unwrap().value, BSS + 0x1800);
+}
+
+#[test]
 fn image_layout_places_sections_on_pages() {
     let mut layout = ImageLayout::new();
     assert_eq!(layout.place(6).unwrap(), 0);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use smf_format::{ImageLayout, SectionKind};
 
 use crate::error::Error;
-use crate::input::{Object, SectionClass};
+use crate::input::{Object, SectionClass, SymbolDefinition, SymbolType};
 use crate::relocate::Needs;
 use crate::resolve::{Definition, GlobalId, Globals};
 
@@ -160,6 +160,21 @@ fn holds_absolute_pointers(section: &crate::input::InputSection<'_>) -> bool {
         .any(|r| r.r_type == object::elf::R_X86_64_64.0)
 }
 
+/// Whether a function symbol of `object`, whose sections were placed at `placed`, has code
+/// offset `offset`.
+fn has_function_at(object: &Object<'_>, placed: &[Option<(OutputKind, u64)>], offset: u64) -> bool {
+    object.symbols.iter().any(|symbol| {
+        let SymbolDefinition::Section(index) = symbol.definition else {
+            return false;
+        };
+        symbol.kind == SymbolType::Function
+            && matches!(
+                placed.get(index),
+                Some(&Some((OutputKind::Code, start))) if start.checked_add(symbol.value) == Some(offset)
+            )
+    })
+}
+
 impl Layout {
     pub fn build(
         objects: &[Object<'_>],
@@ -227,6 +242,17 @@ impl Layout {
         let stub_count = needs.stubs.len() as u64;
         let stub_offset =
             builders[OutputKind::Code.index()].add(stub_count * STUB_SIZE, STUB_SIZE)?;
+        // A function of size 0 (GCC emits one for a body it found unreachable) can end the
+        // code. Its address would then be the end of the code section, where the module format
+        // allows no function: one `int3` gives it an instruction, one that traps.
+        let code_size = builders[OutputKind::Code.index()].size;
+        if objects
+            .iter()
+            .zip(&offsets)
+            .any(|(object, placed)| has_function_at(object, placed, code_size))
+        {
+            builders[OutputKind::Code.index()].add(1, 1)?;
+        }
         if builders[OutputKind::EhFrame.index()].size > 0 {
             builders[OutputKind::EhFrame.index()].add(4, 4)?;
         }

@@ -72,6 +72,40 @@ fn code_bytes_are_copied_from_the_object() {
 }
 
 #[test]
+fn a_function_of_size_zero_at_the_end_of_code_gets_a_trap_byte() {
+    // `filler` takes the code up to a multiple of 16 (where import stubs would go), so that
+    // `empty`, a function GCC emits with size 0 for a body it finds unreachable, ends the code.
+    let input = compile_with(
+        "cc",
+        "s",
+        "empty.o",
+        ".text\n\
+         .globl filler\n.type filler,@function\nfiller:\n.fill 15,1,0x90\nret\n.size filler,16\n\
+         .globl empty\n.type empty,@function\nempty:\n.size empty,0\n",
+        &[],
+    );
+    let bytes = pack(&[input]);
+    let module = parse(&bytes);
+    let empty = symbol(&module, "empty");
+    assert_eq!((empty.kind, empty.value, empty.size), (SymbolKind::Function, 16, 0));
+    let code = section_of(&module, empty);
+    assert!(
+        code.image_range().contains(&empty.value),
+        "empty at {:#x} is outside the code {:?}",
+        empty.value,
+        code.image_range()
+    );
+    assert_eq!(image_bytes(&module, empty.value, 1), [0xcc], "int3");
+
+    // From C: GCC puts the empty body in its own (empty) section.
+    let input = compile("unreachable.o", "void nothing(void) { __builtin_unreachable(); }", &[]);
+    let bytes = pack(&[input]);
+    let module = parse(&bytes);
+    let nothing = symbol(&module, "nothing");
+    assert_eq!(image_bytes(&module, nothing.value, 1), [0xcc], "int3");
+}
+
+#[test]
 fn pointer_to_static_in_data_becomes_relative64() {
     let input = compile(
         "p.o",
