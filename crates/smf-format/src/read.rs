@@ -16,13 +16,44 @@ use crate::types::*;
 
 /// Upper bounds applied while parsing, so that a crafted file cannot make the reader or the
 /// loader allocate or map unreasonable amounts of memory.
+///
+/// Start from [`Limits::default`] (the values `docs/FORMAT.md` lists) and change what you
+/// need with the `with_*` setters; the struct is `#[non_exhaustive]`, so that new limits can
+/// be added without breaking callers:
+///
+/// ```
+/// let limits = smf_format::Limits::default()
+///     .with_max_symbols(1 << 16)
+///     .with_max_image_size(64 << 20);
+/// assert_eq!(limits.max_symbols, 1 << 16);
+/// assert_eq!(limits.max_sections, smf_format::Limits::default().max_sections);
+/// ```
+///
+/// A struct literal outside this crate would stop compiling when a limit is added, so it is
+/// refused now:
+///
+/// ```compile_fail,E0639
+/// let limits = smf_format::Limits {
+///     max_image_size: 4 << 30,
+///     max_sections: 1024,
+///     max_symbols: 1 << 22,
+///     max_imports: 1 << 20,
+///     max_relocations: 1 << 24,
+///     max_name_len: 1 << 16,
+/// };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
-    /// Total size of the module image in memory.
+    /// Total size of the module image in memory, in bytes.
     pub max_image_size: u64,
+    /// Entries of the section table.
     pub max_sections: u32,
+    /// Entries of the symbol table.
     pub max_symbols: u64,
+    /// Entries of the import table.
     pub max_imports: u64,
+    /// Entries of the relocation table; also words of the packed relative relocations.
     pub max_relocations: u64,
     /// Longest symbol, import or library name, in bytes. Bounds the work of reading names,
     /// which may share bytes of the string table.
@@ -39,6 +70,50 @@ impl Default for Limits {
             max_relocations: 1 << 24,
             max_name_len: 1 << 16,
         }
+    }
+}
+
+impl Limits {
+    /// These limits with [`Limits::max_image_size`] set to `bytes`.
+    #[must_use]
+    pub const fn with_max_image_size(mut self, bytes: u64) -> Limits {
+        self.max_image_size = bytes;
+        self
+    }
+
+    /// These limits with [`Limits::max_sections`] set to `count`.
+    #[must_use]
+    pub const fn with_max_sections(mut self, count: u32) -> Limits {
+        self.max_sections = count;
+        self
+    }
+
+    /// These limits with [`Limits::max_symbols`] set to `count`.
+    #[must_use]
+    pub const fn with_max_symbols(mut self, count: u64) -> Limits {
+        self.max_symbols = count;
+        self
+    }
+
+    /// These limits with [`Limits::max_imports`] set to `count`.
+    #[must_use]
+    pub const fn with_max_imports(mut self, count: u64) -> Limits {
+        self.max_imports = count;
+        self
+    }
+
+    /// These limits with [`Limits::max_relocations`] set to `count`.
+    #[must_use]
+    pub const fn with_max_relocations(mut self, count: u64) -> Limits {
+        self.max_relocations = count;
+        self
+    }
+
+    /// These limits with [`Limits::max_name_len`] set to `bytes`.
+    #[must_use]
+    pub const fn with_max_name_len(mut self, bytes: u32) -> Limits {
+        self.max_name_len = bytes;
+        self
     }
 }
 

@@ -483,30 +483,26 @@ fn duplicate_table_kind() {
 #[test]
 fn limits() {
     let bytes = base();
-    let strict = |f: fn(&mut Limits)| {
-        let mut limits = Limits::default();
-        f(&mut limits);
-        limits
-    };
+    let strict = Limits::default();
     let cases: [(Limits, &str); 5] = [
         (
-            strict(|l| l.max_sections = 16),
+            strict.with_max_sections(16),
             "section count is 0x11, above the limit of 0x10",
         ),
         (
-            strict(|l| l.max_image_size = 0x4000),
+            strict.with_max_image_size(0x4000),
             "image size is 0x8000, above the limit of 0x4000",
         ),
         (
-            strict(|l| l.max_symbols = 11),
+            strict.with_max_symbols(11),
             "symbol count is 0xc, above the limit of 0xb",
         ),
         (
-            strict(|l| l.max_imports = 2),
+            strict.with_max_imports(2),
             "import count is 0x3, above the limit of 0x2",
         ),
         (
-            strict(|l| l.max_relocations = 4),
+            strict.with_max_relocations(4),
             "relocation count is 0x5, above the limit of 0x4",
         ),
     ];
@@ -515,26 +511,56 @@ fn limits() {
         assert!(matches!(error, Error::LimitExceeded { .. }));
     }
     // At the limit is fine.
-    let exact = Limits {
-        max_sections: 17,
-        max_image_size: IMAGE_SIZE,
-        max_symbols: 12,
-        max_imports: 3,
-        max_relocations: 5,
-        max_name_len: 1 << 16,
-    };
+    let exact = Limits::default()
+        .with_max_sections(17)
+        .with_max_image_size(IMAGE_SIZE)
+        .with_max_symbols(12)
+        .with_max_imports(3)
+        .with_max_relocations(5)
+        .with_max_name_len(9);
     Module::parse_with_limits(&bytes, &exact).unwrap();
+    // The longest names: `libc.so.6` (9 bytes), and symbol 2, `weak_fn` (7).
+    expect_err_with(
+        &bytes,
+        &exact.with_max_name_len(8),
+        &["needed", "longer than the limit of 8 bytes"],
+    );
+    expect_err_with(
+        &bytes,
+        &exact.with_max_name_len(6),
+        &["symbol 2", "longer than the limit of 6 bytes"],
+    );
+    let defaults = Limits::default();
     assert_eq!(
-        Limits::default(),
-        Limits {
-            max_image_size: 4 << 30,
-            max_sections: 1024,
-            max_symbols: 1 << 22,
-            max_imports: 1 << 20,
-            max_relocations: 1 << 24,
-            max_name_len: 1 << 16
-        },
+        (
+            defaults.max_image_size,
+            defaults.max_sections,
+            defaults.max_symbols,
+            defaults.max_imports,
+            defaults.max_relocations,
+            defaults.max_name_len,
+        ),
+        (4 << 30, 1024, 1 << 22, 1 << 20, 1 << 24, 1 << 16),
         "the defaults documented in docs/FORMAT.md"
+    );
+    // Each setter sets its own limit and no other.
+    let set = Limits::default()
+        .with_max_image_size(1)
+        .with_max_sections(2)
+        .with_max_symbols(3)
+        .with_max_imports(4)
+        .with_max_relocations(5)
+        .with_max_name_len(6);
+    assert_eq!(
+        (
+            set.max_image_size,
+            set.max_sections,
+            set.max_symbols,
+            set.max_imports,
+            set.max_relocations,
+            set.max_name_len,
+        ),
+        (1, 2, 3, 4, 5, 6)
     );
 }
 
