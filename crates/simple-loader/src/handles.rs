@@ -5,33 +5,25 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crossbeam_epoch::Guard;
-
 use crate::module::Module;
-use crate::slots::SlotTable;
-
-/// Marks the calling thread as possibly running module code reached through reload slots,
-/// until the returned guard drops. An old version replaced by a reload is freed only after
-/// every thread that held such a guard at the time of the swap has dropped it.
-///
-/// [`Current::pin`] takes one for you; take one yourself around calls into modules made by
-/// other means (for example [`Module::get`] on a module that calls a reloadable one).
-pub fn pin() -> Guard {
-    crossbeam_epoch::pin()
-}
+use crate::reclaim::{PinGuard, Reclaimer};
+use crate::slots::Slot;
 
 /// A handle that always calls the current version of a function of a reloadable module.
 ///
-/// It holds the address of the function's trampoline, which never changes; the registry
-/// retargets it at each reload.
+/// It holds the function's slot, whose trampoline never moves and which the registry
+/// retargets at each reload; the slot keeps the version it points into mapped, so the handle
+/// stays callable after the module is unloaded or the registry dropped (it then calls the
+/// last version the registry had).
 pub struct Current<F> {
-    trampoline: usize,
-    _slots: Arc<SlotTable>,
+    slot: Arc<Slot>,
+    reclaimer: Arc<Reclaimer>,
     _f: PhantomData<F>,
 }
 
-// SAFETY: the handle is an address plus an Arc; calling through it from any thread is what
-// the module's function allows, which the creator of the handle vouched for (`F`).
+// SAFETY: the handle is an address plus Arcs of thread-safe types; calling through it from
+// any thread is what the module's function allows, which the creator of the handle vouched
+// for (`F`).
 unsafe impl<F> Send for Current<F> {}
 // SAFETY: as above; shared access only reads the address.
 unsafe impl<F> Sync for Current<F> {}
@@ -39,39 +31,44 @@ unsafe impl<F> Sync for Current<F> {}
 impl<F: Copy> Current<F> {
     /// # Safety
     /// `F` must be a pointer-sized function pointer type matching the function behind
-    /// `trampoline` in every version.
-    pub(crate) unsafe fn new(trampoline: usize, slots: Arc<SlotTable>) -> Current<F> {
+    /// `slot` in every version.
+    pub(crate) unsafe fn new(slot: Arc<Slot>, reclaimer: Arc<Reclaimer>) -> Current<F> {
         Current {
-            trampoline,
-            _slots: slots,
+            slot,
+            reclaimer,
             _f: PhantomData,
         }
     }
 
     /// The function, callable while the returned value lives; the current thread is pinned
     /// meanwhile, so the version it reaches cannot be freed under it.
+    ///
+    /// The `F` inside can be copied out (it is a plain function pointer); a copy called after
+    /// the handle is dropped, or from another thread not pinned by [`Registry::pin`]
+    /// (crate::Registry::pin), may reach a version that was freed.
     pub fn pin(&self) -> CurrentCall<'_, F> {
         // SAFETY: `F` is a pointer-sized function pointer type (the constructor's contract)
-        // and the trampoline stays mapped while `self` holds the slots.
-        let f = unsafe { std::mem::transmute_copy::<usize, F>(&self.trampoline) };
+        // and the trampoline stays mapped while `self` holds the slot.
+        let f = unsafe { std::mem::transmute_copy::<usize, F>(&self.slot.trampoline()) };
         CurrentCall {
             f,
-            _guard: pin(),
+            _guard: self.reclaimer.pin(),
             _handle: PhantomData,
         }
     }
 
-    /// The trampoline's address: a function pointer that stays valid, and reaches the
-    /// current version, for as long as the registry's slots live.
+    /// The trampoline's address: it reaches the current version for as long as this handle
+    /// lives. Calls through it are protected only while the thread is pinned
+    /// ([`Current::pin`], [`Registry::pin`](crate::Registry::pin)).
     pub fn address(&self) -> usize {
-        self.trampoline
+        self.slot.trampoline()
     }
 }
 
 /// A pinned call of a [`Current`] handle.
 pub struct CurrentCall<'h, F> {
     f: F,
-    _guard: Guard,
+    _guard: PinGuard,
     _handle: PhantomData<&'h ()>,
 }
 
@@ -98,7 +95,9 @@ impl<F: Copy> Pinned<F> {
     /// A handle to `name` in `module`.
     ///
     /// # Safety
-    /// As for [`Module::get`]: `F` must match the function's signature.
+    /// As for [`Module::get`]: `F` must match the function's signature. The `F` the handle
+    /// dereferences to can be copied out; a copy called after the handle and every other
+    /// holder of the module are dropped calls unmapped memory.
     pub unsafe fn new(module: Arc<Module>, name: &str) -> Result<Pinned<F>, crate::LoadError> {
         // SAFETY: the caller's contract.
         let f = *unsafe { module.get::<F>(name)? };

@@ -33,6 +33,7 @@ pub mod loader;
 mod module;
 mod perfmap;
 mod registry;
+mod reclaim;
 mod reload;
 mod runtime;
 mod signature;
@@ -42,7 +43,8 @@ mod sys;
 mod tls;
 
 pub use error::LoadError;
-pub use handles::{Current, CurrentCall, Pinned, pin};
+pub use handles::{Current, CurrentCall, Pinned};
+pub use reclaim::PinGuard;
 pub use loader::{
     ImportResolver, LoadOptions, Resolution, load_bytes_with, load_file, load_file_with,
 };

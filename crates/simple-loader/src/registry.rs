@@ -14,6 +14,7 @@ use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
 use crate::loader::{LoadOptions, Resolution, load_file_with, load_hashed_bytes};
 use crate::module::Module;
+use crate::reclaim::{PinGuard, Reclaimer};
 use crate::reload::{
     AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook,
 };
@@ -23,13 +24,15 @@ use crate::slots::{Slot, SlotTable};
 ///
 /// All operations take one lock for their whole duration: two threads loading the same file
 /// get the same module, loaded once, and resolution never sees a half-updated registry. The
-/// lock is held while a module's constructors, destructors and reload hooks run, so those
-/// must not call back into the same registry.
+/// lock is held while a module's constructors and reload hooks run, so those must not call
+/// back into the same registry. Destructors of modules the registry lets go run after the
+/// lock is released, on the thread of the operation (see `docs/RELOAD.md`, ownership).
 #[derive(Debug, Default)]
 pub struct Registry {
     options: LoadOptions,
     state: Mutex<State>,
-    slots: Arc<Slots>,
+    slots: Slots,
+    reclaimer: Arc<Reclaimer>,
 }
 
 #[derive(Debug, Default)]
@@ -202,60 +205,61 @@ struct Entry {
 }
 
 /// The indirection slots of a registry's reloadable modules, by (entry, function name).
+///
+/// The registry holds the slots of a loaded entry; unloading the entry lets them go, and each
+/// slot lives on only as long as something else (an importing module, a `Current` handle)
+/// holds it.
 #[derive(Debug, Default)]
-pub(crate) struct Slots {
-    /// The trampoline and cell pages. Importing modules and `Current` handles keep this, not
-    /// `Slots`, alive: `retired` holds modules, and a module holding `Slots` could be one of
-    /// them, a cycle that would never be freed.
+struct Slots {
+    /// The trampoline and cell pages, shared by every slot.
     table: Arc<SlotTable>,
     /// By entry id, then function name.
-    by_name: Mutex<HashMap<u64, HashMap<String, SlotEntry>>>,
-    /// Unloaded modules that slots still lead into.
-    retired: Mutex<Vec<Arc<Module>>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct SlotEntry {
-    slot: Slot,
-    /// The type id of the function when the slot was made: callers were linked against it.
-    type_id: u32,
+    by_entry: Mutex<HashMap<u64, HashMap<String, Arc<Slot>>>>,
 }
 
 impl Slots {
-    /// The trampoline of `name` in entry `id`, made (pointing at `target`) if needed.
-    fn trampoline_for(
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, HashMap<String, Arc<Slot>>>> {
+        self.by_entry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The slot of function `name` of entry `id`, made if needed, pointing at `address` in
+    /// `module` (the entry's current version), whose symbol has type id `type_id`.
+    fn slot_for(
         &self,
         id: u64,
         name: &str,
-        target: usize,
+        module: &Arc<Module>,
+        address: usize,
         type_id: u32,
-    ) -> Result<usize, String> {
-        let mut by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
-        let of_entry = by_name.entry(id).or_default();
-        let entry = match of_entry.get(name) {
-            Some(entry) => *entry,
-            None => {
-                let slot = self
-                    .table
-                    .allocate(target)
-                    .map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
-                let entry = SlotEntry { slot, type_id };
-                of_entry.insert(name.to_owned(), entry);
-                entry
-            }
-        };
-        Ok(self.table.trampoline(entry.slot))
+    ) -> Result<Arc<Slot>, String> {
+        let mut by_entry = self.lock();
+        let of_entry = by_entry.entry(id).or_default();
+        if let Some(slot) = of_entry.get(name) {
+            return Ok(Arc::clone(slot));
+        }
+        let slot = self
+            .table
+            .allocate(Some(Arc::clone(module)), address, type_id)
+            .map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
+        let slot = Arc::new(slot);
+        of_entry.insert(name.to_owned(), Arc::clone(&slot));
+        Ok(slot)
     }
 
     /// The slots of entry `id`: function name and slot.
-    fn of(&self, id: u64) -> Vec<(String, SlotEntry)> {
-        let by_name = self.by_name.lock().unwrap_or_else(|p| p.into_inner());
-        by_name.get(&id).map_or_else(Vec::new, |of_entry| {
+    fn of(&self, id: u64) -> Vec<(String, Arc<Slot>)> {
+        self.lock().get(&id).map_or_else(Vec::new, |of_entry| {
             of_entry
                 .iter()
-                .map(|(name, e)| (name.clone(), *e))
+                .map(|(name, slot)| (name.clone(), Arc::clone(slot)))
                 .collect()
         })
+    }
+
+    /// Lets go of the slots of entry `id`, returning them so that the caller drops them
+    /// outside the registry's lock.
+    fn remove(&self, id: u64) -> Option<HashMap<String, Arc<Slot>>> {
+        self.lock().remove(&id)
     }
 }
 
@@ -370,7 +374,7 @@ impl Registry {
     /// it and no pinned thread can still be running it.
     pub fn reload_all(&self, paths: &[&Path]) -> Result<Vec<ReloadReport>, LoadError> {
         let started = Instant::now();
-        let mut state = self.lock();
+        let state = self.lock();
         let mut indices = Vec::with_capacity(paths.len());
         for path in paths {
             let canonical = canonical(path)?;
@@ -407,9 +411,9 @@ impl Registry {
         }
 
         // Commit.
-        let guard = crossbeam_epoch::pin();
         let mut reports = Vec::with_capacity(prepared.len());
-        let state = &mut *state;
+        let mut guard = state;
+        let state = &mut *guard;
         for (index, new) in prepared {
             let entry = &mut state.modules[index];
             let Some(new) = new else {
@@ -442,15 +446,17 @@ impl Registry {
             entry.version += 1;
             for (name, slot) in self.slots.of(entry.id) {
                 // check_dependents made sure every slot's function exists in the new version.
+                // The slot's reference to the old version can go at once: the registry's,
+                // retired below, keeps it for the threads still running it.
                 if let Some((_, address)) = new.export(&name) {
-                    self.slots.table.retarget(slot.slot, address);
+                    drop(slot.retarget(Arc::clone(&new), address));
                 }
             }
             let duration = started.elapsed();
             run_hook(&new, AFTER_RELOAD_HOOK);
             // Threads that entered the old version through a slot before the retarget are
             // pinned; the registry's reference goes once they all have left.
-            guard.defer(move || drop(old));
+            self.reclaimer.retire(old);
             reports.push(ReloadReport {
                 path: entry.path.clone(),
                 version: entry.version,
@@ -465,7 +471,8 @@ impl Registry {
                 module: new,
             });
         }
-        guard.flush();
+        drop(guard);
+        self.reclaimer.collect();
         Ok(reports)
     }
 
@@ -479,10 +486,11 @@ impl Registry {
                 Some((symbol, _)) if symbol.kind != SymbolKind::Function => {
                     format!("the new version exports it as a {} symbol", symbol.kind)
                 }
-                Some((symbol, _)) if symbol.type_id != slot.type_id => {
+                Some((symbol, _)) if symbol.type_id != slot.linked_type_id() => {
                     format!(
                         "its type id changed from {:#x} to {:#x}",
-                        slot.type_id, symbol.type_id
+                        slot.linked_type_id(),
+                        symbol.type_id
                     )
                 }
                 Some(_) => continue,
@@ -496,10 +504,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes the module loaded from `path`. Its memory is released when the last `Arc`
-    /// (held by the caller, by modules importing its data or non-reloadable functions, or by
-    /// pinned handles) is dropped; slots keep pointing at its functions. Returns whether a
-    /// module was removed.
+    /// Removes the module loaded from `path`. Returns whether a module was removed.
+    ///
+    /// The registry lets go of the module and of its slots. Its memory is released when
+    /// nothing else holds it: the caller's `Arc`s, modules importing from it (directly or
+    /// through a slot), `Current` and `Pinned` handles; the registry's own reference goes once
+    /// no pinned thread can be running it. Destructors of what is freed here run on the
+    /// calling thread, after the registry's lock is released.
     pub fn unload(&self, path: &Path) -> Result<bool, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
@@ -509,15 +520,28 @@ impl Registry {
         let entry = state.modules.remove(index);
         state.by_path.remove(&entry.path);
         state.exports.remove(entry.id, &entry.module);
-        // Slots still lead into this version: keep it for as long as the slots exist.
-        if !self.slots.of(entry.id).is_empty() {
-            self.slots
-                .retired
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(entry.module);
-        }
+        let slots = self.slots.remove(entry.id);
+        drop(state);
+        drop(slots);
+        self.reclaimer.retire(entry.module);
+        self.reclaimer.collect();
         Ok(true)
+    }
+
+    /// Pins the calling thread until the guard drops: no version of this registry's modules
+    /// that the thread may be running is freed meanwhile. [`Current::pin`] does it for calls
+    /// through a handle; take a guard yourself around calls into reloadable modules reached by
+    /// other means (a function of a module that calls into a reloadable one, an address from
+    /// [`Registry::resolve`]).
+    pub fn pin(&self) -> PinGuard {
+        self.reclaimer.pin()
+    }
+
+    /// Frees, on the calling thread, the old versions that no pinned thread can be running
+    /// any more. Reloads and unloads do it too; a host that reloads rarely while threads stay
+    /// pinned calls it to free old versions sooner.
+    pub fn collect(&self) {
+        self.reclaimer.collect();
     }
 
     /// The module loaded from `path`, if any.
@@ -553,10 +577,10 @@ impl Registry {
             type_id: 0,
             version: 0,
         };
-        // Only the address: nothing needs keeping alive here.
+        // Only the address: the registry holds the slot while the module is loaded.
         match find(&state, &self.slots, &import, &[]) {
-            Ok(Some(Definition::Host(address) | Definition::Slot(address))) => Some(address),
-            Ok(Some(Definition::Module(address, _))) => Some(address),
+            Ok(Some(Definition::Host(address) | Definition::Module(address, _))) => Some(address),
+            Ok(Some(Definition::Slot(slot))) => Some(slot.trampoline()),
             Ok(None) | Err(_) => None,
         }
     }
@@ -603,16 +627,16 @@ impl Registry {
                 found: symbol.kind,
             });
         }
-        let trampoline = self
+        let slot = self
             .slots
-            .trampoline_for(entry.id, name, address, symbol.type_id)
+            .slot_for(entry.id, name, &entry.module, address, symbol.type_id)
             .map_err(|problem| LoadError::DependentBroken {
                 module,
                 name: name.to_owned(),
                 problem,
             })?;
-        // SAFETY: the caller's contract covers `F`; the trampoline lives as long as the slots.
-        Ok(unsafe { Current::new(trampoline, Arc::clone(&self.slots.table)) })
+        // SAFETY: the caller's contract covers `F`; the handle holds the slot.
+        Ok(unsafe { Current::new(slot, Arc::clone(&self.reclaimer)) })
     }
 
     /// A handle to function `name` of the version of `path` loaded now, which it keeps alive.
@@ -632,8 +656,8 @@ impl Registry {
 enum Definition<'s> {
     /// Defined by the host.
     Host(usize),
-    /// A function of a reloadable module: the address of its trampoline.
-    Slot(usize),
+    /// A function of a reloadable module: its slot.
+    Slot(Arc<Slot>),
     /// Defined by a module, at this address.
     Module(usize, &'s Entry),
 }
@@ -681,8 +705,14 @@ fn find<'s>(
     }
     if entry.module.is_reloadable() && symbol.kind == SymbolKind::Function {
         // Calls into a reloadable module go through its slot, so they follow reloads.
-        let trampoline = slots.trampoline_for(entry.id, import.name, address, symbol.type_id)?;
-        return Ok(Some(Definition::Slot(trampoline)));
+        let slot = slots.slot_for(
+            entry.id,
+            import.name,
+            &entry.module,
+            address,
+            symbol.type_id,
+        )?;
+        return Ok(Some(Definition::Slot(slot)));
     }
     Ok(Some(Definition::Module(address, entry)))
 }
@@ -690,7 +720,7 @@ fn find<'s>(
 /// Resolves an import as [`find`] does, with what the importing module must keep alive.
 fn resolve(
     state: &State,
-    slots: &Arc<Slots>,
+    slots: &Slots,
     import: &Import<'_>,
     skip: &[u64],
 ) -> Result<Option<Resolution>, String> {
@@ -701,10 +731,12 @@ fn resolve(
             provider: None,
             keep_alive: None,
         },
-        Some(Definition::Slot(address)) => Resolution {
-            address,
+        Some(Definition::Slot(slot)) => Resolution {
+            address: slot.trampoline(),
             provider: None,
-            keep_alive: Some(Arc::clone(&slots.table) as Arc<dyn Any + Send + Sync>),
+            // The importer calls through the slot: it holds the slot, which holds the version
+            // the slot points into.
+            keep_alive: Some(slot as Arc<dyn Any + Send + Sync>),
         },
         Some(Definition::Module(address, entry)) => Resolution {
             address,

@@ -13,9 +13,10 @@
 //! read+write, changes. No page is writable and executable at once.
 
 use std::io;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use crate::module::Module;
 use crate::sys::{PAGE_SIZE, Protection, Reservation};
 
 const TRAMPOLINE_SIZE: usize = 8;
@@ -25,67 +26,132 @@ const PER_BLOCK: usize = PAGE_SIZE / TRAMPOLINE_SIZE;
 /// The displacement is from the end of the 6-byte instruction: 4096 - 6 = 0xffa.
 const TRAMPOLINE: [u8; TRAMPOLINE_SIZE] = [0xff, 0x25, 0xfa, 0x0f, 0x00, 0x00, 0xcc, 0xcc];
 
-/// Where a slot lives: its trampoline (the stable address callers use) and its cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Slot {
-    block: usize,
-    index: usize,
-}
-
-/// All slots of a registry. Slots are never freed one by one: a reload reuses the slots of
-/// the version it replaces, so their number is bounded by the distinct functions linked to.
+/// The trampoline and cell pages of a registry. Cells are handed out as [`Slot`]s and come
+/// back when their slot is dropped, so the pages in use are bounded by the slots alive at
+/// once, not by how many were ever made.
 #[derive(Debug, Default)]
 pub(crate) struct SlotTable {
-    blocks: Mutex<Vec<Reservation>>,
-    next: Mutex<usize>,
+    cells: Mutex<Cells>,
 }
 
-impl SlotTable {
-    /// A new slot pointing at `target`.
-    pub(crate) fn allocate(&self, target: usize) -> io::Result<Slot> {
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let (block, index) = (*next / PER_BLOCK, *next % PER_BLOCK);
-        let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        if block == blocks.len() {
-            blocks.push(new_block()?);
-        }
-        *next += 1;
-        let slot = Slot { block, index };
-        self.cell_in(&blocks, slot).store(target, Ordering::Release);
-        Ok(slot)
-    }
+#[derive(Debug, Default)]
+struct Cells {
+    blocks: Vec<Reservation>,
+    /// Cells never handed out start at `next`; `free` holds those given back.
+    next: usize,
+    free: Vec<usize>,
+}
 
-    /// The address callers use for `slot`.
-    pub(crate) fn trampoline(&self, slot: Slot) -> usize {
-        let blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        blocks[slot.block].base() as usize + slot.index * TRAMPOLINE_SIZE
-    }
-
-    /// Points `slot` at `target`. Calls that already went through the trampoline finish in
-    /// the code they jumped to; later calls reach `target`.
-    pub(crate) fn retarget(&self, slot: Slot, target: usize) {
-        let blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        self.cell_in(&blocks, slot).store(target, Ordering::Release);
-    }
-
-    /// The address `slot` currently points at.
-    #[cfg(test)]
-    pub(crate) fn target(&self, slot: Slot) -> usize {
-        let blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-        self.cell_in(&blocks, slot).load(Ordering::Acquire)
-    }
-
-    fn cell_in<'a>(&self, blocks: &'a [Reservation], slot: Slot) -> &'a AtomicUsize {
-        let block = &blocks[slot.block];
+impl Cells {
+    fn cell(&self, index: usize) -> &AtomicUsize {
+        let block = &self.blocks[index / PER_BLOCK];
         // SAFETY: the data page of a block is mapped read+write for the block's lifetime (the
-        // borrow of `blocks` bounds it); cell `index` is 8-byte aligned inside it; the memory
+        // borrow of `self` bounds it); cell `index` is 8-byte aligned inside it; the memory
         // is only ever accessed atomically, by this type and by trampolines' loads.
         unsafe {
             &*(block
                 .base()
-                .add(PAGE_SIZE + slot.index * size_of::<usize>())
+                .add(PAGE_SIZE + (index % PER_BLOCK) * size_of::<usize>())
                 as *const AtomicUsize)
         }
+    }
+
+    fn trampoline(&self, index: usize) -> usize {
+        self.blocks[index / PER_BLOCK].base() as usize + (index % PER_BLOCK) * TRAMPOLINE_SIZE
+    }
+}
+
+/// One function's indirection: a trampoline that never moves and the cell it jumps through.
+///
+/// Whatever can call through the trampoline holds the slot (the registry while the module is
+/// loaded, importing modules, `Current` handles), and the slot holds the version its cell
+/// points into, so that version stays mapped while anything can reach it. Dropping the last
+/// holder gives the cell back to the table.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    table: Arc<SlotTable>,
+    index: usize,
+    trampoline: usize,
+    /// The function's type id when the slot was made: callers were linked against it.
+    type_id: u32,
+    /// The version the cell points into (`None` only in this file's tests).
+    target: Mutex<Option<Arc<Module>>>,
+}
+
+impl SlotTable {
+    /// A new slot whose cell points at `address`, a function of `module`.
+    pub(crate) fn allocate(
+        self: &Arc<Self>,
+        module: Option<Arc<Module>>,
+        address: usize,
+        type_id: u32,
+    ) -> io::Result<Slot> {
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let index = match cells.free.pop() {
+            Some(index) => index,
+            None => {
+                if cells.next == cells.blocks.len() * PER_BLOCK {
+                    let block = new_block()?;
+                    cells.blocks.push(block);
+                }
+                cells.next += 1;
+                cells.next - 1
+            }
+        };
+        cells.cell(index).store(address, Ordering::Release);
+        let trampoline = cells.trampoline(index);
+        Ok(Slot {
+            table: Arc::clone(self),
+            index,
+            trampoline,
+            type_id,
+            target: Mutex::new(module),
+        })
+    }
+
+    /// Pages of trampolines and cells mapped now.
+    #[cfg(test)]
+    fn blocks(&self) -> usize {
+        self.cells.lock().unwrap_or_else(|p| p.into_inner()).blocks.len()
+    }
+}
+
+impl Slot {
+    /// The address callers use.
+    pub(crate) fn trampoline(&self) -> usize {
+        self.trampoline
+    }
+
+    pub(crate) fn linked_type_id(&self) -> u32 {
+        self.type_id
+    }
+
+    /// Points the slot at `address`, a function of `module`, and returns the version it
+    /// pointed into. Calls that already went through the trampoline finish in the code they
+    /// jumped to (the caller keeps that version alive for them); later calls reach `address`.
+    pub(crate) fn retarget(&self, module: Arc<Module>, address: usize) -> Option<Arc<Module>> {
+        let mut target = self.target.lock().unwrap_or_else(|p| p.into_inner());
+        let cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+        cells.cell(self.index).store(address, Ordering::Release);
+        target.replace(module)
+    }
+
+    /// The address the slot currently points at.
+    #[cfg(test)]
+    fn target(&self) -> usize {
+        let cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+        cells.cell(self.index).load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut cells = self.table.cells.lock().unwrap_or_else(|p| p.into_inner());
+        // Nothing holds the slot, so nothing that may call through it is mapped: the cell
+        // may serve another function. Until then its trampoline faults instead of jumping
+        // into whatever the target becomes once it is unmapped.
+        cells.cell(self.index).store(0, Ordering::Release);
+        cells.free.push(self.index);
     }
 }
 
@@ -113,28 +179,44 @@ mod tests {
         2
     }
 
+    fn call(slot: &Slot) -> i64 {
+        // SAFETY: the trampoline jumps to `one` or `two`, both `extern "C" fn() -> i64`.
+        let f = unsafe { std::mem::transmute::<usize, extern "C" fn() -> i64>(slot.trampoline()) };
+        f()
+    }
+
     #[test]
     fn trampolines_follow_their_slot() {
-        let table = SlotTable::default();
+        let table = Arc::new(SlotTable::default());
         let slots: Vec<Slot> = (0..PER_BLOCK + 3)
-            .map(|_| {
-                table
-                    .allocate(one as extern "C" fn() -> i64 as usize)
-                    .unwrap()
-            })
+            .map(|_| table.allocate(None, one as extern "C" fn() -> i64 as usize, 0).unwrap())
             .collect();
-        let call = |slot: Slot| {
-            // SAFETY: the trampoline jumps to `one` or `two`, both `extern "C" fn() -> i64`.
-            let f = unsafe {
-                std::mem::transmute::<usize, extern "C" fn() -> i64>(table.trampoline(slot))
-            };
-            f()
-        };
-        assert!(slots.iter().all(|&s| call(s) == 1));
-        let last = *slots.last().unwrap();
-        table.retarget(last, two as extern "C" fn() -> i64 as usize);
+        assert!(slots.iter().all(|s| call(s) == 1));
+        let last = slots.last().unwrap();
+        assert!(last.target.lock().unwrap().is_none());
+        let cells = last.table.cells.lock().unwrap();
+        cells.cell(last.index).store(two as extern "C" fn() -> i64 as usize, Ordering::Release);
+        drop(cells);
         assert_eq!(call(last), 2, "a slot in the second block");
-        assert_eq!(call(slots[0]), 1, "other slots are untouched");
-        assert_eq!(table.target(last), two as extern "C" fn() -> i64 as usize);
+        assert_eq!(call(&slots[0]), 1, "other slots are untouched");
+        assert_eq!(last.target(), two as extern "C" fn() -> i64 as usize);
+    }
+
+    #[test]
+    fn dropped_slots_give_their_cells_back() {
+        let table = Arc::new(SlotTable::default());
+        for _ in 0..10 * PER_BLOCK {
+            let slot = table.allocate(None, one as extern "C" fn() -> i64 as usize, 0).unwrap();
+            assert_eq!(call(&slot), 1);
+        }
+        assert_eq!(table.blocks(), 1, "one block serves slots made and dropped in turn");
+        let kept: Vec<Slot> = (0..PER_BLOCK + 1)
+            .map(|_| table.allocate(None, two as extern "C" fn() -> i64 as usize, 0).unwrap())
+            .collect();
+        assert_eq!(table.blocks(), 2);
+        let trampolines: std::collections::HashSet<usize> =
+            kept.iter().map(Slot::trampoline).collect();
+        assert_eq!(trampolines.len(), kept.len(), "live slots never share a cell");
+        assert!(kept.iter().all(|s| call(s) == 2));
     }
 }

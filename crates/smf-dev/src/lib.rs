@@ -161,7 +161,7 @@ impl Session {
                 path: self.module.clone(),
             })
         })?;
-        let _pinned = simple_loader::pin();
+        let _pinned = self.registry.pin();
         let program = self
             .sources
             .first()

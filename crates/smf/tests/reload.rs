@@ -90,7 +90,7 @@ type Fn0 = extern "C" fn() -> i64;
 
 fn call(registry: &Registry, path: &Path, name: &str) -> i64 {
     let module = registry.get(path).unwrap();
-    let _pinned = simple_loader::pin();
+    let _pinned = registry.pin();
     // SAFETY: every function these tests call is `long f(void)`.
     let f = unsafe { module.get::<Fn0>(name) }.unwrap();
     f()
@@ -142,9 +142,7 @@ fn a_pinned_handle_runs_the_old_code_and_frees_it_when_dropped() {
     assert_eq!((*current(&f, "version").pin())(), 2);
     assert!(old.upgrade().is_some());
     drop(pinned);
-    for _ in 0..4 {
-        simple_loader::pin().flush();
-    }
+    f.registry.collect();
     assert!(
         old.upgrade().is_none(),
         "version 1 is freed once its last pinned handle is gone"
@@ -446,6 +444,7 @@ fn stress_calls_during_a_thousand_reloads() {
     let callers: Vec<_> = (0..3)
         .map(|t| {
             let (version, app, stop) = (Arc::clone(&version), Arc::clone(&app), Arc::clone(&stop));
+            let f = Arc::clone(&f);
             std::thread::spawn(move || {
                 let mut calls = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -453,7 +452,7 @@ fn stress_calls_during_a_thousand_reloads() {
                         let v = (*version.pin())();
                         assert!(v == 1 || v == 2, "current handle returned {v}");
                     } else {
-                        let _pinned = simple_loader::pin();
+                        let _pinned = f.registry.pin();
                         // SAFETY: `long app_version(void)`.
                         let v = unsafe { app.get::<Fn0>("app_version") }.unwrap()();
                         assert!(v == 100 || v == 200, "cross-module call returned {v}");
@@ -479,9 +478,7 @@ fn stress_calls_during_a_thousand_reloads() {
     }
     stop.store(true, Ordering::Relaxed);
     let calls: u64 = callers.into_iter().map(|t| t.join().unwrap()).sum();
-    for _ in 0..8 {
-        simple_loader::pin().flush();
-    }
+    f.registry.collect();
     let after = footprint();
     assert!(calls > 0);
     assert_eq!(f.registry.modules()[0].version, 1021);
