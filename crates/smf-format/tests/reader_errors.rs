@@ -870,7 +870,10 @@ fn function_of_size_zero_at_the_end_of_its_code() {
             s.size = size.into();
         });
         let module = Module::parse(&ok).unwrap();
-        assert_eq!((module.symbols()[0].value, module.symbols()[0].size), (0x103f, size));
+        assert_eq!(
+            (module.symbols()[0].value, module.symbols()[0].size),
+            (0x103f, size)
+        );
     }
 }
 
@@ -899,7 +902,10 @@ fn data_of_size_zero_may_mark_the_end_of_its_section() {
     });
     expect_err(
         &bad,
-        &["symbol 5 (counter)", "range 0x4101+0x0 is outside section 3 (0x4000..0x4100)"],
+        &[
+            "symbol 5 (counter)",
+            "range 0x4101+0x0 is outside section 3 (0x4000..0x4100)",
+        ],
     );
 }
 

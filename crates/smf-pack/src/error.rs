@@ -29,6 +29,16 @@ pub enum Error {
         first: String,
         second: String,
     },
+    /// One input uses an imported symbol as a data object, another as a function.
+    ImportKindConflict {
+        symbol: String,
+        /// The input that types it `STT_OBJECT`.
+        data_object: String,
+        /// The input that calls it, or types it `STT_FUNC`.
+        function_object: String,
+        /// Whether `function_object` calls it (else it only declares it a function).
+        called: bool,
+    },
     /// A relocation cannot be applied.
     Relocation(Box<RelocationError>),
     /// The entry symbol named in [`crate::Options::entry`] is unusable.
@@ -210,6 +220,23 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "symbol `{symbol}` is defined in both {first} and {second}"
+                )
+            }
+            Error::ImportKindConflict {
+                symbol,
+                data_object,
+                function_object,
+                called,
+            } => {
+                let function_use = if *called {
+                    "calls it as a function"
+                } else {
+                    "declares it a function (STT_FUNC)"
+                };
+                write!(
+                    f,
+                    "imported symbol `{symbol}`: {data_object} declares it a data object \
+                     (STT_OBJECT) but {function_object} {function_use}"
                 )
             }
             Error::Relocation(error) => error.fmt(f),

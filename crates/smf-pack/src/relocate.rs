@@ -331,12 +331,14 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                 Action::PcRelative { call: true, .. } | Action::PltOffset => {
                     if let Some(id) = import {
                         needs.add_stub(id);
+                        globals.note_call(id, o);
                     }
                 }
                 _ => {}
             }
         }
     }
+    globals.decide_import_kinds(objects, &needs.imports)?;
     Ok(needs)
 }
 

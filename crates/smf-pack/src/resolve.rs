@@ -66,10 +66,24 @@ pub(crate) struct Global<'data> {
     pub visibility: SymbolVisibility,
     /// Whether some undefined mention is not weak (the import must then resolve).
     pub strong_reference: bool,
-    /// The import kind, from the type of the undefined mentions.
+    /// The import kind, decided by [`Globals::decide_import_kinds`] from the clues below.
     pub import_kind: ImportKind,
+    /// The first object that shows the symbol is a function, and how (a call wins over a
+    /// declaration, for messages).
+    pub function_clue: Option<(usize, FunctionClue)>,
+    /// The first object whose undefined mention is typed `STT_OBJECT`.
+    pub data_clue: Option<usize>,
     /// The import index, once a relocation needs it as one.
     pub import: Option<u32>,
+}
+
+/// How an object shows that a symbol it does not define is a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FunctionClue {
+    /// Its undefined mention is typed `STT_FUNC`.
+    Declared,
+    /// It calls the symbol: a relocation names its PLT entry, which only functions have.
+    Called,
 }
 
 #[derive(Debug, Default)]
@@ -133,12 +147,18 @@ impl<'data> Globals<'data> {
                         if symbol.binding != SymbolBinding::Weak {
                             global.strong_reference = true;
                         }
-                        if global.import_kind == ImportKind::Any {
-                            global.import_kind = match symbol.kind {
-                                SymbolType::Function => ImportKind::Function,
-                                SymbolType::Object => ImportKind::Data,
-                                _ => ImportKind::Any,
-                            };
+                        match symbol.kind {
+                            SymbolType::Function => {
+                                global
+                                    .function_clue
+                                    .get_or_insert((object_index, FunctionClue::Declared));
+                            }
+                            SymbolType::Object => {
+                                global.data_clue.get_or_insert(object_index);
+                            }
+                            // Untyped (what C compilers emit for every undeclared-type
+                            // extern) says nothing; a thread-local cannot be imported anyway.
+                            _ => {}
                         }
                     }
                     SymbolDefinition::Common { align } => match global.definition {
@@ -222,10 +242,53 @@ impl<'data> Globals<'data> {
                 visibility: SymbolVisibility::Default,
                 strong_reference: false,
                 import_kind: ImportKind::Any,
+                function_clue: None,
+                data_clue: None,
                 import: None,
             });
             self.symbols.len() - 1
         })
+    }
+
+    /// Records that `object` calls global `id`.
+    pub fn note_call(&mut self, id: GlobalId, object: usize) {
+        if let Some(global) = self.symbols.get_mut(id) {
+            if !matches!(global.function_clue, Some((_, FunctionClue::Called))) {
+                global.function_clue = Some((object, FunctionClue::Called));
+            }
+        }
+    }
+
+    /// Gives each of `imports` the kind its clues say: `func` if an object calls it or
+    /// types it `STT_FUNC` (taking a function's address as well is fine), `data` if one
+    /// types it `STT_OBJECT`, `any` if nothing says. A symbol that one object calls or
+    /// declares a function and another declares a data object is refused: a loader would
+    /// bind it to whichever the process has, and one of the objects would be wrong.
+    pub fn decide_import_kinds(
+        &mut self,
+        objects: &[Object<'_>],
+        imports: &[GlobalId],
+    ) -> Result<(), Error> {
+        let name = |object: usize| objects.get(object).map_or("?", |o| o.name).to_owned();
+        for &id in imports {
+            let Some(global) = self.symbols.get_mut(id) else {
+                continue;
+            };
+            global.import_kind = match (global.function_clue, global.data_clue) {
+                (Some((function, clue)), Some(data)) => {
+                    return Err(Error::ImportKindConflict {
+                        symbol: global.name.to_owned(),
+                        data_object: name(data),
+                        function_object: name(function),
+                        called: clue == FunctionClue::Called,
+                    });
+                }
+                (Some(_), None) => ImportKind::Function,
+                (None, Some(_)) => ImportKind::Data,
+                (None, None) => ImportKind::Any,
+            };
+        }
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<GlobalId> {

@@ -22,6 +22,71 @@ fn duplicate_strong_definitions_name_both_files() {
 }
 
 #[test]
+fn an_import_used_as_data_and_as_a_function_names_both_files() {
+    let data = compile_with(
+        "cc",
+        "s",
+        "reads.o",
+        ".text\n.globl get\n.type get,@function\nget:\n\
+         movq environ@GOTPCREL(%rip), %rax\nret\n.size get, .-get\n\
+         .type environ,@object\n",
+        &[],
+    );
+    let calls = compile(
+        "calls.o",
+        "extern void environ(void); void run(void) { environ(); }",
+        &[],
+    );
+    for inputs in [[data.clone(), calls.clone()], [calls.clone(), data.clone()]] {
+        let Err(error) = smf_pack::pack(&inputs, &Options::default()) else {
+            panic!("packing succeeded");
+        };
+        assert!(
+            matches!(error, Error::ImportKindConflict { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "imported symbol `environ`: reads.o declares it a data object (STT_OBJECT) but \
+             calls.o calls it as a function"
+        );
+    }
+    // Declared a function without a call: the message says so.
+    let declares = compile_with(
+        "cc",
+        "s",
+        "declares.o",
+        ".text\n.globl take\n.type take,@function\ntake:\n\
+         movq environ@GOTPCREL(%rip), %rax\nret\n.size take, .-take\n\
+         .type environ,@function\n",
+        &[],
+    );
+    assert_eq!(
+        message(&[declares, data]),
+        "imported symbol `environ`: reads.o declares it a data object (STT_OBJECT) but \
+         declares.o declares it a function (STT_FUNC)"
+    );
+    // The same clues are no conflict when an input defines the symbol: nothing is imported.
+    let defines = compile("defines.o", "void environ(void) {}", &[]);
+    let calls = compile(
+        "calls.o",
+        "extern void environ(void); void run(void) { environ(); }",
+        &[],
+    );
+    let data = compile_with(
+        "cc",
+        "s",
+        "reads.o",
+        ".text\n.globl get\n.type get,@function\nget:\n\
+         movq environ@GOTPCREL(%rip), %rax\nret\n.size get, .-get\n\
+         .type environ,@object\n",
+        &[],
+    );
+    let bytes = pack(&[data, calls, defines]);
+    assert!(parse(&bytes).imports().is_empty());
+}
+
+#[test]
 fn non_pic_absolute_address_asks_for_fpic() {
     let input = compile_with(
         "cc",

@@ -87,7 +87,10 @@ fn a_function_of_size_zero_at_the_end_of_code_gets_a_trap_byte() {
     let bytes = pack(&[input]);
     let module = parse(&bytes);
     let empty = symbol(&module, "empty");
-    assert_eq!((empty.kind, empty.value, empty.size), (SymbolKind::Function, 16, 0));
+    assert_eq!(
+        (empty.kind, empty.value, empty.size),
+        (SymbolKind::Function, 16, 0)
+    );
     let code = section_of(&module, empty);
     assert!(
         code.image_range().contains(&empty.value),
@@ -98,7 +101,11 @@ fn a_function_of_size_zero_at_the_end_of_code_gets_a_trap_byte() {
     assert_eq!(image_bytes(&module, empty.value, 1), [0xcc], "int3");
 
     // From C: GCC puts the empty body in its own (empty) section.
-    let input = compile("unreachable.o", "void nothing(void) { __builtin_unreachable(); }", &[]);
+    let input = compile(
+        "unreachable.o",
+        "void nothing(void) { __builtin_unreachable(); }",
+        &[],
+    );
     let bytes = pack(&[input]);
     let module = parse(&bytes);
     let nothing = symbol(&module, "nothing");
@@ -151,8 +158,8 @@ fn call_to_puts_goes_through_a_stub_and_an_abs64_got_slot() {
     assert_eq!(import.binding, Binding::Global);
     assert_eq!(
         import.kind,
-        ImportKind::Any,
-        "gcc leaves undefined functions untyped"
+        ImportKind::Function,
+        "gcc leaves undefined functions untyped, but hello.o calls puts"
     );
 
     let hello = symbol(&module, "hello");
@@ -187,6 +194,89 @@ fn call_to_puts_goes_through_a_stub_and_an_abs64_got_slot() {
         load_relocations(&module)
             .into_iter()
             .all(|r| module.section_at(r.offset).unwrap().kind != SectionKind::Code)
+    );
+}
+
+/// The kind of each import of `module`, by name.
+fn import_kinds(module: &smf_format::Module<'_>) -> Vec<(String, ImportKind)> {
+    let mut kinds: Vec<_> = module
+        .imports()
+        .iter()
+        .map(|i| (i.name.to_owned(), i.kind))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn import_kinds_say_what_the_objects_use() {
+    // GCC types no undefined symbol, so calls (R_X86_64_PLT32) are what tells a function;
+    // data read through the GOT says nothing, and taking puts' address too changes nothing.
+    let input = compile(
+        "uses.o",
+        "#include <stdio.h>\n\
+         extern char **environ;\n\
+         void *puts_address(void) { return (void *)&puts; }\n\
+         int first_char(void) { puts(\"hi\"); return environ[0][0]; }\n\
+         FILE *out(void) { return stdout; }\n",
+        &[],
+    );
+    let reads = elf_relocations(&input, ".rela.text");
+    assert!(
+        reads
+            .iter()
+            .any(|(_, t, name, _)| name == "puts" && *t == 4)
+            && reads
+                .iter()
+                .any(|(_, t, name, _)| name == "puts" && *t != 4),
+        "puts is both called (PLT32) and read from the GOT: {reads:?}"
+    );
+    let bytes = pack(&[input]);
+    let module = parse(&bytes);
+    assert_eq!(
+        import_kinds(&module),
+        [
+            ("environ".to_owned(), ImportKind::Any),
+            ("puts".to_owned(), ImportKind::Function),
+            ("stdout".to_owned(), ImportKind::Any),
+        ]
+    );
+
+    // Called, `environ` is a function import, which a loader can refuse to bind to libc's
+    // data object of that name.
+    let input = compile(
+        "calls_environ.o",
+        "extern void environ(void); void run(void) { environ(); }",
+        &["-fno-optimize-sibling-calls"],
+    );
+    let module_bytes = pack(&[input]);
+    let module = parse(&module_bytes);
+    assert_eq!(
+        import_kinds(&module),
+        [("environ".to_owned(), ImportKind::Function)]
+    );
+
+    // An object that types its undefined symbols (assembly, other compilers) is believed:
+    // STT_OBJECT is data, STT_FUNC a function even when only its address is taken.
+    let input = compile_with(
+        "cc",
+        "s",
+        "typed.o",
+        ".text\n.globl get\n.type get,@function\nget:\n\
+         movq environ@GOTPCREL(%rip), %rax\n\
+         movq handler@GOTPCREL(%rip), %rax\n\
+         ret\n.size get, .-get\n\
+         .type environ,@object\n.type handler,@function\n",
+        &[],
+    );
+    let bytes = pack(&[input]);
+    let module = parse(&bytes);
+    assert_eq!(
+        import_kinds(&module),
+        [
+            ("environ".to_owned(), ImportKind::Data),
+            ("handler".to_owned(), ImportKind::Function),
+        ]
     );
 }
 
