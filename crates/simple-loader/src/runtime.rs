@@ -72,6 +72,9 @@ pub(crate) unsafe fn attach(
         .collect();
     let jit = crate::jit::JitRegistration::new(&symbols, &eh_frames);
     crate::perfmap::record(&symbols);
+    if let Some(tls) = &tls {
+        tls.attach(base..base + len);
+    }
     let attachments = Attachments {
         symbols,
         _unwind: unwind,
@@ -98,6 +101,11 @@ pub(crate) fn detach(base: usize) {
 pub(crate) fn with_symbols<R>(address: usize, f: impl FnOnce(&ModuleSymbols) -> R) -> Option<R> {
     let loaded = LOADED.read().unwrap_or_else(|p| p.into_inner());
     lookup(&loaded, address).map(f)
+}
+
+/// The name of the module whose image contains `address`, for messages.
+pub(crate) fn module_name(address: usize) -> Option<String> {
+    with_symbols(address, |symbols| symbols.module.clone())
 }
 
 /// As [`with_symbols`], but gives up instead of waiting for the lock, and allocates nothing:

@@ -3,10 +3,9 @@
 //! The C library gives thread-local blocks (DTV slots) only to the objects its own dynamic
 //! linker loads, so a module's `__thread` variables are served by the loader instead. The
 //! packer turns every dynamic-model access into a call to `__tls_get_addr(&pair)`, with `pair`
-//! a `tls_index { module, offset }` in the module's GOT; the loader writes its handle of the
-//! module (the address of a [`TlsModule`]) into `module` (the `tls_module` relocation), and
-//! resolves the module's `__tls_get_addr` import to [`TLS_GET_ADDR`] instead of the C
-//! library's.
+//! a `tls_index { module, offset }` in the module's GOT; the loader writes its *handle* of the
+//! module into `module` (the `tls_module` relocation), and resolves the module's
+//! `__tls_get_addr` import to [`TLS_GET_ADDR`] instead of the C library's.
 //!
 //! Each module with a `tls` section holds a process-wide *slot* while it is loaded, and a
 //! generation number no other module ever gets. Each thread keeps, behind one pthread key, a
@@ -18,15 +17,26 @@
 //! unloading a module needs no cross-thread coordination: blocks other threads hold for it
 //! are reclaimed lazily, at most one per slot and thread.
 //!
+//! The handle is a number, not an address: the slot in its low [`SLOT_BITS`] bits and the
+//! module's generation above them. The word lies in module memory, so `__tls_get_addr` takes
+//! nothing from it on trust: the slot indexes a table the loader owns (bounds-checked), the
+//! table entry must hold exactly this handle (so a stale or made-up generation is refused),
+//! and the `tls_index` itself must lie inside the image of the module the handle names (so
+//! one module cannot pass another's handle). A word that fails any check is a fatal error
+//! naming the module, never a read of memory the word points to.
+//!
 //! Code compiled for the initial-exec model or for TLS descriptors addresses thread-locals at
 //! a fixed offset from the thread pointer instead (`tp_offset` and `tls_descriptor`
 //! relocations). A module with such code gets a *static* block from the C library
 //! ([`crate::sys::static_tls`]); its `__tls_get_addr` pairs, if any, then resolve into that
-//! block too, so every access model sees the same variables.
+//! block too, so every access model sees the same variables. The descriptor function reads
+//! only the descriptor's own second word (module memory, returned to the module as it is),
+//! never loader state.
 
 use std::alloc::Layout;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use smf_format::{Module as Parsed, SectionKind};
@@ -36,17 +46,29 @@ use crate::sys::static_tls::StaticBlock;
 /// The argument of `__tls_get_addr`, as the psABI lays it out.
 #[repr(C)]
 struct TlsIndex {
-    module: usize,
+    module: u64,
     offset: usize,
 }
 
-/// The loader's description of one module's thread-local block. Its address is the handle
-/// written into the module's `tls_index` pairs, so it lives in a `Box` that does not move and
-/// outlives the module's image.
+/// Bits of a handle that hold the slot; the generation is in the bits above. A million
+/// modules with thread-locals at once is far more than the process's mappings allow
+/// (`vm.max_map_count`, 65,530 by default, and each module maps several ranges).
+const SLOT_BITS: u32 = 20;
+const MAX_SLOTS: usize = 1 << SLOT_BITS;
+/// Generations wrap after this many, skipping 0, so that no handle is 0 (a free entry). At
+/// a hundred thousand loads a second a wrap takes five years; its only effect is that the
+/// handle of a long-unloaded module becomes valid again for a new module of the same slot.
+const GENERATION_MODULUS: u64 = (1 << (64 - SLOT_BITS)) - 1;
+
+/// The loader's description of one module's thread-local block. It lives in a `Box` that
+/// does not move and outlives the module's image; the handle table points at it while the
+/// module is attached.
 #[derive(Debug)]
 pub(crate) struct TlsModule {
     slot: usize,
     generation: u64,
+    /// The word `tls_module` relocations write.
+    handle: u64,
     /// Image offset of the template.
     offset: usize,
     /// Address of the template in the mapped image; set once the image is mapped.
@@ -71,8 +93,64 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
 });
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
+/// What `__tls_get_addr` finds for a slot: the handle of the module attached to it and where
+/// that module's image lies. Entries are never freed or moved (a slot passes from module to
+/// module), so checking any word against the table reads loader memory only.
+#[derive(Debug, Default)]
+struct Entry {
+    /// The attached module's handle; 0 while no module is attached.
+    handle: AtomicU64,
+    image_start: AtomicUsize,
+    image_end: AtomicUsize,
+    module: AtomicPtr<TlsModule>,
+}
+
+/// Entries of the first chunk of the handle table; each further chunk is twice as large, so
+/// chunks never move once made and lookups take no lock.
+const FIRST_CHUNK: usize = 64;
+/// Chunks enough for [`MAX_SLOTS`]: 64 × (2¹⁵ − 1) ≥ 2²⁰.
+const CHUNKS: usize = 15;
+const _: () = assert!(FIRST_CHUNK * ((1 << CHUNKS) - 1) >= MAX_SLOTS);
+
+/// The handle table: chunk `c` holds `FIRST_CHUNK << c` entries, made (and leaked) when a
+/// slot in it is first handed out.
+static TABLE: [AtomicPtr<Entry>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+
+/// The chunk of `slot` and its index in that chunk.
+fn position(slot: usize) -> (usize, usize) {
+    let n = slot / FIRST_CHUNK + 1;
+    let chunk = (usize::BITS - 1 - n.leading_zeros()) as usize;
+    (chunk, slot - FIRST_CHUNK * ((1 << chunk) - 1))
+}
+
+/// The table entry of `slot`, if its chunk exists.
+fn entry(slot: usize) -> Option<&'static Entry> {
+    if slot >= MAX_SLOTS {
+        return None;
+    }
+    let (chunk, index) = position(slot);
+    let entries = TABLE[chunk].load(Ordering::Acquire);
+    // SAFETY: a non-null chunk pointer is a leaked allocation of `FIRST_CHUNK << chunk`
+    // entries, never freed, and `index` is below that.
+    (!entries.is_null()).then(|| unsafe { &*entries.add(index) })
+}
+
+/// Makes the chunk of `slot` if it does not exist yet. Called with [`SLOTS`] locked, the
+/// only place chunks are made.
+fn make_entry(slot: usize) {
+    let (chunk, _) = position(slot);
+    if TABLE[chunk].load(Ordering::Acquire).is_null() {
+        let entries: Box<[Entry]> = (0..FIRST_CHUNK << chunk)
+            .map(|_| Entry::default())
+            .collect();
+        TABLE[chunk].store(Box::leak(entries).as_mut_ptr(), Ordering::Release);
+    }
+}
+
 impl TlsModule {
     /// The TLS description of `module`, if it has a `tls` section (the reader allows one).
+    /// `None` too in the impossible case of [`MAX_SLOTS`] modules with thread-locals loaded
+    /// at once: the module's handle is then 0, which `__tls_get_addr` refuses.
     pub(crate) fn for_module(module: &Parsed<'_>) -> Option<Box<TlsModule>> {
         let section = module
             .loaded_sections()
@@ -83,14 +161,23 @@ impl TlsModule {
         let layout = Layout::from_size_align(size, section.align as usize).ok()?;
         let slot = {
             let mut slots = SLOTS.lock().unwrap_or_else(|p| p.into_inner());
-            slots.free.pop().unwrap_or_else(|| {
-                slots.next += 1;
-                slots.next - 1
-            })
+            let slot = match slots.free.pop() {
+                Some(slot) => slot,
+                None if slots.next < MAX_SLOTS => {
+                    slots.next += 1;
+                    slots.next - 1
+                }
+                None => return None,
+            };
+            make_entry(slot);
+            slot
         };
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let handle = ((generation % GENERATION_MODULUS + 1) << SLOT_BITS) | slot as u64;
         Some(Box::new(TlsModule {
             slot,
-            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            generation,
+            handle,
             offset: section.vaddr as usize,
             template: AtomicUsize::new(0),
             file_size: section.file_size as usize,
@@ -126,25 +213,104 @@ impl TlsModule {
         Ok(offset)
     }
 
-    /// The handle written by `tls_module` relocations.
+    /// The handle written by `tls_module` relocations: a number `__tls_get_addr` checks
+    /// against the loader's table, not an address.
     pub(crate) fn handle(&self) -> u64 {
-        self as *const TlsModule as u64
+        self.handle
     }
 
     /// Records where the image is mapped, before any code of the module runs.
     pub(crate) fn set_base(&self, base: usize) {
         self.template.store(base + self.offset, Ordering::Release);
     }
+
+    /// Makes the handle valid for `tls_index` pairs inside `image`, the module's mapped
+    /// image, before any code of the module runs. `self` must not move until it is dropped
+    /// (it lives in a `Box`), which takes the handle back.
+    pub(crate) fn attach(&self, image: Range<usize>) {
+        let Some(entry) = entry(self.slot) else {
+            return;
+        };
+        entry.image_start.store(image.start, Ordering::Relaxed);
+        entry.image_end.store(image.end, Ordering::Relaxed);
+        entry.module.store(
+            self as *const TlsModule as *mut TlsModule,
+            Ordering::Relaxed,
+        );
+        entry.handle.store(self.handle, Ordering::Release);
+    }
 }
 
 impl Drop for TlsModule {
     fn drop(&mut self) {
+        if let Some(entry) = entry(self.slot) {
+            // Only if attached: a module whose load failed never was.
+            let _ =
+                entry
+                    .handle
+                    .compare_exchange(self.handle, 0, Ordering::Release, Ordering::Relaxed);
+        }
         SLOTS
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .free
             .push(self.slot);
     }
+}
+
+/// Why `__tls_get_addr` refused a `tls_index`.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// No attached module has this handle.
+    Unknown,
+    /// The handle is that of the module whose image starts here, but the `tls_index` lies
+    /// outside that image.
+    Foreign { owner: usize },
+}
+
+/// The module whose handle `word` is, provided the `tls_index` at `index` lies in its image.
+/// Reads only the loader's table, whatever `word` holds.
+fn attached_module(word: u64, index: usize) -> Result<&'static TlsModule, Refusal> {
+    let slot = (word & (MAX_SLOTS as u64 - 1)) as usize;
+    let entry = entry(slot).ok_or(Refusal::Unknown)?;
+    if word == 0 || entry.handle.load(Ordering::Acquire) != word {
+        return Err(Refusal::Unknown);
+    }
+    let start = entry.image_start.load(Ordering::Relaxed);
+    if !(start..entry.image_end.load(Ordering::Relaxed)).contains(&index) {
+        return Err(Refusal::Foreign { owner: start });
+    }
+    // SAFETY: the entry holds this handle, so the module it points to is attached: its
+    // `TlsModule` lives until it is dropped, which happens only when its image is unmapped,
+    // and the `tls_index` being read lies in that image, so the module is still in use (a
+    // module unloaded while another thread still runs its code is the host's error, as for
+    // all of its memory).
+    Ok(unsafe { &*entry.module.load(Ordering::Relaxed) })
+}
+
+/// Reports a refused `tls_index` on stderr and aborts: module code cannot be given an
+/// address, and returning anything else would let it write where nobody knows.
+#[cold]
+#[inline(never)]
+fn refuse(word: u64, index: usize, refusal: Refusal) -> ! {
+    let module_at = |address| {
+        crate::runtime::module_name(address).unwrap_or_else(|| String::from("<no loaded module>"))
+    };
+    let reason = match refusal {
+        Refusal::Unknown => String::from("no loaded module has that handle"),
+        Refusal::Foreign { owner } => format!("that is the handle of {}", module_at(owner)),
+    };
+    let message = format!(
+        "simple-loader: fatal: module {} called __tls_get_addr with tls_index {index:#x} whose \
+         module word {word:#x} is not its thread-local handle: {reason} (a wrong tls_module \
+         relocation?)\n",
+        module_at(index),
+    );
+    // Straight to the file descriptor: nothing of Rust's stderr state is needed, and the
+    // whole line is one write.
+    // SAFETY: writing an initialised buffer of that length to fd 2.
+    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    std::process::abort();
 }
 
 /// One thread's block for one slot.
@@ -215,13 +381,15 @@ fn thread_blocks() -> &'static mut ThreadBlocks {
 }
 
 /// The loader's `__tls_get_addr`: the address of `offset` in the calling thread's block of
-/// `module`. Called by module code only, with a `tls_index` the loader wrote.
+/// the module whose handle `module` is. Called by module code only, with a `tls_index` of
+/// its GOT; the handle in it is checked before anything of the loader's is read through it.
 extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
-    // SAFETY: module code passes the address of a `tls_index` pair of its GOT, whose first
-    // word the loader set to the handle of a `TlsModule` that lives as long as the module.
-    let (module, offset) = unsafe {
-        let index = &*index;
-        (&*(index.module as *const TlsModule), index.offset)
+    // SAFETY: module code passes the address of a `tls_index` pair, as for the C library's
+    // `__tls_get_addr`; the words are plain integers, and neither is trusted below.
+    let (word, offset) = unsafe { ((*index).module, (*index).offset) };
+    let module = match attached_module(word, index as usize) {
+        Ok(module) => module,
+        Err(refusal) => refuse(word, index as usize, refusal),
     };
     if let Some(block) = module.static_block.get() {
         return block.address().wrapping_add(offset);
@@ -254,7 +422,8 @@ extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
             address
         }
     };
-    // The packer checked each offset against the section's size.
+    // The packer checked each offset against the section's size; the address goes back to
+    // the module unread.
     block.wrapping_add(offset)
 }
 
@@ -328,6 +497,9 @@ mod tests {
     use super::*;
     use smf_format::{LoadedSection, ModuleBuilder};
 
+    /// Tests that count on a freed slot being the next one handed out run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     fn module_with_tls() -> Vec<u8> {
         let mut builder = ModuleBuilder::new();
         builder.add_section(LoadedSection {
@@ -341,22 +513,63 @@ mod tests {
         builder.write().unwrap()
     }
 
-    fn get(module: usize, offset: usize) -> *mut u8 {
-        tls_get_addr(&TlsIndex { module, offset })
+    /// A stand-in for a mapped image: the template (the tls section is at offset 0) and two
+    /// `tls_index` pairs, as a GOT holds them.
+    #[repr(C)]
+    struct Image {
+        template: [u8; 16],
+        pairs: [TlsIndex; 2],
+    }
+
+    impl Image {
+        fn new(template: [u8; 3]) -> Box<Image> {
+            let mut bytes = [0; 16];
+            bytes[..3].copy_from_slice(&template);
+            Box::new(Image {
+                template: bytes,
+                pairs: [
+                    TlsIndex {
+                        module: 0,
+                        offset: 0,
+                    },
+                    TlsIndex {
+                        module: 0,
+                        offset: 1,
+                    },
+                ],
+            })
+        }
+
+        fn range(&self) -> Range<usize> {
+            let start = self as *const Image as usize;
+            start..start + size_of::<Image>()
+        }
+
+        /// Loads `module` "into" this image: relocates its pairs and attaches it.
+        fn load(&mut self, module: &TlsModule) {
+            for pair in &mut self.pairs {
+                pair.module = module.handle();
+            }
+            module.set_base(self.range().start);
+            module.attach(self.range());
+        }
+
+        fn get(&self, pair: usize) -> *mut u8 {
+            tls_get_addr(&self.pairs[pair])
+        }
     }
 
     #[test]
     fn blocks_are_per_thread_copies_and_a_reused_slot_gets_a_fresh_block() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = module_with_tls();
         let parsed = Parsed::parse(&bytes).unwrap();
-        // Stand-ins for the mapped templates of two modules (the tls section is at offset 0).
-        let first_template = [7u8, 8, 9];
-        let second_template = [1u8, 2, 3];
+        let mut first_image = Image::new([7, 8, 9]);
+        let mut second_image = Image::new([1, 2, 3]);
 
         let first = TlsModule::for_module(&parsed).unwrap();
-        first.set_base(first_template.as_ptr() as usize);
-        let handle = first.handle() as usize;
-        let block = get(handle, 0);
+        first_image.load(&first);
+        let block = first_image.get(0);
         assert_eq!(block as usize % 16, 0, "aligned as the section says");
         // SAFETY: the block is 64 bytes, this thread's own.
         unsafe {
@@ -364,18 +577,22 @@ mod tests {
             *block.add(1) = 100;
         }
         assert_eq!(
-            get(handle, 1),
+            first_image.get(1),
             block.wrapping_add(1),
             "the same block again"
         );
         // Another thread starts from the template, not from this thread's copy.
-        let (other, other_block) = std::thread::spawn(move || {
-            let p = get(handle, 1);
-            // SAFETY: that thread's own block.
-            (unsafe { *p }, p as usize)
-        })
-        .join()
-        .unwrap();
+        let image = &*first_image;
+        let (other, other_block) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let p = image.get(1);
+                    // SAFETY: that thread's own block.
+                    (unsafe { *p }, p as usize)
+                })
+                .join()
+                .unwrap()
+        });
         assert_eq!(other, 8);
         assert_ne!(other_block, block as usize + 1);
 
@@ -384,9 +601,94 @@ mod tests {
         drop(first);
         let second = TlsModule::for_module(&parsed).unwrap();
         assert_eq!(second.slot, slot);
-        second.set_base(second_template.as_ptr() as usize);
-        let fresh = get(second.handle() as usize, 1);
+        second_image.load(&second);
+        let fresh = second_image.get(1);
         // SAFETY: this thread's block for the second module.
         assert_eq!(unsafe { *fresh }, 2);
+    }
+
+    #[test]
+    fn a_module_word_is_checked_against_the_loaders_table_before_use() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = module_with_tls();
+        let parsed = Parsed::parse(&bytes).unwrap();
+        let mut image = Image::new([7, 8, 9]);
+        let mut other_image = Image::new([1, 2, 3]);
+        let module = TlsModule::for_module(&parsed).unwrap();
+        let other = TlsModule::for_module(&parsed).unwrap();
+        let index = image.range().start + size_of::<[u8; 16]>();
+        assert_eq!(
+            attached_module(module.handle(), index).err(),
+            Some(Refusal::Unknown),
+            "a handle is valid only once its module is attached"
+        );
+        image.load(&module);
+        other_image.load(&other);
+        assert_eq!(
+            attached_module(module.handle(), index).map(|m| m.slot),
+            Ok(module.slot)
+        );
+
+        let start = image.range().start;
+        for (word, why) in [
+            (0, "zero"),
+            (u64::MAX, "all ones"),
+            ((MAX_SLOTS - 1) as u64, "a slot whose chunk was never made"),
+            (
+                &*module as *const TlsModule as u64,
+                "the address of the loader's record",
+            ),
+            (start as u64, "an address in the image"),
+            (
+                module.handle() + (1 << SLOT_BITS),
+                "the right slot with another generation",
+            ),
+            (
+                module.handle() ^ (other.slot ^ module.slot) as u64,
+                "the other module's slot with this generation",
+            ),
+        ] {
+            assert_eq!(
+                attached_module(word, index).err(),
+                Some(Refusal::Unknown),
+                "{why}: {word:#x}"
+            );
+        }
+        assert_eq!(
+            attached_module(other.handle(), index).err(),
+            Some(Refusal::Foreign {
+                owner: other_image.range().start
+            }),
+            "another module's handle, in a pair outside that module's image"
+        );
+
+        let handle = module.handle();
+        drop(module);
+        assert_eq!(
+            attached_module(handle, index).err(),
+            Some(Refusal::Unknown),
+            "the handle of an unloaded module"
+        );
+        let reused = TlsModule::for_module(&parsed).unwrap();
+        image.load(&reused);
+        assert_ne!(reused.handle(), handle, "a new generation in the same slot");
+        assert_eq!(
+            attached_module(handle, index).err(),
+            Some(Refusal::Unknown),
+            "the old handle stays refused when its slot is reused"
+        );
+    }
+
+    #[test]
+    fn every_slot_has_one_place_in_the_table() {
+        let mut expected = (0, 0);
+        for slot in 0..MAX_SLOTS {
+            if expected.1 == FIRST_CHUNK << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+            assert_eq!(position(slot), expected, "slot {slot}");
+            expected.1 += 1;
+        }
+        assert!(expected.0 < CHUNKS);
     }
 }
