@@ -206,7 +206,15 @@ fn run(command: Command) -> Result<ExitCode> {
             args,
         } => {
             // A crash in module code (constructors included) names the module function before
-            // the process dies of the signal, with the signal's usual exit status.
+            // the process dies of the signal, with the signal's usual exit status. The crash
+            // handler runs what it replaced afterwards: the default action, as for a native
+            // program, not the Rust runtime's stack-overflow handler, which would end a
+            // module's stack overflow as smf's own with SIGABRT.
+            for signal in [libc::SIGSEGV, libc::SIGBUS] {
+                // SAFETY: no handler of smf's own is replaced; the runtime's only reports
+                // stack overflows of smf's threads.
+                unsafe { libc::signal(signal, libc::SIG_DFL) };
+            }
             simple_loader::install_crash_handler().context("installing the crash handler")?;
             let module = load_file(&file, &load_options(&require_signature)?)?;
             if !module.is_executable() {

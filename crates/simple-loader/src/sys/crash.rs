@@ -1,14 +1,22 @@
 //! A crash report for module code: on SIGSEGV, SIGILL, SIGBUS or SIGFPE, one line on stderr
-//! naming the signal and the module function that was running, then the signal again with
-//! its default action, so the process ends as it would have without the handler (killed by
-//! the signal, with a core dump where enabled).
+//! naming the signal and the module function that was running, then whatever the process had
+//! for that signal before: the handler installed earlier (called as the kernel would have
+//! called it), or the default action (the signal again, so the process ends as it would have
+//! without the handler: killed by the signal, with a core dump where enabled).
 //!
-//! The handler runs on an alternate stack (so a stack overflow in the main thread is
-//! reported too), allocates nothing, and only tries the loader's module list lock: if another
-//! thread holds it for writing, the line gives the bare address.
+//! The handler runs on an alternate stack (so a stack overflow in the installing thread is
+//! reported too) and only calls what is async-signal-safe: it allocates nothing, formats into
+//! a buffer on its stack, only *tries* the loader's module-list lock (if another thread holds
+//! it for writing, the line gives the bare address), and reads the interrupted stack with
+//! `process_vm_readv`, which reports an unreadable page instead of faulting. The C runtime's
+//! unwinder is not used: it takes locks and allocates (libgcc sorts a registered module's
+//! unwind tables with `malloc` on the first lookup), which can deadlock or fault again when
+//! the crash was in the allocator.
 
 use std::fmt::Write as _;
 use std::io;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 const SIGNALS: [(libc::c_int, &str, &str); 4] = [
     (libc::SIGSEGV, "SIGSEGV", "invalid memory reference"),
@@ -19,21 +27,36 @@ const SIGNALS: [(libc::c_int, &str, &str); 4] = [
 
 const ALT_STACK_SIZE: usize = 64 * 1024;
 
+/// The action each signal of [`SIGNALS`] had before the crash handler, by index; null until
+/// installed. Each is leaked: a handler in another thread may be reading an older one.
+static PREVIOUS: [AtomicPtr<libc::sigaction>; 4] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; 4];
+
+/// Serializes installs, so that two cannot both save the other's handler as the previous one.
+static INSTALL: Mutex<()> = Mutex::new(());
+
 /// Installs the crash handler for the calling thread's alternate stack and the whole
 /// process's SIGSEGV, SIGBUS, SIGILL and SIGFPE. `smf run` calls it before running a program.
+///
+/// The action each signal had before is kept, and runs after the report line (see
+/// `docs/RUNTIME.md`, *Crash reports*). Installing again keeps the actions saved the first
+/// time for signals whose handler is still this one, so the handler never chains to itself.
 pub fn install_crash_handler() -> io::Result<()> {
-    // The alternate stack lives for the rest of the process: the handler may run any time.
-    let stack: &'static mut [u8] = Box::leak(vec![0u8; ALT_STACK_SIZE].into_boxed_slice());
-    let alt = libc::stack_t {
-        ss_sp: stack.as_mut_ptr().cast(),
-        ss_flags: 0,
-        ss_size: stack.len(),
-    };
-    // SAFETY: `alt` describes memory that stays valid and unused by anything else.
-    if unsafe { libc::sigaltstack(&alt, std::ptr::null_mut()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for (signal, _, _) in SIGNALS {
+    let _installing = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    install_alternate_stack()?;
+    for (index, (signal, _, _)) in SIGNALS.into_iter().enumerate() {
+        // SAFETY: querying a signal's action writes only `current`.
+        let current = unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut current) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            current
+        };
+        if current.sa_sigaction != handler as *const () as usize {
+            let saved = Box::into_raw(Box::new(current));
+            PREVIOUS[index].store(saved, Ordering::Release);
+        }
         // SAFETY: a zeroed sigaction is a valid starting point; the handler has the
         // three-argument signature SA_SIGINFO requires.
         let rc = unsafe {
@@ -46,6 +69,34 @@ pub fn install_crash_handler() -> io::Result<()> {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// Gives the calling thread an alternate signal stack of [`ALT_STACK_SIZE`] bytes, unless it
+/// has one at least that large (from an earlier install, or the host's own).
+fn install_alternate_stack() -> io::Result<()> {
+    // SAFETY: querying the alternate stack writes only `current`.
+    let current = unsafe {
+        let mut current: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut current) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        current
+    };
+    if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE {
+        return Ok(());
+    }
+    // The alternate stack lives for the rest of the process: the handler may run any time.
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; ALT_STACK_SIZE].into_boxed_slice());
+    let alt = libc::stack_t {
+        ss_sp: stack.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: stack.len(),
+    };
+    // SAFETY: `alt` describes memory that stays valid and unused by anything else.
+    if unsafe { libc::sigaltstack(&alt, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -66,8 +117,8 @@ impl std::fmt::Write for Line {
     }
 }
 
-/// The program counter of the interrupted code.
-fn interrupted_pc(context: *mut libc::c_void) -> Option<usize> {
+/// The program counter and stack pointer of the interrupted code.
+fn interrupted_pc_sp(context: *mut libc::c_void) -> Option<(usize, usize)> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
         if context.is_null() {
@@ -75,7 +126,11 @@ fn interrupted_pc(context: *mut libc::c_void) -> Option<usize> {
         }
         // SAFETY: with SA_SIGINFO the kernel passes a valid ucontext_t as the third argument.
         let context = unsafe { &*context.cast::<libc::ucontext_t>() };
-        Some(context.uc_mcontext.gregs[libc::REG_RIP as usize] as usize)
+        let registers = &context.uc_mcontext.gregs;
+        Some((
+            registers[libc::REG_RIP as usize] as usize,
+            registers[libc::REG_RSP as usize] as usize,
+        ))
     }
     #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
     {
@@ -84,7 +139,136 @@ fn interrupted_pc(context: *mut libc::c_void) -> Option<usize> {
     }
 }
 
+/// The handler call under way in one thread that chained to a previous handler: if that
+/// handler calls this one back (it replaced the crash handler and chains to what it
+/// replaced, and the crash handler was installed again after it), the cycle ends there.
+struct Chaining {
+    thread: AtomicI32,
+    context: AtomicUsize,
+    frame: AtomicUsize,
+}
+
+/// One per signal of [`SIGNALS`]. Only one thread at a time is recorded; a second thread
+/// crashing with the same signal meanwhile is not, and is not protected from a cycle.
+static CHAINING: [Chaining; 4] = [const {
+    Chaining {
+        thread: AtomicI32::new(0),
+        context: AtomicUsize::new(0),
+        frame: AtomicUsize::new(0),
+    }
+}; 4];
+
+fn thread_id() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
 extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // A handler that returns (a previous handler may resume the program) leaves errno as the
+    // interrupted code had it.
+    // SAFETY: __errno_location returns the calling thread's errno, valid for its lifetime.
+    let errno = unsafe { *libc::__errno_location() };
+    handle(signal, info, context);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn handle(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let Some(index) = SIGNALS.iter().position(|(s, _, _)| *s == signal) else {
+        return;
+    };
+    let frame = std::hint::black_box(&index) as *const usize as usize;
+    let chaining = &CHAINING[index];
+    let thread = thread_id();
+    // Called back, deeper on this thread's stack and for the same delivery, by the handler
+    // this one chained to: that handler's predecessor is the crash handler itself.
+    if chaining.thread.load(Ordering::Acquire) == thread
+        && chaining.context.load(Ordering::Relaxed) == context as usize
+        && frame < chaining.frame.load(Ordering::Relaxed)
+    {
+        default_action(signal);
+        return;
+    }
+    // SAFETY: PREVIOUS holds null or a leaked sigaction that is never freed.
+    let previous = unsafe { PREVIOUS[index].load(Ordering::Acquire).as_ref() };
+    let previous_handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+    // SAFETY: the kernel passes a valid siginfo_t with SA_SIGINFO.
+    let from_kernel = !info.is_null() && unsafe { (*info).si_code } > 0;
+    // A signal sent to a process that ignores it is not a crash: it stays ignored. A fault
+    // cannot be ignored (the instruction would fault again), so it is reported and fatal.
+    if previous_handler == libc::SIG_IGN && !from_kernel {
+        return;
+    }
+    write_report(signal, info, context, from_kernel);
+    let previous = match previous {
+        Some(previous) if ![libc::SIG_DFL, libc::SIG_IGN].contains(&previous_handler) => previous,
+        _ => {
+            default_action(signal);
+            return;
+        }
+    };
+    // Recorded unless another thread is chaining for the same signal; a record of this
+    // thread's own is stale (the handler it chained to left with siglongjmp) and replaced.
+    let recorded =
+        match chaining
+            .thread
+            .compare_exchange(0, thread, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(owner) => owner == thread,
+        };
+    if recorded {
+        chaining.context.store(context as usize, Ordering::Relaxed);
+        chaining.frame.store(frame, Ordering::Relaxed);
+    }
+    // SAFETY: the previous action's handler was installed for this signal by the host, with
+    // the signature its SA_SIGINFO flag says; it gets the arguments the kernel gave.
+    unsafe {
+        if previous.sa_flags & libc::SA_SIGINFO != 0 {
+            let previous: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(previous_handler);
+            previous(signal, info, context);
+        } else {
+            let previous: extern "C" fn(libc::c_int) = std::mem::transmute(previous_handler);
+            previous(signal);
+        }
+    }
+    if recorded {
+        chaining.thread.store(0, Ordering::Release);
+    }
+    // The previous handler returned. If it restored the default action, as Rust's standard
+    // library and many crash reporters do to let the signal end the process, a signal that
+    // was sent (not a fault, which recurs when the instruction is retried) would be lost:
+    // raise it again.
+    // SAFETY: querying a signal's action writes only `current`; raise is async-signal-safe.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_DFL
+        {
+            libc::raise(signal);
+        }
+    }
+}
+
+/// Restores the default action and raises the signal again: delivered as soon as the handler
+/// returns (the signal is blocked while it runs), so the process dies of it. A fault would
+/// also recur when the instruction is retried.
+fn default_action(signal: libc::c_int) {
+    // SAFETY: signal(2) and raise(3) are async-signal-safe.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+}
+
+/// Writes the report line to stderr.
+fn write_report(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+    from_kernel: bool,
+) {
     let (name, what) = SIGNALS
         .iter()
         .find(|(s, _, _)| *s == signal)
@@ -94,35 +278,27 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
         len: 0,
     };
     let _ = write!(line, "smf: {name} ({what}");
-    // SAFETY: the kernel passes a valid siginfo_t with SA_SIGINFO.
-    let from_kernel = !info.is_null() && unsafe { (*info).si_code } > 0;
     if from_kernel && matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
-        // SAFETY: as above; si_addr is the faulting address of a kernel-sent SIGSEGV/SIGBUS.
+        // SAFETY: si_addr is the faulting address of a kernel-sent SIGSEGV/SIGBUS.
         let address = unsafe { (*info).si_addr() } as usize;
         let _ = write!(line, " at {address:#x}");
     }
     let _ = write!(line, ")");
-    if let Some(pc) = interrupted_pc(context) {
+    if let Some((pc, sp)) = interrupted_pc_sp(context) {
         if crate::runtime::try_with_symbols(pc, |_| ()).is_some() {
             let _ = write!(line, " in ");
             name_address(&mut line, pc);
         } else {
             let _ = write!(line, " at pc {pc:#x}, outside any module");
-            if let Some(caller) = nearest_module_frame() {
+            if let Some(caller) = nearest_module_return(sp) {
                 let _ = write!(line, ", called from ");
                 name_address(&mut line, caller);
             }
         }
     }
     let _ = writeln!(line);
-    // SAFETY: write(2), signal(2) and raise(3) are async-signal-safe; the buffer is ours.
-    unsafe {
-        libc::write(2, line.bytes.as_ptr().cast(), line.len);
-        // Default action, delivered as soon as the handler returns (the signal is blocked
-        // while it runs); a fault would also recur when the instruction is retried.
-        libc::signal(signal, libc::SIG_DFL);
-        libc::raise(signal);
-    }
+    // SAFETY: write(2) is async-signal-safe; the buffer is ours.
+    unsafe { libc::write(2, line.bytes.as_ptr().cast(), line.len) };
 }
 
 /// Writes `function+offset (module)` for an address inside a module.
@@ -143,53 +319,77 @@ fn name_address(line: &mut Line, address: usize) {
     });
 }
 
-/// The innermost frame of the interrupted thread that is module code, for a crash inside a
-/// library a module called. Walks the stack with the C runtime's unwinder, which knows the
-/// module tables (registered at load) and the signal frame. Not async-signal-safe in
-/// theory (the unwinder may take its lock): a risk taken only when the crash is outside
-/// module code and already fatal.
-fn nearest_module_frame() -> Option<usize> {
-    struct Search {
-        found: Option<usize>,
-        frames: u32,
-    }
-    extern "C" fn visit(context: *mut UnwindContext, search: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: `search` is the `Search` passed to _Unwind_Backtrace below; `context` is
-        // the unwinder's live frame context.
-        let (search, ip) = unsafe { (&mut *search.cast::<Search>(), _Unwind_GetIP(context)) };
-        search.frames += 1;
-        // A return address points after the call: look up the call instruction's last byte.
-        let candidate = ip.saturating_sub(1);
-        if crate::runtime::try_with_symbols(candidate, |_| ()).is_some() {
-            search.found = Some(candidate);
-            return URC_END_OF_STACK;
+/// How far above the interrupted stack pointer [`nearest_module_return`] looks.
+const STACK_SCAN_BYTES: usize = 32 * 1024;
+
+/// For a crash outside module code (in a library a module called): the innermost word of the
+/// interrupted stack, from `sp` up, that is a return address into module code (it follows a
+/// call instruction in a module's code section); the address of the call's last byte.
+///
+/// This is a scan, not an unwind: it knows no frame sizes, so a stale return address left in
+/// a frame's unused slots could be found before the real one. It reads the stack with
+/// `process_vm_readv`, which stops at an unmapped page instead of faulting.
+fn nearest_module_return(sp: usize) -> Option<usize> {
+    // One page at a time: a page is readable whole or not at all.
+    let mut words = [0usize; super::PAGE_SIZE / size_of::<usize>()];
+    let mut at = sp;
+    while at.wrapping_sub(sp) < STACK_SCAN_BYTES {
+        let len = super::PAGE_SIZE - at % super::PAGE_SIZE;
+        let words = &mut words[..len / size_of::<usize>()];
+        if !read_own_memory(at, words) {
+            return None;
         }
-        if search.frames > 256 {
-            return URC_END_OF_STACK;
+        if let Some(&word) = words.iter().find(|&&word| follows_module_call(word)) {
+            return Some(word - 1);
         }
-        URC_NO_REASON
+        at = at.checked_add(len)?;
     }
-    let mut search = Search {
-        found: None,
-        frames: 0,
+    None
+}
+
+/// Copies memory of this process at `address` into `words` without faulting; false if it is
+/// not all readable.
+fn read_own_memory(address: usize, words: &mut [usize]) -> bool {
+    let len = size_of_val(words);
+    let local = libc::iovec {
+        iov_base: words.as_mut_ptr().cast(),
+        iov_len: len,
     };
-    // SAFETY: the callback has the signature libgcc expects and only reads the context.
-    unsafe { _Unwind_Backtrace(visit, (&raw mut search).cast()) };
-    search.found
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: the kernel writes at most `len` bytes into `words`, and reports unreadable
+    // source pages as a short count or an error rather than faulting.
+    let read = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    usize::try_from(read) == Ok(len)
 }
 
-#[repr(C)]
-struct UnwindContext {
-    _opaque: [u8; 0],
-}
-
-const URC_NO_REASON: libc::c_int = 0;
-const URC_END_OF_STACK: libc::c_int = 5;
-
-unsafe extern "C" {
-    fn _Unwind_Backtrace(
-        trace: extern "C" fn(*mut UnwindContext, *mut libc::c_void) -> libc::c_int,
-        argument: *mut libc::c_void,
-    ) -> libc::c_int;
-    fn _Unwind_GetIP(context: *mut UnwindContext) -> usize;
+/// Whether `address` lies in a module's code section right after a call instruction: `call
+/// rel32` (`e8`), or an indirect `call` (`ff /2`, two to seven bytes with prefixes and
+/// displacement).
+fn follows_module_call(address: usize) -> bool {
+    let Some(last) = address.checked_sub(1) else {
+        return false;
+    };
+    crate::runtime::try_with_symbols(last, |symbols| {
+        let Some(&(start, _)) = symbols
+            .code
+            .iter()
+            .find(|(start, end)| (*start..*end).contains(&last))
+        else {
+            return false;
+        };
+        // SAFETY: `start..address` lies in a code section, mapped readable for as long as the
+        // module is listed, which the read lock held here guarantees.
+        let byte = |at: usize| unsafe { std::ptr::read_volatile(at as *const u8) };
+        let direct = address - start >= 5 && byte(address - 5) == 0xe8;
+        let indirect = (2..=7).any(|length| {
+            address - start >= length
+                && byte(address - length) == 0xff
+                && (byte(address - length + 1) >> 3) & 7 == 2
+        });
+        direct || indirect
+    })
+    .unwrap_or(false)
 }
