@@ -52,7 +52,7 @@ pub use module::{DataSymbol, Module, Symbol};
 pub use perfmap::{enable_perf_map, perf_map_path};
 pub use registry::{LoadedModule, Registry};
 pub use reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport};
-pub use signature::{PublicKey, SignaturePolicy};
+pub use signature::{PublicKey, SignaturePolicy, read_module_file, read_signature_file};
 pub use smf_format;
 pub use smf_sign;
 pub use symbolize::{Location, symbolize};

@@ -5,7 +5,11 @@
 //! `docs/FORMAT.md`, *Signature files*). Under [`SignaturePolicy::Require`] the loader checks
 //! it right after the module hash, before it opens a needed library, resolves an import,
 //! sets up the image or runs any of the module's code.
+//!
+//! Signature files, and module files read by [`read_module_file`], are opened only if they
+//! are regular files: `open` of a FIFO would wait for a writer (`sys::open_regular`).
 
+use std::io::Read;
 use std::path::Path;
 
 use smf_format::Module as Parsed;
@@ -53,7 +57,7 @@ pub(crate) fn check(
         });
     };
     let signature_path = smf_sign::signature_path(path);
-    let signature = match smf_sign::read_signature_file(&signature_path) {
+    let signature = match read_signature_file(&signature_path) {
         Ok(signature) => signature,
         Err(smf_sign::Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
@@ -85,4 +89,65 @@ pub(crate) fn check(
         source,
     })?;
     Ok(())
+}
+
+/// Reads and parses the signature file at `path` as the loader does: refused without
+/// waiting unless it is a regular file (a FIFO, a device or a directory is an
+/// [`smf_sign::Error::Io`] naming what it is), and never read past one byte more than a
+/// signature file holds.
+pub fn read_signature_file(path: &Path) -> Result<smf_sign::ModuleSignature, smf_sign::Error> {
+    let file = crate::sys::open_regular(path).map_err(|source| smf_sign::Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    smf_sign::read_signature(file, path)
+}
+
+/// Reads the whole module file at `path`, refusing without waiting anything but a regular
+/// file (`open` of a FIFO would wait for a writer): the error says what it is, as in
+/// `not a regular file (a FIFO)`.
+pub fn read_module_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = crate::sys::open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn only_regular_files_are_read_and_a_fifo_is_never_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // Without a writer, a blocking open would never return.
+        let error = read_module_file(&fifo).unwrap_err();
+        assert_eq!(error.to_string(), "not a regular file (a FIFO)");
+        let error = read_signature_file(&fifo).unwrap_err().to_string();
+        assert!(
+            error.contains("fifo: not a regular file (a FIFO)"),
+            "{error}"
+        );
+        let error = read_module_file(dir.path()).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::IsADirectory);
+        assert_eq!(error.to_string(), "not a regular file (a directory)");
+        let error = read_module_file(Path::new("/dev/null")).unwrap_err();
+        assert_eq!(error.to_string(), "not a regular file (a character device)");
+
+        let regular = dir.path().join("file");
+        std::fs::write(&regular, b"module bytes").unwrap();
+        assert_eq!(read_module_file(&regular).unwrap(), b"module bytes");
+        let file = crate::sys::open_regular(&regular).unwrap();
+        // SAFETY: F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "blocking again once checked");
+        // SAFETY: F_GETFD on an open descriptor.
+        let fd_flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
+    }
 }

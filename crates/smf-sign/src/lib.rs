@@ -414,28 +414,37 @@ pub fn signature_path(module: &Path) -> PathBuf {
 }
 
 /// Reads and parses the signature file at `path`.
+///
+/// This opens `path` with `File::open`, which waits for a writer if `path` is a FIFO. The
+/// loader and `smf` refuse anything but a regular file first (`simple_loader`'s
+/// `read_signature_file`); do the same where the path is not trusted, and pass the opened
+/// file to [`read_signature`].
 pub fn read_signature_file(path: &Path) -> Result<ModuleSignature, Error> {
-    let bytes = read_bounded(path, SIGNATURE_FILE_LEN as u64 + 1)?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_signature(file, path)
+}
+
+/// Reads and parses a signature file from `file`, opened from `path` (named in errors). At
+/// most one byte more than a signature file holds is read: a file that is far too large is
+/// refused without reading it whole.
+pub fn read_signature(file: impl std::io::Read, path: &Path) -> Result<ModuleSignature, Error> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.take(SIGNATURE_FILE_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     if bytes.len() > SIGNATURE_FILE_LEN && bytes.starts_with(&MAGIC) {
         return Err(Error::MalformedSignature(format!(
             "a version 1 signature file is {SIGNATURE_FILE_LEN:#x} bytes, this one is larger"
         )));
     }
     ModuleSignature::parse(&bytes)
-}
-
-/// Reads at most `limit` bytes of `path`: a signature file that is far too large is refused
-/// without reading it whole.
-fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    use std::io::Read;
-    let io = |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
 }
 
 /// Writes a new key pair: the secret key to `secret` (created, never overwritten, readable by

@@ -297,7 +297,7 @@ fn run(command: Command) -> Result<ExitCode> {
             } else {
                 let trusted = public_keys(&key)?;
                 let signature_path = smf_sign::signature_path(&file);
-                let signature = smf_sign::read_signature_file(&signature_path)
+                let signature = simple_loader::read_signature_file(&signature_path)
                     .with_context(|| format!("{}: signature", file.display()))?;
                 // The hash was just checked against the content.
                 let signer =
@@ -388,8 +388,9 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
+/// Reads a module file; anything but a regular file is refused (a FIFO would block).
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("{}", path.display()))
+    simple_loader::read_module_file(path).with_context(|| format!("{}", path.display()))
 }
 
 /// Calls `symbol` with `args` passed in integer registers, returning the raw 64-bit result.

@@ -497,3 +497,128 @@ fn inspect_piped_into_a_reader_that_stops_early_ends_quietly() {
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Runs `smf args`, killing it and failing the test if it does not finish within ten
+/// seconds (a command that opens a FIFO for reading would wait for a writer forever).
+fn run_smf_within_ten_seconds(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    use std::time::{Duration, Instant};
+    let mut child = smf()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("smf {args:?} still running after ten seconds");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Like `expect_error`, with a time limit.
+fn expect_quick_error(args: &[&std::ffi::OsStr], needles: &[&str]) {
+    let output = run_smf_within_ten_seconds(args);
+    let (code, stderr) = failure(&output);
+    assert_eq!(code, 1, "{args:?} must fail with status 1: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line:\n{stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_fifo_given_as_a_module_is_refused_without_waiting() {
+    let work = tempfile::tempdir().unwrap();
+    let fifo = work.path().join("pipe.smf");
+    mkfifo(&fifo);
+    let key = work.path().join("key");
+    check({
+        let mut c = smf();
+        c.arg("keygen").arg(&key);
+        c
+    });
+    for command in [
+        vec!["inspect".as_ref(), fifo.as_os_str()],
+        vec!["verify".as_ref(), fifo.as_os_str()],
+        vec![
+            "sign".as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            fifo.as_os_str(),
+        ],
+    ] {
+        expect_quick_error(&command, &["pipe.smf", "not a regular file (a FIFO)"]);
+    }
+    // Directories are not modules either.
+    expect_quick_error(
+        &["inspect".as_ref(), work.path().as_os_str()],
+        &["not a regular file (a directory)"],
+    );
+}
+
+#[test]
+fn a_fifo_given_to_run_or_call_is_refused_without_waiting() {
+    // The loader's own open (`load`), not the command line's.
+    let work = tempfile::tempdir().unwrap();
+    let fifo = work.path().join("pipe.smf");
+    mkfifo(&fifo);
+    for command in [
+        vec!["run".as_ref(), fifo.as_os_str()],
+        vec!["call".as_ref(), fifo.as_os_str(), "f".as_ref()],
+    ] {
+        expect_quick_error(&command, &["pipe.smf", "not a regular file (a FIFO)"]);
+    }
+}
+
+#[test]
+fn a_fifo_given_as_a_signature_file_is_refused_without_waiting() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let source = dir.join("main.c");
+    std::fs::write(&source, "int main(void) { return 3; }\n").unwrap();
+    let objects = compile(&[source], &dir.join("obj"), &["-O2"]);
+    let program = dir.join("prog.sme");
+    pack(&objects, &program, &["--entry", "main"]);
+    let key = dir.join("key");
+    check({
+        let mut c = smf();
+        c.arg("keygen").arg(&key);
+        c
+    });
+    let public = dir.join("key.pub");
+    mkfifo(&dir.join("prog.sme.sig"));
+    expect_quick_error(
+        &[
+            "run".as_ref(),
+            "--require-signature".as_ref(),
+            public.as_os_str(),
+            program.as_os_str(),
+        ],
+        &["prog.sme.sig", "not a regular file (a FIFO)"],
+    );
+    expect_quick_error(
+        &[
+            "verify".as_ref(),
+            "--key".as_ref(),
+            public.as_os_str(),
+            program.as_os_str(),
+        ],
+        &["prog.sme.sig", "not a regular file (a FIFO)"],
+    );
+}

@@ -496,3 +496,42 @@ pub(crate) unsafe fn symbol_address(handle: *mut libc::c_void, name: &str) -> Op
     let address = unsafe { libc::dlsym(handle, terminated.as_ptr().cast()) };
     (!address.is_null()).then_some(address as usize)
 }
+
+/// Opens `path` for reading if it is a regular file, without ever blocking: `open` of a FIFO
+/// waits for a writer, so the file is opened non-blocking, checked with `fstat`, and anything
+/// but a regular file (a FIFO, a device, a directory) is refused with an error naming what it
+/// is. The descriptor is close-on-exec and, once checked, blocking again.
+pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // O_NOCTTY: a terminal given as a module never becomes the controlling one.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let file_type = file.metadata()?.file_type();
+    if !file_type.is_file() {
+        let (kind, what) = if file_type.is_fifo() {
+            (io::ErrorKind::InvalidInput, "a FIFO")
+        } else if file_type.is_dir() {
+            (io::ErrorKind::IsADirectory, "a directory")
+        } else if file_type.is_char_device() {
+            (io::ErrorKind::InvalidInput, "a character device")
+        } else if file_type.is_block_device() {
+            (io::ErrorKind::InvalidInput, "a block device")
+        } else if file_type.is_socket() {
+            (io::ErrorKind::InvalidInput, "a socket")
+        } else {
+            (io::ErrorKind::InvalidInput, "of an unknown type")
+        };
+        return Err(io::Error::new(kind, format!("not a regular file ({what})")));
+    }
+    // SAFETY: F_GETFL and F_SETFL on a descriptor this function owns change only its flags.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
+}
