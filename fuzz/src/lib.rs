@@ -3,7 +3,7 @@
 //! input runs exactly the code the fuzzer ran. A finding is a panic (including the
 //! assertions below), a crash, a hang or a huge allocation.
 
-use simple_loader::{ImportResolver, LoadOptions, load_bytes_with, load_file_with};
+use simple_loader::{ImportResolver, LoadOptions, ModuleSource, load};
 use smf_format::{Module, compute_module_hash, raw::MODULE_HASH_RANGE};
 
 /// The reader and verifier on arbitrary bytes: parse, check the hash, and use every accessor
@@ -142,19 +142,26 @@ pub fn load_outcome(data: &[u8]) -> LoadOutcome {
             }
         }
     };
-    // The same module from a file too: `load_file` maps the payloads of a file straight
-    // from it (zero-copy) where `load_bytes_with` copies them. One at a time: a module with
+    // The same module from a file too: a file's payloads are mapped straight from it
+    // (zero-copy) where bytes in memory are copied. One at a time: a module with
     // a static thread-local block holds part of the C library's small reserve, and two
     // copies at once may not fit where one does.
     let file = std::env::temp_dir().join(format!("smf-fuzz-loader-{}.smf", std::process::id()));
     let from_file = std::fs::write(&file, &bytes).ok().map(|()| {
-        let loaded = load_file_with(&file, &options, resolver);
+        // SAFETY: no code of the module runs (inputs with constructors, destructors or needed
+        // libraries were skipped above) and the file is not written while it is loaded.
+        let loaded = unsafe { load(&file, &options, Some(resolver)) };
         if let Ok(module) = &loaded {
             check(module);
         }
         loaded.map(drop)
     });
-    let from_memory = load_bytes_with(bytes, "<fuzz>".into(), None, &options, resolver);
+    let source = ModuleSource::Bytes {
+        bytes,
+        name: "<fuzz>".into(),
+    };
+    // SAFETY: as above.
+    let from_memory = unsafe { load(source, &options, Some(resolver)) };
     if let Ok(module) = &from_memory {
         check(module);
     }

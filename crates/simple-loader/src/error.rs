@@ -8,6 +8,10 @@ use smf_format::{Arch, Platform, SymbolKind};
 ///
 /// Every message names the module (its path, or `<memory>`) and the symbol where one is
 /// involved, so that the one line a command-line tool prints says what is wrong and where.
+/// A variant caused by another error (I/O, the format reader, the dynamic linker, a
+/// signature) returns it from [`source`](std::error::Error::source) and does not repeat it
+/// in its own message. The alternate form, `{:#}`, prints the whole chain on one line, as
+/// `anyhow` does: `lib.smf: not a valid module: module hash mismatch: …`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LoadError {
@@ -26,7 +30,7 @@ pub enum LoadError {
     NativeLibrary {
         module: String,
         library: String,
-        message: String,
+        source: libloading::Error,
     },
     /// A strong import is defined nowhere.
     UnresolvedImport { module: String, name: String },
@@ -85,9 +89,24 @@ pub enum LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.message(f)?;
+        if f.alternate() {
+            let mut cause = std::error::Error::source(self);
+            while let Some(error) = cause {
+                write!(f, ": {error}")?;
+                cause = error.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LoadError {
+    /// This error's own message, without its causes.
+    fn message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            LoadError::Format { module, source } => write!(f, "{module}: {source}"),
+            LoadError::Io { path, .. } => write!(f, "{}: cannot read", path.display()),
+            LoadError::Format { module, .. } => write!(f, "{module}: cannot load"),
             LoadError::WrongArch { module, found } => write!(
                 f,
                 "{module}: built for {found}, but this loader runs on {}",
@@ -101,14 +120,9 @@ impl fmt::Display for LoadError {
                 )
             }
             LoadError::NativeLibrary {
-                module,
-                library,
-                message,
+                module, library, ..
             } => {
-                write!(
-                    f,
-                    "{module}: cannot open needed library {library}: {message}"
-                )
+                write!(f, "{module}: cannot open needed library {library}")
             }
             LoadError::UnresolvedImport { module, name } => write!(
                 f,
@@ -126,10 +140,8 @@ impl fmt::Display for LoadError {
                  for them can be raised with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)"
             ),
             LoadError::Memory {
-                module,
-                operation,
-                source,
-            } => write!(f, "{module}: {operation} failed: {source}"),
+                module, operation, ..
+            } => write!(f, "{module}: {operation} failed"),
             LoadError::SymbolNotFound { module, name } => {
                 write!(f, "{module}: no exported symbol `{name}`")
             }
@@ -184,14 +196,8 @@ impl fmt::Display for LoadError {
                 "{module}: refused: a signature by a trusted key is required, and a module loaded from memory has no signature file"
             ),
             LoadError::Signature {
-                module,
-                signature,
-                source,
-            } => write!(
-                f,
-                "{module}: refused: signature {}: {source}",
-                signature.display()
-            ),
+                module, signature, ..
+            } => write!(f, "{module}: refused: signature {}", signature.display()),
         }
     }
 }
@@ -202,7 +208,28 @@ impl std::error::Error for LoadError {
             LoadError::Io { source, .. } | LoadError::Memory { source, .. } => Some(source),
             LoadError::Format { source, .. } => Some(source),
             LoadError::Signature { source, .. } => Some(source),
+            LoadError::NativeLibrary { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_printed_once_and_the_chain_on_request() {
+        let error = LoadError::Io {
+            path: PathBuf::from("lib.smf"),
+            source: io::Error::other("not a regular file (a FIFO)"),
+        };
+        assert_eq!(error.to_string(), "lib.smf: cannot read");
+        assert_eq!(
+            format!("{error:#}"),
+            "lib.smf: cannot read: not a regular file (a FIFO)"
+        );
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("not a regular file (a FIFO)"));
     }
 }

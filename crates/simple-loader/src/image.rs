@@ -472,13 +472,14 @@ impl Image {
         self.reservation.len()
     }
 
-    /// Reads bytes of a read+write section (data or bss) at image offset `offset` into `out`.
+    /// Reads bytes of a read+write section (data or bss) at image offset `offset` into `out`,
+    /// word by word with atomic loads: the module's code may be running on other threads.
     ///
     /// # Safety
     /// The range must lie in a data or bss section of this image (those stay read+write).
     pub(crate) unsafe fn read_data(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         // SAFETY: data and bss pages are readable for the image's lifetime (caller's contract).
-        unsafe { self.reservation.read_into(offset as usize, out) }
+        unsafe { self.reservation.read_shared(offset as usize, out) }
     }
 
     /// For each page of the bss range `start..end` (rounded out to pages), whether it was
@@ -493,14 +494,14 @@ impl Image {
             .unwrap_or_else(|_| vec![true; pages])
     }
 
-    /// Overwrites bytes of a read+write section (data or bss) at image offset `offset`.
+    /// Overwrites bytes of a read+write section (data or bss) at image offset `offset`, word
+    /// by word with atomic stores: threads the module's constructors started may be running.
     ///
     /// # Safety
-    /// The range must lie in a data or bss section of this image, and no code of the image
-    /// may run concurrently (the reload that calls this holds the module back from callers).
+    /// The range must lie in a data or bss section of this image (those stay read+write).
     pub(crate) unsafe fn write_data(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         // SAFETY: data and bss pages are writable for the image's lifetime (caller's contract).
-        unsafe { self.reservation.write(offset as usize, bytes) }
+        unsafe { self.reservation.write_shared(offset as usize, bytes) }
     }
 }
 

@@ -17,7 +17,8 @@
 //! use std::path::Path;
 //!
 //! let registry = Registry::new();
-//! let module = registry.load(Path::new("math.smf"))?;
+//! // SAFETY: math.smf is our own build of math.c, replaced by renaming, never rewritten.
+//! let module = unsafe { registry.load(Path::new("math.smf"))? };
 //! // SAFETY: `add` is defined in C as `long add(long, long)`.
 //! let add = unsafe { module.get::<extern "C" fn(i64, i64) -> i64>("add")? };
 //! assert_eq!(add(2, 3), 5);
@@ -32,8 +33,8 @@ mod jit;
 pub mod loader;
 mod module;
 mod perfmap;
-mod registry;
 mod reclaim;
+mod registry;
 mod reload;
 mod runtime;
 mod signature;
@@ -44,12 +45,10 @@ mod tls;
 
 pub use error::LoadError;
 pub use handles::{Current, CurrentCall, Pinned};
-pub use reclaim::PinGuard;
-pub use loader::{
-    ImportResolver, LoadOptions, Resolution, load_bytes_with, load_file, load_file_with,
-};
+pub use loader::{ImportResolver, LoadOptions, ModuleSource, Resolution, load};
 pub use module::{DataSymbol, Module, Symbol};
 pub use perfmap::{enable_perf_map, perf_map_path};
+pub use reclaim::PinGuard;
 pub use registry::{LoadedModule, Registry};
 pub use reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport};
 pub use signature::{PublicKey, SignaturePolicy, read_module_file, read_signature_file};

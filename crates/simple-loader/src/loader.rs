@@ -7,33 +7,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-use smf_format::{Binding, Import, Limits, Module as Parsed, ModuleFlags, Platform};
+use smf_format::{Binding, Import, ImportKind, Limits, Module as Parsed, ModuleFlags, Platform};
 
 use crate::error::LoadError;
 use crate::image::{Image, Source};
 use crate::module::{FileBytes, Module, ParsedFile};
 use crate::signature::SignaturePolicy;
-use crate::sys::FileMap;
+use crate::sys::{FileMap, NativeKind};
 
-/// Settings of a load.
+/// Settings of a load, built from [`LoadOptions::default`] with the `with_*` setters:
+///
+/// ```
+/// use simple_loader::LoadOptions;
+/// let options = LoadOptions::default().with_verify_hash(false);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LoadOptions {
-    /// Bounds applied while parsing the file.
-    pub limits: Limits,
-    /// Check the module hash before anything else is done with the content. On by default;
-    /// a host that measures the cost and trusts its files may turn it off.
-    pub verify_hash: bool,
-    /// Whether a module must carry a signature by a trusted key (checked right after the
-    /// module hash, before anything of the module is used). Off by default.
-    pub signature: SignaturePolicy,
-    /// Map a module file's section payloads straight from the file (private, copy-on-write
-    /// mappings), so that a load copies only the pages its relocations write. On by default.
-    ///
-    /// The file must then not be rewritten in place while the module is loaded: replace it
-    /// with a new file (write elsewhere and rename), as compilers and linkers do. Modules
-    /// packed `--reloadable`, whose files are rebuilt while they run, and loads that require
-    /// a signature (the checked bytes must be the bytes used) are always read into memory.
-    pub map_file: bool,
+    pub(crate) limits: Limits,
+    pub(crate) verify_hash: bool,
+    pub(crate) signature: SignaturePolicy,
+    pub(crate) map_file: bool,
 }
 
 impl Default for LoadOptions {
@@ -44,6 +38,42 @@ impl Default for LoadOptions {
             signature: SignaturePolicy::Ignore,
             map_file: true,
         }
+    }
+}
+
+impl LoadOptions {
+    /// Bounds applied while parsing the file.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Check the module hash before anything else is done with the content. On by default;
+    /// a host that measures the cost and trusts its files may turn it off.
+    pub fn with_verify_hash(mut self, verify: bool) -> Self {
+        self.verify_hash = verify;
+        self
+    }
+
+    /// Whether a module must carry a signature by a trusted key (checked right after the
+    /// module hash, before anything of the module is used). [`SignaturePolicy::Ignore`] by
+    /// default.
+    pub fn with_signature(mut self, policy: SignaturePolicy) -> Self {
+        self.signature = policy;
+        self
+    }
+
+    /// Map a module file's section payloads straight from the file (private, copy-on-write
+    /// mappings), so that a load copies only the pages its relocations write. On by default.
+    ///
+    /// A mapped file must not be rewritten in place while the module is loaded (see the
+    /// `# Safety` of [`load`]): replace it with a new file (write elsewhere and rename), as
+    /// compilers and linkers do. Modules packed `--reloadable`, whose files are rebuilt while
+    /// they run, and loads that require a signature (the checked bytes must be the bytes
+    /// used) are always read into memory.
+    pub fn with_map_file(mut self, map: bool) -> Self {
+        self.map_file = map;
+        self
     }
 }
 
@@ -63,13 +93,57 @@ pub struct Resolution {
 /// import with a reason (a definition of the wrong kind or type).
 pub type ImportResolver<'r> = dyn Fn(&Import<'_>) -> Result<Option<Resolution>, String> + 'r;
 
-/// Reads and loads a module file with no resolver but the needed libraries and the process.
-pub fn load_file(path: &Path, options: &LoadOptions) -> Result<Module, LoadError> {
-    load_file_with(path, options, &|_| Ok(None))
+/// A module to load: a file, or bytes already in memory.
+#[derive(Debug)]
+pub enum ModuleSource<'a> {
+    /// A module file, mapped or read as [`LoadOptions::with_map_file`] says.
+    File(&'a Path),
+    /// A module in memory; `name` stands for it in messages. It cannot have a signature file.
+    Bytes { bytes: Vec<u8>, name: String },
 }
 
-/// Reads and loads a module file, asking `resolver` first for each import.
-pub fn load_file_with(
+impl<'a> From<&'a Path> for ModuleSource<'a> {
+    fn from(path: &'a Path) -> Self {
+        ModuleSource::File(path)
+    }
+}
+
+impl<'a> From<&'a PathBuf> for ModuleSource<'a> {
+    fn from(path: &'a PathBuf) -> Self {
+        ModuleSource::File(path)
+    }
+}
+
+/// Loads a module: validates it, maps it, resolves its imports (asking `resolver` first for
+/// each, then the module's needed libraries, then the process's global symbols), relocates
+/// it and runs its constructors.
+///
+/// # Safety
+/// Loading runs native code: the module's constructors and those of its needed libraries,
+/// with the process's full privileges. Validation and the module hash prove the file is
+/// well-formed and intact, not that its code is safe to run; the caller vouches for it (or
+/// requires a signature, [`LoadOptions::with_signature`]).
+///
+/// A file that is mapped ([`LoadOptions::with_map_file`], on by default) must not be
+/// modified in place while the module is loaded: its pages are the module's code and data,
+/// and writes to the file reach them after the hash was checked. Replace module files by
+/// renaming a new file over them.
+pub unsafe fn load<'a>(
+    source: impl Into<ModuleSource<'a>>,
+    options: &LoadOptions,
+    resolver: Option<&ImportResolver<'_>>,
+) -> Result<Module, LoadError> {
+    let resolver = resolver.unwrap_or(&|_| Ok(None));
+    match source.into() {
+        ModuleSource::File(path) => load_path(path, options, resolver),
+        ModuleSource::Bytes { bytes, name } => {
+            load_hashed_bytes(bytes, None, name, None, options, resolver)
+        }
+    }
+}
+
+/// Reads or maps the module file at `path` and loads it.
+pub(crate) fn load_path(
     path: &Path,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
@@ -78,7 +152,7 @@ pub fn load_file_with(
         path: path.to_owned(),
         source,
     };
-    let mut file = File::open(path).map_err(io_error)?;
+    let mut file = crate::sys::open_regular(path).map_err(io_error)?;
     let len = file.metadata().map_err(io_error)?.len();
     let mappable = options.map_file && matches!(options.signature, SignaturePolicy::Ignore);
     let bytes = match usize::try_from(len) {
@@ -161,18 +235,7 @@ fn is_reloadable(bytes: &[u8]) -> bool {
         })
 }
 
-/// Loads a module from bytes in memory. `name` is used in error messages.
-pub fn load_bytes_with(
-    bytes: Vec<u8>,
-    name: String,
-    path: Option<PathBuf>,
-    options: &LoadOptions,
-    resolver: &ImportResolver<'_>,
-) -> Result<Module, LoadError> {
-    load_hashed_bytes(bytes, None, name, path, options, resolver)
-}
-
-/// As [`load_bytes_with`]; `hash`, if known, is the module hash of `bytes`, which the hash
+/// Loads a module from bytes in memory (read from `path`, if given); `hash`, if known, is the module hash of `bytes`, which the hash
 /// check then compares instead of hashing them again.
 pub(crate) fn load_hashed_bytes(
     bytes: Vec<u8>,
@@ -244,11 +307,11 @@ fn load_from(
         // SAFETY: opening a native library runs its initialisers; needed libraries are
         // named by the module, which the caller chose to load and run anyway.
         let opened =
-            unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|e| {
+            unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|source| {
                 LoadError::NativeLibrary {
                     module: name.clone(),
                     library: (*library).to_owned(),
-                    message: e.to_string(),
+                    source,
                 }
             })?;
         let handle = opened.into_raw();
@@ -262,10 +325,12 @@ fn load_from(
     let mut addresses = Vec::with_capacity(parsed.imports().len());
     let mut providers: Vec<Arc<Module>> = Vec::new();
     let mut keep_alive: Vec<Arc<dyn Any + Send + Sync>> = Vec::new();
+    // The native code segments, read on the first function import resolved natively.
+    let mut code_segments = None;
     for import in parsed.imports() {
-        if tls.is_some() && import.name == crate::tls::TLS_GET_ADDR {
-            // The module's thread-locals live in the loader's blocks, not the C library's.
-            addresses.push(crate::tls::tls_get_addr_address());
+        // `__tls_get_addr`, fork and quick-exit handler registration: the loader's own.
+        if let Some(address) = crate::runtime::provided(import, tls.as_deref()) {
+            addresses.push(address);
             continue;
         }
         let resolved = resolver(import).map_err(|problem| LoadError::ImportMismatch {
@@ -291,9 +356,21 @@ fn load_from(
                 }
                 address
             }
-            // SAFETY: `native_handles` are the handles of `natives`, open until the module
-            // that keeps them is dropped; the process's handle is never closed.
-            None => unsafe { native_lookup(&native_handles, process, import.name) }.unwrap_or(0),
+            None => {
+                // SAFETY: `native_handles` are the handles of `natives`, open until the module
+                // that keeps them is dropped; the process's handle is never closed.
+                let address = unsafe { native_lookup(&native_handles, process, import.name) };
+                if let Some(address) = address {
+                    check_native_kind(import, address, &mut code_segments).map_err(|problem| {
+                        LoadError::ImportMismatch {
+                            module: name.clone(),
+                            name: import.name.to_owned(),
+                            problem,
+                        }
+                    })?;
+                }
+                address.unwrap_or(0)
+            }
         };
         if address == 0 && import.binding != Binding::Weak {
             return Err(LoadError::UnresolvedImport {
@@ -346,6 +423,47 @@ unsafe fn native_lookup(
         .chain(std::iter::once(&process))
         // SAFETY: each handle is open (the caller's contract).
         .find_map(|&handle| unsafe { crate::sys::symbol_address(handle, name) })
+}
+
+/// Checks a natively resolved import against what the dynamic linker says is at `address`:
+/// a function import must lead into an executable segment (so that a call never lands in
+/// data), and a data import must not be an ELF function. The segments are read once per load.
+fn check_native_kind(
+    import: &Import<'_>,
+    address: usize,
+    code_segments: &mut Option<Vec<std::ops::Range<usize>>>,
+) -> Result<(), String> {
+    let where_defined = |object: &str| match object {
+        "" => "the process".to_owned(),
+        object => object.to_owned(),
+    };
+    match import.kind {
+        ImportKind::Function => {
+            let segments = code_segments.get_or_insert_with(crate::sys::executable_segments);
+            let after = segments.partition_point(|segment| segment.start <= address);
+            if after > 0 && segments[after - 1].contains(&address) {
+                return Ok(());
+            }
+            let (kind, object) = crate::sys::native_symbol(address);
+            let what = match kind {
+                NativeKind::Data => "a data symbol",
+                NativeKind::Code => "a function outside any executable segment",
+                NativeKind::Unknown => "something outside any executable segment",
+            };
+            Err(format!(
+                "the module calls it as a function, but {} defines it as {what} (at {address:#x})",
+                where_defined(&object)
+            ))
+        }
+        ImportKind::Data => match crate::sys::native_symbol(address) {
+            (NativeKind::Code, object) => Err(format!(
+                "the module uses it as data, but {} defines it as a function (at {address:#x})",
+                where_defined(&object)
+            )),
+            _ => Ok(()),
+        },
+        ImportKind::Any => Ok(()),
+    }
 }
 
 /// The process's own `dlopen` handle (its global scope), opened once and never closed, as a

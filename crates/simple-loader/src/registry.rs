@@ -12,7 +12,7 @@ use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
-use crate::loader::{LoadOptions, Resolution, load_file_with, load_hashed_bytes};
+use crate::loader::{LoadOptions, Resolution, load_hashed_bytes, load_path};
 use crate::module::Module;
 use crate::reclaim::{PinGuard, Reclaimer};
 use crate::reload::{
@@ -309,7 +309,11 @@ impl Registry {
 
     /// Loads the module at `path`, or returns the one already loaded from the same canonical
     /// path.
-    pub fn load(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
+    ///
+    /// # Safety
+    /// As for [`load`](crate::load): the module's constructors run, and a mapped module file
+    /// must not be modified in place while the module is loaded.
+    pub unsafe fn load(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
         let canonical = canonical(path)?;
         let mut state = self.lock();
         if let Some(index) = state.position_of_path(&canonical) {
@@ -342,7 +346,7 @@ impl Registry {
     ) -> Result<Module, LoadError> {
         let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
         let Some(bytes) = bytes else {
-            return load_file_with(path, &self.options, &resolver);
+            return load_path(path, &self.options, &resolver);
         };
         load_hashed_bytes(
             bytes,
@@ -356,8 +360,12 @@ impl Registry {
 
     /// Replaces the module loaded from `path` by the file's current content. See
     /// [`Registry::reload_all`].
-    pub fn reload(&self, path: &Path) -> Result<ReloadReport, LoadError> {
-        let mut reports = self.reload_all(&[path])?;
+    ///
+    /// # Safety
+    /// As for [`Registry::reload_all`].
+    pub unsafe fn reload(&self, path: &Path) -> Result<ReloadReport, LoadError> {
+        // SAFETY: the caller's contract.
+        let mut reports = unsafe { self.reload_all(&[path])? };
         reports.pop().ok_or_else(|| LoadError::NotLoaded {
             path: path.to_owned(),
         })
@@ -372,7 +380,14 @@ impl Registry {
     /// retargeted (callers reach the new code from their next call), and the new version's
     /// `smf_after_reload` hook runs. The old version is freed once no pinned handle refers to
     /// it and no pinned thread can still be running it.
-    pub fn reload_all(&self, paths: &[&Path]) -> Result<Vec<ReloadReport>, LoadError> {
+    ///
+    /// The transaction covers the errors the loader can see. Code of the new version runs
+    /// before the switch (its constructors): if it ends the process (`exit`, `abort`, a
+    /// crash), the process ends; it is not undone.
+    ///
+    /// # Safety
+    /// As for [`load`](crate::load): the new versions' constructors and reload hooks run.
+    pub unsafe fn reload_all(&self, paths: &[&Path]) -> Result<Vec<ReloadReport>, LoadError> {
         let started = Instant::now();
         let state = self.lock();
         let mut indices = Vec::with_capacity(paths.len());
@@ -755,7 +770,7 @@ fn canonical(path: &Path) -> Result<PathBuf, LoadError> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Io {
+    crate::read_module_file(path).map_err(|source| LoadError::Io {
         path: path.to_owned(),
         source,
     })

@@ -184,6 +184,12 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
 /// at a time, moving pointers into the old image. Returns whether some pointer could not be
 /// moved (the old image must then be retained).
 ///
+/// Threads may still be running the old version (they entered it before the reload, or were
+/// started by it): its state is read word by word with atomic loads, so a write racing with
+/// the copy is either carried over or lost, a word at a time, and a value spanning several
+/// words may be carried half old, half new. A module whose threads keep writing its state must
+/// stop them in its `smf_before_reload` hook (docs/RELOAD.md).
+///
 /// Pages of a bss value that the old version never wrote are skipped: they are zeros in both
 /// versions. Only pages whose bytes differ are written, so large untouched buffers cost
 /// neither copies nor page faults.

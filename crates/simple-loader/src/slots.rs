@@ -112,7 +112,11 @@ impl SlotTable {
     /// Pages of trampolines and cells mapped now.
     #[cfg(test)]
     fn blocks(&self) -> usize {
-        self.cells.lock().unwrap_or_else(|p| p.into_inner()).blocks.len()
+        self.cells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .blocks
+            .len()
     }
 }
 
@@ -189,13 +193,19 @@ mod tests {
     fn trampolines_follow_their_slot() {
         let table = Arc::new(SlotTable::default());
         let slots: Vec<Slot> = (0..PER_BLOCK + 3)
-            .map(|_| table.allocate(None, one as extern "C" fn() -> i64 as usize, 0).unwrap())
+            .map(|_| {
+                table
+                    .allocate(None, one as extern "C" fn() -> i64 as usize, 0)
+                    .unwrap()
+            })
             .collect();
         assert!(slots.iter().all(|s| call(s) == 1));
         let last = slots.last().unwrap();
         assert!(last.target.lock().unwrap().is_none());
         let cells = last.table.cells.lock().unwrap();
-        cells.cell(last.index).store(two as extern "C" fn() -> i64 as usize, Ordering::Release);
+        cells
+            .cell(last.index)
+            .store(two as extern "C" fn() -> i64 as usize, Ordering::Release);
         drop(cells);
         assert_eq!(call(last), 2, "a slot in the second block");
         assert_eq!(call(&slots[0]), 1, "other slots are untouched");
@@ -206,17 +216,31 @@ mod tests {
     fn dropped_slots_give_their_cells_back() {
         let table = Arc::new(SlotTable::default());
         for _ in 0..10 * PER_BLOCK {
-            let slot = table.allocate(None, one as extern "C" fn() -> i64 as usize, 0).unwrap();
+            let slot = table
+                .allocate(None, one as extern "C" fn() -> i64 as usize, 0)
+                .unwrap();
             assert_eq!(call(&slot), 1);
         }
-        assert_eq!(table.blocks(), 1, "one block serves slots made and dropped in turn");
+        assert_eq!(
+            table.blocks(),
+            1,
+            "one block serves slots made and dropped in turn"
+        );
         let kept: Vec<Slot> = (0..PER_BLOCK + 1)
-            .map(|_| table.allocate(None, two as extern "C" fn() -> i64 as usize, 0).unwrap())
+            .map(|_| {
+                table
+                    .allocate(None, two as extern "C" fn() -> i64 as usize, 0)
+                    .unwrap()
+            })
             .collect();
         assert_eq!(table.blocks(), 2);
         let trampolines: std::collections::HashSet<usize> =
             kept.iter().map(Slot::trampoline).collect();
-        assert_eq!(trampolines.len(), kept.len(), "live slots never share a cell");
+        assert_eq!(
+            trampolines.len(),
+            kept.len(),
+            "live slots never share a cell"
+        );
         assert!(kept.iter().all(|s| call(s) == 2));
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use simple_loader::{LoadError, LoadOptions, Registry, load_file};
+use simple_loader::{LoadError, LoadOptions, Registry, load};
 use smf_format::*;
 
 /// `mov eax, 42; ret`
@@ -122,7 +122,8 @@ fn relocations_resolve_against_base_host_and_weak_imports() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
-    let module = registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { registry.load(&path) }.unwrap();
 
     // SAFETY: `answer` is `int answer(void)`.
     let answer = unsafe { module.get::<extern "C" fn() -> i32>("answer") }.unwrap();
@@ -157,7 +158,8 @@ fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
-    let module = registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { registry.load(&path) }.unwrap();
     let base = module.base();
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let perms_at = |address: usize| -> String {
@@ -203,7 +205,8 @@ fn unresolved_strong_import_names_the_symbol() {
         "lib.smf",
         &library(Arch::X86_64, "no_such_symbol_anywhere"),
     );
-    let error = Registry::new().load(&path).unwrap_err();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { Registry::new().load(&path) }.unwrap_err();
     assert!(matches!(error, LoadError::UnresolvedImport { .. }));
     let message = error.to_string();
     assert!(
@@ -216,7 +219,8 @@ fn unresolved_strong_import_names_the_symbol() {
 fn wrong_architecture_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "arm.smf", &library(Arch::Aarch64, "host_value"));
-    let message = load_file(&path, &LoadOptions::default())
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let message = unsafe { load(&path, &LoadOptions::default(), None) }
         .unwrap_err()
         .to_string();
     assert!(
@@ -238,19 +242,19 @@ fn corrupted_content_fails_the_hash_check_unless_disabled() {
     bytes[ro] = b'j';
     let path = write_temp(dir.path(), "bad.smf", &bytes);
     let registry = registry_with_host();
-    let message = registry.load(&path).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { registry.load(&path) }.unwrap_err();
+    let message = format!("{error:#}");
     assert!(
         message.contains("bad.smf") && message.contains("module hash mismatch"),
         "{message}"
     );
 
-    let lenient = Registry::with_options(LoadOptions {
-        verify_hash: false,
-        ..LoadOptions::default()
-    });
+    let lenient = Registry::with_options(LoadOptions::default().with_verify_hash(false));
     // SAFETY: HOST_VALUE is a static.
     unsafe { lenient.define("host_value", HOST_VALUE.as_ptr() as usize) };
-    assert!(lenient.load(&path).is_ok());
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert!(unsafe { lenient.load(&path) }.is_ok());
 }
 
 #[test]
@@ -258,7 +262,8 @@ fn handles_check_kind_and_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
-    let module = registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { registry.load(&path) }.unwrap();
     // SAFETY: these calls fail before any handle is made.
     unsafe {
         let e = module
@@ -297,7 +302,8 @@ fn concurrent_loads_of_one_path_load_once() {
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (registry, path) = (Arc::clone(&registry), path.clone());
-            std::thread::spawn(move || registry.load(&path).unwrap())
+            // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+            std::thread::spawn(move || unsafe { registry.load(&path) }.unwrap())
         })
         .collect();
     let modules: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -305,7 +311,11 @@ fn concurrent_loads_of_one_path_load_once() {
     assert_eq!(registry.modules().len(), 1);
     // A different spelling of the same path is the same module.
     let dotted = dir.path().join(".").join("lib.smf");
-    assert!(Arc::ptr_eq(&registry.load(&dotted).unwrap(), &modules[0]));
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert!(Arc::ptr_eq(
+        &unsafe { registry.load(&dotted) }.unwrap(),
+        &modules[0]
+    ));
 }
 
 #[test]
@@ -313,8 +323,10 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
-    let first = registry.load(&path).unwrap();
-    let same = registry.reload(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let first = unsafe { registry.load(&path) }.unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let same = unsafe { registry.reload(&path) }.unwrap();
     assert!(same.unchanged && same.version == 1, "same content: a no-op");
     // Same code, another source hash: a new version.
     let mut changed = library(Arch::X86_64, "host_value");
@@ -322,7 +334,8 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     let hash = compute_module_hash(&changed).unwrap();
     changed[smf_format::raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
     std::fs::write(&path, &changed).unwrap();
-    let report = registry.reload(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let report = unsafe { registry.reload(&path) }.unwrap();
     assert!(!report.unchanged);
     let second = report.module;
     assert!(!Arc::ptr_eq(&first, &second));
@@ -346,7 +359,8 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
         unsafe { second.get::<extern "C" fn() -> i32>("answer") }.unwrap()(),
         42
     );
-    let e = registry.reload(&path).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = unsafe { registry.reload(&path) }.unwrap_err().to_string();
     assert!(e.contains("no module loaded from this path"), "{e}");
 }
 
@@ -376,12 +390,14 @@ fn ten_thousand_reloads_do_not_grow_memory() {
     v2[smf_format::raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
     let path = write_temp(dir.path(), "lib.smf", &v1);
     let registry = registry_with_host();
-    registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
     // SAFETY: `int answer(void)`.
     let answer = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "answer") }.unwrap();
     let reload = |i: usize| {
         std::fs::write(&path, if i % 2 == 0 { &v2 } else { &v1 }).unwrap();
-        let report = registry.reload(&path).unwrap();
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        let report = unsafe { registry.reload(&path) }.unwrap();
         assert!(!report.unchanged);
     };
     for i in 0..100 {
@@ -443,14 +459,17 @@ fn a_reload_that_changes_the_type_of_a_linked_function_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "typed.smf", &typed_answer(7, 1));
     let registry = Registry::new();
-    registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
     // Nothing is linked to `answer` yet: its type may change.
     std::fs::write(&path, typed_answer(8, 2)).unwrap();
-    assert_eq!(registry.reload(&path).unwrap().version, 2);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert_eq!(unsafe { registry.reload(&path) }.unwrap().version, 2);
     // SAFETY: `int answer(void)`.
     let handle = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "answer") }.unwrap();
     std::fs::write(&path, typed_answer(9, 3)).unwrap();
-    let e = registry.reload(&path).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = unsafe { registry.reload(&path) }.unwrap_err().to_string();
     assert!(
         e.contains("typed.smf")
             && e.contains("`answer`")
@@ -461,5 +480,81 @@ fn a_reload_that_changes_the_type_of_a_linked_function_is_refused() {
     assert_eq!((*handle.pin())(), 42);
     // The same type with another body goes in.
     std::fs::write(&path, typed_answer(8, 4)).unwrap();
-    assert_eq!(registry.reload(&path).unwrap().version, 3);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert_eq!(unsafe { registry.reload(&path) }.unwrap().version, 3);
+}
+
+/// A module whose only import, `name` of kind `kind`, fills a pointer in its data.
+fn importer(name: &str, kind: ImportKind) -> Vec<u8> {
+    let mut b = ModuleBuilder::new();
+    let vaddr = ImageLayout::new().place(8).unwrap();
+    let data = b.add_section(LoadedSection {
+        kind: SectionKind::Data,
+        name: ".data",
+        vaddr,
+        mem_size: 8,
+        align: 8,
+        data: vec![0; 8],
+    });
+    b.add_symbol(Symbol {
+        name: "pointer",
+        kind: SymbolKind::Data,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(data),
+        value: vaddr,
+        size: 8,
+        type_id: 0,
+        version: 1,
+    });
+    let import = b.add_import(Import {
+        name,
+        kind,
+        binding: Binding::Global,
+        type_id: 0,
+        version: 0,
+    });
+    b.add_reloc(Reloc {
+        offset: vaddr,
+        kind: RelocKind::Abs64,
+        import: Some(import),
+        addend: 0,
+    });
+    b.write().unwrap()
+}
+
+#[test]
+fn native_imports_must_be_what_the_dynamic_linker_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let load_importer = |name: &str, kind: ImportKind| {
+        let path = write_temp(
+            dir.path(),
+            &format!("{name}-{kind}.smf"),
+            &importer(name, kind),
+        );
+        // SAFETY: the module has no code; it is not rewritten while loaded.
+        unsafe { load(&path, &LoadOptions::default(), None) }.map(drop)
+    };
+    // libc's `environ` is an ELF object: calling it would jump into data.
+    let message = load_importer("environ", ImportKind::Function)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`environ`")
+            && message.contains("calls it as a function")
+            && message.contains("libc.so")
+            && message.contains("data symbol"),
+        "{message}"
+    );
+    let message = load_importer("puts", ImportKind::Data)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`puts`") && message.contains("as data") && message.contains("libc.so"),
+        "{message}"
+    );
+    load_importer("puts", ImportKind::Function).unwrap();
+    load_importer("environ", ImportKind::Data).unwrap();
+    load_importer("environ", ImportKind::Any).unwrap();
+    load_importer("puts", ImportKind::Any).unwrap();
 }

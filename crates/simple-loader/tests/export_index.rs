@@ -77,21 +77,25 @@ fn address_in(module: &Arc<Module>, name: &str) -> usize {
 fn first_module_in_load_order_wins_and_unload_uncovers_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new();
-    let a = registry
-        .load(&write(
+    // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
+    let a = unsafe {
+        registry.load(&write(
             dir.path(),
             "a.smf",
             &module(&["shared", "only_a"], 1, false),
         ))
-        .unwrap();
+    }
+    .unwrap();
     let b_path = write(
         dir.path(),
         "b.smf",
         &module(&["shared", "only_b"], 2, false),
     );
-    let b = registry.load(&b_path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let b = unsafe { registry.load(&b_path) }.unwrap();
     let c_path = write(dir.path(), "c.smf", &module(&["shared"], 3, false));
-    let c = registry.load(&c_path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let c = unsafe { registry.load(&c_path) }.unwrap();
 
     assert_eq!(registry.resolve("shared"), Some(address_in(&a, "shared")));
     assert_eq!(registry.resolve("only_b"), Some(address_in(&b, "only_b")));
@@ -113,7 +117,8 @@ fn first_module_in_load_order_wins_and_unload_uncovers_the_next() {
     assert_eq!(registry.resolve("shared"), None);
 
     // Loaded again, after the others: last in load order, and alone.
-    let b_again = registry.load(&b_path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let b_again = unsafe { registry.load(&b_path) }.unwrap();
     assert_eq!(
         registry.resolve("shared"),
         Some(address_in(&b_again, "shared"))
@@ -128,13 +133,14 @@ fn names_that_share_a_hash_are_told_apart() {
     assert_eq!(fnv1a32(one.as_bytes()), fnv1a32(other.as_bytes()));
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new();
-    let first = registry
-        .load(&write(dir.path(), "one.smf", &module(&[one], 1, false)))
-        .unwrap();
+    // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
+    let first =
+        unsafe { registry.load(&write(dir.path(), "one.smf", &module(&[one], 1, false))) }.unwrap();
     assert_eq!(registry.resolve(other), None, "same hash, other name");
-    let second = registry
-        .load(&write(dir.path(), "other.smf", &module(&[other], 2, false)))
-        .unwrap();
+    // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
+    let second =
+        unsafe { registry.load(&write(dir.path(), "other.smf", &module(&[other], 2, false))) }
+            .unwrap();
     assert_eq!(registry.resolve(one), Some(address_in(&first, one)));
     assert_eq!(registry.resolve(other), Some(address_in(&second, other)));
     assert!(registry.unload(&dir.path().join("one.smf")).unwrap());
@@ -147,18 +153,22 @@ fn a_reload_updates_the_index_and_keeps_the_load_order() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new();
     let path = write(dir.path(), "r.smf", &module(&["kept", "dropped"], 1, true));
-    registry.load(&path).unwrap();
-    let later = registry
-        .load(&write(
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
+    // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
+    let later = unsafe {
+        registry.load(&write(
             dir.path(),
             "later.smf",
             &module(&["kept", "added", "dropped"], 9, false),
         ))
-        .unwrap();
+    }
+    .unwrap();
     assert_eq!(call(registry.resolve("kept").unwrap()), 1);
 
     write(dir.path(), "r.smf", &module(&["kept", "added"], 2, true));
-    let report = registry.reload(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let report = unsafe { registry.reload(&path) }.unwrap();
     assert!(!report.unchanged);
     // The reloaded module is still first in load order.
     assert_eq!(call(registry.resolve("kept").unwrap()), 2);
@@ -180,9 +190,8 @@ fn a_thousand_modules_each_resolve_to_their_own() {
         .enumerate()
         .map(|(i, name)| {
             let bytes = module(&[name.as_str(), "common"], i as u32, false);
-            registry
-                .load(&write(dir.path(), &format!("m{i}.smf"), &bytes))
-                .unwrap()
+            // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
+            unsafe { registry.load(&write(dir.path(), &format!("m{i}.smf"), &bytes)) }.unwrap()
         })
         .collect();
     for (i, (name, module)) in names.iter().zip(&modules).enumerate() {
@@ -199,13 +208,15 @@ fn host_definitions_win_and_a_new_definition_replaces_the_old() {
     let (one, other) = ("sym122789", "sym339192");
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new();
-    let module = registry
-        .load(&write(
+    // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
+    let module = unsafe {
+        registry.load(&write(
             dir.path(),
             "m.smf",
             &module(&["shared", one], 1, false),
         ))
-        .unwrap();
+    }
+    .unwrap();
     assert_eq!(
         registry.resolve("shared"),
         Some(address_in(&module, "shared"))

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use simple_loader::{LoadOptions, Module, load_file};
+use simple_loader::{LoadOptions, Module, load};
 use smf_format::*;
 
 const PAGE: u64 = 4096;
@@ -368,12 +368,11 @@ fn run_case(dir: &Path, seed: u64) -> (bool, bool) {
     let path = dir.join(format!("m{seed}.smf"));
     std::fs::write(&path, &bytes).unwrap();
     let parsed = smf_format::Module::parse(&bytes);
-    let mapped = load_file(&path, &LoadOptions::default());
-    let copy_options = LoadOptions {
-        map_file: false,
-        ..LoadOptions::default()
-    };
-    let copied = load_file(&path, &copy_options);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let mapped = unsafe { load(&path, &LoadOptions::default(), None) };
+    let copy_options = LoadOptions::default().with_map_file(false);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let copied = unsafe { load(&path, &copy_options, None) };
     let (mapped, copied) = match (mapped, copied, parsed) {
         (Ok(m), Ok(c), Ok(p)) => {
             let want = expected(&p);

@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use simple_loader::smf_sign::{self, SecretKey};
-use simple_loader::{
-    LoadError, LoadOptions, Registry, SignaturePolicy, load_bytes_with, load_file,
-};
+use simple_loader::{LoadError, LoadOptions, ModuleSource, Registry, SignaturePolicy, load};
 use smf_format::*;
 
 /// A reloadable library exporting `answer`, an `int answer(void)` made of `code`.
@@ -40,10 +38,9 @@ const RETURN_42: [u8; 6] = [0xb8, 0x2a, 0, 0, 0, 0xc3];
 const RETURN_43: [u8; 6] = [0xb8, 0x2b, 0, 0, 0, 0xc3];
 
 fn require(keys: &[&SecretKey]) -> LoadOptions {
-    LoadOptions {
-        signature: SignaturePolicy::Require(keys.iter().map(|k| k.public_key()).collect()),
-        ..LoadOptions::default()
-    }
+    LoadOptions::default().with_signature(SignaturePolicy::Require(
+        keys.iter().map(|k| k.public_key()).collect(),
+    ))
 }
 
 fn write_signed(dir: &Path, name: &str, bytes: &[u8], key: &SecretKey) -> std::path::PathBuf {
@@ -61,14 +58,17 @@ fn require_loads_signed_modules_and_refuses_the_rest() {
     let stranger = SecretKey::from_seed([2; 32]);
     let signed = write_signed(dir.path(), "signed.smf", &library(RETURN_42), &trusted);
 
-    let module = load_file(&signed, &require(&[&trusted])).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&signed, &require(&[&trusted]), None) }.unwrap();
     // SAFETY: `answer` is `int answer(void)`.
     let answer = unsafe { module.get::<extern "C" fn() -> i32>("answer") }.unwrap();
     assert_eq!(answer(), 42);
     // Any one of several trusted keys will do.
-    assert!(load_file(&signed, &require(&[&stranger, &trusted])).is_ok());
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert!(unsafe { load(&signed, &require(&[&stranger, &trusted]), None) }.is_ok());
 
-    let error = load_file(&signed, &require(&[&stranger])).unwrap_err();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { load(&signed, &require(&[&stranger]), None) }.unwrap_err();
     assert!(
         matches!(
             &error,
@@ -79,27 +79,27 @@ fn require_loads_signed_modules_and_refuses_the_rest() {
         ),
         "{error}"
     );
-    assert!(error.to_string().contains("not a trusted key"), "{error}");
+    assert!(format!("{error:#}").contains("not a trusted key"), "{error:#}");
 
     let unsigned = dir.path().join("unsigned.smf");
     std::fs::write(&unsigned, library(RETURN_42)).unwrap();
-    let error = load_file(&unsigned, &require(&[&trusted])).unwrap_err();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { load(&unsigned, &require(&[&trusted]), None) }.unwrap_err();
     assert!(
         matches!(&error, LoadError::Unsigned { expected: Some(p), .. } if p.ends_with("unsigned.smf.sig")),
         "{error}"
     );
     // Without a policy the same file loads.
-    assert!(load_file(&unsigned, &LoadOptions::default()).is_ok());
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert!(unsafe { load(&unsigned, &LoadOptions::default(), None) }.is_ok());
 
     // From memory there is no signature file to check.
-    let error = load_bytes_with(
-        library(RETURN_42),
-        "<memory>".into(),
-        None,
-        &require(&[&trusted]),
-        &|_| Ok(None),
-    )
-    .unwrap_err();
+    let source = ModuleSource::Bytes {
+        bytes: library(RETURN_42),
+        name: "<memory>".into(),
+    };
+    // SAFETY: the refused module never runs.
+    let error = unsafe { load(source, &require(&[&trusted]), None) }.unwrap_err();
     assert!(
         matches!(error, LoadError::Unsigned { expected: None, .. }),
         "{error}"
@@ -117,11 +117,9 @@ fn the_signature_covers_the_content_even_with_the_hash_check_off() {
     let mut tampered = library(RETURN_43);
     tampered[raw::MODULE_HASH_RANGE].copy_from_slice(&original[raw::MODULE_HASH_RANGE]);
     std::fs::write(&path, &tampered).unwrap();
-    let options = LoadOptions {
-        verify_hash: false,
-        ..require(&[&key])
-    };
-    let error = load_file(&path, &options).unwrap_err();
+    let options = require(&[&key]).with_verify_hash(false);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { load(&path, &options, None) }.unwrap_err();
     assert!(
         matches!(
             &error,
@@ -133,9 +131,10 @@ fn the_signature_covers_the_content_even_with_the_hash_check_off() {
         "{error}"
     );
     // With the hash check on, the hash mismatch is reported first.
-    let error = load_file(&path, &require(&[&key])).unwrap_err();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { load(&path, &require(&[&key]), None) }.unwrap_err();
     assert!(
-        error.to_string().contains("module hash mismatch"),
+        format!("{error:#}").contains("module hash mismatch"),
         "{error}"
     );
 }
@@ -146,10 +145,12 @@ fn a_registry_applies_its_policy_to_every_load_and_reload() {
     let key = SecretKey::from_seed([4; 32]);
     let registry = Registry::with_options(require(&[&key]));
     let path = write_signed(dir.path(), "lib.smf", &library(RETURN_42), &key);
-    registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
     // A new version without a new signature is refused, and the old one stays.
     std::fs::write(&path, library(RETURN_43)).unwrap();
-    let error = registry.reload(&path).map(|_| ()).unwrap_err();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { registry.reload(&path) }.map(|_| ()).unwrap_err();
     assert!(matches!(&error, LoadError::Signature { .. }), "{error}");
     let module = registry.get(&path).unwrap();
     // SAFETY: `answer` is `int answer(void)`.
@@ -158,9 +159,10 @@ fn a_registry_applies_its_policy_to_every_load_and_reload() {
     // A damaged signature file.
     std::fs::write(smf_sign::signature_path(&path), b"SMFSIG\0\0 too short").unwrap();
     registry.unload(&path).unwrap();
-    let error = registry.load(&path).unwrap_err();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { registry.load(&path) }.unwrap_err();
     assert!(
-        error.to_string().contains("malformed signature file"),
+        format!("{error:#}").contains("malformed signature file"),
         "{error}"
     );
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use simple_loader::{LoadOptions, Module, load_file};
+use simple_loader::{LoadOptions, Module, load};
 use smf_format::*;
 
 /// `mov eax, 42; ret`
@@ -188,7 +188,8 @@ fn payloads_are_mapped_from_the_file_and_only_relocated_pages_are_copied() {
     let dir = tempfile::tempdir().unwrap();
     let (bytes, layout) = module(RETURN_42, false);
     let path = write(dir.path(), "m.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     check_contents(&module, &layout, &bytes);
 
     let maps = mappings(&module);
@@ -258,7 +259,8 @@ fn other_bytes_after_a_payload_inside_its_section_are_not_mapped_into_the_image(
     rehash(&mut bytes);
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "tail.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     check_contents(&module, &layout, &bytes);
 }
 
@@ -273,7 +275,8 @@ fn bytes_past_a_section_in_its_last_page_are_the_file_s_as_for_a_shared_library(
     rehash(&mut bytes);
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "past.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     assert_eq!(answer(&module), 42);
     assert_eq!(
         read_bytes(&module, layout.rodata, 5000),
@@ -300,11 +303,9 @@ fn map_file_off_copies_everything() {
     let dir = tempfile::tempdir().unwrap();
     let (bytes, layout) = module(RETURN_42, false);
     let path = write(dir.path(), "copied.smf", &bytes);
-    let options = LoadOptions {
-        map_file: false,
-        ..LoadOptions::default()
-    };
-    let module = load_file(&path, &options).unwrap();
+    let options = LoadOptions::default().with_map_file(false);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &options, None) }.unwrap();
     check_contents(&module, &layout, &bytes);
     assert!(
         mappings(&module)
@@ -320,7 +321,8 @@ fn a_reloadable_module_is_read_so_its_file_can_be_rewritten_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let (bytes, layout) = module(RETURN_42, true);
     let path = write(dir.path(), "r.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     check_contents(&module, &layout, &bytes);
     assert!(
         mappings(&module)
@@ -361,7 +363,8 @@ fn pages_between_relocated_words_are_neither_copied_nor_allocated() {
     builder.add_relative(data + SIZE - 8);
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "sparse.smf", &builder.write().unwrap());
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     let base = module.base() as u64;
     assert_eq!(read_u64(&module, data), base + 0x10);
     assert_eq!(
@@ -403,7 +406,8 @@ fn only_the_header_and_tables_stay_mapped_beside_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let (bytes, layout) = module(RETURN_42, false);
     let path = write(dir.path(), "head.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     check_contents(&module, &layout, &bytes);
     let head = head_len(&bytes).unwrap() as usize;
     assert_eq!(head, 4096, "the test module's tables fit in its first page");
@@ -441,7 +445,8 @@ fn a_file_with_a_table_after_the_payloads_keeps_a_view_of_all_of_it() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "last.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     check_contents(&module, &layout, &bytes);
     let mapped: usize = file_view(&module, &path)
         .iter()
@@ -466,7 +471,8 @@ fn bytes_after_the_last_payload_stay_out_of_the_image() {
     assert!(head_len(&bytes).is_some());
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "trailing.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     check_contents(&module, &layout, &bytes);
     let view: usize = file_view(&module, &path)
         .iter()
@@ -519,7 +525,8 @@ fn without_zero_pages_the_image_is_the_rest_of_the_mapping_of_the_head() {
     let bytes = builder.write().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "once.smf", &bytes);
-    let module = load_file(&path, &LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { load(&path, &LoadOptions::default(), None) }.unwrap();
     assert_eq!(answer(&module), 42);
     assert_eq!(read_u64(&module, data + 8), module.base() as u64);
     let view = file_view(&module, &path);
@@ -563,15 +570,11 @@ fn an_empty_table_past_the_head_loads_mapped_as_it_loads_copied() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "empty-relr.smf", &bytes);
-    let copied = load_file(
-        &path,
-        &LoadOptions {
-            map_file: false,
-            ..LoadOptions::default()
-        },
-    );
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let copied = unsafe { load(&path, &LoadOptions::default().with_map_file(false), None) };
     assert!(copied.is_ok(), "{:?}", copied.err());
-    let mapped = load_file(&path, &LoadOptions::default());
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let mapped = unsafe { load(&path, &LoadOptions::default(), None) };
     assert!(mapped.is_ok(), "{:?}", mapped.err());
 
     let whole = smf_format::Module::parse(&bytes);

@@ -149,10 +149,7 @@ fn elapsed_ns(start: Instant) -> f64 {
 }
 
 fn options(verify_hash: bool) -> LoadOptions {
-    LoadOptions {
-        verify_hash,
-        ..LoadOptions::default()
-    }
+    LoadOptions::default().with_verify_hash(verify_hash)
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -362,7 +359,8 @@ fn load_rows(
      -> Result<(), String> {
         let options = options(verify);
         let start = Instant::now();
-        let module = simple_loader::load_file(&pair.smf, &options).map_err(err)?;
+        // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+        let module = unsafe { simple_loader::load(&pair.smf, &options, None) }.map_err(err)?;
         let address = module.export(entry).map(|(_, a)| a);
         let loaded = elapsed_ns(start);
         black_box(address).ok_or("no entry symbol in the module")?;
@@ -431,9 +429,12 @@ fn load_rows(
 /// `dlsym` against `Module::export` and `Registry::resolve`, over every exported function.
 fn lookup_rows(config: &Config, pair: &Pair, rows: &mut Vec<Row>) -> Result<(), String> {
     let library = Library::open(&c_path(&pair.so))?;
-    let module = simple_loader::load_file(&pair.smf, &LoadOptions::default()).map_err(err)?;
+    // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+    let module =
+        unsafe { simple_loader::load(&pair.smf, &LoadOptions::default(), None) }.map_err(err)?;
     let registry = Registry::new();
-    registry.load(&pair.smf).map_err(err)?;
+    // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+    unsafe { registry.load(&pair.smf) }.map_err(err)?;
     let names: Vec<String> = module
         .exports()
         .map(|(n, _)| n.to_owned())
@@ -588,7 +589,9 @@ fn pack_rows(config: &Config, name: &str, pair: &Pair, rows: &mut Vec<Row>) -> R
 fn run_speed_rows(config: &Config, pair: &Pair, rows: &mut Vec<Row>) -> Result<(), String> {
     type Compute = extern "C" fn(i64) -> i64;
     let library = Library::open(&c_path(&pair.so))?;
-    let module = simple_loader::load_file(&pair.smf, &LoadOptions::default()).map_err(err)?;
+    // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+    let module =
+        unsafe { simple_loader::load(&pair.smf, &LoadOptions::default(), None) }.map_err(err)?;
     let address = library.symbol(c"bench_compute");
     if address.is_null() {
         return Err("no bench_compute in the shared library".into());
@@ -645,7 +648,8 @@ fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
     let live = dir.join("live.smf");
     fixture::write_atomically(&live, &v1.module)?;
     let registry = Registry::new();
-    registry.load(&live).map_err(err)?;
+    // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+    unsafe { registry.load(&live) }.map_err(err)?;
     let (so1, so2) = (c_path(&v1.so), c_path(&v2.so));
     let mut current_so = Some(Library::open(&so1)?);
     let (mut sys, mut smf) = (Samples::default(), Samples::default());
@@ -678,7 +682,8 @@ fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
                 smf_round += 1;
                 fixture::write_atomically(&live, next)?;
                 let start = Instant::now();
-                let report = registry.reload(&live).map_err(err)?;
+                // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+                let report = unsafe { registry.reload(&live) }.map_err(err)?;
                 let took = elapsed_ns(start);
                 if report.unchanged {
                     return Err("the reload saw no change".into());
@@ -840,7 +845,8 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
         let heap_before = heap_in_use();
         let modules = smfs
             .iter()
-            .map(|p| simple_loader::load_file(p, &LoadOptions::default()))
+            // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+            .map(|p| unsafe { simple_loader::load(p, &LoadOptions::default(), None) })
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
         for module in &modules {
@@ -1129,7 +1135,8 @@ fn import_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
             samples.min(10),
             &mut [&mut |record| {
                 let start = Instant::now();
-                let module = registry.load(&host_smf).map_err(err)?;
+                // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+                let module = unsafe { registry.load(&host_smf) }.map_err(err)?;
                 black_box(module.export("bench_entry").map(|(_, a)| a));
                 let took = elapsed_ns(start);
                 registry.unload(&host_smf).map_err(err)?;
@@ -1168,7 +1175,8 @@ fn registry_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
         .map(|&n| {
             let registry = Registry::new();
             for path in &paths[..n] {
-                registry.load(path).map_err(err)?;
+                // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+                unsafe { registry.load(path) }.map_err(err)?;
             }
             Ok((n, registry))
         })

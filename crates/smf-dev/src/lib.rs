@@ -81,10 +81,9 @@ impl Session {
             registry: Registry::new(),
         };
         session.build()?;
-        session
-            .registry
-            .load(&session.module)
-            .map_err(DevError::Load)?;
+        // SAFETY: running the user's program is what `smf dev` is for; module files are
+        // replaced by the packer's rename, never rewritten in place.
+        unsafe { session.registry.load(&session.module) }.map_err(DevError::Load)?;
         Ok(session)
     }
 
@@ -145,7 +144,9 @@ impl Session {
     /// Rebuilds and reloads. On error the running version stays.
     pub fn rebuild(&self) -> Result<ReloadReport, DevError> {
         self.build()?;
-        self.registry.reload(&self.module).map_err(DevError::Load)
+        // SAFETY: running the user's program is what `smf dev` is for; module files are
+        // replaced by the packer's rename, never rewritten in place.
+        unsafe { self.registry.reload(&self.module) }.map_err(DevError::Load)
     }
 
     /// A handle that calls the current version of `void symbol(void)`.

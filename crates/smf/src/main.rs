@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use simple_loader::{LoadOptions, load_file};
+use simple_loader::{LoadOptions, load};
 use smf_format::Module;
 
 #[derive(Parser)]
@@ -48,12 +48,23 @@ enum Command {
         /// public key file from `smf keygen`); repeatable. Must come before FILE.
         #[arg(long = "require-signature", value_name = "KEYFILE")]
         require_signature: Vec<PathBuf>,
-        file: PathBuf,
-        /// Arguments passed to the program (argv[1..]).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
+        /// The module, then the arguments passed to the program (argv[1..]): everything
+        /// after FILE is the program's, `--help` and smf's own options included.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            value_names = ["FILE", "ARGS"]
+        )]
+        program: Vec<std::ffi::OsString>,
     },
     /// Load a module and call an exported function with up to six integer arguments.
+    ///
+    /// A module records no parameter count for its functions (symbols carry no type: the
+    /// format's `type_id` is an opaque identifier that `smf pack` leaves 0, and its
+    /// `typeinfo` section is opaque), so the arguments cannot be checked against the
+    /// function: pass as many as it takes. At most six are passed (the integer argument
+    /// registers of the x86-64 C calling convention); more are refused before the module is
+    /// loaded.
     Call {
         /// Refuse the module unless `FILE.sig` is a valid signature by a key of KEYFILE;
         /// repeatable.
@@ -201,10 +212,18 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
-            file,
             require_signature,
-            args,
+            program,
         } => {
+            let mut program = program.into_iter();
+            let file = PathBuf::from(program.next().unwrap_or_default());
+            let args = program
+                .map(|arg| {
+                    arg.into_string().map_err(|arg| {
+                        anyhow::anyhow!("argument {arg:?} is not valid UTF-8")
+                    })
+                })
+                .collect::<Result<Vec<String>>>()?;
             // A crash in module code (constructors included) names the module function before
             // the process dies of the signal, with the signal's usual exit status. The crash
             // handler runs what it replaced afterwards: the default action, as for a native
@@ -216,7 +235,8 @@ fn run(command: Command) -> Result<ExitCode> {
                 unsafe { libc::signal(signal, libc::SIG_DFL) };
             }
             simple_loader::install_crash_handler().context("installing the crash handler")?;
-            let module = load_file(&file, &load_options(&require_signature)?)?;
+            // SAFETY: running the module is what the user asked for; smf loads it once and exits.
+            let module = unsafe { load(&file, &load_options(&require_signature)?, None) }?;
             if !module.is_executable() {
                 bail!(
                     "{}: not an executable module (pack it with --entry main)",
@@ -242,7 +262,15 @@ fn run(command: Command) -> Result<ExitCode> {
             ret,
             require_signature,
         } => {
-            let module = load_file(&file, &load_options(&require_signature)?)?;
+            // Refused before the module is loaded, which runs its constructors.
+            if args.len() > MAX_CALL_ARGUMENTS {
+                bail!(
+                    "`smf call` passes at most six integer arguments, {} given",
+                    args.len()
+                );
+            }
+            // SAFETY: running the module is what the user asked for; smf loads it once and exits.
+            let module = unsafe { load(&file, &load_options(&require_signature)?, None) }?;
             let result = call(&module, &symbol, &args)?;
             match ret {
                 Ret::Long => println!("{}", result as i64),
@@ -356,7 +384,9 @@ fn run(command: Command) -> Result<ExitCode> {
 fn load_options(key_files: &[PathBuf]) -> Result<LoadOptions> {
     let mut options = LoadOptions::default();
     if !key_files.is_empty() {
-        options.signature = simple_loader::SignaturePolicy::Require(public_keys(key_files)?);
+        options = options.with_signature(simple_loader::SignaturePolicy::Require(public_keys(
+            key_files,
+        )?));
     }
     Ok(options)
 }
@@ -392,6 +422,9 @@ fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 fn read(path: &Path) -> Result<Vec<u8>> {
     simple_loader::read_module_file(path).with_context(|| format!("{}", path.display()))
 }
+
+/// The integer argument registers of the x86-64 System V calling convention.
+const MAX_CALL_ARGUMENTS: usize = 6;
 
 /// Calls `symbol` with `args` passed in integer registers, returning the raw 64-bit result.
 fn call(module: &simple_loader::Module, symbol: &str, args: &[i64]) -> Result<u64> {

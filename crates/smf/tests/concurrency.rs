@@ -186,7 +186,8 @@ fn eight_threads_load_resolve_unload_and_reload_at_once() {
                         .map(|_| {
                             scope.spawn(|| {
                                 barrier.wait();
-                                registry.load(&path).unwrap()
+                                // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+                                unsafe { registry.load(&path) }.unwrap()
                             })
                         })
                         .collect();
@@ -240,7 +241,8 @@ fn eight_threads_load_resolve_unload_and_reload_at_once() {
                             let path = &files.paths[id];
                             match next() % 8 {
                                 0..=2 => {
-                                    let module = registry.load(path).unwrap();
+                                    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+                                    let module = unsafe { registry.load(path) }.unwrap();
                                     assert_eq!(call_id(&module, id) / 100, id as i64);
                                     held.push((id, module));
                                 }
@@ -249,14 +251,16 @@ fn eight_threads_load_resolve_unload_and_reload_at_once() {
                                 }
                                 4 => {
                                     // NotLoaded when another thread just unloaded it.
-                                    let _ = registry.reload(path);
+                                    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+                                    let _ = unsafe { registry.reload(path) };
                                 }
                                 5 => {
                                     let version = (next() % 2) as usize;
                                     let temp = files.dir.join(format!("t{thread}_{step}.smf"));
                                     std::fs::copy(&files.versions[id][version], &temp).unwrap();
                                     std::fs::rename(&temp, path).unwrap();
-                                    let _ = registry.reload(path);
+                                    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+                                    let _ = unsafe { registry.reload(path) };
                                 }
                                 6 => {
                                     let _ = registry.resolve(&format!("conc_id_{id}"));

@@ -43,8 +43,10 @@ fn consumer_calls_provider_through_the_registry() {
         .unwrap();
 
     let registry = Registry::new();
-    let provider = registry.load(&m.provider).unwrap();
-    let consumer = registry.load(&m.consumer).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let provider = unsafe { registry.load(&m.provider) }.unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let consumer = unsafe { registry.load(&m.consumer) }.unwrap();
     assert!(
         consumer
             .providers()
@@ -98,7 +100,10 @@ fn strlen_of_name(provider: &simple_loader::Module) -> i64 {
 #[test]
 fn consumer_without_provider_names_the_missing_import() {
     let m = build();
-    let error = Registry::new().load(&m.consumer).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { Registry::new().load(&m.consumer) }
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("consumer.smf") && error.contains("unresolved import `provider_"),
         "{error}"
@@ -112,7 +117,8 @@ fn host_definitions_win_over_modules() {
     }
     let m = build();
     let registry = Registry::new();
-    registry.load(&m.provider).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&m.provider) }.unwrap();
     // SAFETY: host_add has the C signature `int provider_add(int, int)` expects.
     unsafe {
         registry.define(
@@ -120,7 +126,8 @@ fn host_definitions_win_over_modules() {
             host_add as extern "C" fn(i32, i32) -> i32 as usize,
         )
     };
-    let consumer = registry.load(&m.consumer).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let consumer = unsafe { registry.load(&m.consumer) }.unwrap();
     // SAFETY: `long consumer_run(int n)`.
     let run = unsafe { consumer.get::<extern "C" fn(i32) -> i64>("consumer_run") }.unwrap();
     // One iteration: provider_add(0, 42) through the host gives 1042; the counter bump and

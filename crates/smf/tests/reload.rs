@@ -74,8 +74,10 @@ fn fixture() -> Fixture {
     let app = dir.path().join("app.smf");
     install(&app, &build(dir.path(), "app", APP));
     let registry = Registry::new();
-    registry.load(&lib).unwrap();
-    registry.load(&app).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&lib) }.unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&app) }.unwrap();
     Fixture {
         _dir: dir,
         lib,
@@ -111,7 +113,8 @@ fn cross_module_calls_reach_the_new_version_and_state_is_kept() {
     assert_eq!(call(&f.registry, &f.app, "app_bump"), 2);
 
     install(&f.lib, &f.v2);
-    let report = f.registry.reload(&f.lib).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let report = unsafe { f.registry.reload(&f.lib) }.unwrap();
     assert_eq!(report.version, 2);
     assert!(!report.unchanged);
     assert_eq!(report.added, ["extra"]);
@@ -137,7 +140,8 @@ fn a_pinned_handle_runs_the_old_code_and_frees_it_when_dropped() {
     let pinned = unsafe { f.registry.pinned::<Fn0>(&f.lib, "version") }.unwrap();
     let old = Arc::downgrade(pinned.module());
     install(&f.lib, &f.v2);
-    f.registry.reload(&f.lib).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { f.registry.reload(&f.lib) }.unwrap();
     assert_eq!((*pinned)(), 1, "the pinned handle keeps running version 1");
     assert_eq!((*current(&f, "version").pin())(), 2);
     assert!(old.upgrade().is_some());
@@ -167,11 +171,13 @@ fn data_with_the_same_layout_is_kept_and_the_rest_reset() {
     let path = dir.path().join("state.smf");
     install(&path, &v1);
     let registry = Registry::new();
-    registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
     assert_eq!(call(&registry, &path, "touch"), 10);
     assert_eq!(call(&registry, &path, "touch"), 20);
     install(&path, &v2);
-    let report = registry.reload(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let report = unsafe { registry.reload(&path) }.unwrap();
     let mut kept = report.kept.clone();
     kept.sort();
     assert_eq!(kept, ["counter", "hits"], "{report}");
@@ -224,10 +230,12 @@ fn pointers_in_kept_data_move_to_the_new_version() {
     let path = dir.path().join("ptrs.smf");
     install(&path, &v1);
     let registry = Registry::new();
-    registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
     assert_eq!(call(&registry, &path, "run"), 1001);
     install(&path, &v2);
-    let report = registry.reload(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let report = unsafe { registry.reload(&path) }.unwrap();
     assert!(!report.retains_old, "{report}");
     // The kept function pointer now leads to version 2's `which`, and the kept data pointer
     // to version 2's storage, whose value was kept too.
@@ -250,9 +258,11 @@ fn hooks_run_on_the_old_version_before_and_the_new_one_after() {
     let path = dir.path().join("hooks.smf");
     install(&path, &v1);
     let registry = Registry::new();
-    registry.load(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
     install(&path, &v2);
-    registry.reload(&path).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.reload(&path) }.unwrap();
     let module = registry.get(&path).unwrap();
     // SAFETY: 8-byte data symbols.
     let (counter, after) = unsafe {
@@ -290,7 +300,8 @@ fn failed_reloads_leave_the_old_version_running() {
     let dir = f.lib.parent().unwrap().to_owned();
 
     install(&f.lib, b"garbage, not a module");
-    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { f.registry.reload(&f.lib) }.unwrap_err());
     assert!(
         e.contains("lib.smf") && e.contains("not an SMF module"),
         "{e}"
@@ -301,7 +312,8 @@ fn failed_reloads_leave_the_old_version_running() {
     let last = corrupted.len() - 1;
     corrupted[last] ^= 0xff;
     install(&f.lib, &corrupted);
-    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { f.registry.reload(&f.lib) }.unwrap_err());
     assert!(e.contains("module hash mismatch"), "{e}");
     check_still_v1("a corrupted file");
 
@@ -313,7 +325,8 @@ fn failed_reloads_leave_the_old_version_running() {
             "extern long gone_missing(void);\nlong counter; long version(void) { return gone_missing(); } long bump(void) { return 0; }\n",
         ),
     );
-    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { f.registry.reload(&f.lib) }.unwrap_err());
     assert!(e.contains("unresolved import `gone_missing`"), "{e}");
     check_still_v1("an unresolvable import");
 
@@ -325,7 +338,8 @@ fn failed_reloads_leave_the_old_version_running() {
             "long counter; long bump(void) { return ++counter; }\n",
         ),
     );
-    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { f.registry.reload(&f.lib) }.unwrap_err());
     assert!(
         e.contains("`version`") && e.contains("no longer exports it"),
         "{e}"
@@ -340,7 +354,8 @@ fn failed_reloads_leave_the_old_version_running() {
             "long counter; long version; long bump(void) { return ++counter; }\n",
         ),
     );
-    let e = f.registry.reload(&f.lib).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { f.registry.reload(&f.lib) }.unwrap_err());
     assert!(
         e.contains("`version`") && e.contains("as a data symbol"),
         "{e}"
@@ -349,7 +364,8 @@ fn failed_reloads_leave_the_old_version_running() {
 
     // And the good version still goes in afterwards.
     install(&f.lib, &f.v2);
-    assert_eq!(f.registry.reload(&f.lib).unwrap().version, 2);
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    assert_eq!(unsafe { f.registry.reload(&f.lib) }.unwrap().version, 2);
     assert_eq!((*version.pin())(), 2);
 }
 
@@ -369,8 +385,10 @@ fn a_transaction_switches_all_modules_or_none() {
     install(&pa, &a1);
     install(&pb, &b1);
     let registry = Registry::new();
-    registry.load(&pa).unwrap();
-    registry.load(&pb).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&pa) }.unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&pb) }.unwrap();
     // SAFETY: `long f(void)`.
     let (ca, cb) = unsafe {
         (
@@ -381,12 +399,14 @@ fn a_transaction_switches_all_modules_or_none() {
 
     install(&pa, &a2);
     install(&pb, &b2_bad);
-    let e = registry.reload_all(&[&pa, &pb]).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { registry.reload_all(&[&pa, &pb]) }.unwrap_err());
     assert!(e.contains("b.smf") && e.contains("nowhere"), "{e}");
     assert_eq!(((*ca.pin())(), (*cb.pin())()), (1, 10), "neither switched");
 
     install(&pb, &b2);
-    let reports = registry.reload_all(&[&pa, &pb]).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let reports = unsafe { registry.reload_all(&[&pa, &pb]) }.unwrap();
     assert_eq!(
         reports.iter().map(|r| r.version).collect::<Vec<_>>(),
         [2, 2]
@@ -397,7 +417,8 @@ fn a_transaction_switches_all_modules_or_none() {
 #[test]
 fn reloading_unchanged_content_is_a_reported_no_op() {
     let f = fixture();
-    let report = f.registry.reload(&f.lib).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let report = unsafe { f.registry.reload(&f.lib) }.unwrap();
     assert!(report.unchanged && report.version == 1, "{report}");
     assert!(report.to_string().contains("unchanged"));
     assert!(Arc::ptr_eq(
@@ -415,8 +436,10 @@ fn modules_not_packed_reloadable_are_refused() {
     let path = dir.path().join("plain.smf");
     pack(&objects, &path, &[]);
     let registry = Registry::new();
-    registry.load(&path).unwrap();
-    let e = registry.reload(&path).unwrap_err().to_string();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let e = format!("{:#}", unsafe { registry.reload(&path) }.unwrap_err());
     assert!(
         e.contains("plain.smf") && e.contains("not reloadable"),
         "{e}"
@@ -466,7 +489,8 @@ fn stress_calls_during_a_thousand_reloads() {
 
     let reload = |i: usize| {
         install(&f.lib, if i % 2 == 0 { &f.v2 } else { &f.v1 });
-        f.registry.reload(&f.lib).unwrap();
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        unsafe { f.registry.reload(&f.lib) }.unwrap();
     };
     // Warm up allocator and slot pages before measuring.
     for i in 0..20 {

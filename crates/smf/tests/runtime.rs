@@ -252,7 +252,10 @@ fn symbolize_names_module_function_and_offset_until_unload() {
     let objects = compile(&[source], work.path(), &["-O2"]);
     let path = work.path().join("lib.smf");
     pack(&objects, &path, &[]);
-    let module = simple_loader::load_file(&path, &simple_loader::LoadOptions::default()).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module =
+        unsafe { simple_loader::load(&path, &simple_loader::LoadOptions::default(), None) }
+            .unwrap();
     // SAFETY: the C signatures above.
     let first = unsafe { module.get::<extern "C" fn(i32) -> i32>("first") }.unwrap();
     // SAFETY: as above.
@@ -316,7 +319,8 @@ fn cxx_exceptions_work_in_many_modules_loaded_and_unloaded_in_any_order() {
     pack(&objects, &path, &["--needed", "libstdc++.so.6"]);
     let options = simple_loader::LoadOptions::default();
     let mut modules: Vec<Option<simple_loader::Module>> = (0..64)
-        .map(|_| Some(simple_loader::load_file(&path, &options).unwrap()))
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        .map(|_| Some(unsafe { simple_loader::load(&path, &options, None) }.unwrap()))
         .collect();
     let call = |module: &simple_loader::Module, n: i32| {
         // SAFETY: `int throw_and_catch(int)`.
@@ -340,7 +344,8 @@ fn cxx_exceptions_work_in_many_modules_loaded_and_unloaded_in_any_order() {
     }
     modules.reverse();
     modules.truncate(10);
-    let fresh = simple_loader::load_file(&path, &options).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let fresh = unsafe { simple_loader::load(&path, &options, None) }.unwrap();
     assert_eq!(call(&fresh, 3), 1011);
     for module in modules.iter().flatten() {
         assert_eq!(call(module, 2), 1010);
@@ -392,8 +397,10 @@ fn initial_exec_thread_locals_are_per_module_and_per_thread_and_given_back() {
         };
         (a(), a(), b())
     });
-    let first = simple_loader::load_file(&path, &options).unwrap();
-    let second = simple_loader::load_file(&path, &options).unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let first = unsafe { simple_loader::load(&path, &options, None) }.unwrap();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let second = unsafe { simple_loader::load(&path, &options, None) }.unwrap();
     assert_eq!((bump(&first)(), bump(&first)()), (6, 7));
     assert_eq!(bump(&second)(), 6, "each loaded module has its own block");
     loaded_tx
@@ -416,7 +423,8 @@ fn initial_exec_thread_locals_are_per_module_and_per_thread_and_given_back() {
 
     // glibc's static TLS reserve holds a few such blocks at once; unloading gives them back.
     for _ in 0..300 {
-        let module = simple_loader::load_file(&path, &options).unwrap();
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        let module = unsafe { simple_loader::load(&path, &options, None) }.unwrap();
         assert_eq!(bump(&module)(), 6);
     }
 }
@@ -429,7 +437,8 @@ fn a_static_block_too_large_for_the_c_library_is_a_load_error() {
         "huge",
         "__thread char huge[1 << 20]; char *huge_at(void) { return huge; }",
     );
-    let error = simple_loader::load_file(&path, &simple_loader::LoadOptions::default())
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let error = unsafe { simple_loader::load(&path, &simple_loader::LoadOptions::default(), None) }
         .expect_err("a 1 MiB initial-exec block does not fit in static TLS")
         .to_string();
     assert!(

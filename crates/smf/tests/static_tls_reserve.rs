@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use simple_loader::{LoadOptions, Module, load_file};
+use simple_loader::{LoadOptions, Module, load};
 
 /// A module with a 64-byte initial-exec block.
 fn module(work: &Path) -> PathBuf {
@@ -37,8 +37,10 @@ fn the_reserve_is_reused_in_stack_order_and_leaks_otherwise() {
 
     // Unloaded in the reverse order of loading: glibc takes the space back every time.
     for _ in 0..1000 {
-        let a = load_file(&path, &options).unwrap();
-        let b = load_file(&path, &options).unwrap();
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        let a = unsafe { load(&path, &options, None) }.unwrap();
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        let b = unsafe { load(&path, &options, None) }.unwrap();
         assert_eq!((first(&a), first(&b)), (1, 1));
         drop(b);
         drop(a);
@@ -48,8 +50,10 @@ fn the_reserve_is_reused_in_stack_order_and_leaks_otherwise() {
     // a hole glibc never fills, until the reserve is gone.
     let mut failure = None;
     for round in 1..=10_000 {
-        let a = load_file(&path, &options).unwrap();
-        match load_file(&path, &options) {
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        let a = unsafe { load(&path, &options, None) }.unwrap();
+        // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+        match unsafe { load(&path, &options, None) } {
             Ok(b) => {
                 drop(a);
                 drop(b);

@@ -293,6 +293,35 @@ impl Reservation {
         Ok(())
     }
 
+    /// Copies bytes at `offset` of the reservation into `out` while module code on other
+    /// threads may be writing them: each aligned 8-byte word is read with one atomic load, the
+    /// unaligned ends byte by byte. A value written meanwhile is read before or after the
+    /// write, word by word: a value that spans words may mix both.
+    ///
+    /// # Safety
+    /// The source pages must currently be readable.
+    pub(crate) unsafe fn read_shared(&self, offset: usize, out: &mut [u8]) -> io::Result<()> {
+        self.check(offset, out.len())?;
+        // SAFETY: in bounds (checked) and readable (caller's contract).
+        let source = unsafe { self.base.as_ptr().add(offset) };
+        copy_shared(source, out.as_mut_ptr(), out.len(), Shared::Source);
+        Ok(())
+    }
+
+    /// Copies `bytes` to `offset` of the reservation, memory module code on other threads
+    /// may be reading or writing: each aligned 8-byte word is written with one atomic store,
+    /// the unaligned ends byte by byte.
+    ///
+    /// # Safety
+    /// The destination pages must currently be writable.
+    pub(crate) unsafe fn write_shared(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
+        self.check(offset, bytes.len())?;
+        // SAFETY: in bounds (checked) and writable (caller's contract).
+        let target = unsafe { self.base.as_ptr().add(offset) };
+        copy_shared(bytes.as_ptr(), target, bytes.len(), Shared::Target);
+        Ok(())
+    }
+
     /// For each page of the page-aligned `range`, whether it is resident. A page of an
     /// anonymous private mapping that is not resident was never written: it reads as zeros.
     pub(crate) fn resident(&self, range: Range<usize>) -> io::Result<Vec<bool>> {
@@ -495,6 +524,145 @@ pub(crate) unsafe fn symbol_address(handle: *mut libc::c_void, name: &str) -> Op
     // here.
     let address = unsafe { libc::dlsym(handle, terminated.as_ptr().cast()) };
     (!address.is_null()).then_some(address as usize)
+}
+
+/// What an address the dynamic linker resolved is, by the ELF symbol that defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NativeKind {
+    /// `STT_FUNC` or `STT_GNU_IFUNC`.
+    Code,
+    /// `STT_OBJECT`, `STT_COMMON` or `STT_TLS`.
+    Data,
+    /// No symbol starts at the address, or one of another type.
+    Unknown,
+}
+
+/// The ELF type of the native symbol that starts at `address`, and the path of the object
+/// defining it (as the dynamic linker names it; empty for the main program).
+pub(crate) fn native_symbol(address: usize) -> (NativeKind, String) {
+    // glibc's `RTLD_DL_SYMENT` (dlfcn.h): `dladdr1` also returns the symbol's table entry.
+    const RTLD_DL_SYMENT: libc::c_int = 1;
+    const STT_OBJECT: u8 = 1;
+    const STT_FUNC: u8 = 2;
+    const STT_COMMON: u8 = 5;
+    const STT_TLS: u8 = 6;
+    const STT_GNU_IFUNC: u8 = 10;
+    // SAFETY: a zeroed Dl_info is a valid out-parameter.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let mut entry: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: `dladdr1` only reads the dynamic linker's tables for `address` and fills
+    // `info` and `entry`; it never dereferences `address` itself.
+    let found = unsafe {
+        libc::dladdr1(
+            address as *const libc::c_void,
+            &mut info,
+            &mut entry,
+            RTLD_DL_SYMENT,
+        )
+    };
+    if found == 0 {
+        return (NativeKind::Unknown, String::new());
+    }
+    let object = if info.dli_fname.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a non-null `dli_fname` is the NUL-terminated name of a loaded object, alive
+        // while that object is (the caller holds it open).
+        unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let entry = entry as *const libc::Elf64_Sym;
+    if entry.is_null() || info.dli_saddr as usize != address {
+        return (NativeKind::Unknown, object);
+    }
+    // SAFETY: with RTLD_DL_SYMENT, a non-null `entry` points at the symbol's entry in the
+    // object's dynamic symbol table, mapped while the object is loaded.
+    let kind = match unsafe { (*entry).st_info } & 0xf {
+        STT_FUNC | STT_GNU_IFUNC => NativeKind::Code,
+        STT_OBJECT | STT_COMMON | STT_TLS => NativeKind::Data,
+        _ => NativeKind::Unknown,
+    };
+    (kind, object)
+}
+
+/// The executable segments of every object the dynamic linker has loaded, sorted by start.
+pub(crate) fn executable_segments() -> Vec<Range<usize>> {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, with
+        // `dlpi_phnum` program headers at `dlpi_phdr`; `data` is the vector passed below.
+        unsafe {
+            let info = &*info;
+            let segments = &mut *data.cast::<Vec<Range<usize>>>();
+            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
+            for header in headers {
+                if header.p_type == libc::PT_LOAD && header.p_flags & libc::PF_X != 0 {
+                    let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
+                    segments.push(start..start.saturating_add(header.p_memsz as usize));
+                }
+            }
+        }
+        0
+    }
+    let mut segments: Vec<Range<usize>> = Vec::new();
+    // SAFETY: `each` matches the callback type and only touches `segments` through `data`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut segments).cast()) };
+    segments.sort_unstable_by_key(|r| r.start);
+    segments
+}
+
+/// Which side of a [`copy_shared`] other threads may access.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    Source,
+    Target,
+}
+
+/// Copies `len` bytes from `from` to `to`, both valid for `len` bytes and not overlapping.
+/// The `shared` side is accessed with atomic operations only: single bytes until it is
+/// 8-byte aligned, then aligned 8-byte words, then single bytes; the other side, private to
+/// the caller, with plain unaligned accesses.
+fn copy_shared(from: *const u8, to: *mut u8, len: usize, shared: Shared) {
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+    let shared_address = match shared {
+        Shared::Source => from as usize,
+        Shared::Target => to as usize,
+    };
+    let head = (shared_address.next_multiple_of(8) - shared_address).min(len);
+    let words_end = head + (len - head) / 8 * 8;
+    let mut at = 0;
+    // SAFETY (each block): `from` and `to` are valid for `len` bytes and do not overlap (the
+    // callers' contract: one is inside a checked reservation, the other a Rust slice); the
+    // shared side is accessed atomically, with 8-byte accesses only where it is 8-byte
+    // aligned (`head` makes it so); the private side is accessed unaligned.
+    while at < len {
+        let (from, to) = unsafe { (from.add(at), to.add(at)) };
+        if at >= head && at < words_end {
+            match shared {
+                Shared::Source => unsafe {
+                    let value = AtomicU64::from_ptr(from as *mut u64).load(Relaxed);
+                    std::ptr::write_unaligned(to.cast::<u64>(), value);
+                },
+                Shared::Target => unsafe {
+                    let value = std::ptr::read_unaligned(from.cast::<u64>());
+                    AtomicU64::from_ptr(to.cast::<u64>()).store(value, Relaxed);
+                },
+            }
+            at += 8;
+        } else {
+            match shared {
+                Shared::Source => unsafe {
+                    *to = AtomicU8::from_ptr(from as *mut u8).load(Relaxed);
+                },
+                Shared::Target => unsafe { AtomicU8::from_ptr(to).store(*from, Relaxed) },
+            }
+            at += 1;
+        }
+    }
 }
 
 /// Opens `path` for reading if it is a regular file, without ever blocking: `open` of a FIFO
