@@ -62,9 +62,8 @@ enum Command {
     /// A module records no parameter count for its functions (symbols carry no type: the
     /// format's `type_id` is an opaque identifier that `smf pack` leaves 0, and its
     /// `typeinfo` section is opaque), so the arguments cannot be checked against the
-    /// function: pass as many as it takes. At most six are passed (the integer argument
-    /// registers of the x86-64 C calling convention); more are refused before the module is
-    /// loaded.
+    /// function: pass as many as it takes, at most six (the integer argument registers of the
+    /// x86-64 C calling convention); more are refused before the module is loaded.
     Call {
         /// Refuse the module unless `FILE.sig` is a valid signature by a key of KEYFILE;
         /// repeatable.
@@ -219,9 +218,8 @@ fn run(command: Command) -> Result<ExitCode> {
             let file = PathBuf::from(program.next().unwrap_or_default());
             let args = program
                 .map(|arg| {
-                    arg.into_string().map_err(|arg| {
-                        anyhow::anyhow!("argument {arg:?} is not valid UTF-8")
-                    })
+                    arg.into_string()
+                        .map_err(|arg| anyhow::anyhow!("argument {arg:?} is not valid UTF-8"))
                 })
                 .collect::<Result<Vec<String>>>()?;
             // A crash in module code (constructors included) names the module function before

@@ -622,3 +622,94 @@ fn a_fifo_given_as_a_signature_file_is_refused_without_waiting() {
         &["prog.sme.sig", "not a regular file (a FIFO)"],
     );
 }
+
+#[test]
+fn run_passes_everything_after_the_program_to_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let source = dir.join("args.c");
+    std::fs::write(
+        &source,
+        "#include <stdio.h>\n\
+         int main(int argc, char **argv) {\n\
+             for (int i = 1; i < argc; i++) printf(\"[%s]\", argv[i]);\n\
+             printf(\"\\n\");\n\
+             return argc;\n\
+         }\n",
+    )
+    .unwrap();
+    let objects = compile(&[source], &dir.join("obj"), &["-O2"]);
+    let program = dir.join("args.sme");
+    pack(&objects, &program, &["--entry", "main"]);
+    let output = smf()
+        .arg("run")
+        .arg(&program)
+        .args(["--help", "-h", "--require-signature", "key", "--", "-V"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&output),
+        "[--help][-h][--require-signature][key][--][-V]\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(7), "argc");
+    // Before the program, options are smf's.
+    let help = check({
+        let mut c = smf();
+        c.args(["run", "--help"]);
+        c
+    });
+    assert!(
+        stdout(&help).contains("Usage: smf run"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+#[test]
+fn call_refuses_more_than_six_arguments_before_loading_and_says_why_in_its_help() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let source = dir.join("lib.c");
+    std::fs::write(
+        &source,
+        "#include <unistd.h>\n\
+         __attribute__((constructor)) static void loaded(void) { write(1, \"loaded\\n\", 7); }\n\
+         long add3(long a, long b, long c) { return a + b + c; }\n",
+    )
+    .unwrap();
+    let objects = compile(&[source], &dir.join("obj"), &["-O2"]);
+    let lib = dir.join("lib.smf");
+    pack(&objects, &lib, &[]);
+    let output = smf()
+        .arg("call")
+        .arg(&lib)
+        .args(["add3", "1", "2", "3", "4", "5", "6", "7"])
+        .output()
+        .unwrap();
+    let (code, stderr) = failure(&output);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("at most six integer arguments, 7 given"),
+        "{stderr}"
+    );
+    assert_eq!(stdout(&output), "", "refused before the module was loaded");
+    // Six or fewer are passed (and the module loads: its constructor runs).
+    let output = check({
+        let mut c = smf();
+        c.arg("call").arg(&lib).args(["add3", "1", "2", "3"]);
+        c
+    });
+    assert_eq!(stdout(&output), "loaded\n6\n");
+
+    let help = stdout(&check({
+        let mut c = smf();
+        c.args(["call", "--help"]);
+        c
+    }));
+    assert!(
+        help.contains("records no parameter count") && help.contains("at most six"),
+        "{help}"
+    );
+}
