@@ -395,8 +395,8 @@ fn a_stack_overflow_in_smf_run_dies_of_sigsegv_as_the_native_program_does() {
 
 /// A page the `repair` scenario makes accessible from its handler.
 static REPAIR_PAGE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-/// What the `cycle` scenario's host handler replaced (the crash handler).
-static mut REPLACED: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
+/// The handler the `cycle` scenario's host handler replaced (the crash handler).
+static REPLACED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn say(text: &str) {
     // SAFETY: write(2) of a live buffer; async-signal-safe.
@@ -440,11 +440,11 @@ extern "C" fn chaining_host_handler(
     context: *mut libc::c_void,
 ) {
     say("host handler, chaining\n");
-    // SAFETY: REPLACED was written before this handler was installed, and is only read here.
-    let replaced = unsafe { (*(&raw const REPLACED)).assume_init_ref() };
+    let replaced = REPLACED.load(std::sync::atomic::Ordering::SeqCst);
     let previous: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) =
-        // SAFETY: REPLACED is the crash handler's action, an SA_SIGINFO handler.
-        unsafe { std::mem::transmute(replaced.sa_sigaction) };
+        // SAFETY: REPLACED, stored before this handler was installed, is the crash handler,
+        // an SA_SIGINFO handler.
+        unsafe { std::mem::transmute(replaced) };
     previous(signal, info, context);
 }
 
@@ -509,8 +509,7 @@ fn crash_host() {
         "cycle" => {
             install();
             let replaced = install_segv(chaining_host_handler as *const () as usize, false);
-            // SAFETY: written once, before any handler reads it.
-            unsafe { (*(&raw mut REPLACED)).write(replaced) };
+            REPLACED.store(replaced.sa_sigaction, std::sync::atomic::Ordering::SeqCst);
             install();
         }
         "repair" => {
@@ -548,7 +547,6 @@ fn crash_host() {
     }
     let registry = simple_loader::Registry::new();
     // SAFETY: the module is this file's MODULE_SOURCE; its code is what the scenario runs.
-    #[allow(unused_unsafe)]
     let module = unsafe { registry.load(Path::new(module)) }.unwrap();
     let result = if function == "store" {
         // SAFETY: `long store(long *)` in MODULE_SOURCE.
