@@ -226,3 +226,28 @@ fn load_unload_churn_keeps_mappings_bounded() {
     );
     assert!(registry.modules().is_empty());
 }
+
+/// C that calls a data symbol of the C library as a function: the packer records a `func`
+/// import (the object calls it), and the loader refuses to bind it to libc's `environ`,
+/// which the dynamic linker says is data, instead of letting the call jump into it.
+#[test]
+fn a_data_symbol_called_as_a_function_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(
+        dir.path(),
+        "calls_environ",
+        "extern void environ(void);\nlong call_environ(void) { environ(); return 0; }\n",
+        &[],
+    );
+    let registry = Registry::new();
+    // SAFETY: refused before any of its code runs.
+    let error = unsafe { registry.load(&path) }.unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("calls_environ.smf")
+            && message.contains("`environ`")
+            && message.contains("calls it as a function")
+            && message.contains("libc.so"),
+        "{message}"
+    );
+}
