@@ -63,7 +63,14 @@ impl Reclaimer {
     pub(crate) fn pin(self: &Arc<Self>) -> PinGuard {
         let pinned = HANDLES.try_with(|handles| {
             let mut handles = handles.borrow_mut();
-            handles.retain(|(owner, _)| owner.strong_count() > 0);
+            // Participations in collectors whose reclaimer is gone leave the list now but are
+            // dropped below, after the borrow ends: dropping the last one frees the collector,
+            // which runs what was left in it, old modules' destructors included, and those may
+            // pin another registry on this thread.
+            let (live, dead): (Vec<_>, Vec<_>) = std::mem::take(&mut *handles)
+                .into_iter()
+                .partition(|(owner, _)| owner.strong_count() > 0);
+            *handles = live;
             let position = handles
                 .iter()
                 .position(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(self)));
@@ -73,10 +80,16 @@ impl Reclaimer {
             });
             // Pinning may run deferred functions of this collector; they only move modules
             // to `ready` (see `retire`), so nothing here re-enters `HANDLES`.
-            handles[index].1.pin()
+            (handles[index].1.pin(), dead)
         });
-        // While the thread's locals are being destroyed: a participation for this pin only.
-        let guard = pinned.unwrap_or_else(|_| self.collector.register().pin());
+        let guard = match pinned {
+            Ok((guard, dead)) => {
+                drop(dead);
+                guard
+            }
+            // While the thread's locals are being destroyed: a participation for this pin only.
+            Err(_) => self.collector.register().pin(),
+        };
         PinGuard { _guard: guard }
     }
 
