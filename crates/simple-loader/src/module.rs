@@ -331,20 +331,13 @@ impl Module {
         Ok(main(argc, argv.as_mut_ptr()))
     }
 
-    /// Address of the module's `__dso_handle`, the identity C runtimes use for the handlers
-    /// it registers with `__cxa_atexit`; `None` for a module that does not import
-    /// `__cxa_atexit`, which has no handlers to run (the `atexit` the packer provides calls
-    /// it too), so that unloading such a module does not search its symbol table.
-    fn dso_handle(&self) -> Option<usize> {
-        let parsed = self.parsed();
-        if !parsed.imports().iter().any(|i| i.name == "__cxa_atexit") {
-            return None;
-        }
-        let symbol = parsed
-            .symbols()
-            .iter()
-            .find(|s| s.name == "__dso_handle" && s.section.is_some())?;
-        Some(self.image.base() + symbol.value as usize)
+    /// The handles inside this module's image that exit handlers were registered with
+    /// (normally its `__dso_handle`), taken from the loader's record of `__cxa_atexit` calls
+    /// by module code (`runtime::exit_handles`): whichever module made the call, and without
+    /// searching the symbol table.
+    fn dso_handles(&self) -> Vec<usize> {
+        let base = self.image.base();
+        crate::runtime::exit_handles(base..base + self.image.len())
     }
 
     fn not_found(&self, name: &str) -> LoadError {
@@ -366,12 +359,12 @@ impl Module {
 
 impl Drop for Module {
     fn drop(&mut self) {
-        // As glibc does when it closes a shared object: first the exit handlers the module
-        // registered with `atexit`/`__cxa_atexit` against its `__dso_handle` (C++ static
+        // As glibc does when it closes a shared object: first the exit handlers registered
+        // with `atexit`/`__cxa_atexit` against the module's `__dso_handle` (C++ static
         // destructors among them), so none is left to run into unmapped code at exit; then
         // the module's destructors.
-        if let Some(handle) = self.dso_handle() {
-            // SAFETY: `handle` is the address of the module's own `__dso_handle`; the C
+        for handle in self.dso_handles() {
+            // SAFETY: `handle` lies in this module's image, which is still mapped; the C
             // library runs and forgets exactly the handlers registered with it.
             unsafe { __cxa_finalize(handle as *mut core::ffi::c_void) };
         }

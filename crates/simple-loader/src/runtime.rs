@@ -5,12 +5,21 @@
 //! unwinder (`sys::unwind`), describes its functions to debuggers (`jit`, the GDB JIT
 //! interface) and, when asked, to profilers (`perfmap`), keeps its thread-local description
 //! (`tls`) alive, and lists it for the symbolizer. [`detach`] undoes all of it when the image
-//! is dropped, after the module's destructors ran and before its pages are unmapped.
+//! is dropped, after the module's destructors ran and before its pages are unmapped, and
+//! removes the fork and quick-exit handlers the module registered (`sys::exit_handlers`).
+//!
+//! A few imports are the loader's own functions rather than the C library's ([`provided`]):
+//! `__tls_get_addr`, the registrations of fork and quick-exit handlers, and `__cxa_atexit`,
+//! which registers with the C library but notes the handle first, so that unloading a
+//! module finalizes exactly the handles inside its image that have exit handlers
+//! ([`exit_handles`]), however the registration reached `__cxa_atexit`.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{c_int, c_void};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, RwLock};
 
-use smf_format::SectionKind;
+use smf_format::{Import, SectionKind};
 
 use crate::jit::JitRegistration;
 use crate::module::ParsedFile;
@@ -93,8 +102,69 @@ pub(crate) fn detach(base: usize) {
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&base);
+    if let Some(attachments) = &removed {
+        // The module's fork and quick-exit handlers, before its code is unmapped.
+        crate::sys::exit_handlers::forget(base..base + attachments.symbols.len);
+    }
     // Deregistration takes the unwinder's and the debugger interface's locks: not under ours.
     drop(removed);
+}
+
+/// The address of the loader's own definition of the import `import`, for the functions
+/// whose C library version does not do for module code: `__tls_get_addr` for a module with
+/// thread-locals (`tls`), which the C library cannot give a block; the registrations of
+/// fork and quick-exit handlers, which it cannot take back when the module is unloaded
+/// (`sys::exit_handlers`); and `__cxa_atexit`, whose handles the loader notes. These are
+/// resolved before any resolver is asked.
+pub(crate) fn provided(import: &Import<'_>, tls: Option<&TlsModule>) -> Option<usize> {
+    match import.name {
+        crate::tls::TLS_GET_ADDR => tls.map(|_| crate::tls::tls_get_addr_address()),
+        "__cxa_atexit" => Some(cxa_atexit as *const () as usize),
+        name => crate::sys::exit_handlers::provided(name),
+    }
+}
+
+/// The handles module code passed to `__cxa_atexit`: the identities the C library ties those
+/// exit handlers to, each normally the `__dso_handle` of a module.
+static EXIT_HANDLES: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+unsafe extern "C" {
+    /// The C library's `__cxa_atexit` (Itanium C++ ABI).
+    #[link_name = "__cxa_atexit"]
+    fn c_cxa_atexit(
+        function: Option<unsafe extern "C" fn(*mut c_void)>,
+        argument: *mut c_void,
+        dso: *mut c_void,
+    ) -> c_int;
+}
+
+/// The `__cxa_atexit` modules get: notes `dso`, then registers with the C library.
+extern "C" fn cxa_atexit(
+    function: Option<unsafe extern "C" fn(*mut c_void)>,
+    argument: *mut c_void,
+    dso: *mut c_void,
+) -> c_int {
+    if !dso.is_null() {
+        EXIT_HANDLES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dso as usize);
+    }
+    // SAFETY: the module's own arguments, passed on as if it had called the C library.
+    unsafe { c_cxa_atexit(function, argument, dso) }
+}
+
+/// Takes the handles inside `image` that module code registered exit handlers with: those
+/// `__cxa_finalize` must run before that image is unmapped. The handle may have reached
+/// `__cxa_atexit` through another module (a runtime registering for its caller), so the
+/// image is what counts, not which module made the call.
+pub(crate) fn exit_handles(image: Range<usize>) -> Vec<usize> {
+    let mut handles = EXIT_HANDLES.lock().unwrap_or_else(|p| p.into_inner());
+    let found: Vec<usize> = handles.range(image).copied().collect();
+    for handle in &found {
+        handles.remove(handle);
+    }
+    found
 }
 
 /// Calls `f` with the symbols of the module whose image contains `address`.

@@ -10,6 +10,11 @@ mod unix;
 pub(crate) use unix::*;
 #[cfg(unix)]
 pub(crate) mod crash;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) mod exit_handlers;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[path = "exit_handlers_none.rs"]
+pub(crate) mod exit_handlers;
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 pub(crate) mod static_tls;
 #[cfg(unix)]
