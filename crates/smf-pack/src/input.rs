@@ -82,6 +82,15 @@ pub(crate) struct InputSymbol<'data> {
     pub size: u64,
 }
 
+impl InputSymbol<'_> {
+    /// Whether the symbol is a function when it lies in code: typed as one, or a global label
+    /// left untyped (hand-written assembly without `.type`), which other modules call.
+    pub(crate) fn is_function_in_code(&self) -> bool {
+        self.kind == SymbolType::Function
+            || (self.kind == SymbolType::NoType && self.binding != SymbolBinding::Local)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SymbolBinding {
     Local,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use smf_format::{ImageLayout, SectionKind};
 
 use crate::error::Error;
-use crate::input::{Object, SectionClass, SymbolDefinition, SymbolType};
+use crate::input::{Object, SectionClass, SymbolDefinition};
 use crate::relocate::Needs;
 use crate::resolve::{Definition, GlobalId, Globals};
 
@@ -167,7 +167,7 @@ fn has_function_at(object: &Object<'_>, placed: &[Option<(OutputKind, u64)>], of
         let SymbolDefinition::Section(index) = symbol.definition else {
             return false;
         };
-        symbol.kind == SymbolType::Function
+        symbol.is_function_in_code()
             && matches!(
                 placed.get(index),
                 Some(&Some((OutputKind::Code, start))) if start.checked_add(symbol.value) == Some(offset)

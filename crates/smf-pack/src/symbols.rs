@@ -57,11 +57,6 @@ pub(crate) fn build<'data>(
                     exported_binding(strength, symbol.binding, global.visibility);
                 (binding, visibility, size)
             };
-            let kind = if symbol.kind == SymbolType::Function {
-                SymbolKind::Function
-            } else {
-                SymbolKind::Data
-            };
             let location = match symbol.definition {
                 SymbolDefinition::Section(index) => {
                     let Some(section) = object.sections.get(index) else {
@@ -83,6 +78,14 @@ pub(crate) fn build<'data>(
                 }
                 SymbolDefinition::Absolute => None,
                 SymbolDefinition::Undefined => continue,
+            };
+            let in_code = matches!(location, Some((OutputKind::Code, _)));
+            let kind = if symbol.kind == SymbolType::Function
+                || (in_code && symbol.is_function_in_code())
+            {
+                SymbolKind::Function
+            } else {
+                SymbolKind::Data
             };
             let symbol_error = |problem: String| Error::Symbol {
                 file: object.name.to_owned(),

@@ -72,6 +72,38 @@ fn code_bytes_are_copied_from_the_object() {
 }
 
 #[test]
+fn untyped_global_labels_in_code_are_functions() {
+    // Hand-written assembly often omits `.type`: other modules call such a label, so it must
+    // be exported as a function (a `func` import is refused by a data symbol), including at
+    // the very end of the code, where only a function gets a trap byte.
+    let input = compile_with(
+        "cc",
+        "s",
+        "untyped.o",
+        ".text
+         .globl twice
+twice:
+lea (%rdi,%rdi), %rax
+ret
+         .globl tail
+tail:
+         .data
+.globl table
+table:
+.quad 1
+",
+        &[],
+    );
+    let bytes = pack(&[input]);
+    let module = parse(&bytes);
+    assert_eq!(symbol(&module, "twice").kind, SymbolKind::Function);
+    let tail = symbol(&module, "tail");
+    assert_eq!(tail.kind, SymbolKind::Function);
+    assert!(section_of(&module, tail).image_range().contains(&tail.value));
+    assert_eq!(symbol(&module, "table").kind, SymbolKind::Data, "untyped data stays data");
+}
+
+#[test]
 fn a_function_of_size_zero_at_the_end_of_code_gets_a_trap_byte() {
     // `filler` takes the code up to a multiple of 16 (where import stubs would go), so that
     // `empty`, a function GCC emits with size 0 for a body it finds unreachable, ends the code.
