@@ -163,7 +163,8 @@ fn an_importer_keeps_an_unloaded_provider_and_lets_it_go_with_it() {
 #[test]
 fn load_unload_churn_keeps_mappings_bounded() {
     const THREADS: usize = 8;
-    const CYCLES: usize = 400;
+    // Under memcheck (below), a few cycles: each runs about fifty times slower there.
+    let cycles = if under_memcheck() { 10 } else { 400 };
     let f = files();
     std::fs::copy(&f.lib, f.lib.with_extension("v1")).unwrap();
     let registry = Arc::new(Registry::new());
@@ -217,12 +218,12 @@ fn load_unload_churn_keeps_mappings_bounded() {
     // Warm up: allocator arenas of eight threads, slot pages, the C library's own state.
     run(20);
     let before = mappings();
-    run(CYCLES);
+    run(cycles);
     let after = mappings();
     assert!(
         after <= before + 16,
         "mappings grew from {before} to {after} over {} cycles",
-        THREADS * CYCLES
+        THREADS * cycles
     );
     assert!(registry.modules().is_empty());
 }
@@ -250,4 +251,49 @@ fn a_data_symbol_called_as_a_function_is_refused_at_load() {
             && message.contains("libc.so"),
         "{message}"
     );
+}
+
+/// Set in the copy of this test binary that runs under memcheck.
+const UNDER_MEMCHECK: &str = "SMF_LIFETIME_UNDER_MEMCHECK";
+
+fn under_memcheck() -> bool {
+    std::env::var_os(UNDER_MEMCHECK).is_some()
+}
+
+/// Every test above once more, under valgrind memcheck: the calls through handles, slots and
+/// importers after unloads, reloads and a dropped registry, and the churn, must read, write
+/// and execute only memory that is mapped and valid. Needs valgrind (`.ci/run` installs it);
+/// without it the test says so and passes, except under CI (`CI` set).
+#[test]
+fn the_lifetime_tests_run_clean_under_memcheck() {
+    if under_memcheck() {
+        return;
+    }
+    let valgrind = std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !valgrind {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "valgrind is not installed; .ci/run installs it"
+        );
+        eprintln!("memcheck: valgrind not found, skipped");
+        return;
+    }
+    let output = std::process::Command::new("valgrind")
+        .args(["--tool=memcheck", "-q", "--error-exitcode=99"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--test-threads=1"])
+        .env(UNDER_MEMCHECK, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "under memcheck ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("test result: ok. 7 passed"), "{stdout}");
 }
