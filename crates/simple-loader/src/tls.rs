@@ -34,9 +34,10 @@
 //! never loader state.
 
 use std::alloc::Layout;
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::ops::Range;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use smf_format::{Module as Parsed, SectionKind};
@@ -93,16 +94,47 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
 });
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// What `__tls_get_addr` finds for a slot: the handle of the module attached to it and where
-/// that module's image lies. Entries are never freed or moved (a slot passes from module to
-/// module), so checking any word against the table reads loader memory only.
-#[derive(Debug, Default)]
+/// What `__tls_get_addr` finds for a slot: the handle of the module attached to it, where
+/// that module's image lies, and what a lookup that finds this thread's block needs. Entries
+/// are never freed or moved (a slot passes from module to module), so checking any word
+/// against the table reads loader memory only.
+#[derive(Debug)]
 struct Entry {
     /// The attached module's handle; 0 while no module is attached.
     handle: AtomicU64,
     image_start: AtomicUsize,
-    image_end: AtomicUsize,
+    image_len: AtomicUsize,
+    /// The attached module's generation, which tags its blocks in each thread's table.
+    generation: AtomicU64,
+    /// Whether the attached module has a static block, where every access then goes.
+    is_static: AtomicBool,
     module: AtomicPtr<TlsModule>,
+}
+
+impl Entry {
+    const fn new() -> Entry {
+        Entry {
+            handle: AtomicU64::new(0),
+            image_start: AtomicUsize::new(0),
+            image_len: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            is_static: AtomicBool::new(false),
+            module: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The attached module.
+    ///
+    /// # Safety
+    /// The entry must come from [`attached_entry`], for a `tls_index` of the running
+    /// module's code: the entry then held that module's handle, so its `TlsModule` is
+    /// attached and lives until its image is unmapped, and the `tls_index` lies in that
+    /// image, so the module is still in use (a module unloaded while another thread still
+    /// runs its code is the host's error, as for all of its memory).
+    unsafe fn module(&self) -> &TlsModule {
+        // SAFETY: the caller's contract.
+        unsafe { &*self.module.load(Ordering::Relaxed) }
+    }
 }
 
 /// Entries of the first chunk of the handle table; each further chunk is twice as large, so
@@ -112,8 +144,12 @@ const FIRST_CHUNK: usize = 64;
 const CHUNKS: usize = 15;
 const _: () = assert!(FIRST_CHUNK * ((1 << CHUNKS) - 1) >= MAX_SLOTS);
 
-/// The handle table: chunk `c` holds `FIRST_CHUNK << c` entries, made (and leaked) when a
-/// slot in it is first handed out.
+/// The handle table's first chunk, static: a process with up to 64 modules with
+/// thread-locals at once finds their entries with no load of a chunk pointer.
+static FIRST: [Entry; FIRST_CHUNK] = [const { Entry::new() }; FIRST_CHUNK];
+
+/// The rest of the handle table: chunk `c` (from 1) holds `FIRST_CHUNK << c` entries, made
+/// (and leaked) when a slot in it is first handed out.
 static TABLE: [AtomicPtr<Entry>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
 
 /// The chunk of `slot` and its index in that chunk.
@@ -125,6 +161,9 @@ fn position(slot: usize) -> (usize, usize) {
 
 /// The table entry of `slot`, if its chunk exists.
 fn entry(slot: usize) -> Option<&'static Entry> {
+    if slot < FIRST_CHUNK {
+        return FIRST.get(slot);
+    }
     if slot >= MAX_SLOTS {
         return None;
     }
@@ -139,10 +178,8 @@ fn entry(slot: usize) -> Option<&'static Entry> {
 /// only place chunks are made.
 fn make_entry(slot: usize) {
     let (chunk, _) = position(slot);
-    if TABLE[chunk].load(Ordering::Acquire).is_null() {
-        let entries: Box<[Entry]> = (0..FIRST_CHUNK << chunk)
-            .map(|_| Entry::default())
-            .collect();
+    if chunk > 0 && TABLE[chunk].load(Ordering::Acquire).is_null() {
+        let entries: Box<[Entry]> = (0..FIRST_CHUNK << chunk).map(|_| Entry::new()).collect();
         TABLE[chunk].store(Box::leak(entries).as_mut_ptr(), Ordering::Release);
     }
 }
@@ -232,7 +269,11 @@ impl TlsModule {
             return;
         };
         entry.image_start.store(image.start, Ordering::Relaxed);
-        entry.image_end.store(image.end, Ordering::Relaxed);
+        entry.image_len.store(image.len(), Ordering::Relaxed);
+        entry.generation.store(self.generation, Ordering::Relaxed);
+        entry
+            .is_static
+            .store(self.static_block.get().is_some(), Ordering::Relaxed);
         entry.module.store(
             self as *const TlsModule as *mut TlsModule,
             Ordering::Relaxed,
@@ -268,24 +309,28 @@ enum Refusal {
     Foreign { owner: usize },
 }
 
-/// The module whose handle `word` is, provided the `tls_index` at `index` lies in its image.
-/// Reads only the loader's table, whatever `word` holds.
-fn attached_module(word: u64, index: usize) -> Result<&'static TlsModule, Refusal> {
+/// The table entry of the module whose handle `word` is, and its slot, provided the
+/// `tls_index` at `index` lies in that module's image. Reads only the loader's table,
+/// whatever `word` holds.
+#[inline]
+fn attached_entry(word: u64, index: usize) -> Result<(&'static Entry, usize), Refusal> {
     let slot = (word & (MAX_SLOTS as u64 - 1)) as usize;
     let entry = entry(slot).ok_or(Refusal::Unknown)?;
     if word == 0 || entry.handle.load(Ordering::Acquire) != word {
         return Err(Refusal::Unknown);
     }
     let start = entry.image_start.load(Ordering::Relaxed);
-    if !(start..entry.image_end.load(Ordering::Relaxed)).contains(&index) {
+    if index.wrapping_sub(start) >= entry.image_len.load(Ordering::Relaxed) {
         return Err(Refusal::Foreign { owner: start });
     }
-    // SAFETY: the entry holds this handle, so the module it points to is attached: its
-    // `TlsModule` lives until it is dropped, which happens only when its image is unmapped,
-    // and the `tls_index` being read lies in that image, so the module is still in use (a
-    // module unloaded while another thread still runs its code is the host's error, as for
-    // all of its memory).
-    Ok(unsafe { &*entry.module.load(Ordering::Relaxed) })
+    Ok((entry, slot))
+}
+
+/// The module whose handle `word` is, as [`attached_entry`] checks it.
+#[cfg(test)]
+fn attached_module(word: u64, index: usize) -> Result<&'static TlsModule, Refusal> {
+    // SAFETY: the tests pass the `tls_index` of an image they keep mapped.
+    attached_entry(word, index).map(|(entry, _)| unsafe { entry.module() })
 }
 
 /// Reports a refused `tls_index` on stderr and aborts: module code cannot be given an
@@ -338,7 +383,7 @@ impl Drop for ThreadBlocks {
 /// The pthread key whose per-thread value is a `Box<ThreadBlocks>`. pthread rather than
 /// `thread_local!` so that a module's own thread-exit handlers, which may run after ours,
 /// still find (a fresh) table instead of a destroyed one: glibc runs key destructors again
-/// when a destructor sets a value.
+/// when a destructor sets a value. [`CURRENT`] caches the value for the fast path.
 fn key() -> libc::pthread_key_t {
     static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
     *KEY.get_or_init(|| {
@@ -354,7 +399,15 @@ fn key() -> libc::pthread_key_t {
     })
 }
 
+thread_local! {
+    /// This thread's table as the key holds it, read without a call into the C library.
+    /// Const-initialised and without a destructor, so it can be used at any point of a
+    /// thread's exit; `free_thread_blocks` clears it.
+    static CURRENT: Cell<*mut ThreadBlocks> = const { Cell::new(std::ptr::null_mut()) };
+}
+
 extern "C" fn free_thread_blocks(table: *mut c_void) {
+    CURRENT.with(|current| current.set(std::ptr::null_mut()));
     if !table.is_null() {
         // SAFETY: the key's values are only ever `Box<ThreadBlocks>` leaked by `thread_blocks`;
         // the C library calls this once per value, after clearing it.
@@ -363,7 +416,22 @@ extern "C" fn free_thread_blocks(table: *mut c_void) {
 }
 
 /// The calling thread's table, created on first use.
+#[inline]
 fn thread_blocks() -> &'static mut ThreadBlocks {
+    let table = CURRENT.with(Cell::get);
+    if table.is_null() {
+        return new_thread_blocks();
+    }
+    // SAFETY: as below; `CURRENT` holds the key's value, or null once the key's destructor
+    // took it.
+    unsafe { &mut *table }
+}
+
+/// The calling thread's table from the key, made if the thread has none yet (or no longer
+/// has one, when a module's code runs after the key's destructor at thread exit).
+#[cold]
+#[inline(never)]
+fn new_thread_blocks() -> &'static mut ThreadBlocks {
     let key = key();
     // SAFETY: reading this thread's value of a valid key.
     let mut table = unsafe { libc::pthread_getspecific(key) }.cast::<ThreadBlocks>();
@@ -375,6 +443,7 @@ fn thread_blocks() -> &'static mut ThreadBlocks {
             std::process::abort();
         }
     }
+    CURRENT.with(|current| current.set(table));
     // SAFETY: the table belongs to this thread alone and lives until its exit; the only
     // reference made from it lives for the duration of one `tls_get_addr` call.
     unsafe { &mut *table }
@@ -387,44 +456,54 @@ extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
     // SAFETY: module code passes the address of a `tls_index` pair, as for the C library's
     // `__tls_get_addr`; the words are plain integers, and neither is trusted below.
     let (word, offset) = unsafe { ((*index).module, (*index).offset) };
-    let module = match attached_module(word, index as usize) {
-        Ok(module) => module,
+    let (entry, slot) = match attached_entry(word, index as usize) {
+        Ok(found) => found,
         Err(refusal) => refuse(word, index as usize, refusal),
     };
-    if let Some(block) = module.static_block.get() {
-        return block.address().wrapping_add(offset);
-    }
-    let table = thread_blocks();
-    if table.blocks.len() <= module.slot {
-        table.blocks.resize_with(module.slot + 1, || None);
-    }
-    let entry = &mut table.blocks[module.slot];
-    let block = match entry {
-        Some(block) if block.generation == module.generation => block.address,
-        _ => {
-            // SAFETY: the layout has a non-zero size.
-            let address = unsafe { std::alloc::alloc_zeroed(module.layout) };
-            if address.is_null() {
-                std::alloc::handle_alloc_error(module.layout);
-            }
-            let template = module.template.load(Ordering::Acquire) as *const u8;
-            // SAFETY: the template is `file_size` readable bytes of the mapped image (the
-            // module is running, so it is mapped); the new block holds at least that many.
-            unsafe { std::ptr::copy_nonoverlapping(template, address, module.file_size) };
-            if let Some(stale) = entry.replace(Block {
-                generation: module.generation,
-                address,
-                layout: module.layout,
-            }) {
-                // SAFETY: a block of an unloaded module this thread held; freed once, here.
-                unsafe { std::alloc::dealloc(stale.address, stale.layout) };
-            }
-            address
+    if entry.is_static.load(Ordering::Relaxed) {
+        // SAFETY: `entry` is from `attached_entry`, for the running module's `tls_index`.
+        if let Some(block) = unsafe { entry.module() }.static_block.get() {
+            return block.address().wrapping_add(offset);
         }
+    }
+    let generation = entry.generation.load(Ordering::Relaxed);
+    let table = thread_blocks();
+    let block = match table.blocks.get(slot) {
+        Some(Some(block)) if block.generation == generation => block.address,
+        // SAFETY: as above.
+        _ => new_block(table, slot, unsafe { entry.module() }),
     };
     // The packer checked each offset against the section's size; the address goes back to
     // the module unread.
     block.wrapping_add(offset)
+}
+
+/// Makes this thread's block for `module` in `slot`, from the template, replacing a block
+/// of a module that had the slot before.
+#[cold]
+#[inline(never)]
+fn new_block(table: &mut ThreadBlocks, slot: usize, module: &TlsModule) -> *mut u8 {
+    if table.blocks.len() <= slot {
+        table.blocks.resize_with(slot + 1, || None);
+    }
+    // SAFETY: the layout has a non-zero size.
+    let address = unsafe { std::alloc::alloc_zeroed(module.layout) };
+    if address.is_null() {
+        std::alloc::handle_alloc_error(module.layout);
+    }
+    let template = module.template.load(Ordering::Acquire) as *const u8;
+    // SAFETY: the template is `file_size` readable bytes of the mapped image (the module is
+    // running, so it is mapped); the new block holds at least that many.
+    unsafe { std::ptr::copy_nonoverlapping(template, address, module.file_size) };
+    if let Some(stale) = table.blocks[slot].replace(Block {
+        generation: module.generation,
+        address,
+        layout: module.layout,
+    }) {
+        // SAFETY: a block of an unloaded module this thread held; freed once, here.
+        unsafe { std::alloc::dealloc(stale.address, stale.layout) };
+    }
+    address
 }
 
 // The entry modules call: it aligns the stack before calling `tls_get_addr`, as glibc's
