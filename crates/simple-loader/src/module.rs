@@ -86,8 +86,11 @@ impl std::fmt::Debug for Module {
 
 /// A function of a module, usable as `F` while the module is borrowed.
 ///
-/// Like `libloading::Symbol`, the lifetime ties the handle to the module, so the pointer
-/// cannot outlive the code it points to.
+/// Like `libloading::Symbol`, the lifetime ties the handle to the module, so the handle cannot
+/// outlive the code it points to. The `F` it dereferences to is a plain function pointer and
+/// can be copied out (`*symbol`); such a copy is not tied to anything, and calling it after the
+/// module is dropped calls unmapped memory. Keep the `Symbol`, or hold the module (`Arc`,
+/// [`Pinned`](crate::Pinned)) for as long as a copy may be called.
 #[derive(Debug, Clone, Copy)]
 pub struct Symbol<'module, F> {
     value: F,
@@ -242,6 +245,8 @@ impl Module {
     /// # Safety
     /// `F` must be a function pointer type (such as `extern "C" fn(i32) -> i32`) whose
     /// signature and ABI match the function's definition; nothing in the file can prove it.
+    /// A copy of the `F` taken out of the returned [`Symbol`] must not be called once this
+    /// module is dropped: only the `Symbol` itself is tied to the module's lifetime.
     pub unsafe fn get<F: Copy>(&self, name: &str) -> Result<Symbol<'_, F>, LoadError> {
         if size_of::<F>() != size_of::<usize>() {
             return Err(LoadError::NotPointerSized {
