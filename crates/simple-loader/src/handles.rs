@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::module::Module;
-use crate::reclaim::{PinGuard, Reclaimer};
+use crate::reclaim::{Epoch, PinGuard};
 use crate::slots::Slot;
 
 /// A handle that always calls the current version of a function of a reloadable module.
@@ -17,7 +17,7 @@ use crate::slots::Slot;
 /// last version the registry had).
 pub struct Current<F> {
     slot: Arc<Slot>,
-    reclaimer: Arc<Reclaimer>,
+    epoch: Arc<Epoch>,
     _f: PhantomData<F>,
 }
 
@@ -32,10 +32,10 @@ impl<F: Copy> Current<F> {
     /// # Safety
     /// `F` must be a pointer-sized function pointer type matching the function behind
     /// `slot` in every version.
-    pub(crate) unsafe fn new(slot: Arc<Slot>, reclaimer: Arc<Reclaimer>) -> Current<F> {
+    pub(crate) unsafe fn new(slot: Arc<Slot>, epoch: Arc<Epoch>) -> Current<F> {
         Current {
             slot,
-            reclaimer,
+            epoch,
             _f: PhantomData,
         }
     }
@@ -52,7 +52,7 @@ impl<F: Copy> Current<F> {
         let f = unsafe { std::mem::transmute_copy::<usize, F>(&self.slot.trampoline()) };
         CurrentCall {
             f,
-            _guard: self.reclaimer.pin(),
+            _guard: self.epoch.pin(),
             _handle: PhantomData,
         }
     }

@@ -3,35 +3,43 @@
 //! A reload retargets the slots of a module while other threads may be running the old
 //! version: they entered it through a slot just before the swap. Those threads are *pinned*
 //! (by [`Current::pin`](crate::Current::pin) or [`Registry::pin`](crate::Registry::pin)),
-//! and the registry's reference to the old version is handed to its [`Reclaimer`], an epoch
-//! collector that belongs to the registry alone (not crossbeam's process-wide one, which every
-//! other user of crossbeam in the process shares). Once every thread that was pinned at the
-//! swap has unpinned, the old version moves to the reclaimer's *ready* list; it is dropped —
-//! its destructors run and its pages are unmapped — by the next thread that calls
-//! [`Reclaimer::collect`]: one doing a registry operation (load, reload, unload, `collect`),
-//! never a thread inside `pin`, and never a thread of another library's pool.
+//! and the registry's reference to the old version is handed to its [`Reclaimer`], over an
+//! epoch collector that belongs to the registry alone (not crossbeam's process-wide one, which
+//! every other user of crossbeam in the process shares). Once every thread that was pinned at
+//! the swap has unpinned, the old version moves to the reclaimer's *ready* list; it is
+//! dropped — its destructors run and its pages are unmapped — by the next thread that calls
+//! [`Reclaimer::collect`]: one doing a registry operation (reload, unload, `collect`), never
+//! a thread inside `pin`, and never a thread of another library's pool. Once the registry is
+//! gone, what is still waiting is dropped by the thread that finds its grace period over.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, Weak};
 
 use crossbeam_epoch::{Collector, LocalHandle};
 
 use crate::module::Module;
 
-/// The epoch collector of one registry, and the old versions whose grace period is over.
-#[derive(Debug)]
-pub(crate) struct Reclaimer {
+/// The epoch collector of one registry: what threads pin. Handles that pin (`Current`) hold
+/// it, not the reclaimer.
+#[derive(Debug, Default)]
+pub(crate) struct Epoch {
     collector: Collector,
-    /// Old versions no pinned thread can be running, waiting for a registry operation to drop
-    /// them.
-    ready: Mutex<Vec<Arc<Module>>>,
 }
 
-impl Default for Reclaimer {
+/// A registry's reclamation of old versions: its epoch, and the versions whose grace period
+/// is over, waiting for a registry operation to drop them. Generic for its tests.
+#[derive(Debug)]
+pub(crate) struct Reclaimer<T: Send + 'static = Arc<Module>> {
+    epoch: Arc<Epoch>,
+    ready: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T: Send + 'static> Default for Reclaimer<T> {
     fn default() -> Self {
         Reclaimer {
-            collector: Collector::new(),
-            ready: Mutex::new(Vec::new()),
+            epoch: Arc::default(),
+            ready: Arc::default(),
         }
     }
 }
@@ -42,7 +50,7 @@ impl Default for Reclaimer {
 /// It cannot be sent to another thread: it pins the thread that made it.
 #[must_use = "the thread is pinned only while the guard lives"]
 pub struct PinGuard {
-    _guard: crossbeam_epoch::Guard,
+    guard: crossbeam_epoch::Guard,
 }
 
 impl std::fmt::Debug for PinGuard {
@@ -53,74 +61,173 @@ impl std::fmt::Debug for PinGuard {
 
 thread_local! {
     /// This thread's participation in each collector it has pinned, so that a pin costs a
-    /// short scan instead of a registration. Entries of reclaimers that are gone are dropped
-    /// at the next pin.
-    static HANDLES: RefCell<Vec<(Weak<Reclaimer>, LocalHandle)>> = const { RefCell::new(Vec::new()) };
+    /// short scan instead of a registration. Entries of collectors that are gone leave at the
+    /// next pin.
+    static HANDLES: RefCell<Vec<(Weak<Epoch>, Rc<LocalHandle>)>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Reclaimer {
-    /// Pins the calling thread in this reclaimer's collector.
+impl Epoch {
+    /// Pins the calling thread in this collector.
     pub(crate) fn pin(self: &Arc<Self>) -> PinGuard {
-        let pinned = HANDLES.try_with(|handles| {
+        let found = HANDLES.try_with(|handles| {
             let mut handles = handles.borrow_mut();
-            // Participations in collectors whose reclaimer is gone leave the list now but are
-            // dropped below, after the borrow ends: dropping the last one frees the collector,
-            // which runs what was left in it, old modules' destructors included, and those may
-            // pin another registry on this thread.
             let (live, dead): (Vec<_>, Vec<_>) = std::mem::take(&mut *handles)
                 .into_iter()
                 .partition(|(owner, _)| owner.strong_count() > 0);
             *handles = live;
-            let position = handles
+            let handle = match handles
                 .iter()
-                .position(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(self)));
-            let index = position.unwrap_or_else(|| {
-                handles.push((Arc::downgrade(self), self.collector.register()));
-                handles.len() - 1
-            });
-            // Pinning may run deferred functions of this collector; they only move modules
-            // to `ready` (see `retire`), so nothing here re-enters `HANDLES`.
-            (handles[index].1.pin(), dead)
+                .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(self)))
+            {
+                Some((_, handle)) => Rc::clone(handle),
+                None => {
+                    let handle = Rc::new(self.collector.register());
+                    handles.push((Arc::downgrade(self), Rc::clone(&handle)));
+                    handle
+                }
+            };
+            (handle, dead)
         });
-        let guard = match pinned {
-            Ok((guard, dead)) => {
+        // Pinning and dropping participations may run deferred work (old versions of a
+        // registry that is gone are dropped there, their destructors included), which may pin
+        // again on this thread: neither happens while `HANDLES` is borrowed.
+        let guard = match found {
+            Ok((handle, dead)) => {
                 drop(dead);
-                guard
+                handle.pin()
             }
             // While the thread's locals are being destroyed: a participation for this pin only.
             Err(_) => self.collector.register().pin(),
         };
-        PinGuard { _guard: guard }
+        PinGuard { guard }
+    }
+}
+
+impl<T: Send + 'static> Reclaimer<T> {
+    /// The collector, for handles that pin it.
+    pub(crate) fn epoch(&self) -> &Arc<Epoch> {
+        &self.epoch
+    }
+
+    pub(crate) fn pin(&self) -> PinGuard {
+        self.epoch.pin()
     }
 
     /// Hands the registry's reference to an old version over: it is dropped by a later
     /// [`collect`](Self::collect) once no thread pinned now can be running it.
-    pub(crate) fn retire(self: &Arc<Self>, old: Arc<Module>) {
-        let owner = Arc::downgrade(self);
-        self.pin()._guard.defer(move || match owner.upgrade() {
-            Some(reclaimer) => reclaimer
-                .ready
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(old),
-            // The reclaimer is being dropped with its registry: no registry operation will
-            // come, and the collector runs what is left as it goes.
+    pub(crate) fn retire(&self, old: T) {
+        let ready = Arc::downgrade(&self.ready);
+        self.pin().guard.defer(move || match ready.upgrade() {
+            Some(ready) => ready.lock().unwrap_or_else(|p| p.into_inner()).push(old),
+            // The registry is gone: no registry operation will come to drop it.
             None => drop(old),
         });
     }
 
     /// Moves the versions whose grace period is over to the ready list and drops them all on
     /// the calling thread, which must not hold a registry's lock (their destructors run).
-    pub(crate) fn collect(self: &Arc<Self>) {
+    pub(crate) fn collect(&self) {
         // An epoch advances only once every pinned thread has seen the last one, and garbage
         // is freed two epochs after it was retired: a few attempts free what can be freed.
         for _ in 0..3 {
-            self.pin()._guard.flush();
+            self.pin().guard.flush();
         }
         let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(|p| p.into_inner()));
-        // Last loaded first, as a native loader closes objects.
-        for module in ready.into_iter().rev() {
-            drop(module);
+        // Last retired first, as a native loader closes objects.
+        for old in ready.into_iter().rev() {
+            drop(old);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::thread::ThreadId;
+
+    /// Records the thread that drops it.
+    struct Old(Arc<Mutex<Vec<ThreadId>>>);
+
+    impl Drop for Old {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn an_old_version_waits_for_pinned_threads_and_is_dropped_by_collect() {
+        let reclaimer = Reclaimer::<Old>::default();
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let (pinned_tx, pinned_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let epoch = Arc::clone(reclaimer.epoch());
+        let caller = std::thread::spawn(move || {
+            let _pinned = epoch.pin();
+            pinned_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        pinned_rx.recv().unwrap();
+        reclaimer.retire(Old(Arc::clone(&dropped)));
+        reclaimer.collect();
+        assert!(
+            dropped.lock().unwrap().is_empty(),
+            "a thread pinned at the swap may still run it"
+        );
+        release_tx.send(()).unwrap();
+        caller.join().unwrap();
+        reclaimer.collect();
+        assert_eq!(
+            *dropped.lock().unwrap(),
+            [std::thread::current().id()],
+            "dropped once, by the collecting thread"
+        );
+    }
+
+    #[test]
+    fn pinning_never_drops_an_old_version_while_the_reclaimer_lives() {
+        let reclaimer = Reclaimer::<Old>::default();
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        for _ in 0..4 {
+            reclaimer.retire(Old(Arc::clone(&dropped)));
+        }
+        // Pins collect now and then (every 128th): what they find goes to the ready list.
+        let epoch = Arc::clone(reclaimer.epoch());
+        std::thread::spawn(move || {
+            for _ in 0..1_000 {
+                drop(epoch.pin());
+            }
+        })
+        .join()
+        .unwrap();
+        assert!(dropped.lock().unwrap().is_empty());
+        reclaimer.collect();
+        assert_eq!(dropped.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn what_waits_when_the_reclaimer_goes_is_dropped_once() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let reclaimer = Reclaimer::<Counted>::default();
+        let epoch = Arc::clone(reclaimer.epoch());
+        let pinned = epoch.pin();
+        reclaimer.retire(Counted);
+        drop(reclaimer);
+        drop(pinned);
+        // The handle that outlives the reclaimer keeps pinning; the collector frees what was
+        // left when its last participant goes.
+        for _ in 0..1_000 {
+            drop(epoch.pin());
+        }
+        drop(epoch);
+        HANDLES.with(|handles| handles.borrow_mut().clear());
+        assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     }
 }

@@ -32,7 +32,7 @@ pub struct Registry {
     options: LoadOptions,
     state: Mutex<State>,
     slots: Slots,
-    reclaimer: Arc<Reclaimer>,
+    reclaimer: Reclaimer,
 }
 
 #[derive(Debug, Default)]
@@ -651,7 +651,7 @@ impl Registry {
                 problem,
             })?;
         // SAFETY: the caller's contract covers `F`; the handle holds the slot.
-        Ok(unsafe { Current::new(slot, Arc::clone(&self.reclaimer)) })
+        Ok(unsafe { Current::new(slot, Arc::clone(self.reclaimer.epoch())) })
     }
 
     /// A handle to function `name` of the version of `path` loaded now, which it keeps alive.

@@ -703,3 +703,35 @@ pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<File> {
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every alignment of either side and every length up to a few words copies exactly the
+    /// bytes asked for, and touches nothing around them.
+    #[test]
+    fn shared_copies_are_exact_at_every_alignment() {
+        let source: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
+        for shared in [Shared::Source, Shared::Target] {
+            for from in 0..9 {
+                for to in 0..9 {
+                    for len in 0..40 {
+                        // u64 storage, so that offset 0 is 8-byte aligned.
+                        let mut target = [0u64; 8];
+                        let base = target.as_mut_ptr().cast::<u8>();
+                        // SAFETY: `from + len` and `to + len` stay within the 64 bytes of both
+                        // buffers, which do not overlap.
+                        unsafe {
+                            copy_shared(source.as_ptr().add(from), base.add(to), len, shared)
+                        };
+                        // SAFETY: the 64 bytes of `target`, viewed as bytes.
+                        let bytes = unsafe { std::slice::from_raw_parts(base, 64) };
+                        assert_eq!(&bytes[to..to + len], &source[from..from + len]);
+                        assert!(bytes[..to].iter().chain(&bytes[to + len..]).all(|&b| b == 0));
+                    }
+                }
+            }
+        }
+    }
+}
