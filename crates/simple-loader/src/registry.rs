@@ -583,6 +583,11 @@ impl Registry {
     /// Resolves `name` the way an import is resolved, minus native libraries: host
     /// definitions, then exports of loaded modules in load order. A function of a reloadable
     /// module resolves to its trampoline, which follows reloads.
+    ///
+    /// The address carries no ownership: it stays valid while the defining module stays
+    /// loaded in this registry (a trampoline, across reloads too). Calls through it into a
+    /// reloadable module are protected from reclamation only while the thread is pinned
+    /// ([`Registry::pin`]). Hold a [`Current`] or [`Pinned`] handle to keep code mapped.
     pub fn resolve(&self, name: &str) -> Option<usize> {
         let state = self.lock();
         let import = Import {
