@@ -95,7 +95,10 @@ impl<F: Copy> Pinned<F> {
     /// A handle to `name` in `module`.
     ///
     /// # Safety
-    /// As for [`Module::get`]: `F` must match the function's signature. The `F` the handle
+    /// As for [`Module::get`]: `F` must match the function's signature, and calls that can
+    /// reach a reloadable module through a slot while it is reloaded must be made while the
+    /// thread is pinned ([`Registry::pin`](crate::Registry::pin)): the handle keeps its own
+    /// version mapped, not the versions of other modules it calls into. The `F` the handle
     /// dereferences to can be copied out; a copy called after the handle and every other
     /// holder of the module are dropped calls unmapped memory.
     pub unsafe fn new(module: Arc<Module>, name: &str) -> Result<Pinned<F>, crate::LoadError> {

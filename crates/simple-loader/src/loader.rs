@@ -439,9 +439,7 @@ fn check_native_kind(
     };
     match import.kind {
         ImportKind::Function => {
-            let segments = code_segments.get_or_insert_with(crate::sys::executable_segments);
-            let after = segments.partition_point(|segment| segment.start <= address);
-            if after > 0 && segments[after - 1].contains(&address) {
+            if in_code(code_segments, address) {
                 return Ok(());
             }
             let (kind, object) = crate::sys::native_symbol(address);
@@ -455,15 +453,31 @@ fn check_native_kind(
                 where_defined(&object)
             ))
         }
+        // An IFUNC resolves to an implementation no dynamic symbol names (`strlen` to
+        // `__strlen_avx2`): an unnamed address in code is a function too. Named data in an
+        // executable segment (old layouts put read-only data there) stays data.
         ImportKind::Data => match crate::sys::native_symbol(address) {
             (NativeKind::Code, object) => Err(format!(
                 "the module uses it as data, but {} defines it as a function (at {address:#x})",
+                where_defined(&object)
+            )),
+            (NativeKind::Unknown, object) if in_code(code_segments, address) => Err(format!(
+                "the module uses it as data, but {} resolves it into code (at {address:#x}), \
+                 as it does a function chosen at run time (IFUNC)",
                 where_defined(&object)
             )),
             _ => Ok(()),
         },
         ImportKind::Any => Ok(()),
     }
+}
+
+/// Whether `address` lies in an executable segment of a loaded object; the segments are read
+/// on first use.
+fn in_code(code_segments: &mut Option<Vec<std::ops::Range<usize>>>, address: usize) -> bool {
+    let segments = code_segments.get_or_insert_with(crate::sys::executable_segments);
+    let after = segments.partition_point(|segment| segment.start <= address);
+    after > 0 && segments[after - 1].contains(&address)
 }
 
 /// The process's own `dlopen` handle (its global scope), opened once and never closed, as a

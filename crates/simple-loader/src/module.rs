@@ -162,6 +162,14 @@ impl Module {
             .push(older);
     }
 
+    /// The earlier versions this one keeps mapped.
+    pub(crate) fn retained(&self) -> Vec<Arc<Module>> {
+        self.retained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub(crate) fn image(&self) -> &Image {
         &self.image
     }
@@ -247,6 +255,12 @@ impl Module {
     /// signature and ABI match the function's definition; nothing in the file can prove it.
     /// A copy of the `F` taken out of the returned [`Symbol`] must not be called once this
     /// module is dropped: only the `Symbol` itself is tied to the module's lifetime.
+    ///
+    /// If the function reaches a reloadable module through a registry's slot (it or a function
+    /// it calls imports one), a reload can replace that module while the call runs in it; the
+    /// replaced version is freed once no *pinned* thread can be running it. Make such calls
+    /// while the thread is pinned ([`Registry::pin`](crate::Registry::pin)) whenever a reload
+    /// can happen meanwhile, or call through a [`Current`](crate::Current) handle.
     pub unsafe fn get<F: Copy>(&self, name: &str) -> Result<Symbol<'_, F>, LoadError> {
         if size_of::<F>() != size_of::<usize>() {
             return Err(LoadError::NotPointerSized {

@@ -127,16 +127,31 @@ impl<T: Send + 'static> Reclaimer<T> {
     /// Moves the versions whose grace period is over to the ready list and drops them all on
     /// the calling thread, which must not hold a registry's lock (their destructors run).
     pub(crate) fn collect(&self) {
-        // An epoch advances only once every pinned thread has seen the last one, and garbage
-        // is freed two epochs after it was retired: a few attempts free what can be freed.
-        for _ in 0..3 {
+        // An epoch advances only once every pinned thread has seen the last one, garbage is
+        // freed two epochs after it was retired, and one attempt frees a few batches of it:
+        // attempt until eight in a row free nothing more (what is left waits for a thread
+        // pinned since before it was retired).
+        let ready_len = || self.ready.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let mut idle = 0;
+        while idle < 8 {
+            let before = ready_len();
             self.pin().guard.flush();
+            idle = if ready_len() > before { 0 } else { idle + 1 };
         }
         let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(|p| p.into_inner()));
         // Last retired first, as a native loader closes objects.
         for old in ready.into_iter().rev() {
             drop(old);
         }
+    }
+}
+
+impl<T: Send + 'static> Drop for Reclaimer<T> {
+    /// What no pinned thread can be running is dropped now, on the thread dropping the
+    /// registry, rather than by whichever thread next pins (or exits holding a participation
+    /// in the collector).
+    fn drop(&mut self) {
+        self.collect();
     }
 }
 
@@ -204,6 +219,43 @@ mod tests {
         assert!(dropped.lock().unwrap().is_empty());
         reclaimer.collect();
         assert_eq!(dropped.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn one_collect_frees_a_backlog_once_its_pinned_thread_is_gone() {
+        let reclaimer = Reclaimer::<Old>::default();
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let (pinned_tx, pinned_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let epoch = Arc::clone(reclaimer.epoch());
+        let caller = std::thread::spawn(move || {
+            let _pinned = epoch.pin();
+            pinned_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        pinned_rx.recv().unwrap();
+        for _ in 0..200 {
+            reclaimer.retire(Old(Arc::clone(&dropped)));
+            reclaimer.collect();
+        }
+        assert!(dropped.lock().unwrap().is_empty());
+        release_tx.send(()).unwrap();
+        caller.join().unwrap();
+        reclaimer.collect();
+        assert_eq!(dropped.lock().unwrap().len(), 200);
+    }
+
+    #[test]
+    fn dropping_the_reclaimer_frees_what_no_thread_is_pinned_in() {
+        let reclaimer = Reclaimer::<Old>::default();
+        let dropped = Arc::new(Mutex::new(Vec::new()));
+        let pinned = reclaimer.pin();
+        reclaimer.retire(Old(Arc::clone(&dropped)));
+        reclaimer.collect();
+        assert!(dropped.lock().unwrap().is_empty(), "this thread is pinned");
+        drop(pinned);
+        drop(reclaimer);
+        assert_eq!(*dropped.lock().unwrap(), [std::thread::current().id()]);
     }
 
     #[test]

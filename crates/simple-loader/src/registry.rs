@@ -405,24 +405,14 @@ impl Registry {
             }
             indices.push(index);
         }
-        let skip: Vec<u64> = indices.iter().map(|&i| state.modules[i].id).collect();
-
         // Prepare: load every new version; nothing is visible to callers yet. A failure drops
-        // the versions prepared so far, running their destructors, and changes nothing else.
+        // the versions prepared so far, running their destructors once the lock is released,
+        // and changes nothing else.
         let mut prepared: Vec<(usize, Option<Module>)> = Vec::with_capacity(indices.len());
-        for &index in &indices {
-            let entry = &state.modules[index];
-            let bytes = read(&entry.path)?;
-            // One hash of the new bytes says whether anything changed and, in the load,
-            // whether they match the hash stored in them; the load need not hash again.
-            let hash = smf_format::compute_module_hash(&bytes).ok();
-            if hash.is_some_and(|hash| hash == entry.module.module_hash()) {
-                prepared.push((index, None));
-                continue;
-            }
-            let new = self.link(&state, Some(bytes), &entry.path, &skip, hash)?;
-            self.check_dependents(entry, &new)?;
-            prepared.push((index, Some(new)));
+        if let Err(error) = self.prepare(&state, &indices, &mut prepared) {
+            drop(state);
+            drop(prepared);
+            return Err(error);
         }
 
         // Commit.
@@ -451,8 +441,12 @@ impl Registry {
             run_hook(&old, BEFORE_RELOAD_HOOK);
             let carried = carry_state(&old, &new);
             let (added, removed, changed) = diff(&old, &new);
+            let retains = carried.retains_old || !carried.older.is_empty();
             if carried.retains_old {
                 new.retain(Arc::clone(&old));
+            }
+            for older in carried.older {
+                new.retain(older);
             }
             let new = Arc::new(new);
             state.exports.remove(entry.id, &old);
@@ -481,7 +475,7 @@ impl Registry {
                 changed,
                 kept: carried.kept,
                 reset: carried.reset,
-                retains_old: carried.retains_old,
+                retains_old: retains,
                 duration,
                 module: new,
             });
@@ -489,6 +483,37 @@ impl Registry {
         drop(guard);
         self.reclaimer.collect();
         Ok(reports)
+    }
+
+    /// Loads the new version of each entry at `indices` into `prepared` (`None` where the file
+    /// is the running version's), checked against what is linked to the old one. Each new
+    /// version resolves its imports against the registry as it is, minus its own entry: a
+    /// function of another module of the transaction binds to that module's slot, which the
+    /// commit retargets to its new version.
+    fn prepare(
+        &self,
+        state: &State,
+        indices: &[usize],
+        prepared: &mut Vec<(usize, Option<Module>)>,
+    ) -> Result<(), LoadError> {
+        for &index in indices {
+            let entry = &state.modules[index];
+            let bytes = read(&entry.path)?;
+            // One hash of the new bytes says whether anything changed and, in the load,
+            // whether they match the hash stored in them; the load need not hash again.
+            let hash = smf_format::compute_module_hash(&bytes).ok();
+            if hash.is_some_and(|hash| hash == entry.module.module_hash()) {
+                prepared.push((index, None));
+                continue;
+            }
+            let new = self.link(state, Some(bytes), &entry.path, &[entry.id], hash)?;
+            // Kept in `prepared` even if refused, so that it is dropped outside the lock.
+            prepared.push((index, Some(new)));
+            if let Some((_, Some(new))) = prepared.last() {
+                self.check_dependents(entry, new)?;
+            }
+        }
+        Ok(())
     }
 
     /// Every function that callers were linked to through `entry`'s slots must exist in `new`

@@ -36,8 +36,9 @@ pub struct ReloadReport {
     pub kept: Vec<String>,
     /// Data symbols that start fresh, each with the reason.
     pub reset: Vec<(String, String)>,
-    /// Whether kept data points into the old version's image where no symbol of the new one
-    /// corresponds, so the old image stays mapped as long as the new version lives.
+    /// Whether kept data points into the old version's image (or one it retained) where no
+    /// symbol of the new one corresponds, so that image stays mapped as long as the new
+    /// version lives.
     pub retains_old: bool,
     /// From the start of the reload to the new code being reachable.
     pub duration: Duration,
@@ -79,7 +80,7 @@ impl std::fmt::Display for ReloadReport {
         if self.retains_old {
             write!(
                 f,
-                "\n  kept data points into the previous version, which stays mapped"
+                "\n  kept data points into an earlier version, which stays mapped"
             )?;
         }
         Ok(())
@@ -116,6 +117,9 @@ pub(crate) struct Carried {
     pub kept: Vec<String>,
     pub reset: Vec<(String, String)>,
     pub retains_old: bool,
+    /// Versions older than `old` that `old` retained and kept data still points into: the
+    /// new version must retain them too.
+    pub older: Vec<Arc<Module>>,
 }
 
 /// Copies the values of matching data symbols from `old` into `new`.
@@ -124,6 +128,7 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
         kept: Vec::new(),
         reset: Vec::new(),
         retains_old: false,
+        older: Vec::new(),
     };
     let (old_state, new_state) = (state_symbols_by_name(old), state_symbols_by_name(new));
     let translator = Translator::new(old, new);
@@ -177,6 +182,7 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
             Err(_) => carried.reset.push((name, "could not be copied".into())),
         }
     }
+    carried.older = translator.older_pointed_into();
     carried
 }
 
@@ -239,6 +245,9 @@ fn copy_value(
                     Some(moved) => want[i..i + 8].copy_from_slice(&moved.to_le_bytes()),
                     None => retains = true,
                 }
+            } else {
+                // Kept from an earlier reload: it points into a version `old` retains.
+                translator.note_older(value);
             }
             word += 8;
         }
@@ -261,6 +270,8 @@ struct Translator<'a> {
     old: &'a Module,
     new: &'a Module,
     index: OnceCell<Index<'a>>,
+    /// The versions `old` retains, and whether a kept word points into each.
+    older: Vec<(Arc<Module>, std::cell::Cell<bool>)>,
 }
 
 struct Index<'a> {
@@ -280,7 +291,31 @@ impl<'a> Translator<'a> {
             old,
             new,
             index: OnceCell::new(),
+            older: old
+                .retained()
+                .into_iter()
+                .map(|m| (m, std::cell::Cell::new(false)))
+                .collect(),
         }
+    }
+
+    /// Notes that a kept word holds `address`, outside `old`'s image.
+    fn note_older(&self, address: u64) {
+        for (module, pointed) in &self.older {
+            let base = module.base() as u64;
+            if (base..base + module.image_len() as u64).contains(&address) {
+                pointed.set(true);
+            }
+        }
+    }
+
+    /// The versions `old` retains that kept words point into.
+    fn older_pointed_into(&self) -> Vec<Arc<Module>> {
+        self.older
+            .iter()
+            .filter(|(_, pointed)| pointed.get())
+            .map(|(module, _)| Arc::clone(module))
+            .collect()
     }
 
     fn index(&self) -> &Index<'a> {
@@ -317,8 +352,13 @@ impl<'a> Translator<'a> {
             }
             _ => self.new.file().lookup(owner.name)?,
         };
-        (target.kind == owner.kind && delta < target.size.max(1))
-            .then(|| self.new.base() as u64 + target.value + delta)
+        // Inside a function, the same offset in the new code is some other instruction: only
+        // the function's own address moves (a label or return address inside it retains the
+        // old image).
+        let moves = target.kind == owner.kind
+            && delta < target.size.max(1)
+            && (owner.kind != SymbolKind::Function || delta == 0);
+        moves.then(|| self.new.base() as u64 + target.value + delta)
     }
 }
 

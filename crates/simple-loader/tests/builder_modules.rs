@@ -553,6 +553,16 @@ fn native_imports_must_be_what_the_dynamic_linker_says() {
         message.contains("`puts`") && message.contains("as data") && message.contains("libc.so"),
         "{message}"
     );
+    // `strlen` is an IFUNC: the dynamic linker resolves it to an implementation that no
+    // dynamic symbol names, in code all the same.
+    let message = load_importer("strlen", ImportKind::Data)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`strlen`") && message.contains("as data"),
+        "{message}"
+    );
+    load_importer("strlen", ImportKind::Function).unwrap();
     load_importer("puts", ImportKind::Function).unwrap();
     load_importer("environ", ImportKind::Data).unwrap();
     load_importer("environ", ImportKind::Any).unwrap();
