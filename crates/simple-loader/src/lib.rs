@@ -27,6 +27,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod arguments;
 mod handles;
 mod image;
 mod jit;

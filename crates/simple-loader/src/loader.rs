@@ -1,6 +1,7 @@
 //! Loading: file → validated module → resolved imports → mapped image → constructors.
 
 use std::any::Any;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use smf_format::{Binding, Import, ImportKind, Limits, Module as Parsed, ModuleFlags, Platform};
 
+use crate::arguments::Argv;
 use crate::error::LoadError;
 use crate::image::{Image, Source};
 use crate::module::{FileBytes, Module, ParsedFile};
@@ -28,6 +30,8 @@ pub struct LoadOptions {
     pub(crate) verify_hash: bool,
     pub(crate) signature: SignaturePolicy,
     pub(crate) map_file: bool,
+    /// The `argc`/`argv` of constructors; the process's own when `None`.
+    pub(crate) arguments: Option<Arc<Argv>>,
 }
 
 impl Default for LoadOptions {
@@ -37,6 +41,7 @@ impl Default for LoadOptions {
             verify_hash: true,
             signature: SignaturePolicy::Ignore,
             map_file: true,
+            arguments: None,
         }
     }
 }
@@ -73,6 +78,26 @@ impl LoadOptions {
     /// used) are always read into memory.
     pub fn with_map_file(mut self, map: bool) -> Self {
         self.map_file = map;
+        self
+    }
+
+    /// The program arguments the module's constructors receive, as glibc passes them, in
+    /// `int argc, char **argv, char **envp` (C constructors may declare these parameters;
+    /// Rust's standard library reads `std::env::args` from them). By default they are the
+    /// process's own `argc` and `argv`; `smf run` passes the module's path and the arguments
+    /// after it. An argument with an interior NUL byte is cut at the first NUL.
+    ///
+    /// The strings and the array are copied once, here, and every module loaded with these
+    /// options keeps them, at the same addresses, for as long as it is loaded, so module code
+    /// may keep `argv` pointers as C programs do. `envp` is the C library's `environ` at the
+    /// time of the call, valid until the environment is next changed, as for a native library.
+    /// Destructors receive no arguments.
+    pub fn with_arguments<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.arguments = Some(Arc::new(Argv::new(args)));
         self
     }
 }
@@ -401,7 +426,16 @@ fn load_from(
     }
     // SAFETY: the image is complete and stays mapped until it is dropped, which detaches it.
     unsafe { crate::runtime::attach(&file, image.base(), image.len(), &name, tls) };
-    let module = Module::new(file, image, name, path, natives, providers, keep_alive);
+    let module = Module::new(
+        file,
+        image,
+        name,
+        path,
+        natives,
+        providers,
+        keep_alive,
+        options.arguments.clone(),
+    );
     // SAFETY: the image is fully relocated and protected; constructors are the module's own
     // code, run once, in the order the file lists them, as a native loader would.
     unsafe { module.run_constructors() };

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use libloading::os::unix::Library;
 use smf_format::{Module as Parsed, ModuleFlags, SymbolKind};
 
+use crate::arguments::Argv;
 use crate::error::LoadError;
 use crate::image::Image;
 use crate::sys::FileMap;
@@ -68,6 +69,9 @@ pub struct Module {
     _keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
     /// Earlier versions this one must outlive: kept data of this version points into them.
     retained: Mutex<Vec<Arc<Module>>>,
+    /// The `argv` its constructors and [`Module::run_main_as_loaded`] receive, which module
+    /// code may keep pointers into; `None` for the process's own, which never goes away.
+    arguments: Option<Arc<Argv>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -141,6 +145,7 @@ impl Module {
         natives: Vec<Library>,
         providers: Vec<Arc<Module>>,
         keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
+        arguments: Option<Arc<Argv>>,
     ) -> Module {
         Module {
             image,
@@ -151,6 +156,7 @@ impl Module {
             providers,
             _keep_alive: keep_alive,
             retained: Mutex::default(),
+            arguments,
         }
     }
 
@@ -366,13 +372,53 @@ impl Module {
         }
     }
 
-    /// Runs the constructors in file order.
+    /// The `argc` and `argv` of this module's constructors (see
+    /// [`LoadOptions::with_arguments`](crate::LoadOptions::with_arguments)): valid for as long
+    /// as the module is loaded.
+    fn arguments(&self) -> (c_int, *mut *mut c_char) {
+        match &self.arguments {
+            Some(argv) => (argv.argc(), argv.argv()),
+            None => crate::sys::process_arguments(),
+        }
+    }
+
+    /// Calls the entry point as C's `int main(int argc, char **argv)` with the arguments its
+    /// constructors received (those of
+    /// [`LoadOptions::with_arguments`](crate::LoadOptions::with_arguments), or the process's
+    /// own), the same array at the same address, and returns its result. Unlike
+    /// [`Module::run_main`], the array outlives the call: it stays valid as long as the
+    /// module, so destructors and exit handlers may still read pointers `main` kept.
+    ///
+    /// # Safety
+    /// As for [`Module::run_main`].
+    pub unsafe fn run_main_as_loaded(&self) -> Result<i32, LoadError> {
+        // SAFETY: the caller guarantees the signature.
+        let main = unsafe { self.entry::<extern "C" fn(c_int, *mut *mut c_char) -> c_int>()? };
+        let (argc, argv) = self.arguments();
+        Ok(main(argc, argv))
+    }
+
+    /// Runs the constructors in file order, each as glibc calls them:
+    /// `f(argc, argv, envp)`.
     ///
     /// # Safety
     /// Must be called once, right after the image is complete.
     pub(crate) unsafe fn run_constructors(&self) {
-        // SAFETY: the caller runs this once, on a complete image.
-        unsafe { self.call_each(self.parsed().init_array()) };
+        let (argc, argv) = self.arguments();
+        for &offset in self.parsed().init_array() {
+            // SAFETY: the caller runs this once, on a complete image. The reader checked the
+            // offset lies in a code section of this image, which is mapped read+execute. A
+            // constructor declared without parameters ignores the three arguments, as the
+            // C calling convention allows (the caller owns argument registers).
+            let f = unsafe {
+                std::mem::transmute::<
+                    usize,
+                    extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char),
+                >(self.image.base() + offset as usize)
+            };
+            // Read before each call: a constructor may change the environment.
+            f(argc, argv, crate::sys::environment());
+        }
     }
 }
 
@@ -428,19 +474,10 @@ impl Module {
     /// # Safety
     /// Must run at most once, while the image is mapped.
     unsafe fn run_destructors(&self) {
-        // SAFETY: the caller runs this once, while the image is mapped.
-        unsafe { self.call_each(self.parsed().fini_array()) };
-    }
-
-    /// Calls the functions at `offsets` of the image, in order, with no arguments.
-    ///
-    /// # Safety
-    /// The image must be mapped and each function safe to call at this point.
-    unsafe fn call_each(&self, offsets: &[u64]) {
-        for &offset in offsets {
-            // SAFETY: the reader checked each offset lies in a code section of this image,
-            // which is mapped read+execute; constructors and destructors take no arguments
-            // the module can rely on.
+        for &offset in self.parsed().fini_array() {
+            // SAFETY: the caller runs this once, while the image is mapped; the reader checked
+            // each offset lies in a code section of this image, which is mapped read+execute.
+            // Destructors take no arguments, as glibc calls them.
             let f = unsafe {
                 std::mem::transmute::<usize, extern "C" fn()>(self.image.base() + offset as usize)
             };

@@ -233,8 +233,13 @@ fn run(command: Command) -> Result<ExitCode> {
                 unsafe { libc::signal(signal, libc::SIG_DFL) };
             }
             simple_loader::install_crash_handler().context("installing the crash handler")?;
+            // Its constructors and its main receive the same argv, kept to the end.
+            let argv: Vec<String> = std::iter::once(file.display().to_string())
+                .chain(args)
+                .collect();
+            let options = load_options(&require_signature)?.with_arguments(&argv);
             // SAFETY: running the module is what the user asked for; smf loads it once and exits.
-            let module = unsafe { load(&file, &load_options(&require_signature)?, None) }?;
+            let module = unsafe { load(&file, &options, None) }?;
             if !module.is_executable() {
                 bail!(
                     "{}: not an executable module (pack it with --entry main)",
@@ -244,12 +249,9 @@ fn run(command: Command) -> Result<ExitCode> {
             // Like a native program: the module stays mapped to the end and its destructors
             // run at exit, after main's atexit handlers, before stdio is flushed.
             let module = module.keep_until_exit();
-            let argv: Vec<String> = std::iter::once(file.display().to_string())
-                .chain(args)
-                .collect();
             // SAFETY: running an executable module's entry as C main is what `smf run` is for;
             // the packer only sets an entry point on a defined function.
-            let status = unsafe { module.run_main(&argv)? };
+            let status = unsafe { module.run_main_as_loaded()? };
             // `exit` runs atexit handlers and the module's destructors, then flushes C stdio.
             std::process::exit(status)
         }

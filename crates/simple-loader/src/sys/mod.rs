@@ -10,6 +10,10 @@ mod unix;
 pub(crate) use unix::*;
 #[cfg(unix)]
 pub(crate) mod crash;
+#[cfg(unix)]
+mod process_args;
+#[cfg(unix)]
+pub(crate) use process_args::{environment, process_arguments};
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) mod exit_handlers;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
