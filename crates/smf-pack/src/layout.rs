@@ -110,8 +110,12 @@ impl OutputSection {
 pub(crate) struct Layout {
     /// One per kind, in the order of [`OutputKind::ALL`]; empty ones have size 0.
     pub outputs: Vec<OutputSection>,
-    /// Image address of each loaded input section, indexed `[object][section]`.
-    section_addresses: Vec<Vec<Option<u64>>>,
+    /// Output and image address of each loaded input section, indexed `[object][section]`.
+    section_addresses: Vec<Vec<Option<(OutputKind, u64)>>>,
+    /// Start and end address of the input sections of each name that `__start_NAME` or
+    /// `__stop_NAME` bounds.
+    section_bounds: HashMap<String, (u64, u64)>,
+
     got_address: u64,
     tls_entries_address: u64,
     stub_address: u64,
@@ -175,6 +179,48 @@ fn has_function_at(object: &Object<'_>, placed: &[Option<(OutputKind, u64)>], of
     })
 }
 
+/// The output kind that holds every input section of one name, for `__start_`/`__stop_`:
+/// the most writable of their kinds when they are data (GNU ld merges their flags the same
+/// way), an error when code or thread-locals mix with anything else.
+fn bounded_group_kind(
+    name: &str,
+    members: impl Iterator<Item = OutputKind>,
+) -> Result<Option<OutputKind>, Error> {
+    let rank = |kind| match kind {
+        OutputKind::RoData => Some(0),
+        OutputKind::RelRo => Some(1),
+        OutputKind::Data | OutputKind::Bss => Some(2),
+        _ => None,
+    };
+    let mut merged: Option<OutputKind> = None;
+    for kind in members {
+        merged = Some(match merged {
+            None => kind,
+            Some(old) if old == kind => kind,
+            Some(old) => match (rank(old), rank(kind)) {
+                (Some(a), Some(b)) => {
+                    if a.max(b) == 2 {
+                        OutputKind::Data
+                    } else if a > b {
+                        old
+                    } else {
+                        kind
+                    }
+                }
+                _ => {
+                    return Err(layout_error(format!(
+                        "input sections named {name} are both {} and {}; __start_{name} and \
+                         __stop_{name} need them in one output section",
+                        old.name(),
+                        kind.name()
+                    )));
+                }
+            },
+        });
+    }
+    Ok(merged)
+}
+
 impl Layout {
     pub fn build(
         objects: &[Object<'_>],
@@ -190,9 +236,58 @@ impl Layout {
         let mut zero_filled_tls = Vec::new();
         // Data pieces without absolute pointers, placed after those with them.
         let mut plain_data = Vec::new();
+        // The input sections that `__start_`/`__stop_` symbols bound: all those of one name
+        // are placed back to back where the first of them comes, in input order.
+        let bounded = globals.bounded_sections();
+        let is_bounded = |section: &crate::input::InputSection<'_>| {
+            !section.discarded
+                && matches!(section.class, SectionClass::Loaded(_))
+                && bounded.contains(section.name)
+        };
+        let mut grouped: HashMap<(usize, usize), (OutputKind, u64)> = HashMap::new();
+        let mut group_offsets: HashMap<&str, (OutputKind, u64, u64)> = HashMap::new();
         for (o, object) in objects.iter().enumerate() {
             let mut object_offsets = Vec::with_capacity(object.sections.len());
             for (s, section) in object.sections.iter().enumerate() {
+                if is_bounded(section) {
+                    if !group_offsets.contains_key(section.name) {
+                        let members: Vec<(usize, usize)> = objects
+                            .iter()
+                            .enumerate()
+                            .skip(o)
+                            .flat_map(|(o, object)| {
+                                object
+                                    .sections
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(_, m)| m.name == section.name && is_bounded(m))
+                                    .map(move |(s, _)| (o, s))
+                            })
+                            .collect();
+                        let kinds = members.iter().filter_map(|&(o, s)| {
+                            match objects[o].sections[s].class {
+                                SectionClass::Loaded(kind) => Some(kind),
+                                _ => None,
+                            }
+                        });
+                        let Some(kind) = bounded_group_kind(section.name, kinds)? else {
+                            object_offsets.push(None);
+                            continue;
+                        };
+                        let builder = &mut builders[kind.index()];
+                        let mut start = None;
+                        for (o, s) in members {
+                            let member = &objects[o].sections[s];
+                            let offset = builder.add(member.size, member.align)?;
+                            start.get_or_insert(offset);
+                            grouped.insert((o, s), (kind, offset));
+                        }
+                        let start = start.unwrap_or(builder.size);
+                        group_offsets.insert(section.name, (kind, start, builder.size));
+                    }
+                    object_offsets.push(grouped.get(&(o, s)).copied());
+                    continue;
+                }
                 let placed = match section.class {
                     SectionClass::Loaded(OutputKind::Tls)
                         if !section.discarded && crate::tls::is_zero_filled(section) =>
@@ -341,13 +436,20 @@ impl Layout {
                         }
                     }
                 }
-                addresses.push(Some(output.vaddr + offset));
+                addresses.push(Some((kind, output.vaddr + offset)));
             }
             section_addresses.push(addresses);
         }
 
         let vaddr = |kind: OutputKind| outputs[kind.index()].vaddr;
+        let section_bounds = group_offsets
+            .into_iter()
+            .map(|(name, (kind, start, end))| {
+                (name.to_owned(), (vaddr(kind) + start, vaddr(kind) + end))
+            })
+            .collect();
         let mut layout = Layout {
+            section_bounds,
             got_address: vaddr(OutputKind::RelRo) + got_offset,
             tls_entries_address: vaddr(OutputKind::RelRo) + got_offset + got_slots_size,
             stub_address: vaddr(OutputKind::Code) + stub_offset,
@@ -396,11 +498,25 @@ impl Layout {
     }
 
     pub fn section_address(&self, object: usize, section: usize) -> Option<u64> {
+        self.section_placement(object, section)
+            .map(|(_, address)| address)
+    }
+
+    /// The output section an input section went to, and its image address. The output is
+    /// the one its class names, except for sections bounded by `__start_`/`__stop_`, which
+    /// go where all of their name go.
+    pub fn section_placement(&self, object: usize, section: usize) -> Option<(OutputKind, u64)> {
         self.section_addresses
             .get(object)?
             .get(section)
             .copied()
             .flatten()
+    }
+
+    /// Start and end address of the input sections named `name`, if `__start_name` or
+    /// `__stop_name` is defined.
+    pub fn section_bounds(&self, name: &str) -> Option<(u64, u64)> {
+        self.section_bounds.get(name).copied()
     }
 
     /// Address of the GOT base (`_GLOBAL_OFFSET_TABLE_`), which is also the first slot.
@@ -477,5 +593,22 @@ mod tests {
             align: 1,
         };
         assert!(full.add(1, 16).is_err());
+    }
+
+    #[test]
+    fn bounded_sections_share_the_most_writable_output() {
+        use OutputKind::*;
+        let kind = |kinds: &[OutputKind]| bounded_group_kind("items", kinds.iter().copied());
+        assert_eq!(kind(&[]).unwrap(), None);
+        assert_eq!(kind(&[RoData, RoData]).unwrap(), Some(RoData));
+        assert_eq!(kind(&[RoData, RelRo]).unwrap(), Some(RelRo));
+        assert_eq!(kind(&[RelRo, RoData]).unwrap(), Some(RelRo));
+        assert_eq!(kind(&[RoData, Bss]).unwrap(), Some(Data));
+        assert_eq!(kind(&[Code, Code]).unwrap(), Some(Code));
+        let error = kind(&[Code, Data]).unwrap_err().to_string();
+        assert!(
+            error.contains("items") && error.contains(".text"),
+            "{error}"
+        );
     }
 }

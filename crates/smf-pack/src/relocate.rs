@@ -405,6 +405,14 @@ pub(crate) fn resolve_target<'data>(
                         .dso_handle()
                         .map_or(Target::NotLoaded(".data"), |a| Target::Address(a.into()));
                 }
+                Definition::SectionStart | Definition::SectionStop => {
+                    let stop = global.definition == Definition::SectionStop;
+                    return resolve::section_bound(global.name)
+                        .and_then(|(section, _)| layout.section_bounds(section))
+                        .map_or(Target::NotLoaded("?"), |(start, end)| {
+                            Target::Address(if stop { end } else { start }.into())
+                        });
+                }
                 Definition::None => {
                     return global.import.map_or(Target::Absolute(0), Target::Import);
                 }
@@ -443,7 +451,10 @@ fn symbol_size(objects: &[Object<'_>], globals: &Globals<'_>, target: SymbolRef)
         SymbolRef::Global(id) => match globals.symbols.get(id)?.definition {
             Definition::Defined { object, symbol, .. } => (object, symbol),
             Definition::Common { size, .. } => return Some(size),
-            Definition::GotBase | Definition::TlsModuleBase => return Some(0),
+            Definition::GotBase
+            | Definition::TlsModuleBase
+            | Definition::SectionStart
+            | Definition::SectionStop => return Some(0),
             Definition::DsoHandle => return Some(8),
             Definition::None => return None,
         },
@@ -481,10 +492,10 @@ pub(crate) fn apply(
 ) -> Result<Vec<Reloc>, Error> {
     let mut load_relocs = Vec::new();
     for (o, s, section) in relocated_sections(objects) {
-        let SectionClass::Loaded(kind) = section.class else {
+        if !matches!(section.class, SectionClass::Loaded(_)) {
             continue;
-        };
-        let Some(section_address) = layout.section_address(o, s) else {
+        }
+        let Some((kind, section_address)) = layout.section_placement(o, s) else {
             continue;
         };
         for reloc in &section.relocs {

@@ -56,6 +56,11 @@ pub(crate) enum Definition {
     /// `_TLS_MODULE_BASE_`, the start of the module's thread-local block, which
     /// local-dynamic TLS descriptors name (see `crate::tls`).
     TlsModuleBase,
+    /// `__start_NAME`: the first byte of the input sections named `NAME`, which the layout
+    /// places back to back (see [`section_bound`]).
+    SectionStart,
+    /// `__stop_NAME`: the byte after the last of them.
+    SectionStop,
 }
 
 #[derive(Debug)]
@@ -95,6 +100,25 @@ pub(crate) struct Globals<'data> {
 pub(crate) const GOT_SYMBOL: &str = "_GLOBAL_OFFSET_TABLE_";
 pub(crate) const DSO_HANDLE: &str = "__dso_handle";
 pub(crate) const TLS_MODULE_BASE: &str = "_TLS_MODULE_BASE_";
+
+/// The section a `__start_NAME` or `__stop_NAME` symbol bounds, and whether it is the stop.
+/// GNU ld defines these for sections whose names are C identifiers (so that C code can
+/// name the symbols), and only those.
+pub(crate) fn section_bound(symbol: &str) -> Option<(&str, bool)> {
+    let (section, stop) = match symbol.strip_prefix("__start_") {
+        Some(section) => (section, false),
+        None => (symbol.strip_prefix("__stop_")?, true),
+    };
+    is_c_identifier(section).then_some((section, stop))
+}
+
+fn is_c_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
 
 /// Keeps the first COMDAT group of each signature and marks the sections of later ones as
 /// discarded: they are identical copies (C++ inline functions, vtables, template instances).
@@ -219,6 +243,13 @@ impl<'data> Globals<'data> {
                 }
             }
         }
+        // Sections some `__start_`/`__stop_` symbol may bound: loaded and kept ones.
+        let loaded_names: HashSet<&str> = objects
+            .iter()
+            .flat_map(|o| &o.sections)
+            .filter(|s| !s.discarded && matches!(s.class, SectionClass::Loaded(_)))
+            .map(|s| s.name)
+            .collect();
         // Names the packer itself provides when the objects ask for them and define none.
         for global in &mut globals.symbols {
             if global.definition == Definition::None {
@@ -228,6 +259,16 @@ impl<'data> Globals<'data> {
                     global.definition = Definition::DsoHandle;
                 } else if global.name == TLS_MODULE_BASE {
                     global.definition = Definition::TlsModuleBase;
+                } else if let Some((_, stop)) =
+                    section_bound(global.name).filter(|(section, _)| loaded_names.contains(section))
+                {
+                    // Like ld, only when a section of that name exists: otherwise the name
+                    // stays undefined (an import, reported as undefined).
+                    global.definition = if stop {
+                        Definition::SectionStop
+                    } else {
+                        Definition::SectionStart
+                    };
                 }
             }
         }
@@ -291,6 +332,21 @@ impl<'data> Globals<'data> {
         Ok(())
     }
 
+    /// The names of the sections some `__start_`/`__stop_` symbol bounds: the layout keeps
+    /// each one's input sections together.
+    pub fn bounded_sections(&self) -> HashSet<&'data str> {
+        self.symbols
+            .iter()
+            .filter(|g| {
+                matches!(
+                    g.definition,
+                    Definition::SectionStart | Definition::SectionStop
+                )
+            })
+            .filter_map(|g| section_bound(g.name).map(|(section, _)| section))
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<GlobalId> {
         self.by_name.get(name).copied()
     }
@@ -334,7 +390,9 @@ pub(crate) fn is_in_module(
                 Definition::Common { .. }
                 | Definition::GotBase
                 | Definition::DsoHandle
-                | Definition::TlsModuleBase,
+                | Definition::TlsModuleBase
+                | Definition::SectionStart
+                | Definition::SectionStop,
             ) => {
                 return true;
             }
@@ -351,5 +409,22 @@ pub(crate) fn is_in_module(
             .get(section)
             .is_some_and(|s| !s.discarded && matches!(s.class, SectionClass::Loaded(_))),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section_bound;
+
+    #[test]
+    fn start_and_stop_symbols_bound_c_identifier_sections_only() {
+        assert_eq!(section_bound("__start_my_items"), Some(("my_items", false)));
+        assert_eq!(section_bound("__stop_my_items"), Some(("my_items", true)));
+        assert_eq!(section_bound("__start__x9"), Some(("_x9", false)));
+        // ld defines none for names C code could not spell.
+        assert_eq!(section_bound("__start_.data"), None);
+        assert_eq!(section_bound("__stop_9lives"), None);
+        assert_eq!(section_bound("__start_"), None);
+        assert_eq!(section_bound("__begin_items"), None);
     }
 }

@@ -62,11 +62,11 @@ pub(crate) fn build<'data>(
                     let Some(section) = object.sections.get(index) else {
                         continue;
                     };
-                    let (SectionClass::Loaded(output), false) = (section.class, section.discarded)
+                    let (SectionClass::Loaded(_), false) = (section.class, section.discarded)
                     else {
                         continue;
                     };
-                    let Some(base) = layout.section_address(o, index) else {
+                    let Some((output, base)) = layout.section_placement(o, index) else {
                         continue;
                     };
                     let address = base.checked_add(symbol.value);

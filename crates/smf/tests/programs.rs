@@ -175,6 +175,8 @@ programs! {
     tls_os => "tls", "-Os";
     tls_initial_exec_o0 => "tls", "-O0 -ftls-model=initial-exec";
     tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
+    sections_o0 => "sections", "-O0";
+    sections_o2 => "sections", "-O2";
 }
 
 gcc_programs! {
@@ -205,6 +207,7 @@ clang_programs! {
     // clang 14 has no -mtls-dialect=gnu2 for x86-64; initial-exec it has.
     clang_tls_initial_exec_o0 => "tls", "-O0 -ftls-model=initial-exec";
     clang_tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
+    clang_sections_o2 => "sections", "-O2";
 }
 
 mixed_programs! {
