@@ -319,7 +319,7 @@ const GCC_LTO_SLIM: &str = "__gnu_lto_slim";
 
 /// Whether `data` is LLVM bitcode: what clang writes for `-c -flto`, raw (`BC` C0 DE) or in
 /// the bitcode wrapper (magic 0x0B17C0DE, little-endian).
-fn is_llvm_bitcode(data: &[u8]) -> bool {
+pub(crate) fn is_llvm_bitcode(data: &[u8]) -> bool {
     data.starts_with(b"BC\xc0\xde") || data.starts_with(&0x0b17_c0de_u32.to_le_bytes())
 }
 

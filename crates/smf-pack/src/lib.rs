@@ -21,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod archive;
 mod error;
 mod input;
 mod layout;
@@ -58,7 +59,11 @@ pub struct Options {
 }
 
 /// Links `inputs` into one SMF module and returns its bytes.
+///
+/// An input may be a static archive (`.a`): the link takes those of its members that define
+/// a symbol still undefined, as GNU ld does (see [`archive::select_members`]).
 pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
+    let inputs = &*archive::select_members(inputs)?;
     let support = runtime::support_object(inputs);
     let mut objects = inputs
         .iter()

@@ -1,0 +1,220 @@
+//! Static archives (`.a`): which members a link takes, as GNU ld chooses them.
+//!
+//! An archive is a bag of objects, most of which a program does not need; packing them all
+//! would pull in references that nothing defines. GNU ld takes a member only when it defines
+//! a symbol that is still undefined, and goes on until no member qualifies. [`select_members`]
+//! does the same over all the archives of a link at once (as ld does for archives inside
+//! `--start-group … --end-group`; `docs/LINKING.md` says why), and [`all_members`] takes every
+//! member, for `--whole-archive`.
+//!
+//! Only the members' symbol tables are read here; a member that is taken becomes an
+//! [`Input`] named `archive(member)` and goes through the same checks as any object.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use object::read::archive::ArchiveFile;
+use object::read::elf::ElfFile64;
+use object::read::{Object as _, ObjectSymbol as _};
+use object::{FileKind, LittleEndian};
+
+use crate::Input;
+use crate::error::Error;
+use crate::input;
+
+/// Whether `data` is a static archive (`!<arch>`, or a thin archive `!<thin>`).
+pub fn is_archive(data: &[u8]) -> bool {
+    data.starts_with(b"!<arch>\n") || data.starts_with(b"!<thin>\n")
+}
+
+/// Every object member of an archive, in archive order, for `--whole-archive`.
+///
+/// Members that are no object file at all (a raw `lib.rmeta`, text) are skipped; LLVM
+/// bitcode and objects of another machine or type are refused, naming the member.
+pub fn all_members(name: &str, data: &[u8]) -> Result<Vec<Input>, Error> {
+    Ok(read_archive(name, data)?
+        .into_iter()
+        .map(|member| member.input)
+        .collect())
+}
+
+/// Replaces every archive among `inputs` by the members the link needs, in archive order,
+/// at the archive's place; objects are kept as they are, all of them.
+///
+/// A member is needed when it defines (strongly, weakly or as a common symbol) a symbol that
+/// an object already taken references and that none defines. A weak reference takes no
+/// member, as in GNU ld. The archives are searched again and again, all of them in command
+/// line order, until no member is added, so the order of archives and objects on the command
+/// line does not matter, and of two members defining a symbol, the first found is taken.
+pub fn select_members(inputs: &[Input]) -> Result<Cow<'_, [Input]>, Error> {
+    if !inputs.iter().any(|input| is_archive(&input.data)) {
+        return Ok(Cow::Borrowed(inputs));
+    }
+    let mut wanted = Wanted::default();
+    // One entry per input: `None` for an object, the members for an archive.
+    let mut archives: Vec<Option<Vec<Member>>> = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        if is_archive(&input.data) {
+            archives.push(Some(read_archive(&input.name, &input.data)?));
+        } else {
+            let symbols = object_symbols(&input.name, &input.data)?;
+            wanted.take(&symbols);
+            archives.push(None);
+        }
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for member in archives.iter_mut().flatten().flatten() {
+            if !member.taken && wanted.is_needed(&member.symbols) {
+                wanted.take(&member.symbols);
+                member.taken = true;
+                changed = true;
+            }
+        }
+    }
+    let mut selected = Vec::new();
+    for (input, archive) in inputs.iter().zip(archives) {
+        match archive {
+            None => selected.push(input.clone()),
+            Some(members) => selected.extend(
+                members
+                    .into_iter()
+                    .filter(|member| member.taken)
+                    .map(|member| member.input),
+            ),
+        }
+    }
+    Ok(Cow::Owned(selected))
+}
+
+/// The global symbols one object defines and the ones it references strongly without
+/// defining them.
+#[derive(Debug, Default)]
+struct Symbols {
+    defined: Vec<Vec<u8>>,
+    referenced: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Member {
+    input: Input,
+    symbols: Symbols,
+    taken: bool,
+}
+
+/// The symbols the objects taken so far define and reference.
+#[derive(Debug, Default)]
+struct Wanted {
+    defined: HashSet<Vec<u8>>,
+    referenced: HashSet<Vec<u8>>,
+}
+
+impl Wanted {
+    fn take(&mut self, symbols: &Symbols) {
+        self.defined.extend(symbols.defined.iter().cloned());
+        self.referenced.extend(symbols.referenced.iter().cloned());
+    }
+
+    /// Whether an object defining these symbols resolves a reference that is still undefined.
+    fn is_needed(&self, symbols: &Symbols) -> bool {
+        symbols
+            .defined
+            .iter()
+            .any(|name| self.referenced.contains(name) && !self.defined.contains(name))
+    }
+}
+
+fn archive_error(file: &str, problem: impl Into<String>) -> Error {
+    Error::Object {
+        file: file.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// The object members of an archive with their symbols.
+fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
+    if data.starts_with(b"!<thin>\n") {
+        return Err(archive_error(
+            name,
+            "is a thin archive (its members are separate files); pack those files, or make \
+             a normal archive with `ar rcs`",
+        ));
+    }
+    let archive = ArchiveFile::parse(data)
+        .map_err(|e| archive_error(name, format!("invalid archive: {e}")))?;
+    let mut members = Vec::new();
+    for member in archive.members() {
+        let member = member.map_err(|e| archive_error(name, format!("invalid archive: {e}")))?;
+        let member_name = format!("{name}({})", String::from_utf8_lossy(member.name()));
+        let bytes = member.data(data).map_err(|e| {
+            archive_error(&member_name, format!("member data runs outside the archive: {e}"))
+        })?;
+        match FileKind::parse(bytes) {
+            Ok(FileKind::Elf64 | FileKind::Elf32) => {}
+            Ok(kind) => {
+                return Err(archive_error(
+                    &member_name,
+                    format!("is a {kind:?} file, not an ELF x86-64 object"),
+                ));
+            }
+            Err(_) if input::is_llvm_bitcode(bytes) => {
+                return Err(archive_error(
+                    &member_name,
+                    "is LLVM bitcode (built with -flto or -C linker-plugin-lto), not an ELF \
+                     object: the packer cannot tell what it defines; rebuild the archive \
+                     without LTO",
+                ));
+            }
+            // Not an object at all (Rust metadata, text): it defines nothing a link can use.
+            Err(_) => continue,
+        }
+        let symbols = object_symbols(&member_name, bytes)?;
+        members.push(Member {
+            input: Input {
+                name: member_name,
+                data: bytes.to_vec(),
+            },
+            symbols,
+            taken: false,
+        });
+    }
+    Ok(members)
+}
+
+/// Reads the global symbols of an ELF x86-64 relocatable object. Anything else is refused
+/// with the message the packer gives for it as an input.
+fn object_symbols(name: &str, data: &[u8]) -> Result<Symbols, Error> {
+    let file = match ElfFile64::<LittleEndian>::parse(data) {
+        Ok(file)
+            if file.elf_header().e_machine.get(LittleEndian) == object::elf::EM_X86_64
+                && file.elf_header().e_type.get(LittleEndian) == object::elf::ET_REL =>
+        {
+            file
+        }
+        _ => {
+            // The full reader names what is wrong (machine, type, truncation).
+            return Err(input::read_object(name, data).err().unwrap_or_else(|| {
+                archive_error(name, "is not an ELF x86-64 relocatable object")
+            }));
+        }
+    };
+    let mut symbols = Symbols::default();
+    for symbol in file.symbols() {
+        if symbol.is_local() {
+            continue;
+        }
+        let Ok(symbol_name) = symbol.name_bytes() else {
+            continue;
+        };
+        if symbol_name.is_empty() {
+            continue;
+        }
+        if !symbol.is_undefined() {
+            symbols.defined.push(symbol_name.to_vec());
+        } else if !symbol.is_weak() {
+            symbols.referenced.push(symbol_name.to_vec());
+        }
+    }
+    Ok(symbols)
+}
