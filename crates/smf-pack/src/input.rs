@@ -46,6 +46,27 @@ pub(crate) struct InputSection<'data> {
     pub relocs: Vec<InputReloc>,
     /// Set when the section belongs to a duplicate COMDAT group.
     pub discarded: bool,
+    /// For a legacy `.init`/`.fini` section (class `Loaded(Code)`): the function its code is
+    /// a fragment of (see `crate::layout`).
+    pub legacy: Option<Legacy>,
+}
+
+/// The two functions that ELF's legacy `.init` and `.fini` sections are concatenated into,
+/// which glibc runs as `DT_INIT` before the constructors and `DT_FINI` after the destructors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Legacy {
+    Init,
+    Fini,
+}
+
+impl Legacy {
+    fn of(name: &str) -> Option<Legacy> {
+        match name {
+            ".init" => Some(Legacy::Init),
+            ".fini" => Some(Legacy::Fini),
+            _ => None,
+        }
+    }
 }
 
 /// What the packer does with an input section.
@@ -402,6 +423,7 @@ impl<'data> Reader<'data> {
             data: &[],
             relocs: Vec::new(),
             discarded: false,
+            legacy: None,
         };
         if index == 0 {
             return Ok(ignored(""));
@@ -433,6 +455,7 @@ impl<'data> Reader<'data> {
             data: self.section_data(name, header)?,
             relocs: Vec::new(),
             discarded: false,
+            legacy: Legacy::of(name),
         })
     }
 
@@ -484,11 +507,17 @@ impl<'data> Reader<'data> {
                 ".ctors/.dtors constructor tables are not supported (compilers emit .init_array by default)",
             ));
         }
-        if name == ".init" || name == ".fini" {
-            return Err(self.unsupported(
-                name,
-                "legacy .init/.fini code is not supported; use constructor functions",
-            ));
+        if Legacy::of(name).is_some() {
+            // Instructions, not a table: fragments of one function, as crti.o and crtn.o
+            // frame them for GNU ld; the layout concatenates them between its own prologue
+            // and epilogue.
+            if sh_type != elf::SHT_PROGBITS || !flags.contains(elf::SHF_EXECINSTR) {
+                return Err(self.unsupported(
+                    name,
+                    "a legacy .init/.fini section must hold code (SHT_PROGBITS, executable)",
+                ));
+            }
+            return Ok(SectionClass::Loaded(OutputKind::Code));
         }
         if flags.contains(elf::SHF_COMPRESSED) {
             return Err(self.unsupported(name, "compressed allocated sections are not supported"));

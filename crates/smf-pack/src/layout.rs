@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use smf_format::{ImageLayout, SectionKind};
 
 use crate::error::Error;
-use crate::input::{Object, SectionClass, SymbolDefinition};
+use crate::input::{Legacy, Object, SectionClass, SymbolDefinition};
 use crate::relocate::Needs;
 use crate::resolve::{Definition, GlobalId, Globals};
 
@@ -90,6 +90,42 @@ pub(crate) const STUB_SIZE: u64 = 16;
 /// Size of one GOT slot.
 pub(crate) const GOT_SLOT_SIZE: u64 = 8;
 
+/// The frame of the functions legacy `.init`/`.fini` fragments are concatenated into, as
+/// glibc's crti.o and crtn.o frame them: `sub $8, %rsp` aligns the stack for the calls the
+/// fragments make; `add $8, %rsp; ret`. (crti.o also calls `__gmon_start__` for gprof, which
+/// modules do not support.)
+const LEGACY_PROLOGUE: [u8; 4] = [0x48, 0x83, 0xec, 0x08];
+const LEGACY_EPILOGUE: [u8; 5] = [0x48, 0x83, 0xc4, 0x08, 0xc3];
+/// Fills the alignment gaps between fragments: execution runs through them.
+const NOP: u8 = 0x90;
+
+/// Where one legacy function lies in the code section: offsets of its start and of its
+/// epilogue.
+#[derive(Debug, Clone, Copy)]
+struct LegacyFunction {
+    kind: Legacy,
+    start: u64,
+    epilogue: u64,
+}
+
+impl LegacyFunction {
+    /// Writes the prologue and epilogue into `code` and `nop`s between them, over which the
+    /// fragments are copied; `None` if the function does not lie inside `code`.
+    fn write_frame(&self, code: &mut [u8]) -> Option<()> {
+        let start = usize::try_from(self.start).ok()?;
+        let epilogue = usize::try_from(self.epilogue).ok()?;
+        let bytes = code.get_mut(start..epilogue.checked_add(LEGACY_EPILOGUE.len())?)?;
+        bytes.fill(NOP);
+        bytes
+            .get_mut(..LEGACY_PROLOGUE.len())?
+            .copy_from_slice(&LEGACY_PROLOGUE);
+        bytes
+            .get_mut(epilogue.checked_sub(start)?..)?
+            .copy_from_slice(&LEGACY_EPILOGUE);
+        Some(())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct OutputSection {
     pub kind: OutputKind,
@@ -121,6 +157,9 @@ pub(crate) struct Layout {
     stub_address: u64,
     dso_handle: Option<u64>,
     commons: HashMap<GlobalId, u64>,
+    /// Image addresses of the functions made of `.init` and of `.fini` fragments.
+    legacy_init: Option<u64>,
+    legacy_fini: Option<u64>,
 }
 
 fn layout_error(problem: impl Into<String>) -> Error {
@@ -236,6 +275,8 @@ impl Layout {
         let mut zero_filled_tls = Vec::new();
         // Data pieces without absolute pointers, placed after those with them.
         let mut plain_data = Vec::new();
+        // Legacy `.init` and `.fini` fragments, placed together after the other code.
+        let mut legacy_pieces = Vec::new();
         // The input sections that `__start_`/`__stop_` symbols bound: all those of one name
         // are placed back to back where the first of them comes, in input order.
         let bounded = globals.bounded_sections();
@@ -301,6 +342,12 @@ impl Layout {
                         plain_data.push((o, s));
                         None
                     }
+                    SectionClass::Loaded(OutputKind::Code)
+                        if !section.discarded && section.legacy.is_some() =>
+                    {
+                        legacy_pieces.push((o, s));
+                        None
+                    }
                     SectionClass::Loaded(kind) if !section.discarded => {
                         // Records of `.eh_frame` are read back to back until a zero length:
                         // padding between two inputs would read as an early terminator, so
@@ -326,6 +373,31 @@ impl Layout {
             let section = &objects[o].sections[s];
             let offset = builders[OutputKind::Data.index()].add(section.size, section.align)?;
             offsets[o][s] = Some((OutputKind::Data, offset));
+        }
+        // As GNU ld puts `.init` fragments, in input order, between crti.o's prologue and
+        // crtn.o's epilogue (and `.fini` likewise), into one function each.
+        let mut legacy_functions = Vec::new();
+        for kind in [Legacy::Init, Legacy::Fini] {
+            let pieces: Vec<(usize, usize)> = legacy_pieces
+                .iter()
+                .copied()
+                .filter(|&(o, s)| objects[o].sections[s].legacy == Some(kind))
+                .collect();
+            if pieces.is_empty() {
+                continue;
+            }
+            let code = &mut builders[OutputKind::Code.index()];
+            let start = code.add(LEGACY_PROLOGUE.len() as u64, 16)?;
+            for (o, s) in pieces {
+                let section = &objects[o].sections[s];
+                offsets[o][s] = Some((OutputKind::Code, code.add(section.size, section.align)?));
+            }
+            let epilogue = code.add(LEGACY_EPILOGUE.len() as u64, 1)?;
+            legacy_functions.push(LegacyFunction {
+                kind,
+                start,
+                epilogue,
+            });
         }
         let tls_file_size = builders[OutputKind::Tls.index()].size;
         for (o, s) in zero_filled_tls {
@@ -412,6 +484,14 @@ impl Layout {
             });
         }
 
+        // The frame and the gaps of each legacy function; its fragments are copied in below.
+        let code = &mut outputs[OutputKind::Code.index()].data;
+        for function in &legacy_functions {
+            if function.write_frame(code).is_none() {
+                return Err(layout_error("the legacy .init/.fini function does not fit"));
+            }
+        }
+
         let mut section_addresses = Vec::with_capacity(objects.len());
         for (object, object_offsets) in objects.iter().zip(&offsets) {
             let mut addresses = Vec::with_capacity(object_offsets.len());
@@ -448,6 +528,12 @@ impl Layout {
                 (name.to_owned(), (vaddr(kind) + start, vaddr(kind) + end))
             })
             .collect();
+        let legacy = |kind: Legacy| {
+            legacy_functions
+                .iter()
+                .find(|f| f.kind == kind)
+                .map(|f| vaddr(OutputKind::Code) + f.start)
+        };
         let mut layout = Layout {
             section_bounds,
             got_address: vaddr(OutputKind::RelRo) + got_offset,
@@ -458,6 +544,8 @@ impl Layout {
                 .into_iter()
                 .map(|(id, offset)| (id, vaddr(OutputKind::Bss) + offset))
                 .collect(),
+            legacy_init: legacy(Legacy::Init),
+            legacy_fini: legacy(Legacy::Fini),
             section_addresses,
             outputs,
         };
@@ -539,6 +627,14 @@ impl Layout {
 
     pub fn dso_handle(&self) -> Option<u64> {
         self.dso_handle
+    }
+
+    /// The function made of the inputs' `.init` (or `.fini`) fragments, if any has one.
+    pub fn legacy_function(&self, kind: Legacy) -> Option<u64> {
+        match kind {
+            Legacy::Init => self.legacy_init,
+            Legacy::Fini => self.legacy_fini,
+        }
     }
 
     pub fn common(&self, id: GlobalId) -> Option<u64> {

@@ -151,10 +151,14 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
     for reloc in relative {
         builder.add_relative(reloc.offset);
     }
-    for offset in init {
+    // glibc runs a shared object's DT_INIT (the `.init` fragments) before its `.init_array`,
+    // and DT_FINI after its `.fini_array`.
+    let legacy_init = layout.legacy_function(input::Legacy::Init);
+    let legacy_fini = layout.legacy_function(input::Legacy::Fini);
+    for offset in legacy_init.into_iter().chain(init) {
         builder.add_init(offset);
     }
-    for offset in fini {
+    for offset in fini.into_iter().chain(legacy_fini) {
         builder.add_fini(offset);
     }
     builder.write().map_err(Error::Format)
