@@ -132,3 +132,43 @@ fn library_loads_pass_the_process_arguments_or_the_chosen_ones() {
         (vec!["prog".into(), "x".into(), "y z".into()], env_path)
     );
 }
+
+/// The failure issue 14 reports: Rust's standard library takes `std::env::args` from its
+/// constructor's arguments, so a Rust staticlib in a module read garbage there.
+#[test]
+fn rust_std_in_a_module_reads_the_program_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("args.rs");
+    std::fs::write(
+        &lib,
+        r#"
+#[unsafe(no_mangle)]
+pub extern "C" fn rust_args() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    println!("rust sees {args:?}");
+}
+"#,
+    )
+    .unwrap();
+    let archive = dir.path().join("libargs.a");
+    let mut rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    rustc
+        .args(["--edition", "2024", "--crate-type", "staticlib", "-C", "panic=abort"])
+        .arg(&lib)
+        .arg("-o")
+        .arg(&archive);
+    check(rustc);
+    let main = dir.path().join("main.c");
+    std::fs::write(&main, "void rust_args(void);\nint main(void) { rust_args(); return 0; }\n")
+        .unwrap();
+    let mut objects = compile(&[main], dir.path(), &[]);
+    objects.push(archive);
+    let module = dir.path().join("args.sme");
+    pack(&objects, &module, &["--entry", "main", "--needed", "libgcc_s.so.1"]);
+    let mut run = smf();
+    run.arg("run").arg(&module).args(["x", "y z"]);
+    assert_eq!(
+        String::from_utf8(check(run).stdout).unwrap(),
+        "rust sees [\"x\", \"y z\"]\n"
+    );
+}
