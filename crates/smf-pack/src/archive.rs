@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use object::read::archive::ArchiveFile;
 use object::read::elf::ElfFile64;
@@ -217,4 +218,70 @@ fn object_symbols(name: &str, data: &[u8]) -> Result<Symbols, Error> {
         }
     }
     Ok(symbols)
+}
+
+/// The file `-l NAME` names: `libNAME.a` in the first of `dirs` that holds one, or for
+/// `-l:FILE`, the first FILE. GNU ld would prefer `libNAME.so` in a directory that has
+/// both (under its default `-Bdynamic`); a module cannot contain a shared library, so only
+/// archives are searched, and a shared library found instead is named in the error, to be
+/// given with `--needed`.
+pub fn find_library(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, Error> {
+    let file = match name.strip_prefix(':') {
+        Some(exact) => exact.to_owned(),
+        None => format!("lib{name}.a"),
+    };
+    if let Some(found) = dirs.iter().map(|dir| dir.join(&file)).find(|p| p.is_file()) {
+        return Ok(found);
+    }
+    let searched = if dirs.is_empty() {
+        "no -L directory was given".to_owned()
+    } else {
+        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!("searched {}", list.join(", "))
+    };
+    let shared = dirs
+        .iter()
+        .map(|dir| dir.join(format!("lib{name}.so")))
+        .find(|p| name.strip_prefix(':').is_none() && p.exists());
+    let hint = match shared {
+        Some(shared) => format!(
+            "; {} is a shared library, which a module cannot contain: load it with \
+             --needed {}",
+            shared.display(),
+            shared.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        None => String::new(),
+    };
+    Err(archive_error(
+        &format!("-l{name}"),
+        format!("no {file} found ({searched}){hint}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libraries_are_searched_in_directory_order() {
+        let root = std::env::temp_dir().join(format!("smf-pack-libsearch-{}", std::process::id()));
+        let (first, second) = (root.join("first"), root.join("second"));
+        std::fs::create_dir_all(&first).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(second.join("libm2.a"), "").unwrap();
+        std::fs::write(first.join("libm2.a"), "").unwrap();
+        std::fs::write(second.join("odd-name.a"), "").unwrap();
+        std::fs::write(first.join("libshared.so"), "").unwrap();
+        let dirs = [first.clone(), second.clone()];
+        assert_eq!(find_library("m2", &dirs).unwrap(), first.join("libm2.a"));
+        assert_eq!(find_library("m2", &dirs[1..]).unwrap(), second.join("libm2.a"));
+        assert_eq!(find_library(":odd-name.a", &dirs).unwrap(), second.join("odd-name.a"));
+        let missing = find_library("nothere", &dirs).unwrap_err().to_string();
+        assert!(missing.starts_with("-lnothere: no libnothere.a found (searched "), "{missing}");
+        let shared = find_library("shared", &dirs).unwrap_err().to_string();
+        assert!(shared.contains("load it with --needed libshared.so"), "{shared}");
+        let none = find_library("m2", &[]).unwrap_err().to_string();
+        assert!(none.contains("no -L directory was given"), "{none}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -27,6 +27,7 @@ mod input;
 mod layout;
 mod relocate;
 mod resolve;
+pub mod response_file;
 mod runtime;
 mod symbols;
 mod tls;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use simple_loader::{LoadOptions, load};
 use smf_format::Module;
 
@@ -24,7 +24,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Link ELF x86-64 relocatable objects (built with -fPIC) into one module.
+    /// Link ELF x86-64 relocatable objects (built with -fPIC) and static archives into one
+    /// module.
+    ///
+    /// An archive (.a) contributes the members that define a symbol still undefined, searched
+    /// again until none is added, wherever it stands on the command line (see
+    /// docs/LINKING.md). An argument @FILE is replaced by the arguments in FILE.
     Pack {
         /// Output file (.smf for a library, .sme for an executable).
         #[arg(short, long)]
@@ -38,9 +43,26 @@ enum Command {
         /// A native library to open before imports are resolved (like DT_NEEDED); repeatable.
         #[arg(long = "needed", value_name = "LIBRARY")]
         needed: Vec<String>,
-        /// Input objects.
-        #[arg(required = true)]
+        /// Input objects and archives.
+        #[arg(required_unless_present = "library")]
         inputs: Vec<PathBuf>,
+        /// Link the archive libNAME.a from the first -L directory that has it (-l:FILE: the
+        /// file FILE); an input in its place among the others.
+        #[arg(short = 'l', value_name = "NAME")]
+        library: Vec<String>,
+        /// A directory -l searches, in the order given.
+        #[arg(short = 'L', value_name = "DIR")]
+        library_path: Vec<PathBuf>,
+        /// Take every member of the archives that follow, not only the members needed.
+        #[arg(long, action = ArgAction::Append, num_args = 0, default_missing_value = "true")]
+        whole_archive: Vec<bool>,
+        /// End --whole-archive for the archives that follow.
+        #[arg(long, action = ArgAction::Append, num_args = 0, default_missing_value = "true")]
+        no_whole_archive: Vec<bool>,
+        /// Inputs, -l libraries and --[no-]whole-archive in command-line order (filled from
+        /// the argument positions after parsing).
+        #[arg(skip)]
+        link_order: Vec<LinkItem>,
     },
     /// Load an executable module and call its entry as `int main(int argc, char **argv)`.
     Run {
@@ -132,7 +154,13 @@ enum Ret {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("smf: error: {}", one_line(&error));
+            return ExitCode::FAILURE;
+        }
+    };
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -140,6 +168,71 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One link input of `smf pack`, or a switch that applies to the archives after it.
+#[derive(Debug, Clone)]
+enum LinkItem {
+    Input(PathBuf),
+    Library(String),
+    WholeArchive(bool),
+}
+
+/// Parses the command line; for `pack`, after expanding `@FILE` arguments as GNU ld does
+/// and with its inputs put in command-line order, which clap does not keep across options.
+fn parse_command_line() -> Result<Cli> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "pack") {
+        args = smf_pack::response_file::expand(args)?;
+    }
+    let matches = Cli::command().get_matches_from(args);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Pack { link_order, .. }, Some(pack)) =
+        (&mut cli.command, matches.subcommand_matches("pack"))
+    {
+        *link_order = pack_link_order(pack);
+    }
+    Ok(cli)
+}
+
+fn pack_link_order(pack: &ArgMatches) -> Vec<LinkItem> {
+    let mut items: Vec<(usize, LinkItem)> = Vec::new();
+    let mut add = |id: &str, item: &dyn Fn(&std::ffi::OsStr) -> LinkItem| {
+        if let (Some(indices), Some(values)) = (pack.indices_of(id), pack.get_raw(id)) {
+            items.extend(indices.zip(values).map(|(index, value)| (index, item(value))));
+        }
+    };
+    add("inputs", &|v| LinkItem::Input(PathBuf::from(v)));
+    add("library", &|v| LinkItem::Library(v.to_string_lossy().into_owned()));
+    add("whole_archive", &|_| LinkItem::WholeArchive(true));
+    add("no_whole_archive", &|_| LinkItem::WholeArchive(false));
+    items.sort_by_key(|&(index, _)| index);
+    items.into_iter().map(|(_, item)| item).collect()
+}
+
+/// Reads the inputs of `smf pack` in order: `-l` libraries found in the `-L` directories,
+/// and under `--whole-archive` every member of each archive as an object of its own.
+fn pack_inputs(order: &[LinkItem], library_path: &[PathBuf]) -> Result<Vec<smf_pack::Input>> {
+    let mut inputs = Vec::new();
+    let mut whole_archive = false;
+    for item in order {
+        let path = match item {
+            LinkItem::WholeArchive(on) => {
+                whole_archive = *on;
+                continue;
+            }
+            LinkItem::Input(path) => path.clone(),
+            LinkItem::Library(name) => smf_pack::archive::find_library(name, library_path)?,
+        };
+        let data = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let name = path.display().to_string();
+        if whole_archive && smf_pack::archive::is_archive(&data) {
+            inputs.extend(smf_pack::archive::all_members(&name, &data)?);
+        } else {
+            inputs.push(smf_pack::Input { name, data });
+        }
+    }
+    Ok(inputs)
 }
 
 /// The error and its causes on one line, like `{:#}`, but without repeating a cause whose
@@ -179,19 +272,11 @@ fn run(command: Command) -> Result<ExitCode> {
             entry,
             reloadable,
             needed,
-            inputs,
+            library_path,
+            link_order,
+            ..
         } => {
-            let inputs = inputs
-                .iter()
-                .map(|path| {
-                    let data =
-                        std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-                    Ok(smf_pack::Input {
-                        name: path.display().to_string(),
-                        data,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let inputs = pack_inputs(&link_order, &library_path)?;
             let options = smf_pack::Options {
                 entry,
                 reloadable,
