@@ -98,6 +98,7 @@ pub fn pack(
         entry: None,
         reloadable,
         needed: needed.iter().map(|p| p.display().to_string()).collect(),
+        ..Default::default()
     };
     let bytes = smf_pack::pack(&inputs, &options).map_err(|e| e.to_string())?;
     write_atomically(output, &bytes)?;

@@ -127,6 +127,7 @@ impl Session {
             entry: self.executable.then(|| "main".to_owned()),
             reloadable: true,
             needed: vec![],
+            ..Default::default()
         };
         let bytes = smf_pack::pack(&inputs, &options).map_err(DevError::Pack)?;
         // Written whole to a temporary name and renamed, so a reader never sees half a file.

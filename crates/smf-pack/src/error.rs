@@ -47,6 +47,12 @@ pub enum Error {
     Layout(String),
     /// The module writer refused the result (a packer bug if it ever happens).
     Format(smf_format::Error),
+    /// With [`crate::UndefinedSymbols::Error`]: strong imports that nothing defines, or
+    /// needed libraries that could not be read to tell.
+    Undefined {
+        symbols: Vec<crate::UndefinedSymbol>,
+        unreadable_libraries: Vec<String>,
+    },
 }
 
 /// A relocation that cannot be applied, with where it is and what it refers to.
@@ -243,6 +249,29 @@ impl fmt::Display for Error {
             Error::Entry { symbol, problem } => write!(f, "entry symbol `{symbol}` {problem}"),
             Error::Layout(problem) => write!(f, "cannot lay out the module: {problem}"),
             Error::Format(error) => write!(f, "cannot write the module: {error}"),
+            Error::Undefined {
+                symbols,
+                unreadable_libraries,
+            } => {
+                if let [symbol] = &symbols[..] {
+                    write!(f, "{symbol}")?;
+                } else if !symbols.is_empty() {
+                    write!(f, "{} undefined symbols: ", symbols.len())?;
+                    for (n, symbol) in symbols.iter().enumerate() {
+                        let separator = if n == 0 { "" } else { "; " };
+                        write!(f, "{separator}{symbol}")?;
+                    }
+                }
+                if !unreadable_libraries.is_empty() {
+                    write!(
+                        f,
+                        "cannot check for undefined symbols: cannot find or read {} (searched \
+                         LD_LIBRARY_PATH and the system library directories)",
+                        unreadable_libraries.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -31,8 +31,10 @@ pub mod response_file;
 mod runtime;
 mod symbols;
 mod tls;
+mod undefined;
 
 pub use error::{Error, RelocationError, RelocationProblem};
+pub use undefined::{Packed, UndefinedSymbol, UndefinedSymbols, display_name};
 
 use smf_format::{Binding, Import, LoadedSection, ModuleBuilder, ModuleFlags, Reloc, RelocKind};
 
@@ -57,6 +59,9 @@ pub struct Options {
     pub reloadable: bool,
     /// Native libraries the loader opens before resolving imports, in order.
     pub needed: Vec<String>,
+    /// Whether to look for imports that nothing defines (read from `needed` and the C
+    /// library on disk), and whether they are an error.
+    pub undefined: UndefinedSymbols,
 }
 
 /// Links `inputs` into one SMF module and returns its bytes.
@@ -64,6 +69,12 @@ pub struct Options {
 /// An input may be a static archive (`.a`): the link takes those of its members that define
 /// a symbol still undefined, as GNU ld does (see [`archive::select_members`]).
 pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
+    pack_report(inputs, options).map(|packed| packed.module)
+}
+
+/// Links `inputs` into one SMF module and returns it with what the packer found on the way
+/// (undefined symbols, with [`UndefinedSymbols::Warn`]).
+pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error> {
     let inputs = &*archive::select_members(inputs)?;
     let support = runtime::support_object(inputs);
     let mut objects = inputs
@@ -74,6 +85,21 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
     resolve::select_comdat_groups(&mut objects);
     let mut globals = Globals::build(&objects)?;
     let needs = relocate::scan(&objects, &mut globals)?;
+    let (undefined, unreadable_libraries) = match options.undefined {
+        UndefinedSymbols::Ignore => (Vec::new(), Vec::new()),
+        check => {
+            let (undefined, unreadable) =
+                undefined::find(&objects, &globals, &needs, &options.needed);
+            if check == UndefinedSymbols::Error && !(undefined.is_empty() && unreadable.is_empty())
+            {
+                return Err(Error::Undefined {
+                    symbols: undefined,
+                    unreadable_libraries: unreadable,
+                });
+            }
+            (undefined, unreadable)
+        }
+    };
     let mut layout = Layout::build(&objects, &globals, &needs)?;
     let load_relocs = relocate::apply(&objects, &globals, &needs, &mut layout)?;
     // Aligned `relative64` relocations whose word already holds the addend (the packer writes
@@ -162,7 +188,11 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
     for offset in fini.into_iter().chain(legacy_fini) {
         builder.add_fini(offset);
     }
-    builder.write().map_err(Error::Format)
+    Ok(Packed {
+        module: builder.write().map_err(Error::Format)?,
+        undefined,
+        unreadable_libraries,
+    })
 }
 
 /// The image offset of the entry function, which must be an exported function in code.

@@ -512,6 +512,7 @@ fn entry_point_options_flags_and_source_hash() {
         entry: Some("main".into()),
         reloadable: true,
         needed: vec!["libc.so.6".into(), "libm.so.6".into()],
+        ..Default::default()
     };
     let bytes = pack_with(&[compile("main.o", source, &[])], &options);
     let module = parse(&bytes);

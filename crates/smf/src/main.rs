@@ -43,6 +43,10 @@ enum Command {
         /// A native library to open before imports are resolved (like DT_NEEDED); repeatable.
         #[arg(long = "needed", value_name = "LIBRARY")]
         needed: Vec<String>,
+        /// Fail when an import is defined by no input, no --needed library and not the C
+        /// library (read from disk); without it, each is a warning.
+        #[arg(long = "no-undefined")]
+        no_undefined: bool,
         /// Input objects and archives.
         #[arg(required_unless_present = "library")]
         inputs: Vec<PathBuf>,
@@ -272,6 +276,7 @@ fn run(command: Command) -> Result<ExitCode> {
             entry,
             reloadable,
             needed,
+            no_undefined,
             library_path,
             link_order,
             ..
@@ -281,8 +286,23 @@ fn run(command: Command) -> Result<ExitCode> {
                 entry,
                 reloadable,
                 needed,
+                undefined: if no_undefined {
+                    smf_pack::UndefinedSymbols::Error
+                } else {
+                    smf_pack::UndefinedSymbols::Warn
+                },
             };
-            let bytes = smf_pack::pack(&inputs, &options)?;
+            let packed = smf_pack::pack_report(&inputs, &options)?;
+            for undefined in &packed.undefined {
+                eprintln!("smf: warning: {undefined}");
+            }
+            if !packed.unreadable_libraries.is_empty() {
+                eprintln!(
+                    "smf: warning: undefined symbols not checked: cannot find or read {}",
+                    packed.unreadable_libraries.join(", ")
+                );
+            }
+            let bytes = packed.module;
             replace_file(&output, &bytes).with_context(|| format!("{}", output.display()))?;
             if reloadable && needs_static_tls(&bytes) {
                 eprintln!(
