@@ -292,3 +292,112 @@ pub extern "C" fn rs_thread_sum(n: u64) -> u64 {
     );
     assert_eq!(output.status.code(), Some(5));
 }
+
+/// Where Debian installs its static libraries.
+const DEBIAN_LIBS: &str = "/usr/lib/x86_64-linux-gnu";
+
+/// Links `source` with `-l LIBRARY` from Debian's prebuilt archive `archive` (package
+/// `package`, which `.ci/run` installs), natively and with `smf pack`, and compares the runs.
+fn debian_archive_program(package: &str, archive: &str, library: &str, source: &str) -> String {
+    let path = Path::new(DEBIAN_LIBS).join(archive);
+    assert!(
+        path.exists(),
+        "{} is missing: install the Debian package {package} (.ci/run does)",
+        path.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let main = objects(dir.path(), &[("main.c", source)]);
+    let native = dir.path().join("native");
+    let mut cc = cc();
+    // The archive natively too (a plain -l would take the shared library).
+    cc.args(&main)
+        .arg(&path)
+        .args(["-lpthread", "-ldl", "-o"])
+        .arg(&native);
+    check(cc);
+    let module = dir.path().join("prog.sme");
+    ok(smf()
+        .args(["pack", "-o"])
+        .arg(&module)
+        .args(["--entry", "main"])
+        .args(&main)
+        .args(["-L", DEBIAN_LIBS])
+        .arg(format!("-l{library}")));
+    let output = run_both(&native, &module);
+    assert_eq!(output.status.code(), Some(0));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn debian_zlib_archive_links_as_natively() {
+    let stdout = debian_archive_program(
+        "zlib1g-dev",
+        "libz.a",
+        ":libz.a",
+        r#"#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+int main(void) {
+    const char *text = "hello hello hello hello hello archive world";
+    unsigned char packed[256], back[256];
+    uLongf packed_len = sizeof packed, back_len = sizeof back;
+    if (compress2(packed, &packed_len, (const Bytef *)text, strlen(text), 9) != Z_OK) return 2;
+    if (uncompress(back, &back_len, packed, packed_len) != Z_OK) return 3;
+    printf("crc %08lx, round trip %s\n", crc32(0, (const Bytef *)text, strlen(text)),
+           back_len == strlen(text) && !memcmp(back, text, back_len) ? "ok" : "differs");
+    return 0;
+}
+"#,
+    );
+    assert!(stdout.ends_with("round trip ok\n"), "{stdout}");
+}
+
+#[test]
+fn debian_libffi_pic_archive_links_as_natively() {
+    let stdout = debian_archive_program(
+        "libffi-dev",
+        "libffi_pic.a",
+        "ffi_pic",
+        r#"#include <stdio.h>
+#include <ffi.h>
+static long add3(long a, long b, long c) { return a * 100 + b * 10 + c; }
+int main(void) {
+    ffi_cif cif;
+    ffi_type *args[3] = { &ffi_type_slong, &ffi_type_slong, &ffi_type_slong };
+    long a = 1, b = 2, c = 3;
+    void *values[3] = { &a, &b, &c };
+    ffi_arg result;
+    if (ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 3, &ffi_type_slong, args) != FFI_OK) return 2;
+    ffi_call(&cif, FFI_FN(add3), &result, values);
+    printf("ffi_call: %ld\n", (long)result);
+    return 0;
+}
+"#,
+    );
+    assert_eq!(stdout, "ffi_call: 123\n");
+}
+
+/// libcrypto.a has some 900 members; a SHA-256 takes a few of them, among them the CPU
+/// capability object (OPENSSL_cpuid_setup, run from its legacy `.init` fragment).
+#[test]
+fn debian_libcrypto_archive_links_as_natively() {
+    let stdout = debian_archive_program(
+        "libssl-dev",
+        "libcrypto.a",
+        "crypto",
+        r#"#include <stdio.h>
+#include <openssl/sha.h>
+int main(void) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)"abc", 3, d);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) printf("%02x", d[i]);
+    printf("\n");
+    return 0;
+}
+"#,
+    );
+    assert_eq!(
+        stdout,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+    );
+}
