@@ -43,8 +43,9 @@ pub fn all_members(name: &str, data: &[u8]) -> Result<Vec<Input>, Error> {
 /// at the archive's place; objects are kept as they are, all of them.
 ///
 /// A member is needed when it defines (strongly, weakly or as a common symbol) a symbol that
-/// an object already taken references and that none defines. A weak reference takes no
-/// member, as in GNU ld. The archives are searched again and again, all of them in command
+/// an object already taken references and that none defines, or when it gives a value to a
+/// symbol the objects taken only have as common (ld's rule for `-fcommon` objects). A weak
+/// reference takes no member, as in GNU ld. The archives are searched again and again, all of them in command
 /// line order, until no member is added, so the order of archives and objects on the command
 /// line does not matter, and of two members defining a symbol, the first found is taken.
 pub fn select_members(inputs: &[Input]) -> Result<Cow<'_, [Input]>, Error> {
@@ -89,11 +90,12 @@ pub fn select_members(inputs: &[Input]) -> Result<Cow<'_, [Input]>, Error> {
     Ok(Cow::Owned(selected))
 }
 
-/// The global symbols one object defines and the ones it references strongly without
-/// defining them.
+/// The global symbols one object defines (with a value, or as common symbols) and the ones
+/// it references strongly without defining them.
 #[derive(Debug, Default)]
 struct Symbols {
     defined: Vec<Vec<u8>>,
+    common: Vec<Vec<u8>>,
     referenced: Vec<Vec<u8>>,
 }
 
@@ -108,21 +110,28 @@ struct Member {
 #[derive(Debug, Default)]
 struct Wanted {
     defined: HashSet<Vec<u8>>,
+    common: HashSet<Vec<u8>>,
     referenced: HashSet<Vec<u8>>,
 }
 
 impl Wanted {
     fn take(&mut self, symbols: &Symbols) {
         self.defined.extend(symbols.defined.iter().cloned());
+        self.common.extend(symbols.common.iter().cloned());
         self.referenced.extend(symbols.referenced.iter().cloned());
     }
 
-    /// Whether an object defining these symbols resolves a reference that is still undefined.
+    /// Whether an object with these symbols resolves a reference that is still undefined,
+    /// or gives a value to a symbol that is only common so far.
     fn is_needed(&self, symbols: &Symbols) -> bool {
-        symbols
-            .defined
-            .iter()
-            .any(|name| self.referenced.contains(name) && !self.defined.contains(name))
+        let unresolved = |name: &Vec<u8>| {
+            self.referenced.contains(name)
+                && !self.defined.contains(name)
+                && !self.common.contains(name)
+        };
+        symbols.defined.iter().any(|name| {
+            !self.defined.contains(name) && (unresolved(name) || self.common.contains(name))
+        }) || symbols.common.iter().any(unresolved)
     }
 }
 
@@ -211,7 +220,9 @@ fn object_symbols(name: &str, data: &[u8]) -> Result<Symbols, Error> {
         if symbol_name.is_empty() {
             continue;
         }
-        if !symbol.is_undefined() {
+        if symbol.is_common() {
+            symbols.common.push(symbol_name.to_vec());
+        } else if !symbol.is_undefined() {
             symbols.defined.push(symbol_name.to_vec());
         } else if !symbol.is_weak() {
             symbols.referenced.push(symbol_name.to_vec());

@@ -266,3 +266,47 @@ fn thin_archives_are_refused() {
     );
     assert!(error.starts_with("libthin.a: is a thin archive"), "{error}");
 }
+
+#[test]
+fn a_member_giving_a_common_symbol_a_value_is_taken_as_ld_does() {
+    // GNU ld takes a member that defines, with a value, a symbol the objects only have as
+    // common (`int x;` under -fcommon); the common one then resolves to the member's.
+    let dir = TempDir::new();
+    let archive = ar(
+        &dir.0,
+        "libvalue.a",
+        &[compile(
+            "value.o",
+            "int shared_x = 5; int marker(void) { return 1; }",
+            &[],
+        )],
+    );
+    let main = compile(
+        "main.o",
+        "int shared_x; int entry(void) { return shared_x; }",
+        &["-fcommon"],
+    );
+    let module = pack(&[main, archive]);
+    assert!(symbol_names(&module).iter().any(|s| s == "marker"));
+}
+
+#[test]
+fn a_common_symbol_takes_no_member_that_only_has_it_common_too() {
+    let dir = TempDir::new();
+    let archive = ar(
+        &dir.0,
+        "libcommon.a",
+        &[compile(
+            "common.o",
+            "int shared_y; int marker(void) { return 1; }",
+            &["-fcommon"],
+        )],
+    );
+    let main = compile(
+        "main.o",
+        "int shared_y; int entry(void) { return shared_y; }",
+        &["-fcommon"],
+    );
+    let module = pack(&[main, archive]);
+    assert!(!symbol_names(&module).iter().any(|s| s == "marker"));
+}
