@@ -2,12 +2,14 @@
 
 use core::fmt::{self, Write};
 
-use crate::read::Module;
+use crate::read::{Module, Symbol};
 use crate::types::{RelocKind, SectionKind};
 
 /// Writes the header, sections, symbols, imports, relocations, needed libraries and
 /// constructor/destructor lists of `module`.
 pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    let symbols = SymbolsByAddress::new(module);
+    let symbol_suffix = |module: &Module<'_>, offset| symbol_suffix(module, &symbols, offset);
     let h = module.header();
     writeln!(out, "SMF header:")?;
     writeln!(
@@ -177,23 +179,72 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     Ok(())
 }
 
+/// The symbols that lie in a section, sorted by address once, so that naming the symbol at
+/// an address does not scan the whole table (a report names one per relocation).
+struct SymbolsByAddress<'m, 'data> {
+    /// By value, then by position in the table.
+    sorted: Vec<&'m Symbol<'data>>,
+    /// `reach[i]`: the largest end (value + size) of `sorted[..=i]`, so that a search going
+    /// down from an address stops where no lower symbol can reach it.
+    reach: Vec<u64>,
+}
+
+impl<'m, 'data> SymbolsByAddress<'m, 'data> {
+    fn new(module: &'m Module<'data>) -> Self {
+        let mut sorted: Vec<&Symbol<'_>> = module
+            .symbols()
+            .iter()
+            .filter(|s| s.section.is_some())
+            .collect();
+        // Stable: equal values keep table order, which breaks ties below as before.
+        sorted.sort_by_key(|s| s.value);
+        let reach = sorted
+            .iter()
+            .scan(0u64, |reach, s| {
+                *reach = (*reach).max(s.value.saturating_add(s.size));
+                Some(*reach)
+            })
+            .collect();
+        SymbolsByAddress { sorted, reach }
+    }
+
+    /// The symbol holding `offset` (or starting there) that starts closest below it, an
+    /// exported one first among those at one address, else the first in the table.
+    fn at(&self, offset: u64) -> Option<&'m Symbol<'data>> {
+        let holds = |s: &Symbol<'_>| offset < s.value.saturating_add(s.size) || offset == s.value;
+        let above = self.sorted.partition_point(|s| s.value <= offset);
+        let mut best: Option<&Symbol<'_>> = None;
+        for i in (0..above).rev() {
+            let s = self.sorted[i];
+            match best {
+                // Every symbol below starts further from `offset`.
+                Some(b) if s.value != b.value => break,
+                // Going down, an equal one comes earlier in the table: it wins the tie.
+                Some(b) => {
+                    if holds(s) && !s.is_exported() <= !b.is_exported() {
+                        best = Some(s);
+                    }
+                }
+                None if holds(s) => best = Some(s),
+                // None of `sorted[..=i]` reaches `offset`.
+                None if self.reach[i] <= offset => break,
+                None => {}
+            }
+        }
+        best
+    }
+}
+
 /// ` <name+off>` for an image offset that falls inside a code or data symbol, else empty.
-fn symbol_suffix(module: &Module<'_>, offset: u64) -> String {
+fn symbol_suffix(module: &Module<'_>, symbols: &SymbolsByAddress<'_, '_>, offset: u64) -> String {
     let Some(section) = module.section_at(offset) else {
         return String::new();
     };
     if section.kind == SectionKind::Bss && offset == section.vaddr + section.mem_size {
         return String::new();
     }
-    module
-        .symbols()
-        .iter()
-        .filter(|s| {
-            s.section.is_some()
-                && s.value <= offset
-                && (offset < s.value + s.size || offset == s.value)
-        })
-        .min_by_key(|s| (offset - s.value, !s.is_exported()))
+    symbols
+        .at(offset)
         .map(|s| {
             if offset == s.value {
                 format!(" <{}>", s.name)
@@ -202,4 +253,69 @@ fn symbol_suffix(module: &Module<'_>, offset: u64) -> String {
             }
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Binding, LoadedSection, ModuleBuilder, SymbolKind, Visibility};
+
+    /// The index names the same symbol as a scan of the whole table would, for every
+    /// address: nested symbols, equal addresses, exported ones first, empty ones.
+    #[test]
+    fn symbols_by_address_agree_with_a_full_scan() {
+        let code = vec![0xcc; 0x300];
+        let mut builder = ModuleBuilder::new();
+        let section = builder.add_section(LoadedSection {
+            kind: SectionKind::Code,
+            name: ".text",
+            vaddr: 0,
+            mem_size: 0x300,
+            align: 16,
+            data: code,
+        });
+        let symbols = [
+            ("outer", 0x100, 0x100, Binding::Global),
+            ("inner_local", 0x150, 0x10, Binding::Local),
+            ("inner_alias_local", 0x150, 0x40, Binding::Local),
+            ("inner_alias", 0x150, 0x40, Binding::Global),
+            ("inner_alias_second", 0x150, 0x40, Binding::Global),
+            ("label", 0x1f0, 0, Binding::Local),
+            ("small", 0x10, 0x8, Binding::Local),
+            ("huge_first", 0x0, 0x280, Binding::Local),
+            ("tail", 0x2f8, 0x8, Binding::Global),
+        ];
+        for (name, value, size, binding) in symbols {
+            builder.add_symbol(crate::Symbol {
+                name,
+                kind: SymbolKind::Function,
+                binding,
+                visibility: Visibility::Default,
+                section: Some(section),
+                value,
+                size,
+                type_id: 0,
+                version: 1,
+            });
+        }
+        let bytes = builder.write().unwrap();
+        let module = Module::parse(&bytes).unwrap();
+        let index = SymbolsByAddress::new(&module);
+        for offset in 0..0x310u64 {
+            let scan = module
+                .symbols()
+                .iter()
+                .filter(|s| {
+                    s.section.is_some()
+                        && s.value <= offset
+                        && (offset < s.value + s.size || offset == s.value)
+                })
+                .min_by_key(|s| (offset - s.value, !s.is_exported()))
+                .map(|s| s.name);
+            assert_eq!(index.at(offset).map(|s| s.name), scan, "at {offset:#x}");
+        }
+        assert_eq!(index.at(0x160).map(|s| s.name), Some("inner_alias"));
+        assert_eq!(index.at(0x1a0).map(|s| s.name), Some("outer"));
+        assert_eq!(index.at(0x290).map(|s| s.name), None);
+    }
 }
