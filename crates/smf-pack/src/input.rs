@@ -271,12 +271,6 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
                 ),
             ));
         }
-        Err(_) if data.starts_with(b"!<arch>\n") => {
-            return Err(object_error(
-                file,
-                "is an archive (.a); extract its objects and pack those",
-            ));
-        }
         Err(_) if is_llvm_bitcode(data) => {
             return Err(object_error(
                 file,

@@ -63,6 +63,12 @@ enum Command {
         /// End --whole-archive for the archives that follow.
         #[arg(long, action = ArgAction::Append, num_args = 0, default_missing_value = "true")]
         no_whole_archive: Vec<bool>,
+        /// Accepted as ld accepts it; all archives are searched as one group anyway.
+        #[arg(long, action = ArgAction::Count)]
+        start_group: u8,
+        /// Ends --start-group.
+        #[arg(long, action = ArgAction::Count)]
+        end_group: u8,
         /// Inputs, -l libraries and --[no-]whole-archive in command-line order (filled from
         /// the argument positions after parsing).
         #[arg(skip)]

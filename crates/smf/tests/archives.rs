@@ -123,7 +123,7 @@ fn needed_members_are_linked_as_natively() {
             .args(&main)
             .arg("-L")
             .arg(lib_dir)
-            .args(["-lchain", "-l:libreg.a"]),
+            .args(["--start-group", "-lchain", "-l:libreg.a", "--end-group"]),
     );
     let output = run_both(&native, &module);
     // unused.o is not linked (its call of nowhere_defined would fail the load), nor reg.o.
