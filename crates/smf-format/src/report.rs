@@ -2,14 +2,108 @@
 
 use core::fmt::{self, Write};
 
-use crate::read::{Module, Symbol};
+use crate::read::{Module, Reloc, Section, Symbol};
 use crate::types::{RelocKind, SectionKind};
+
+/// The parts of a report, like readelf's `-h`, `-S`, `-s`, `-r`, `-d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    pub header: bool,
+    pub sections: bool,
+    pub symbols: bool,
+    pub imports: bool,
+    /// Load-time relocations, the listed ones and the packed relative ones.
+    pub relocations: bool,
+    pub needed: bool,
+    /// Constructors and destructors.
+    pub constructors: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts {
+        header: true,
+        sections: true,
+        symbols: true,
+        imports: true,
+        relocations: true,
+        needed: true,
+        constructors: true,
+    };
+    pub const NONE: Parts = Parts {
+        header: false,
+        sections: false,
+        symbols: false,
+        imports: false,
+        relocations: false,
+        needed: false,
+        constructors: false,
+    };
+}
 
 /// Writes the header, sections, symbols, imports, relocations, needed libraries and
 /// constructor/destructor lists of `module`.
 pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    write_report_parts(module, Parts::ALL, out)
+}
+
+/// Writes the `parts` of the report of `module`, in report order, a blank line between two.
+pub fn write_report_parts(module: &Module<'_>, parts: Parts, out: &mut impl Write) -> fmt::Result {
     let symbols = SymbolsByAddress::new(module);
     let symbol_suffix = |module: &Module<'_>, offset| symbol_suffix(module, &symbols, offset);
+    let mut started = false;
+    let mut gap = |out: &mut dyn Write| -> fmt::Result {
+        if core::mem::replace(&mut started, true) {
+            writeln!(out)?;
+        }
+        Ok(())
+    };
+    if parts.header {
+        gap(out)?;
+        write_header(module, &symbol_suffix, out)?;
+    }
+    if parts.sections {
+        gap(out)?;
+        write_sections(module, out)?;
+    }
+    if parts.symbols {
+        gap(out)?;
+        write_symbols(module, out)?;
+    }
+    if parts.imports {
+        gap(out)?;
+        write_imports(module, out)?;
+    }
+    if parts.relocations {
+        gap(out)?;
+        write_relocations(module, &symbol_suffix, out)?;
+    }
+    if parts.needed {
+        gap(out)?;
+        writeln!(out, "Needed libraries ({}):", module.needed().len())?;
+        for lib in module.needed() {
+            writeln!(out, "  {lib}")?;
+        }
+    }
+    if parts.constructors {
+        for (title, list) in [
+            ("Constructors", module.init_array()),
+            ("Destructors", module.fini_array()),
+        ] {
+            gap(out)?;
+            writeln!(out, "{title} ({}, in run order):", list.len())?;
+            for &offset in list {
+                writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_header(
+    module: &Module<'_>,
+    symbol_suffix: &dyn Fn(&Module<'_>, u64) -> String,
+    out: &mut impl Write,
+) -> fmt::Result {
     let h = module.header();
     writeln!(out, "SMF header:")?;
     writeln!(
@@ -48,9 +142,11 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
     for byte in h.module_hash {
         write!(out, "{byte:02x}")?;
     }
-    writeln!(out)?;
+    writeln!(out)
+}
 
-    writeln!(out, "\nSections ({}):", module.sections().len())?;
+fn write_sections(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    writeln!(out, "Sections ({}):", module.sections().len())?;
     writeln!(
         out,
         "  [Nr] Name             Kind        Flags  Offset     FileSize   Address    MemSize    Align"
@@ -70,8 +166,11 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             s.index, s.name, s.kind, s.flags, s.file_offset, s.file_size, address, mem, s.align
         )?;
     }
+    Ok(())
+}
 
-    writeln!(out, "\nSymbols ({}):", module.symbols().len())?;
+fn write_symbols(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    writeln!(out, "Symbols ({}):", module.symbols().len())?;
     writeln!(
         out,
         "   Num Value      Size       Kind   Bind   Vis       Sec TypeId     Ver  Name"
@@ -84,8 +183,11 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             s.value, s.size, s.kind, s.binding, s.visibility, section, s.type_id, s.version, s.name
         )?;
     }
+    Ok(())
+}
 
-    writeln!(out, "\nImports ({}):", module.imports().len())?;
+fn write_imports(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    writeln!(out, "Imports ({}):", module.imports().len())?;
     if !module.imports().is_empty() {
         writeln!(out, "   Num Kind  Bind   TypeId     Ver  Name")?;
     }
@@ -96,36 +198,21 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             imp.kind, imp.binding, imp.type_id, imp.version, imp.name
         )?;
     }
+    Ok(())
+}
 
-    writeln!(out, "\nRelocations ({}):", module.relocations().len())?;
+fn write_relocations(
+    module: &Module<'_>,
+    symbol_suffix: &dyn Fn(&Module<'_>, u64) -> String,
+    out: &mut impl Write,
+) -> fmt::Result {
+    writeln!(out, "Relocations ({}):", module.relocations().len())?;
     if !module.relocations().is_empty() {
         writeln!(out, "  Offset     Section          Kind        Value")?;
     }
     for r in module.relocations() {
         let section = module.section_at(r.offset).map_or("?", |s| s.name);
-        let target = match (
-            r.kind,
-            r.import.and_then(|i| module.imports().get(i as usize)),
-        ) {
-            (_, Some(imp)) => format!("{} {:+#x}", imp.name, r.addend),
-            (RelocKind::TlsModule, None) => "tls block handle".to_owned(),
-            (RelocKind::TlsDescriptor, None) => "tls descriptor function".to_owned(),
-            (RelocKind::TpOffset, None) => {
-                // The addend is an offset in the block; name the variable there.
-                let tls = module
-                    .loaded_sections()
-                    .find(|s| s.kind == SectionKind::Tls);
-                let suffix = tls.map_or(String::new(), |t| {
-                    symbol_suffix(module, t.vaddr.wrapping_add(r.addend as u64))
-                });
-                format!("tp + tls block + {:#x}{suffix}", r.addend)
-            }
-            (_, None) => format!(
-                "base + {:#x}{}",
-                r.addend,
-                symbol_suffix(module, r.addend as u64)
-            ),
-        };
+        let target = reloc_target(module, symbol_suffix, &r);
         writeln!(
             out,
             "  {:#010x} {:<16} {:<11} {target}",
@@ -144,16 +231,7 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         writeln!(out, "  Offset     Section          Kind        Value")?;
     }
     for offset in packed {
-        let section = module.section_at(offset);
-        // The addend is the word in place (zero past the section's file bytes).
-        let addend = section
-            .and_then(|s| {
-                let at = usize::try_from(offset - s.vaddr).ok()?;
-                s.data.get(at..at.checked_add(8)?)
-            })
-            .map_or(0, |word| {
-                u64::from_le_bytes(word.try_into().unwrap_or_default())
-            });
+        let (section, addend) = relative_addend(module, offset);
         writeln!(
             out,
             "  {offset:#010x} {:<16} {:<11} base + {addend:#x}{}",
@@ -162,21 +240,190 @@ pub fn write_report(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             symbol_suffix(module, addend)
         )?;
     }
+    Ok(())
+}
 
-    writeln!(out, "\nNeeded libraries ({}):", module.needed().len())?;
-    for lib in module.needed() {
-        writeln!(out, "  {lib}")?;
+/// What a load-time relocation writes, as the report says it: `name +0x8` for an import,
+/// `base + 0x1234 <symbol+0x4>` for an address in the module, and so on.
+fn reloc_target(
+    module: &Module<'_>,
+    symbol_suffix: &dyn Fn(&Module<'_>, u64) -> String,
+    r: &Reloc,
+) -> String {
+    match (
+        r.kind,
+        r.import.and_then(|i| module.imports().get(i as usize)),
+    ) {
+        (_, Some(imp)) => format!("{} {:+#x}", imp.name, r.addend),
+        (RelocKind::TlsModule, None) => "tls block handle".to_owned(),
+        (RelocKind::TlsDescriptor, None) => "tls descriptor function".to_owned(),
+        (RelocKind::TpOffset, None) => {
+            // The addend is an offset in the block; name the variable there.
+            let tls = module
+                .loaded_sections()
+                .find(|s| s.kind == SectionKind::Tls);
+            let suffix = tls.map_or(String::new(), |t| {
+                symbol_suffix(module, t.vaddr.wrapping_add(r.addend as u64))
+            });
+            format!("tp + tls block + {:#x}{suffix}", r.addend)
+        }
+        (_, None) => format!(
+            "base + {:#x}{}",
+            r.addend,
+            symbol_suffix(module, r.addend as u64)
+        ),
     }
-    for (title, list) in [
-        ("Constructors", module.init_array()),
-        ("Destructors", module.fini_array()),
-    ] {
-        writeln!(out, "\n{title} ({}, in run order):", list.len())?;
-        for &offset in list {
-            writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
+}
+
+/// The section of a packed relative relocation and its addend, the word in place (zero past
+/// the section's file bytes).
+fn relative_addend<'m, 'data>(
+    module: &'m Module<'data>,
+    offset: u64,
+) -> (Option<&'m Section<'data>>, u64) {
+    let section = module.section_at(offset);
+    let addend = section
+        .and_then(|s| {
+            let at = usize::try_from(offset - s.vaddr).ok()?;
+            s.data.get(at..at.checked_add(8)?)
+        })
+        .map_or(0, |word| {
+            u64::from_le_bytes(word.try_into().unwrap_or_default())
+        });
+    (section, addend)
+}
+
+/// The report as JSON, for tools: the same `parts`, each a key of one object (`header`,
+/// `sections`, `symbols`, `imports`, `relocations` and `relative_relocations`, `needed`,
+/// `constructors` and `destructors`). Numbers are JSON numbers; hashes are hex strings;
+/// enums are the names the text report prints; `symbol` names the symbol an address falls
+/// in (`null` if none) and `symbol_offset` how far into it.
+pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let symbols = SymbolsByAddress::new(module);
+    let symbol_at = |offset: u64| -> (Value, Value) {
+        let in_section = module.section_at(offset).is_some_and(|section| {
+            !(section.kind == SectionKind::Bss && offset == section.vaddr + section.mem_size)
+        });
+        match symbols.at(offset).filter(|_| in_section) {
+            Some(s) => (json!(s.name), json!(offset - s.value)),
+            None => (Value::Null, Value::Null),
+        }
+    };
+    let symbol_suffix = |module: &Module<'_>, offset| symbol_suffix(module, &symbols, offset);
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut report = Map::new();
+    if parts.header {
+        let h = module.header();
+        let (entry_symbol, _) = h.entry_point.map_or((Value::Null, Value::Null), symbol_at);
+        report.insert(
+            "header".into(),
+            json!({
+                "version": format!("{}.{}", h.version_major, h.version_minor),
+                "platform": h.platform.to_string(),
+                "architecture": h.arch.to_string(),
+                "flags": h.flags.0,
+                "flag_names": h.flags.to_string(),
+                "image_size": h.image_size,
+                "entry_point": h.entry_point,
+                "entry_symbol": entry_symbol,
+                "source_hash": format!("{:016x}", h.source_hash),
+                "module_hash": hex(&h.module_hash),
+            }),
+        );
+    }
+    if parts.sections {
+        let sections = module.sections().iter().map(|s| {
+            let loaded = s.kind.is_loaded();
+            json!({
+                "index": s.index,
+                "name": s.name,
+                "kind": s.kind.to_string(),
+                "flags": s.flags.to_string(),
+                "file_offset": s.file_offset,
+                "file_size": s.file_size,
+                "address": loaded.then_some(s.vaddr),
+                "mem_size": loaded.then_some(s.mem_size),
+                "align": s.align,
+            })
+        });
+        report.insert("sections".into(), Value::Array(sections.collect()));
+    }
+    if parts.symbols {
+        let list = module.symbols().iter().enumerate().map(|(i, s)| {
+            json!({
+                "index": i,
+                "name": s.name,
+                "value": s.value,
+                "size": s.size,
+                "kind": s.kind.to_string(),
+                "binding": s.binding.to_string(),
+                "visibility": s.visibility.to_string(),
+                "section": s.section,
+                "type_id": s.type_id,
+                "version": s.version,
+            })
+        });
+        report.insert("symbols".into(), Value::Array(list.collect()));
+    }
+    if parts.imports {
+        let list = module.imports().iter().enumerate().map(|(i, imp)| {
+            json!({
+                "index": i,
+                "name": imp.name,
+                "kind": imp.kind.to_string(),
+                "binding": imp.binding.to_string(),
+                "type_id": imp.type_id,
+                "version": imp.version,
+            })
+        });
+        report.insert("imports".into(), Value::Array(list.collect()));
+    }
+    if parts.relocations {
+        let list = module.relocations().into_iter().map(|r| {
+            let import = r
+                .import
+                .and_then(|i| module.imports().get(i as usize))
+                .map(|imp| imp.name);
+            json!({
+                "offset": r.offset,
+                "section": module.section_at(r.offset).map(|s| s.name),
+                "kind": r.kind.to_string(),
+                "import": import,
+                "addend": r.addend,
+                "value": reloc_target(module, &symbol_suffix, &r),
+            })
+        });
+        report.insert("relocations".into(), Value::Array(list.collect()));
+        let list = module.relative_relocations().into_iter().map(|offset| {
+            let (section, addend) = relative_addend(module, offset);
+            let (symbol, symbol_offset) = symbol_at(addend);
+            json!({
+                "offset": offset,
+                "section": section.map(|s| s.name),
+                "addend": addend,
+                "symbol": symbol,
+                "symbol_offset": symbol_offset,
+            })
+        });
+        report.insert("relative_relocations".into(), Value::Array(list.collect()));
+    }
+    if parts.needed {
+        report.insert("needed".into(), json!(module.needed()));
+    }
+    if parts.constructors {
+        for (key, list) in [
+            ("constructors", module.init_array()),
+            ("destructors", module.fini_array()),
+        ] {
+            let list = list.iter().map(|&offset| {
+                let (symbol, symbol_offset) = symbol_at(offset);
+                json!({ "offset": offset, "symbol": symbol, "symbol_offset": symbol_offset })
+            });
+            report.insert(key.into(), Value::Array(list.collect()));
         }
     }
-    Ok(())
+    Value::Object(report)
 }
 
 /// The symbols that lie in a section, sorted by address once, so that naming the symbol at

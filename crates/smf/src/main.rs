@@ -126,7 +126,34 @@ enum Command {
         sources: Vec<PathBuf>,
     },
     /// Describe a module: header, sections, symbols, imports, relocations, needed libraries.
-    Inspect { file: PathBuf },
+    /// With one or more part options, only those parts (like readelf's -h, -S, -s, -r).
+    Inspect {
+        file: PathBuf,
+        /// Print the report as one JSON object, for tools.
+        #[arg(long)]
+        json: bool,
+        /// The header.
+        #[arg(long)]
+        header: bool,
+        /// The section table.
+        #[arg(long)]
+        sections: bool,
+        /// The symbol table.
+        #[arg(long)]
+        symbols: bool,
+        /// The imports.
+        #[arg(long)]
+        imports: bool,
+        /// The load-time relocations (listed and packed).
+        #[arg(long)]
+        relocs: bool,
+        /// The needed libraries.
+        #[arg(long)]
+        needed: bool,
+        /// The constructors and destructors.
+        #[arg(long)]
+        constructors: bool,
+    },
     /// Validate a module's structure and its module hash; exit 0 only if it is well-formed
     /// (and, with --key, signed by a trusted key).
     Verify {
@@ -407,11 +434,41 @@ fn run(command: Command) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { file } => {
+        Command::Inspect {
+            file,
+            json,
+            header,
+            sections,
+            symbols,
+            imports,
+            relocs,
+            needed,
+            constructors,
+        } => {
             let bytes = read(&file)?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
+            let selected = smf_format::report::Parts {
+                header,
+                sections,
+                symbols,
+                imports,
+                relocations: relocs,
+                needed,
+                constructors,
+            };
+            let parts = if selected == smf_format::report::Parts::NONE {
+                smf_format::report::Parts::ALL
+            } else {
+                selected
+            };
             let mut report = String::new();
-            smf_format::report::write_report(&module, &mut report)?;
+            if json {
+                let value = smf_format::report::json_report(&module, parts);
+                report = serde_json::to_string_pretty(&value)?;
+                report.push('\n');
+            } else {
+                smf_format::report::write_report_parts(&module, parts, &mut report)?;
+            }
             // Like readelf's, the report is often piped into `head` or `less`, which may
             // close the pipe before it is all written: that ends the output, quietly.
             match std::io::stdout().lock().write_all(report.as_bytes()) {
