@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod demangle;
 mod error;
 pub mod raw;
 pub mod read;
@@ -34,6 +35,7 @@ pub mod report;
 pub mod types;
 pub mod write;
 
+pub use demangle::{demangle, with_demangled};
 pub use error::Error;
 pub use read::{
     HeaderInfo, Import, Limits, Module, PARALLEL_HASH_MIN, RelativeIter, RelativeRelocations,

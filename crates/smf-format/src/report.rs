@@ -180,7 +180,15 @@ fn write_symbols(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         writeln!(
             out,
             "  {i:4} {:#010x} {:<10} {:<6} {:<6} {:<9} {:>3} {:#010x} {:<4} {}",
-            s.value, s.size, s.kind, s.binding, s.visibility, section, s.type_id, s.version, s.name
+            s.value,
+            s.size,
+            s.kind,
+            s.binding,
+            s.visibility,
+            section,
+            s.type_id,
+            s.version,
+            crate::with_demangled(s.name)
         )?;
     }
     Ok(())
@@ -195,7 +203,11 @@ fn write_imports(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         writeln!(
             out,
             "  {i:4} {:<5} {:<6} {:#010x} {:<4} {}",
-            imp.kind, imp.binding, imp.type_id, imp.version, imp.name
+            imp.kind,
+            imp.binding,
+            imp.type_id,
+            imp.version,
+            crate::with_demangled(imp.name)
         )?;
     }
     Ok(())
@@ -296,7 +308,8 @@ fn relative_addend<'m, 'data>(
 /// The report as JSON, for tools: the same `parts`, each a key of one object (`header`,
 /// `sections`, `symbols`, `imports`, `relocations` and `relative_relocations`, `needed`,
 /// `constructors` and `destructors`). Numbers are JSON numbers; hashes are hex strings;
-/// enums are the names the text report prints; `symbol` names the symbol an address falls
+/// enums are the names the text report prints; `demangled` is a C++ or Rust name's readable
+/// form (`null` for others); `symbol` names the symbol an address falls
 /// in (`null` if none) and `symbol_offset` how far into it.
 pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
     use serde_json::{Map, Value, json};
@@ -354,6 +367,7 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
             json!({
                 "index": i,
                 "name": s.name,
+                "demangled": crate::demangle(s.name),
                 "value": s.value,
                 "size": s.size,
                 "kind": s.kind.to_string(),
@@ -371,6 +385,7 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
             json!({
                 "index": i,
                 "name": imp.name,
+                "demangled": crate::demangle(imp.name),
                 "kind": imp.kind.to_string(),
                 "binding": imp.binding.to_string(),
                 "type_id": imp.type_id,

@@ -69,21 +69,10 @@ pub struct Packed {
 
 /// `name`, demangled if it is a mangled C++ or Rust name: `demangled` (`mangled`).
 pub fn display_name(name: &str) -> String {
-    match demangle(name) {
-        Some(demangled) if demangled != name => format!("{demangled} ({name})"),
-        _ => name.to_owned(),
+    match smf_format::demangle(name) {
+        Some(demangled) => format!("{demangled} ({name})"),
+        None => name.to_owned(),
     }
-}
-
-fn demangle(name: &str) -> Option<String> {
-    if let Ok(rust) = rustc_demangle::try_demangle(name) {
-        return Some(format!("{rust:#}"));
-    }
-    if name.starts_with("_Z") {
-        let symbol = cpp_demangle::Symbol::new(name).ok()?;
-        return symbol.demangle().ok();
-    }
-    None
 }
 
 /// Libraries whose absence from `needed` a message names when one of them defines an

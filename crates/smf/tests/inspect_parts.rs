@@ -131,3 +131,44 @@ fn selectors_print_their_parts_alone() {
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["symbols"]);
 }
+
+#[test]
+fn cxx_names_are_shown_demangled_beside_the_mangled_ones() {
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("names.cpp");
+    std::fs::write(
+        &source,
+        "#include <string>\n\
+         int twice(int x) { return 2 * x; }\n\
+         long length(const char *s) { std::string copy(s); copy += '!'; return copy.size(); }\n",
+    )
+    .unwrap();
+    let objects = compile_cxx(&[source], work.path(), &["-O2", "-std=c++17"]);
+    let module = work.path().join("names.smf");
+    pack(&objects, &module, &["--needed", "libstdc++.so.6"]);
+
+    let text = inspect(&module, &["--symbols", "--imports"]);
+    assert!(text.contains(" _Z5twicei (twice(int))\n"), "{text}");
+    assert!(
+        text.contains(" _ZdlPvm (operator delete(void*, unsigned long))\n"),
+        "{text}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&inspect(&module, &["--json"])).unwrap();
+    let twice = json["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "_Z5twicei")
+        .unwrap();
+    assert_eq!(twice["demangled"], "twice(int)");
+    let puts_like = json["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "_ZdlPvm");
+    assert_eq!(
+        puts_like.unwrap()["demangled"],
+        "operator delete(void*, unsigned long)"
+    );
+}
