@@ -151,7 +151,6 @@ pub(crate) struct Layout {
     /// Start and end address of the input sections of each name that `__start_NAME` or
     /// `__stop_NAME` bounds.
     section_bounds: HashMap<String, (u64, u64)>,
-
     got_address: u64,
     tls_entries_address: u64,
     stub_address: u64,

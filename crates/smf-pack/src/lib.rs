@@ -62,6 +62,9 @@ pub struct Options {
     /// Whether to look for imports that nothing defines (read from `needed` and the C
     /// library on disk), and whether they are an error.
     pub undefined: UndefinedSymbols,
+    /// Names the host program defines for modules (`Registry::define`), which the check of
+    /// `undefined` counts as defined.
+    pub host_symbols: Vec<String>,
 }
 
 /// Links `inputs` into one SMF module and returns its bytes.
@@ -89,7 +92,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
         UndefinedSymbols::Ignore => (Vec::new(), Vec::new()),
         check => {
             let (undefined, unreadable) =
-                undefined::find(&objects, &globals, &needs, &options.needed);
+                undefined::find(&objects, &globals, &needs, options);
             if check == UndefinedSymbols::Error && !(undefined.is_empty() && unreadable.is_empty())
             {
                 return Err(Error::Undefined {

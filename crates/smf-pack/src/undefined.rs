@@ -82,19 +82,22 @@ const HINT_LIBRARIES: [&str; 3] = ["libstdc++.so.6", "libm.so.6", "libgcc_s.so.1
 /// The C library every process has, and whose symbols every module may import.
 const C_LIBRARY: &str = "libc.so.6";
 
-/// The strong imports of `needs` that nothing defines, and the libraries that could not be
-/// read (when there are any, no symbol is reported: their symbols are unknown).
+/// The strong imports of `needs` that nothing defines (not the host either, by
+/// `options.host_symbols`), and the libraries that could not be read (when there are any, no
+/// symbol is reported: their symbols are unknown).
 pub(crate) fn find(
     objects: &[Object<'_>],
     globals: &Globals<'_>,
     needs: &Needs,
-    needed: &[String],
+    options: &crate::Options,
 ) -> (Vec<UndefinedSymbol>, Vec<String>) {
+    let needed = &options.needed;
+    let host: HashSet<&str> = options.host_symbols.iter().map(String::as_str).collect();
     let candidates: Vec<&str> = needs
         .imports
         .iter()
         .filter_map(|&id| globals.symbols.get(id))
-        .filter(|g| g.strong_reference)
+        .filter(|g| g.strong_reference && !host.contains(g.name))
         .map(|g| g.name)
         .collect();
     if candidates.is_empty() {

@@ -47,6 +47,10 @@ enum Command {
         /// library (read from disk); without it, each is a warning.
         #[arg(long = "no-undefined")]
         no_undefined: bool,
+        /// A file of names the host program defines for the module (Registry::define), one
+        /// a line (`#` starts a comment): not reported as undefined; repeatable.
+        #[arg(long = "host-symbols", value_name = "FILE")]
+        host_symbols: Vec<PathBuf>,
         /// Input objects and archives.
         #[arg(required_unless_present = "library")]
         inputs: Vec<PathBuf>,
@@ -302,6 +306,22 @@ fn needs_static_tls(bytes: &[u8]) -> bool {
     })
 }
 
+/// The names in `--host-symbols` files: one a line, blank lines and `#` comments skipped.
+fn read_symbol_lists(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+        names.extend(
+            text.lines()
+                .map(|line| line.split('#').next().unwrap_or("").trim())
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(names)
+}
+
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Pack {
@@ -310,6 +330,7 @@ fn run(command: Command) -> Result<ExitCode> {
             reloadable,
             needed,
             no_undefined,
+            host_symbols,
             library_path,
             link_order,
             ..
@@ -319,6 +340,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 entry,
                 reloadable,
                 needed,
+                host_symbols: read_symbol_lists(&host_symbols)?,
                 undefined: if no_undefined {
                     smf_pack::UndefinedSymbols::Error
                 } else {

@@ -102,3 +102,23 @@ extern "C" long joined_length(const char *a, const char *b) {
     let output = pack(&objects, &module, &["--needed", "libstdc++.so.6"]);
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+#[test]
+fn names_the_host_defines_are_not_undefined() {
+    let work = tempfile::tempdir().unwrap();
+    let source = write(work.path(), "calls_missing.c", CALLS_MISSING);
+    let objects = compile(&[source], work.path(), &["-O2"]);
+    let list = write(
+        work.path(),
+        "host.syms",
+        "# defined by the host with Registry::define\nhost_log\n  missing_fn  # this one\n\n",
+    );
+    let module = work.path().join("calls_missing.sme");
+    let list = list.to_str().unwrap();
+    let output = pack(
+        &objects,
+        &module,
+        &["--entry", "main", "--no-undefined", "--host-symbols", list],
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
