@@ -136,8 +136,7 @@ impl LoadError {
             LoadError::StaticTls { module, reason } => write!(
                 f,
                 "{module}: its initial-exec or TLS-descriptor thread-locals need a static \
-                 thread-local block, which could not be allocated: {reason} (glibc's reserve \
-                 for them can be raised with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)"
+                 thread-local block, which could not be allocated: {reason}"
             ),
             LoadError::Memory {
                 module, operation, ..

@@ -519,6 +519,7 @@ pub(crate) fn apply(
         }
     }
     fill_got(objects, globals, needs, layout, &mut load_relocs)?;
+    crate::tls::check_static_alignment(&needs.tls, objects, layout)?;
     crate::tls::fill_entries(
         &needs.tls,
         layout,

@@ -30,7 +30,7 @@ use object::elf;
 use smf_format::{Reloc, RelocKind};
 
 use crate::error::Error;
-use crate::input::InputSection;
+use crate::input::{InputSection, Object, SectionClass};
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::SymbolRef;
 
@@ -82,6 +82,54 @@ pub(crate) fn refused_model(r_type: u32) -> Option<&'static str> {
         elf::R_X86_64_TPOFF32 | elf::R_X86_64_TPOFF64 => Some("local-exec"),
         _ => None,
     }
+}
+
+/// The largest alignment a module's static block can count on. glibc gives a library it loads
+/// after start-up (the loader's carrier object) a static block only if the block's alignment
+/// is at most `dl_tls_static_align`, the alignment of every thread pointer: x86-64's
+/// `TCB_ALIGNMENT`, 64, or more only if the program's own thread-locals (those of the
+/// executable and the libraries loaded with it) ask for more. Over-allocating and aligning
+/// inside the block would not do: initial-exec code adds one constant to the thread pointer,
+/// and thread pointers agree only modulo that alignment.
+pub(crate) const STATIC_BLOCK_MAX_ALIGN: u64 = 64;
+
+/// Refuses a module whose thread-locals are aligned beyond [`STATIC_BLOCK_MAX_ALIGN`] if
+/// its code reaches them at a fixed offset from the thread pointer: glibc would refuse its
+/// static block at load, whatever its reserve. The dynamic models have no such limit.
+pub(crate) fn check_static_alignment(
+    needs: &TlsNeeds,
+    objects: &[Object<'_>],
+    layout: &Layout,
+) -> Result<(), Error> {
+    let align = layout.output(OutputKind::Tls).align;
+    if align <= STATIC_BLOCK_MAX_ALIGN {
+        return Ok(());
+    }
+    let model = if needs.entries.iter().any(|(a, _)| *a == Access::InitialExec) {
+        "initial-exec accesses"
+    } else if needs.entries.iter().any(|(a, _)| *a == Access::Descriptor) {
+        "TLS descriptors"
+    } else {
+        return Ok(());
+    };
+    let (file, section) = objects
+        .iter()
+        .flat_map(|o| o.sections.iter().map(move |s| (o.name, s)))
+        .filter(|(_, s)| s.class == SectionClass::Loaded(OutputKind::Tls) && !s.discarded)
+        .max_by_key(|(_, s)| s.align)
+        .map_or(("", ""), |(file, s)| (file, s.name));
+    Err(Error::UnsupportedSection {
+        file: file.to_owned(),
+        section: section.to_owned(),
+        problem: format!(
+            "thread-locals aligned to {align} bytes, reached by {model} in this module: \
+             those need a static TLS block from glibc, which it aligns to at most \
+             {STATIC_BLOCK_MAX_ALIGN} bytes (its thread pointers' alignment) for code loaded \
+             after start-up, whatever its reserve; align them to at most \
+             {STATIC_BLOCK_MAX_ALIGN} bytes, or compile without -ftls-model=initial-exec and \
+             -mtls-dialect=gnu2 (the general- and local-dynamic models allow any alignment)"
+        ),
+    })
 }
 
 /// The DTP offset of an image address: its distance from the start of the `tls` section,

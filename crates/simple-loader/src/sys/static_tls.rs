@@ -61,7 +61,7 @@ impl StaticBlock {
         // runs nothing but glibc's own relocation of one word and its TLS setup.
         let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
-            return Err(io::Error::other(dl_error()));
+            return Err(io::Error::other(refusal(dl_error(), mem_size, align)));
         }
         let mut map: *const LinkMapHead = std::ptr::null();
         // SAFETY: `handle` is a live handle; RTLD_DI_LINKMAP writes one `link_map` pointer.
@@ -111,6 +111,38 @@ impl Drop for StaticBlock {
         // reaches the block afterwards (other threads still inside a module being unloaded
         // are the host's error, as for the module's memory).
         unsafe { libc::dlclose(self.handle) };
+    }
+}
+
+/// The alignment every thread pointer has with glibc on x86-64 (`TCB_ALIGNMENT`); more only
+/// if the program's own thread-locals (those of the executable and the libraries loaded with
+/// it) ask for more.
+const THREAD_POINTER_ALIGN: u64 = 64;
+
+/// Why glibc refused a block, for the user. glibc says `cannot allocate memory in static TLS
+/// block` both when its reserve is used up and when the block is aligned beyond its thread
+/// pointers' alignment (`dl_tls_static_align`: every thread's copy must lie at the same
+/// offset from its thread pointer, so it cannot align a block more than the pointers are).
+/// Only the first is helped by a larger reserve; the second is told apart by asking for the
+/// same size at the thread pointers' alignment, which is given back at once (the last block
+/// opened, so glibc takes its space back).
+fn refusal(reason: String, mem_size: u64, align: u64) -> String {
+    if align > THREAD_POINTER_ALIGN && StaticBlock::new(&[], mem_size, THREAD_POINTER_ALIGN).is_ok()
+    {
+        format!(
+            "{reason}: glibc has room for the block's {mem_size} bytes but not at its \
+             {align}-byte alignment: it aligns a static block of an object loaded after \
+             start-up to at most its thread pointers' alignment ({THREAD_POINTER_ALIGN} bytes \
+             unless the program's own thread-locals need more), and a larger reserve does \
+             not change that; the module's thread-locals must be aligned to at most \
+             {THREAD_POINTER_ALIGN} bytes, or reached through the general- or local-dynamic \
+             model"
+        )
+    } else {
+        format!(
+            "{reason} (glibc's reserve for them can be raised with \
+             GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES)"
+        )
     }
 }
 
@@ -328,6 +360,33 @@ mod tests {
         for (i, block) in blocks.iter().enumerate() {
             assert_eq!(block_bytes(block, 8), [i as u8; 8]);
         }
+    }
+
+    #[test]
+    fn an_alignment_beyond_the_thread_pointers_is_named_as_the_cause() {
+        // A page: more than this test program's own thread-locals ask for, so glibc refuses
+        // it; the same 64 bytes at 64-byte alignment would fit.
+        let error = StaticBlock::new(&[1; 8], 64, 4096).unwrap_err().to_string();
+        assert!(
+            error.contains("cannot allocate memory in static TLS block"),
+            "{error}"
+        );
+        assert!(error.contains("not at its 4096-byte alignment"), "{error}");
+        assert!(!error.contains("GLIBC_TUNABLES"), "{error}");
+        // The probe gave its block back: the reserve is as large as before.
+        for _ in 0..200 {
+            drop(StaticBlock::new(&[1; 8], 64, 64).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_full_reserve_points_at_the_tunable() {
+        let error = StaticBlock::new(&[], 1 << 30, 64).unwrap_err().to_string();
+        assert!(
+            error.contains("GLIBC_TUNABLES=glibc.rtld.optional_static_tls"),
+            "{error}"
+        );
+        assert!(!error.contains("alignment"), "{error}");
     }
 
     #[test]
