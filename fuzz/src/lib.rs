@@ -96,7 +96,8 @@ pub fn rehash(data: &mut [u8]) {
 pub enum LoadOutcome {
     /// The reader refused it (after the hash was fixed).
     Rejected,
-    /// Well-formed, but it has constructors, destructors or needed libraries: not loaded.
+    /// Well-formed, but it has constructors, destructors, indirect-function resolvers
+    /// (`irelative` relocations) or needed libraries: not loaded.
     Skipped,
     /// The loader refused it (wrong target, an import it cannot resolve, a memory error).
     Refused,
@@ -107,8 +108,9 @@ pub enum LoadOutcome {
 /// The loader on structurally valid modules with mutated tables: the input, with its hash
 /// fixed, is loaded (mapped, relocated, protected) and dropped, once from memory and once
 /// from a file (whose payloads the loader maps from the file), with the same outcome. Module code never runs: inputs
-/// with constructors or destructors are skipped, and so are inputs that name native libraries
-/// (opening one runs its initialisers).
+/// with constructors, destructors or `irelative` relocations (whose resolvers the loader
+/// calls) are skipped, and so are inputs that name native libraries (opening one runs its
+/// initialisers).
 pub fn loader(data: &[u8]) {
     load_outcome(data);
 }
@@ -123,6 +125,10 @@ pub fn load_outcome(data: &[u8]) -> LoadOutcome {
     if !module.init_array().is_empty()
         || !module.fini_array().is_empty()
         || !module.needed().is_empty()
+        || module
+            .relocations()
+            .iter()
+            .any(|r| r.kind == smf_format::RelocKind::Irelative)
     {
         return LoadOutcome::Skipped;
     }
@@ -148,8 +154,8 @@ pub fn load_outcome(data: &[u8]) -> LoadOutcome {
     // copies at once may not fit where one does.
     let file = std::env::temp_dir().join(format!("smf-fuzz-loader-{}.smf", std::process::id()));
     let from_file = std::fs::write(&file, &bytes).ok().map(|()| {
-        // SAFETY: no code of the module runs (inputs with constructors, destructors or needed
-        // libraries were skipped above) and the file is not written while it is loaded.
+        // SAFETY: no code of the module runs (inputs with constructors, destructors, resolvers
+        // or needed libraries were skipped above) and the file is not written while it is loaded.
         let loaded = unsafe { load(&file, &options, Some(resolver)) };
         if let Ok(module) = &loaded {
             check(module);

@@ -205,7 +205,11 @@ impl Image {
     /// `mem_size`, are not zeros), pages go through: inaccessible → read+write (copy,
     /// relocate) → final protection. Either way no page is writable and executable at once:
     /// copied code is written while read+write and only then made read+execute.
-    pub(crate) fn map(
+    ///
+    /// # Safety
+    /// The module's `irelative` resolvers run here, before this returns: its code must be
+    /// fit to run in this process, as for [`crate::load`].
+    pub(crate) unsafe fn map(
         module: &Parsed<'_>,
         imports: &[usize],
         tls: Option<&TlsModule>,
@@ -405,6 +409,8 @@ impl Image {
                     }
                     continue;
                 }
+                // Last, once the code is executable (below).
+                RelocKind::Irelative => continue,
             };
             // SAFETY: the reader checked that the 8 bytes lie inside a data, relro or tls
             // section, all writable at this point; nothing else can see the image yet.
@@ -434,7 +440,7 @@ impl Image {
             }
         }
 
-        for section in module.loaded_sections() {
+        let protect = |section: &Section<'_>| -> Result<(), (&'static str, io::Error)> {
             let pages = page_range(section.vaddr, section.mem_size);
             let protection = final_protection(section.kind);
             if mapped[section.index as usize] {
@@ -444,11 +450,11 @@ impl Image {
                         .protect(pages, protection)
                         .map_err(|e| ("protecting a section", e))?;
                 }
-                continue;
+                return Ok(());
             }
             if protection == Protection::ReadWrite {
                 // Copied sections were made read+write; data and bss stay so.
-                continue;
+                return Ok(());
             }
             if protection == Protection::ReadExecute {
                 // Drop write permission first, then flush, then allow execution.
@@ -459,7 +465,38 @@ impl Image {
             }
             reservation
                 .protect(pages, protection)
-                .map_err(|e| ("protecting a section", e))?;
+                .map_err(|e| ("protecting a section", e))
+        };
+        // Everything but relro first: indirect-function resolvers are module code, which
+        // must be executable, and their results go into relro (or data), which must still
+        // be writable.
+        for section in module.loaded_sections() {
+            if section.kind != SectionKind::RelRo {
+                protect(&section)?;
+            }
+        }
+        for reloc in module.relocations() {
+            if reloc.kind != RelocKind::Irelative {
+                continue;
+            }
+            let resolver = base.wrapping_add(reloc.addend as u64) as usize;
+            // SAFETY: the reader checked that `addend` lies in a code section of this image,
+            // now mapped read+execute and fully relocated; the caller vouched for the module's
+            // code (`map`'s contract). glibc calls x86-64 resolvers with no arguments.
+            let chosen = unsafe {
+                let resolver =
+                    std::mem::transmute::<usize, unsafe extern "C" fn() -> u64>(resolver);
+                resolver()
+            };
+            // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section;
+            // data is read+write for good, relro until the loop below.
+            unsafe { reservation.write_u64(reloc.offset as usize, chosen) }
+                .map_err(|e| ("applying a relocation", e))?;
+        }
+        for section in module.loaded_sections() {
+            if section.kind == SectionKind::RelRo {
+                protect(&section)?;
+            }
         }
         Ok(Image { reservation })
     }

@@ -406,8 +406,10 @@ fn load_from(
         addresses.push(address);
     }
 
-    let image =
-        Image::map(parsed, &addresses, tls.as_deref(), source).map_err(|(operation, source)| {
+    // SAFETY: `load`'s caller vouched for the module's code; the image runs its indirect
+    // function resolvers as it would run its constructors.
+    let image = unsafe { Image::map(parsed, &addresses, tls.as_deref(), source) }.map_err(
+        |(operation, source)| {
             if operation == crate::image::MAKING_STATIC_TLS {
                 LoadError::StaticTls {
                     module: name.clone(),
@@ -420,7 +422,8 @@ fn load_from(
                     source,
                 }
             }
-        })?;
+        },
+    )?;
     if let Some(tls) = &tls {
         tls.set_base(image.base());
     }

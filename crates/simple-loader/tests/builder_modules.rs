@@ -568,3 +568,89 @@ fn native_imports_must_be_what_the_dynamic_linker_says() {
     load_importer("environ", ImportKind::Any).unwrap();
     load_importer("puts", ImportKind::Any).unwrap();
 }
+
+/// A module whose `irelative` relocations call a resolver that returns the word at
+/// `impl_ptr`, a relro slot holding the address of `answer` through a `relative64`.
+fn indirect_function_module() -> Vec<u8> {
+    let mut b = ModuleBuilder::new();
+    let mut layout = ImageLayout::new();
+    let text_va = layout.place(0x20).unwrap();
+    let relro_va = layout.place(16).unwrap();
+    let data_va = layout.place(8).unwrap();
+    let mut code = vec![0xcc; 0x20];
+    code[..6].copy_from_slice(&RETURN_42);
+    // resolver at 0x10: `mov rax, [rip + impl_ptr]; ret`
+    let disp = i32::try_from(relro_va as i64 - (text_va as i64 + 0x10 + 7)).unwrap();
+    code[0x10..0x13].copy_from_slice(&[0x48, 0x8b, 0x05]);
+    code[0x13..0x17].copy_from_slice(&disp.to_le_bytes());
+    code[0x17] = 0xc3;
+    let section = |kind, name, vaddr, data: Vec<u8>| LoadedSection {
+        kind,
+        name,
+        vaddr,
+        mem_size: data.len() as u64,
+        align: 16,
+        data,
+    };
+    let text = b.add_section(section(SectionKind::Code, ".text", text_va, code));
+    let relro = b.add_section(section(
+        SectionKind::RelRo,
+        ".data.rel.ro",
+        relro_va,
+        vec![0; 16],
+    ));
+    let data = b.add_section(section(SectionKind::Data, ".data", data_va, vec![0; 8]));
+    let sym = |name, kind, section, value| Symbol {
+        name,
+        kind,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(section),
+        value,
+        size: 8,
+        type_id: 0,
+        version: 0,
+    };
+    b.add_symbol(sym("answer", SymbolKind::Function, text, text_va));
+    b.add_symbol(sym("chosen_relro", SymbolKind::Data, relro, relro_va + 8));
+    b.add_symbol(sym("chosen_data", SymbolKind::Data, data, data_va));
+    b.add_reloc(Reloc {
+        offset: relro_va,
+        kind: RelocKind::Relative64,
+        import: None,
+        addend: text_va as i64,
+    });
+    for offset in [relro_va + 8, data_va] {
+        b.add_reloc(Reloc {
+            offset,
+            kind: RelocKind::Irelative,
+            import: None,
+            addend: (text_va + 0x10) as i64,
+        });
+    }
+    b.write().unwrap()
+}
+
+#[test]
+fn irelative_words_hold_what_the_resolver_returns_after_the_other_relocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = indirect_function_module();
+    let path = write_temp(dir.path(), "ifunc.smf", &bytes);
+    for options in [
+        LoadOptions::default(),
+        LoadOptions::default().with_map_file(false),
+    ] {
+        // SAFETY: a module this test built; its resolver only reads its own relro.
+        let module = unsafe { load(&path, &options, None) }.unwrap();
+        let answer = module.export("answer").unwrap().1 as u64;
+        for name in ["chosen_relro", "chosen_data"] {
+            let p = module.data(name).unwrap().as_ptr::<u64>().unwrap();
+            // SAFETY: each symbol is 8 readable bytes inside the mapped image.
+            let word = unsafe { p.read() };
+            assert_eq!(
+                word, answer,
+                "{name}: the resolver must run once relocated and return `answer`"
+            );
+        }
+    }
+}

@@ -1445,6 +1445,33 @@ impl<'data> Module<'data> {
                     ));
                 }
             }
+            if kind == RelocKind::Irelative {
+                // The loader calls the addend: it must be code of this module.
+                let addend = r.addend.get();
+                if !u64::try_from(addend).is_ok_and(|a| self.code_section_at(a).is_some()) {
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "irelative relocation's resolver {addend:#x} is not inside a code section"
+                        ),
+                    ));
+                }
+                // A resolver's result is an address in this process: no template of
+                // thread-local data may hold it.
+                let offset = r.offset.get();
+                if self
+                    .section_at(offset)
+                    .is_some_and(|s| s.kind == SectionKind::Tls)
+                {
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "irelative relocation at {offset:#x} writes the tls section; it must \
+                             write data or relro"
+                        ),
+                    ));
+                }
+            }
             targets.check(r.offset.get(), &location)?;
         }
         self.relocs = raw;

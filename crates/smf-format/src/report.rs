@@ -279,6 +279,11 @@ fn reloc_target(
             });
             format!("tp + tls block + {:#x}{suffix}", r.addend)
         }
+        (RelocKind::Irelative, None) => format!(
+            "call base + {:#x}{}",
+            r.addend,
+            symbol_suffix(module, r.addend as u64)
+        ),
         (_, None) => format!(
             "base + {:#x}{}",
             r.addend,

@@ -210,6 +210,10 @@ field_enum! {
         /// `*(u64 *)(base + offset) = ` the loader's TLS descriptor function, which returns
         /// the second word of the descriptor it is called with (a `tp_offset`).
         TlsDescriptor = 5 => "tls_descriptor",
+        /// `*(u64 *)(base + offset) = ((u64 (*)(void))(base + addend))()`: the word gets what
+        /// the resolver at image offset `addend` returns (an ELF `STT_GNU_IFUNC` symbol's
+        /// chosen implementation). Applied after every other relocation.
+        Irelative = 6 => "irelative",
     }
 }
 
@@ -312,7 +316,7 @@ mod tests {
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));
-        assert_eq!(RelocKind::try_from(6u32), Err(6));
+        assert_eq!(RelocKind::try_from(7u32), Err(7));
         for kind in SectionKind::ALL {
             assert_eq!(SectionKind::try_from(kind.as_raw()), Ok(*kind));
         }

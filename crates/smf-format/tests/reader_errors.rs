@@ -1059,7 +1059,7 @@ fn relative_relocation_naming_an_import() {
 
 #[test]
 fn unknown_relocation_kind() {
-    for kind in [0u32, 6, 0x101] {
+    for kind in [0u32, 7, 0x101] {
         let bad = patched(&base(), |b| {
             entry_mut::<raw::Reloc>(b, SectionKind::Reloc, 0).kind = kind.into()
         });

@@ -130,6 +130,9 @@ pub(crate) enum SymbolType {
     Section,
     File,
     Tls,
+    /// `STT_GNU_IFUNC`: its value is the resolver's, and every reference binds to the
+    /// function the resolver returns at load (see `crate::ifunc`).
+    Ifunc,
     Other,
 }
 
@@ -609,11 +612,7 @@ impl<'data> Reader<'data> {
             elf::STT_SECTION => SymbolType::Section,
             elf::STT_FILE => SymbolType::File,
             elf::STT_TLS => SymbolType::Tls,
-            elf::STT_GNU_IFUNC => {
-                return Err(symbol_error(
-                    "indirect functions (STT_GNU_IFUNC) are not supported".into(),
-                ));
-            }
+            elf::STT_GNU_IFUNC => SymbolType::Ifunc,
             _ => SymbolType::Other,
         };
         let visibility = match symbol.st_visibility() {

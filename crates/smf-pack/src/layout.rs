@@ -154,6 +154,9 @@ pub(crate) struct Layout {
     got_address: u64,
     tls_entries_address: u64,
     stub_address: u64,
+    /// The stub of each indirect function, by the (object, symbol) that defines it.
+    ifunc_stubs: HashMap<(usize, usize), u64>,
+    ifunc_slots_address: u64,
     dso_handle: Option<u64>,
     commons: HashMap<GlobalId, u64>,
     /// Image addresses of the functions made of `.init` and of `.fini` fragments.
@@ -405,7 +408,8 @@ impl Layout {
             offsets[o][s] = Some((OutputKind::Tls, offset));
         }
 
-        let stub_count = needs.stubs.len() as u64;
+        // Import stubs, then one per indirect function (`crate::ifunc`).
+        let stub_count = (needs.stubs.len() + needs.ifuncs.len()) as u64;
         let stub_offset =
             builders[OutputKind::Code.index()].add(stub_count * STUB_SIZE, STUB_SIZE)?;
         // A function of size 0 (GCC emits one for a body it found unreachable) can end the
@@ -422,8 +426,9 @@ impl Layout {
         if builders[OutputKind::EhFrame.index()].size > 0 {
             builders[OutputKind::EhFrame.index()].add(4, 4)?;
         }
-        // The GOT: one slot per address, then the thread-local entries of `crate::tls`.
-        let got_slots_size = needs.got.len() as u64 * GOT_SLOT_SIZE;
+        // The GOT: one slot per address, one per indirect function, then the thread-local
+        // entries of `crate::tls`.
+        let got_slots_size = (needs.got.len() + needs.ifuncs.len()) as u64 * GOT_SLOT_SIZE;
         let got_offset = builders[OutputKind::RelRo.index()].add(
             got_slots_size + needs.tls.entries.len() as u64 * crate::tls::ENTRY_SIZE,
             GOT_SLOT_SIZE,
@@ -538,6 +543,21 @@ impl Layout {
             got_address: vaddr(OutputKind::RelRo) + got_offset,
             tls_entries_address: vaddr(OutputKind::RelRo) + got_offset + got_slots_size,
             stub_address: vaddr(OutputKind::Code) + stub_offset,
+            ifunc_stubs: needs
+                .ifuncs
+                .iter()
+                .enumerate()
+                .map(|(i, &definition)| {
+                    let index = (needs.stubs.len() + i) as u64;
+                    (
+                        definition,
+                        vaddr(OutputKind::Code) + stub_offset + index * STUB_SIZE,
+                    )
+                })
+                .collect(),
+            ifunc_slots_address: vaddr(OutputKind::RelRo)
+                + got_offset
+                + needs.got.len() as u64 * GOT_SLOT_SIZE,
             dso_handle: dso_offset.map(|offset| vaddr(OutputKind::Data) + offset),
             commons: common_offsets
                 .into_iter()
@@ -552,7 +572,8 @@ impl Layout {
         Ok(layout)
     }
 
-    /// Writes `jmp *slot(%rip)` for each import called from code, padded with `int3`.
+    /// Writes `jmp *slot(%rip)` for each import called from code and each indirect
+    /// function.
     fn write_stubs(&mut self, needs: &Needs) -> Result<(), Error> {
         for (index, &global) in needs.stubs.iter().enumerate() {
             let stub = self.stub(index as u32);
@@ -560,19 +581,40 @@ impl Layout {
                 .got_slot(crate::resolve::SymbolRef::Global(global))
                 .map(|slot| self.got_slot(slot))
                 .ok_or_else(|| layout_error("an import stub has no GOT slot"))?;
-            let distance = i128::from(slot) - i128::from(stub) - 6;
-            let rel = i32::try_from(distance).map_err(|_| {
-                layout_error(format!(
-                    "an import stub is {distance:#x} bytes from its GOT slot"
-                ))
-            })?;
-            let mut bytes = [0xcc; STUB_SIZE as usize];
-            bytes[0] = 0xff;
-            bytes[1] = 0x25;
-            bytes[2..6].copy_from_slice(&rel.to_le_bytes());
-            self.write(stub, &bytes)?;
+            self.write_jump(stub, slot)?;
+        }
+        for index in 0..needs.ifuncs.len() {
+            let stub = self.stub((needs.stubs.len() + index) as u32);
+            let slot = self.ifunc_slot(index as u32);
+            self.write_jump(stub, slot)?;
         }
         Ok(())
+    }
+
+    /// Writes `jmp *slot(%rip)` at `stub`, padded with `int3`.
+    fn write_jump(&mut self, stub: u64, slot: u64) -> Result<(), Error> {
+        let distance = i128::from(slot) - i128::from(stub) - 6;
+        let rel = i32::try_from(distance).map_err(|_| {
+            layout_error(format!(
+                "a call stub is {distance:#x} bytes from its GOT slot"
+            ))
+        })?;
+        let mut bytes = [0xcc; STUB_SIZE as usize];
+        bytes[0] = 0xff;
+        bytes[1] = 0x25;
+        bytes[2..6].copy_from_slice(&rel.to_le_bytes());
+        self.write(stub, &bytes)
+    }
+
+    /// The stub that is the address of the indirect function `symbol` of `object`, if it
+    /// is one that the module keeps.
+    pub fn ifunc_stub(&self, object: usize, symbol: usize) -> Option<u64> {
+        self.ifunc_stubs.get(&(object, symbol)).copied()
+    }
+
+    /// The GOT slot the stub of indirect function `index` jumps through.
+    pub fn ifunc_slot(&self, index: u32) -> u64 {
+        self.ifunc_slots_address + u64::from(index) * GOT_SLOT_SIZE
     }
 
     pub fn output(&self, kind: OutputKind) -> &OutputSection {

@@ -23,6 +23,7 @@
 
 pub mod archive;
 mod error;
+mod ifunc;
 mod input;
 mod layout;
 mod relocate;

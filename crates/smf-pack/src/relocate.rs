@@ -208,6 +208,10 @@ pub(crate) struct Needs {
     pub imports: Vec<GlobalId>,
     /// Thread-local GOT entries, placed after the GOT slots.
     pub tls: crate::tls::TlsNeeds,
+    /// Indirect functions (object, symbol of the definition), one stub and slot each, after
+    /// the import stubs and the GOT slots (see `crate::ifunc`).
+    pub ifuncs: Vec<(usize, usize)>,
+    ifunc_index: HashMap<(usize, usize), u32>,
 }
 
 impl Needs {
@@ -223,6 +227,14 @@ impl Needs {
         if !self.got_index.contains_key(&target) {
             self.got_index.insert(target, self.got.len() as u32);
             self.got.push(target);
+        }
+    }
+
+    pub(crate) fn add_ifunc(&mut self, definition: (usize, usize)) {
+        if !self.ifunc_index.contains_key(&definition) {
+            self.ifunc_index
+                .insert(definition, self.ifuncs.len() as u32);
+            self.ifuncs.push(definition);
         }
     }
 
@@ -284,6 +296,10 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                 continue;
             }
             let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
+            if let Some(ifunc) = crate::ifunc::definition(objects, globals, target) {
+                // Resolved to its stub, an address in the module like any other.
+                needs.add_ifunc(ifunc);
+            }
             if matches!(
                 action,
                 Action::TlsGeneralDynamic
@@ -338,6 +354,7 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
             }
         }
     }
+    crate::ifunc::add_exported(objects, globals, &mut needs);
     globals.decide_import_kinds(objects, &needs.imports)?;
     Ok(needs)
 }
@@ -427,6 +444,11 @@ pub(crate) fn resolve_target<'data>(
     let Some(s) = o.symbols.get(symbol) else {
         return Target::Absolute(0);
     };
+    if let Some(stub) = layout.ifunc_stub(object, symbol) {
+        // An indirect function's address is its stub (`crate::ifunc`); its value is the
+        // resolver's, which only the `irelative` relocation of its slot names.
+        return Target::Address(stub.into());
+    }
     match s.definition {
         SymbolDefinition::Section(index) => {
             let Some(section) = o.sections.get(index) else {
@@ -519,6 +541,7 @@ pub(crate) fn apply(
         }
     }
     fill_got(objects, globals, needs, layout, &mut load_relocs)?;
+    crate::ifunc::fill_slots(objects, needs, layout, &mut load_relocs)?;
     crate::tls::check_static_alignment(&needs.tls, objects, layout)?;
     crate::tls::fill_entries(
         &needs.tls,

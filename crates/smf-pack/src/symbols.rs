@@ -26,7 +26,7 @@ pub(crate) fn build<'data>(
             let (binding, visibility, size) = if symbol.binding == SymbolBinding::Local {
                 if !matches!(
                     symbol.kind,
-                    SymbolType::Function | SymbolType::Object | SymbolType::Tls
+                    SymbolType::Function | SymbolType::Object | SymbolType::Tls | SymbolType::Ifunc
                 ) || symbol.name.is_empty()
                 {
                     continue;
@@ -57,7 +57,17 @@ pub(crate) fn build<'data>(
                     exported_binding(strength, symbol.binding, global.visibility);
                 (binding, visibility, size)
             };
+            let mut size = size;
             let location = match symbol.definition {
+                // An indirect function is its stub, which reaches the implementation its
+                // resolver chose (`crate::ifunc`); one nothing refers to has none and is left out.
+                _ if symbol.kind == SymbolType::Ifunc => match layout.ifunc_stub(o, s) {
+                    Some(stub) => {
+                        size = crate::layout::STUB_SIZE;
+                        Some((OutputKind::Code, Some(stub)))
+                    }
+                    None => continue,
+                },
                 SymbolDefinition::Section(index) => {
                     let Some(section) = object.sections.get(index) else {
                         continue;
@@ -80,7 +90,7 @@ pub(crate) fn build<'data>(
                 SymbolDefinition::Undefined => continue,
             };
             let in_code = matches!(location, Some((OutputKind::Code, _)));
-            let kind = if symbol.kind == SymbolType::Function
+            let kind = if matches!(symbol.kind, SymbolType::Function | SymbolType::Ifunc)
                 || (in_code && symbol.is_function_in_code())
             {
                 SymbolKind::Function

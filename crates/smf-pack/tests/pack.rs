@@ -711,3 +711,51 @@ fn large_code_model_got_relative_relocations() {
         }
     }
 }
+
+/// An indirect function (`STT_GNU_IFUNC`) is its stub: direct calls and the exported symbol
+/// land on `jmp *slot(%rip)`, and the slot gets an `irelative` relocation naming the resolver.
+#[test]
+fn indirect_function_calls_go_through_a_stub_and_an_irelative_slot() {
+    let input = compile(
+        "ifunc.o",
+        "static int twice(int x) { return 2 * x; }\n\
+         static int (*pick(void))(int) { return twice; }\n\
+         int doubled(int x) __attribute__((ifunc(\"pick\")));\n\
+         int call_doubled(int x) { return doubled(x) + 1; }\n\
+         int (*const doubled_ptr)(int) = doubled;\n",
+        &["-O2"],
+    );
+    let bytes = pack(&[input]);
+    let module = parse(&bytes);
+    let exported = symbol(&module, "doubled");
+    assert_eq!(exported.kind, SymbolKind::Function);
+    let pick = symbol(&module, "pick");
+    let stub = exported.value;
+    assert_ne!(stub, pick.value, "the symbol is not its resolver");
+    let stub_bytes = image_bytes(&module, stub, 16);
+    assert_eq!(&stub_bytes[..2], &[0xff, 0x25], "jmp *slot(%rip)");
+    let caller = symbol(&module, "call_doubled");
+    assert!(
+        call_targets(&module, caller).contains(&stub),
+        "a direct call reaches the stub"
+    );
+    let slot = (stub as i64 + 6 + read_i32(&module, stub + 2) as i64) as u64;
+    let relocs = load_relocations(&module);
+    let irelative: Vec<_> = relocs
+        .iter()
+        .filter(|r| r.kind == RelocKind::Irelative)
+        .collect();
+    assert_eq!(irelative.len(), 1, "one slot per indirect function");
+    assert_eq!(irelative[0].offset, slot);
+    assert_eq!(
+        irelative[0].addend, pick.value as i64,
+        "the slot calls the resolver"
+    );
+    // The pointer in data holds the stub too: one address for the function everywhere.
+    let pointer = symbol(&module, "doubled_ptr");
+    let relative = relocs
+        .iter()
+        .find(|r| r.offset == pointer.value)
+        .map(|r| (r.kind, r.addend));
+    assert_eq!(relative, Some((RelocKind::Relative64, stub as i64)));
+}

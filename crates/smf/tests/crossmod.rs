@@ -134,3 +134,57 @@ fn host_definitions_win_over_modules() {
     // the name still come from the provider.
     assert_eq!(run(1), 1042 + 3 + 1000 * 8);
 }
+
+/// What another module gets for an exported indirect function (`STT_GNU_IFUNC`): the
+/// provider's stub for it, which jumps to the implementation the resolver chose at load. So
+/// calls reach that implementation, and `&scale` is the same in both modules and the host.
+#[test]
+fn exported_indirect_functions_reach_the_chosen_implementation() {
+    let work = tempfile::tempdir().unwrap();
+    let provider_o = compile(
+        &[program_dir("ifunc").join("clones.c")],
+        &work.path().join("p"),
+        &["-O2"],
+    );
+    let consumer_c = work.path().join("ifunc_consumer.c");
+    std::fs::write(
+        &consumer_c,
+        "long sum_squares(const int *v, int n);\n\
+         int scale(int x);\n\
+         int (*scale_pointer(void))(int) { return scale; }\n\
+         long consumer_ifunc(void) { int v[] = {1, 2, 3}; return sum_squares(v, 3) * 100 + scale(7); }\n",
+    )
+    .unwrap();
+    let consumer_o = compile(&[consumer_c], &work.path().join("c"), &["-O2"]);
+    let mut print = cc();
+    print.arg("-print-libgcc-file-name");
+    let libgcc = String::from_utf8(check(print).stdout).unwrap();
+    let provider = work.path().join("provider.smf");
+    let consumer = work.path().join("consumer.smf");
+    pack(&provider_o, &provider, &[libgcc.trim()]);
+    pack(&consumer_o, &consumer, &[]);
+
+    let registry = Registry::new();
+    // SAFETY: modules this test built from its own sources; the files are never rewritten.
+    let provider = unsafe { registry.load(&provider) }.unwrap();
+    // SAFETY: as above.
+    let consumer = unsafe { registry.load(&consumer) }.unwrap();
+    // SAFETY: `long consumer_ifunc(void)` in the consumer's source.
+    let run = unsafe { consumer.get::<extern "C" fn() -> i64>("consumer_ifunc") }.unwrap();
+    assert_eq!(run(), 14 * 100 + 21);
+    // SAFETY: `int (*scale_pointer(void))(int)` in the consumer's source.
+    let pointer = unsafe { consumer.get::<extern "C" fn() -> usize>("scale_pointer") }.unwrap()();
+    let (symbol, exported) = provider.export("scale").unwrap();
+    assert_eq!(symbol.kind, smf_format::SymbolKind::Function);
+    assert_eq!(
+        pointer, exported,
+        "&scale must be one address in both modules"
+    );
+    // SAFETY: `int scale(int)` in clones.c.
+    let scale = unsafe { provider.get::<extern "C" fn(i32) -> i32>("scale") }.unwrap();
+    assert_eq!(
+        scale(5),
+        15,
+        "the host's call must reach the chosen implementation"
+    );
+}

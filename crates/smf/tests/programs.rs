@@ -73,6 +73,20 @@ fn native_vs_smf(toolchains: &[&Toolchain], name: &str, opt: &str) {
     for lib in &spec.needed {
         pack_args.extend(["--needed", lib.as_str()]);
     }
+    // `pack-libgcc: yes`: pack the compiler's libgcc.a too, which its native link takes
+    // statically (`target_clones` resolvers call its `__cpu_indicator_init`, which
+    // libgcc_s.so.1 exports only under a non-default version, out of `dlsym`'s reach).
+    let libgcc;
+    if spec
+        .extra
+        .iter()
+        .any(|(k, v)| k == "pack-libgcc" && v == "yes")
+    {
+        let mut print = std::process::Command::new(&toolchains[0].c);
+        print.arg("-print-libgcc-file-name");
+        libgcc = String::from_utf8(check(print).stdout).unwrap();
+        pack_args.push(libgcc.trim());
+    }
     pack(&objects, &module, &pack_args);
 
     let expected = std::process::Command::new(&native)
@@ -177,6 +191,10 @@ programs! {
     tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
     sections_o0 => "sections", "-O0";
     sections_o2 => "sections", "-O2";
+    ifunc_o0 => "ifunc", "-O0";
+    ifunc_o2 => "ifunc", "-O2";
+    ifunc_os => "ifunc", "-Os";
+    ifunc_no_plt_o2 => "ifunc", "-O2 -fno-plt";
 }
 
 gcc_programs! {
