@@ -441,3 +441,23 @@ fn unsupported_sections_are_named() {
         "{error}"
     );
 }
+
+#[test]
+fn an_indirect_function_whose_resolver_is_not_code_is_refused() {
+    let input = compile(
+        "bad_ifunc.o",
+        "__asm__(\".data\\n.globl f\\n.type f, @gnu_indirect_function\\nf: .quad 0\\n.text\");\n\
+         int f(void);\n\
+         int call_f(void) { return f(); }\n",
+        &[],
+    );
+    let error = message(&[input]);
+    assert!(
+        error.contains("bad_ifunc.o")
+            && error.contains("`f`")
+            && error.contains(
+                "indirect function (STT_GNU_IFUNC) whose resolver is not in a code section"
+            ),
+        "{error}"
+    );
+}
