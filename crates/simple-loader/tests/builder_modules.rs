@@ -570,7 +570,9 @@ fn native_imports_must_be_what_the_dynamic_linker_says() {
 }
 
 /// A module whose `irelative` relocations call a resolver that returns the word at
-/// `impl_ptr`, a relro slot holding the address of `answer` through a `relative64`.
+/// `impl_ptr`, a relro slot holding the address of `answer` through a `relative64`. The
+/// `irelative` word comes first in the table (relocations are sorted by offset), so a loader
+/// that applied it in table order, before the `relative64`, would store 0.
 fn indirect_function_module() -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     let mut layout = ImageLayout::new();
@@ -580,7 +582,7 @@ fn indirect_function_module() -> Vec<u8> {
     let mut code = vec![0xcc; 0x20];
     code[..6].copy_from_slice(&RETURN_42);
     // resolver at 0x10: `mov rax, [rip + impl_ptr]; ret`
-    let disp = i32::try_from(relro_va as i64 - (text_va as i64 + 0x10 + 7)).unwrap();
+    let disp = i32::try_from(relro_va as i64 + 8 - (text_va as i64 + 0x10 + 7)).unwrap();
     code[0x10..0x13].copy_from_slice(&[0x48, 0x8b, 0x05]);
     code[0x13..0x17].copy_from_slice(&disp.to_le_bytes());
     code[0x17] = 0xc3;
@@ -612,15 +614,15 @@ fn indirect_function_module() -> Vec<u8> {
         version: 0,
     };
     b.add_symbol(sym("answer", SymbolKind::Function, text, text_va));
-    b.add_symbol(sym("chosen_relro", SymbolKind::Data, relro, relro_va + 8));
+    b.add_symbol(sym("chosen_relro", SymbolKind::Data, relro, relro_va));
     b.add_symbol(sym("chosen_data", SymbolKind::Data, data, data_va));
     b.add_reloc(Reloc {
-        offset: relro_va,
+        offset: relro_va + 8,
         kind: RelocKind::Relative64,
         import: None,
         addend: text_va as i64,
     });
-    for offset in [relro_va + 8, data_va] {
+    for offset in [relro_va, data_va] {
         b.add_reloc(Reloc {
             offset,
             kind: RelocKind::Irelative,
