@@ -26,8 +26,8 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod error;
 mod arguments;
+mod error;
 mod handles;
 mod image;
 mod jit;

@@ -411,10 +411,9 @@ impl Module {
             // constructor declared without parameters ignores the three arguments, as the
             // C calling convention allows (the caller owns argument registers).
             let f = unsafe {
-                std::mem::transmute::<
-                    usize,
-                    extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char),
-                >(self.image.base() + offset as usize)
+                std::mem::transmute::<usize, extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char)>(
+                    self.image.base() + offset as usize,
+                )
             };
             // Read before each call: a constructor may change the environment.
             f(argc, argv, crate::sys::environment());

@@ -79,7 +79,10 @@ fn require_loads_signed_modules_and_refuses_the_rest() {
         ),
         "{error}"
     );
-    assert!(format!("{error:#}").contains("not a trusted key"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("not a trusted key"),
+        "{error:#}"
+    );
 
     let unsigned = dir.path().join("unsigned.smf");
     std::fs::write(&unsigned, library(RETURN_42)).unwrap();

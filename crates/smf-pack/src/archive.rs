@@ -158,7 +158,10 @@ fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
         let member = member.map_err(|e| archive_error(name, format!("invalid archive: {e}")))?;
         let member_name = format!("{name}({})", String::from_utf8_lossy(member.name()));
         let bytes = member.data(data).map_err(|e| {
-            archive_error(&member_name, format!("member data runs outside the archive: {e}"))
+            archive_error(
+                &member_name,
+                format!("member data runs outside the archive: {e}"),
+            )
         })?;
         match FileKind::parse(bytes) {
             Ok(FileKind::Elf64 | FileKind::Elf32) => {}
@@ -285,12 +288,24 @@ mod tests {
         std::fs::write(first.join("libshared.so"), "").unwrap();
         let dirs = [first.clone(), second.clone()];
         assert_eq!(find_library("m2", &dirs).unwrap(), first.join("libm2.a"));
-        assert_eq!(find_library("m2", &dirs[1..]).unwrap(), second.join("libm2.a"));
-        assert_eq!(find_library(":odd-name.a", &dirs).unwrap(), second.join("odd-name.a"));
+        assert_eq!(
+            find_library("m2", &dirs[1..]).unwrap(),
+            second.join("libm2.a")
+        );
+        assert_eq!(
+            find_library(":odd-name.a", &dirs).unwrap(),
+            second.join("odd-name.a")
+        );
         let missing = find_library("nothere", &dirs).unwrap_err().to_string();
-        assert!(missing.starts_with("-lnothere: no libnothere.a found (searched "), "{missing}");
+        assert!(
+            missing.starts_with("-lnothere: no libnothere.a found (searched "),
+            "{missing}"
+        );
         let shared = find_library("shared", &dirs).unwrap_err().to_string();
-        assert!(shared.contains("load it with --needed libshared.so"), "{shared}");
+        assert!(
+            shared.contains("load it with --needed libshared.so"),
+            "{shared}"
+        );
         let none = find_library("m2", &[]).unwrap_err().to_string();
         assert!(none.contains("no -L directory was given"), "{none}");
         std::fs::remove_dir_all(&root).unwrap();

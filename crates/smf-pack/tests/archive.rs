@@ -121,16 +121,28 @@ fn members_are_taken_across_archives_in_any_order() {
         &dir.0,
         "libfirst.a",
         &[
-            compile("f1.o", "int s1(void); int f1(void) { return s1() + 1; }", &[]),
+            compile(
+                "f1.o",
+                "int s1(void); int f1(void) { return s1() + 1; }",
+                &[],
+            ),
             compile("f2.o", "int f2(void) { return 7; }", &[]),
         ],
     );
     let second = ar(
         &dir.0,
         "libsecond.a",
-        &[compile("s1.o", "int f2(void); int s1(void) { return f2(); }", &[])],
+        &[compile(
+            "s1.o",
+            "int f2(void); int s1(void) { return f2(); }",
+            &[],
+        )],
     );
-    let main = compile("main.o", "int f1(void); int entry(void) { return f1(); }", &[]);
+    let main = compile(
+        "main.o",
+        "int f1(void); int entry(void) { return f1(); }",
+        &[],
+    );
     let module = pack(&[main, first, second]);
     let symbols = symbol_names(&module);
     for taken in ["f1", "f2", "s1"] {
@@ -163,11 +175,23 @@ fn of_two_members_defining_a_symbol_only_the_first_is_taken() {
         &dir.0,
         "libdup.a",
         &[
-            compile("one.o", "int dup(void) { return 1; } int only_one(void) { return 1; }", &[]),
-            compile("two.o", "int dup(void) { return 2; } int only_two(void) { return 2; }", &[]),
+            compile(
+                "one.o",
+                "int dup(void) { return 1; } int only_one(void) { return 1; }",
+                &[],
+            ),
+            compile(
+                "two.o",
+                "int dup(void) { return 2; } int only_two(void) { return 2; }",
+                &[],
+            ),
         ],
     );
-    let main = compile("main.o", "int dup(void); int entry(void) { return dup(); }", &[]);
+    let main = compile(
+        "main.o",
+        "int dup(void); int entry(void) { return dup(); }",
+        &[],
+    );
     // Both taken would be a duplicate definition of `dup`.
     let module = pack(&[main, archive]);
     let symbols = symbol_names(&module);
@@ -206,7 +230,10 @@ fn members_that_are_no_object_are_skipped() {
     let archive = ar(
         &dir.0,
         "libnotes.a",
-        &[notes, compile("c.o", "int chain_a(int x) { return x; }", &[])],
+        &[
+            notes,
+            compile("c.o", "int chain_a(int x) { return x; }", &[]),
+        ],
     );
     let members = archive::all_members(&archive.name, &archive.data).expect("members");
     assert_eq!(

@@ -99,8 +99,16 @@ table:
     assert_eq!(symbol(&module, "twice").kind, SymbolKind::Function);
     let tail = symbol(&module, "tail");
     assert_eq!(tail.kind, SymbolKind::Function);
-    assert!(section_of(&module, tail).image_range().contains(&tail.value));
-    assert_eq!(symbol(&module, "table").kind, SymbolKind::Data, "untyped data stays data");
+    assert!(
+        section_of(&module, tail)
+            .image_range()
+            .contains(&tail.value)
+    );
+    assert_eq!(
+        symbol(&module, "table").kind,
+        SymbolKind::Data,
+        "untyped data stays data"
+    );
 }
 
 #[test]

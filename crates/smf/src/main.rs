@@ -240,11 +240,17 @@ fn pack_link_order(pack: &ArgMatches) -> Vec<LinkItem> {
     let mut items: Vec<(usize, LinkItem)> = Vec::new();
     let mut add = |id: &str, item: &dyn Fn(&std::ffi::OsStr) -> LinkItem| {
         if let (Some(indices), Some(values)) = (pack.indices_of(id), pack.get_raw(id)) {
-            items.extend(indices.zip(values).map(|(index, value)| (index, item(value))));
+            items.extend(
+                indices
+                    .zip(values)
+                    .map(|(index, value)| (index, item(value))),
+            );
         }
     };
     add("inputs", &|v| LinkItem::Input(PathBuf::from(v)));
-    add("library", &|v| LinkItem::Library(v.to_string_lossy().into_owned()));
+    add("library", &|v| {
+        LinkItem::Library(v.to_string_lossy().into_owned())
+    });
     add("whole_archive", &|_| LinkItem::WholeArchive(true));
     add("no_whole_archive", &|_| LinkItem::WholeArchive(false));
     items.sort_by_key(|&(index, _)| index);
@@ -310,8 +316,7 @@ fn needs_static_tls(bytes: &[u8]) -> bool {
 fn read_symbol_lists(files: &[PathBuf]) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for file in files {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+        let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
         names.extend(
             text.lines()
                 .map(|line| line.split('#').next().unwrap_or("").trim())

@@ -68,8 +68,14 @@ fn chain_library(dir: &Path) -> PathBuf {
     let members = objects(
         dir,
         &[
-            ("a.c", "int chain_b(int); int chain_a(int x) { return chain_b(x) + 1; }"),
-            ("b.c", "int chain_c(int); int chain_b(int x) { return chain_c(x) * 2; }"),
+            (
+                "a.c",
+                "int chain_b(int); int chain_a(int x) { return chain_b(x) + 1; }",
+            ),
+            (
+                "b.c",
+                "int chain_c(int); int chain_b(int x) { return chain_c(x) * 2; }",
+            ),
             ("c.c", "int chain_c(int x) { return x + 40; }"),
             (
                 "unused.c",
@@ -115,16 +121,14 @@ fn needed_members_are_linked_as_natively() {
         .arg(&native);
     check(cc);
     let module = dir.path().join("prog.sme");
-    ok(
-        smf()
-            .args(["pack", "-o"])
-            .arg(&module)
-            .args(["--entry", "main"])
-            .args(&main)
-            .arg("-L")
-            .arg(lib_dir)
-            .args(["--start-group", "-lchain", "-l:libreg.a", "--end-group"]),
-    );
+    ok(smf()
+        .args(["pack", "-o"])
+        .arg(&module)
+        .args(["--entry", "main"])
+        .args(&main)
+        .arg("-L")
+        .arg(lib_dir)
+        .args(["--start-group", "-lchain", "-l:libreg.a", "--end-group"]));
     let output = run_both(&native, &module);
     // unused.o is not linked (its call of nowhere_defined would fail the load), nor reg.o.
     assert_eq!(String::from_utf8_lossy(&output.stdout), "chain 83\n");
@@ -174,15 +178,13 @@ fn whole_archive_takes_every_member_of_the_archives_it_covers() {
 
     // --whole-archive over libchain.a too takes unused.o, whose import nothing defines.
     let whole = dir.path().join("whole.sme");
-    ok(
-        smf()
-            .args(["pack", "-o"])
-            .arg(&whole)
-            .args(["--entry", "main"])
-            .args(&main)
-            .arg("--whole-archive")
-            .arg(&archive),
-    );
+    ok(smf()
+        .args(["pack", "-o"])
+        .arg(&whole)
+        .args(["--entry", "main"])
+        .args(&main)
+        .arg("--whole-archive")
+        .arg(&archive));
     let (_, message) = failure(&smf().arg("run").arg(&whole).output().unwrap());
     assert!(message.contains("nowhere_defined"), "{message}");
 }
@@ -248,7 +250,13 @@ pub extern "C" fn rs_thread_sum(n: u64) -> u64 {
     let archive = dir.path().join("libwords.a");
     ok(
         Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-            .args(["--crate-type", "staticlib", "-C", "relocation-model=pic", "-O"])
+            .args([
+                "--crate-type",
+                "staticlib",
+                "-C",
+                "relocation-model=pic",
+                "-O",
+            ])
             .arg(&lib_rs)
             .arg("-o")
             .arg(&archive),
@@ -272,18 +280,24 @@ pub extern "C" fn rs_thread_sum(n: u64) -> u64 {
     let mut cc = cc();
     cc.args(&main)
         .arg(&archive)
-        .args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-o"])
+        .args([
+            "-lgcc_s",
+            "-lutil",
+            "-lrt",
+            "-lpthread",
+            "-lm",
+            "-ldl",
+            "-o",
+        ])
         .arg(&native);
     check(cc);
     let module = dir.path().join("words.sme");
-    ok(
-        smf()
-            .args(["pack", "-o"])
-            .arg(&module)
-            .args(["--entry", "main"])
-            .args(&main)
-            .arg(&archive),
-    );
+    ok(smf()
+        .args(["pack", "-o"])
+        .arg(&module)
+        .args(["--entry", "main"])
+        .args(&main)
+        .arg(&archive));
     let output = run_both(&native, &module);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),

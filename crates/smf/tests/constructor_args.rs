@@ -153,18 +153,32 @@ pub extern "C" fn rust_args() {
     let archive = dir.path().join("libargs.a");
     let mut rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
     rustc
-        .args(["--edition", "2024", "--crate-type", "staticlib", "-C", "panic=abort"])
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "staticlib",
+            "-C",
+            "panic=abort",
+        ])
         .arg(&lib)
         .arg("-o")
         .arg(&archive);
     check(rustc);
     let main = dir.path().join("main.c");
-    std::fs::write(&main, "void rust_args(void);\nint main(void) { rust_args(); return 0; }\n")
-        .unwrap();
+    std::fs::write(
+        &main,
+        "void rust_args(void);\nint main(void) { rust_args(); return 0; }\n",
+    )
+    .unwrap();
     let mut objects = compile(&[main], dir.path(), &[]);
     objects.push(archive);
     let module = dir.path().join("args.sme");
-    pack(&objects, &module, &["--entry", "main", "--needed", "libgcc_s.so.1"]);
+    pack(
+        &objects,
+        &module,
+        &["--entry", "main", "--needed", "libgcc_s.so.1"],
+    );
     let mut run = smf();
     run.arg("run").arg(&module).args(["x", "y z"]);
     assert_eq!(

@@ -77,12 +77,14 @@ fn libcrypto_cpuid_setup_runs_from_its_init_fragment() {
         archive.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let members = String::from_utf8(check({
-        let mut ar = Command::new("ar");
-        ar.arg("t").arg(archive);
-        ar
-    })
-    .stdout)
+    let members = String::from_utf8(
+        check({
+            let mut ar = Command::new("ar");
+            ar.arg("t").arg(archive);
+            ar
+        })
+        .stdout,
+    )
     .unwrap();
     // The CPUID assembly, the C half of the setup, and the ctype helpers the setup calls.
     let wanted: Vec<&str> = ["x86_64cpuid.o", "-cpuid.o", "-ctype.o"]

@@ -295,7 +295,10 @@ fn the_lifetime_tests_run_clean_under_memcheck() {
         "under memcheck ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert!(stdout.contains("test result: ok.") && stdout.contains(" 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("test result: ok.") && stdout.contains(" 0 failed"),
+        "{stdout}"
+    );
 }
 
 /// Builds `sources` (one reloadable module per version, in order) and loads the first at
@@ -304,7 +307,14 @@ fn versions(dir: &Path, name: &str, sources: &[&str]) -> (PathBuf, Vec<PathBuf>)
     let files: Vec<PathBuf> = sources
         .iter()
         .enumerate()
-        .map(|(i, source)| build(dir, &format!("{name}_v{}", i + 1), source, &["--reloadable"]))
+        .map(|(i, source)| {
+            build(
+                dir,
+                &format!("{name}_v{}", i + 1),
+                source,
+                &["--reloadable"],
+            )
+        })
         .collect();
     let path = dir.join(format!("{name}.smf"));
     std::fs::copy(&files[0], &path).unwrap();
@@ -430,7 +440,10 @@ fn reload_all_replaces_a_provider_and_its_importer_together() {
     let (lib, lib_files) = versions(
         dir.path(),
         "provider",
-        &["long value(void) { return 1; }\n", "long value(void) { return 2; }\n"],
+        &[
+            "long value(void) { return 1; }\n",
+            "long value(void) { return 2; }\n",
+        ],
     );
     let (app, app_files) = versions(
         dir.path(),

@@ -400,7 +400,10 @@ fn a_transaction_switches_all_modules_or_none() {
     install(&pa, &a2);
     install(&pb, &b2_bad);
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
-    let e = format!("{:#}", unsafe { registry.reload_all(&[&pa, &pb]) }.unwrap_err());
+    let e = format!(
+        "{:#}",
+        unsafe { registry.reload_all(&[&pa, &pb]) }.unwrap_err()
+    );
     assert!(e.contains("b.smf") && e.contains("nowhere"), "{e}");
     assert_eq!(((*ca.pin())(), (*cb.pin())()), (1, 10), "neither switched");
 

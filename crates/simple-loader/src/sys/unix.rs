@@ -712,7 +712,9 @@ mod tests {
     /// bytes asked for, and touches nothing around them.
     #[test]
     fn shared_copies_are_exact_at_every_alignment() {
-        let source: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
+        let source: Vec<u8> = (0..64u8)
+            .map(|b| b.wrapping_mul(37).wrapping_add(1))
+            .collect();
         for shared in [Shared::Source, Shared::Target] {
             for from in 0..9 {
                 for to in 0..9 {
@@ -728,7 +730,12 @@ mod tests {
                         // SAFETY: the 64 bytes of `target`, viewed as bytes.
                         let bytes = unsafe { std::slice::from_raw_parts(base, 64) };
                         assert_eq!(&bytes[to..to + len], &source[from..from + len]);
-                        assert!(bytes[..to].iter().chain(&bytes[to + len..]).all(|&b| b == 0));
+                        assert!(
+                            bytes[..to]
+                                .iter()
+                                .chain(&bytes[to + len..])
+                                .all(|&b| b == 0)
+                        );
                     }
                 }
             }
