@@ -191,13 +191,32 @@ impl fmt::Display for RelocationProblem {
     }
 }
 
+/// A symbol's name in a message: quoted, then its demangled form when it is a mangled C++ or
+/// Rust name, as `_ZN3app4initEv` (`app::init()`).
+struct Named<'a>(&'a str);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.0)?;
+        match smf_format::demangle(self.0) {
+            Some(demangled) => write!(f, " (`{demangled}`)"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for RelocationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let imported = if self.imported { "imported " } else { "" };
         write!(
             f,
-            "{}: section {}+{:#x}: relocation {} against {imported}`{}`{}",
-            self.file, self.section, self.offset, self.r_type, self.symbol, self.problem
+            "{}: section {}+{:#x}: relocation {} against {imported}{}{}",
+            self.file,
+            self.section,
+            self.offset,
+            self.r_type,
+            Named(&self.symbol),
+            self.problem
         )
     }
 }
@@ -217,7 +236,7 @@ impl fmt::Display for Error {
                 file,
                 symbol,
                 problem,
-            } => write!(f, "{file}: symbol `{symbol}`: {problem}"),
+            } => write!(f, "{file}: symbol {}: {problem}", Named(symbol)),
             Error::DuplicateSymbol {
                 symbol,
                 first,
@@ -225,7 +244,8 @@ impl fmt::Display for Error {
             } => {
                 write!(
                     f,
-                    "symbol `{symbol}` is defined in both {first} and {second}"
+                    "symbol {} is defined in both {first} and {second}",
+                    Named(symbol)
                 )
             }
             Error::ImportKindConflict {
@@ -241,12 +261,15 @@ impl fmt::Display for Error {
                 };
                 write!(
                     f,
-                    "imported symbol `{symbol}`: {data_object} declares it a data object \
-                     (STT_OBJECT) but {function_object} {function_use}"
+                    "imported symbol {}: {data_object} declares it a data object \
+                     (STT_OBJECT) but {function_object} {function_use}",
+                    Named(symbol)
                 )
             }
             Error::Relocation(error) => error.fmt(f),
-            Error::Entry { symbol, problem } => write!(f, "entry symbol `{symbol}` {problem}"),
+            Error::Entry { symbol, problem } => {
+                write!(f, "entry symbol {} {problem}", Named(symbol))
+            }
             Error::Layout(problem) => write!(f, "cannot lay out the module: {problem}"),
             Error::Format(error) => write!(f, "cannot write the module: {error}"),
             Error::Undefined {
@@ -330,5 +353,23 @@ mod tests {
             ),
             "foo.o: section .text+0x1c: relocation R_X86_64_32 against `far` overflows: the target is -3000000000 bytes away, out of reach of a 32-bit field"
         );
+    }
+
+    #[test]
+    fn messages_name_mangled_symbols_demangled_too() {
+        let duplicate = Error::DuplicateSymbol {
+            symbol: "_ZN3app4initEv".into(),
+            first: "a.o".into(),
+            second: "b.o".into(),
+        };
+        assert_eq!(
+            duplicate.to_string(),
+            "symbol `_ZN3app4initEv` (`app::init()`) is defined in both a.o and b.o"
+        );
+        let plain = Error::Entry {
+            symbol: "main".into(),
+            problem: "is not defined".into(),
+        };
+        assert_eq!(plain.to_string(), "entry symbol `main` is not defined");
     }
 }
