@@ -327,7 +327,7 @@ fn written_pages(parsed: &smf_format::Module<'_>) -> usize {
 }
 
 /// Load to first symbol, and unload, of `pair` both ways, interleaved: `dlopen` + `dlsym` /
-/// `dlclose` against `load_file` + `Module::export` / drop, with the module hash checked
+/// `dlclose` against `load` + `Module::export` / drop, with the module hash checked
 /// (the default) and not.
 fn load_rows(
     config: &Config,

@@ -302,9 +302,9 @@ fn eight_threads_load_resolve_unload_and_reload_at_once() {
         "nothing loads after the end"
     );
     assert!(destroyed_after >= destroyed);
-    // Every instance is destroyed once nothing refers to it: modules unloaded while others
-    // call them through slots are retired with the registry, and no module holds the
-    // registry's bookkeeping (which would be a cycle).
+    // Every instance is destroyed once nothing refers to it: a module unloaded while others
+    // call it through slots lives as long as those slots, which its importers hold, and no
+    // module holds the registry's bookkeeping (which would be a cycle).
     assert_eq!(destroyed_after, constructed_after, "instances leaked");
     println!(
         "{} operations; {constructed} instances constructed, {destroyed_after} destroyed",
