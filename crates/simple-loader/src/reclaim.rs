@@ -71,10 +71,16 @@ impl Epoch {
     pub(crate) fn pin(self: &Arc<Self>) -> PinGuard {
         let found = HANDLES.try_with(|handles| {
             let mut handles = handles.borrow_mut();
-            let (live, dead): (Vec<_>, Vec<_>) = std::mem::take(&mut *handles)
-                .into_iter()
-                .partition(|(owner, _)| owner.strong_count() > 0);
-            *handles = live;
+            // Almost always none are dead: then nothing is allocated on this path (every
+            // `Current::pin` takes it).
+            let mut dead = Vec::new();
+            if handles.iter().any(|(owner, _)| owner.strong_count() == 0) {
+                let (live, gone) = std::mem::take(&mut *handles)
+                    .into_iter()
+                    .partition(|(owner, _)| owner.strong_count() > 0);
+                *handles = live;
+                dead = gone;
+            }
             let handle = match handles
                 .iter()
                 .find(|(owner, _)| std::ptr::eq(owner.as_ptr(), Arc::as_ptr(self)))
@@ -171,27 +177,44 @@ mod tests {
         }
     }
 
+    /// Another thread, pinned in `epoch` until released.
+    struct PinnedElsewhere {
+        release: mpsc::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl PinnedElsewhere {
+        fn new(epoch: &Arc<Epoch>) -> Self {
+            let (pinned_tx, pinned_rx) = mpsc::channel();
+            let (release, release_rx) = mpsc::channel::<()>();
+            let epoch = Arc::clone(epoch);
+            let thread = std::thread::spawn(move || {
+                let _pinned = epoch.pin();
+                pinned_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            });
+            pinned_rx.recv().unwrap();
+            PinnedElsewhere { release, thread }
+        }
+
+        fn release(self) {
+            self.release.send(()).unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
     #[test]
     fn an_old_version_waits_for_pinned_threads_and_is_dropped_by_collect() {
         let reclaimer = Reclaimer::<Old>::default();
         let dropped = Arc::new(Mutex::new(Vec::new()));
-        let (pinned_tx, pinned_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let epoch = Arc::clone(reclaimer.epoch());
-        let caller = std::thread::spawn(move || {
-            let _pinned = epoch.pin();
-            pinned_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        });
-        pinned_rx.recv().unwrap();
+        let caller = PinnedElsewhere::new(reclaimer.epoch());
         reclaimer.retire(Old(Arc::clone(&dropped)));
         reclaimer.collect();
         assert!(
             dropped.lock().unwrap().is_empty(),
             "a thread pinned at the swap may still run it"
         );
-        release_tx.send(()).unwrap();
-        caller.join().unwrap();
+        caller.release();
         reclaimer.collect();
         assert_eq!(
             *dropped.lock().unwrap(),
@@ -225,22 +248,13 @@ mod tests {
     fn one_collect_frees_a_backlog_once_its_pinned_thread_is_gone() {
         let reclaimer = Reclaimer::<Old>::default();
         let dropped = Arc::new(Mutex::new(Vec::new()));
-        let (pinned_tx, pinned_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let epoch = Arc::clone(reclaimer.epoch());
-        let caller = std::thread::spawn(move || {
-            let _pinned = epoch.pin();
-            pinned_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        });
-        pinned_rx.recv().unwrap();
+        let caller = PinnedElsewhere::new(reclaimer.epoch());
         for _ in 0..200 {
             reclaimer.retire(Old(Arc::clone(&dropped)));
             reclaimer.collect();
         }
         assert!(dropped.lock().unwrap().is_empty());
-        release_tx.send(()).unwrap();
-        caller.join().unwrap();
+        caller.release();
         reclaimer.collect();
         assert_eq!(dropped.lock().unwrap().len(), 200);
     }

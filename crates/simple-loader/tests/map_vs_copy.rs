@@ -329,6 +329,8 @@ fn snapshot(module: &Module, parsed: &smf_format::Module<'_>) -> Vec<(Vec<u8>, V
     parsed
         .loaded_sections()
         .map(|s| {
+            // SAFETY: every loaded section lies inside the module's image, which `module`
+            // keeps mapped and readable while the slice is copied.
             let mut bytes = unsafe {
                 std::slice::from_raw_parts(
                     (base + s.vaddr as usize) as *const u8,

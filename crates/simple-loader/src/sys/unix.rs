@@ -643,10 +643,12 @@ fn copy_shared(from: *const u8, to: *mut u8, len: usize, shared: Shared) {
         let (from, to) = unsafe { (from.add(at), to.add(at)) };
         if at >= head && at < words_end {
             match shared {
+                // SAFETY: as above; `from` is 8-byte aligned here.
                 Shared::Source => unsafe {
                     let value = AtomicU64::from_ptr(from as *mut u64).load(Relaxed);
                     std::ptr::write_unaligned(to.cast::<u64>(), value);
                 },
+                // SAFETY: as above; `to` is 8-byte aligned here.
                 Shared::Target => unsafe {
                     let value = std::ptr::read_unaligned(from.cast::<u64>());
                     AtomicU64::from_ptr(to.cast::<u64>()).store(value, Relaxed);
@@ -655,9 +657,11 @@ fn copy_shared(from: *const u8, to: *mut u8, len: usize, shared: Shared) {
             at += 8;
         } else {
             match shared {
+                // SAFETY: as above, one byte on each side.
                 Shared::Source => unsafe {
                     *to = AtomicU8::from_ptr(from as *mut u8).load(Relaxed);
                 },
+                // SAFETY: as above, one byte on each side.
                 Shared::Target => unsafe { AtomicU8::from_ptr(to).store(*from, Relaxed) },
             }
             at += 1;
