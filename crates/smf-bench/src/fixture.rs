@@ -7,18 +7,35 @@ use std::process::{Command, Stdio};
 /// Compiles each `(file name, source)` in `dir` with `cc -O2 -fPIC -c`, two at a time (the
 /// machines this runs on have few cores), and returns the objects in input order.
 pub fn compile(dir: &Path, sources: &[(String, String)]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::with_capacity(sources.len());
+    for (name, source) in sources {
+        let c = dir.join(name);
+        std::fs::write(&c, source).map_err(|e| format!("{}: {e}", c.display()))?;
+        files.push(c);
+    }
+    compile_files(dir, &files, &[])
+}
+
+/// Compiles each C file of `files` into `dir` with `cc -O2 -fPIC` and `flags`, as many at a
+/// time as there are cores, and returns the objects in input order.
+pub fn compile_files(
+    dir: &Path,
+    files: &[PathBuf],
+    flags: &[&str],
+) -> Result<Vec<PathBuf>, String> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut objects = Vec::with_capacity(sources.len());
-    for chunk in sources.chunks(jobs) {
+    let mut objects = Vec::with_capacity(files.len());
+    for chunk in files.chunks(jobs) {
         let mut children = Vec::with_capacity(chunk.len());
-        for (name, source) in chunk {
-            let c = dir.join(name);
-            std::fs::write(&c, source).map_err(|e| format!("{}: {e}", c.display()))?;
-            let object = c.with_extension("o");
+        for c in chunk {
+            let stem = c.file_stem().unwrap_or_default();
+            let object = dir.join(stem).with_extension("o");
             let child = Command::new("cc")
-                .args(["-O2", "-fPIC", "-c", "-o"])
+                .args(["-O2", "-fPIC"])
+                .args(flags)
+                .args(["-c", "-o"])
                 .arg(&object)
-                .arg(&c)
+                .arg(c)
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("cannot run cc: {e}"))?;
@@ -151,6 +168,30 @@ pub fn build_pair(
     run(link_command(&objects, needed, &so))?;
     let smf = dir.join(format!("{name}.smf"));
     let module = pack(&objects, needed, reloadable, &smf)?;
+    Ok(Pair {
+        objects,
+        so,
+        smf,
+        module,
+    })
+}
+
+/// Links `dir/name.so` and packs `dir/name.smf` from `objects`, compiled already, both
+/// naming the shared libraries `needed` (by soname).
+pub fn link_and_pack(
+    dir: &Path,
+    name: &str,
+    objects: Vec<PathBuf>,
+    needed: &[&str],
+    reloadable: bool,
+) -> Result<Pair, String> {
+    let so = dir.join(format!("{name}.so"));
+    let mut link = link_command(&objects, &[], &so);
+    link.args(needed.iter().map(|n| format!("-l:{n}")));
+    run(link)?;
+    let smf = dir.join(format!("{name}.smf"));
+    let needed: Vec<PathBuf> = needed.iter().map(PathBuf::from).collect();
+    let module = pack(&objects, &needed, reloadable, &smf)?;
     Ok(Pair {
         objects,
         so,

@@ -19,9 +19,10 @@
 pub mod csource;
 pub mod fixture;
 pub mod native;
+pub mod realcode;
 pub mod report;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -184,6 +185,10 @@ pub fn run(config: &Config) -> Result<Output, String> {
     output.notes.push(describe("small", &small)?);
     output.notes.push(describe("large", &large)?);
 
+    if config.wants(REAL_SECTION) {
+        output_real_code(config, dir, &mut output)?;
+    }
+
     let mut main = Table::new("Load, look up, unload, pack, run", "system loader", "SMF");
     if config.wants("load") {
         progress("load to first symbol, unload");
@@ -195,7 +200,11 @@ pub fn run(config: &Config) -> Result<Output, String> {
                 "bench_entry",
                 config.samples(if name == "small" { 400 } else { 150 }),
                 &mut main.rows,
-                true,
+                LoadTargets {
+                    checked: Some(Target::RatioAtMost(0.5)),
+                    unchecked: Some(Target::RatioAtMost(0.5)),
+                    faults: false,
+                },
             )?;
         }
     }
@@ -225,7 +234,12 @@ pub fn run(config: &Config) -> Result<Output, String> {
         output.tables.push(memory_table(
             config,
             dir,
-            &[("small", &small), ("large", &large)],
+            "generated code",
+            &[
+                ("small", &small, c"bench_entry"),
+                ("large", &large, c"bench_entry"),
+            ],
+            false,
         )?);
     }
     if config.wants("scaling") {
@@ -235,6 +249,112 @@ pub fn run(config: &Config) -> Result<Output, String> {
         output.tables.push(registry_scaling(config, dir)?);
     }
     Ok(output)
+}
+
+/// The name `SMF_BENCH_ONLY` matches for the real-code tables.
+const REAL_SECTION: &str = "real code: sqlite, lua";
+
+/// SQLite (not in quick mode) and Lua, each as a shared library and as a module: load to
+/// first symbol, page faults, reload, then memory per module.
+fn output_real_code(config: &Config, dir: &Path, output: &mut Output) -> Result<(), String> {
+    let mut libraries = vec![realcode::lua()?];
+    if !config.quick {
+        libraries.insert(0, realcode::sqlite()?);
+    }
+    let mut builds = Vec::with_capacity(libraries.len());
+    for library in libraries {
+        progress(&format!(
+            "real code: building {} (cc -O2 -fPIC, cc -shared, smf pack)",
+            library.version
+        ));
+        let build = realcode::build(dir, library)?;
+        check_probe(&build)?;
+        output.notes.push(describe(
+            &format!("{} ({})", build.library.name, build.library.version),
+            &build.plain,
+        )?);
+        builds.push(build);
+    }
+    let mut table = Table::new(
+        "Real code: SQLite and Lua, -O2 -fPIC",
+        "shared library",
+        "SMF",
+    );
+    for build in &builds {
+        let name = build.library.name;
+        progress(&format!("real code: {name}: load to first symbol, reload"));
+        load_rows(
+            config,
+            name,
+            &build.plain,
+            build.library.entry,
+            config.samples(200),
+            &mut table.rows,
+            LoadTargets {
+                checked: Some(Target::RatioAtMost(1.0)),
+                unchecked: Some(Target::RatioAtMost(0.8)),
+                faults: true,
+            },
+        )?;
+        let entry = CString::new(build.library.entry).map_err(err)?;
+        let registry = Registry::new();
+        let (sys, smf) = reload_samples(
+            &registry,
+            &dir.join(format!("{name}-live.smf")),
+            &build.v1,
+            &build.v2,
+            &entry,
+            config.samples(100),
+        )?;
+        table.rows.push(Row::timed(
+            format!("{name}: reload (--reloadable, Registry::reload vs dlclose + dlopen + dlsym)"),
+            Some(&sys),
+            &smf,
+            Some(Target::RatioAtMost(2.0)),
+        ));
+    }
+    output.tables.push(table);
+    progress("real code: memory per module");
+    let entries = builds
+        .iter()
+        .map(|b| CString::new(b.library.entry).map_err(err))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(&str, &Pair, &CStr)> = builds
+        .iter()
+        .zip(&entries)
+        .map(|(b, e)| (b.library.name, &b.plain, e.as_c_str()))
+        .collect();
+    output
+        .tables
+        .push(memory_table(config, dir, "real code", &pairs, true)?);
+    Ok(())
+}
+
+/// Calls the library's probe function in the shared library and in the module, and checks
+/// that both give the same result.
+fn check_probe(build: &realcode::RealBuild) -> Result<(), String> {
+    let (symbol, probe) = build.library.probe;
+    let library = Library::open(&c_path(&build.plain.so))?;
+    let address = library.symbol(&CString::new(symbol).map_err(err)?);
+    if address.is_null() {
+        return Err(format!("{}: no {symbol}", build.plain.so.display()));
+    }
+    // SAFETY: the probe's signature is the library's documented one.
+    let native = unsafe { probe.call(address as usize) };
+    // SAFETY: the module is built from the library's own C code and never rewritten.
+    let module = unsafe { simple_loader::load(&build.plain.smf, &LoadOptions::default(), None) }
+        .map_err(err)?;
+    let (_, address) = module
+        .export(symbol)
+        .ok_or_else(|| format!("{}: no {symbol}", build.plain.smf.display()))?;
+    // SAFETY: as above; the module stays loaded across the call.
+    let loaded = unsafe { probe.call(address) };
+    if native != loaded || native == 0.0 {
+        return Err(format!(
+            "{symbol}() returned {native} from the shared library and {loaded} from the module"
+        ));
+    }
+    Ok(())
 }
 
 fn progress(what: &str) {
@@ -326,9 +446,33 @@ fn written_pages(parsed: &smf_format::Module<'_>) -> usize {
     pages.len()
 }
 
+/// The targets of the two load rows (hash checked, hash off), and whether to add a row of
+/// page faults per load.
+#[derive(Debug, Clone, Copy)]
+struct LoadTargets {
+    checked: Option<Target>,
+    unchecked: Option<Target>,
+    faults: bool,
+}
+
+const NO_TARGETS: LoadTargets = LoadTargets {
+    checked: None,
+    unchecked: None,
+    faults: false,
+};
+
+/// Minor page faults of the calling thread so far.
+fn minor_faults() -> f64 {
+    // SAFETY: an all-zero `rusage` is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    usage.ru_minflt as f64
+}
+
 /// Load to first symbol, and unload, of `pair` both ways, interleaved: `dlopen` + `dlsym` /
 /// `dlclose` against `load` + `Module::export` / drop, with the module hash checked
-/// (the default) and not.
+/// and not (the default).
 fn load_rows(
     config: &Config,
     name: &str,
@@ -336,7 +480,7 @@ fn load_rows(
     entry: &str,
     samples: usize,
     rows: &mut Vec<Row>,
-    with_targets: bool,
+    targets: LoadTargets,
 ) -> Result<(), String> {
     let _ = config;
     let so = c_path(&pair.so);
@@ -352,17 +496,22 @@ fn load_rows(
     let (mut sys_load, mut sys_unload) = (Samples::default(), Samples::default());
     let (mut smf_load, mut smf_unload) = (Samples::default(), Samples::default());
     let (mut fast_load, mut fast_unload) = (Samples::default(), Samples::default());
+    let (mut sys_faults, mut smf_faults) = (Samples::default(), Samples::default());
+    let mut checked_faults = Samples::default();
     let smf_side = |verify: bool,
                     load: &mut Samples,
                     unload: &mut Samples,
+                    faulted: &mut Samples,
                     record: bool|
      -> Result<(), String> {
         let options = options(verify);
+        let faults = minor_faults();
         let start = Instant::now();
         // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
         let module = unsafe { simple_loader::load(&pair.smf, &options, None) }.map_err(err)?;
         let address = module.export(entry).map(|(_, a)| a);
         let loaded = elapsed_ns(start);
+        let faults = minor_faults() - faults;
         black_box(address).ok_or("no entry symbol in the module")?;
         let start = Instant::now();
         drop(module);
@@ -370,6 +519,7 @@ fn load_rows(
         if record {
             load.push(loaded);
             unload.push(unloaded);
+            faulted.push(faults);
         }
         Ok(())
     };
@@ -378,10 +528,14 @@ fn load_rows(
         samples.min(10),
         &mut [
             &mut |record| {
+                let faults = minor_faults();
                 let start = Instant::now();
                 let library = Library::open(&so)?;
                 let address = library.symbol(&entry_c);
                 let loaded = elapsed_ns(start);
+                if record {
+                    sys_faults.push(minor_faults() - faults);
+                }
                 if black_box(address).is_null() {
                     return Err("no entry symbol in the shared library".into());
                 }
@@ -394,8 +548,24 @@ fn load_rows(
                 }
                 Ok(())
             },
-            &mut |record| smf_side(true, &mut smf_load, &mut smf_unload, record),
-            &mut |record| smf_side(false, &mut fast_load, &mut fast_unload, record),
+            &mut |record| {
+                smf_side(
+                    true,
+                    &mut smf_load,
+                    &mut smf_unload,
+                    &mut checked_faults,
+                    record,
+                )
+            },
+            &mut |record| {
+                smf_side(
+                    false,
+                    &mut fast_load,
+                    &mut fast_unload,
+                    &mut smf_faults,
+                    record,
+                )
+            },
         ],
     )?;
     if native::is_loaded(&so) {
@@ -404,19 +574,27 @@ fn load_rows(
             pair.so.display()
         ));
     }
-    let target = with_targets.then_some(Target::RatioAtMost(0.5));
     rows.push(Row::timed(
-        format!("{name}: load to first symbol (hash checked, default)"),
+        format!("{name}: load to first symbol (hash checked)"),
         Some(&sys_load),
         &smf_load,
-        target,
+        targets.checked,
     ));
     rows.push(Row::timed(
         format!("{name}: load to first symbol (verify_hash off)"),
         Some(&sys_load),
         &fast_load,
-        target,
+        targets.unchecked,
     ));
+    if targets.faults {
+        rows.push(Row {
+            what: format!("{name}: minor page faults in one load (verify_hash off)"),
+            system: Some(sys_faults.median()),
+            smf: smf_faults.median(),
+            unit: Unit::Count,
+            target: None,
+        });
+    }
     rows.push(Row::timed(
         format!("{name}: unload"),
         Some(&sys_unload),
@@ -646,56 +824,15 @@ fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
         true,
     )?;
     let live = dir.join("live.smf");
-    fixture::write_atomically(&live, &v1.module)?;
     let registry = Registry::new();
-    // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
-    unsafe { registry.load(&live) }.map_err(err)?;
-    let (so1, so2) = (c_path(&v1.so), c_path(&v2.so));
-    let mut current_so = Some(Library::open(&so1)?);
-    let (mut sys, mut smf) = (Samples::default(), Samples::default());
-    let (mut sys_round, mut smf_round) = (0usize, 0usize);
-    let samples = config.samples(200);
-    interleave(
-        samples,
-        samples.min(5),
-        &mut [
-            &mut |record| {
-                let next = if sys_round % 2 == 0 { &so2 } else { &so1 };
-                sys_round += 1;
-                let start = Instant::now();
-                drop(current_so.take());
-                let library = Library::open(next)?;
-                black_box(library.symbol(c"bench_entry"));
-                let took = elapsed_ns(start);
-                current_so = Some(library);
-                if record {
-                    sys.push(took);
-                }
-                Ok(())
-            },
-            &mut |record| {
-                let next = if smf_round % 2 == 0 {
-                    &v2.module
-                } else {
-                    &v1.module
-                };
-                smf_round += 1;
-                fixture::write_atomically(&live, next)?;
-                let start = Instant::now();
-                // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
-                let report = unsafe { registry.reload(&live) }.map_err(err)?;
-                let took = elapsed_ns(start);
-                if report.unchanged {
-                    return Err("the reload saw no change".into());
-                }
-                if record {
-                    smf.push(took);
-                }
-                Ok(())
-            },
-        ],
+    let (sys, smf) = reload_samples(
+        &registry,
+        &live,
+        &v1,
+        &v2,
+        c"bench_entry",
+        config.samples(200),
     )?;
-    drop(current_so);
     let mut reload = Table::new(
         "Reload (small library, --reloadable)",
         "dlclose + dlopen + dlsym",
@@ -790,21 +927,91 @@ fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
     Ok(vec![reload, calls_table])
 }
 
+/// Loads `v1`'s module into `registry` from `live`, then replaces it by the other version,
+/// again and again, against `dlclose` of one version's shared library + `dlopen` of the
+/// other's + `dlsym(entry)`, interleaved.
+fn reload_samples(
+    registry: &Registry,
+    live: &Path,
+    v1: &Pair,
+    v2: &Pair,
+    entry: &CStr,
+    samples: usize,
+) -> Result<(Samples, Samples), String> {
+    fixture::write_atomically(live, &v1.module)?;
+    // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+    unsafe { registry.load(live) }.map_err(err)?;
+    let (so1, so2) = (c_path(&v1.so), c_path(&v2.so));
+    let mut current_so = Some(Library::open(&so1)?);
+    let (mut sys, mut smf) = (Samples::default(), Samples::default());
+    let (mut sys_round, mut smf_round) = (0usize, 0usize);
+    interleave(
+        samples,
+        samples.min(5),
+        &mut [
+            &mut |record| {
+                let next = if sys_round % 2 == 0 { &so2 } else { &so1 };
+                sys_round += 1;
+                let start = Instant::now();
+                drop(current_so.take());
+                let library = Library::open(next)?;
+                black_box(library.symbol(entry));
+                let took = elapsed_ns(start);
+                current_so = Some(library);
+                if record {
+                    sys.push(took);
+                }
+                Ok(())
+            },
+            &mut |record| {
+                let next = if smf_round % 2 == 0 {
+                    &v2.module
+                } else {
+                    &v1.module
+                };
+                smf_round += 1;
+                fixture::write_atomically(live, next)?;
+                let start = Instant::now();
+                // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
+                let report = unsafe { registry.reload(live) }.map_err(err)?;
+                let took = elapsed_ns(start);
+                if report.unchanged {
+                    return Err("the reload saw no change".into());
+                }
+                if record {
+                    smf.push(took);
+                }
+                Ok(())
+            },
+        ],
+    )?;
+    drop(current_so);
+    Ok((sys, smf))
+}
+
 /// Memory per module, with `copies` copies of each loaded at once (and their first symbol
 /// looked up): address space mapped beyond the payload (the target), what of it is resident
 /// and private, and heap.
-fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<Table, String> {
+/// `pairs` are a name, the library and its first symbol; with `real_targets`, the rows of
+/// resident memory and heap get the targets set for real code.
+fn memory_table(
+    config: &Config,
+    dir: &Path,
+    what: &str,
+    pairs: &[(&str, &Pair, &CStr)],
+    real_targets: bool,
+) -> Result<Table, String> {
     let copies = if config.quick { 3 } else { 20 };
     let mut table = Table::new(
         format!(
-            "Memory per module ({copies} copies of each loaded at once; /proc/self/smaps, heap from mallinfo2)"
+            "Memory per module, {what} ({copies} copies of each loaded at once; /proc/self/smaps, heap from mallinfo2)"
         ),
         "shared library",
         "SMF",
     );
     let mem = dir.join("memory");
     std::fs::create_dir_all(&mem).map_err(err)?;
-    for (name, pair) in pairs {
+    for &(name, pair, entry) in pairs {
         let mut sos = Vec::new();
         let mut smfs = Vec::new();
         for i in 0..copies {
@@ -832,7 +1039,7 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             .map(|p| Library::open(&c_path(p)))
             .collect::<Result<Vec<_>, _>>()?;
         for library in &libraries {
-            black_box(library.symbol(c"bench_entry"));
+            black_box(library.symbol(entry));
         }
         let heap_so = (heap_in_use() as f64 - heap_before as f64) / copies as f64;
         let maps = read_smaps();
@@ -849,8 +1056,9 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             .map(|p| unsafe { simple_loader::load(p, &LoadOptions::default(), None) })
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
+        let entry = entry.to_str().map_err(err)?;
         for module in &modules {
-            black_box(module.export("bench_entry"));
+            black_box(module.export(entry));
         }
         let heap_smf = (heap_in_use() as f64 - heap_before as f64) / copies as f64;
         let maps = read_smaps();
@@ -898,7 +1106,7 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             "resident (Rss, shared page-cache pages included)",
             per(so_usage.resident),
             per(smf_usage.resident),
-            None,
+            real_targets.then_some(Target::RatioAtMost(1.5)),
         ));
         table.rows.push(row(
             "anonymous resident (copied or written pages: relocated, bss)",
@@ -906,9 +1114,12 @@ fn memory_table(config: &Config, dir: &Path, pairs: &[(&str, &Pair)]) -> Result<
             per(smf_usage.private),
             None,
         ));
-        table
-            .rows
-            .push(row("heap (malloc) per module", heap_so, heap_smf, None));
+        table.rows.push(row(
+            "heap (malloc) per module",
+            heap_so,
+            heap_smf,
+            real_targets.then_some(Target::BytesAtMost(32.0 * 1024.0)),
+        ));
     }
     Ok(table)
 }
@@ -1064,7 +1275,7 @@ fn relocation_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
             "bench_entry",
             config.samples(if count >= 100_000 { 60 } else { 150 }),
             &mut rows,
-            false,
+            NO_TARGETS,
         )?;
         table.rows.extend(
             rows.into_iter()
@@ -1111,7 +1322,7 @@ fn import_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
             "bench_entry",
             config.samples(150),
             &mut rows,
-            false,
+            NO_TARGETS,
         )?;
         let sys = rows.first().and_then(|r| r.system);
         table.rows.extend(

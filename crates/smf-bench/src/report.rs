@@ -79,6 +79,8 @@ impl Target {
 pub enum Unit {
     Nanos,
     Bytes,
+    /// A number of events (page faults).
+    Count,
 }
 
 /// One line of a table: a system-loader value (if there is a counterpart), an SMF value,
@@ -144,6 +146,7 @@ fn value(unit: Unit, v: f64) -> String {
     match unit {
         Unit::Nanos => duration(v),
         Unit::Bytes => bytes(v),
+        Unit::Count => format!("{v:.0}"),
     }
 }
 

@@ -11,6 +11,10 @@ fn quick_mode_runs_every_section() {
     let output = smf_bench::run(&config).unwrap_or_else(|e| panic!("{e}"));
     let text = output.render();
     for section in [
+        "Real code: SQLite and Lua",
+        "lua: reload (--reloadable",
+        "lua: minor page faults in one load",
+        "Memory per module, real code",
         "load to first symbol",
         "symbol lookup",
         "pack (cc -shared vs smf pack",
