@@ -179,7 +179,7 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     let capacity = HEADER_SIZE
         + eh_bytes
         + 8
-        + SYMBOL_SIZE * (symbols.functions.len() + 1)
+        + SYMBOL_SIZE * (symbols.functions().len() + 1)
         + names
         + 1
         + shstrtab.len()
@@ -200,14 +200,14 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     let symtab_offset = out.len();
     // Room for every entry, filled in place; the names follow the table.
     out.resize(
-        symtab_offset + SYMBOL_SIZE * (symbols.functions.len() + 1),
+        symtab_offset + SYMBOL_SIZE * (symbols.functions().len() + 1),
         0,
     );
     let strtab_offset = out.len();
     out.push(0);
     let info = (elf::STB_GLOBAL.0 << 4) | elf::STT_FUNC.0;
     let mut entries = 1;
-    for function in &symbols.functions {
+    for function in symbols.functions() {
         let Some(section) = symbols
             .code
             .iter()
@@ -375,6 +375,7 @@ mod tests {
     /// Two code sections with functions `a`, `b` (in the first) and `c` (in the second).
     fn module() -> Vec<u8> {
         let mut builder = ModuleBuilder::new();
+        builder.arch = crate::HOST_ARCH.unwrap_or(builder.arch);
         let mut layout = ImageLayout::new();
         let mut sections = Vec::new();
         for name in [".text", ".text2"] {
@@ -464,5 +465,47 @@ mod tests {
                 ("c".to_owned(), 2, 32, 4, true),
             ]
         );
+    }
+
+    /// Whether an object in the descriptor's list has a section at `address`.
+    fn described_at(address: u64) -> bool {
+        let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let descriptor = &raw const __jit_debug_descriptor;
+        // SAFETY: the list is only changed under LOCK, which we hold; each entry's object
+        // lives as long as the entry is linked.
+        let mut entry = unsafe { (*descriptor).first_entry };
+        while !entry.is_null() {
+            // SAFETY: as above.
+            let object = unsafe {
+                std::slice::from_raw_parts((*entry).symfile_addr, (*entry).symfile_size as usize)
+            };
+            let file = ElfFile64::<object::Endianness>::parse(object).unwrap();
+            if file.sections().any(|s| s.address() == address) {
+                return true;
+            }
+            // SAFETY: as above.
+            entry = unsafe { (*entry).next };
+        }
+        false
+    }
+
+    #[test]
+    fn modules_are_described_to_debuggers_only_when_asked() {
+        for debugger in [false, true] {
+            let bytes = module();
+            let source = crate::ModuleSource::Bytes {
+                bytes,
+                name: "jit-test".into(),
+            };
+            let options = crate::LoadOptions::default()
+                .with_verify_hash(false)
+                .with_debugger(debugger);
+            // SAFETY: the module's code is `ret` instructions, never called.
+            let module = unsafe { crate::load(source, &options, None) }.unwrap();
+            let base = module.base() as u64;
+            assert_eq!(described_at(base), debugger, "debugger: {debugger}");
+            drop(module);
+            assert!(!described_at(base), "still described after unload");
+        }
     }
 }

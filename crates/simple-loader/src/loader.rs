@@ -30,6 +30,7 @@ pub struct LoadOptions {
     pub(crate) verify_hash: bool,
     pub(crate) signature: SignaturePolicy,
     pub(crate) map_file: bool,
+    pub(crate) debugger: bool,
     /// The `argc`/`argv` of constructors; the process's own when `None`.
     pub(crate) arguments: Option<Arc<Argv>>,
 }
@@ -41,6 +42,7 @@ impl Default for LoadOptions {
             verify_hash: true,
             signature: SignaturePolicy::Ignore,
             map_file: true,
+            debugger: false,
             arguments: None,
         }
     }
@@ -78,6 +80,19 @@ impl LoadOptions {
     /// used) are always read into memory.
     pub fn with_map_file(mut self, map: bool) -> Self {
         self.map_file = map;
+        self
+    }
+
+    /// Describe the module's functions to debuggers when it is loaded (the GDB JIT
+    /// interface, `docs/RUNTIME.md`), so that gdb and lldb name them in backtraces, walk
+    /// through their frames and set breakpoints in them. Off by default: the description is
+    /// an in-memory ELF object with a symbol per function and a copy of the unwind tables,
+    /// made at every load, which took about a third of the time of loading SQLite and most
+    /// of its heap. The `smf run` command turns it on. A debugger sees only the modules
+    /// loaded with it on. (Crash reports and [`crate::symbolize`] need nothing: they read the
+    /// module's symbol table when asked.)
+    pub fn with_debugger(mut self, describe: bool) -> Self {
+        self.debugger = describe;
         self
     }
 
@@ -428,7 +443,16 @@ fn load_from(
         tls.set_base(image.base());
     }
     // SAFETY: the image is complete and stays mapped until it is dropped, which detaches it.
-    unsafe { crate::runtime::attach(&file, image.base(), image.len(), &name, tls) };
+    unsafe {
+        crate::runtime::attach(
+            &file,
+            image.base(),
+            image.len(),
+            &name,
+            tls,
+            options.debugger,
+        )
+    };
     let module = Module::new(
         file,
         image,

@@ -45,11 +45,11 @@ fn enabled() -> bool {
 /// Appends the functions of a module, if the perf map is on. Failing to write it only costs
 /// profiler names, so errors are reported once on stderr and otherwise ignored.
 pub(crate) fn record(symbols: &ModuleSymbols) {
-    if !enabled() || symbols.functions.is_empty() {
+    if !enabled() || symbols.functions().is_empty() {
         return;
     }
     let mut text = String::new();
-    for function in &symbols.functions {
+    for function in symbols.functions() {
         text.push_str(&format!(
             "{:x} {:x} {}\n",
             function.start,

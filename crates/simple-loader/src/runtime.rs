@@ -40,7 +40,8 @@ struct Attachments {
 /// Mapped images by base address.
 static LOADED: RwLock<BTreeMap<usize, Attachments>> = RwLock::new(BTreeMap::new());
 
-/// Registers the image of `parsed` mapped at `base` (`len` bytes), named `name` in messages.
+/// Registers the image of `parsed` mapped at `base` (`len` bytes), named `name` in messages,
+/// and describes it to debuggers if `debugger`.
 ///
 /// # Safety
 /// The image must be completely mapped, relocated and protected, and stay so until
@@ -51,6 +52,7 @@ pub(crate) unsafe fn attach(
     len: usize,
     name: &str,
     tls: Option<Box<TlsModule>>,
+    debugger: bool,
 ) {
     let parsed = file.borrow_dependent();
     let symbols = ModuleSymbols::new(file, base, len, name);
@@ -64,22 +66,12 @@ pub(crate) unsafe fn attach(
             unsafe { FrameRegistration::register((base + s.vaddr as usize) as *const u8) }
         })
         .collect();
-    // The unwind tables, at their run-time addresses, let debuggers walk module frames. They
-    // are read from the image: a module parsed from its file's head has no payload bytes.
-    let eh_frames: Vec<(usize, &[u8])> = parsed
-        .loaded_sections()
-        .filter(|s| s.kind == SectionKind::EhFrame)
-        .map(|s| {
-            let address = base + s.vaddr as usize;
-            // SAFETY: an eh_frame section is read-only in the image from before this call
-            // until `detach` (caller's contract), and the reader checked its `file_size`
-            // bytes lie inside the image; the slice is dropped before this returns.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(address as *const u8, s.file_size as usize) };
-            (address, bytes)
-        })
-        .collect();
-    let jit = crate::jit::JitRegistration::new(&symbols, &eh_frames);
+    let jit = if debugger {
+        // SAFETY: the image stays mapped and protected until `detach` (caller's contract).
+        unsafe { describe_to_debuggers(parsed, base, &symbols) }
+    } else {
+        None
+    };
     crate::perfmap::record(&symbols);
     if let Some(tls) = &tls {
         tls.attach(base..base + len);
@@ -94,6 +86,34 @@ pub(crate) unsafe fn attach(
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .insert(base, attachments);
+}
+
+/// The module's entry in the GDB JIT interface.
+///
+/// # Safety
+/// The image of `parsed` must be mapped at `base`, its `.eh_frame` sections read-only, for the
+/// duration of the call.
+unsafe fn describe_to_debuggers(
+    parsed: &smf_format::Module<'_>,
+    base: usize,
+    symbols: &ModuleSymbols,
+) -> Option<JitRegistration> {
+    // The unwind tables, at their run-time addresses, let debuggers walk module frames. They
+    // are read from the image: a module parsed from its file's head has no payload bytes.
+    let eh_frames: Vec<(usize, &[u8])> = parsed
+        .loaded_sections()
+        .filter(|s| s.kind == SectionKind::EhFrame)
+        .map(|s| {
+            let address = base + s.vaddr as usize;
+            // SAFETY: an eh_frame section is read-only in the image for the duration of the
+            // call (this function's contract), and the reader checked its `file_size`
+            // bytes lie inside the image; the slice is dropped before this returns.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(address as *const u8, s.file_size as usize) };
+            (address, bytes)
+        })
+        .collect();
+    JitRegistration::new(symbols, &eh_frames)
 }
 
 /// Undoes [`attach`] for the image at `base`, if it was attached.

@@ -5,9 +5,9 @@
 //! answers for any address in any module, whichever registry or host loaded it; the crash
 //! handler uses the same list without allocating.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use smf_format::{Binding, SectionKind, SymbolKind};
+use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
 
 use crate::module::ParsedFile;
 
@@ -39,8 +39,9 @@ impl std::fmt::Display for Location {
 /// Finds the loaded module and function containing `address`.
 pub fn symbolize(address: usize) -> Option<Location> {
     crate::runtime::with_symbols(address, |symbols| {
+        symbols.functions();
         let (symbol, start) = match symbols.function_at(address) {
-            Some(function) => (Some(symbols.name_of(function).to_owned()), function.start),
+            Some(function) => (Some(symbols.name_of(&function).to_owned()), function.start),
             None => (None, symbols.base),
         };
         Location {
@@ -54,7 +55,7 @@ pub fn symbolize(address: usize) -> Option<Location> {
 }
 
 /// One function of a module: its run-time address range and its symbol.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Function {
     pub start: usize,
     pub end: usize,
@@ -62,16 +63,20 @@ pub(crate) struct Function {
     symbol: u32,
 }
 
-/// The functions of one mapped module, sorted by address; names are read from the module's
-/// parsed symbol table, which this keeps alive.
+/// What the symbolizer knows of one mapped module: its place and its code sections. Its
+/// functions, sorted by address, are listed the first time something asks for them
+/// ([`ModuleSymbols::functions`]: `symbolize`, the debugger's object, the perf map), not at
+/// load: most loads never need them. Until then, [`ModuleSymbols::function_at`] finds a
+/// function by reading the module's symbol table, without allocating, as the crash handler
+/// must. Names are read from the module's parsed symbol table, which this keeps alive.
 #[derive(Debug)]
 pub(crate) struct ModuleSymbols {
     pub module: String,
     pub base: usize,
     pub len: usize,
-    pub functions: Vec<Function>,
     /// Run-time ranges of the code sections.
     pub code: Vec<(usize, usize)>,
+    functions: OnceLock<Vec<Function>>,
     file: Arc<ParsedFile>,
 }
 
@@ -88,16 +93,34 @@ impl ModuleSymbols {
                 )
             })
             .collect();
-        // By address, exported names first at equal addresses (so an alias is named by its
-        // public name), then symbol-table order. The packer writes the table in this order,
-        // so usually noting that it is sorted, in the pass that collects the functions, is
-        // all; other tables get their functions sorted.
-        let symbols = parsed.symbols();
-        let key = |i: u32| {
-            let symbol = &symbols[i as usize];
-            (symbol.value, symbol.binding == Binding::Local)
-        };
-        let mut functions: Vec<Function> = Vec::with_capacity(symbols.len());
+        ModuleSymbols {
+            module: module.to_owned(),
+            base,
+            len,
+            code,
+            functions: OnceLock::new(),
+            file: Arc::clone(file),
+        }
+    }
+
+    /// The order functions are chosen in at one address: by address, exported names first
+    /// (so an alias is named by its public name), then symbol-table order.
+    fn key(symbol: &Symbol<'_>, index: u32) -> (u64, bool, u32) {
+        (symbol.value, symbol.binding == Binding::Local, index)
+    }
+
+    /// The module's functions by address, one per address; listed on the first call.
+    pub(crate) fn functions(&self) -> &[Function] {
+        self.functions.get_or_init(|| self.list_functions())
+    }
+
+    fn list_functions(&self) -> Vec<Function> {
+        // The packer writes the table in key order, so usually noting that it is sorted, in
+        // the pass that collects the functions, is all; other tables get their functions
+        // sorted.
+        let symbols = self.file.borrow_dependent().symbols();
+        let key = |i: u32| Self::key(&symbols[i as usize], i);
+        let mut functions: Vec<Function> = Vec::new();
         let (mut sorted, mut sizeless) = (true, false);
         let mut last = None;
         for (i, symbol) in symbols.iter().enumerate() {
@@ -109,7 +132,7 @@ impl ModuleSymbols {
             sorted &= last.is_none_or(|last| last <= this);
             last = Some(this);
             sizeless |= symbol.size == 0;
-            let start = base + symbol.value as usize;
+            let start = self.base + symbol.value as usize;
             functions.push(Function {
                 start,
                 end: start + symbol.size as usize,
@@ -117,37 +140,33 @@ impl ModuleSymbols {
             });
         }
         if !sorted {
-            functions.sort_by_key(|f| (key(f.symbol), f.symbol));
+            functions.sort_by_key(|f| key(f.symbol));
         }
         functions.dedup_by_key(|f| f.start);
         // A symbol without a size extends to the next one or the end of its section.
         if sizeless {
             for n in 0..functions.len() {
-                let start = functions[n].start;
-                if functions[n].end > start {
+                if functions[n].end > functions[n].start {
                     continue;
                 }
-                let section_end = code
-                    .iter()
-                    .find(|(s, e)| (*s..*e).contains(&start))
-                    .map_or(start, |&(_, e)| e);
-                let next = functions.get(n + 1).map_or(section_end, |next| next.start);
-                functions[n].end = next.min(section_end).max(start);
+                let next = functions.get(n + 1).map(|next| next.start);
+                functions[n].end = self.sizeless_end(functions[n].start, next);
             }
         }
-        // The list lives as long as the module: sized for every symbol, it is given back
-        // what other symbols (data, constants) left unused when that is much.
-        if functions.capacity() - functions.len() > functions.len() / 4 {
-            functions.shrink_to_fit();
-        }
-        ModuleSymbols {
-            module: module.to_owned(),
-            base,
-            len,
-            functions,
-            code,
-            file: Arc::clone(file),
-        }
+        functions.shrink_to_fit();
+        functions
+    }
+
+    /// Where a function of no size at `start` ends: at the next function's start (`next`)
+    /// or its code section's end, whichever comes first.
+    fn sizeless_end(&self, start: usize, next: Option<usize>) -> usize {
+        let section_end = self
+            .code
+            .iter()
+            .find(|(s, e)| (*s..*e).contains(&start))
+            .map_or(start, |&(_, e)| e);
+        next.map_or(section_end, |next| next.min(section_end))
+            .max(start)
     }
 
     /// At most the bytes the functions' names take with their terminators, unless names share
@@ -166,10 +185,43 @@ impl ModuleSymbols {
             .map_or("?", |s| s.name)
     }
 
-    /// The function whose range contains `address`.
-    pub(crate) fn function_at(&self, address: usize) -> Option<&Function> {
-        let after = self.functions.partition_point(|f| f.start <= address);
-        let function = self.functions.get(after.checked_sub(1)?)?;
+    /// The function whose range contains `address`: from the list if it was made, otherwise
+    /// by two passes over the symbol table that choose as the list would. Allocates nothing,
+    /// takes no lock: the crash handler calls it.
+    pub(crate) fn function_at(&self, address: usize) -> Option<Function> {
+        if let Some(functions) = self.functions.get() {
+            let after = functions.partition_point(|f| f.start <= address);
+            let function = *functions.get(after.checked_sub(1)?)?;
+            return (address < function.end || function.start == address).then_some(function);
+        }
+        let offset = address.checked_sub(self.base)? as u64;
+        let symbols = self.file.borrow_dependent().symbols();
+        let is_function = |s: &Symbol<'_>| s.kind == SymbolKind::Function && s.section.is_some();
+        // The last function starting at or before the address, as the list would keep it.
+        let (index, symbol) = symbols
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is_function(s) && s.value <= offset)
+            .min_by_key(|&(i, s)| {
+                let (value, local, index) = Self::key(s, i as u32);
+                (std::cmp::Reverse(value), local, index)
+            })?;
+        let start = self.base + symbol.value as usize;
+        let end = if symbol.size > 0 {
+            start + symbol.size as usize
+        } else {
+            let next = symbols
+                .iter()
+                .filter(|s| is_function(s) && s.value > symbol.value)
+                .map(|s| self.base + s.value as usize)
+                .min();
+            self.sizeless_end(start, next)
+        };
+        let function = Function {
+            start,
+            end,
+            symbol: index as u32,
+        };
         (address < function.end || function.start == address).then_some(function)
     }
 }
@@ -228,27 +280,40 @@ mod tests {
         let parsed = crate::module::parse_owned(bytes);
         let base = 0x7000_0000;
         let symbols = ModuleSymbols::new(&parsed, base, 0x1000, "m.smf");
+        // First by reading the symbol table (nothing is listed at load), then from the list.
+        assert!(
+            symbols.functions.get().is_none(),
+            "listed before it was asked for"
+        );
+        check_names(&symbols, base);
+        let scanned: Vec<_> = (0..0x110).map(|o| symbols.function_at(base + o)).collect();
+        assert_eq!(symbols.functions().len(), 4, "one function per address");
+        check_names(&symbols, base);
+        let listed: Vec<_> = (0..0x110).map(|o| symbols.function_at(base + o)).collect();
+        assert_eq!(scanned, listed, "the scan and the list disagree");
+        assert_eq!(symbols.code, [(base, base + 0x100)]);
+    }
+    fn check_names(symbols: &ModuleSymbols, base: usize) {
         let name = |offset: usize| {
             symbols
                 .function_at(base + offset)
-                .map(|f| symbols.name_of(f))
+                .map(|f| symbols.name_of(&f).to_owned())
         };
         assert_eq!(name(0x0f), None, "before the first function");
-        assert_eq!(name(0x10), Some("sized"));
-        assert_eq!(name(0x1f), Some("sized"));
+        assert_eq!(name(0x10), Some(String::from("sized")));
+        assert_eq!(name(0x1f), Some(String::from("sized")));
         assert_eq!(name(0x20), None, "past the end of a sized function");
         assert_eq!(
             name(0x7f),
-            Some("sizeless"),
+            Some(String::from("sizeless")),
             "a size-0 symbol runs to the next one"
         );
-        assert_eq!(name(0x80), Some("public_name"));
+        assert_eq!(name(0x80), Some(String::from("public_name")));
         assert_eq!(
             name(0xff),
-            Some("last"),
+            Some(String::from("last")),
             "the last one runs to the end of its section"
         );
         assert_eq!(name(0x100), None);
-        assert_eq!(symbols.code, [(base, base + 0x100)]);
     }
 }

@@ -308,7 +308,7 @@ fn name_address(line: &mut Line, address: usize) {
             let _ = write!(
                 line,
                 "{}+{:#x} ({})",
-                symbols.name_of(function),
+                symbols.name_of(&function),
                 address - function.start,
                 symbols.module
             );
