@@ -21,7 +21,7 @@ use crate::sys::{FileMap, NativeKind};
 ///
 /// ```
 /// use simple_loader::LoadOptions;
-/// let options = LoadOptions::default().with_verify_hash(false);
+/// let options = LoadOptions::default().with_verify_hash(true);
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -39,7 +39,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             limits: Limits::default(),
-            verify_hash: true,
+            verify_hash: false,
             signature: SignaturePolicy::Ignore,
             map_file: true,
             debugger: false,
@@ -55,8 +55,15 @@ impl LoadOptions {
         self
     }
 
-    /// Check the module hash before anything else is done with the content. On by default;
-    /// a host that measures the cost and trusts its files may turn it off.
+    /// Check the module hash (BLAKE3 of the whole file) before anything else is done with
+    /// the content. Off by default, as `dlopen` and wasmtime check nothing of the kind: it
+    /// reads every page of the file, which for a module of a megabyte cost more than the
+    /// rest of the load together (`docs/PERFORMANCE.md`). A host that wants accidental
+    /// corruption caught (a truncated copy, a flipped bit) turns it on; `smf run` and `smf
+    /// call` do. The hash is no defence against a crafted file, which can carry a matching
+    /// hash: requiring a signature ([`LoadOptions::with_signature`]) is, and a signature
+    /// check always hashes the bytes it vouches for, whatever this says. A reload always
+    /// hashes the new file (to tell whether it changed) and then checks that hash too.
     pub fn with_verify_hash(mut self, verify: bool) -> Self {
         self.verify_hash = verify;
         self
@@ -315,7 +322,9 @@ fn load_from(
     })?;
     let file = Arc::new(file);
     let parsed = file.borrow_dependent();
-    if options.verify_hash {
+    // A hash computed already (a reload hashes the new file to see whether it changed) is
+    // compared whatever the options say: the check is then free.
+    if options.verify_hash || hash.is_some() {
         let checked = match hash {
             Some(computed) if computed != parsed.header().module_hash => {
                 Err(smf_format::Error::HashMismatch {
@@ -334,7 +343,7 @@ fn load_from(
     crate::signature::check(
         &options.signature,
         parsed,
-        options.verify_hash,
+        options.verify_hash || hash.is_some(),
         path.as_deref(),
         &name,
     )?;

@@ -581,7 +581,7 @@ fn load_rows(
         targets.checked,
     ));
     rows.push(Row::timed(
-        format!("{name}: load to first symbol (verify_hash off)"),
+        format!("{name}: load to first symbol (verify_hash off, default)"),
         Some(&sys_load),
         &fast_load,
         targets.unchecked,

@@ -461,10 +461,11 @@ pub fn head_len(data: &[u8]) -> Option<u64> {
 /// `module_hash` field taken as zero. The caller must pass at least a whole header.
 ///
 /// A file of [`PARALLEL_HASH_MIN`] bytes or more is hashed on two threads when the machine
-/// has two cores, with BLAKE3's own parallel hashing (`Hasher::update_rayon`, the same hash)
-/// in a pool of two threads that the first such file starts and that then stays, so that a
-/// load does not pay for starting a thread. If no thread can be started, the calling thread
-/// hashes alone.
+/// has two cores or more: the calling thread hashes the left subtree of BLAKE3's tree, a
+/// thread started for this call the right one, and the two chaining values are merged into
+/// the root (`blake3::hazmat`; the same hash). The helper thread ends before this returns:
+/// no thread stays behind to wait, or spin, for work. If it cannot be started, the calling
+/// thread hashes alone.
 pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     let header_len = size_of::<raw::Header>();
     if data.len() < header_len {
@@ -478,29 +479,20 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let parallel = data.len() >= PARALLEL_HASH_MIN
         && *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) > 1;
-    Ok(module_hash_in(parallel.then(hash_pool).flatten(), data))
+    Ok(if parallel {
+        module_hash_on_two_threads(data)
+    } else {
+        module_hash_on_one_thread(data)
+    })
 }
 
-/// The size from which [`compute_module_hash`] hashes on two threads: below it, handing the
-/// work to another thread costs more than it saves.
+/// The size from which [`compute_module_hash`] hashes on two threads: below it, starting a
+/// thread costs more than it saves.
 pub const PARALLEL_HASH_MIN: usize = 1 << 20;
 
-/// The two threads that hash large files, started by the first one; `None` if they could
-/// not be started.
-fn hash_pool() -> Option<&'static rayon_core::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon_core::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon_core::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .thread_name(|_| "smf-hash".into())
-            .build()
-            .ok()
-    })
-    .as_ref()
-}
-
-/// The module hash of `data`, hashed in `pool` if there is one.
-fn module_hash_in(pool: Option<&rayon_core::ThreadPool>, data: &[u8]) -> [u8; 32] {
+/// A hasher fed the first bytes of `data` (up to 16 KiB) with the `module_hash` field zeroed,
+/// and the number of bytes fed.
+fn hasher_past_field(data: &[u8]) -> (blake3::Hasher, usize) {
     // The first bytes go through a copy with the field zeroed, a whole number of BLAKE3
     // chunks (16 KiB, 16 chunks). Fed in three pieces instead (the bytes before the field,
     // zeros, the rest), the hasher would hash the first chunk alone and then only small
@@ -513,11 +505,44 @@ fn module_hash_in(pool: Option<&rayon_core::ThreadPool>, data: &[u8]) -> [u8; 32
     first[MODULE_HASH_RANGE].fill(0);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&first[..len]);
-    match pool {
-        Some(pool) => pool.install(|| hasher.update_rayon(&data[len..])),
-        None => hasher.update(&data[len..]),
-    };
+    (hasher, len)
+}
+
+fn module_hash_on_one_thread(data: &[u8]) -> [u8; 32] {
+    let (mut hasher, len) = hasher_past_field(data);
+    hasher.update(&data[len..]);
     *hasher.finalize().as_bytes()
+}
+
+/// As [`module_hash_on_one_thread`], with the right subtree on a second thread. `data` must
+/// be longer than one BLAKE3 chunk (1 KiB) and hold a whole header.
+fn module_hash_on_two_threads(data: &[u8]) -> [u8; 32] {
+    use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
+    // At least half of `data` (so the header's 16 KiB are in it), a whole power-of-two
+    // number of chunks: the left subtree of the root.
+    let split = left_subtree_len(data.len() as u64);
+    let (left, right) = data.split_at(split as usize);
+    let hash_right = move || {
+        let mut hasher = blake3::Hasher::new();
+        hasher.set_input_offset(split);
+        hasher.update(right);
+        hasher.finalize_non_root()
+    };
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("smf-hash".into())
+            .spawn_scoped(scope, hash_right);
+        let (mut hasher, len) = hasher_past_field(left);
+        hasher.update(&left[len..]);
+        let left_cv = hasher.finalize_non_root();
+        let right_cv = match helper {
+            Ok(helper) => helper
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => hash_right(),
+        };
+        *merge_subtrees_root(&left_cv, &right_cv, Mode::Hash).as_bytes()
+    })
 }
 
 fn round_up_page(value: u64) -> Option<u64> {
@@ -1887,19 +1912,39 @@ mod tests {
 
     #[test]
     fn the_two_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
-        // Hashed in the pool directly, so that it is tested on a machine of one core too
-        // (where `compute_module_hash` would not use it).
-        let pool = hash_pool().expect("two threads can be started");
+        // Called directly, so that it is tested on a machine of one core too (where
+        // `compute_module_hash` would not use it).
         let lengths = [
-            size_of::<raw::Header>(),
             (16 << 10) + 1,
             (64 << 10) + 1,
             PARALLEL_HASH_MIN - 1,
+            PARALLEL_HASH_MIN,
             PARALLEL_HASH_MIN + 1,
             PARALLEL_HASH_MIN + (64 << 10) + 512,
             (3 << 20) + 12_345,
         ];
-        check_against_blake3(&lengths, |data| module_hash_in(Some(pool), data));
+        check_against_blake3(&lengths, module_hash_on_two_threads);
+    }
+
+    /// Names of this process's threads.
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn no_hashing_thread_stays_after_a_hash() {
+        let data = vec![7u8; 2 * PARALLEL_HASH_MIN];
+        compute_module_hash(&data).unwrap();
+        module_hash_on_two_threads(&data);
+        let names = thread_names();
+        assert!(
+            !names.iter().any(|n| n == "smf-hash"),
+            "threads after hashing: {names:?}"
+        );
     }
 
     #[test]

@@ -577,8 +577,11 @@ fn run(command: Command) -> Result<ExitCode> {
 /// The load options of `run` and `call`: a signature by one of the keys of `key_files` is
 /// required when any is given.
 fn load_options(key_files: &[PathBuf]) -> Result<LoadOptions> {
-    // A program run from the command line may be debugged: describe it to gdb.
-    let mut options = LoadOptions::default().with_debugger(true);
+    // A program run from the command line may be debugged: describe it to gdb. It is loaded
+    // once, so the hash check (corruption caught before any code runs) costs little.
+    let mut options = LoadOptions::default()
+        .with_debugger(true)
+        .with_verify_hash(true);
     if !key_files.is_empty() {
         options = options.with_signature(simple_loader::SignaturePolicy::Require(public_keys(
             key_files,
