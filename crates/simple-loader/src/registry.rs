@@ -314,6 +314,13 @@ impl Registry {
     /// As for [`load`](crate::load): the module's constructors run, and a mapped module file
     /// must not be modified in place while the module is loaded.
     pub unsafe fn load(&self, path: &Path) -> Result<Arc<Module>, LoadError> {
+        {
+            // A path as the registry keeps it is found without asking the file system.
+            let state = self.lock();
+            if let Some(index) = state.position_of_path(path) {
+                return Ok(Arc::clone(&state.modules[index].module));
+            }
+        }
         let canonical = canonical(path)?;
         let mut state = self.lock();
         if let Some(index) = state.position_of_path(&canonical) {
@@ -552,11 +559,43 @@ impl Registry {
     /// no pinned thread can be running it. Destructors of what is freed here run on the
     /// calling thread, after the registry's lock is released.
     pub fn unload(&self, path: &Path) -> Result<bool, LoadError> {
-        let canonical = canonical(path)?;
+        // A path as the registry keeps it (canonical, as `Module::path` gives it) is found
+        // without asking the file system.
         let mut state = self.lock();
-        let Some(index) = state.position_of_path(&canonical) else {
-            return Ok(false);
+        let index = match state.position_of_path(path) {
+            Some(index) => index,
+            None => {
+                drop(state);
+                let canonical = canonical(path)?;
+                state = self.lock();
+                let Some(index) = state.position_of_path(&canonical) else {
+                    return Ok(false);
+                };
+                index
+            }
         };
+        self.remove(state, index);
+        Ok(true)
+    }
+
+    /// Removes `module`, which this registry loaded, as [`Registry::unload`] does for its
+    /// path, with no system call. Returns whether it was this registry's current version of
+    /// a module (an older version, replaced by a reload, is not).
+    pub fn unload_module(&self, module: &Arc<Module>) -> bool {
+        let state = self.lock();
+        let Some(index) = state
+            .modules
+            .iter()
+            .position(|entry| Arc::ptr_eq(&entry.module, module))
+        else {
+            return false;
+        };
+        self.remove(state, index);
+        true
+    }
+
+    /// Removes the entry at `index` and releases the lock, then what only it held.
+    fn remove(&self, mut state: MutexGuard<'_, State>, index: usize) {
         let entry = state.modules.remove(index);
         state.by_path.remove(&entry.path);
         state.exports.remove(entry.id, &entry.module);
@@ -565,7 +604,6 @@ impl Registry {
         drop(slots);
         self.reclaimer.retire(entry.module);
         self.reclaimer.collect();
-        Ok(true)
     }
 
     /// Pins the calling thread until the guard drops: no version of this registry's modules

@@ -657,3 +657,41 @@ fn irelative_words_hold_what_the_resolver_returns_after_the_other_relocations() 
         }
     }
 }
+
+#[test]
+fn a_registry_unloads_a_module_by_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let registry = registry_with_host();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { registry.load(&path) }.unwrap();
+    assert!(registry.resolve("answer").is_some());
+    assert!(registry.unload_module(&module));
+    assert!(registry.resolve("answer").is_none(), "its exports stay");
+    assert!(registry.modules().is_empty());
+    assert!(
+        !registry.unload_module(&module),
+        "unloaded twice by its handle"
+    );
+    // A module another registry loaded is not one of its own.
+    let another = registry_with_host();
+    // SAFETY: as above.
+    let other = unsafe { another.load(&path) }.unwrap();
+    assert!(!registry.unload_module(&other));
+    assert!(another.unload_module(&other));
+}
+
+#[test]
+fn a_registry_unloads_by_its_own_path_without_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let registry = registry_with_host();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { registry.load(&path) }.unwrap();
+    let kept = module.path().unwrap().to_owned();
+    drop(module);
+    // The path the registry reports needs no file system look-up: the file may be gone.
+    std::fs::remove_file(&path).unwrap();
+    assert!(registry.unload(&kept).unwrap());
+    assert!(registry.modules().is_empty());
+}
