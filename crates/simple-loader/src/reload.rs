@@ -396,7 +396,9 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Exported symbols added, removed and changed (by their bytes in the file) from `old` to `new`.
+/// Exported symbols added, removed and changed from `old` to `new`. A symbol is changed when
+/// its behaviour may differ: its kind or size changed, or its bytes differ other than where
+/// they only locate something that moved ([`Layout::same_behaviour`]).
 pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec<String>) {
     let (old_file, new_file) = (old.file(), new.file());
     let exported = |m: &Module| m.exports().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
@@ -408,16 +410,205 @@ pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec
         .into_iter()
         .filter(|n| new_file.lookup(n).is_none())
         .collect();
+    // Made once, on the first symbol whose bytes differ.
+    let layouts = OnceCell::new();
     let changed = exported(new)
         .into_iter()
         .filter(|n| match (old_file.lookup(n), new_file.lookup(n)) {
             (Some(a), Some(b)) => {
-                a.kind != b.kind || a.size != b.size || symbol_bytes(old, a) != symbol_bytes(new, b)
+                if a.kind != b.kind || a.size != b.size {
+                    return true;
+                }
+                let (x, y) = (symbol_bytes(old, a), symbol_bytes(new, b));
+                if x == y {
+                    return false;
+                }
+                let (old_layout, new_layout) =
+                    layouts.get_or_init(|| (Layout::new(old), Layout::new(new)));
+                !Layout::same_behaviour(old_layout, a, x, new_layout, b, y)
             }
             _ => false,
         })
         .collect();
     (added, removed, changed)
+}
+
+/// What an image offset of one version points to, named so that the other version can be
+/// compared: a symbol and the distance into it, an import's slot, or a section and the
+/// distance into it.
+#[derive(Debug, PartialEq, Eq)]
+enum Place<'a> {
+    Symbol(&'a str, u64),
+    Import(&'a str, i64),
+    Section(&'a str, u64),
+}
+
+/// One version's symbols by address, and the words that load-time relocations write.
+struct Layout<'a> {
+    file: &'a smf_format::Module<'a>,
+    /// `(start, end, symbol index)` of every symbol with a size in a loaded section, by start.
+    symbols: Vec<(u64, u64, u32)>,
+    /// Image offsets of the words `relative64` relocations rebase, in order.
+    relative: Vec<u64>,
+    /// Image offset of each word an import's address is written to, with the import's name
+    /// and addend.
+    imports: HashMap<u64, (&'a str, i64)>,
+}
+
+impl<'a> Layout<'a> {
+    fn new(module: &'a Module) -> Self {
+        let file = module.file();
+        let mut symbols: Vec<(u64, u64, u32)> = file
+            .symbols()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.section.is_some() && s.size > 0)
+            .map(|(i, s)| (s.value, s.value + s.size, i as u32))
+            .collect();
+        symbols.sort_unstable();
+        let mut relative: Vec<u64> = file.relative_relocations().iter().collect();
+        relative.sort_unstable();
+        let imports = file
+            .relocations()
+            .iter()
+            .filter_map(|r| {
+                let import = file.imports().get(r.import? as usize)?;
+                Some((r.offset, (import.name, r.addend)))
+            })
+            .collect();
+        Layout {
+            file,
+            symbols,
+            relative,
+            imports,
+        }
+    }
+
+    /// What image offset `target` points to.
+    fn place(&self, target: u64) -> Option<Place<'a>> {
+        if let Some(&(name, addend)) = self.imports.get(&target) {
+            return Some(Place::Import(name, addend));
+        }
+        let after = self
+            .symbols
+            .partition_point(|&(start, _, _)| start <= target);
+        if let Some(&(start, end, index)) = after.checked_sub(1).map(|i| &self.symbols[i]) {
+            if target < end {
+                let name = self.file.symbols()[index as usize].name;
+                return Some(Place::Symbol(name, target - start));
+            }
+        }
+        let section = self.file.section_at(target)?;
+        Some(Place::Section(section.name, target - section.vaddr))
+    }
+
+    /// Whether `x`, the bytes of `a` in `old`, and `y`, those of `b` in `new` (different),
+    /// behave alike: every byte that differs lies in a field that in
+    /// both versions locates the same place.
+    ///
+    /// - In data, such a field is an 8-byte word that a `relative64` relocation rebases in
+    ///   both versions (the packer stores its target there), the same symbol and offset in
+    ///   each.
+    /// - In x86-64 code, it is 4 bytes that, read as a displacement relative to the end of
+    ///   an instruction ending there or 1, 2 or 4 bytes later (an immediate may follow the
+    ///   displacement), give the same place in both versions: the packer resolves the
+    ///   module's own PC-relative references, so code that only moved, or whose callees or
+    ///   data moved, differs only there. The instructions are not decoded; a difference
+    ///   elsewhere, or a field that names different places, counts as a change.
+    fn same_behaviour(
+        old: &Layout<'_>,
+        a: &Symbol<'_>,
+        x: &[u8],
+        new: &Layout<'_>,
+        b: &Symbol<'_>,
+        y: &[u8],
+    ) -> bool {
+        let code = a.kind == SymbolKind::Function
+            && old.file.header().arch == smf_format::Arch::X86_64
+            && new.file.header().arch == smf_format::Arch::X86_64;
+        if x.len() != y.len() {
+            // File bytes in one version, none (bss) in the other.
+            return false;
+        }
+        // `i` is the next byte to compare, `from` the end of the last field taken.
+        let (mut i, mut from) = (0, 0);
+        while i < x.len() {
+            if x[i] == y[i] {
+                i += 1;
+                continue;
+            }
+            let field = if code {
+                Self::displacement_field(old, a.value, x, new, b.value, y, i, from)
+            } else {
+                Self::pointer_field(old, a.value, x, new, b.value, y, i)
+            };
+            match field {
+                Some(end) => (i, from) = (end, end),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The end of a 4-byte displacement field covering byte `i` (starting at or after
+    /// `from`, the end of the previous field) that locates the same place in both versions;
+    /// `x` starts at image offset `x_at` in `old`, `y` at `y_at` in `new`.
+    #[allow(clippy::too_many_arguments)]
+    fn displacement_field(
+        old: &Layout<'_>,
+        x_at: u64,
+        x: &[u8],
+        new: &Layout<'_>,
+        y_at: u64,
+        y: &[u8],
+        i: usize,
+        from: usize,
+    ) -> Option<usize> {
+        let read = |bytes: &[u8], p: usize| {
+            bytes
+                .get(p..p + 4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+        };
+        (i.saturating_sub(3).max(from)..=i).find_map(|p| {
+            // Bytes before `i` in the field must be equal ones: earlier differences were
+            // taken by earlier fields, which end at or before `i`.
+            let (dx, dy) = (read(x, p)?, read(y, p)?);
+            [0u64, 1, 2, 4].iter().find_map(|&immediate| {
+                let next = p as u64 + 4 + immediate;
+                if next > x.len() as u64 {
+                    return None;
+                }
+                let tx = (x_at + next).checked_add_signed(dx)?;
+                let ty = (y_at + next).checked_add_signed(dy)?;
+                let place = old.place(tx)?;
+                (new.place(ty)? == place).then_some(p + 4)
+            })
+        })
+    }
+
+    /// The end of an 8-byte word covering byte `i` that a `relative64` relocation rebases in
+    /// both versions and whose targets are the same place.
+    fn pointer_field(
+        old: &Layout<'_>,
+        x_at: u64,
+        x: &[u8],
+        new: &Layout<'_>,
+        y_at: u64,
+        y: &[u8],
+        i: usize,
+    ) -> Option<usize> {
+        let word = |layout: &Layout<'_>, at: u64, bytes: &[u8]| {
+            let first = (at + i as u64).saturating_sub(7);
+            let start = layout.relative.partition_point(|&o| o < first);
+            let &offset = layout.relative.get(start)?;
+            let p = usize::try_from(offset.checked_sub(at)?).ok()?;
+            let value = u64::from_le_bytes(bytes.get(p..p + 8)?.try_into().ok()?);
+            (p <= i).then_some((p, value))
+        };
+        let (px, vx) = word(old, x_at, x)?;
+        let (py, vy) = word(new, y_at, y)?;
+        (px == py && old.place(vx)? == new.place(vy)?).then_some(px + 8)
+    }
 }
 
 /// The file bytes of a symbol (empty for bss or symbols outside sections).

@@ -522,3 +522,57 @@ fn stress_calls_during_a_thousand_reloads() {
         after.0
     );
 }
+
+const MOVED_V1: &str = r#"
+static long table[4] = {1, 2, 3, 4};
+__attribute__((noinline)) long helper(long x);
+long stable(long x) { return helper(x) + table[x & 3]; }
+long edited(void) { return 1; }
+__attribute__((noinline)) long helper(long x) { return x * 3 + table[(x + 1) & 3]; }
+"#;
+
+/// `stable` is the same code; `inserted`, placed before it, moves it away from `table`, so
+/// only the displacement of its read of `table` differs. `edited` returns something else.
+const MOVED_V2: &str = r#"
+static long table[4] = {1, 2, 3, 4};
+__attribute__((noinline)) long helper(long x);
+long inserted(long x) { return x * x * 7 - 5 * x + (x >> 3) * 11; }
+long stable(long x) { return helper(x) + table[x & 3]; }
+long edited(void) { return 2; }
+__attribute__((noinline)) long helper(long x) { return x * 3 + table[(x + 1) & 3]; }
+"#;
+
+#[test]
+fn the_report_counts_a_function_whose_code_only_moved_as_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build(dir.path(), "moved", MOVED_V1);
+    let v2 = build(dir.path(), "moved", MOVED_V2);
+    // The test means something only if `stable`'s bytes do differ between the versions.
+    let bytes_of = |file: &[u8], name: &str| {
+        let module = smf_format::Module::parse(file).unwrap();
+        let symbol = module.lookup(name).unwrap();
+        let section = &module.sections()[symbol.section.unwrap() as usize];
+        let start = (symbol.value - section.vaddr) as usize;
+        section.data[start..start + symbol.size as usize].to_vec()
+    };
+    let (old, new) = (bytes_of(&v1, "stable"), bytes_of(&v2, "stable"));
+    assert_eq!(old.len(), new.len());
+    assert_ne!(
+        old, new,
+        "stable's code did not move; the test checks nothing"
+    );
+
+    let path = dir.path().join("moved.smf");
+    install(&path, &v1);
+    let registry = Registry::new();
+    // SAFETY: a module this test built from its own sources.
+    unsafe { registry.load(&path) }.unwrap();
+    install(&path, &v2);
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(report.added, ["inserted"], "{report}");
+    assert_eq!(report.changed, ["edited"], "{report}");
+    // SAFETY: `long stable(long)` in both versions.
+    let stable = unsafe { report.module.get::<extern "C" fn(i64) -> i64>("stable") }.unwrap();
+    assert_eq!((*stable)(1), 1 * 3 + 3 + 2);
+}
