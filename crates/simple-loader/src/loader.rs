@@ -62,8 +62,9 @@ impl LoadOptions {
     /// corruption caught (a truncated copy, a flipped bit) turns it on; `smf run` and `smf
     /// call` do. The hash is no defence against a crafted file, which can carry a matching
     /// hash: requiring a signature ([`LoadOptions::with_signature`]) is, and a signature
-    /// check always hashes the bytes it vouches for, whatever this says. A reload always
-    /// hashes the new file (to tell whether it changed) and then checks that hash too.
+    /// check always hashes the bytes it vouches for, whatever this says. With it off, a
+    /// reload tells the running version by the module hash stored in the file's header,
+    /// without hashing (`docs/RELOAD.md`).
     pub fn with_verify_hash(mut self, verify: bool) -> Self {
         self.verify_hash = verify;
         self
@@ -322,8 +323,8 @@ fn load_from(
     })?;
     let file = Arc::new(file);
     let parsed = file.borrow_dependent();
-    // A hash computed already (a reload hashes the new file to see whether it changed) is
-    // compared whatever the options say: the check is then free.
+    // A hash computed already (by a reload with the check on, to see whether the file
+    // changed) is compared: the check is then free.
     if options.verify_hash || hash.is_some() {
         let checked = match hash {
             Some(computed) if computed != parsed.header().module_hash => {

@@ -506,10 +506,21 @@ impl Registry {
         for &index in indices {
             let entry = &state.modules[index];
             let bytes = read(&entry.path)?;
-            // One hash of the new bytes says whether anything changed and, in the load,
-            // whether they match the hash stored in them; the load need not hash again.
-            let hash = smf_format::compute_module_hash(&bytes).ok();
-            if hash.is_some_and(|hash| hash == entry.module.module_hash()) {
+            // With the hash check on, one hash of the new bytes says whether anything changed
+            // and, in the load, whether they match the hash stored in them; the load need not
+            // hash again. With it off, the hash stored in the new file's header says whether
+            // it is the running version, and nothing is hashed (a signature check still
+            // hashes what it vouches for).
+            let hash = if self.options.verify_hash {
+                smf_format::compute_module_hash(&bytes).ok()
+            } else {
+                None
+            };
+            let same = match hash {
+                Some(hash) => hash == entry.module.module_hash(),
+                None => stored_module_hash(&bytes) == Some(entry.module.module_hash()),
+            };
+            if same {
                 prepared.push((index, None));
                 continue;
             }
@@ -828,6 +839,14 @@ fn resolve(
         },
     };
     Ok(Some(resolution))
+}
+
+/// The module hash a module file's header holds (`docs/FORMAT.md`, *Header*), if the file is
+/// long enough to have one; not checked against anything.
+fn stored_module_hash(bytes: &[u8]) -> Option<[u8; 32]> {
+    bytes
+        .get(smf_format::raw::MODULE_HASH_RANGE)
+        .and_then(|field| field.try_into().ok())
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, LoadError> {

@@ -38,8 +38,8 @@ pub mod write;
 pub use demangle::{demangle, with_demangled};
 pub use error::Error;
 pub use read::{
-    HeaderInfo, Import, Limits, Module, PARALLEL_HASH_MIN, RelativeIter, RelativeRelocations,
-    Reloc, RelocIter, Relocations, Section, Symbol, compute_module_hash, head_len,
+    HeaderInfo, Import, Limits, Module, RelativeIter, RelativeRelocations, Reloc, RelocIter,
+    Relocations, Section, Symbol, compute_module_hash, head_len,
 };
 pub use types::*;
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

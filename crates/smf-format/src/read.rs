@@ -460,12 +460,10 @@ pub fn head_len(data: &[u8]) -> Option<u64> {
 /// Computes the module hash of a complete file: BLAKE3 of the file with the 32 bytes of the
 /// `module_hash` field taken as zero. The caller must pass at least a whole header.
 ///
-/// A file of [`PARALLEL_HASH_MIN`] bytes or more is hashed on two threads when the machine
-/// has two cores or more: the calling thread hashes the left subtree of BLAKE3's tree, a
-/// thread started for this call the right one, and the two chaining values are merged into
-/// the root (`blake3::hazmat`; the same hash). The helper thread ends before this returns:
-/// no thread stays behind to wait, or spin, for work. If it cannot be started, the calling
-/// thread hashes alone.
+/// Hashed on the calling thread. (Hashing large files on two threads was tried twice: a
+/// pool of threads kept for the process spun in `sched_yield` between loads, taking CPU from
+/// everything else; a thread started per call was scheduled late on a busy machine, and the
+/// hash of SQLite's 1 MB module then took milliseconds instead of a few hundred µs.)
 pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
     let header_len = size_of::<raw::Header>();
     if data.len() < header_len {
@@ -475,20 +473,10 @@ pub fn compute_module_hash(data: &[u8]) -> Result<[u8; 32], Error> {
             size: data.len() as u64,
         });
     }
-    // Asked once: the answer takes system calls (the affinity mask, cgroup quotas).
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let parallel = data.len() >= PARALLEL_HASH_MIN
-        && *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) > 1;
-    Ok(if parallel {
-        module_hash_on_two_threads(data)
-    } else {
-        module_hash_on_one_thread(data)
-    })
+    let (mut hasher, len) = hasher_past_field(data);
+    hasher.update(&data[len..]);
+    Ok(*hasher.finalize().as_bytes())
 }
-
-/// The size from which [`compute_module_hash`] hashes on two threads: below it, starting a
-/// thread costs more than it saves.
-pub const PARALLEL_HASH_MIN: usize = 1 << 20;
 
 /// A hasher fed the first bytes of `data` (up to 16 KiB) with the `module_hash` field zeroed,
 /// and the number of bytes fed.
@@ -506,43 +494,6 @@ fn hasher_past_field(data: &[u8]) -> (blake3::Hasher, usize) {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&first[..len]);
     (hasher, len)
-}
-
-fn module_hash_on_one_thread(data: &[u8]) -> [u8; 32] {
-    let (mut hasher, len) = hasher_past_field(data);
-    hasher.update(&data[len..]);
-    *hasher.finalize().as_bytes()
-}
-
-/// As [`module_hash_on_one_thread`], with the right subtree on a second thread. `data` must
-/// be longer than one BLAKE3 chunk (1 KiB) and hold a whole header.
-fn module_hash_on_two_threads(data: &[u8]) -> [u8; 32] {
-    use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_root};
-    // At least half of `data` (so the header's 16 KiB are in it), a whole power-of-two
-    // number of chunks: the left subtree of the root.
-    let split = left_subtree_len(data.len() as u64);
-    let (left, right) = data.split_at(split as usize);
-    let hash_right = move || {
-        let mut hasher = blake3::Hasher::new();
-        hasher.set_input_offset(split);
-        hasher.update(right);
-        hasher.finalize_non_root()
-    };
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("smf-hash".into())
-            .spawn_scoped(scope, hash_right);
-        let (mut hasher, len) = hasher_past_field(left);
-        hasher.update(&left[len..]);
-        let left_cv = hasher.finalize_non_root();
-        let right_cv = match helper {
-            Ok(helper) => helper
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => hash_right(),
-        };
-        *merge_subtrees_root(&left_cv, &right_cv, Mode::Hash).as_bytes()
-    })
 }
 
 fn round_up_page(value: u64) -> Option<u64> {
@@ -1910,22 +1861,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_two_thread_hash_is_blake3_of_the_file_with_the_field_zeroed() {
-        // Called directly, so that it is tested on a machine of one core too (where
-        // `compute_module_hash` would not use it).
-        let lengths = [
-            (16 << 10) + 1,
-            (64 << 10) + 1,
-            PARALLEL_HASH_MIN - 1,
-            PARALLEL_HASH_MIN,
-            PARALLEL_HASH_MIN + 1,
-            PARALLEL_HASH_MIN + (64 << 10) + 512,
-            (3 << 20) + 12_345,
-        ];
-        check_against_blake3(&lengths, module_hash_on_two_threads);
-    }
-
     /// Names of this process's threads.
     fn thread_names() -> Vec<String> {
         std::fs::read_dir("/proc/self/task")
@@ -1936,13 +1871,14 @@ mod tests {
     }
 
     #[test]
-    fn no_hashing_thread_stays_after_a_hash() {
-        let data = vec![7u8; 2 * PARALLEL_HASH_MIN];
+    fn hashing_a_large_file_leaves_no_thread_behind() {
+        let data = vec![7u8; 2 << 20];
         compute_module_hash(&data).unwrap();
-        module_hash_on_two_threads(&data);
         let names = thread_names();
         assert!(
-            !names.iter().any(|n| n == "smf-hash"),
+            !names
+                .iter()
+                .any(|n| n.starts_with("smf-hash") || n.starts_with("rayon")),
             "threads after hashing: {names:?}"
         );
     }
@@ -1960,6 +1896,8 @@ mod tests {
             (16 << 10) + 1,
             20_608,
             (64 << 10) + 3,
+            (1 << 20) + 1,
+            (3 << 20) + 12_345,
         ];
         check_against_blake3(&lengths, |data| compute_module_hash(data).unwrap());
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use simple_loader::{Current, Registry};
+use simple_loader::{Current, LoadOptions, Registry};
 
 /// Compiles `source` and packs it (reloadable) into `dir/name.smf`; returns the file bytes.
 fn build(dir: &Path, name: &str, source: &str) -> Vec<u8> {
@@ -73,7 +73,10 @@ fn fixture() -> Fixture {
     install(&lib, &v1);
     let app = dir.path().join("app.smf");
     install(&app, &build(dir.path(), "app", APP));
-    let registry = Registry::new();
+    // With the module hash checked, so that a corrupted file is refused
+    // (`failed_reloads_leave_the_old_version_running`); the other tests' registries use the
+    // default.
+    let registry = Registry::with_options(LoadOptions::default().with_verify_hash(true));
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     unsafe { registry.load(&lib) }.unwrap();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
@@ -575,4 +578,33 @@ fn the_report_counts_a_function_whose_code_only_moved_as_unchanged() {
     // SAFETY: `long stable(long)` in both versions.
     let stable = unsafe { report.module.get::<extern "C" fn(i64) -> i64>("stable") }.unwrap();
     assert_eq!((*stable)(1), 1 * 3 + 3 + 2);
+}
+
+#[test]
+fn without_the_hash_check_a_reload_trusts_the_stored_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build(dir.path(), "lib", LIB_V1);
+    let path = dir.path().join("lib.smf");
+    install(&path, &v1);
+    // The last byte changed, the stored hash not: the same version as far as the header says.
+    let mut damaged = v1.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    let registry = Registry::new();
+    // SAFETY: a module this test built from its own sources.
+    unsafe { registry.load(&path) }.unwrap();
+    install(&path, &damaged);
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert!(report.unchanged, "the file was hashed: {report}");
+
+    // With the check on, the file is hashed, which shows the change and refuses it.
+    let checked = Registry::with_options(LoadOptions::default().with_verify_hash(true));
+    install(&path, &v1);
+    // SAFETY: as above.
+    unsafe { checked.load(&path) }.unwrap();
+    install(&path, &damaged);
+    // SAFETY: as above.
+    let error = format!("{:#}", unsafe { checked.reload(&path) }.unwrap_err());
+    assert!(error.contains("module hash mismatch"), "{error}");
 }
