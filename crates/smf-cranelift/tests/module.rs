@@ -1,0 +1,277 @@
+//! Modules written by `SmfModule`, loaded from memory and called: the behaviours
+//! cranelift-jit's tests and demo check (calls, recursion, data, read-only data, pointers in
+//! data, host functions and data, libcalls, function pointers, thread-locals), plus unwinding
+//! through compiled frames and errors for what SMF cannot express.
+
+mod common;
+
+use common::*;
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, types::F64, types::I64};
+use cranelift_module::{DataDescription, Linkage, Module, default_libcall_names};
+use simple_loader::{LoadOptions, ModuleSource};
+use smf_cranelift::{SmfBuilder, SmfModule};
+
+fn emit(name: &str, build: impl FnOnce(&mut SmfModule)) -> Vec<u8> {
+    let builder = SmfBuilder::new(isa(), name, default_libcall_names()).unwrap();
+    let mut module = SmfModule::new(builder);
+    build(&mut module);
+    module.finish().emit().unwrap()
+}
+
+fn load(name: &str, bytes: Vec<u8>) -> simple_loader::Module {
+    let resolver = host_resolver();
+    // SAFETY: the module is the test's own code, calling only the host functions above.
+    unsafe {
+        simple_loader::load(
+            ModuleSource::Bytes {
+                bytes,
+                name: name.to_owned(),
+            },
+            &LoadOptions::default(),
+            Some(&*resolver),
+        )
+    }
+    .unwrap()
+}
+
+#[test]
+fn calls_data_pointers_and_host_imports() {
+    let bytes = emit("program", |m| program(m, 1));
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    // Calls to the host go through a stub and a GOT slot; the rest was resolved at emit.
+    let imports: Vec<_> = parsed.imports().iter().map(|i| i.name).collect();
+    assert_eq!(imports, ["host_triple", "host_value"]);
+    let module = load("program", bytes);
+    // SAFETY: the signatures are those `program` defines.
+    unsafe {
+        let add = module.get::<extern "C" fn(i64, i64) -> i64>("add").unwrap();
+        assert_eq!(add(2, 40), 42);
+        let fib = module.get::<extern "C" fn(i64) -> i64>("fib").unwrap();
+        assert_eq!(fib(20), 6765);
+        let bump = module.get::<extern "C" fn() -> i64>("bump").unwrap();
+        assert_eq!((bump(), bump(), bump()), (1, 2, 3));
+        let via = module.get::<extern "C" fn() -> i64>("via_pointer").unwrap();
+        assert_eq!(via(), 3);
+        let sum = module
+            .get::<extern "C" fn() -> i64>("greeting_sum")
+            .unwrap();
+        assert_eq!(sum(), i64::from(b'h' + b'o'));
+        let dispatch = module
+            .get::<extern "C" fn(i64, i64) -> i64>("dispatch")
+            .unwrap();
+        assert_eq!((dispatch(0, 21), dispatch(1, 41)), (42, 42));
+        let call_host = module
+            .get::<extern "C" fn(i64) -> i64>("call_host")
+            .unwrap();
+        assert_eq!(call_host(14), 43);
+        let host_data = module.get::<extern "C" fn() -> i64>("host_data").unwrap();
+        assert_eq!(host_data(), 1234);
+    }
+    // Local functions are symbols for the symbolizer but not exports.
+    assert!(module.export("double").is_none());
+    assert!(module.export("dispatch").is_some());
+    let counter = module.data("counter").unwrap();
+    assert_eq!(counter.size(), 8);
+}
+
+#[test]
+fn every_function_has_a_symbol_and_unwind_tables() {
+    let bytes = emit("program", |m| program(m, 1));
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    for name in ["add", "fib", "double", "inc", "dispatch", "call_host"] {
+        let symbol = parsed
+            .symbols()
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no symbol {name}"));
+        assert_eq!(symbol.kind, smf_format::SymbolKind::Function);
+        assert!(symbol.size > 0, "{name} has no size");
+    }
+    let eh = parsed
+        .sections()
+        .iter()
+        .find(|s| s.kind == smf_format::SectionKind::EhFrame)
+        .expect("an .eh_frame section");
+    // A CIE, FDEs, and the zero terminator.
+    assert!(eh.data.len() > 4 && eh.data.ends_with(&[0; 4]));
+}
+
+/// A libcall: without SSE4.1, Cranelift lowers `floor` to a call of libm's `floor`, which
+/// the module imports from the `needed` library.
+#[test]
+fn libcalls_are_imports() {
+    use cranelift_codegen::settings::{self, Configurable};
+    let mut flags = settings::builder();
+    flags.set("is_pic", "true").unwrap();
+    let isa = cranelift_codegen::isa::lookup_by_name("x86_64-unknown-linux-gnu")
+        .unwrap()
+        .finish(settings::Flags::new(flags))
+        .unwrap();
+    let mut builder = SmfBuilder::new(isa, "libcall", default_libcall_names()).unwrap();
+    builder.needed("libm.so.6");
+    let mut module = SmfModule::new(builder);
+    func(
+        &mut module,
+        "floor_of",
+        Linkage::Export,
+        &[F64],
+        &[F64],
+        |_, b, a| vec![b.ins().floor(a[0])],
+    );
+    let bytes = module.finish().emit().unwrap();
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    assert!(parsed.imports().iter().any(|i| i.name == "floor"));
+    let module = load("libcall", bytes);
+    // SAFETY: `floor_of` is `f64 -> f64`.
+    let floor_of = unsafe { module.get::<extern "C" fn(f64) -> f64>("floor_of").unwrap() };
+    assert_eq!(floor_of(2.75), 2.0);
+    assert_eq!(floor_of(-0.5), -1.0);
+}
+
+/// Thread-locals: general-dynamic accesses through `__tls_get_addr`; every thread starts
+/// from the template and counts on its own.
+#[test]
+fn thread_locals_are_per_thread() {
+    let bytes = emit("tls", |m| {
+        let ptr = m.target_config().pointer_type();
+        let tl = m
+            .declare_data("per_thread", Linkage::Export, true, true)
+            .unwrap();
+        let mut desc = DataDescription::new();
+        desc.define(100i64.to_le_bytes().to_vec().into_boxed_slice());
+        desc.set_align(8);
+        m.define_data(tl, &desc).unwrap();
+        let zeroed = m
+            .declare_data("zeroed", Linkage::Local, true, true)
+            .unwrap();
+        let mut desc = DataDescription::new();
+        desc.define_zeroinit(8);
+        desc.set_align(8);
+        m.define_data(zeroed, &desc).unwrap();
+        func(m, "tick", Linkage::Export, &[], &[I64], |m, b, _| {
+            let gv = m.declare_data_in_func(tl, b.func);
+            let addr = b.ins().tls_value(ptr, gv);
+            let old = b.ins().load(I64, MemFlagsData::trusted(), addr, 0);
+            let new = b.ins().iadd_imm_s(old, 1);
+            b.ins().store(MemFlagsData::trusted(), new, addr, 0);
+            let gv = m.declare_data_in_func(zeroed, b.func);
+            let z = b.ins().tls_value(ptr, gv);
+            let zold = b.ins().load(I64, MemFlagsData::trusted(), z, 0);
+            let znew = b.ins().iadd_imm_s(zold, 1000);
+            b.ins().store(MemFlagsData::trusted(), znew, z, 0);
+            vec![b.ins().iadd(new, znew)]
+        });
+    });
+    let module = load("tls", bytes);
+    // SAFETY: `tick` is `() -> i64`.
+    let tick = unsafe { module.get::<extern "C" fn() -> i64>("tick").unwrap() };
+    let tick = *tick;
+    assert_eq!((tick(), tick()), (1101, 2102));
+    let other = std::thread::spawn(move || (tick(), tick())).join().unwrap();
+    assert_eq!(other, (1101, 2102));
+    assert_eq!(tick(), 3103);
+}
+
+extern "C" fn capture_backtrace() -> i64 {
+    let trace = std::backtrace::Backtrace::force_capture().to_string();
+    i64::from(trace.contains("unwinds_through_compiled_frames"))
+}
+
+/// A backtrace taken in a host function called from compiled code reaches the test that
+/// called the compiled code: the unwinder steps through the compiled frame with the
+/// module's `.eh_frame`.
+#[test]
+fn unwinds_through_compiled_frames() {
+    let bytes = emit("unwind", |m| {
+        let host = declare(m, "capture_backtrace", Linkage::Import, &[], &[I64]);
+        func(m, "outer", Linkage::Export, &[I64], &[I64], |m, b, a| {
+            // Work around the call so the frame is a real one with saved state.
+            let r = call(m, b, host, &[])[0];
+            let x = b.ins().imul(a[0], a[0]);
+            vec![b.ins().iadd(r, x)]
+        });
+    });
+    let resolver = |import: &smf_format::Import<'_>| {
+        Ok(
+            (import.name == "capture_backtrace").then(|| simple_loader::Resolution {
+                address: capture_backtrace as *const () as usize,
+                provider: None,
+                keep_alive: None,
+            }),
+        )
+    };
+    // SAFETY: the module only calls `capture_backtrace`.
+    let module = unsafe {
+        simple_loader::load(
+            ModuleSource::Bytes {
+                bytes,
+                name: "unwind".into(),
+            },
+            &LoadOptions::default(),
+            Some(&resolver),
+        )
+    }
+    .unwrap();
+    // SAFETY: `outer` is `i64 -> i64`.
+    let outer = unsafe { module.get::<extern "C" fn(i64) -> i64>("outer").unwrap() };
+    assert_eq!(outer(3), 10, "the backtrace did not reach the test");
+}
+
+#[test]
+fn non_pic_code_is_refused_with_the_reason() {
+    use cranelift_codegen::settings::{self, Configurable};
+    let mut flags = settings::builder();
+    flags.set("is_pic", "false").unwrap();
+    let isa = cranelift_native::builder()
+        .unwrap()
+        .finish(settings::Flags::new(flags))
+        .unwrap();
+    let error = SmfBuilder::new(isa, "m", default_libcall_names())
+        .err()
+        .unwrap();
+    assert!(error.to_string().contains("is_pic"), "{error}");
+}
+
+#[test]
+fn a_declared_but_undefined_export_is_named() {
+    let builder = SmfBuilder::new(isa(), "m", default_libcall_names()).unwrap();
+    let mut module = SmfModule::new(builder);
+    declare(&mut module, "missing", Linkage::Export, &[], &[]);
+    let error = module.finish().emit().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "function `missing` is declared to be defined here but is not"
+    );
+}
+
+#[test]
+fn entry_point_and_reloadable_flag() {
+    let mut builder = SmfBuilder::new(isa(), "exe", default_libcall_names()).unwrap();
+    builder.entry("main").reloadable(true);
+    let mut module = SmfModule::new(builder);
+    func(
+        &mut module,
+        "main",
+        Linkage::Export,
+        &[I64, I64],
+        &[I64],
+        |_, b, _| vec![b.ins().iconst(I64, 7)],
+    );
+    let bytes = module.finish().emit().unwrap();
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    let header = parsed.header();
+    assert!(header.flags.contains(smf_format::ModuleFlags::RELOADABLE));
+    assert_eq!(
+        header.entry_point,
+        Some(parsed.lookup("main").unwrap().value)
+    );
+    let module = load("exe", bytes);
+    // SAFETY: `main` is `(i64, i64) -> i64`.
+    let main = unsafe { module.entry::<extern "C" fn(i64, i64) -> i64>().unwrap() };
+    assert_eq!(main(0, 0), 7);
+
+    let mut builder = SmfBuilder::new(isa(), "exe", default_libcall_names()).unwrap();
+    builder.entry("nowhere");
+    let error = SmfModule::new(builder).finish().emit().unwrap_err();
+    assert!(error.to_string().contains("nowhere"), "{error}");
+}
