@@ -72,6 +72,11 @@ pub enum LoadError {
     },
     /// The registry holds no module loaded from that path.
     NotLoaded { path: PathBuf },
+    /// The registry holds no module loaded from memory under that name.
+    NameNotLoaded { name: String },
+    /// A different module is already loaded from memory under that name
+    /// (`Registry::reload_bytes` replaces it).
+    NameTaken { name: String },
     /// The signature policy requires a signature and the module has none: no signature file
     /// at `expected`, or (`None`) the module was loaded from memory.
     Unsigned {
@@ -179,6 +184,13 @@ impl LoadError {
             LoadError::NotLoaded { path } => {
                 write!(f, "{}: no module loaded from this path", path.display())
             }
+            LoadError::NameNotLoaded { name } => {
+                write!(f, "{name}: no module loaded from memory under this name")
+            }
+            LoadError::NameTaken { name } => write!(
+                f,
+                "{name}: another module is loaded under this name (reload_bytes replaces it)"
+            ),
             LoadError::Unsigned {
                 module,
                 expected: Some(expected),

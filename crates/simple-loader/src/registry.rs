@@ -1,5 +1,5 @@
-//! The registry: loaded modules by canonical path, linked against each other and the host,
-//! and replaced in place by reloads.
+//! The registry: loaded modules by canonical path (or, loaded from memory, by name), linked
+//! against each other and the host, and replaced in place by reloads.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -41,6 +41,8 @@ struct State {
     modules: Vec<Entry>,
     /// Entry ids by canonical path.
     by_path: HashMap<PathBuf, u64>,
+    /// Entry ids of modules loaded from memory, by the name they were loaded under.
+    by_name: HashMap<String, u64>,
     /// Host definitions by the FNV-1a hash of their names, like the export index: a lookup
     /// hashes the name once for both.
     host: ByHash<Vec<(Box<str>, usize)>>,
@@ -65,6 +67,10 @@ impl State {
 
     fn position_of_path(&self, path: &Path) -> Option<usize> {
         self.by_path.get(path).and_then(|&id| self.position(id))
+    }
+
+    fn position_of_name(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).and_then(|&id| self.position(id))
     }
 
     /// The host's definition of `name`, whose FNV-1a hash is `hash`.
@@ -199,7 +205,10 @@ impl Hasher for MixHasher {
 struct Entry {
     /// Identifies the entry across reloads (its slots are keyed by it).
     id: u64,
+    /// The canonical path, or for a module loaded from memory the name it was loaded under.
     path: PathBuf,
+    /// Loaded from memory: `path` is a name, and reloads bring their bytes.
+    in_memory: bool,
     module: Arc<Module>,
     version: u32,
 }
@@ -266,6 +275,7 @@ impl Slots {
 /// One module of the registry, as [`Registry::modules`] lists it.
 #[derive(Debug, Clone)]
 pub struct LoadedModule {
+    /// The canonical path, or the name a module loaded from memory was loaded under.
     pub path: PathBuf,
     pub module: Arc<Module>,
     /// 1 at first load, one more at each reload that changed something.
@@ -326,7 +336,7 @@ impl Registry {
         if let Some(index) = state.position_of_path(&canonical) {
             return Ok(Arc::clone(&state.modules[index].module));
         }
-        let module = Arc::new(self.link(&state, None, &canonical, &[], None)?);
+        let module = Arc::new(self.link(&state, None, &canonical, false, &[], None)?);
         let id = state.next_id;
         state.next_id += 1;
         state.exports.add(id, &module);
@@ -334,6 +344,46 @@ impl Registry {
         state.modules.push(Entry {
             id,
             path: canonical,
+            in_memory: false,
+            module: Arc::clone(&module),
+            version: 1,
+        });
+        Ok(module)
+    }
+
+    /// Loads a module from `bytes` (as a compiler emits it, no file involved) under `name`,
+    /// with everything a module loaded from a file has: its imports resolved against the
+    /// registry, its exports visible to modules loaded after it, and if it is reloadable,
+    /// [`Registry::reload_bytes`], [`Registry::current_named`] handles and slots. Names are
+    /// their own namespace, apart from file paths.
+    ///
+    /// If a module with the same module hash is loaded under `name` already, returns it;
+    /// a different one is [`LoadError::NameTaken`].
+    ///
+    /// # Safety
+    /// As for [`load`](crate::load): the module's constructors run.
+    pub unsafe fn load_bytes(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Module>, LoadError> {
+        let mut state = self.lock();
+        if let Some(index) = state.position_of_name(name) {
+            let module = &state.modules[index].module;
+            let hash = smf_format::compute_module_hash(&bytes).ok();
+            if hash.is_some_and(|hash| hash == module.module_hash()) {
+                return Ok(Arc::clone(module));
+            }
+            return Err(LoadError::NameTaken {
+                name: name.to_owned(),
+            });
+        }
+        let path = PathBuf::from(name);
+        let module = Arc::new(self.link(&state, Some(bytes), &path, true, &[], None)?);
+        let id = state.next_id;
+        state.next_id += 1;
+        state.exports.add(id, &module);
+        state.by_name.insert(name.to_owned(), id);
+        state.modules.push(Entry {
+            id,
+            path,
+            in_memory: true,
             module: Arc::clone(&module),
             version: 1,
         });
@@ -343,11 +393,13 @@ impl Registry {
     /// Loads a module from `bytes` (read from `path`), or, without them, from the file at
     /// `path` (mapped, see `LoadOptions::map_file`), resolving imports against the registry
     /// except the entries in `skip` (those being replaced).
+    /// `in_memory`: the bytes came from no file, and `path` is the module's name.
     fn link(
         &self,
         state: &State,
         bytes: Option<Vec<u8>>,
         path: &Path,
+        in_memory: bool,
         skip: &[u64],
         hash: Option<[u8; 32]>,
     ) -> Result<Module, LoadError> {
@@ -359,7 +411,7 @@ impl Registry {
             bytes,
             hash,
             path.display().to_string(),
-            Some(path.to_owned()),
+            (!in_memory).then(|| path.to_owned()),
             &self.options,
             &resolver,
         )
@@ -410,13 +462,53 @@ impl Registry {
                     module: canonical.display().to_string(),
                 });
             }
-            indices.push(index);
+            indices.push((index, None));
         }
+        self.replace(started, state, indices)
+    }
+
+    /// Replaces the module loaded from memory under `name` by the module in `bytes`, as
+    /// [`Registry::reload`] replaces a file's: the same transaction, state carried over by
+    /// name, size and type, slots retargeted, the old version freed once nothing can run it.
+    ///
+    /// # Safety
+    /// As for [`Registry::reload_all`].
+    pub unsafe fn reload_bytes(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<ReloadReport, LoadError> {
+        let started = Instant::now();
+        let state = self.lock();
+        let index = state
+            .position_of_name(name)
+            .ok_or_else(|| LoadError::NameNotLoaded {
+                name: name.to_owned(),
+            })?;
+        if !state.modules[index].module.is_reloadable() {
+            return Err(LoadError::NotReloadable {
+                module: name.to_owned(),
+            });
+        }
+        let mut reports = self.replace(started, state, vec![(index, Some(bytes))])?;
+        reports.pop().ok_or_else(|| LoadError::NameNotLoaded {
+            name: name.to_owned(),
+        })
+    }
+
+    /// The transaction of [`Registry::reload_all`] for the entries at the given indices,
+    /// each with its new bytes, or `None` to read them from the entry's file.
+    fn replace(
+        &self,
+        started: Instant,
+        state: MutexGuard<'_, State>,
+        indices: Vec<(usize, Option<Vec<u8>>)>,
+    ) -> Result<Vec<ReloadReport>, LoadError> {
         // Prepare: load every new version; nothing is visible to callers yet. A failure drops
         // the versions prepared so far, running their destructors once the lock is released,
         // and changes nothing else.
         let mut prepared: Vec<(usize, Option<Module>)> = Vec::with_capacity(indices.len());
-        if let Err(error) = self.prepare(&state, &indices, &mut prepared) {
+        if let Err(error) = self.prepare(&state, indices, &mut prepared) {
             drop(state);
             drop(prepared);
             return Err(error);
@@ -500,12 +592,15 @@ impl Registry {
     fn prepare(
         &self,
         state: &State,
-        indices: &[usize],
+        indices: Vec<(usize, Option<Vec<u8>>)>,
         prepared: &mut Vec<(usize, Option<Module>)>,
     ) -> Result<(), LoadError> {
-        for &index in indices {
+        for (index, bytes) in indices {
             let entry = &state.modules[index];
-            let bytes = read(&entry.path)?;
+            let bytes = match bytes {
+                Some(bytes) => bytes,
+                None => read(&entry.path)?,
+            };
             // With the hash check on, one hash of the new bytes says whether anything changed
             // and, in the load, whether they match the hash stored in them; the load need not
             // hash again. With it off, the hash stored in the new file's header says whether
@@ -524,7 +619,14 @@ impl Registry {
                 prepared.push((index, None));
                 continue;
             }
-            let new = self.link(state, Some(bytes), &entry.path, &[entry.id], hash)?;
+            let new = self.link(
+                state,
+                Some(bytes),
+                &entry.path,
+                entry.in_memory,
+                &[entry.id],
+                hash,
+            )?;
             // Kept in `prepared` even if refused, so that it is dropped outside the lock.
             prepared.push((index, Some(new)));
             if let Some((_, Some(new))) = prepared.last() {
@@ -608,7 +710,13 @@ impl Registry {
     /// Removes the entry at `index` and releases the lock, then what only it held.
     fn remove(&self, mut state: MutexGuard<'_, State>, index: usize) {
         let entry = state.modules.remove(index);
-        state.by_path.remove(&entry.path);
+        if entry.in_memory {
+            state
+                .by_name
+                .remove(entry.path.to_str().unwrap_or_default());
+        } else {
+            state.by_path.remove(&entry.path);
+        }
         state.exports.remove(entry.id, &entry.module);
         let slots = self.slots.remove(entry.id);
         drop(state);
@@ -639,6 +747,24 @@ impl Registry {
         let state = self.lock();
         let index = state.position_of_path(&canonical)?;
         Some(Arc::clone(&state.modules[index].module))
+    }
+
+    /// The module loaded from memory under `name`, if any.
+    pub fn get_named(&self, name: &str) -> Option<Arc<Module>> {
+        let state = self.lock();
+        let index = state.position_of_name(name)?;
+        Some(Arc::clone(&state.modules[index].module))
+    }
+
+    /// Removes the module loaded from memory under `name`, as [`Registry::unload`] removes
+    /// a file's. Returns whether a module was removed.
+    pub fn unload_named(&self, name: &str) -> bool {
+        let state = self.lock();
+        let Some(index) = state.position_of_name(name) else {
+            return false;
+        };
+        self.remove(state, index);
+        true
     }
 
     /// The loaded modules, in load order.
@@ -703,6 +829,47 @@ impl Registry {
             .ok_or(LoadError::NotLoaded {
                 path: canonical.clone(),
             })?;
+        // SAFETY: the caller's contract.
+        unsafe { self.current_at(&state, index, name) }
+    }
+
+    /// A handle that always calls the current version of function `name` of the module
+    /// loaded from memory under `module` ([`Registry::load_bytes`]), following
+    /// [`Registry::reload_bytes`].
+    ///
+    /// # Safety
+    /// As for [`Registry::current`].
+    pub unsafe fn current_named<F: Copy>(
+        &self,
+        module: &str,
+        name: &str,
+    ) -> Result<Current<F>, LoadError> {
+        if size_of::<F>() != size_of::<usize>() {
+            return Err(LoadError::NotPointerSized {
+                name: name.to_owned(),
+                size: size_of::<F>(),
+            });
+        }
+        let state = self.lock();
+        let index = state
+            .position_of_name(module)
+            .ok_or_else(|| LoadError::NameNotLoaded {
+                name: module.to_owned(),
+            })?;
+        // SAFETY: the caller's contract.
+        unsafe { self.current_at(&state, index, name) }
+    }
+
+    /// The `Current` handle of function `name` of the entry at `index`.
+    ///
+    /// # Safety
+    /// As for [`Registry::current`]; `F` is pointer-sized.
+    unsafe fn current_at<F: Copy>(
+        &self,
+        state: &State,
+        index: usize,
+        name: &str,
+    ) -> Result<Current<F>, LoadError> {
         let entry = &state.modules[index];
         let module = entry.module.name().to_owned();
         let (symbol, address) =

@@ -21,6 +21,7 @@ pub const AFTER_RELOAD_HOOK: &str = "smf_after_reload";
 /// What one reload did.
 #[derive(Debug, Clone)]
 pub struct ReloadReport {
+    /// The module's canonical path, or the name it was loaded under from memory.
     pub path: std::path::PathBuf,
     /// The version now running (unchanged for a no-op).
     pub version: u32,
