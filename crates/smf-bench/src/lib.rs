@@ -167,80 +167,86 @@ pub fn run(config: &Config) -> Result<Output, String> {
     let mut output = Output::default();
     output.notes.push(machine(config));
 
-    progress("building the small and the large library (cc -O2 -fPIC, cc -shared, smf pack)");
-    let small = fixture::build_pair(
-        dir,
-        "small",
-        &csource::library(&config.small_spec()),
-        &[],
-        false,
-    )?;
-    let large = fixture::build_pair(
-        dir,
-        "large",
-        &csource::library(&config.large_spec()),
-        &[],
-        false,
-    )?;
-    output.notes.push(describe("small", &small)?);
-    output.notes.push(describe("large", &large)?);
-
     if config.wants(REAL_SECTION) {
         output_real_code(config, dir, &mut output)?;
     }
 
-    let mut main = Table::new("Load, look up, unload, pack, run", "system loader", "SMF");
-    if config.wants("load") {
-        progress("load to first symbol, unload");
-        for (name, pair) in [("small", &small), ("large", &large)] {
-            load_rows(
+    // The generated small and large libraries, for the sections that use them.
+    if ["load", "lookup", "pack", "run", "memory"]
+        .iter()
+        .any(|section| config.wants(section))
+    {
+        progress("building the small and the large library (cc -O2 -fPIC, cc -shared, smf pack)");
+        let small = fixture::build_pair(
+            dir,
+            "small",
+            &csource::library(&config.small_spec()),
+            &[],
+            false,
+        )?;
+        let large = fixture::build_pair(
+            dir,
+            "large",
+            &csource::library(&config.large_spec()),
+            &[],
+            false,
+        )?;
+        output.notes.push(describe("small", &small)?);
+        output.notes.push(describe("large", &large)?);
+
+        let mut main = Table::new("Load, look up, unload, pack, run", "system loader", "SMF");
+        if config.wants("load") {
+            progress("load to first symbol, unload");
+            for (name, pair) in [("small", &small), ("large", &large)] {
+                load_rows(
+                    config,
+                    name,
+                    pair,
+                    "bench_entry",
+                    config.samples(if name == "small" { 400 } else { 150 }),
+                    &mut main.rows,
+                    LoadTargets {
+                        checked: Some(Target::RatioAtMost(0.5)),
+                        unchecked: Some(Target::RatioAtMost(0.5)),
+                        faults: false,
+                    },
+                )?;
+            }
+        }
+        if config.wants("lookup") {
+            progress("symbol lookup");
+            lookup_rows(config, &large, &mut main.rows)?;
+        }
+        if config.wants("pack") {
+            progress("packing");
+            for (name, pair) in [("small", &small), ("large", &large)] {
+                pack_rows(config, name, pair, &mut main.rows)?;
+            }
+        }
+        if config.wants("run") {
+            progress("run speed");
+            run_speed_rows(config, &large, &mut main.rows)?;
+        }
+        if !main.rows.is_empty() {
+            output.tables.push(main);
+        }
+        if config.wants("memory") {
+            progress("memory per module");
+            output.tables.push(memory_table(
                 config,
-                name,
-                pair,
-                "bench_entry",
-                config.samples(if name == "small" { 400 } else { 150 }),
-                &mut main.rows,
-                LoadTargets {
-                    checked: Some(Target::RatioAtMost(0.5)),
-                    unchecked: Some(Target::RatioAtMost(0.5)),
-                    faults: false,
-                },
-            )?;
+                dir,
+                "generated code",
+                &[
+                    ("small", &small, c"bench_entry"),
+                    ("large", &large, c"bench_entry"),
+                ],
+                false,
+            )?);
         }
-    }
-    if config.wants("lookup") {
-        progress("symbol lookup");
-        lookup_rows(config, &large, &mut main.rows)?;
-    }
-    if config.wants("pack") {
-        progress("packing");
-        for (name, pair) in [("small", &small), ("large", &large)] {
-            pack_rows(config, name, pair, &mut main.rows)?;
-        }
-    }
-    if config.wants("run") {
-        progress("run speed");
-        run_speed_rows(config, &large, &mut main.rows)?;
-    }
-    if !main.rows.is_empty() {
-        output.tables.push(main);
     }
     if config.wants("reload") || config.wants("slot") {
         progress("reload and calls through reload slots");
         output.tables.extend(reload_tables(config, dir)?);
-    }
-    if config.wants("memory") {
-        progress("memory per module");
-        output.tables.push(memory_table(
-            config,
-            dir,
-            "generated code",
-            &[
-                ("small", &small, c"bench_entry"),
-                ("large", &large, c"bench_entry"),
-            ],
-            false,
-        )?);
     }
     if config.wants("scaling") {
         progress("scaling: relocations, imports, modules in a registry");
