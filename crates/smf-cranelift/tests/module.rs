@@ -275,3 +275,28 @@ fn entry_point_and_reloadable_flag() {
     let error = SmfModule::new(builder).finish().emit().unwrap_err();
     assert!(error.to_string().contains("nowhere"), "{error}");
 }
+
+/// Zero-initialised data holding a pointer goes to `.data` (cranelift-object leaves it in
+/// `.bss`, where `smf pack` refuses the relocation).
+#[test]
+fn zero_initialised_data_with_a_pointer_is_relocated() {
+    let bytes = emit("zeroptr", |m| {
+        let answer = func(m, "answer", Linkage::Local, &[], &[I64], |_, b, _| {
+            vec![b.ins().iconst(I64, 42)]
+        });
+        let table = m
+            .declare_data("table", Linkage::Export, false, false)
+            .unwrap();
+        let mut desc = DataDescription::new();
+        desc.define_zeroinit(8);
+        let f = m.declare_func_in_data(answer, &mut desc);
+        desc.write_function_addr(0, f);
+        m.define_data(table, &desc).unwrap();
+    });
+    let module = load("zeroptr", bytes);
+    let table = module.data("table").unwrap();
+    // SAFETY: `table` holds one pointer to `answer`, an `() -> i64` function.
+    let answer: extern "C" fn() -> i64 =
+        unsafe { std::mem::transmute((table.address() as *const usize).read()) };
+    assert_eq!(answer(), 42);
+}

@@ -221,7 +221,9 @@ pub fn program<M: Module>(module: &mut M, bump_by: i64) {
         .declare_data("ops", Linkage::Local, false, false)
         .unwrap();
     let mut desc = DataDescription::new();
-    desc.define_zeroinit(16);
+    // Bytes, not `define_zeroinit`: cranelift-object puts zero-initialised data in `.bss`
+    // even when it holds pointers, which no loader can relocate (SmfModule moves it to data).
+    desc.define(vec![0; 16].into_boxed_slice());
     desc.set_align(8);
     let f0 = module.declare_func_in_data(double, &mut desc);
     let f1 = module.declare_func_in_data(inc, &mut desc);
@@ -253,7 +255,7 @@ pub fn program<M: Module>(module: &mut M, bump_by: i64) {
         .declare_data("counter_ptr", Linkage::Export, true, false)
         .unwrap();
     let mut desc = DataDescription::new();
-    desc.define_zeroinit(8);
+    desc.define(vec![0; 8].into_boxed_slice());
     desc.set_align(8);
     let gv = module.declare_data_in_data(counter, &mut desc);
     desc.write_data_addr(0, gv, 0);
