@@ -327,6 +327,14 @@ impl Emitter<'_> {
             let place = func_name(decls, id);
             for r in &body.relocs {
                 let target = self.resolve(&r.name, &place, r.kind)?;
+                if u64::from(r.offset) + 4 > body.bytes.len() as u64 {
+                    let why = format!(
+                        "offset {:#x} is past the end of the function's {} bytes",
+                        r.offset,
+                        body.bytes.len()
+                    );
+                    return Err(self.unsupported(&place, r, target, &why));
+                }
                 let via = (self.table.classify)(r.kind).ok_or_else(|| EmitError::Unsupported {
                     place: place.clone(),
                     reloc: reloc_name(r.kind),
@@ -525,6 +533,13 @@ impl Emitter<'_> {
             let place_name = data_name(decls, id);
             for r in &body.relocs {
                 let target = self.resolve(&r.name, &place_name, r.kind)?;
+                if u64::from(r.offset) + 8 > body.size {
+                    let why = format!(
+                        "the pointer at offset {:#x} runs past the end of the {}-byte data object",
+                        r.offset, body.size
+                    );
+                    return Err(self.unsupported(&place_name, r, target, &why));
+                }
                 if self.is_tls(target) {
                     return Err(self.unsupported(
                         &place_name,

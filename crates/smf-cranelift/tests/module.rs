@@ -300,3 +300,118 @@ fn zero_initialised_data_with_a_pointer_is_relocated() {
         unsafe { std::mem::transmute((table.address() as *const usize).read()) };
     assert_eq!(answer(), 42);
 }
+
+extern "C-unwind" fn host_panics(x: i64) -> i64 {
+    if x > 0 {
+        panic!("thrown through compiled code");
+    }
+    x
+}
+
+/// An exception (a Rust panic, which unwinds with the Itanium ABI as C++ exceptions do)
+/// thrown by the host under a compiled function is caught by the host above it: both phases
+/// of the unwinder walk through the compiled frame with the module's `.eh_frame`.
+#[test]
+fn exceptions_cross_compiled_frames() {
+    let bytes = emit("throw", |m| {
+        let host = declare(m, "host_panics", Linkage::Import, &[I64], &[I64]);
+        func(m, "middle", Linkage::Export, &[I64], &[I64], |m, b, a| {
+            let r = call(m, b, host, &[a[0]])[0];
+            vec![b.ins().iadd_imm_s(r, 1)]
+        });
+    });
+    let resolver = |import: &smf_format::Import<'_>| {
+        Ok(
+            (import.name == "host_panics").then(|| simple_loader::Resolution {
+                address: host_panics as *const () as usize,
+                provider: None,
+                keep_alive: None,
+            }),
+        )
+    };
+    // SAFETY: the module only calls `host_panics`.
+    let module = unsafe {
+        simple_loader::load(
+            ModuleSource::Bytes {
+                bytes,
+                name: "throw".into(),
+            },
+            &LoadOptions::default(),
+            Some(&resolver),
+        )
+    }
+    .unwrap();
+    // SAFETY: `middle` is `i64 -> i64`, and may unwind.
+    let middle = *unsafe {
+        module
+            .get::<extern "C-unwind" fn(i64) -> i64>("middle")
+            .unwrap()
+    };
+    assert_eq!(middle(-5), -4);
+    let caught = std::panic::catch_unwind(|| middle(1)).unwrap_err();
+    assert_eq!(
+        caught.downcast_ref::<&str>(),
+        Some(&"thrown through compiled code")
+    );
+}
+
+/// Every compiled function has a symbol: the symbolizer names an address inside one.
+#[test]
+fn the_symbolizer_names_compiled_functions() {
+    let module = load("symbols", emit("symbols", |m| program(m, 1)));
+    let (symbol, address) = module.export("fib").unwrap();
+    let location = simple_loader::symbolize(address + 5).unwrap();
+    assert_eq!(location.symbol.as_deref(), Some("fib"));
+    assert_eq!(location.offset, 5);
+    assert!(symbol.size > 5);
+    // A local function too.
+    let parsed = module.file();
+    let double = parsed
+        .symbols()
+        .iter()
+        .find(|s| s.name == "double")
+        .unwrap();
+    let location = simple_loader::symbolize(module.base() + double.value as usize).unwrap();
+    assert_eq!(location.symbol.as_deref(), Some("double"));
+}
+
+/// Relocations placed past the end of what they patch are errors, not panics.
+#[test]
+fn relocations_out_of_bounds_are_named() {
+    let builder = SmfBuilder::new(isa(), "m", default_libcall_names()).unwrap();
+    let mut module = SmfModule::new(builder);
+    let f = declare(&mut module, "f", Linkage::Export, &[], &[]);
+    let table = module
+        .declare_data("table", Linkage::Export, false, false)
+        .unwrap();
+    let mut desc = DataDescription::new();
+    desc.define_zeroinit(8);
+    let fref = module.declare_func_in_data(f, &mut desc);
+    desc.write_function_addr(4, fref);
+    module.define_data(table, &desc).unwrap();
+    module.define_function_bytes(f, 16, &[0xc3], &[]).unwrap();
+    let error = module.finish().emit().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "table: relocation Abs8 to `f`: the pointer at offset 0x4 runs past the end of the 8-byte data object"
+    );
+
+    let builder = SmfBuilder::new(isa(), "m", default_libcall_names()).unwrap();
+    let mut module = SmfModule::new(builder);
+    let g = declare(&mut module, "g", Linkage::Import, &[], &[]);
+    let f = declare(&mut module, "f", Linkage::Export, &[], &[]);
+    let reloc = cranelift_module::ModuleReloc {
+        offset: 2,
+        kind: cranelift_codegen::binemit::Reloc::X86CallPLTRel4,
+        name: cranelift_module::ModuleRelocTarget::user(0, g.as_u32()),
+        addend: -4,
+    };
+    module
+        .define_function_bytes(f, 16, &[0xe8, 0, 0, 0, 0], &[reloc])
+        .unwrap();
+    let error = module.finish().emit().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "f: relocation X86CallPLTRel4 to `g`: offset 0x2 is past the end of the function's 5 bytes"
+    );
+}
