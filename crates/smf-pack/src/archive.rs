@@ -168,7 +168,7 @@ fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
             Ok(kind) => {
                 return Err(archive_error(
                     &member_name,
-                    format!("is a {kind:?} file, not an ELF x86-64 object"),
+                    format!("is a {kind:?} file, not an ELF x86-64 or aarch64 object"),
                 ));
             }
             Err(_) if input::is_llvm_bitcode(bytes) => {
@@ -195,12 +195,13 @@ fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
     Ok(members)
 }
 
-/// Reads the global symbols of an ELF x86-64 relocatable object. Anything else is refused
+/// Reads the global symbols of an ELF relocatable object the packer supports. Anything else is refused
 /// with the message the packer gives for it as an input.
 fn object_symbols(name: &str, data: &[u8]) -> Result<Symbols, Error> {
     let file = match ElfFile64::<LittleEndian>::parse(data) {
         Ok(file)
-            if file.elf_header().e_machine.get(LittleEndian) == object::elf::EM_X86_64
+            if crate::arch::for_machine(file.elf_header().e_machine.get(LittleEndian))
+                .is_some()
                 && file.elf_header().e_type.get(LittleEndian) == object::elf::ET_REL =>
         {
             file
@@ -208,7 +209,7 @@ fn object_symbols(name: &str, data: &[u8]) -> Result<Symbols, Error> {
         _ => {
             // The full reader names what is wrong (machine, type, truncation).
             return Err(input::read_object(name, data).err().unwrap_or_else(|| {
-                archive_error(name, "is not an ELF x86-64 relocatable object")
+                archive_error(name, "is not an ELF x86-64 or aarch64 relocatable object")
             }));
         }
     };

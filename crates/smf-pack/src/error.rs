@@ -9,8 +9,16 @@ use core::fmt;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// An input is not an x86-64 ELF relocatable object, or its ELF structures are malformed.
+    /// An input is not an x86-64 or aarch64 ELF relocatable object, or its ELF structures
+    /// are malformed.
     Object { file: String, problem: String },
+    /// Two inputs are objects for different architectures.
+    MixedArchitectures {
+        first: String,
+        first_arch: &'static str,
+        second: String,
+        second_arch: &'static str,
+    },
     /// An input section uses something the packer does not support (TLS, `.ctors`, ...).
     UnsupportedSection {
         file: String,
@@ -98,6 +106,9 @@ pub enum RelocationProblem {
         bits: u32,
         pc_relative: bool,
     },
+    /// The computed value is not a multiple of what the field stores (a branch's 4 bytes, a
+    /// scaled load's size).
+    Misaligned { value: i128, align: u64 },
     /// An address would have to be written at load time into a section that stays read-only.
     ReadOnlyPlace { kind: &'static str },
     /// The relocated field runs past the end of its section.
@@ -161,6 +172,10 @@ impl fmt::Display for RelocationProblem {
                     " overflows: the value {value} does not fit in a {bits}-bit field"
                 )
             }
+            RelocationProblem::Misaligned { value, align } => write!(
+                f,
+                ": the value {value:#x} is not a multiple of {align}, as the instruction needs"
+            ),
             RelocationProblem::ReadOnlyPlace { kind } => write!(
                 f,
                 " needs a load-time address in a read-only {kind} section; recompile with -fPIC"
@@ -225,6 +240,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Object { file, problem } => write!(f, "{file}: {problem}"),
+            Error::MixedArchitectures {
+                first,
+                first_arch,
+                second,
+                second_arch,
+            } => write!(
+                f,
+                "{second} is an {second_arch} object but {first} is an {first_arch} object; \
+                 a module holds code of one architecture"
+            ),
             Error::UnsupportedSection {
                 file,
                 section,

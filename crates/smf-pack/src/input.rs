@@ -1,4 +1,4 @@
-//! Reading ELF x86-64 relocatable objects into the packer's own description.
+//! Reading ELF relocatable objects (x86-64, aarch64) into the packer's own description.
 //!
 //! The `object` crate does the byte-level parsing; this module checks what the packer relies
 //! on (machine, object type, indices that point inside their tables, section contents inside
@@ -11,6 +11,7 @@ use object::read::elf::{
 };
 use object::{FileKind, LittleEndian, SymbolIndex};
 
+use crate::arch::Arch;
 use crate::error::Error;
 use crate::layout::OutputKind;
 
@@ -26,6 +27,8 @@ pub(crate) const MAX_ALIGN: u64 = 4096;
 pub(crate) struct Object<'data> {
     /// The name the user gave for the file, used in every message about it.
     pub name: &'data str,
+    /// The instruction set, from the ELF header's `e_machine`.
+    pub arch: &'static Arch,
     /// Indexed by ELF section index; entry 0 is the null section.
     pub sections: Vec<InputSection<'data>>,
     /// Indexed by ELF symbol index; entry 0 is the null symbol.
@@ -195,7 +198,7 @@ pub(crate) fn read_object<'data>(
     file: &'data str,
     data: &'data [u8],
 ) -> Result<Object<'data>, Error> {
-    let header = check_header(file, data)?;
+    let (header, arch) = check_header(file, data)?;
     let sections = header
         .sections(LE, data)
         .map_err(|e| object_error(file, format!("invalid section table: {e}")))?;
@@ -204,6 +207,7 @@ pub(crate) fn read_object<'data>(
         .map_err(|e| object_error(file, format!("invalid symbol table: {e}")))?;
     let reader = Reader {
         file,
+        arch,
         data,
         sections,
         symtab,
@@ -228,10 +232,7 @@ pub(crate) fn read_object<'data>(
     // does, it must live in RelRo, the only read-only kind the loader may write into.
     for section in &mut object_sections {
         if section.class == SectionClass::Loaded(OutputKind::RoData)
-            && section
-                .relocs
-                .iter()
-                .any(|r| r.r_type == elf::R_X86_64_64.0)
+            && section.relocs.iter().any(|r| r.r_type == arch.abs64)
         {
             section.class = SectionClass::Loaded(OutputKind::RelRo);
         }
@@ -239,14 +240,19 @@ pub(crate) fn read_object<'data>(
     let comdat_groups = reader.read_groups(&symbols)?;
     Ok(Object {
         name: file,
+        arch,
         sections: object_sections,
         symbols,
         comdat_groups,
     })
 }
 
-/// Checks that `data` is an ELF64 little-endian x86-64 relocatable object.
-fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Error> {
+/// Checks that `data` is an ELF64 little-endian relocatable object of an architecture the
+/// packer supports, and returns its header and architecture.
+fn check_header<'data>(
+    file: &str,
+    data: &'data [u8],
+) -> Result<(&'data Elf, &'static Arch), Error> {
     match FileKind::parse(data) {
         Ok(FileKind::Elf64) => {}
         Ok(FileKind::Elf32) => {
@@ -256,7 +262,10 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
                 .map_or_else(|| "an unknown machine".to_owned(), machine_name);
             return Err(object_error(
                 file,
-                format!("is a 32-bit ELF object for {machine}; only x86-64 objects can be packed"),
+                format!(
+                    "is a 32-bit ELF object for {machine}; only x86-64 and aarch64 objects can \
+                     be packed"
+                ),
             ));
         }
         Ok(kind) => {
@@ -305,16 +314,19 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
     if !header.is_little_endian() {
         return Err(object_error(
             file,
-            "is a big-endian ELF object; only x86-64 objects can be packed",
+            "is a big-endian ELF object; only x86-64 and aarch64 objects can be packed",
         ));
     }
     let machine = header.e_machine(LE);
-    if machine != elf::EM_X86_64 {
+    let Some(arch) = crate::arch::for_machine(machine) else {
         return Err(object_error(
             file,
-            format!("is an ELF object for {}, not x86-64", machine_name(machine)),
+            format!(
+                "is an ELF object for {}, not x86-64 or aarch64",
+                machine_name(machine)
+            ),
         ));
-    }
+    };
     let file_type = header.e_type(LE);
     if file_type != elf::ET_REL {
         let what = match file_type {
@@ -329,7 +341,15 @@ fn check_header<'data>(file: &str, data: &'data [u8]) -> Result<&'data Elf, Erro
             ),
         ));
     }
-    Ok(header)
+    Ok((header, arch))
+}
+
+/// The `e_machine` of an ELF64 little-endian file, if `data` is one.
+pub(crate) fn machine(data: &[u8]) -> Option<elf::Machine> {
+    Elf::parse(data)
+        .ok()
+        .filter(|h| h.is_little_endian())
+        .map(|h| h.e_machine(LE))
 }
 
 /// The symbol GCC puts in an `-flto` object that has no machine code beside its LTO data.
@@ -360,6 +380,7 @@ fn section_priority(name: &str, base: &str) -> Option<u32> {
 
 struct Reader<'data> {
     file: &'data str,
+    arch: &'static Arch,
     data: &'data [u8],
     sections: SectionTable<'data, Elf>,
     symtab: SymbolTable<'data, Elf>,
@@ -471,7 +492,7 @@ impl<'data> Reader<'data> {
             elf::SHT_REL => {
                 return Err(self.unsupported(
                     name,
-                    "SHT_REL relocations are not used on x86-64 (expected SHT_RELA)",
+                    "SHT_REL relocations are not used on x86-64 or aarch64 (expected SHT_RELA)",
                 ));
             }
             elf::SHT_CREL => {
@@ -532,11 +553,12 @@ impl<'data> Reader<'data> {
                 priority: self.priority(name, ".fini_array")?,
             });
         }
-        // clang gives .eh_frame the type SHT_X86_64_UNWIND, gcc SHT_PROGBITS: go by name.
+        // clang gives x86-64's .eh_frame the type SHT_X86_64_UNWIND, gcc SHT_PROGBITS: go by
+        // name.
         // Sections without file bytes can only be zero-filled, whatever else their flags say.
         let kind = if sh_type == elf::SHT_NOBITS {
             OutputKind::Bss
-        } else if name == ".eh_frame" || sh_type == elf::SHT_X86_64_UNWIND {
+        } else if name == ".eh_frame" || self.arch.unwind_section_type == Some(sh_type) {
             OutputKind::EhFrame
         } else if flags.contains(elf::SHF_EXECINSTR) {
             OutputKind::Code

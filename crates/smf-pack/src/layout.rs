@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use smf_format::{ImageLayout, SectionKind};
 
+use crate::arch::{Action, Arch, STUB_SIZE};
 use crate::error::Error;
 use crate::input::{Legacy, Object, SectionClass, SymbolDefinition};
 use crate::relocate::Needs;
@@ -78,26 +79,18 @@ impl OutputKind {
             OutputKind::Tls => 6,
         }
     }
-
-    /// Padding between input sections: `int3` in code, so that a stray jump traps.
-    fn fill(self) -> u8 {
-        if self == OutputKind::Code { 0xcc } else { 0 }
-    }
 }
 
-/// Size of one import call stub: `jmp *slot(%rip)` (6 bytes), then `int3` padding.
-pub(crate) const STUB_SIZE: u64 = 16;
 /// Size of one GOT slot.
 pub(crate) const GOT_SLOT_SIZE: u64 = 8;
 
-/// The frame of the functions legacy `.init`/`.fini` fragments are concatenated into, as
-/// glibc's crti.o and crtn.o frame them: `sub $8, %rsp` aligns the stack for the calls the
-/// fragments make; `add $8, %rsp; ret`. (crti.o also calls `__gmon_start__` for gprof, which
-/// modules do not support.)
-const LEGACY_PROLOGUE: [u8; 4] = [0x48, 0x83, 0xec, 0x08];
-const LEGACY_EPILOGUE: [u8; 5] = [0x48, 0x83, 0xc4, 0x08, 0xc3];
-/// Fills the alignment gaps between fragments: execution runs through them.
-const NOP: u8 = 0x90;
+/// Fills `bytes` with copies of `pattern` (an instruction), starting at a multiple of its
+/// size in the section: `start` is the offset of `bytes` in the section.
+fn fill_pattern(bytes: &mut [u8], start: usize, pattern: &[u8]) {
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = pattern[(start + i) % pattern.len()];
+    }
+}
 
 /// Where one legacy function lies in the code section: offsets of its start and of its
 /// epilogue.
@@ -109,19 +102,20 @@ struct LegacyFunction {
 }
 
 impl LegacyFunction {
-    /// Writes the prologue and epilogue into `code` and `nop`s between them, over which the
-    /// fragments are copied; `None` if the function does not lie inside `code`.
-    fn write_frame(&self, code: &mut [u8]) -> Option<()> {
+    /// Writes the arch's prologue and epilogue into `code` and no-ops between them (execution
+    /// runs through the alignment gaps between fragments), over which the fragments are
+    /// copied; `None` if the function does not lie inside `code`.
+    fn write_frame(&self, code: &mut [u8], arch: &Arch) -> Option<()> {
         let start = usize::try_from(self.start).ok()?;
         let epilogue = usize::try_from(self.epilogue).ok()?;
-        let bytes = code.get_mut(start..epilogue.checked_add(LEGACY_EPILOGUE.len())?)?;
-        bytes.fill(NOP);
+        let bytes = code.get_mut(start..epilogue.checked_add(arch.legacy_epilogue.len())?)?;
+        fill_pattern(bytes, start, arch.nop);
         bytes
-            .get_mut(..LEGACY_PROLOGUE.len())?
-            .copy_from_slice(&LEGACY_PROLOGUE);
+            .get_mut(..arch.legacy_prologue.len())?
+            .copy_from_slice(arch.legacy_prologue);
         bytes
             .get_mut(epilogue.checked_sub(start)?..)?
-            .copy_from_slice(&LEGACY_EPILOGUE);
+            .copy_from_slice(arch.legacy_epilogue);
         Some(())
     }
 }
@@ -144,6 +138,7 @@ impl OutputSection {
 
 #[derive(Debug)]
 pub(crate) struct Layout {
+    pub arch: &'static Arch,
     /// One per kind, in the order of [`OutputKind::ALL`]; empty ones have size 0.
     pub outputs: Vec<OutputSection>,
     /// Output and image address of each loaded input section, indexed `[object][section]`.
@@ -154,6 +149,9 @@ pub(crate) struct Layout {
     got_address: u64,
     tls_entries_address: u64,
     stub_address: u64,
+    /// Range-extension veneers: the veneer's address by the address of the function it
+    /// jumps to (see [`far_call_targets`]).
+    veneers: HashMap<u64, u64>,
     /// The stub of each indirect function, by the (object, symbol) that defines it.
     ifunc_stubs: HashMap<(usize, usize), u64>,
     ifunc_slots_address: u64,
@@ -198,11 +196,8 @@ impl Builder {
 
 /// Whether relocating `section` writes an absolute 64-bit address, which stays a load-time
 /// relocation (`relative64` or `abs64`) unless it points at an absolute symbol.
-fn holds_absolute_pointers(section: &crate::input::InputSection<'_>) -> bool {
-    section
-        .relocs
-        .iter()
-        .any(|r| r.r_type == object::elf::R_X86_64_64.0)
+fn holds_absolute_pointers(section: &crate::input::InputSection<'_>, arch: &Arch) -> bool {
+    section.relocs.iter().any(|r| r.r_type == arch.abs64)
 }
 
 /// Whether a function symbol of `object`, whose sections were placed at `placed`, has code
@@ -262,8 +257,74 @@ fn bounded_group_kind(
     Ok(merged)
 }
 
+/// Every branch of code that may need a veneer (`call` actions): the field, the offset of the
+/// branch and of its in-module target, both from the start of the code.
+fn calls<'a>(
+    objects: &'a [Object<'_>],
+    globals: &'a Globals<'_>,
+    offsets: &'a [Vec<Option<(OutputKind, u64)>>],
+) -> impl Iterator<Item = (crate::arch::Field, i128, i128)> + 'a {
+    let code_offset = move |object: usize, section: usize| match offsets.get(object)?.get(section) {
+        Some(Some((OutputKind::Code, offset))) => Some(*offset),
+        _ => None,
+    };
+    objects.iter().enumerate().flat_map(move |(o, object)| {
+        object
+            .sections
+            .iter()
+            .enumerate()
+            .filter_map(move |(s, section)| Some((s, section, code_offset(o, s)?)))
+            .flat_map(move |(_, section, start)| {
+                section.relocs.iter().filter_map(move |reloc| {
+                    let Action::PcRelative {
+                        field, call: true, ..
+                    } = (object.arch.action)(reloc.r_type)
+                    else {
+                        return None;
+                    };
+                    let (to_object, to_symbol) =
+                        match crate::resolve::symbol_ref(globals, objects, o, reloc.symbol) {
+                            crate::resolve::SymbolRef::Global(id) => {
+                                match globals.symbols.get(id)?.definition {
+                                    Definition::Defined { object, symbol, .. } => (object, symbol),
+                                    _ => return None,
+                                }
+                            }
+                            crate::resolve::SymbolRef::Local { object, symbol } => (object, symbol),
+                        };
+                    let symbol = objects.get(to_object)?.symbols.get(to_symbol)?;
+                    let SymbolDefinition::Section(index) = symbol.definition else {
+                        return None;
+                    };
+                    let target = code_offset(to_object, index)?
+                        .checked_add(symbol.value)?
+                        .checked_add_signed(reloc.addend)?;
+                    let place = start.checked_add(reloc.offset)?;
+                    Some((field, i128::from(place), i128::from(target)))
+                })
+            })
+    })
+}
+
+/// The targets (offsets in the code) that a branch among `calls` cannot reach directly, each
+/// once, in ascending order: each gets a veneer after the import stubs, which the branch
+/// reaches instead (if it cannot, applying it says by how much it misses).
+fn far_call_targets(
+    arch: &Arch,
+    calls: impl Iterator<Item = (crate::arch::Field, i128, i128)>,
+) -> Vec<u64> {
+    let mut targets: Vec<u64> = calls
+        .filter(|&(field, place, target)| !arch.reaches(field, target - place))
+        .filter_map(|(_, _, target)| u64::try_from(target).ok())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    targets
+}
+
 impl Layout {
     pub fn build(
+        arch: &'static Arch,
         objects: &[Object<'_>],
         globals: &Globals<'_>,
         needs: &Needs,
@@ -339,7 +400,7 @@ impl Layout {
                         None
                     }
                     SectionClass::Loaded(OutputKind::Data)
-                        if !section.discarded && !holds_absolute_pointers(section) =>
+                        if !section.discarded && !holds_absolute_pointers(section, arch) =>
                     {
                         plain_data.push((o, s));
                         None
@@ -389,12 +450,12 @@ impl Layout {
                 continue;
             }
             let code = &mut builders[OutputKind::Code.index()];
-            let start = code.add(LEGACY_PROLOGUE.len() as u64, 16)?;
+            let start = code.add(arch.legacy_prologue.len() as u64, 16)?;
             for (o, s) in pieces {
                 let section = &objects[o].sections[s];
                 offsets[o][s] = Some((OutputKind::Code, code.add(section.size, section.align)?));
             }
-            let epilogue = code.add(LEGACY_EPILOGUE.len() as u64, 1)?;
+            let epilogue = code.add(arch.legacy_epilogue.len() as u64, arch.trap.len() as u64)?;
             legacy_functions.push(LegacyFunction {
                 kind,
                 start,
@@ -408,20 +469,30 @@ impl Layout {
             offsets[o][s] = Some((OutputKind::Tls, offset));
         }
 
-        // Import stubs, then one per indirect function (`crate::ifunc`).
+        // Functions that some branch cannot reach: found now that the code's pieces have their
+        // offsets, which differ from their image addresses by one constant.
+        let far_targets = if arch.write_veneer.is_some() {
+            far_call_targets(arch, calls(objects, globals, &offsets))
+        } else {
+            Vec::new()
+        };
+        // Import stubs, then one per indirect function (`crate::ifunc`), then the veneers.
         let stub_count = (needs.stubs.len() + needs.ifuncs.len()) as u64;
         let stub_offset =
             builders[OutputKind::Code.index()].add(stub_count * STUB_SIZE, STUB_SIZE)?;
+        let veneer_offset = builders[OutputKind::Code.index()]
+            .add(far_targets.len() as u64 * STUB_SIZE, STUB_SIZE)?;
         // A function of size 0 (GCC emits one for a body it found unreachable) can end the
         // code. Its address would then be the end of the code section, where the module format
-        // allows no function: one `int3` gives it an instruction, one that traps.
+        // allows no function: one trapping instruction gives it an instruction.
         let code_size = builders[OutputKind::Code.index()].size;
         if objects
             .iter()
             .zip(&offsets)
             .any(|(object, placed)| has_function_at(object, placed, code_size))
         {
-            builders[OutputKind::Code.index()].add(1, 1)?;
+            let trap = arch.trap.len() as u64;
+            builders[OutputKind::Code.index()].add(trap, trap)?;
         }
         if builders[OutputKind::EhFrame.index()].size > 0 {
             builders[OutputKind::EhFrame.index()].add(4, 4)?;
@@ -477,7 +548,12 @@ impl Layout {
                         builder.size
                     ))
                 })?;
-                vec![kind.fill(); len]
+                let mut data = vec![0; len];
+                if *kind == OutputKind::Code {
+                    // Padding between input sections traps if a stray jump lands in it.
+                    fill_pattern(&mut data, 0, arch.code_fill);
+                }
+                data
             };
             outputs.push(OutputSection {
                 kind: *kind,
@@ -491,7 +567,7 @@ impl Layout {
         // The frame and the gaps of each legacy function; its fragments are copied in below.
         let code = &mut outputs[OutputKind::Code.index()].data;
         for function in &legacy_functions {
-            if function.write_frame(code).is_none() {
+            if function.write_frame(code, arch).is_none() {
                 return Err(layout_error("the legacy .init/.fini function does not fit"));
             }
         }
@@ -538,7 +614,19 @@ impl Layout {
                 .find(|f| f.kind == kind)
                 .map(|f| vaddr(OutputKind::Code) + f.start)
         };
+        let code_start = vaddr(OutputKind::Code);
         let mut layout = Layout {
+            arch,
+            veneers: far_targets
+                .iter()
+                .enumerate()
+                .map(|(i, &target)| {
+                    (
+                        code_start + target,
+                        code_start + veneer_offset + i as u64 * STUB_SIZE,
+                    )
+                })
+                .collect(),
             section_bounds,
             got_address: vaddr(OutputKind::RelRo) + got_offset,
             tls_entries_address: vaddr(OutputKind::RelRo) + got_offset + got_slots_size,
@@ -569,11 +657,29 @@ impl Layout {
             outputs,
         };
         layout.write_stubs(needs)?;
+        layout.write_veneers()?;
         Ok(layout)
     }
 
-    /// Writes `jmp *slot(%rip)` for each import called from code and each indirect
-    /// function.
+    /// Writes each veneer: a jump to its function that reaches farther than a branch.
+    fn write_veneers(&mut self) -> Result<(), Error> {
+        let Some(write_veneer) = self.arch.write_veneer else {
+            return Ok(());
+        };
+        let veneers: Vec<(u64, u64)> = self.veneers.iter().map(|(&t, &v)| (t, v)).collect();
+        for (target, veneer) in veneers {
+            let bytes = write_veneer(veneer, target).map_err(layout_error)?;
+            self.write(veneer, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The veneer that jumps to `target`, if a branch somewhere cannot reach it directly.
+    pub fn veneer(&self, _from: u64, target: u64) -> Option<u64> {
+        self.veneers.get(&target).copied()
+    }
+
+    /// Writes a stub for each import called from code and each indirect function.
     fn write_stubs(&mut self, needs: &Needs) -> Result<(), Error> {
         for (index, &global) in needs.stubs.iter().enumerate() {
             let stub = self.stub(index as u32);
@@ -591,19 +697,20 @@ impl Layout {
         Ok(())
     }
 
-    /// Writes `jmp *slot(%rip)` at `stub`, padded with `int3`.
+    /// Writes the arch's jump through the GOT slot `slot` at `stub`.
     fn write_jump(&mut self, stub: u64, slot: u64) -> Result<(), Error> {
-        let distance = i128::from(slot) - i128::from(stub) - 6;
-        let rel = i32::try_from(distance).map_err(|_| {
-            layout_error(format!(
-                "a call stub is {distance:#x} bytes from its GOT slot"
-            ))
-        })?;
-        let mut bytes = [0xcc; STUB_SIZE as usize];
-        bytes[0] = 0xff;
-        bytes[1] = 0x25;
-        bytes[2..6].copy_from_slice(&rel.to_le_bytes());
+        let bytes = (self.arch.write_stub)(stub, slot).map_err(layout_error)?;
         self.write(stub, &bytes)
+    }
+
+    /// Bytes at an image address, if one section holds all `len` of them in its data.
+    pub fn read(&self, address: u64, len: usize) -> Option<Vec<u8>> {
+        let output = self.output_at(address)?;
+        let start = usize::try_from(address - output.vaddr).ok()?;
+        output
+            .data
+            .get(start..start.checked_add(len)?)
+            .map(<[u8]>::to_vec)
     }
 
     /// The stub that is the address of the indirect function `symbol` of `object`, if it
@@ -730,6 +837,30 @@ mod tests {
             align: 1,
         };
         assert!(full.add(1, 16).is_err());
+    }
+
+    #[test]
+    fn far_calls_get_one_veneer_per_target() {
+        use crate::arch::{Field, Insn, aarch64, x86_64};
+        let bl = Field::Insn(Insn::Branch { bits: 26, lsb: 0 });
+        let mib = 1i128 << 20;
+        let calls = [
+            (bl, 0, 127 * mib),                     // in reach
+            (bl, 0, 200 * mib),                     // out of reach
+            (bl, 4, 200 * mib),                     // the same target again
+            (bl, 300 * mib, 8),                     // backwards, out of reach
+            (bl, 300 * mib, 300 * mib - 128 * mib), // exactly -128 MiB: in reach
+        ];
+        assert_eq!(
+            far_call_targets(&aarch64::ARCH, calls.into_iter()),
+            [8, 200 << 20]
+        );
+        assert_eq!(
+            far_call_targets(&aarch64::ARCH, calls.into_iter().take(1)),
+            Vec::<u64>::new()
+        );
+        // x86-64 has no veneers: its calls reach ±2 GiB, the whole of any module's code.
+        assert!(x86_64::ARCH.write_veneer.is_none());
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The SMF packer: a small static linker from ELF x86-64 relocatable objects to one module.
+//! The SMF packer: a small static linker from ELF relocatable objects (x86-64 or aarch64) to
+//! one module.
 //!
 //! [`pack`] takes the `.o` files a C or C++ compiler produced with `-fPIC` and returns the
-//! bytes of an SMF module (`.smf`, or `.sme` with an entry point). Every reference between the
+//! bytes of an SMF module (`.smf`, or `.sme` with an entry point) for their architecture. Every reference between the
 //! objects is resolved here; the module keeps only imports (symbols no input defines) and
 //! 64-bit absolute addresses as load-time relocations. The stages, one module each:
 //!
-//! 1. [`input`]: parse and check each object, classify its sections;
+//! 1. [`input`]: parse and check each object, classify its sections; its `e_machine` picks
+//!    the [`arch`] table that says what each relocation type means;
 //! 2. [`resolve`]: pick COMDAT groups and resolve symbols across objects;
 //! 3. [`relocate::scan`]: find imports, GOT slots and call stubs;
 //! 4. [`layout`]: place input sections in output sections and those in the image;
@@ -21,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod arch;
 pub mod archive;
 mod error;
 mod ifunc;
@@ -80,12 +83,19 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
 /// (undefined symbols, with [`UndefinedSymbols::Warn`]).
 pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error> {
     let inputs = &*archive::select_members(inputs)?;
-    let support = runtime::support_object(inputs);
+    // The first object's machine; every other must match it (checked once all are read).
+    let arch = inputs
+        .iter()
+        .find_map(|input| input::machine(&input.data))
+        .and_then(arch::for_machine)
+        .unwrap_or(&arch::x86_64::ARCH);
+    let support = runtime::support_object(inputs, arch);
     let mut objects = inputs
         .iter()
         .chain(support.as_ref())
         .map(|input| input::read_object(&input.name, &input.data))
         .collect::<Result<Vec<_>, _>>()?;
+    check_one_arch(&objects)?;
     resolve::select_comdat_groups(&mut objects);
     let mut globals = Globals::build(&objects)?;
     let needs = relocate::scan(&objects, &mut globals)?;
@@ -103,7 +113,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
             (undefined, unreadable)
         }
     };
-    let mut layout = Layout::build(&objects, &globals, &needs)?;
+    let mut layout = Layout::build(arch, &objects, &globals, &needs)?;
     let load_relocs = relocate::apply(&objects, &globals, &needs, &mut layout)?;
     // Aligned `relative64` relocations whose word already holds the addend (the packer writes
     // every in-module address there) go to the packed table: 8 bytes or less each, instead of
@@ -122,6 +132,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
         .transpose()?;
 
     let mut builder = ModuleBuilder::new();
+    builder.arch = arch.format;
     builder.source_hash = source_hash(inputs);
     builder.entry_point = entry;
     if options.reloadable {
@@ -196,6 +207,25 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
         undefined,
         unreadable_libraries,
     })
+}
+
+/// Refuses inputs of different architectures, naming the first of each.
+fn check_one_arch(objects: &[input::Object<'_>]) -> Result<(), Error> {
+    let Some(first) = objects.first() else {
+        return Ok(());
+    };
+    match objects
+        .iter()
+        .find(|o| o.arch.machine != first.arch.machine)
+    {
+        Some(other) => Err(Error::MixedArchitectures {
+            first: first.name.to_owned(),
+            first_arch: first.arch.format.name(),
+            second: other.name.to_owned(),
+            second_arch: other.arch.format.name(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The image offset of the entry function, which must be an exported function in code.

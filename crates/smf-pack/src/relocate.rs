@@ -1,4 +1,4 @@
-//! x86-64 relocations: what they need (GOT slots, call stubs, imports) and applying them.
+//! Relocations: what they need (GOT slots, call stubs, veneers, imports) and applying them.
 //!
 //! Everything whose target is inside the module is resolved at pack time by writing into the
 //! output bytes. Only absolute 64-bit addresses survive to load time, as
@@ -7,193 +7,21 @@
 //! through a stub that jumps through a GOT slot, and data of other modules is reached through
 //! GOT slots, which are the only load-time writes code depends on.
 //!
-//! Formulas follow the x86-64 psABI: S is the target's image offset, A the addend, P the
-//! image offset of the relocated field, GOT the GOT base, G a slot's offset from that base and
-//! L a call stub's image offset.
+//! What each relocation type means comes from the object's architecture table
+//! (`crate::arch`): this module only knows the [`Action`]s. S is the target's image offset, A
+//! the addend, P the image offset of the relocated field, GOT the GOT base, G a slot's offset
+//! from that base and L a call stub's image offset.
 
 use std::collections::HashMap;
 
-use object::elf;
 use smf_format::{Reloc, RelocKind};
 
+use crate::arch::{Action, Range, data, encode};
 use crate::error::{Error, RelocationError, RelocationProblem};
 use crate::input::{InputReloc, Object, SectionClass, SymbolDefinition};
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::{self, Definition, GlobalId, Globals, SymbolRef};
 use crate::tls::Access;
-
-/// Range check applied to a value before it is stored in a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Range {
-    /// A two's complement field: PC-relative distances, GOT offsets.
-    Signed,
-    /// A zero-extended field (`R_X86_64_32`).
-    Unsigned,
-    /// Either reading is meant (`R_X86_64_64`, sizes).
-    Any,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Field {
-    bytes: u8,
-    range: Range,
-}
-
-const fn field(bytes: u8, range: Range) -> Field {
-    Field { bytes, range }
-}
-
-/// What a relocation type computes, independent of its number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Nothing,
-    /// `R_X86_64_64`: S + A, written at load time unless S is absolute.
-    Address64,
-    /// Absolute addresses narrower than 64 bits: only position-independent for absolute S.
-    AbsoluteNarrow(Field),
-    /// S + A - P; `call` allows an import, reached through its stub.
-    PcRelative {
-        field: Field,
-        call: bool,
-    },
-    /// G + GOT + A - P through a GOT slot; `relaxable` for GOTPCRELX / REX_GOTPCRELX.
-    GotPcRelative {
-        field: Field,
-        relaxable: bool,
-    },
-    /// G + A: the slot's offset from the GOT base.
-    GotOffset(Field),
-    /// S + A - GOT.
-    OffsetFromGot,
-    /// GOT + A - P.
-    GotFromPc(Field),
-    /// L - GOT + A.
-    PltOffset,
-    /// Z + A, the symbol's size.
-    Size(Field),
-    /// `R_X86_64_TLSGD`: the variable's `tls_index` pair + A - P (see `crate::tls`).
-    TlsGeneralDynamic,
-    /// `R_X86_64_TLSLD`: the module's local-dynamic `tls_index` pair + A - P.
-    TlsLocalDynamic,
-    /// `R_X86_64_DTPOFF32`/`64`: the variable's offset in the module's thread-local block + A.
-    DtpOffset(Field),
-    /// `R_X86_64_GOTTPOFF`: the variable's initial-exec GOT entry + A - P.
-    TlsInitialExec,
-    /// `R_X86_64_GOTPC32_TLSDESC`: the variable's TLS descriptor + A - P.
-    TlsDescriptor,
-    /// The TLS models and relocations modules cannot use.
-    ThreadLocal,
-    Unsupported,
-}
-
-fn action(r_type: u32) -> Action {
-    use Range::*;
-    match elf::RelocationType(r_type) {
-        elf::R_X86_64_NONE => Action::Nothing,
-        elf::R_X86_64_64 => Action::Address64,
-        elf::R_X86_64_32 => Action::AbsoluteNarrow(field(4, Unsigned)),
-        elf::R_X86_64_32S => Action::AbsoluteNarrow(field(4, Signed)),
-        elf::R_X86_64_16 => Action::AbsoluteNarrow(field(2, Any)),
-        elf::R_X86_64_8 => Action::AbsoluteNarrow(field(1, Any)),
-        elf::R_X86_64_PC32 => Action::PcRelative {
-            field: field(4, Signed),
-            call: false,
-        },
-        elf::R_X86_64_PLT32 => Action::PcRelative {
-            field: field(4, Signed),
-            call: true,
-        },
-        elf::R_X86_64_PC16 => Action::PcRelative {
-            field: field(2, Signed),
-            call: false,
-        },
-        elf::R_X86_64_PC8 => Action::PcRelative {
-            field: field(1, Signed),
-            call: false,
-        },
-        elf::R_X86_64_PC64 => Action::PcRelative {
-            field: field(8, Any),
-            call: false,
-        },
-        elf::R_X86_64_GOTPCREL
-        | elf::R_X86_64_CODE_4_GOTPCRELX
-        | elf::R_X86_64_CODE_5_GOTPCRELX
-        | elf::R_X86_64_CODE_6_GOTPCRELX => Action::GotPcRelative {
-            field: field(4, Signed),
-            relaxable: false,
-        },
-        elf::R_X86_64_GOTPCRELX | elf::R_X86_64_REX_GOTPCRELX => Action::GotPcRelative {
-            field: field(4, Signed),
-            relaxable: true,
-        },
-        elf::R_X86_64_GOTPCREL64 => Action::GotPcRelative {
-            field: field(8, Any),
-            relaxable: false,
-        },
-        elf::R_X86_64_GOT32 => Action::GotOffset(field(4, Signed)),
-        elf::R_X86_64_GOT64 | elf::R_X86_64_GOTPLT64 => Action::GotOffset(field(8, Any)),
-        elf::R_X86_64_GOTOFF64 => Action::OffsetFromGot,
-        elf::R_X86_64_GOTPC32 => Action::GotFromPc(field(4, Signed)),
-        elf::R_X86_64_GOTPC64 => Action::GotFromPc(field(8, Any)),
-        elf::R_X86_64_PLTOFF64 => Action::PltOffset,
-        elf::R_X86_64_SIZE32 => Action::Size(field(4, Any)),
-        elf::R_X86_64_SIZE64 => Action::Size(field(8, Any)),
-        elf::R_X86_64_TLSGD => Action::TlsGeneralDynamic,
-        elf::R_X86_64_TLSLD => Action::TlsLocalDynamic,
-        elf::R_X86_64_DTPOFF32 => Action::DtpOffset(field(4, Signed)),
-        elf::R_X86_64_DTPOFF64 => Action::DtpOffset(field(8, Any)),
-        elf::R_X86_64_GOTTPOFF
-        | elf::R_X86_64_CODE_4_GOTTPOFF
-        | elf::R_X86_64_CODE_5_GOTTPOFF
-        | elf::R_X86_64_CODE_6_GOTTPOFF => Action::TlsInitialExec,
-        elf::R_X86_64_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_4_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_5_GOTPC32_TLSDESC
-        | elf::R_X86_64_CODE_6_GOTPC32_TLSDESC => Action::TlsDescriptor,
-        // Marks the descriptor call for linker relaxations; nothing to write.
-        elf::R_X86_64_TLSDESC_CALL => Action::Nothing,
-        elf::R_X86_64_DTPMOD64
-        | elf::R_X86_64_TPOFF64
-        | elf::R_X86_64_TPOFF32
-        | elf::R_X86_64_TLSDESC => Action::ThreadLocal,
-        // COPY, GLOB_DAT, JUMP_SLOT, RELATIVE, IRELATIVE, RELATIVE64 only appear in linked
-        // files; anything else is unknown.
-        _ => Action::Unsupported,
-    }
-}
-
-impl Action {
-    /// Bytes written at P (`TLSDESC_CALL` and `NONE` write none).
-    fn width(self) -> u64 {
-        let bytes = match self {
-            Action::Address64 | Action::OffsetFromGot | Action::PltOffset => 8,
-            Action::AbsoluteNarrow(f)
-            | Action::PcRelative { field: f, .. }
-            | Action::GotPcRelative { field: f, .. }
-            | Action::GotOffset(f)
-            | Action::GotFromPc(f)
-            | Action::Size(f)
-            | Action::DtpOffset(f) => f.bytes,
-            Action::TlsGeneralDynamic
-            | Action::TlsLocalDynamic
-            | Action::TlsInitialExec
-            | Action::TlsDescriptor => 4,
-            Action::Nothing | Action::ThreadLocal | Action::Unsupported => 0,
-        };
-        u64::from(bytes)
-    }
-}
-
-/// The name of a relocation type for messages, such as `R_X86_64_PC32`.
-pub(crate) fn type_name(r_type: u32) -> String {
-    match elf::machine_names(elf::EM_X86_64)
-        .r
-        .name(elf::RelocationType(r_type))
-    {
-        Some(name) => name.to_owned(),
-        None => format!("type {r_type}"),
-    }
-}
 
 /// What the relocations of the kept sections need beyond the input bytes.
 #[derive(Debug, Default)]
@@ -287,11 +115,15 @@ fn relaxes(
 pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<Needs, Error> {
     let mut needs = Needs::default();
     for (o, s, section) in relocated_sections(objects) {
+        let arch = objects[o].arch;
         for reloc in &section.relocs {
-            let action = action(reloc.r_type);
+            let action = (arch.action)(reloc.r_type);
             if matches!(
                 action,
-                Action::Nothing | Action::ThreadLocal | Action::Unsupported
+                Action::Nothing
+                    | Action::ThreadLocal
+                    | Action::ThreadLocalModel(_)
+                    | Action::Unsupported
             ) {
                 continue;
             }
@@ -302,10 +134,10 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
             }
             if matches!(
                 action,
-                Action::TlsGeneralDynamic
-                    | Action::TlsLocalDynamic
-                    | Action::TlsInitialExec
-                    | Action::TlsDescriptor
+                Action::TlsGeneralDynamic { .. }
+                    | Action::TlsLocalDynamic { .. }
+                    | Action::TlsInitialExec { .. }
+                    | Action::TlsDescriptor { .. }
                     | Action::DtpOffset(_)
             ) {
                 // Thread-locals are the module's own: another module's or a native library's
@@ -324,10 +156,14 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                     }
                 }
                 match action {
-                    Action::TlsGeneralDynamic => needs.tls.add(Access::Dynamic, Some(target)),
-                    Action::TlsLocalDynamic => needs.tls.add(Access::Dynamic, None),
-                    Action::TlsInitialExec => needs.tls.add(Access::InitialExec, Some(target)),
-                    Action::TlsDescriptor => needs.tls.add(Access::Descriptor, Some(target)),
+                    Action::TlsGeneralDynamic { .. } => {
+                        needs.tls.add(Access::Dynamic, Some(target))
+                    }
+                    Action::TlsLocalDynamic { .. } => needs.tls.add(Access::Dynamic, None),
+                    Action::TlsInitialExec { .. } => {
+                        needs.tls.add(Access::InitialExec, Some(target))
+                    }
+                    Action::TlsDescriptor { .. } => needs.tls.add(Access::Descriptor, Some(target)),
                     _ => {}
                 }
                 continue;
@@ -485,26 +321,6 @@ fn symbol_size(objects: &[Object<'_>], globals: &Globals<'_>, target: SymbolRef)
     objects.get(object)?.symbols.get(symbol).map(|s| s.size)
 }
 
-/// Stores `value` into a field, or says it does not fit; `pc_relative` says whether the
-/// value is a distance, for the message.
-fn encode(value: i128, field: Field, pc_relative: bool) -> Result<[u8; 8], RelocationProblem> {
-    let bits = u32::from(field.bytes) * 8;
-    let (min, max) = match field.range {
-        Range::Signed => (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1),
-        Range::Unsigned => (0, (1i128 << bits) - 1),
-        Range::Any => (-(1i128 << (bits - 1)), (1i128 << bits) - 1),
-    };
-    if value < min || value > max {
-        return Err(RelocationProblem::Overflow {
-            value,
-            bits,
-            pc_relative,
-        });
-    }
-    // Two's complement truncation of an in-range value.
-    Ok((value as i64).to_le_bytes())
-}
-
 /// Load-time relocations and everything written while applying relocations.
 pub(crate) fn apply(
     objects: &[Object<'_>],
@@ -597,7 +413,10 @@ impl Context<'_, '_> {
                 .map_or("?", |s| s.name)
                 .to_owned(),
             offset: self.reloc.offset,
-            r_type: type_name(self.reloc.r_type),
+            r_type: object.map_or_else(
+                || format!("type {}", self.reloc.r_type),
+                |o| o.arch.type_name(self.reloc.r_type),
+            ),
             symbol: symbol.to_owned(),
             imported,
             problem,
@@ -614,15 +433,14 @@ fn apply_one(
     load_relocs: &mut Vec<Reloc>,
 ) -> Result<(), Error> {
     let reloc = cx.reloc;
-    let action = action(reloc.r_type);
+    let arch = cx.objects[cx.object].arch;
+    let action = (arch.action)(reloc.r_type);
     match action {
         Action::Nothing => return Ok(()),
-        Action::ThreadLocal => {
-            return Err(cx.error(match crate::tls::refused_model(reloc.r_type) {
-                Some(model) => RelocationProblem::ThreadLocalModel { model },
-                None => RelocationProblem::ThreadLocal,
-            }));
+        Action::ThreadLocalModel(model) => {
+            return Err(cx.error(RelocationProblem::ThreadLocalModel { model }));
         }
+        Action::ThreadLocal => return Err(cx.error(RelocationProblem::ThreadLocal)),
         Action::Unsupported => return Err(cx.error(RelocationProblem::UnsupportedType)),
         _ => {}
     }
@@ -680,7 +498,7 @@ fn apply_one(
         Action::Address64 => {
             let writable = matches!(kind, OutputKind::RelRo | OutputKind::Data | OutputKind::Tls);
             match target {
-                Target::Absolute(v) => (i128::from(v) + a, field(8, Range::Any)),
+                Target::Absolute(v) => (i128::from(v) + a, data(8, Range::Any)),
                 _ if !writable => {
                     return Err(cx.error(RelocationProblem::ReadOnlyPlace {
                         kind: kind.section_kind().name(),
@@ -701,7 +519,7 @@ fn apply_one(
                         addend,
                     });
                     // The loader overwrites the field; the image offset helps inspection.
-                    (s + a, field(8, Range::Any))
+                    (s + a, data(8, Range::Any))
                 }
                 Target::Import(import) => {
                     load_relocs.push(Reloc {
@@ -710,7 +528,7 @@ fn apply_one(
                         import: Some(import),
                         addend: reloc.addend,
                     });
-                    (0, field(8, Range::Any))
+                    (0, data(8, Range::Any))
                 }
                 Target::Discarded | Target::NotLoaded(_) => return Ok(()),
             }
@@ -719,8 +537,27 @@ fn apply_one(
             Target::Absolute(v) => (i128::from(v) + a, f),
             _ => return Err(cx.error(RelocationProblem::NotPositionIndependent)),
         },
-        Action::PcRelative { field: f, call } => match target {
-            Target::Address(s) => (s + a - p, f),
+        Action::PcRelative {
+            field: f,
+            form,
+            call,
+        } => match target {
+            Target::Address(s) => {
+                let value = form.compute(s + a, p, got);
+                if call && !arch.reaches(f, value) {
+                    // An in-module function out of the branch's reach: through its veneer.
+                    if let Some(veneer) = u64::try_from(s + a)
+                        .ok()
+                        .and_then(|to| layout.veneer(place, to))
+                    {
+                        (form.compute(i128::from(veneer), p, got), f)
+                    } else {
+                        (value, f)
+                    }
+                } else {
+                    (value, f)
+                }
+            }
             Target::Import(_) if call => {
                 let SymbolRef::Global(id) = cx.target else {
                     return Err(cx.error(RelocationProblem::ImportOutOfReach));
@@ -728,13 +565,14 @@ fn apply_one(
                 let stub = needs
                     .stub(id)
                     .ok_or_else(|| cx.error(RelocationProblem::ImportOutOfReach))?;
-                (i128::from(layout.stub(stub)) + a - p, f)
+                (form.compute(i128::from(layout.stub(stub)) + a, p, got), f)
             }
             Target::Import(_) => return Err(cx.error(RelocationProblem::ImportOutOfReach)),
             _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
         },
         Action::GotPcRelative {
             field: f,
+            form,
             relaxable,
         } => match target {
             Target::Address(s)
@@ -744,13 +582,13 @@ fn apply_one(
                     ) =>
             {
                 layout.write(place - 2, &[0x8d])?;
-                (s + a - p, f)
+                (form.compute(s + a, p, got), f)
             }
-            _ => (got_slot(cx.target)? + a - p, f),
+            _ => (form.compute(got_slot(cx.target)? + a, p, got), f),
         },
         Action::GotOffset(f) => (got_slot(cx.target)? - got + a, f),
         Action::OffsetFromGot => match target {
-            Target::Address(s) => (s + a - got, field(8, Range::Any)),
+            Target::Address(s) => (s + a - got, data(8, Range::Any)),
             _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
         },
         Action::GotFromPc(f) => (got + a - p, f),
@@ -763,20 +601,20 @@ fn apply_one(
                 },
                 _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
             };
-            (l - got + a, field(8, Range::Any))
+            (l - got + a, data(8, Range::Any))
         }
         Action::Size(f) => match symbol_size(cx.objects, cx.globals, cx.target) {
             Some(size) if !matches!(target, Target::Import(_)) => (i128::from(size) + a, f),
             _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
         },
-        Action::TlsGeneralDynamic
-        | Action::TlsLocalDynamic
-        | Action::TlsInitialExec
-        | Action::TlsDescriptor => {
+        Action::TlsGeneralDynamic { field: f, form }
+        | Action::TlsLocalDynamic { field: f, form }
+        | Action::TlsInitialExec { field: f, form }
+        | Action::TlsDescriptor { field: f, form } => {
             let (access, variable) = match action {
-                Action::TlsLocalDynamic => (Access::Dynamic, None),
-                Action::TlsGeneralDynamic => (Access::Dynamic, Some(cx.target)),
-                Action::TlsInitialExec => (Access::InitialExec, Some(cx.target)),
+                Action::TlsLocalDynamic { .. } => (Access::Dynamic, None),
+                Action::TlsGeneralDynamic { .. } => (Access::Dynamic, Some(cx.target)),
+                Action::TlsInitialExec { .. } => (Access::InitialExec, Some(cx.target)),
                 _ => (Access::Descriptor, Some(cx.target)),
             };
             if variable.is_some() {
@@ -787,28 +625,33 @@ fn apply_one(
                 .entry(access, variable)
                 .ok_or_else(|| cx.error(RelocationProblem::UnsupportedType))?;
             (
-                i128::from(layout.tls_entry(entry)) + a - p,
-                field(4, Range::Signed),
+                form.compute(i128::from(layout.tls_entry(entry)) + a, p, got),
+                f,
             )
         }
         Action::DtpOffset(f) => (
             tls_offset(layout, target).map_err(|problem| cx.error(problem))? + a,
             f,
         ),
-        Action::Nothing | Action::ThreadLocal | Action::Unsupported => return Ok(()),
+        Action::Nothing
+        | Action::ThreadLocalModel(_)
+        | Action::ThreadLocal
+        | Action::Unsupported => return Ok(()),
     };
-    let pc_relative = matches!(
-        action,
-        Action::PcRelative { .. }
-            | Action::GotPcRelative { .. }
-            | Action::GotFromPc(_)
-            | Action::TlsGeneralDynamic
-            | Action::TlsLocalDynamic
-            | Action::TlsInitialExec
-            | Action::TlsDescriptor
-    );
-    let bytes = encode(value, field, pc_relative).map_err(|problem| cx.error(problem))?;
-    layout.write(place, &bytes[..usize::from(field.bytes)])
+    let pc_relative = match action {
+        Action::PcRelative { form, .. }
+        | Action::GotPcRelative { form, .. }
+        | Action::TlsGeneralDynamic { form, .. }
+        | Action::TlsLocalDynamic { form, .. }
+        | Action::TlsInitialExec { form, .. }
+        | Action::TlsDescriptor { form, .. } => form.is_pc_relative(),
+        Action::GotFromPc(_) => true,
+        _ => false,
+    };
+    let width = usize::from(field.bytes());
+    let old = layout.read(place, width).unwrap_or_default();
+    let bytes = encode(value, field, pc_relative, &old).map_err(|problem| cx.error(problem))?;
+    layout.write(place, &bytes[..width])
 }
 
 /// The DTP offset of a relocation's target, which must be a thread-local of the module.
@@ -861,8 +704,9 @@ fn fill_got(
     Ok(())
 }
 
-/// Reads the constructor and destructor tables: each 8-byte slot is an `R_X86_64_64` to a
-/// function of the module. Returns them in the order they must run.
+/// Reads the constructor and destructor tables: each 8-byte slot is an absolute address
+/// (`R_X86_64_64`, `R_AARCH64_ABS64`) of a function of the module. Returns them in the order
+/// they must run.
 pub(crate) fn constructors(
     objects: &[Object<'_>],
     globals: &Globals<'_>,
@@ -877,6 +721,7 @@ pub(crate) fn constructors(
             _ => continue,
         };
         let object = &objects[o];
+        let arch = object.arch;
         let table_error = |problem: String| Error::UnsupportedSection {
             file: object.name.to_owned(),
             section: section.name.to_owned(),
@@ -891,19 +736,20 @@ pub(crate) fn constructors(
         }
         let mut slots: Vec<Option<u64>> = vec![None; section.data.len() / 8];
         for reloc in &section.relocs {
-            if reloc.r_type == elf::R_X86_64_NONE.0 {
+            if reloc.r_type == arch.none {
                 continue;
             }
             let slot = usize::try_from(reloc.offset / 8)
                 .ok()
-                .filter(|_| reloc.offset % 8 == 0 && reloc.r_type == elf::R_X86_64_64.0)
+                .filter(|_| reloc.offset % 8 == 0 && reloc.r_type == arch.abs64)
                 .and_then(|index| slots.get_mut(index))
                 .filter(|slot| slot.is_none());
             let Some(slot) = slot else {
                 return Err(table_error(format!(
-                    "entry at +{:#x} is not a single R_X86_64_64 relocation ({})",
+                    "entry at +{:#x} is not a single {} relocation ({})",
                     reloc.offset,
-                    type_name(reloc.r_type)
+                    arch.type_name(arch.abs64),
+                    arch.type_name(reloc.r_type)
                 )));
             };
             let target = resolve::symbol_ref(globals, objects, o, reloc.symbol);
@@ -947,74 +793,4 @@ pub(crate) fn constructors(
         init.into_iter().map(|(_, a)| a).collect(),
         fini.into_iter().map(|(_, a)| a).collect(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_refuse_values_out_of_range() {
-        let signed32 = field(4, Range::Signed);
-        assert_eq!(
-            encode(i128::from(i32::MAX), signed32, true).unwrap()[..4],
-            i32::MAX.to_le_bytes()
-        );
-        assert_eq!(
-            encode(-4, signed32, true).unwrap()[..4],
-            (-4i32).to_le_bytes()
-        );
-        assert!(encode(i128::from(i32::MAX) + 1, signed32, true).is_err());
-        assert!(encode(i128::from(i32::MIN) - 1, signed32, true).is_err());
-        let unsigned32 = field(4, Range::Unsigned);
-        assert!(encode(i128::from(u32::MAX), unsigned32, false).is_ok());
-        assert!(encode(-1, unsigned32, false).is_err());
-        let any64 = field(8, Range::Any);
-        assert_eq!(
-            encode(i128::from(u64::MAX), any64, false).unwrap(),
-            [0xff; 8]
-        );
-        assert_eq!(
-            encode(i128::from(i64::MIN), any64, false).unwrap(),
-            i64::MIN.to_le_bytes()
-        );
-        assert!(encode(i128::from(u64::MAX) + 1, any64, false).is_err());
-        assert!(encode(i128::from(i64::MIN) - 1, any64, false).is_err());
-        assert_eq!(
-            encode(1 << 40, signed32, true),
-            Err(RelocationProblem::Overflow {
-                value: 1 << 40,
-                bits: 32,
-                pc_relative: true
-            })
-        );
-    }
-
-    #[test]
-    fn every_known_type_has_a_width_and_a_name() {
-        assert_eq!(action(elf::R_X86_64_64.0).width(), 8);
-        assert_eq!(action(elf::R_X86_64_PLT32.0).width(), 4);
-        assert_eq!(action(elf::R_X86_64_PC8.0).width(), 1);
-        assert_eq!(action(elf::R_X86_64_TLSGD.0), Action::TlsGeneralDynamic);
-        assert_eq!(action(elf::R_X86_64_TLSGD.0).width(), 4);
-        assert_eq!(
-            action(elf::R_X86_64_DTPOFF64.0),
-            Action::DtpOffset(field(8, Range::Any))
-        );
-        assert_eq!(action(elf::R_X86_64_GOTTPOFF.0), Action::TlsInitialExec);
-        assert_eq!(action(elf::R_X86_64_GOTTPOFF.0).width(), 4);
-        assert_eq!(
-            action(elf::R_X86_64_GOTPC32_TLSDESC.0),
-            Action::TlsDescriptor
-        );
-        assert_eq!(action(elf::R_X86_64_TLSDESC_CALL.0).width(), 0);
-        assert_eq!(action(elf::R_X86_64_TPOFF32.0), Action::ThreadLocal);
-        assert_eq!(action(elf::R_X86_64_COPY.0), Action::Unsupported);
-        assert_eq!(action(1000), Action::Unsupported);
-        assert_eq!(
-            type_name(elf::R_X86_64_REX_GOTPCRELX.0),
-            "R_X86_64_REX_GOTPCRELX"
-        );
-        assert_eq!(type_name(1000), "type 1000");
-    }
 }

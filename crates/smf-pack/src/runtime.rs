@@ -7,70 +7,22 @@
 //! function, so that handlers a module registers are tied to that module (the loader runs
 //! them with `__cxa_finalize` when it unloads the module).
 
-use object::elf;
 use object::read::{Object as _, ObjectSymbol as _};
 use object::write::{Object, Relocation, StandardSection, Symbol, SymbolSection};
-use object::{
-    Architecture, BinaryFormat, Endianness, RelocationFlags, SymbolFlags, SymbolKind, SymbolScope,
-};
+use object::{BinaryFormat, Endianness, RelocationFlags, SymbolFlags, SymbolKind, SymbolScope};
 
 use crate::Input;
+use crate::arch::{Arch, SupportFunction};
 
 /// The name given to the generated object in error messages.
 pub(crate) const NAME: &str = "<smf runtime support>";
 
-/// One function: its name, its code, and the relocations in it as
-/// (offset in the code, symbol, ELF relocation type).
-struct Stub {
-    name: &'static str,
-    code: &'static [u8],
-    relocs: &'static [(u64, &'static str, elf::RelocationType)],
-}
-
-const STUBS: &[Stub] = &[
-    // int atexit(void (*f)(void)) { return __cxa_atexit((void (*)(void *))f, NULL, &__dso_handle); }
-    Stub {
-        name: "atexit",
-        // xor esi, esi; lea rdx, [rip + __dso_handle]; jmp __cxa_atexit
-        code: &[0x31, 0xf6, 0x48, 0x8d, 0x15, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0],
-        relocs: &[
-            (5, "__dso_handle", elf::R_X86_64_PC32),
-            (10, "__cxa_atexit", elf::R_X86_64_PLT32),
-        ],
-    },
-    // int at_quick_exit(void (*f)(void)) { return __cxa_at_quick_exit(f, &__dso_handle); }
-    Stub {
-        name: "at_quick_exit",
-        // lea rsi, [rip + __dso_handle]; jmp __cxa_at_quick_exit
-        code: &[0x48, 0x8d, 0x35, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0],
-        relocs: &[
-            (3, "__dso_handle", elf::R_X86_64_PC32),
-            (8, "__cxa_at_quick_exit", elf::R_X86_64_PLT32),
-        ],
-    },
-    // int pthread_atfork(prepare, parent, child) { return __register_atfork(prepare, parent, child, &__dso_handle); }
-    Stub {
-        name: "pthread_atfork",
-        // lea rcx, [rip + __dso_handle]; jmp __register_atfork
-        code: &[0x48, 0x8d, 0x0d, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0],
-        relocs: &[
-            (3, "__dso_handle", elf::R_X86_64_PC32),
-            (8, "__register_atfork", elf::R_X86_64_PLT32),
-        ],
-    },
-    // void __stack_chk_fail_local(void) { __stack_chk_fail(); }
-    Stub {
-        name: "__stack_chk_fail_local",
-        // jmp __stack_chk_fail
-        code: &[0xe9, 0, 0, 0, 0],
-        relocs: &[(1, "__stack_chk_fail", elf::R_X86_64_PLT32)],
-    },
-];
-
-/// The support object for `inputs`, if they call a function of [`STUBS`] that none defines.
-pub(crate) fn support_object(inputs: &[Input]) -> Option<Input> {
-    let mut undefined = [false; STUBS.len()];
-    let mut defined = [false; STUBS.len()];
+/// The support object for `inputs`, if they call a function of the arch's support functions
+/// that none defines.
+pub(crate) fn support_object(inputs: &[Input], arch: &Arch) -> Option<Input> {
+    let stubs = arch.support;
+    let mut undefined = vec![false; stubs.len()];
+    let mut defined = vec![false; stubs.len()];
     for input in inputs {
         // Unreadable inputs are reported by the packer's own reader; here they add nothing.
         let Ok(file) = object::File::parse(&*input.data) else {
@@ -80,7 +32,7 @@ pub(crate) fn support_object(inputs: &[Input]) -> Option<Input> {
             let Some(index) = symbol
                 .name()
                 .ok()
-                .and_then(|n| STUBS.iter().position(|s| s.name == n))
+                .and_then(|n| stubs.iter().position(|s| s.name == n))
             else {
                 continue;
             };
@@ -91,7 +43,7 @@ pub(crate) fn support_object(inputs: &[Input]) -> Option<Input> {
             }
         }
     }
-    let wanted: Vec<&Stub> = STUBS
+    let wanted: Vec<&SupportFunction> = stubs
         .iter()
         .enumerate()
         .filter(|(i, _)| undefined[*i] && !defined[*i])
@@ -100,7 +52,7 @@ pub(crate) fn support_object(inputs: &[Input]) -> Option<Input> {
     if wanted.is_empty() {
         return None;
     }
-    let mut object = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+    let mut object = Object::new(BinaryFormat::Elf, arch.object, Endianness::Little);
     let text = object.section_id(StandardSection::Text);
     for stub in wanted {
         let offset = object.append_section_data(text, stub.code, 16);
@@ -115,7 +67,7 @@ pub(crate) fn support_object(inputs: &[Input]) -> Option<Input> {
             section: SymbolSection::Section(text),
             flags: SymbolFlags::None,
         });
-        for &(at, target, r_type) in stub.relocs {
+        for &(at, target, r_type, addend) in stub.relocs {
             let symbol = object.symbol_id(target.as_bytes()).unwrap_or_else(|| {
                 object.add_symbol(Symbol {
                     name: target.as_bytes().to_vec(),
@@ -135,7 +87,7 @@ pub(crate) fn support_object(inputs: &[Input]) -> Option<Input> {
             let relocation = Relocation {
                 offset: offset + at,
                 symbol,
-                addend: -4,
+                addend,
                 flags: RelocationFlags::Elf { r_type },
             };
             // The section and symbol were just created in this object, so this cannot fail.

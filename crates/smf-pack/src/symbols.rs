@@ -28,6 +28,7 @@ pub(crate) fn build<'data>(
                     symbol.kind,
                     SymbolType::Function | SymbolType::Object | SymbolType::Tls | SymbolType::Ifunc
                 ) || symbol.name.is_empty()
+                    || is_mapping_symbol(symbol.name)
                 {
                     continue;
                 }
@@ -63,7 +64,7 @@ pub(crate) fn build<'data>(
                 // resolver chose (`crate::ifunc`); one nothing refers to has none and is left out.
                 _ if symbol.kind == SymbolType::Ifunc => match layout.ifunc_stub(o, s) {
                     Some(stub) => {
-                        size = crate::layout::STUB_SIZE;
+                        size = crate::arch::STUB_SIZE;
                         Some((OutputKind::Code, Some(stub)))
                     }
                     None => continue,
@@ -247,4 +248,12 @@ fn symbol_entry<'data>(
 
 fn section_index(indices: &[Option<u32>], kind: OutputKind) -> Option<u32> {
     indices.get(kind.index()).copied().flatten()
+}
+
+/// Whether `name` is an Arm mapping symbol (`$x` code, `$d` data, optionally `.suffix`), which
+/// marks where instructions and data start for disassemblers; assemblers type those in
+/// thread-local sections `STT_TLS`. They name no variable or function.
+fn is_mapping_symbol(name: &str) -> bool {
+    let base = name.split_once('.').map_or(name, |(base, _)| base);
+    matches!(base, "$x" | "$d")
 }

@@ -20,13 +20,18 @@
 //!   thread pointer ([`RelocKind::TpOffset`]); the local-dynamic form names
 //!   `_TLS_MODULE_BASE_`, the start of the block.
 //!
+//! On aarch64 the same three entries serve `R_AARCH64_TLSGD_*`, `R_AARCH64_TLSIE_*` and
+//! `R_AARCH64_TLSDESC_*` (the `-fPIC` default there), reached by an ADRP and a `_LO12` load or
+//! add instead of one PC-relative field; the descriptor's two words are the same, and the
+//! loader's function follows aarch64's convention (descriptor address in and offset out in
+//! `x0`).
+//!
 //! The last two make the loader give the module a static block (docs/FORMAT.md). Local-exec
-//! code (`R_X86_64_TPOFF32`) has the offset built into its instructions, which would then be
-//! written at load time; as for a shared library, it is refused.
+//! code (`R_X86_64_TPOFF32`, `R_AARCH64_TLSLE_*`) has the offset built into its instructions,
+//! which would then be written at load time; as for a shared library, it is refused.
 
 use std::collections::HashMap;
 
-use object::elf;
 use smf_format::{Reloc, RelocKind};
 
 use crate::error::Error;
@@ -73,14 +78,6 @@ impl TlsNeeds {
 
     pub fn entry(&self, access: Access, variable: Option<SymbolRef>) -> Option<u32> {
         self.index.get(&(access, variable)).copied()
-    }
-}
-
-/// The model a refused TLS relocation type belongs to, for the message.
-pub(crate) fn refused_model(r_type: u32) -> Option<&'static str> {
-    match elf::RelocationType(r_type) {
-        elf::R_X86_64_TPOFF32 | elf::R_X86_64_TPOFF64 => Some("local-exec"),
-        _ => None,
     }
 }
 

@@ -262,12 +262,12 @@ fn foreign_machines_and_file_types_are_refused() {
         }
     };
     // e_machine is the little-endian u16 at 18.
-    let error = message(&[patched("arm.o", 18, &183u16.to_le_bytes())]);
+    let error = message(&[patched("riscv.o", 18, &243u16.to_le_bytes())]);
     assert!(
-        error.starts_with("arm.o: is an ELF object for EM_AARCH64"),
+        error.starts_with("riscv.o: is an ELF object for EM_RISCV"),
         "{error}"
     );
-    assert!(error.contains("not x86-64"), "{error}");
+    assert!(error.contains("not x86-64 or aarch64"), "{error}");
     let error = message(&[patched("i386.o", 18, &3u16.to_le_bytes())]);
     assert!(error.contains("EM_386"), "{error}");
     // A genuine 32-bit object (ELFCLASS32) is refused before anything else is read.
