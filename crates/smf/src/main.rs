@@ -126,7 +126,36 @@ enum Command {
         /// Stop after this many milliseconds (for scripts and tests); runs until killed otherwise.
         #[arg(long, hide = true)]
         stop_after: Option<u64>,
-        #[arg(required = true)]
+        /// A shell command that builds the INPUTS (objects or archives) before each pack,
+        /// e.g. "make lib.o"; without it, INPUTS are C or C++ sources compiled here.
+        #[arg(long, value_name = "COMMAND")]
+        build: Option<String>,
+        /// A file or directory (watched recursively) whose changes trigger a rebuild;
+        /// repeatable. By default, the sources.
+        #[arg(long, value_name = "PATH")]
+        watch: Vec<PathBuf>,
+        /// Add DIR to the include path of the compiler.
+        #[arg(short = 'I', value_name = "DIR")]
+        include: Vec<PathBuf>,
+        /// Define a preprocessor macro (NAME or NAME=VALUE).
+        #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+        define: Vec<String>,
+        /// An argument for the compiler (after CFLAGS or CXXFLAGS); repeatable.
+        #[arg(long = "cflag", value_name = "FLAG", allow_hyphen_values = true)]
+        cflag: Vec<String>,
+        /// A native library the module opens (like DT_NEEDED); repeatable. C++ sources add
+        /// libstdc++.so.6.
+        #[arg(long = "needed", value_name = "LIBRARY")]
+        needed: Vec<String>,
+        /// Link the archive libNAME.a from the -L directories.
+        #[arg(short = 'l', value_name = "NAME")]
+        library: Vec<String>,
+        /// Search DIR for -l archives.
+        #[arg(short = 'L', value_name = "DIR")]
+        library_path: Vec<PathBuf>,
+        /// C sources (compiled with CC, default cc, and CFLAGS), C++ sources (.cc, .cpp,
+        /// .cxx: CXX, default c++, and CXXFLAGS), or with --build the objects it makes.
+        #[arg(required = true, value_name = "INPUTS")]
         sources: Vec<PathBuf>,
     },
     /// Describe a module: header, sections, symbols, imports, relocations, needed libraries.
@@ -449,12 +478,32 @@ fn run(command: Command) -> Result<ExitCode> {
             call,
             every,
             stop_after,
+            build,
+            watch,
+            include,
+            define,
+            cflag,
+            needed,
+            library,
+            library_path,
             sources,
         } => {
             let deadline = stop_after
                 .map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+            let mut project = smf_dev::Project::sources(sources);
+            project.build_command = build;
+            project.watch = watch;
+            project.compiler_args = include
+                .iter()
+                .map(|dir| format!("-I{}", dir.display()))
+                .chain(define.iter().map(|d| format!("-D{d}")))
+                .chain(cflag)
+                .collect();
+            project.needed = needed;
+            project.libraries = library;
+            project.library_dirs = library_path;
             smf_dev::run(
-                sources,
+                project,
                 call,
                 std::time::Duration::from_millis(every),
                 deadline,

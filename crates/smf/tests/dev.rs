@@ -162,3 +162,177 @@ fn dev_reloads_an_edited_source_and_the_counter_keeps_counting() {
         "spurious rebuilds: {rest:?}"
     );
 }
+
+/// Starts `smf dev` in `dir` with `args`; returns its stdout and stderr lines and a guard
+/// that kills it.
+fn dev(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (mpsc::Receiver<String>, mpsc::Receiver<String>, Killed) {
+    let mut command = smf();
+    command
+        .arg("dev")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    (out, err, Killed(child))
+}
+
+fn number_after(line: &str, prefix: &str) -> i64 {
+    line.strip_prefix(prefix).unwrap().trim().parse().unwrap()
+}
+
+const CXX_TICK: &str = r#"#include <cstdio>
+#include <string>
+#include <vector>
+#include "base.h"
+long ticks;
+extern "C" void tick() {
+    std::vector<std::string> words{"base", std::to_string(base())};
+    ticks++;
+    std::printf("%s %s %ld\n", words[0].c_str(), words[1].c_str(), ticks);
+}
+"#;
+
+/// A C++ project of two sources and a header, built by a user command into two objects:
+/// `smf dev` runs the command, packs its objects, and rebuilds on a change in the watched
+/// directories.
+#[test]
+fn dev_drives_a_multi_file_cxx_project_built_by_a_user_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("include")).unwrap();
+    std::fs::create_dir_all(root.join("out")).unwrap();
+    std::fs::write(root.join("include/base.h"), "int base();\n").unwrap();
+    std::fs::write(root.join("src/tick.cpp"), CXX_TICK).unwrap();
+    std::fs::write(
+        root.join("src/base.cpp"),
+        "#include \"base.h\"\nint base() { return 1; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("Makefile"),
+        "CXXFLAGS = -fPIC -O1 -Iinclude\nout/%.o: src/%.cpp include/base.h\n\t$(CXX) $(CXXFLAGS) -c $< -o $@\n",
+    )
+    .unwrap();
+    let (out, err, _guard) = dev(
+        root,
+        &[
+            "--build",
+            "make --no-print-directory out/tick.o out/base.o",
+            "--watch",
+            "src",
+            "--watch",
+            "include",
+            "--needed",
+            "libstdc++.so.6",
+            "--call",
+            "tick",
+            "--every",
+            "20",
+            "--stop-after",
+            "60000",
+            "out/tick.o",
+            "out/base.o",
+        ],
+        &[],
+    );
+    let started = wait_for(&err, |l| l.contains("edit and save"), "the first build");
+    assert!(
+        started.iter().any(|l| l.contains("running `make")),
+        "a progress line names the build command: {started:?}"
+    );
+    wait_for(
+        &out,
+        |l| l == "base 1 3",
+        "the first version to tick three times",
+    );
+
+    // Only the second source changes; the object of the first is reused by make.
+    save(
+        &root.join("src/base.cpp"),
+        "#include \"base.h\"\nint base() { return 2; }\n",
+    );
+    let seen = wait_for(&out, |l| l.starts_with("base 2 "), "the rebuilt version");
+    let last_v1 = seen
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("base 1 "))
+        .map_or(3, |l| number_after(l, "base 1 "));
+    assert_eq!(
+        number_after(seen.last().unwrap(), "base 2 "),
+        last_v1 + 1,
+        "the counter continues across the reload"
+    );
+
+    // A broken header: the build command's output is shown, the old code keeps running.
+    save(&root.join("include/base.h"), "int base(\n");
+    let failed = wait_for(&err, |l| l.contains("keeps running"), "the failed build");
+    assert!(
+        failed.iter().any(|l| l.contains("include/base.h")),
+        "the compiler's message names the user's header: {failed:?}"
+    );
+    wait_for(
+        &out,
+        |l| l.starts_with("base 2 "),
+        "version 2 still running",
+    );
+}
+
+/// A first build that fails waits for a fix instead of ending; compiler messages name the
+/// user's file; -I, -D and CFLAGS reach the compiler; a progress line shows the build.
+#[test]
+fn dev_waits_for_a_fix_when_the_first_build_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("inc")).unwrap();
+    std::fs::write(root.join("inc/value.h"), "#define VALUE 7\n").unwrap();
+    let source = root.join("main.c");
+    let fixed = "#include <stdio.h>\n#include \"value.h\"\nlong ticks;\nvoid tick(void) { ticks++; printf(\"tick %d %d %d %ld\\n\", VALUE, EXTRA, FROM_CFLAGS, ticks); }\n";
+    std::fs::write(&source, fixed.replace("ticks++;", "ticks++")).unwrap();
+    let (out, err, _guard) = dev(
+        root,
+        &[
+            "-I",
+            "inc",
+            "-D",
+            "EXTRA=3",
+            "--call",
+            "tick",
+            "--every",
+            "20",
+            "--stop-after",
+            "60000",
+            "main.c",
+        ],
+        &[("CFLAGS", "-DFROM_CFLAGS=5 -Wall")],
+    );
+    let failed = wait_for(
+        &err,
+        |l| l.contains("waiting for a fix"),
+        "the failed first build",
+    );
+    assert!(
+        failed.iter().any(|l| l.contains("compiling main.c [1/1]")),
+        "a progress line: {failed:?}"
+    );
+    assert!(
+        failed.iter().any(|l| l.starts_with("main.c:4:")),
+        "the compiler's message points at the user's file: {failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|l| l.contains("smf-dev-")),
+        "no temporary path in the messages: {failed:?}"
+    );
+    save(&source, fixed);
+    wait_for(&out, |l| l == "tick 7 3 5 2", "the fixed version to run");
+}
