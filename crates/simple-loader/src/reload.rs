@@ -570,7 +570,9 @@ impl<'a> Layout<'a> {
                 .get(p..p + 4)
                 .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
         };
-        (i.saturating_sub(3).max(from)..=i).find_map(|p| {
+        // From `i` down: a displacement that changed by less than 256 differs first in its
+        // lowest byte, so the field usually starts at `i`.
+        (i.saturating_sub(3).max(from)..=i).rev().find_map(|p| {
             // Bytes before `i` in the field must be equal ones: earlier differences were
             // taken by earlier fields, which end at or before `i`.
             let (dx, dy) = (read(x, p)?, read(y, p)?);
