@@ -26,6 +26,12 @@ pub enum LoadError {
     WrongArch { module: String, found: Arch },
     /// The module was built for another operating system.
     WrongPlatform { module: String, found: Platform },
+    /// The module was laid out for pages smaller than the kernel's.
+    PageSize {
+        module: String,
+        module_page_size: u64,
+        host_page_size: u64,
+    },
     /// A native library listed as needed could not be opened.
     NativeLibrary {
         module: String,
@@ -124,6 +130,16 @@ impl LoadError {
                     std::env::consts::OS
                 )
             }
+            LoadError::PageSize {
+                module,
+                module_page_size,
+                host_page_size,
+            } => write!(
+                f,
+                "{module}: laid out for {} KiB pages, smaller than this kernel's {} KiB pages",
+                module_page_size / 1024,
+                host_page_size / 1024
+            ),
             LoadError::NativeLibrary {
                 module, library, ..
             } => {

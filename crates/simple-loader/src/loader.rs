@@ -578,5 +578,42 @@ fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
             found: header.platform,
         });
     }
+    // Sections start on the module's page boundaries; on a kernel with larger pages two of
+    // them could share a page, which cannot have two protections (FORMAT.md, *Page size*).
+    check_page_size(name, header.page_size, host_page_size())
+}
+
+fn check_page_size(name: &str, module: u64, host: u64) -> Result<(), LoadError> {
+    if host > module {
+        return Err(LoadError::PageSize {
+            module: name.to_owned(),
+            module_page_size: module,
+            host_page_size: host,
+        });
+    }
     Ok(())
+}
+
+/// The kernel's page size.
+fn host_page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; _SC_PAGESIZE is defined everywhere.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(smf_format::raw::PAGE_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_laid_out_for_smaller_pages_than_the_kernel_are_refused() {
+        assert!(check_page_size("m.smf", 0x10000, 0x1000).is_ok());
+        assert!(check_page_size("m.smf", 0x4000, 0x4000).is_ok());
+        let error = check_page_size("m.smf", 0x1000, 0x10000).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "m.smf: laid out for 4 KiB pages, smaller than this kernel's 64 KiB pages"
+        );
+        assert!(host_page_size().is_power_of_two() && host_page_size() >= 0x1000);
+    }
 }

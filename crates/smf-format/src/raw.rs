@@ -15,9 +15,13 @@ pub const MAGIC: [u8; 4] = *b"SMF\0";
 pub const VERSION_MAJOR: u8 = 1;
 /// The minor format version this crate writes. Readers accept any minor version of major 1.
 pub const VERSION_MINOR: u8 = 0;
-/// Granule of the module image: loaded sections start on this boundary in memory and, when
-/// they have file bytes, in the file too, so the payload can be mapped straight from the file.
+/// The smallest page size a module is laid out for (4 KiB), and that of every module whose
+/// header has [`Header::page_order`] 0. Loaded sections start on a page boundary in memory
+/// and, when they have file bytes, in the file too, so the payload can be mapped straight from
+/// the file; the page is `PAGE_SIZE << page_order`.
 pub const PAGE_SIZE: u64 = 4096;
+/// The largest [`Header::page_order`]: 64 KiB pages (`PAGE_SIZE << 4`).
+pub const MAX_PAGE_ORDER: u8 = 4;
 /// Marker for "no index" in the hash table and in [`Symbol::section`].
 pub const NONE: u32 = u32::MAX;
 
@@ -37,7 +41,9 @@ pub struct Header {
     pub entry_point: U64,
     pub source_hash: U64,
     pub module_hash: [u8; 32],
-    pub reserved: [u8; 48],
+    /// The page size the module is laid out for is `PAGE_SIZE << page_order`.
+    pub page_order: u8,
+    pub reserved: [u8; 47],
 }
 
 /// Byte range of [`Header::module_hash`] inside the file; it is zero while the hash is computed.

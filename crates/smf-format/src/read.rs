@@ -125,7 +125,11 @@ pub struct HeaderInfo {
     pub platform: Platform,
     pub arch: Arch,
     pub flags: ModuleFlags,
-    /// Size of the module image in memory, a multiple of [`PAGE_SIZE`].
+    /// The page size the module is laid out for: [`PAGE_SIZE`] shifted left by the header's
+    /// `page_order` (4 KiB to 64 KiB). A loader on a kernel with larger pages cannot give each
+    /// section its own protection, and refuses the module.
+    pub page_size: u64,
+    /// Size of the module image in memory, a multiple of `page_size`.
     pub image_size: u64,
     /// Image offset of the entry point; present only in executable modules.
     pub entry_point: Option<u64>,
@@ -451,7 +455,7 @@ pub fn head_len(data: &[u8]) -> Option<u64> {
         }
     }
     (payloads_start != u64::MAX
-        && payloads_start % PAGE_SIZE == 0
+        && payloads_start % page_size(data)? == 0
         && tables_end <= payloads_start
         && payloads_start < data.len() as u64)
         .then_some(payloads_start)
@@ -496,10 +500,14 @@ fn hasher_past_field(data: &[u8]) -> (blake3::Hasher, usize) {
     (hasher, len)
 }
 
-fn round_up_page(value: u64) -> Option<u64> {
-    value
-        .checked_add(PAGE_SIZE - 1)
-        .map(|v| v & !(PAGE_SIZE - 1))
+/// The page size in the header at the start of `data`, if it has one and it is valid.
+fn page_size(data: &[u8]) -> Option<u64> {
+    let head = raw::Header::ref_from_prefix(data).ok()?.0;
+    (head.page_order <= raw::MAX_PAGE_ORDER).then(|| PAGE_SIZE << head.page_order)
+}
+
+fn round_up_page(value: u64, page_size: u64) -> Option<u64> {
+    value.checked_next_multiple_of(page_size)
 }
 
 /// The string table, with its UTF-8 checked once for the whole table when it can be.
@@ -1605,17 +1613,30 @@ fn parse_header(head: &raw::Header, limits: &Limits) -> Result<HeaderInfo, Error
             "compressed modules (COMPRESSED flag)".into(),
         ));
     }
+    if head.page_order > raw::MAX_PAGE_ORDER {
+        return Err(Error::malformed(
+            "header",
+            format!(
+                "page order {} is above {} (a 64 KiB page)",
+                head.page_order,
+                raw::MAX_PAGE_ORDER
+            ),
+        ));
+    }
+    let page_size = PAGE_SIZE << head.page_order;
     if head.reserved.iter().any(|&b| b != 0) {
         return Err(Error::malformed(
             "header",
-            "reserved bytes 0x50..0x80 are not zero",
+            "reserved bytes 0x51..0x80 are not zero",
         ));
     }
     let image_size = head.image_size.get();
-    if image_size % PAGE_SIZE != 0 {
+    if image_size % page_size != 0 {
         return Err(Error::malformed(
             "header",
-            format!("image size {image_size:#x} is not a multiple of the page size"),
+            format!(
+                "image size {image_size:#x} is not a multiple of the page size ({page_size:#x})"
+            ),
         ));
     }
     if image_size > limits.max_image_size {
@@ -1642,6 +1663,7 @@ fn parse_header(head: &raw::Header, limits: &Limits) -> Result<HeaderInfo, Error
         platform,
         arch,
         flags,
+        page_size,
         image_size,
         entry_point,
         source_hash: head.source_hash.get(),
@@ -1726,7 +1748,7 @@ fn parse_sections<'data>(
             s.mem_size.get(),
             s.align.get(),
         );
-        if !align.is_power_of_two() || align > PAGE_SIZE {
+        if !align.is_power_of_two() || align > header.page_size {
             return Err(Error::malformed(
                 location(),
                 format!("alignment {align:#x} is not a power of two up to the page size"),
@@ -1745,13 +1767,13 @@ fn parse_sections<'data>(
             ));
         }
         if kind.is_loaded() {
-            if vaddr % PAGE_SIZE != 0 {
+            if vaddr % header.page_size != 0 {
                 return Err(Error::malformed(
                     location(),
                     format!("address {vaddr:#x} is not page-aligned"),
                 ));
             }
-            if file_size_s > 0 && file_offset % PAGE_SIZE != 0 {
+            if file_size_s > 0 && file_offset % header.page_size != 0 {
                 return Err(Error::malformed(
                     location(),
                     format!("file offset {file_offset:#x} is not page-aligned"),
@@ -1772,13 +1794,14 @@ fn parse_sections<'data>(
             let mem_end = vaddr.checked_add(mem_size).filter(|&end| end <= header.image_size).ok_or_else(|| {
                 Error::malformed(location(), format!("image range {vaddr:#x}+{mem_size:#x} is outside the image ({:#x} bytes)", header.image_size))
             })?;
-            let page_end = round_up_page(mem_end).unwrap_or(u64::MAX);
+            let page_end = round_up_page(mem_end, header.page_size).unwrap_or(u64::MAX);
             if let Some(other) = sections.iter().find(|o: &&Section| {
                 o.kind.is_loaded()
                     && o.mem_size > 0
                     && mem_size > 0
                     && o.vaddr < page_end
-                    && vaddr < round_up_page(o.vaddr + o.mem_size).unwrap_or(u64::MAX)
+                    && vaddr
+                        < round_up_page(o.vaddr + o.mem_size, header.page_size).unwrap_or(u64::MAX)
             }) {
                 return Err(Error::malformed(
                     location(),

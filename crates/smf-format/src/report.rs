@@ -115,6 +115,7 @@ fn write_header(
     writeln!(out, "  Architecture:  {}", h.arch)?;
     writeln!(out, "  Flags:         {:#x} ({})", h.flags.0, h.flags)?;
     writeln!(out, "  Image size:    {:#x}", h.image_size)?;
+    writeln!(out, "  Page size:     {:#x}", h.page_size)?;
     // The head (FORMAT.md, *File layout*), for a module parsed from the whole file.
     if module.data().len() as u64 == module.file_size() {
         let payloads = module.loaded_sections().any(|s| s.file_size > 0);
@@ -343,6 +344,7 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
                 "flags": h.flags.0,
                 "flag_names": h.flags.to_string(),
                 "image_size": h.image_size,
+                "page_size": h.page_size,
                 "entry_point": h.entry_point,
                 "entry_symbol": entry_symbol,
                 "source_hash": format!("{:016x}", h.source_hash),

@@ -17,23 +17,37 @@ use crate::read::{Import, Reloc, Symbol, compute_module_hash};
 use crate::types::*;
 
 /// Hands out page-aligned image addresses for loaded sections, in order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ImageLayout {
     next: u64,
+    page_size: u64,
+}
+
+impl Default for ImageLayout {
+    fn default() -> ImageLayout {
+        ImageLayout::new()
+    }
 }
 
 impl ImageLayout {
+    /// A layout in pages of [`PAGE_SIZE`] (4 KiB).
     pub fn new() -> ImageLayout {
-        ImageLayout::default()
+        ImageLayout::with_page_size(PAGE_SIZE)
+    }
+
+    /// A layout in pages of `page_size` bytes, which must be a page size the format allows
+    /// (see [`ModuleBuilder::page_size`]); the builder's must be the same.
+    pub fn with_page_size(page_size: u64) -> ImageLayout {
+        ImageLayout { next: 0, page_size }
     }
 
     /// Reserves `size` bytes at the next page boundary and returns their image address.
     pub fn place(&mut self, size: u64) -> Result<u64, Error> {
         let vaddr = self.next;
+        let page = self.page_size.max(1);
         self.next = vaddr
             .checked_add(size)
-            .and_then(|end| end.checked_add(PAGE_SIZE - 1))
-            .map(|end| end & !(PAGE_SIZE - 1))
+            .and_then(|end| end.checked_next_multiple_of(page))
             .ok_or_else(|| Error::Build(format!("image overflows placing {size:#x} bytes")))?;
         Ok(vaddr)
     }
@@ -68,6 +82,10 @@ pub struct ModuleBuilder<'a> {
     /// Image offset of the entry point; setting it makes the module EXECUTABLE.
     pub entry_point: Option<u64>,
     pub source_hash: u64,
+    /// The page size the sections' addresses are aligned to, recorded in the header: 4 KiB
+    /// (the default) shifted left by 0 to 4, that is 4, 8, 16, 32 or 64 KiB. Loaded payloads
+    /// start on this boundary in the file too.
+    pub page_size: u64,
     sections: Vec<LoadedSection<'a>>,
     symbols: Vec<Symbol<'a>>,
     imports: Vec<Import<'a>>,
@@ -88,6 +106,7 @@ impl<'a> ModuleBuilder<'a> {
             flags: ModuleFlags::PIC,
             entry_point: None,
             source_hash: 0,
+            page_size: PAGE_SIZE,
             sections: Vec::new(),
             symbols: Vec::new(),
             imports: Vec::new(),
@@ -158,6 +177,16 @@ impl<'a> ModuleBuilder<'a> {
     /// Writes the module. The result is checked with [`crate::Module::parse`] before it is
     /// returned, so an inconsistent description is an error, never a broken file.
     pub fn write(&self) -> Result<Vec<u8>, Error> {
+        let page_order = (0..=raw::MAX_PAGE_ORDER)
+            .find(|&order| PAGE_SIZE << order == self.page_size)
+            .ok_or_else(|| {
+                Error::Build(format!(
+                    "page size {:#x} is not 4 KiB shifted left by 0 to {}",
+                    self.page_size,
+                    raw::MAX_PAGE_ORDER
+                ))
+            })?;
+        let page_size = self.page_size;
         let mut strtab = StringTable::default();
         let mut tables: Vec<(SectionKind, &str, Vec<u8>)> = Vec::new();
 
@@ -284,7 +313,7 @@ impl<'a> ModuleBuilder<'a> {
             let file_offset = if s.data.is_empty() {
                 0
             } else {
-                cursor.next_multiple_of(PAGE_SIZE)
+                cursor.next_multiple_of(page_size)
             };
             loaded_headers.push(section_header(
                 s.kind,
@@ -303,7 +332,7 @@ impl<'a> ModuleBuilder<'a> {
                 .vaddr
                 .checked_add(s.mem_size)
                 .ok_or_else(|| Error::Build(format!("section {} overflows", s.name)))?;
-            image_size = image_size.max(end.next_multiple_of(PAGE_SIZE));
+            image_size = image_size.max(end.next_multiple_of(page_size));
         }
         // Loaded sections come first in the table, so their indices are the builder's.
         loaded_headers.extend(headers);
@@ -325,7 +354,8 @@ impl<'a> ModuleBuilder<'a> {
             entry_point: U64::new(self.entry_point.unwrap_or(0)),
             source_hash: U64::new(self.source_hash),
             module_hash: [0; 32],
-            reserved: [0; 48],
+            page_order,
+            reserved: [0; 47],
         };
         let mut out = vec![0u8; cursor as usize];
         out[..size_of::<raw::Header>()].copy_from_slice(header.as_bytes());

@@ -357,6 +357,7 @@ fn the_structure_tables_match_the_raw_structs() {
                 entry_point,
                 source_hash,
                 module_hash,
+                page_order,
                 reserved
             }),
         ),

@@ -19,9 +19,6 @@ type Elf = elf::FileHeader64<LittleEndian>;
 type ElfSection = elf::SectionHeader64<LittleEndian>;
 const LE: LittleEndian = LittleEndian;
 
-/// The largest section alignment the module format can honour: sections start on a page.
-pub(crate) const MAX_ALIGN: u64 = 4096;
-
 /// One input object.
 #[derive(Debug)]
 pub(crate) struct Object<'data> {
@@ -41,7 +38,8 @@ pub(crate) struct InputSection<'data> {
     pub name: &'data str,
     pub class: SectionClass,
     pub size: u64,
-    /// A power of two, at most [`MAX_ALIGN`] for sections that are loaded.
+    /// A power of two, at most the arch's page size for sections that are loaded (the module
+    /// format can honour no more: sections start on a page).
     pub align: u64,
     /// The file bytes; empty for `SHT_NOBITS` and for sections the packer ignores.
     pub data: &'data [u8],
@@ -457,12 +455,11 @@ impl<'data> Reader<'data> {
                 self.unsupported(name, format!("alignment {align:#x} is not a power of two"))
             );
         }
-        if align > MAX_ALIGN {
+        let max_align = self.arch.page_size;
+        if align > max_align {
             return Err(self.unsupported(
                 name,
-                format!(
-                    "alignment {align:#x} exceeds the {MAX_ALIGN}-byte page of the module format"
-                ),
+                format!("alignment {align:#x} exceeds the {max_align}-byte page of the module"),
             ));
         }
         Ok(InputSection {
@@ -661,9 +658,10 @@ impl<'data> Reader<'data> {
                 elf::SHN_ABS => SymbolDefinition::Absolute,
                 elf::SHN_COMMON => {
                     let align = symbol.st_value(LE).max(1);
-                    if !align.is_power_of_two() || align > MAX_ALIGN {
+                    let max_align = self.arch.page_size;
+                    if !align.is_power_of_two() || align > max_align {
                         return Err(symbol_error(format!(
-                            "common symbol alignment {align:#x} is not a power of two up to {MAX_ALIGN}"
+                            "common symbol alignment {align:#x} is not a power of two up to {max_align}"
                         )));
                     }
                     SymbolDefinition::Common { align }

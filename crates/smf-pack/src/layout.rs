@@ -522,7 +522,7 @@ impl Layout {
 
         // Place the non-empty sections; an empty one gets the current end of the image, so
         // that zero-sized pieces in it still have an address.
-        let mut image = ImageLayout::new();
+        let mut image = ImageLayout::with_page_size(arch.page_size);
         let mut outputs = Vec::with_capacity(OutputKind::ALL.len());
         for (kind, builder) in OutputKind::ALL.iter().zip(&builders) {
             let vaddr = if builder.size > 0 {

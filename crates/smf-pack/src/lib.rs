@@ -133,6 +133,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
 
     let mut builder = ModuleBuilder::new();
     builder.arch = arch.format;
+    builder.page_size = arch.page_size;
     builder.source_hash = source_hash(inputs);
     builder.entry_point = entry;
     if options.reloadable {

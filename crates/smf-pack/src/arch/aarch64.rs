@@ -19,6 +19,8 @@ pub(crate) static ARCH: Arch = Arch {
     none: elf::R_AARCH64_NONE.0,
     abs64: elf::R_AARCH64_ABS64.0,
     unwind_section_type: None,
+    // Linux runs aarch64 with 4, 16 or 64 KiB pages.
+    page_size: 64 * 1024,
     // `udf #0`: permanently undefined.
     code_fill: &UDF,
     nop: &NOP,

@@ -218,6 +218,9 @@ pub(crate) struct Arch {
     pub abs64: u32,
     /// Section type compilers give `.eh_frame` besides `SHT_PROGBITS`, if any.
     pub unwind_section_type: Option<elf::SectionType>,
+    /// The page size modules are laid out for: the largest page size of the kernels the
+    /// architecture runs on (GNU ld's max-page-size), so that the module loads on all of them.
+    pub page_size: u64,
     /// Fills gaps in code: a trapping instruction repeated (`int3`, `udf #0`).
     pub code_fill: &'static [u8],
     /// A no-op instruction, for gaps that execution runs through.

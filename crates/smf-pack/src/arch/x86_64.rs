@@ -17,6 +17,7 @@ pub(crate) static ARCH: Arch = Arch {
     abs64: elf::R_X86_64_64.0,
     // clang gives .eh_frame this type, gcc SHT_PROGBITS.
     unwind_section_type: Some(elf::SHT_X86_64_UNWIND),
+    page_size: 4096,
     code_fill: &[0xcc],
     nop: &[0x90],
     trap: &[0xcc],
