@@ -26,6 +26,11 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// The Rust snippets of the repository's README, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 mod arguments;
 mod error;
 mod handles;

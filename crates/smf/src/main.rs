@@ -209,6 +209,12 @@ enum Command {
     /// Generate an ed25519 key pair: the secret key in OUTPUT (mode 0600), the public key in
     /// OUTPUT.pub. Never overwrites a file.
     Keygen { output: PathBuf },
+    /// Print a completion script for SHELL, e.g.
+    /// `smf completions bash > ~/.local/share/bash-completion/completions/smf`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -508,6 +514,10 @@ fn run(command: Command) -> Result<ExitCode> {
                 std::time::Duration::from_millis(every),
                 deadline,
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "smf", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect {

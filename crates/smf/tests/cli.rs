@@ -713,3 +713,31 @@ fn call_refuses_more_than_six_arguments_before_loading_and_says_why_in_its_help(
         "{help}"
     );
 }
+
+#[test]
+fn version_and_shell_completions() {
+    let version = stdout(&check({
+        let mut c = smf();
+        c.arg("--version");
+        c
+    }));
+    assert_eq!(version.trim(), format!("smf {}", env!("CARGO_PKG_VERSION")));
+    let bash = stdout(&check({
+        let mut c = smf();
+        c.args(["completions", "bash"]);
+        c
+    }));
+    // The script completes the subcommands and their options.
+    assert!(bash.contains("complete -F _smf"), "{bash}");
+    for word in ["pack", "inspect", "dev", "--reloadable", "--build"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let zsh = stdout(&check({
+        let mut c = smf();
+        c.args(["completions", "zsh"]);
+        c
+    }));
+    assert!(zsh.starts_with("#compdef smf"), "{zsh}");
+    let output = smf().args(["completions", "tcsh"]).output().unwrap();
+    assert!(!output.status.success());
+}
