@@ -102,7 +102,8 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     let (undefined, unreadable_libraries) = match options.undefined {
         UndefinedSymbols::Ignore => (Vec::new(), Vec::new()),
         check => {
-            let (undefined, unreadable) = undefined::find(&objects, &globals, &needs, options);
+            let (undefined, unreadable) =
+                undefined::find(arch, &objects, &globals, &needs, options);
             if check == UndefinedSymbols::Error && !(undefined.is_empty() && unreadable.is_empty())
             {
                 return Err(Error::Undefined {

@@ -8,10 +8,11 @@
 //! linker's search (no `ld.so.cache`, no `RUNPATH`).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use object::{Object as _, ObjectSymbol as _};
 
+use crate::arch::Arch;
 use crate::input::{Object, SymbolDefinition};
 use crate::relocate::Needs;
 use crate::resolve::Globals;
@@ -86,6 +87,7 @@ const C_LIBRARY: &str = "libc.so.6";
 /// `options.host_symbols`), and the libraries that could not be read (when there are any, no
 /// symbol is reported: their symbols are unknown).
 pub(crate) fn find(
+    arch: &Arch,
     objects: &[Object<'_>],
     globals: &Globals<'_>,
     needs: &Needs,
@@ -108,7 +110,7 @@ pub(crate) fn find(
         .map(String::as_str)
         .chain([C_LIBRARY])
         .collect();
-    let (defined, unreadable) = native_definitions(&roots);
+    let (defined, unreadable) = native_definitions(arch, &roots);
     if !unreadable.is_empty() {
         return (Vec::new(), unreadable);
     }
@@ -134,7 +136,7 @@ pub(crate) fn find(
         .iter()
         .filter(|library| !needed.iter().any(|n| library_matches(n, library)))
         .filter_map(|&library| {
-            let (symbols, unreadable) = native_definitions(&[library]);
+            let (symbols, unreadable) = native_definitions(arch, &[library]);
             unreadable.is_empty().then_some((library, symbols))
         })
         .collect();
@@ -158,8 +160,9 @@ fn library_matches(needed: &str, library: &str) -> bool {
 }
 
 /// Every symbol the libraries `roots` and the libraries they need (`DT_NEEDED`, transitively)
-/// define, and the libraries that could not be found or read.
-fn native_definitions(roots: &[&str]) -> (HashSet<String>, Vec<String>) {
+/// define, and the libraries that could not be found or read: those for `arch`, the
+/// module's architecture, whatever the packer runs on.
+fn native_definitions(arch: &Arch, roots: &[&str]) -> (HashSet<String>, Vec<String>) {
     let mut defined = HashSet::new();
     let mut unreadable = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -168,8 +171,7 @@ fn native_definitions(roots: &[&str]) -> (HashSet<String>, Vec<String>) {
         if !seen.insert(library.clone()) {
             continue;
         }
-        let data = find_library(&library).and_then(|path| std::fs::read(path).ok());
-        let Some(data) = data else {
+        let Some(data) = read_library(&library, arch) else {
             unreadable.push(library);
             continue;
         };
@@ -195,27 +197,27 @@ fn native_definitions(roots: &[&str]) -> (HashSet<String>, Vec<String>) {
     (defined, unreadable)
 }
 
-/// The file of a library named as `dlopen` takes it: a path if it has a `/`, else searched.
-fn find_library(name: &str) -> Option<PathBuf> {
+/// The bytes of a library named as `dlopen` takes it (a path if it has a `/`, else searched
+/// for), built for `arch`: a library of another machine in a directory searched first (the
+/// host's own, when packing for another architecture) is passed over, as the dynamic linker
+/// does.
+fn read_library(name: &str, arch: &Arch) -> Option<Vec<u8>> {
     if name.contains('/') {
-        return Some(PathBuf::from(name));
+        return std::fs::read(name).ok();
     }
     let from_env = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
     let system = [
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib64",
-        "/usr/lib64",
-        "/lib",
-        "/usr/lib",
-        "/usr/local/lib",
+        arch.library_dirs,
+        &["/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib"],
     ];
     from_env
         .split(':')
         .filter(|d| !d.is_empty())
-        .chain(system)
+        .chain(system.into_iter().flatten().copied())
         .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.is_file())
+        .filter(|path| path.is_file())
+        .filter_map(|path| std::fs::read(path).ok())
+        .find(|data| crate::input::machine(data) == Some(arch.machine))
 }
 
 #[cfg(test)]
@@ -239,7 +241,12 @@ mod tests {
 
     #[test]
     fn the_c_library_and_its_loader_define_what_every_process_has() {
-        let (defined, unreadable) = native_definitions(&[C_LIBRARY]);
+        let host = if cfg!(target_arch = "aarch64") {
+            &crate::arch::aarch64::ARCH
+        } else {
+            &crate::arch::x86_64::ARCH
+        };
+        let (defined, unreadable) = native_definitions(host, &[C_LIBRARY]);
         assert!(unreadable.is_empty(), "{unreadable:?}");
         // printf from libc itself, __tls_get_addr from ld-linux, which libc needs.
         assert!(defined.contains("printf") && defined.contains("__tls_get_addr"));

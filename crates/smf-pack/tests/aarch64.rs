@@ -842,3 +842,37 @@ fn objects_of_two_architectures_are_refused_naming_both() {
          architecture"
     );
 }
+
+#[test]
+fn undefined_symbols_are_looked_up_in_the_aarch64_c_library() {
+    if !cross_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    let source = r#"
+        #include <stdio.h>
+        int ioperm(unsigned long, unsigned long, int);
+        int main(void) { printf("%d\n", 1); return ioperm(0x80, 1, 1); }
+    "#;
+    let object = compile(&dir.0, GCC, "undef", source, &[]);
+    let options = Options {
+        undefined: smf_pack::UndefinedSymbols::Error,
+        ..Options::default()
+    };
+    let error = smf_pack::pack(
+        &[Input {
+            name: "undef.o".into(),
+            data: object,
+        }],
+        &options,
+    )
+    .map(|_| ())
+    .expect_err("ioperm is undefined on aarch64")
+    .to_string();
+    // printf is found in the aarch64 C library (the cross toolchain's, on another machine);
+    // ioperm, which only x86 C libraries have, is not, even where the x86-64 one is at hand.
+    assert!(
+        error.contains("ioperm") && !error.contains("printf"),
+        "{error}"
+    );
+}

@@ -30,6 +30,11 @@ pub(crate) static ARCH: Arch = Arch {
     legacy_epilogue: &words::<8>(&[0xa8c1_7bfd, 0xd65f_03c0]),
     write_stub,
     write_veneer: Some(write_veneer),
+    library_dirs: &[
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/aarch64-linux-gnu/lib",
+    ],
     support: SUPPORT,
 };
 

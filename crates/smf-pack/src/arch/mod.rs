@@ -238,6 +238,10 @@ pub(crate) struct Arch {
     /// Writes a veneer at `at` that jumps to `target` (an in-module function a branch
     /// cannot reach), if the architecture has them.
     pub write_veneer: Option<fn(at: u64, target: u64) -> Result<[u8; STUB_SIZE as usize], String>>,
+    /// Where the C library and other shared libraries of this architecture are, before the
+    /// generic directories: Debian's multiarch directories, and its cross-compilation
+    /// sysroot for packing on another machine.
+    pub library_dirs: &'static [&'static str],
     /// The functions a native link takes from the C library's static part.
     pub support: &'static [SupportFunction],
 }

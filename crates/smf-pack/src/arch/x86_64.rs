@@ -27,6 +27,11 @@ pub(crate) static ARCH: Arch = Arch {
     legacy_epilogue: &[0x48, 0x83, 0xc4, 0x08, 0xc3],
     write_stub,
     write_veneer: None,
+    library_dirs: &[
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/x86_64-linux-gnu/lib",
+    ],
     support: SUPPORT,
 };
 
