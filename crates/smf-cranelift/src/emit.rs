@@ -435,7 +435,7 @@ impl Emitter<'_> {
         }
 
         // Place the sections.
-        let mut layout = ImageLayout::new();
+        let mut layout = ImageLayout::with_page_size(self.table.page_size);
         let mut vaddr: HashMap<Home, u64> = HashMap::new();
         for (home, _, _) in HOMES {
             if let Some(c) = sections.get(&home) {
@@ -454,6 +454,7 @@ impl Emitter<'_> {
 
         let mut builder = ModuleBuilder::new();
         builder.arch = self.table.arch;
+        builder.page_size = self.table.page_size;
         if module.builder.reloadable {
             builder.flags = builder.flags.union(ModuleFlags::RELOADABLE);
         }

@@ -50,6 +50,8 @@ fn aarch64_program_runs_under_qemu() {
     let bytes = module.finish().emit().unwrap();
     let parsed = smf_format::Module::parse(&bytes).unwrap();
     assert_eq!(parsed.header().arch, smf_format::Arch::Aarch64);
+    // Laid out for 64 KiB pages, as `smf pack` lays out aarch64 modules.
+    assert_eq!(parsed.header().page_size, 0x10000);
 
     // The image at BASE, relocated.
     let size = parsed.header().image_size as usize;

@@ -8,6 +8,7 @@ use super::{ArchTable, Via, distance, read_u32, write_u32};
 
 pub(crate) static TABLE: ArchTable = ArchTable {
     arch: smf_format::Arch::Aarch64,
+    page_size: 0x10000,
     classify,
     patch,
     stub_size: 16,

@@ -24,6 +24,9 @@ pub(crate) enum Via {
 /// One architecture's table.
 pub(crate) struct ArchTable {
     pub arch: smf_format::Arch,
+    /// The page size modules are laid out for (what `smf pack` writes for the
+    /// architecture, `docs/FORMAT.md`, *Page size*).
+    pub page_size: u64,
     /// How a relocation kind reaches its target; `None`: not supported in code.
     pub classify: fn(Reloc) -> Option<Via>,
     /// Encodes `value` (the target's address plus addend, as image offsets) into the field

@@ -7,6 +7,7 @@ use super::{ArchTable, Via, distance, write_u32};
 
 pub(crate) static TABLE: ArchTable = ArchTable {
     arch: smf_format::Arch::X86_64,
+    page_size: 0x1000,
     classify,
     patch,
     stub_size: 8,
