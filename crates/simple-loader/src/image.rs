@@ -445,6 +445,9 @@ impl Image {
             let protection = final_protection(section.kind);
             if mapped[section.index as usize] {
                 // Mapped with its final protection, or read+write until now (relro, tls).
+                // Code mapped from the file needs no instruction-cache flush: no store of
+                // this process wrote its bytes, and the kernel makes the instruction cache
+                // coherent with a file page before mapping it executable.
                 if matches!(section.kind, SectionKind::RelRo | SectionKind::Tls) {
                     reservation
                         .protect(pages, protection)
@@ -482,12 +485,8 @@ impl Image {
             let resolver = base.wrapping_add(reloc.addend as u64) as usize;
             // SAFETY: the reader checked that `addend` lies in a code section of this image,
             // now mapped read+execute and fully relocated; the caller vouched for the module's
-            // code (`map`'s contract). glibc calls x86-64 resolvers with no arguments.
-            let chosen = unsafe {
-                let resolver =
-                    std::mem::transmute::<usize, unsafe extern "C" fn() -> u64>(resolver);
-                resolver()
-            };
+            // code (`map`'s contract). It is called as the system's dynamic linker calls one.
+            let chosen = unsafe { crate::sys::arch::call_ifunc_resolver(resolver) };
             // SAFETY: the reader checked that the 8 bytes lie inside a data or relro section;
             // data is read+write for good, relro until the loop below.
             unsafe { reservation.write_u64(reloc.offset as usize, chosen) }

@@ -341,7 +341,7 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     let mut head = Vec::with_capacity(HEADER_SIZE);
     head.extend_from_slice(&ident);
     head.extend_from_slice(&elf::ET_REL.0.to_le_bytes());
-    head.extend_from_slice(&elf::EM_X86_64.0.to_le_bytes());
+    head.extend_from_slice(&crate::sys::arch::ELF_MACHINE.0.to_le_bytes());
     head.extend_from_slice(&u32::from(elf::EV_CURRENT.0).to_le_bytes());
     head.extend_from_slice(&0u64.to_le_bytes()); // e_entry
     head.extend_from_slice(&0u64.to_le_bytes()); // e_phoff

@@ -1,14 +1,15 @@
 //! Indirection slots for calls into reloadable modules.
 //!
 //! Each exported function of a reloadable module that something links to gets a slot: an
-//! 8-byte cell holding the current version's address, and a trampoline, `jmp *slot`. Other
+//! 8-byte cell holding the current version's address, and a trampoline that jumps through
+//! it (`jmp *slot` on x86-64, `ldr x16, slot; br x16` on aarch64). Other
 //! modules' imports and the host's current-version handles resolve to the trampoline, which
 //! never moves, so a reload retargets every caller with one atomic store per slot and nothing
 //! is re-linked.
 //!
 //! Slots come in blocks of two pages: a code page of identical 8-byte trampolines and, right
 //! after it, a data page of slots. Trampoline `i` at `code + 8i` jumps through the slot at
-//! `code + 4096 + 8i`, a RIP-relative displacement that is the same for every `i`, so the code
+//! `code + 4096 + 8i`, a PC-relative displacement that is the same for every `i`, so the code
 //! page is written once, made read+execute, and never written again; only the data page,
 //! read+write, changes. No page is writable and executable at once.
 
@@ -22,9 +23,8 @@ use crate::sys::{PAGE_SIZE, Protection, Reservation};
 const TRAMPOLINE_SIZE: usize = 8;
 const PER_BLOCK: usize = PAGE_SIZE / TRAMPOLINE_SIZE;
 
-/// `jmp qword ptr [rip + 0xffa]` (the slot one page after the trampoline), then two `int3`.
-/// The displacement is from the end of the 6-byte instruction: 4096 - 6 = 0xffa.
-const TRAMPOLINE: [u8; TRAMPOLINE_SIZE] = [0xff, 0x25, 0xfa, 0x0f, 0x00, 0x00, 0xcc, 0xcc];
+/// An indirect jump through the word one page after the trampoline (`sys::arch`).
+const TRAMPOLINE: [u8; TRAMPOLINE_SIZE] = crate::sys::arch::slot_trampoline(PAGE_SIZE);
 
 /// The trampoline and cell pages of a registry. Cells are handed out as [`Slot`]s and come
 /// back when their slot is dropped, so the pages in use are bounded by the slots alive at

@@ -46,7 +46,7 @@ use crate::sys::static_tls::StaticBlock;
 
 /// The argument of `__tls_get_addr`, as the psABI lays it out.
 #[repr(C)]
-struct TlsIndex {
+pub(crate) struct TlsIndex {
     module: u64,
     offset: usize,
 }
@@ -452,7 +452,7 @@ fn new_thread_blocks() -> &'static mut ThreadBlocks {
 /// The loader's `__tls_get_addr`: the address of `offset` in the calling thread's block of
 /// the module whose handle `module` is. Called by module code only, with a `tls_index` of
 /// its GOT; the handle in it is checked before anything of the loader's is read through it.
-extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
+pub(crate) extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
     // SAFETY: module code passes the address of a `tls_index` pair, as for the C library's
     // `__tls_get_addr`; the words are plain integers, and neither is trusted below.
     let (word, offset) = unsafe { ((*index).module, (*index).offset) };
@@ -506,53 +506,8 @@ fn new_block(table: &mut ThreadBlocks, slot: usize, module: &TlsModule) -> *mut 
     address
 }
 
-// The entry modules call: it aligns the stack before calling `tls_get_addr`, as glibc's
-// does, because code compiled by old compilers calls `__tls_get_addr` with a misaligned one.
-std::arch::global_asm!(
-    ".pushsection .text.smf_loader_tls_get_addr,\"ax\",@progbits",
-    ".p2align 4",
-    ".globl smf_loader_tls_get_addr",
-    ".hidden smf_loader_tls_get_addr",
-    ".type smf_loader_tls_get_addr,@function",
-    "smf_loader_tls_get_addr:",
-    ".cfi_startproc",
-    "push rbp",
-    ".cfi_def_cfa_offset 16",
-    ".cfi_offset rbp, -16",
-    "mov rbp, rsp",
-    ".cfi_def_cfa_register rbp",
-    "and rsp, -16",
-    "call {inner}",
-    "mov rsp, rbp",
-    "pop rbp",
-    ".cfi_def_cfa rsp, 8",
-    "ret",
-    ".cfi_endproc",
-    ".size smf_loader_tls_get_addr, . - smf_loader_tls_get_addr",
-    ".popsection",
-    inner = sym tls_get_addr,
-);
-
-// The function `tls_descriptor` relocations store in the first word of a TLS descriptor.
-// Module code calls it with the descriptor's address in rax and expects, in rax, the
-// variable's offset from the thread pointer, every other register preserved (the psABI's
-// TLS descriptor convention). For a static block that offset is the descriptor's second
-// word, which a `tp_offset` relocation set.
-std::arch::global_asm!(
-    ".pushsection .text.smf_loader_tls_descriptor,\"ax\",@progbits",
-    ".p2align 4",
-    ".globl smf_loader_tls_descriptor",
-    ".hidden smf_loader_tls_descriptor",
-    ".type smf_loader_tls_descriptor,@function",
-    "smf_loader_tls_descriptor:",
-    ".cfi_startproc",
-    "mov rax, qword ptr [rax + 8]",
-    "ret",
-    ".cfi_endproc",
-    ".size smf_loader_tls_descriptor, . - smf_loader_tls_descriptor",
-    ".popsection",
-);
-
+// The entry points modules call, `smf_loader_tls_get_addr` (which calls `tls_get_addr`) and
+// the TLS descriptor resolver `smf_loader_tls_descriptor`, are in assembly, in `sys::arch`.
 unsafe extern "C" {
     fn smf_loader_tls_get_addr(index: *const c_void) -> *mut c_void;
     fn smf_loader_tls_descriptor();

@@ -18,6 +18,8 @@ use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
+use super::arch::{self, Interrupted};
+
 const SIGNALS: [(libc::c_int, &str, &str); 4] = [
     (libc::SIGSEGV, "SIGSEGV", "invalid memory reference"),
     (libc::SIGBUS, "SIGBUS", "bus error"),
@@ -114,28 +116,6 @@ impl std::fmt::Write for Line {
         self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
         self.len += n;
         Ok(())
-    }
-}
-
-/// The program counter and stack pointer of the interrupted code.
-fn interrupted_pc_sp(context: *mut libc::c_void) -> Option<(usize, usize)> {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    {
-        if context.is_null() {
-            return None;
-        }
-        // SAFETY: with SA_SIGINFO the kernel passes a valid ucontext_t as the third argument.
-        let context = unsafe { &*context.cast::<libc::ucontext_t>() };
-        let registers = &context.uc_mcontext.gregs;
-        Some((
-            registers[libc::REG_RIP as usize] as usize,
-            registers[libc::REG_RSP as usize] as usize,
-        ))
-    }
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-    {
-        let _ = context;
-        None
     }
 }
 
@@ -284,13 +264,19 @@ fn write_report(
         let _ = write!(line, " at {address:#x}");
     }
     let _ = write!(line, ")");
-    if let Some((pc, sp)) = interrupted_pc_sp(context) {
+    // SAFETY: `context` is the third argument of this SA_SIGINFO handler.
+    if let Some(Interrupted { pc, sp, link }) = unsafe { arch::interrupted_registers(context) } {
         if crate::runtime::try_with_symbols(pc, |_| ()).is_some() {
             let _ = write!(line, " in ");
             name_address(&mut line, pc);
         } else {
             let _ = write!(line, " at pc {pc:#x}, outside any module");
-            if let Some(caller) = nearest_module_return(sp) {
+            // A return address still in the link register is the innermost one.
+            let linked = link.filter(|&address| follows_module_call(address));
+            if let Some(caller) = linked
+                .map(|address| address - 1)
+                .or_else(|| nearest_module_return(sp))
+            {
                 let _ = write!(line, ", called from ");
                 name_address(&mut line, caller);
             }
@@ -365,9 +351,8 @@ fn read_own_memory(address: usize, words: &mut [usize]) -> bool {
     usize::try_from(read) == Ok(len)
 }
 
-/// Whether `address` lies in a module's code section right after a call instruction: `call
-/// rel32` (`e8`), or an indirect `call` (`ff /2`, two to seven bytes with prefixes and
-/// displacement).
+/// Whether `address` lies in a module's code section right after a call instruction
+/// (`sys::arch::follows_call`).
 fn follows_module_call(address: usize) -> bool {
     let Some(last) = address.checked_sub(1) else {
         return false;
@@ -383,13 +368,7 @@ fn follows_module_call(address: usize) -> bool {
         // SAFETY: `start..address` lies in a code section, mapped readable for as long as the
         // module is listed, which the read lock held here guarantees.
         let byte = |at: usize| unsafe { std::ptr::read_volatile(at as *const u8) };
-        let direct = address - start >= 5 && byte(address - 5) == 0xe8;
-        let indirect = (2..=7).any(|length| {
-            address - start >= length
-                && byte(address - length) == 0xff
-                && (byte(address - length + 1) >> 3) & 7 == 2
-        });
-        direct || indirect
+        arch::follows_call(address, start, byte)
     })
     .unwrap_or(false)
 }

@@ -1,4 +1,6 @@
-//! Platform layer: the only place to edit when porting the loader.
+//! Platform layer: the only place to edit when porting the loader. Processor-specific code
+//! is in `arch/` (one file per architecture), the C library's in `glibc/`, the operating
+//! system's in `unix.rs`.
 //!
 //! It offers a [`Reservation`] of address space whose pages change protection through
 //! [`Protection`], which has no writable-and-executable value, so no page of a module can be
@@ -14,19 +16,20 @@ pub(crate) mod crash;
 mod process_args;
 #[cfg(unix)]
 pub(crate) use process_args::{environment, process_arguments};
+pub(crate) mod arch;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) mod exit_handlers;
+mod glibc;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) use glibc::{exit_handlers, static_tls};
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 #[path = "exit_handlers_none.rs"]
 pub(crate) mod exit_handlers;
-#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
-pub(crate) mod static_tls;
 #[cfg(unix)]
 pub(crate) mod unwind;
-#[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) mod static_tls {
-    //! Static thread-local blocks come from glibc's dynamic linker (see the x86-64 glibc
-    //! version); elsewhere modules that need one are refused.
+    //! Static thread-local blocks come from glibc's dynamic linker (see `sys/glibc`);
+    //! elsewhere modules that need one are refused.
 
     /// No static block can exist here.
     #[derive(Debug)]
@@ -36,7 +39,7 @@ pub(crate) mod static_tls {
         pub(crate) fn new(_: &[u8], _: u64, _: u64) -> std::io::Result<StaticBlock> {
             Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "static thread-local blocks are only supported with glibc on x86-64",
+                "static thread-local blocks are only supported with glibc",
             ))
         }
 

@@ -359,13 +359,14 @@ impl Reservation {
         }
     }
 
-    /// Makes code written through this reservation visible to instruction fetch. x86-64 keeps
-    /// instruction and data caches coherent, so only the compiler needs to be kept from
-    /// reordering; other architectures must flush here.
-    pub(crate) fn flush_instruction_cache(&self, _range: Range<usize>) {
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-        compile_error!("flush_instruction_cache needs an implementation for this architecture");
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    /// Makes code written through this reservation at `range` visible to instruction fetch
+    /// (`sys::arch`). Pages mapped from a file with their final protection need none: their
+    /// bytes reach memory by the kernel's page-cache fill, and the kernel makes the
+    /// instruction cache coherent with a page before it maps it executable.
+    pub(crate) fn flush_instruction_cache(&self, range: Range<usize>) {
+        let base = self.base.as_ptr() as usize;
+        let end = range.end.min(self.len);
+        super::arch::flush_instruction_cache(base + range.start.min(end)..base + end);
     }
 }
 

@@ -7,14 +7,16 @@
 //! dynamic linker hands out space there (from the few hundred bytes of surplus it reserves
 //! for libraries loaded later). The loader therefore asks it to: it writes a minimal shared
 //! object into an anonymous file (no code, a `PT_TLS` segment with the module's template,
-//! and one `R_X86_64_TPOFF64` relocation against its own block) and opens it. Resolving that
+//! and one relocation asking for its own block's offset from the thread pointer,
+//! `R_X86_64_TPOFF64` or `R_AARCH64_TLS_TPREL` (1030, called `R_AARCH64_TLS_TPREL64` by
+//! binutils)) and opens it. Resolving that
 //! relocation makes glibc allocate the block in static TLS, copy the template into every
 //! running thread's copy, and give every later thread a copy at creation; the relocated word
 //! is the block's offset from the thread pointer. Closing the object gives the block back,
 //! but glibc reuses static TLS only from the end of the area: blocks closed in the reverse
 //! order of their opening are reused, any other order leaves holes (docs/RUNTIME.md).
 //!
-//! This is glibc-specific on x86-64; elsewhere the loader refuses such modules.
+//! This is glibc-specific; elsewhere the loader refuses such modules.
 
 use std::ffi::{CString, c_void};
 use std::io::{self, Write};
@@ -23,6 +25,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use object::elf;
 use object::endian::{I64, LittleEndian as LE, U16, U32, U64};
 use object::pod::bytes_of;
+
+use crate::sys::arch;
 
 /// A static TLS block, held by a carrier object the C library loaded.
 #[derive(Debug)]
@@ -92,7 +96,8 @@ impl StaticBlock {
         })
     }
 
-    /// The block's offset from the thread pointer (negative on x86-64).
+    /// The block's offset from the thread pointer (negative on x86-64, where the blocks lie
+    /// below the thread control block; positive on aarch64, where they lie above it).
     pub(crate) fn offset(&self) -> isize {
         self.offset
     }
@@ -100,7 +105,7 @@ impl StaticBlock {
     /// The calling thread's copy of the block: every thread has one at the same distance
     /// from its thread pointer.
     pub(crate) fn address(&self) -> *mut u8 {
-        thread_pointer().wrapping_add_signed(self.offset) as *mut u8
+        arch::thread_pointer().wrapping_add_signed(self.offset) as *mut u8
     }
 }
 
@@ -114,10 +119,10 @@ impl Drop for StaticBlock {
     }
 }
 
-/// The alignment every thread pointer has with glibc on x86-64 (`TCB_ALIGNMENT`); more only
-/// if the program's own thread-locals (those of the executable and the libraries loaded with
-/// it) ask for more.
-const THREAD_POINTER_ALIGN: u64 = 64;
+/// The alignment every thread pointer has with glibc (`TCB_ALIGNMENT`: 64 bytes on x86, the
+/// generic 32 elsewhere, aarch64 among them); more only if the program's own thread-locals
+/// (those of the executable and the libraries loaded with it) ask for more.
+const THREAD_POINTER_ALIGN: u64 = if cfg!(target_arch = "x86_64") { 64 } else { 32 };
 
 /// Why glibc refused a block, for the user. glibc says `cannot allocate memory in static TLS
 /// block` both when its reserve is used up and when the block is aligned beyond its thread
@@ -150,16 +155,6 @@ fn refusal(reason: String, mem_size: u64, align: u64) -> String {
 #[repr(C)]
 struct LinkMapHead {
     l_addr: usize,
-}
-
-/// The calling thread's thread pointer (`%fs:0` holds its own address on x86-64 Linux).
-fn thread_pointer() -> usize {
-    let tp: usize;
-    // SAFETY: reads one word at %fs:0, which the C library keeps pointing at itself.
-    unsafe {
-        std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags));
-    }
-    tp
 }
 
 fn dl_error() -> String {
@@ -211,7 +206,7 @@ fn carrier(template: &[u8], mem_size: u64, align: u64) -> Vec<u8> {
             padding: [0; 7],
         },
         e_type: U16::new(e, elf::ET_DYN),
-        e_machine: U16::new(e, elf::EM_X86_64),
+        e_machine: U16::new(e, arch::ELF_MACHINE),
         e_version: U32::new(e, u32::from(elf::EV_CURRENT.0)),
         e_entry: U64::new(e, 0),
         e_phoff: U64::new(e, EHDR as u64),
@@ -239,7 +234,7 @@ fn carrier(template: &[u8], mem_size: u64, align: u64) -> Vec<u8> {
     let rw = elf::PF_R | elf::PF_W;
     let dynamic_size = (DYNAMIC_TAGS * DYN) as u64;
     for header in [
-        segment(elf::PT_LOAD, rw, 0, end, end, 0x1000),
+        segment(elf::PT_LOAD, rw, 0, end, end, arch::MAX_PAGE_SIZE),
         segment(
             elf::PT_DYNAMIC,
             rw,
@@ -300,7 +295,7 @@ fn carrier(template: &[u8], mem_size: u64, align: u64) -> Vec<u8> {
         r_info: U64::new(e, 0),
         r_addend: I64::new(e, 0),
     };
-    rela.set_r_info(e, false, 1, elf::R_X86_64_TPOFF64);
+    rela.set_r_info(e, false, 1, arch::TPOFF_RELOCATION);
     out.extend_from_slice(bytes_of(&rela));
     out.extend_from_slice(&[0; 8]); // the word glibc relocates
     debug_assert_eq!(out.len(), HEADERS_END);
@@ -326,14 +321,22 @@ mod tests {
         let early = std::thread::spawn(move || {
             ready_tx.send(()).unwrap();
             let offset = go_rx.recv().unwrap();
-            let start = thread_pointer().wrapping_add_signed(offset);
+            let start = arch::thread_pointer().wrapping_add_signed(offset);
             // SAFETY: this thread's copy of the block, 32 bytes.
             unsafe { std::slice::from_raw_parts(start as *const u8, 6) }.to_vec()
         });
         ready_rx.recv().unwrap();
 
         let block = StaticBlock::new(&[1, 2, 3, 4], 32, 16).unwrap();
-        assert!(block.offset() < 0, "below the thread pointer on x86-64");
+        if cfg!(target_arch = "x86_64") {
+            assert!(block.offset() < 0, "below the thread pointer on x86-64");
+        } else {
+            // TLS variant I: above the thread pointer and glibc's 16-byte thread control block.
+            assert!(
+                block.offset() >= 16,
+                "above the thread control block on aarch64"
+            );
+        }
         assert_eq!(block.offset() % 16, 0, "aligned as asked");
         assert_eq!(block_bytes(&block, 6), [1, 2, 3, 4, 0, 0]);
         go_tx.send(block.offset()).unwrap();
@@ -344,7 +347,7 @@ mod tests {
         unsafe { *block.address() = 9 };
         let offset = block.offset();
         let late = std::thread::spawn(move || {
-            let start = thread_pointer().wrapping_add_signed(offset);
+            let start = arch::thread_pointer().wrapping_add_signed(offset);
             // SAFETY: this thread's copy of the block.
             unsafe { std::slice::from_raw_parts(start as *const u8, 6) }.to_vec()
         });
@@ -365,7 +368,7 @@ mod tests {
     #[test]
     fn an_alignment_beyond_the_thread_pointers_is_named_as_the_cause() {
         // A page: more than this test program's own thread-locals ask for, so glibc refuses
-        // it; the same 64 bytes at 64-byte alignment would fit.
+        // it; the same 64 bytes at the thread pointers' alignment would fit.
         let error = StaticBlock::new(&[1; 8], 64, 4096).unwrap_err().to_string();
         assert!(
             error.contains("cannot allocate memory in static TLS block"),
@@ -375,13 +378,15 @@ mod tests {
         assert!(!error.contains("GLIBC_TUNABLES"), "{error}");
         // The probe gave its block back: the reserve is as large as before.
         for _ in 0..200 {
-            drop(StaticBlock::new(&[1; 8], 64, 64).unwrap());
+            drop(StaticBlock::new(&[1; 8], 64, THREAD_POINTER_ALIGN).unwrap());
         }
     }
 
     #[test]
     fn a_full_reserve_points_at_the_tunable() {
-        let error = StaticBlock::new(&[], 1 << 30, 64).unwrap_err().to_string();
+        let error = StaticBlock::new(&[], 1 << 30, THREAD_POINTER_ALIGN)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("GLIBC_TUNABLES=glibc.rtld.optional_static_tls"),
             "{error}"
@@ -393,7 +398,7 @@ mod tests {
     fn blocks_are_given_back_when_closed() {
         // Far more blocks than the static TLS surplus could hold at once.
         for round in 0..200u8 {
-            let block = StaticBlock::new(&[round; 64], 128, 64).unwrap();
+            let block = StaticBlock::new(&[round; 64], 128, THREAD_POINTER_ALIGN).unwrap();
             assert_eq!(block_bytes(&block, 64), [round; 64]);
         }
     }
