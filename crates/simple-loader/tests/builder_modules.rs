@@ -7,8 +7,10 @@ use std::sync::Arc;
 use simple_loader::{LoadError, LoadOptions, Registry, load};
 use smf_format::*;
 
-/// `mov eax, 42; ret`
-const RETURN_42: [u8; 6] = [0xb8, 0x2a, 0, 0, 0, 0xc3];
+mod common;
+use common::{HOST, OTHER, load_word, return_constant};
+
+const RETURN_42: [u8; common::CODE_LEN] = return_constant(42);
 
 /// A library with: `answer` (code), `counter` (data, 8 bytes), `self_ptr` (relro slot
 /// pointing at `counter`), `host_ptr` (relro slot holding the import `host_value` + 8),
@@ -32,7 +34,13 @@ fn library(arch: Arch, strong_import: &str) -> Vec<u8> {
             vaddr,
         )
     };
-    let (text, text_va) = add(&mut b, SectionKind::Code, ".text", RETURN_42.to_vec(), 6);
+    let (text, text_va) = add(
+        &mut b,
+        SectionKind::Code,
+        ".text",
+        RETURN_42.to_vec(),
+        RETURN_42.len() as u64,
+    );
     let (_, ro_va) = add(
         &mut b,
         SectionKind::RoData,
@@ -60,7 +68,13 @@ fn library(arch: Arch, strong_import: &str) -> Vec<u8> {
         type_id: 0,
         version: 1,
     };
-    b.add_symbol(sym("answer", SymbolKind::Function, text, text_va, 6));
+    b.add_symbol(sym(
+        "answer",
+        SymbolKind::Function,
+        text,
+        text_va,
+        RETURN_42.len() as u64,
+    ));
     b.add_symbol(sym("self_ptr", SymbolKind::Data, relro, relro_va, 8));
     b.add_symbol(sym("host_ptr", SymbolKind::Data, relro, relro_va + 8, 8));
     b.add_symbol(sym("counter", SymbolKind::Data, data, data_va, 8));
@@ -120,7 +134,7 @@ fn registry_with_host() -> Registry {
 #[test]
 fn relocations_resolve_against_base_host_and_weak_imports() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let module = unsafe { registry.load(&path) }.unwrap();
@@ -155,8 +169,11 @@ fn relocations_resolve_against_base_host_and_weak_imports() {
 
 #[test]
 fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
+    if common::skip_under_emulator(common::QEMU_MAPS) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let module = unsafe { registry.load(&path) }.unwrap();
@@ -203,7 +220,7 @@ fn unresolved_strong_import_names_the_symbol() {
     let path = write_temp(
         dir.path(),
         "lib.smf",
-        &library(Arch::X86_64, "no_such_symbol_anywhere"),
+        &library(HOST, "no_such_symbol_anywhere"),
     );
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let error = unsafe { Registry::new().load(&path) }.unwrap_err();
@@ -218,13 +235,13 @@ fn unresolved_strong_import_names_the_symbol() {
 #[test]
 fn wrong_architecture_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "arm.smf", &library(Arch::Aarch64, "host_value"));
+    let path = write_temp(dir.path(), "other.smf", &library(OTHER, "host_value"));
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let message = unsafe { load(&path, &LoadOptions::default(), None) }
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("arm.smf") && message.contains("built for aarch64"),
+        message.contains("other.smf") && message.contains(&format!("built for {OTHER}")),
         "{message}"
     );
 }
@@ -232,7 +249,7 @@ fn wrong_architecture_is_refused() {
 #[test]
 fn corrupted_content_fails_the_hash_check_when_enabled() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes = library(Arch::X86_64, "host_value");
+    let mut bytes = library(HOST, "host_value");
     let module = Module::parse(&bytes).unwrap();
     let ro = module
         .loaded_sections()
@@ -261,7 +278,7 @@ fn corrupted_content_fails_the_hash_check_when_enabled() {
 #[test]
 fn handles_check_kind_and_size() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let module = unsafe { registry.load(&path) }.unwrap();
@@ -298,7 +315,7 @@ fn handles_check_kind_and_size() {
 #[test]
 fn concurrent_loads_of_one_path_load_once() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = Arc::new(registry_with_host());
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -322,7 +339,7 @@ fn concurrent_loads_of_one_path_load_once() {
 #[test]
 fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let first = unsafe { registry.load(&path) }.unwrap();
@@ -330,7 +347,7 @@ fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
     let same = unsafe { registry.reload(&path) }.unwrap();
     assert!(same.unchanged && same.version == 1, "same content: a no-op");
     // Same code, another source hash: a new version.
-    let mut changed = library(Arch::X86_64, "host_value");
+    let mut changed = library(HOST, "host_value");
     changed[0x28] ^= 1;
     let hash = compute_module_hash(&changed).unwrap();
     changed[smf_format::raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
@@ -380,11 +397,16 @@ fn footprint() -> (u64, usize) {
 
 #[test]
 fn ten_thousand_reloads_do_not_grow_memory() {
+    if common::skip_under_emulator(
+        "qemu-user's resident memory grows with each new page of code it translates",
+    ) {
+        return;
+    }
     // In memory if possible: rewriting a file 10,000 times on ext4 waits for the disk.
     let dir = tempfile::tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .unwrap();
-    let v1 = library(Arch::X86_64, "host_value");
+    let v1 = library(HOST, "host_value");
     let mut v2 = v1.clone();
     v2[0x28] ^= 1; // another source hash: a different version with the same code
     let hash = compute_module_hash(&v2).unwrap();
@@ -431,13 +453,14 @@ fn ten_thousand_reloads_do_not_grow_memory() {
 /// A reloadable module exporting `answer` (returns 42) with the given type id.
 fn typed_answer(type_id: u32, source_hash: u64) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.arch = HOST;
     b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     b.source_hash = source_hash;
     let text = b.add_section(LoadedSection {
         kind: SectionKind::Code,
         name: ".text",
         vaddr: 0,
-        mem_size: 6,
+        mem_size: RETURN_42.len() as u64,
         align: 16,
         data: RETURN_42.to_vec(),
     });
@@ -448,7 +471,7 @@ fn typed_answer(type_id: u32, source_hash: u64) -> Vec<u8> {
         visibility: Visibility::Default,
         section: Some(text),
         value: 0,
-        size: 6,
+        size: RETURN_42.len() as u64,
         type_id,
         version: 1,
     });
@@ -488,6 +511,7 @@ fn a_reload_that_changes_the_type_of_a_linked_function_is_refused() {
 /// A module whose only import, `name` of kind `kind`, fills a pointer in its data.
 fn importer(name: &str, kind: ImportKind) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.arch = HOST;
     let vaddr = ImageLayout::new().place(8).unwrap();
     let data = b.add_section(LoadedSection {
         kind: SectionKind::Data,
@@ -576,17 +600,16 @@ fn native_imports_must_be_what_the_dynamic_linker_says() {
 /// that applied it in table order, before the `relative64`, would store 0.
 fn indirect_function_module() -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.arch = HOST;
     let mut layout = ImageLayout::new();
     let text_va = layout.place(0x20).unwrap();
     let relro_va = layout.place(16).unwrap();
     let data_va = layout.place(8).unwrap();
     let mut code = vec![0xcc; 0x20];
-    code[..6].copy_from_slice(&RETURN_42);
-    // resolver at 0x10: `mov rax, [rip + impl_ptr]; ret`
-    let disp = i32::try_from(relro_va as i64 + 8 - (text_va as i64 + 0x10 + 7)).unwrap();
-    code[0x10..0x13].copy_from_slice(&[0x48, 0x8b, 0x05]);
-    code[0x13..0x17].copy_from_slice(&disp.to_le_bytes());
-    code[0x17] = 0xc3;
+    code[..RETURN_42.len()].copy_from_slice(&RETURN_42);
+    // resolver at 0x10: returns the word at impl_ptr
+    let resolver = load_word(text_va + 0x10, relro_va + 8);
+    code[0x10..0x10 + resolver.len()].copy_from_slice(&resolver);
     let section = |kind, name, vaddr, data: Vec<u8>| LoadedSection {
         kind,
         name,

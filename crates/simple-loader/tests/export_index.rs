@@ -1,6 +1,7 @@
 //! The registry's export index: resolution in load order, kept right across unloads and
 //! reloads, names that share a hash, and a thousand modules.
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,17 +11,17 @@ use smf_format::{
     SymbolKind, Visibility, fnv1a32,
 };
 
-/// A module exporting one function per name (`mov eax, value; ret`), and a local symbol.
-fn module(names: &[&str], value: u32, reloadable: bool) -> Vec<u8> {
+/// A module exporting one function per name (returning `value`), and a local symbol.
+fn module(names: &[&str], value: u16, reloadable: bool) -> Vec<u8> {
     let mut code = Vec::new();
     for _ in names {
-        code.push(0xb8);
-        code.extend_from_slice(&value.to_le_bytes());
-        code.push(0xc3);
-        code.resize(code.len().next_multiple_of(16), 0xcc);
+        code.extend_from_slice(&common::return_constant(value));
+        code.resize(code.len().next_multiple_of(16), 0);
     }
-    code.extend_from_slice(&[0xc3; 16]);
+    code.extend_from_slice(&common::return_constant(0));
+    code.resize(code.len().next_multiple_of(16), 0);
     let mut builder = ModuleBuilder::new();
+    builder.arch = common::HOST;
     builder.platform = smf_format::Platform::Linux;
     if reloadable {
         builder.flags = builder.flags.union(ModuleFlags::RELOADABLE);
@@ -43,7 +44,7 @@ fn module(names: &[&str], value: u32, reloadable: bool) -> Vec<u8> {
         visibility: Visibility::Default,
         section: Some(text),
         value,
-        size: 6,
+        size: common::CODE_LEN as u64,
         type_id: 0,
         version: 0,
     };
@@ -189,7 +190,7 @@ fn a_thousand_modules_each_resolve_to_their_own() {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let bytes = module(&[name.as_str(), "common"], i as u32, false);
+            let bytes = module(&[name.as_str(), "common"], i as u16, false);
             // SAFETY: the module's code is this program's own test code; its file is never rewritten in place.
             unsafe { registry.load(&write(dir.path(), &format!("m{i}.smf"), &bytes)) }.unwrap()
         })

@@ -1,5 +1,7 @@
 //! The loader's signature policy, on modules written with the format crate's builder.
 
+mod common;
+use common::{CODE_LEN, return_constant};
 use std::path::Path;
 
 use simple_loader::smf_sign::{self, SecretKey};
@@ -7,8 +9,9 @@ use simple_loader::{LoadError, LoadOptions, ModuleSource, Registry, SignaturePol
 use smf_format::*;
 
 /// A reloadable library exporting `answer`, an `int answer(void)` made of `code`.
-fn library(code: [u8; 6]) -> Vec<u8> {
+fn library(code: [u8; CODE_LEN]) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.arch = common::HOST;
     b.flags = ModuleFlags::PIC.union(ModuleFlags::RELOADABLE);
     let mut layout = ImageLayout::new();
     let vaddr = layout.place(6).unwrap();
@@ -16,7 +19,7 @@ fn library(code: [u8; 6]) -> Vec<u8> {
         kind: SectionKind::Code,
         name: ".text",
         vaddr,
-        mem_size: 6,
+        mem_size: CODE_LEN as u64,
         align: 16,
         data: code.to_vec(),
     });
@@ -27,15 +30,15 @@ fn library(code: [u8; 6]) -> Vec<u8> {
         visibility: Visibility::Default,
         section: Some(text),
         value: vaddr,
-        size: 6,
+        size: CODE_LEN as u64,
         type_id: 0,
         version: 1,
     });
     b.write().unwrap()
 }
 
-const RETURN_42: [u8; 6] = [0xb8, 0x2a, 0, 0, 0, 0xc3];
-const RETURN_43: [u8; 6] = [0xb8, 0x2b, 0, 0, 0, 0xc3];
+const RETURN_42: [u8; CODE_LEN] = return_constant(42);
+const RETURN_43: [u8; CODE_LEN] = return_constant(43);
 
 fn require(keys: &[&SecretKey]) -> LoadOptions {
     LoadOptions::default().with_signature(SignaturePolicy::Require(

@@ -1,14 +1,16 @@
 //! Zero-copy loading: section payloads mapped from the file, only relocated pages copied (by
 //! the kernel), protections as for a copied image, and the cases that must not be mapped.
 
+mod common;
+use common::{CODE_LEN, return_constant};
 use std::path::{Path, PathBuf};
 
 use simple_loader::{LoadOptions, Module, load};
 use smf_format::*;
 
 /// `mov eax, 42; ret`
-const RETURN_42: [u8; 6] = [0xb8, 0x2a, 0, 0, 0, 0xc3];
-const RETURN_7: [u8; 6] = [0xb8, 0x07, 0, 0, 0, 0xc3];
+const RETURN_42: [u8; CODE_LEN] = return_constant(42);
+const RETURN_7: [u8; CODE_LEN] = return_constant(7);
 
 /// Where the test module keeps things (image offsets).
 struct Layout {
@@ -21,8 +23,9 @@ struct Layout {
 /// Code (`answer`), 5,000 bytes of rodata (so its last page is partly padding), a relro
 /// page of pointers (`relative64` to data, `abs64` to the host's `getpid`), data holding a
 /// value and a `relative64` pointer, and two pages of bss.
-fn module(code: [u8; 6], reloadable: bool) -> (Vec<u8>, Layout) {
+fn module(code: [u8; CODE_LEN], reloadable: bool) -> (Vec<u8>, Layout) {
     let mut b = ModuleBuilder::new();
+    b.arch = common::HOST;
     b.platform = Platform::Linux;
     if reloadable {
         b.flags = b.flags.union(ModuleFlags::RELOADABLE);
@@ -40,7 +43,13 @@ fn module(code: [u8; 6], reloadable: bool) -> (Vec<u8>, Layout) {
         });
         (index, vaddr)
     };
-    let (text, text_va) = add(&mut b, SectionKind::Code, ".text", code.to_vec(), 6);
+    let (text, text_va) = add(
+        &mut b,
+        SectionKind::Code,
+        ".text",
+        code.to_vec(),
+        CODE_LEN as u64,
+    );
     let rodata_bytes: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8 + 1).collect();
     let (_, rodata) = add(&mut b, SectionKind::RoData, ".rodata", rodata_bytes, 5000);
     let (_, relro) = add(&mut b, SectionKind::RelRo, ".data.rel.ro", vec![0; 16], 16);
@@ -58,7 +67,7 @@ fn module(code: [u8; 6], reloadable: bool) -> (Vec<u8>, Layout) {
         visibility: Visibility::Default,
         section: Some(text),
         value: text_va,
-        size: 6,
+        size: CODE_LEN as u64,
         type_id: 0,
         version: 0,
     });
@@ -185,6 +194,9 @@ fn check_contents(module: &Module, layout: &Layout, bytes: &[u8]) {
 
 #[test]
 fn payloads_are_mapped_from_the_file_and_only_relocated_pages_are_copied() {
+    if common::skip_under_emulator(common::QEMU_MAPS) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (bytes, layout) = module(RETURN_42, false);
     let path = write(dir.path(), "m.smf", &bytes);
@@ -266,6 +278,9 @@ fn other_bytes_after_a_payload_inside_its_section_are_not_mapped_into_the_image(
 
 #[test]
 fn bytes_past_a_section_in_its_last_page_are_the_file_s_as_for_a_shared_library() {
+    if common::skip_under_emulator(common::QEMU_MAPS) {
+        return;
+    }
     // Past `mem_size` the page belongs to no section: it is mapped as the file holds it,
     // as the system loader maps a segment's last page, and the section is still mapped
     // from the file.
@@ -336,7 +351,7 @@ fn a_reloadable_module_is_read_so_its_file_can_be_rewritten_in_place() {
     assert_eq!(answer(&module), 42);
 }
 
-fn module_with(code: [u8; 6]) -> (Vec<u8>, Layout) {
+fn module_with(code: [u8; CODE_LEN]) -> (Vec<u8>, Layout) {
     module(code, true)
 }
 
@@ -347,6 +362,7 @@ fn pages_between_relocated_words_are_neither_copied_nor_allocated() {
     // megabyte between them stays untouched.
     const SIZE: u64 = 0x10_0000;
     let mut builder = ModuleBuilder::new();
+    builder.arch = common::HOST;
     let mut layout = ImageLayout::new();
     let data = layout.place(SIZE).unwrap();
     let mut payload = vec![0u8; 0x1000];
@@ -488,16 +504,20 @@ fn bytes_after_the_last_payload_stay_out_of_the_image() {
 
 #[test]
 fn without_zero_pages_the_image_is_the_rest_of_the_mapping_of_the_head() {
+    if common::skip_under_emulator(common::QEMU_MAPS) {
+        return;
+    }
     // Code and data only, each filling its pages from the file: the file is mapped once, and
     // the image starts right after the head.
     let mut builder = ModuleBuilder::new();
+    builder.arch = common::HOST;
     let mut layout = ImageLayout::new();
     let text = layout.place(6).unwrap();
     let code = builder.add_section(LoadedSection {
         kind: SectionKind::Code,
         name: ".text",
         vaddr: text,
-        mem_size: 6,
+        mem_size: CODE_LEN as u64,
         align: 16,
         data: RETURN_42.to_vec(),
     });
@@ -518,7 +538,7 @@ fn without_zero_pages_the_image_is_the_rest_of_the_mapping_of_the_head() {
         visibility: Visibility::Default,
         section: Some(code),
         value: text,
-        size: 6,
+        size: CODE_LEN as u64,
         type_id: 0,
         version: 0,
     });
@@ -544,6 +564,7 @@ fn an_empty_table_past_the_head_loads_mapped_as_it_loads_copied() {
     // One packed relative relocation gives a relr table; make it empty and point it at the
     // end of the file (FORMAT.md asks only that file ranges lie inside the file).
     let mut b = ModuleBuilder::new();
+    b.arch = common::HOST;
     b.platform = Platform::Linux;
     let mut layout = ImageLayout::new();
     let vaddr = layout.place(16).unwrap();

@@ -45,7 +45,7 @@ fn ok(command: &mut Command) -> Output {
 /// Runs the native build and the packed module with the same arguments; returns the
 /// native run's output after checking the module's matches it.
 fn run_both(native: &Path, module: &Path) -> Output {
-    let native_run = Command::new(native).output().unwrap();
+    let native_run = common::target(native).output().unwrap();
     let module_run = smf().arg("run").arg(module).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&module_run.stdout),

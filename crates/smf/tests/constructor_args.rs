@@ -75,7 +75,7 @@ fn smf_run_passes_the_program_arguments_to_constructors_as_natively() {
         command.args(["a", "b"]).env("SMF_CTOR_TEST", "from-env");
         String::from_utf8(check(command).stdout).unwrap()
     };
-    let expected = run(Command::new(&native));
+    let expected = run(common::target(&native));
     assert_eq!(
         expected,
         "main: argc=3 argv1=a argv2=b env=from-env\nmain: same argv=1 argc=1\n\

@@ -62,7 +62,7 @@ fn output_within_a_minute(mut command: Command) -> Output {
 
 /// Runs the host scenario `mode` on `module` in a child process.
 fn host(mode: &str, module: &Path) -> (Output, String) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = common::target(std::env::current_exe().unwrap());
     command
         .args([
             "crash_host",

@@ -39,7 +39,7 @@ fn run_both(dir: &Path, objects: &[PathBuf]) -> String {
     check(link);
     let module = dir.join("module.sme");
     pack(objects, &module, &["--entry", "main"]);
-    let expected = String::from_utf8(check(Command::new(&native)).stdout).unwrap();
+    let expected = String::from_utf8(check(common::target(&native)).stdout).unwrap();
     let mut run = smf();
     run.arg("run").arg(&module);
     let got = String::from_utf8(check(run).stdout).unwrap();

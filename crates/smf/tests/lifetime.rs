@@ -266,7 +266,9 @@ fn under_memcheck() -> bool {
 /// without it the test says so and passes, except under CI (`CI` set).
 #[test]
 fn the_lifetime_tests_run_clean_under_memcheck() {
-    if under_memcheck() {
+    if under_memcheck()
+        || common::skip_under_runner("valgrind cannot run programs of another architecture")
+    {
         return;
     }
     let valgrind = std::process::Command::new("valgrind")

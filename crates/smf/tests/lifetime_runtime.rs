@@ -173,7 +173,7 @@ fn build(dir: &Path, name: &str, source: &str) -> PathBuf {
 /// Runs test `test` of this binary in a child process in scenario mode, with `dir` as the
 /// module directory: its exit status and its `SCENARIO: ` lines, without the prefix.
 fn run_scenario(test: &str, dir: &Path) -> (ExitStatus, Vec<String>, String) {
-    let output = Command::new(std::env::current_exe().unwrap())
+    let output = common::target(std::env::current_exe().unwrap())
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(SCENARIO, dir)
         .output()

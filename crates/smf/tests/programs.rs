@@ -89,10 +89,7 @@ fn native_vs_smf(toolchains: &[&Toolchain], name: &str, opt: &str) {
     }
     pack(&objects, &module, &pack_args);
 
-    let expected = std::process::Command::new(&native)
-        .args(&spec.args)
-        .output()
-        .unwrap();
+    let expected = common::target(&native).args(&spec.args).output().unwrap();
     let actual = smf()
         .arg("run")
         .arg(&module)

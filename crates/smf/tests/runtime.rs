@@ -72,10 +72,7 @@ fn a_crash_in_module_code_names_the_function_and_dies_of_the_signal() {
             "trap_here",
         ),
     ] {
-        let native = std::process::Command::new(&crash.native)
-            .arg(mode)
-            .output()
-            .unwrap();
+        let native = common::target(&crash.native).arg(mode).output().unwrap();
         assert_eq!(native.status.signal(), Some(signal), "native {mode}");
         let output = run(&crash.module, mode);
         let report = stderr(&output);
@@ -143,6 +140,9 @@ fn gdb(args: &[&str], module: &Path, mode: &str) -> String {
 
 #[test]
 fn gdb_backtrace_names_module_functions_and_walks_into_the_host() {
+    if skip_under_runner("gdb runs the program itself and cannot run it under the emulator") {
+        return;
+    }
     let crash = crash_program();
     let output = gdb(&["run", "bt"], &crash.module, "segv");
     let backtrace: Vec<&str> = output.lines().filter(|l| l.starts_with('#')).collect();
@@ -166,6 +166,9 @@ fn gdb_backtrace_names_module_functions_and_walks_into_the_host() {
 
 #[test]
 fn gdb_breaks_on_a_module_function_before_it_is_loaded() {
+    if skip_under_runner("gdb runs the program itself and cannot run it under the emulator") {
+        return;
+    }
     let crash = crash_program();
     let output = gdb(
         &[

@@ -31,7 +31,7 @@ fn rust_statics_in_a_named_section_are_walked_between_start_and_stop() {
     let module = work.path().join("items.sme");
     pack(&objects, &module, &["--entry", "main", "--no-undefined"]);
 
-    let expected = Command::new(&native).output().unwrap();
+    let expected = common::target(&native).output().unwrap();
     let actual = smf().arg("run").arg(&module).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&expected.stdout), "total 374\n");
     assert_eq!(

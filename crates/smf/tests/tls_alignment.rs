@@ -66,7 +66,7 @@ fn native_vs_smf(align: u32, flags: &[&str]) -> String {
     let module = work.path().join("aligned_tls.sme");
     pack(&objects, &module, &["--entry", "main"]);
 
-    let expected = check(Command::new(&native));
+    let expected = check(common::target(&native));
     let actual = check({
         let mut run = smf();
         run.arg("run").arg(&module);

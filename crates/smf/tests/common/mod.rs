@@ -7,7 +7,43 @@ use std::process::{Command, Output};
 
 /// The `smf` binary built for these tests.
 pub fn smf() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_smf"))
+    target(env!("CARGO_BIN_EXE_smf"))
+}
+
+/// A command running `program`, a program built for the target the tests run on (the `smf`
+/// binary, this test binary, a native build of a fixture): directly, or through the runner
+/// `SMF_TEST_RUNNER` names (words separated by spaces; `.cargo/config.toml` sets it to the
+/// qemu command line for aarch64 builds tested on another machine, where the kernel cannot
+/// run aarch64 programs itself).
+pub fn target(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match runner() {
+        Some((first, rest)) => {
+            let mut command = Command::new(first);
+            command.args(rest).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The runner's program and arguments, if `SMF_TEST_RUNNER` names one.
+pub fn runner() -> Option<(String, Vec<String>)> {
+    let value = std::env::var("SMF_TEST_RUNNER").ok()?;
+    let mut words = value.split_whitespace().map(str::to_owned);
+    let first = words.next()?;
+    Some((first, words.collect()))
+}
+
+/// Whether the tests' programs run under an emulator (`SMF_TEST_RUNNER`). Tests that
+/// cannot work there (a debugger attaching to the program, valgrind) call this, print
+/// `skipped: <reason>` to stderr where it always shows, and return.
+pub fn skip_under_runner(reason: &str) -> bool {
+    if runner().is_none() {
+        return false;
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
+    true
 }
 
 /// Directory of the C fixture `name`.
