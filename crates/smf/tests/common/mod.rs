@@ -78,6 +78,11 @@ impl Toolchain {
     /// that the clang tests are skipped; with `SMF_REQUIRE_CLANG` set (as `.ci/run` does) a
     /// missing clang fails the test instead.
     pub fn clang() -> Option<Toolchain> {
+        if skip_under_runner(
+            "the clang builds of the test programs: clang builds for the host, not the runner's target",
+        ) {
+            return None;
+        }
         static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let found = *FOUND.get_or_init(|| {
             let runs = |compiler: &str| {
