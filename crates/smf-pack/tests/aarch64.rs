@@ -53,7 +53,7 @@ fn compile(dir: &Path, compiler: &str, name: &str, source: &str, flags: &[&str])
     let out = dir.join(format!("{name}.o"));
     std::fs::write(&src, source).unwrap();
     let output = Command::new(compiler)
-        .args(["-c", "-fPIC"])
+        .arg("-c")
         .args(flags)
         .arg(&src)
         .arg("-o")
@@ -89,8 +89,8 @@ fn link_shared(dir: &Path, compiler: &str, name: &str) -> Vec<u8> {
 /// What a GOT slot of either output holds.
 #[derive(Debug, Clone)]
 enum Slot {
-    /// Another module's symbol.
-    Import(String),
+    /// Another module's symbol, plus an addend.
+    Import(String, i64),
     /// An address of the image.
     Address(u64),
     /// A TLS descriptor of the thread-local at this offset in the block.
@@ -165,7 +165,7 @@ impl Image {
             let slot = match reloc.kind {
                 RelocKind::Abs64 => {
                     let import = &module.imports()[reloc.import.unwrap() as usize];
-                    Slot::Import(import.name.to_owned())
+                    Slot::Import(import.name.to_owned(), reloc.addend)
                 }
                 RelocKind::Relative64 => Slot::Address(reloc.addend as u64),
                 RelocKind::TlsDescriptor => continue,
@@ -256,12 +256,12 @@ impl Image {
             let import = symbol
                 .as_ref()
                 .filter(|s| s.is_undefined())
-                .map(|s| s.name().unwrap().to_owned());
+                .map(|s| (s.name().unwrap().to_owned(), reloc.addend()));
             let slot = match r_type {
                 elf::R_AARCH64_RELATIVE => Slot::Address(addend),
                 elf::R_AARCH64_GLOB_DAT | elf::R_AARCH64_JUMP_SLOT | elf::R_AARCH64_ABS64 => {
                     match import {
-                        Some(name) => Slot::Import(name),
+                        Some((name, addend)) => Slot::Import(name, addend),
                         None => Slot::Address(value.wrapping_add(addend)),
                     }
                 }
@@ -336,7 +336,7 @@ impl Image {
 
     fn slot_name(&self, slot: u64) -> String {
         match self.slots.get(&slot) {
-            Some(Slot::Import(name)) => format!("import {name}"),
+            Some(Slot::Import(name, addend)) => format!("import {name}{addend:+#x}"),
             Some(Slot::Address(address)) => format!("got -> {}", self.name(*address)),
             Some(Slot::Descriptor(offset)) => format!("tls descriptor {}", self.tls_name(*offset)),
             Some(Slot::InitialExec(offset)) => format!("tp offset of {}", self.tls_name(*offset)),
@@ -397,7 +397,8 @@ fn decode_kind(r_type: u32) -> Decode {
         elf::R_AARCH64_LDST64_ABS_LO12_NC => Decode::Low12(Address, 3),
         elf::R_AARCH64_LDST128_ABS_LO12_NC => Decode::Low12(Address, 4),
         elf::R_AARCH64_ADR_GOT_PAGE => Decode::Page(Got),
-        elf::R_AARCH64_LD64_GOT_LO12_NC => Decode::Low12(Got, 3),
+        // Paired with the ADRP of `_GLOBAL_OFFSET_TABLE_` (see `code_relocations`).
+        elf::R_AARCH64_LD64_GOT_LO12_NC | elf::R_AARCH64_LD64_GOTPAGE_LO15 => Decode::Low12(Got, 3),
         elf::R_AARCH64_TLSDESC_ADR_PAGE21 => Decode::Page(Descriptor),
         elf::R_AARCH64_TLSDESC_LD64_LO12 => Decode::Low12(Descriptor, 3),
         elf::R_AARCH64_TLSDESC_ADD_LO12 => Decode::Low12(Descriptor, 0),
@@ -436,6 +437,10 @@ fn code_relocations(object: &[u8]) -> (Vec<CodeReloc>, BTreeMap<String, u64>) {
     assert_eq!(header.e_machine(LittleEndian), elf::EM_AARCH64);
     let mut functions = BTreeMap::new();
     let mut relocs = Vec::new();
+    let got_symbol = file
+        .symbols()
+        .find(|s| s.name() == Ok("_GLOBAL_OFFSET_TABLE_"))
+        .map(|s| s.index().0);
     for section in file.sections() {
         let flags = section.elf_section_header().sh_flags(LittleEndian);
         if !flags.contains(elf::SHF_EXECINSTR) {
@@ -475,18 +480,65 @@ fn code_relocations(object: &[u8]) -> (Vec<CodeReloc>, BTreeMap<String, u64>) {
             } else {
                 0
             };
+            // `-fpic`'s GOT loads are offsets from the page of the GOT's start, which an ADRP
+            // of `_GLOBAL_OFFSET_TABLE_` gives.
+            let key = if r_type == elf::R_AARCH64_LD64_GOTPAGE_LO15.0 {
+                (
+                    Family::Address,
+                    got_symbol.expect("_GLOBAL_OFFSET_TABLE_"),
+                    0,
+                )
+            } else {
+                (family, symbol.0, addend)
+            };
             // Aliases (C++ C1/C2 constructors) each get the relocations of their code.
             for (function, start, _) in holders {
                 relocs.push(CodeReloc {
                     function: function.clone(),
                     offset: offset - start,
                     r_type,
-                    key: (family, symbol.0, addend),
+                    key,
                 });
             }
         }
     }
     (relocs, functions)
+}
+
+/// The 64-bit absolute addresses in the object's named data (vtables, pointer tables,
+/// typeinfo): (variable, offset in it).
+fn data_relocations(object: &[u8]) -> Vec<(String, u64)> {
+    let file = ElfFile64::<LittleEndian>::parse(object).unwrap();
+    let mut words = Vec::new();
+    for section in file.sections() {
+        let flags = section.elf_section_header().sh_flags(LittleEndian);
+        if !flags.contains(elf::SHF_ALLOC)
+            || flags.contains(elf::SHF_EXECINSTR)
+            || flags.contains(elf::SHF_TLS)
+        {
+            continue;
+        }
+        let variables: Vec<_> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Data && s.section_index() == Some(section.index()))
+            .map(|s| (s.name().unwrap().to_owned(), s.address(), s.size()))
+            .collect();
+        for (offset, reloc) in section.relocations() {
+            if reloc.flags()
+                != (object::RelocationFlags::Elf {
+                    r_type: elf::R_AARCH64_ABS64,
+                })
+            {
+                continue;
+            }
+            for (name, start, size) in &variables {
+                if offset >= *start && offset < start + size {
+                    words.push((name.clone(), offset - start));
+                }
+            }
+        }
+    }
+    words
 }
 
 /// What every code relocation reaches in `image`, as (function, offset, text), and the
@@ -569,6 +621,9 @@ fn differential(compiler: &str, name: &str, source: &str, extra: &[&str]) {
     let dir = TempDir::new();
     for level in ["-O0", "-O2", "-O3"] {
         let mut flags = vec![level];
+        if !extra.contains(&"-fpic") {
+            flags.push("-fPIC");
+        }
         flags.extend_from_slice(extra);
         let object = compile(&dir.0, compiler, name, source, &flags);
         let module = smf_pack::pack(
@@ -594,6 +649,27 @@ fn differential(compiler: &str, name: &str, source: &str, extra: &[&str]) {
             assert_eq!(a, b, "{name} {level}: module vs ld");
         }
         assert_eq!(ours.len(), theirs.len());
+        // Absolute addresses in data: what each word will hold once the loader (or the dynamic
+        // linker) has relocated it.
+        let words = data_relocations(&object);
+        if compiler == GXX {
+            assert!(
+                words.len() > 10,
+                "{name} {level}: too few data words to compare"
+            );
+        }
+        let (ours, theirs) = (Image::from_module(&module), Image::from_shared(&shared));
+        for (variable, offset) in &words {
+            let at = |image: &Image| {
+                let (start, _) = image.symbols[variable];
+                image.slot_name(start + offset)
+            };
+            assert_eq!(
+                at(&ours),
+                at(&theirs),
+                "{name} {level}: word {variable}+{offset:#x}"
+            );
+        }
         for (function, bytes) in &bodies {
             assert!(
                 bytes == &reference[function],
@@ -731,6 +807,12 @@ fn c_matches_gnu_ld() {
 }
 
 #[test]
+fn c_with_small_pic_matches_gnu_ld() {
+    // -fpic: GOT loads as `ldr x0, [x0, #:gotpage_lo15:sym]` from the GOT's page.
+    differential(GCC, "small", C_PROGRAM, &["-fpic"]);
+}
+
+#[test]
 fn c_with_traditional_tls_matches_gnu_ld() {
     differential(GCC, "trad", C_PROGRAM, &["-mtls-dialect=trad"]);
 }
@@ -810,7 +892,13 @@ fn local_exec_thread_locals_are_refused_as_in_a_shared_library() {
     }
     let dir = TempDir::new();
     let source = "__thread int t; int get(void) { return t; }";
-    let object = compile(&dir.0, GCC, "le", source, &["-ftls-model=local-exec"]);
+    let object = compile(
+        &dir.0,
+        GCC,
+        "le",
+        source,
+        &["-fPIC", "-ftls-model=local-exec"],
+    );
     let error = pack_error(&[Input {
         name: "le.o".into(),
         data: object,
@@ -827,7 +915,7 @@ fn objects_of_two_architectures_are_refused_naming_both() {
         return;
     }
     let dir = TempDir::new();
-    let arm = compile(&dir.0, GCC, "arm", "int f(void) { return 1; }", &[]);
+    let arm = compile(&dir.0, GCC, "arm", "int f(void) { return 1; }", &["-fPIC"]);
     let x86 = util::compile("x86.o", "int g(void) { return 2; }", &["-fPIC"]);
     let error = pack_error(&[
         x86,
@@ -854,7 +942,7 @@ fn undefined_symbols_are_looked_up_in_the_aarch64_c_library() {
         int ioperm(unsigned long, unsigned long, int);
         int main(void) { printf("%d\n", 1); return ioperm(0x80, 1, 1); }
     "#;
-    let object = compile(&dir.0, GCC, "undef", source, &[]);
+    let object = compile(&dir.0, GCC, "undef", source, &["-fPIC"]);
     let options = Options {
         undefined: smf_pack::UndefinedSymbols::Error,
         ..Options::default()
