@@ -964,3 +964,65 @@ fn undefined_symbols_are_looked_up_in_the_aarch64_c_library() {
         "{error}"
     );
 }
+
+/// Assembles `source` with the cross compiler's assembler into `dir`.
+fn assemble(dir: &Path, name: &str, source: &str) -> Vec<u8> {
+    let src = dir.join(format!("{name}.s"));
+    let out = dir.join(format!("{name}.o"));
+    std::fs::write(&src, source).unwrap();
+    let output = Command::new(GCC)
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn a_branch_out_of_reach_goes_through_a_veneer() {
+    if !cross_available() {
+        return;
+    }
+    // 129 MiB of code between a function and the branch to it: out of B's ±128 MiB.
+    let gap = 0x810_0000;
+    let source = format!(
+        ".text\n.globl near\n.type near, %function\nnear:\n mov w0, #42\n ret\n\
+         .size near, .-near\n.space {gap:#x}\n.globl far\n.type far, %function\nfar:\n b near\n\
+         .size far, .-far\n"
+    );
+    let dir = TempDir::new();
+    let object = assemble(&dir.0, "far", &source);
+    let module = smf_pack::pack(
+        &[Input {
+            name: "far.o".into(),
+            data: object,
+        }],
+        &Options::default(),
+    )
+    .unwrap();
+    let image = Image::from_module(&module);
+    let far = image.symbols["far"].0;
+    let branch = image.word(far);
+    assert_eq!(branch & 0xfc00_0000, 0x1400_0000, "b");
+    let veneer = far.wrapping_add((sext(u64::from(branch & 0x3ff_ffff), 26) * 4) as u64);
+    assert!(veneer > far, "the veneer follows the code");
+    // adrp x16, near; add x16, x16, :lo12:near; br x16
+    let (adrp, add, br) = (
+        image.word(veneer),
+        image.word(veneer + 4),
+        image.word(veneer + 8),
+    );
+    assert_eq!(
+        (adrp & 0x9f00_001f, add & 0xffc0_03ff, br),
+        (0x9000_0010, 0x9100_0210, 0xd61f_0200)
+    );
+    let target = adrp_page(veneer, adrp) + u64::from((add >> 10) & 0xfff);
+    assert_eq!(image.name(target), "near+0x0");
+}
