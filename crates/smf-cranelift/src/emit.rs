@@ -360,8 +360,10 @@ impl Emitter<'_> {
                         self.got_order.push(target);
                     }
                     (Via::TlsGd, Target::Data(d)) if self.is_tls(target) => {
-                        if !self.tls_pairs.contains_key(&d) {
-                            self.tls_pairs.insert(d, 0);
+                        if let std::collections::hash_map::Entry::Vacant(e) =
+                            self.tls_pairs.entry(d)
+                        {
+                            e.insert(0);
                             self.tls_order.push(d);
                         }
                     }
@@ -401,8 +403,8 @@ impl Emitter<'_> {
         }
         for &i in &self.stub_order {
             let target = Target::Import(i);
-            if !self.got.contains_key(&target) {
-                self.got.insert(target, 0);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.got.entry(target) {
+                e.insert(0);
                 self.got_order.push(target);
             }
         }

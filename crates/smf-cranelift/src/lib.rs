@@ -23,6 +23,8 @@
 //! `docs/CRANELIFT.md` in the repository says how to switch from `cranelift-jit` or
 //! `cranelift-object` and what swapping a module in a `simple_loader::Registry` guarantees.
 #![forbid(unsafe_code)]
+// `ModuleResult` is cranelift_module's: the `Module` trait fixes its (large) error type.
+#![allow(clippy::result_large_err)]
 
 mod arch;
 mod emit;

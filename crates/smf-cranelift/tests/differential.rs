@@ -50,7 +50,7 @@ fn smf_module_and_object_plus_pack_agree() {
     type Binary = extern "C" fn(i64, i64) -> i64;
     type Nullary = extern "C" fn() -> i64;
     for module in [&direct, &packed] {
-        assert_eq!(module.export("double").is_some(), false);
+        assert!(module.export("double").is_none());
     }
     let results = |m: &simple_loader::Module| -> Vec<i64> {
         // SAFETY: the signatures `program` defines.

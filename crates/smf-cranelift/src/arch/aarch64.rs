@@ -31,7 +31,7 @@ fn patch(kind: Reloc, field: &mut [u8], place: u64, value: u64) -> Result<(), i6
         Reloc::Aarch64AdrPrelPgHi21 | Reloc::Aarch64AdrGotPage21 => adrp(insn, place, value)?,
         Reloc::Aarch64AddAbsLo12Nc => insn & !(0xfff << 10) | ((value as u32 & 0xfff) << 10),
         Reloc::Aarch64Ld64GotLo12Nc => {
-            if value % 8 != 0 {
+            if !value.is_multiple_of(8) {
                 return Err(distance(value, place));
             }
             insn & !(0xfff << 10) | (((value as u32 & 0xfff) >> 3) << 10)
@@ -65,7 +65,7 @@ fn stub(stub: u64, slot: u64) -> Result<Vec<u8>, i64> {
     const LDR_X16_X16: u32 = 0xf940_0210;
     const BR_X16: u32 = 0xd61f_0200;
     const NOP: u32 = 0xd503_201f;
-    if slot % 8 != 0 {
+    if !slot.is_multiple_of(8) {
         return Err(distance(slot, stub));
     }
     let adrp = adrp(ADRP_X16, stub, slot)?;
