@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cc >/dev/null || { echo "demo: needs a C compiler (cc); install gcc" >&2; exit 1; }
 
-cargo build --release -q -p smf
+echo "== building smf: cargo build --release -p smf (a few minutes the first time, cargo shows each crate)"
+cargo build --release -p smf
 smf=target/release/smf
 src=crates/smf/tests/programs/interp
 work=$(mktemp -d)

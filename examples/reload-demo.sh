@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cc >/dev/null || { echo "reload-demo: needs a C compiler (cc); install gcc" >&2; exit 1; }
 
-cargo build --release -q -p smf
+echo "== building smf: cargo build --release -p smf (a few minutes the first time, cargo shows each crate)"
+cargo build --release -p smf
+echo "== built target/release/smf"
 smf="$PWD/target/release/smf"
 work=$(mktemp -d)
 trap 'kill "$dev" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -38,6 +38,7 @@ fn import_index(module: &Module<'_>, name: &str) -> u32 {
 }
 
 #[test]
+#[cfg_attr(no_clang, ignore = "skipped: clang not found")]
 fn clang_unwind_tables_addrsig_and_got_loads() {
     let Some(clang) = clang() else { return };
     let source = "
@@ -114,6 +115,7 @@ fn clang_unwind_tables_addrsig_and_got_loads() {
 }
 
 #[test]
+#[cfg_attr(no_clang, ignore = "skipped: clang not found")]
 fn clang_fno_plt_calls_tls_get_addr_through_the_got() {
     let Some(clang) = clang() else { return };
     let source = "
@@ -179,6 +181,7 @@ fn clang_fno_plt_calls_tls_get_addr_through_the_got() {
 }
 
 #[test]
+#[cfg_attr(no_clang, ignore = "skipped: clang not found")]
 fn clang_flto_bitcode_is_refused_naming_the_flag() {
     let Some(clang) = clang() else { return };
     for lto in ["-flto", "-flto=thin"] {

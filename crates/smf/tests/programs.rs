@@ -140,7 +140,9 @@ macro_rules! gcc_programs {
 /// Built by clang/clang++ alone.
 macro_rules! clang_programs {
     ($($test:ident => $name:literal, $opt:literal;)*) => {
-        $(#[test] fn $test() {
+        $(#[test]
+        #[cfg_attr(no_clang, ignore = "skipped: clang not found")]
+        fn $test() {
             if let Some(clang) = Toolchain::clang() {
                 native_vs_smf(&[&clang], $name, $opt);
             }
@@ -151,7 +153,9 @@ macro_rules! clang_programs {
 /// Sources alternately built by the system compiler and by clang, linked into one module.
 macro_rules! mixed_programs {
     ($($test:ident => $name:literal, $opt:literal;)*) => {
-        $(#[test] fn $test() {
+        $(#[test]
+        #[cfg_attr(no_clang, ignore = "skipped: clang not found")]
+        fn $test() {
             if let Some(clang) = Toolchain::clang() {
                 native_vs_smf(&[&Toolchain::system(), &clang], $name, $opt);
             }
