@@ -2,7 +2,7 @@
 //! protections, relocations, import resolution and the errors of each failure.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use simple_loader::{LoadError, LoadOptions, Registry, load};
 use smf_format::*;
@@ -11,6 +11,19 @@ mod common;
 use common::{HOST, OTHER, load_word, return_constant};
 
 const RETURN_42: [u8; common::CODE_LEN] = return_constant(42);
+
+/// The tests of this binary run on parallel threads. The one that counts the process's
+/// mappings and resident memory runs alone: another test loading a module meanwhile would
+/// add mappings it did not make.
+static MAPPINGS: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MAPPINGS.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    MAPPINGS.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A library with: `answer` (code), `counter` (data, 8 bytes), `self_ptr` (relro slot
 /// pointing at `counter`), `host_ptr` (relro slot holding the import `host_value` + 8),
@@ -133,6 +146,7 @@ fn registry_with_host() -> Registry {
 
 #[test]
 fn relocations_resolve_against_base_host_and_weak_imports() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
@@ -169,6 +183,7 @@ fn relocations_resolve_against_base_host_and_weak_imports() {
 
 #[test]
 fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
+    let _shared = shared();
     if common::skip_under_emulator(common::QEMU_MAPS) {
         return;
     }
@@ -216,6 +231,7 @@ fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
 
 #[test]
 fn unresolved_strong_import_names_the_symbol() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(
         dir.path(),
@@ -234,6 +250,7 @@ fn unresolved_strong_import_names_the_symbol() {
 
 #[test]
 fn wrong_architecture_is_refused() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "other.smf", &library(OTHER, "host_value"));
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
@@ -248,6 +265,7 @@ fn wrong_architecture_is_refused() {
 
 #[test]
 fn corrupted_content_fails_the_hash_check_when_enabled() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = library(HOST, "host_value");
     let module = Module::parse(&bytes).unwrap();
@@ -277,6 +295,7 @@ fn corrupted_content_fails_the_hash_check_when_enabled() {
 
 #[test]
 fn handles_check_kind_and_size() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
@@ -314,6 +333,7 @@ fn handles_check_kind_and_size() {
 
 #[test]
 fn concurrent_loads_of_one_path_load_once() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = Arc::new(registry_with_host());
@@ -338,6 +358,7 @@ fn concurrent_loads_of_one_path_load_once() {
 
 #[test]
 fn unload_keeps_memory_until_the_last_handle_and_reload_bumps_the_version() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
@@ -397,6 +418,7 @@ fn footprint() -> (u64, usize) {
 
 #[test]
 fn ten_thousand_reloads_do_not_grow_memory() {
+    let _alone = alone();
     if common::skip_under_emulator(
         "qemu-user's resident memory grows with each new page of code it translates",
     ) {
@@ -480,6 +502,7 @@ fn typed_answer(type_id: u32, source_hash: u64) -> Vec<u8> {
 
 #[test]
 fn a_reload_that_changes_the_type_of_a_linked_function_is_refused() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "typed.smf", &typed_answer(7, 1));
     let registry = Registry::new();
@@ -550,6 +573,7 @@ fn importer(name: &str, kind: ImportKind) -> Vec<u8> {
 
 #[test]
 fn native_imports_must_be_what_the_dynamic_linker_says() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let load_importer = |name: &str, kind: ImportKind| {
         let path = write_temp(
@@ -659,6 +683,7 @@ fn indirect_function_module() -> Vec<u8> {
 
 #[test]
 fn irelative_words_hold_what_the_resolver_returns_after_the_other_relocations() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let bytes = indirect_function_module();
     let path = write_temp(dir.path(), "ifunc.smf", &bytes);
@@ -683,6 +708,7 @@ fn irelative_words_hold_what_the_resolver_returns_after_the_other_relocations() 
 
 #[test]
 fn a_registry_unloads_a_module_by_handle() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
@@ -706,6 +732,7 @@ fn a_registry_unloads_a_module_by_handle() {
 
 #[test]
 fn a_registry_unloads_by_its_own_path_without_the_file() {
+    let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
     let registry = registry_with_host();
