@@ -283,3 +283,21 @@ fn cpp_host_example_runs() {
         "{stdout}"
     );
 }
+
+#[test]
+fn load_options_limits_and_signatures_from_c() {
+    use simple_loader::smf_sign;
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = modules(dir.path());
+    let signed = dir.path().join("signed.smf");
+    std::fs::copy(&lib, &signed).unwrap();
+    let key = smf_sign::SecretKey::from_seed([3; 32]);
+    let signature = smf_sign::sign_module(&std::fs::read(&signed).unwrap(), &key).unwrap();
+    std::fs::write(smf_sign::signature_path(&signed), signature.to_bytes()).unwrap();
+    let public = dir.path().join("key.pub");
+    std::fs::write(&public, format!("{}\n", key.public_key().to_text())).unwrap();
+    let exe = host(dir.path(), "options", true);
+    let output = run(Command::new(&exe).arg(&lib).arg(&signed).arg(&public));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.ends_with("ok\n"), "{stdout}");
+}
