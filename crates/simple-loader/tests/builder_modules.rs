@@ -710,7 +710,7 @@ fn irelative_words_hold_what_the_resolver_returns_after_the_other_relocations() 
 fn a_registry_unloads_a_module_by_handle() {
     let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let module = unsafe { registry.load(&path) }.unwrap();
@@ -734,7 +734,7 @@ fn a_registry_unloads_a_module_by_handle() {
 fn a_registry_unloads_by_its_own_path_without_the_file() {
     let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "lib.smf", &library(Arch::X86_64, "host_value"));
+    let path = write_temp(dir.path(), "lib.smf", &library(HOST, "host_value"));
     let registry = registry_with_host();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let module = unsafe { registry.load(&path) }.unwrap();
