@@ -816,12 +816,6 @@ impl Registry {
         path: &Path,
         name: &str,
     ) -> Result<Current<F>, LoadError> {
-        if size_of::<F>() != size_of::<usize>() {
-            return Err(LoadError::NotPointerSized {
-                name: name.to_owned(),
-                size: size_of::<F>(),
-            });
-        }
         let canonical = canonical(path)?;
         let state = self.lock();
         let index = state
@@ -844,12 +838,6 @@ impl Registry {
         module: &str,
         name: &str,
     ) -> Result<Current<F>, LoadError> {
-        if size_of::<F>() != size_of::<usize>() {
-            return Err(LoadError::NotPointerSized {
-                name: name.to_owned(),
-                size: size_of::<F>(),
-            });
-        }
         let state = self.lock();
         let index = state
             .position_of_name(module)
@@ -863,13 +851,19 @@ impl Registry {
     /// The `Current` handle of function `name` of the entry at `index`.
     ///
     /// # Safety
-    /// As for [`Registry::current`]; `F` is pointer-sized.
+    /// As for [`Registry::current`].
     unsafe fn current_at<F: Copy>(
         &self,
         state: &State,
         index: usize,
         name: &str,
     ) -> Result<Current<F>, LoadError> {
+        if size_of::<F>() != size_of::<usize>() {
+            return Err(LoadError::NotPointerSized {
+                name: name.to_owned(),
+                size: size_of::<F>(),
+            });
+        }
         let entry = &state.modules[index];
         let module = entry.module.name().to_owned();
         let (symbol, address) =
