@@ -236,14 +236,13 @@ impl Module {
     pub fn exports(&self) -> impl Iterator<Item = (&str, SymbolKind)> {
         self.parsed()
             .symbols()
-            .iter()
-            .filter(|s| s.is_exported())
-            .map(|s| (s.name, s.kind))
+            .exported()
+            .map(|(_, s)| (s.name, s.kind))
     }
 
     /// The exported symbol `name` and its run-time value: an address for symbols in a section,
     /// the stored value for constants, types, traits and actors.
-    pub fn export(&self, name: &str) -> Option<(&smf_format::Symbol<'_>, usize)> {
+    pub fn export(&self, name: &str) -> Option<(smf_format::Symbol<'_>, usize)> {
         let symbol = self.parsed().lookup(name)?;
         let value = match symbol.section {
             Some(_) => self.image.base() + symbol.value as usize,

@@ -83,7 +83,7 @@ impl State {
 
     /// The first entry in load order, not in `skip`, that exports `name` (whose FNV-1a hash
     /// is `hash`), and the symbol.
-    fn find_export(&self, name: &str, hash: u32, skip: &[u64]) -> Option<(&Entry, &Symbol<'_>)> {
+    fn find_export(&self, name: &str, hash: u32, skip: &[u64]) -> Option<(&Entry, Symbol<'_>)> {
         self.exports
             .providers(hash)
             .iter()
@@ -92,7 +92,8 @@ impl State {
                     return None;
                 }
                 let entry = &self.modules[self.position(id)?];
-                let symbol = entry.module.file().symbols().get(index as usize)?;
+                // Exported, so validated when the module was parsed.
+                let symbol = entry.module.file().symbol(index as usize)?.ok()?;
                 // Names that share a hash share a list: compare the names themselves.
                 (symbol.name == name).then_some((entry, symbol))
             })
@@ -154,10 +155,7 @@ impl ExportIndex {
     }
 
     fn add(&mut self, id: u64, module: &Module) {
-        for (index, symbol) in module.file().symbols().iter().enumerate() {
-            if !symbol.is_exported() {
-                continue;
-            }
+        for (index, symbol) in module.file().symbols().exported() {
             // The reader bounds the symbol count (`Limits::max_symbols`) far below u32::MAX.
             let provider = (id, index as u32);
             self.by_hash
@@ -168,7 +166,7 @@ impl ExportIndex {
     }
 
     fn remove(&mut self, id: u64, module: &Module) {
-        for symbol in module.file().symbols().iter().filter(|s| s.is_exported()) {
+        for (_, symbol) in module.file().symbols().exported() {
             let hash = fnv1a32(symbol.name.as_bytes());
             if self.by_hash.get_mut(&hash).is_some_and(|p| p.remove(id)) {
                 self.by_hash.remove(&hash);

@@ -89,9 +89,10 @@ impl std::fmt::Display for ReloadReport {
 }
 
 /// The symbols that hold a module's state: data in writable sections.
-fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = &'a Symbol<'a>> {
+/// Entries that do not decode (local ones no load checked) hold nothing a reload can use.
+fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = Symbol<'a>> {
     let file = module.file();
-    file.symbols().iter().filter(move |s| {
+    file.symbols().valid().map(|(_, s)| s).filter(move |s| {
         s.kind == SymbolKind::Data
             && s.section
                 .and_then(|i| file.sections().get(i as usize))
@@ -102,8 +103,8 @@ fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = &'a Symbol<'a>>
 /// The state symbols of `module` by name; `None` for a name that several share (two local
 /// statics of different objects), which is then never carried over. Built once per reload,
 /// so that matching costs one lookup per symbol.
-fn state_symbols_by_name<'a>(module: &'a Module) -> HashMap<&'a str, Option<&'a Symbol<'a>>> {
-    let mut by_name: HashMap<&str, Option<&Symbol<'_>>> = HashMap::new();
+fn state_symbols_by_name<'a>(module: &'a Module) -> HashMap<&'a str, Option<Symbol<'a>>> {
+    let mut by_name: HashMap<&str, Option<Symbol<'_>>> = HashMap::new();
     for symbol in state_symbols(module) {
         by_name
             .entry(symbol.name)
@@ -325,7 +326,7 @@ impl<'a> Translator<'a> {
 
     /// The symbol of `old` that owns image offset `offset`: of those containing it, an
     /// exported one before a local one, then the first in the symbol table.
-    fn owner(&self, offset: u64) -> Option<&'a Symbol<'a>> {
+    fn owner(&self, offset: u64) -> Option<Symbol<'a>> {
         let Index { spans, reach, .. } = self.index();
         let mut best: Option<(bool, usize)> = None;
         let mut j = spans.partition_point(|&(start, _, _)| start <= offset);
@@ -333,12 +334,14 @@ impl<'a> Translator<'a> {
             j -= 1;
             let (_, end, index) = spans[j];
             if offset < end {
-                let symbol = &self.old.file().symbols()[index];
+                let Some(Ok(symbol)) = self.old.file().symbol(index) else {
+                    continue;
+                };
                 let key = (symbol.binding == Binding::Local, index);
                 best = Some(best.map_or(key, |b| b.min(key)));
             }
         }
-        best.map(|(_, index)| &self.old.file().symbols()[index])
+        best.and_then(|(_, index)| self.old.file().symbol(index)?.ok())
     }
 
     /// The address in `new` of what image offset `offset` of `old` is.
@@ -349,7 +352,7 @@ impl<'a> Translator<'a> {
             // Only a local whose name is unique in the new version is the same object.
             Binding::Local => {
                 let index = (*self.index().new_locals.get(&(owner.name, owner.kind))?)?;
-                &self.new.file().symbols()[index]
+                self.new.file().symbol(index)?.ok()?
             }
             _ => self.new.file().lookup(owner.name)?,
         };
@@ -367,8 +370,7 @@ impl<'a> Index<'a> {
     fn new(old: &'a Module, new: &'a Module) -> Self {
         let symbols = old.file().symbols();
         let mut spans: Vec<(u64, u64, usize)> = symbols
-            .iter()
-            .enumerate()
+            .valid()
             .filter(|(_, s)| s.section.is_some())
             .map(|(i, s)| (s.value, s.value.saturating_add(s.size.max(1)), i))
             .collect();
@@ -381,7 +383,7 @@ impl<'a> Index<'a> {
             })
             .collect();
         let mut new_locals = HashMap::new();
-        for (i, symbol) in new.file().symbols().iter().enumerate() {
+        for (i, symbol) in new.file().symbols().valid() {
             if symbol.binding == Binding::Local {
                 new_locals
                     .entry((symbol.name, symbol.kind))
@@ -420,13 +422,13 @@ pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec
                 if a.kind != b.kind || a.size != b.size {
                     return true;
                 }
-                let (x, y) = (symbol_bytes(old, a), symbol_bytes(new, b));
+                let (x, y) = (symbol_bytes(old, &a), symbol_bytes(new, &b));
                 if x == y {
                     return false;
                 }
                 let (old_layout, new_layout) =
                     layouts.get_or_init(|| (Layout::new(old), Layout::new(new)));
-                !Layout::same_behaviour(old_layout, a, x, new_layout, b, y)
+                !Layout::same_behaviour(old_layout, &a, x, new_layout, &b, y)
             }
             _ => false,
         })
@@ -461,8 +463,7 @@ impl<'a> Layout<'a> {
         let file = module.file();
         let mut symbols: Vec<(u64, u64, u32)> = file
             .symbols()
-            .iter()
-            .enumerate()
+            .valid()
             .filter(|(_, s)| s.section.is_some() && s.size > 0)
             .map(|(i, s)| (s.value, s.value + s.size, i as u32))
             .collect();
@@ -495,7 +496,7 @@ impl<'a> Layout<'a> {
             .partition_point(|&(start, _, _)| start <= target);
         if let Some(&(start, end, index)) = after.checked_sub(1).map(|i| &self.symbols[i]) {
             if target < end {
-                let name = self.file.symbols()[index as usize].name;
+                let name = self.file.symbol(index as usize)?.ok()?.name;
                 return Some(Place::Symbol(name, target - start));
             }
         }

@@ -118,17 +118,22 @@ impl ModuleSymbols {
         // The packer writes the table in key order, so usually noting that it is sorted, in
         // the pass that collects the functions, is all; other tables get their functions
         // sorted.
+        // Entries that do not decode (local ones, which a load does not check) are skipped:
+        // a function without a valid entry is reported without a name.
         let symbols = self.file.borrow_dependent().symbols();
-        let key = |i: u32| Self::key(&symbols[i as usize], i);
+        let key = |i: u32| match symbols.get(i as usize) {
+            Some(Ok(symbol)) => Self::key(&symbol, i),
+            _ => (u64::MAX, true, i),
+        };
         let mut functions: Vec<Function> = Vec::new();
         let (mut sorted, mut sizeless) = (true, false);
         let mut last = None;
-        for (i, symbol) in symbols.iter().enumerate() {
+        for (i, symbol) in symbols.valid() {
             if symbol.kind != SymbolKind::Function || symbol.section.is_none() {
                 continue;
             }
             let i = i as u32;
-            let this = key(i);
+            let this = Self::key(&symbol, i);
             sorted &= last.is_none_or(|last| last <= this);
             last = Some(this);
             sizeless |= symbol.size == 0;
@@ -140,7 +145,7 @@ impl ModuleSymbols {
             });
         }
         if !sorted {
-            functions.sort_by_key(|f| key(f.symbol));
+            functions.sort_by_cached_key(|f| key(f.symbol));
         }
         functions.dedup_by_key(|f| f.start);
         // A symbol without a size extends to the next one or the end of its section.
@@ -182,6 +187,7 @@ impl ModuleSymbols {
         let symbols = self.file.borrow_dependent().symbols();
         symbols
             .get(function.symbol as usize)
+            .and_then(Result::ok)
             .map_or("?", |s| s.name)
     }
 
@@ -198,12 +204,12 @@ impl ModuleSymbols {
         let symbols = self.file.borrow_dependent().symbols();
         let is_function = |s: &Symbol<'_>| s.kind == SymbolKind::Function && s.section.is_some();
         // The last function starting at or before the address, as the list would keep it.
+        // `valid` makes no error message for a broken entry: nothing here allocates.
         let (index, symbol) = symbols
-            .iter()
-            .enumerate()
+            .valid()
             .filter(|(_, s)| is_function(s) && s.value <= offset)
-            .min_by_key(|&(i, s)| {
-                let (value, local, index) = Self::key(s, i as u32);
+            .min_by_key(|(i, s)| {
+                let (value, local, index) = Self::key(s, *i as u32);
                 (std::cmp::Reverse(value), local, index)
             })?;
         let start = self.base + symbol.value as usize;
@@ -211,9 +217,9 @@ impl ModuleSymbols {
             start + symbol.size as usize
         } else {
             let next = symbols
-                .iter()
-                .filter(|s| is_function(s) && s.value > symbol.value)
-                .map(|s| self.base + s.value as usize)
+                .valid()
+                .filter(|(_, s)| is_function(s) && s.value > symbol.value)
+                .map(|(_, s)| self.base + s.value as usize)
                 .min();
             self.sizeless_end(start, next)
         };
@@ -293,6 +299,50 @@ mod tests {
         assert_eq!(scanned, listed, "the scan and the list disagree");
         assert_eq!(symbols.code, [(base, base + 0x100)]);
     }
+
+    #[test]
+    fn a_broken_local_entry_is_skipped() {
+        let mut builder = ModuleBuilder::new();
+        builder.add_section(LoadedSection {
+            kind: SectionKind::Code,
+            name: ".text",
+            vaddr: 0,
+            mem_size: 0x100,
+            align: 16,
+            data: vec![0xcc; 0x100],
+        });
+        builder.add_symbol(function("first", Binding::Global, 0x10, 0x10));
+        builder.add_symbol(function("broken", Binding::Local, 0x40, 0x10));
+        builder.add_symbol(function("last", Binding::Local, 0x80, 0));
+        let mut bytes = builder.write().unwrap();
+        let file = smf_format::Module::parse(&bytes).unwrap();
+        let (index, _) = file
+            .symbols()
+            .valid()
+            .find(|(_, s)| s.name == "broken")
+            .unwrap();
+        let table = file.table_section(SectionKind::SymTab).unwrap().file_offset as usize;
+        drop(file);
+        // The reserved flags byte: the entry no longer decodes; a load does not read it.
+        bytes[table + index * size_of::<smf_format::raw::Symbol>() + 11] = 1;
+        let parsed = crate::module::parse_owned(bytes);
+        assert!(parsed.borrow_dependent().symbol(index).unwrap().is_err());
+        let base = 0x7000_0000;
+        let symbols = ModuleSymbols::new(&parsed, base, 0x1000, "m.smf");
+        let name = |offset: usize| {
+            symbols
+                .function_at(base + offset)
+                .map(|f| symbols.name_of(&f).to_owned())
+        };
+        for _ in 0..2 {
+            // Scanned, then listed.
+            assert_eq!(name(0x10).as_deref(), Some("first"));
+            assert_eq!(name(0x40), None, "the broken entry names nothing");
+            assert_eq!(name(0x90).as_deref(), Some("last"));
+            assert_eq!(symbols.functions().len(), 2);
+        }
+    }
+
     fn check_names(symbols: &ModuleSymbols, base: usize) {
         let name = |offset: usize| {
             symbols

@@ -424,7 +424,7 @@ fn describe(name: &str, pair: &Pair) -> Result<String, String> {
         .map(|s| s.mem_size)
         .sum();
     let written_pages = written_pages(&parsed);
-    let exported = parsed.symbols().iter().filter(|s| s.is_exported()).count();
+    let exported = parsed.symbols().exported().count();
     let so_size = std::fs::metadata(&pair.so).map_err(err)?.len();
     Ok(format!(
         "{name}: {} objects; module {} bytes: code {code} B, relro {relro} B, data {data} B, {} load-time relocations ({} packed) on {written_pages} pages, {} imports, {exported} of {} symbols exported; shared library {so_size} bytes",

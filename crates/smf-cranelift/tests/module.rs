@@ -81,7 +81,8 @@ fn every_function_has_a_symbol_and_unwind_tables() {
     for name in ["add", "fib", "double", "inc", "dispatch", "call_host"] {
         let symbol = parsed
             .symbols()
-            .iter()
+            .valid()
+            .map(|(_, s)| s)
             .find(|s| s.name == name)
             .unwrap_or_else(|| panic!("no symbol {name}"));
         assert_eq!(symbol.kind, smf_format::SymbolKind::Function);
@@ -368,7 +369,8 @@ fn the_symbolizer_names_compiled_functions() {
     let parsed = module.file();
     let double = parsed
         .symbols()
-        .iter()
+        .valid()
+        .map(|(_, s)| s)
         .find(|s| s.name == "double")
         .unwrap();
     let location = simple_loader::symbolize(module.base() + double.value as usize).unwrap();

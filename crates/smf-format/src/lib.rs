@@ -39,7 +39,7 @@ pub use demangle::{demangle, with_demangled};
 pub use error::Error;
 pub use read::{
     HeaderInfo, Import, Limits, Module, RelativeIter, RelativeRelocations, Reloc, RelocIter,
-    Relocations, Section, Symbol, compute_module_hash, head_len,
+    Relocations, Section, Symbol, SymbolIter, Symbols, compute_module_hash, head_len,
 };
 pub use types::*;
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

@@ -398,7 +398,111 @@ impl Iterator for RelativeIter<'_> {
     }
 }
 
-/// A parsed and fully validated SMF module, borrowing the file bytes.
+/// A module's symbol table, decoded entry by entry as it is read (nothing is copied).
+/// Entries a load uses (the exported ones) were validated by [`Module::parse`]; any other
+/// entry is checked when read, and a broken one reads as an [`Error`] naming it.
+#[derive(Clone, Copy)]
+pub struct Symbols<'m, 'data> {
+    module: &'m Module<'data>,
+}
+
+impl<'m, 'data> Symbols<'m, 'data> {
+    /// The number of entries, broken ones included.
+    pub fn len(&self) -> usize {
+        self.module.symtab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.module.symtab.is_empty()
+    }
+
+    /// Entry `index`, decoded and checked; `None` past the end of the table.
+    pub fn get(&self, index: usize) -> Option<Result<Symbol<'data>, Error>> {
+        self.module.symbol(index)
+    }
+
+    /// Every entry in table order, each decoded and checked.
+    pub fn iter(&self) -> SymbolIter<'m, 'data> {
+        SymbolIter {
+            module: self.module,
+            range: 0..self.len(),
+        }
+    }
+
+    /// The entries that decode, with their indices, in table order; broken ones are skipped.
+    pub fn valid(self) -> impl Iterator<Item = (usize, Symbol<'data>)> + 'm {
+        let module = self.module;
+        module
+            .symtab
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, s)| module.decode_symbol(s).ok().map(|symbol| (i, symbol)))
+    }
+
+    /// The exported symbols (validated by [`Module::parse`]), with their indices, in table
+    /// order. Local entries are passed over without being decoded.
+    pub fn exported(self) -> impl Iterator<Item = (usize, Symbol<'data>)> + 'm {
+        let module = self.module;
+        module
+            .symtab
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| Module::raw_is_exported(s))
+            .filter_map(move |(i, s)| module.decode_symbol(s).ok().map(|symbol| (i, symbol)))
+    }
+
+    /// Every entry decoded, or the error of the first broken one.
+    pub fn to_vec(&self) -> Result<Vec<Symbol<'data>>, Error> {
+        self.iter().collect()
+    }
+}
+
+impl core::fmt::Debug for Symbols<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'m, 'data> IntoIterator for Symbols<'m, 'data> {
+    type Item = Result<Symbol<'data>, Error>;
+    type IntoIter = SymbolIter<'m, 'data>;
+
+    fn into_iter(self) -> SymbolIter<'m, 'data> {
+        self.iter()
+    }
+}
+
+/// The entries of a [`Symbols`] table, each decoded and checked as it is reached.
+#[derive(Clone)]
+pub struct SymbolIter<'m, 'data> {
+    module: &'m Module<'data>,
+    range: Range<usize>,
+}
+
+impl<'data> Iterator for SymbolIter<'_, 'data> {
+    type Item = Result<Symbol<'data>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let i = self.range.next()?;
+        self.module.symbol(i)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.range.size_hint()
+    }
+}
+
+impl ExactSizeIterator for SymbolIter<'_, '_> {}
+
+impl DoubleEndedIterator for SymbolIter<'_, '_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let i = self.range.next_back()?;
+        self.module.symbol(i)
+    }
+}
+
+/// A parsed SMF module, borrowing the file bytes: everything a load uses validated, the
+/// remaining symbol entries checked as they are read (see [`Module::symbols`]).
 #[derive(Debug, Clone)]
 pub struct Module<'data> {
     /// The bytes parsed: the whole file, or its head (see [`Module::parse_head`]).
@@ -407,7 +511,12 @@ pub struct Module<'data> {
     file_size: u64,
     header: HeaderInfo,
     sections: Vec<Section<'data>>,
-    symbols: Vec<Symbol<'data>>,
+    /// The symbol table, read in place: [`Module::parse`] validates the exported entries
+    /// (what a load uses); the others are decoded and checked when read.
+    symtab: &'data [raw::Symbol],
+    strtab: Strings<'data>,
+    max_name_len: u32,
+    exported: usize,
     buckets: &'data [U32],
     chains: &'data [U32],
     imports: Vec<Import<'data>>,
@@ -512,12 +621,18 @@ fn round_up_page(value: u64, page_size: u64) -> Option<u64> {
 
 /// The string table, with its UTF-8 checked once for the whole table when it can be.
 #[derive(Clone, Copy)]
-struct Strings<'data> {
+pub(crate) struct Strings<'data> {
     bytes: &'data [u8],
     /// The whole table as text, if it is valid UTF-8 (what a writer produces). Each name then
     /// needs only a check that it starts on a character boundary; otherwise each name is
     /// checked alone, as bytes no name uses may be anything.
     text: Option<&'data str>,
+}
+
+impl core::fmt::Debug for Strings<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Strings({} bytes)", self.bytes.len())
+    }
 }
 
 impl<'data> Strings<'data> {
@@ -596,7 +711,7 @@ impl NameProblem {
     }
 }
 
-/// Why [`Module::symbol`] refused a symbol.
+/// Why [`Module::decode_symbol`] refused a symbol.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SymbolProblem {
     Name(NameProblem),
@@ -842,7 +957,10 @@ impl<'data> Module<'data> {
             file_size,
             header,
             sections,
-            symbols: Vec::new(),
+            symtab: &[],
+            strtab: Strings::new(&[]),
+            max_name_len: limits.max_name_len,
+            exported: 0,
             buckets: &[],
             chains: &[],
             imports: Vec::new(),
@@ -943,30 +1061,49 @@ impl<'data> Module<'data> {
             .find(|s| s.kind == kind && !kind.is_loaded())
     }
 
-    /// Every symbol the module defines, local ones included.
-    pub fn symbols(&self) -> &[Symbol<'data>] {
-        &self.symbols
+    /// Every symbol the module defines, local ones included, decoded as they are read.
+    /// Exported symbols were validated by [`Module::parse`]; any other entry is checked when
+    /// read, and a broken one reads as an error (a load never uses it).
+    pub fn symbols(&self) -> Symbols<'_, 'data> {
+        Symbols { module: self }
+    }
+
+    /// Symbol `index`, decoded and checked; `None` past the end of the table.
+    pub fn symbol(&self, index: usize) -> Option<Result<Symbol<'data>, Error>> {
+        let s = self.symtab.get(index)?;
+        Some(
+            self.decode_symbol(s)
+                .map_err(|problem| self.symbol_error(index, s, problem)),
+        )
     }
 
     /// Looks an exported symbol up through the hash table stored in the file.
-    pub fn lookup(&self, name: &str) -> Option<&Symbol<'data>> {
-        self.lookup_index(name).map(|i| &self.symbols[i])
+    pub fn lookup(&self, name: &str) -> Option<Symbol<'data>> {
+        self.lookup_index(name).map(|(_, symbol)| symbol)
     }
 
-    fn lookup_index(&self, name: &str) -> Option<usize> {
+    /// Looks an exported symbol up through the hash table stored in the file; its index in
+    /// the symbol table and the symbol.
+    pub fn lookup_index(&self, name: &str) -> Option<(usize, Symbol<'data>)> {
         if self.buckets.is_empty() {
             return None;
         }
-        let bucket = fnv1a32(name.as_bytes()) as usize % self.buckets.len();
+        let hash = fnv1a32(name.as_bytes());
+        let bucket = hash as usize % self.buckets.len();
         let mut index = self.buckets[bucket].get();
         // The chain was checked to stay in bounds; the step bound also stops a cycle.
         for _ in 0..self.chains.len() {
             if index == NONE {
                 return None;
             }
-            let symbol = self.symbols.get(index as usize)?;
-            if symbol.name == name && symbol.is_exported() {
-                return Some(index as usize);
+            let raw = self.symtab.get(index as usize)?;
+            // Chained symbols are exported, so `parse` checked each one and its stored hash.
+            if raw.name_hash.get() == hash {
+                if let Ok(symbol) = self.decode_symbol(raw) {
+                    if symbol.name == name && symbol.is_exported() {
+                        return Some((index as usize, symbol));
+                    }
+                }
             }
             index = self.chains.get(index as usize)?.get();
         }
@@ -1025,34 +1162,53 @@ impl<'data> Module<'data> {
             .filter(|s| s.kind == SectionKind::Code)
     }
 
+    /// Bounds the symbol table and validates the symbols a load uses: the exported ones
+    /// (the hash table, a registry and a host find them). Local symbols, most of a large
+    /// module's, are checked when read (the symbolizer, `smf inspect`); a load never hands
+    /// one to anything.
     fn parse_symbols(&mut self, strtab: Strings<'data>, limits: &Limits) -> Result<(), Error> {
+        self.strtab = strtab;
         let Some(section) = self.table_section(SectionKind::SymTab).copied() else {
             return Ok(());
         };
         let raw: &[raw::Symbol] = table(&section, limits.max_symbols, "symbol count")?;
-        let mut symbols = Vec::with_capacity(raw.len());
+        self.symtab = raw;
+        let mut exported = 0;
         for (i, s) in raw.iter().enumerate() {
-            match self.symbol(s, strtab, limits) {
-                Ok(symbol) => symbols.push(symbol),
-                Err(problem) => return Err(self.symbol_error(i, s, strtab, limits, problem)),
+            // An unknown binding cannot tell whether the symbol is exported: refused here.
+            if Binding::try_from(s.binding) == Ok(Binding::Local) {
+                continue;
             }
+            if let Err(problem) = self.decode_symbol(s) {
+                return Err(self.symbol_error(i, s, problem));
+            }
+            exported += 1;
         }
-        self.symbols = symbols;
+        self.exported = exported;
         Ok(())
     }
 
+    /// Whether symbol entry `s` is exported (its binding is not local).
+    fn raw_is_exported(s: &raw::Symbol) -> bool {
+        Binding::try_from(s.binding) != Ok(Binding::Local)
+    }
+
+    /// The name of symbol entry `i`, or `?` when it has none, for messages.
+    fn raw_name(&self, i: usize) -> &'data str {
+        self.symtab
+            .get(i)
+            .and_then(|s| self.strtab.at(s.name_offset.get(), self.max_name_len).ok())
+            .unwrap_or("?")
+    }
+
     /// Checks and decodes one symbol. Kept free of error messages, which
-    /// [`Module::symbol_error`] makes for a refused symbol: this runs for every symbol of
-    /// every module loaded.
+    /// [`Module::symbol_error`] makes for a refused symbol: this runs for every exported
+    /// symbol of every module loaded, and for every symbol read.
     #[inline]
-    fn symbol(
-        &self,
-        s: &raw::Symbol,
-        strtab: Strings<'data>,
-        limits: &Limits,
-    ) -> Result<Symbol<'data>, SymbolProblem> {
-        let name = strtab
-            .at(s.name_offset.get(), limits.max_name_len)
+    fn decode_symbol(&self, s: &raw::Symbol) -> Result<Symbol<'data>, SymbolProblem> {
+        let name = self
+            .strtab
+            .at(s.name_offset.get(), self.max_name_len)
             .map_err(SymbolProblem::Name)?;
         if name.is_empty() {
             return Err(SymbolProblem::EmptyName);
@@ -1113,21 +1269,14 @@ impl<'data> Module<'data> {
 
     /// The error for symbol `i`, `s`, which [`Module::symbol`] refused for `problem`.
     #[cold]
-    fn symbol_error(
-        &self,
-        i: usize,
-        s: &raw::Symbol,
-        strtab: Strings<'data>,
-        limits: &Limits,
-        problem: SymbolProblem,
-    ) -> Error {
+    fn symbol_error(&self, i: usize, s: &raw::Symbol, problem: SymbolProblem) -> Error {
         let section_index = s.section.get();
         let message = match problem {
             SymbolProblem::Name(name) => {
                 return name.error(
                     format!("symbol {i}"),
                     s.name_offset.get(),
-                    limits.max_name_len,
+                    self.max_name_len,
                 );
             }
             SymbolProblem::EmptyName => "empty name".to_owned(),
@@ -1172,14 +1321,13 @@ impl<'data> Module<'data> {
             }
         };
         // Read again: the problem was not the name.
-        let name = strtab
-            .at(s.name_offset.get(), limits.max_name_len)
-            .unwrap_or("?");
+        let name = self.raw_name(i);
         Error::malformed(format!("symbol {i} ({name})"), message)
     }
 
     fn parse_hash(&mut self) -> Result<(), Error> {
-        let exported = self.symbols.iter().filter(|s| s.is_exported()).count();
+        let exported = self.exported;
+        let symbol_count = self.symtab.len();
         let Some(section) = self.table_section(SectionKind::Hash).copied() else {
             if exported > 0 {
                 return Err(Error::malformed(
@@ -1196,13 +1344,10 @@ impl<'data> Module<'data> {
             head.bucket_count.get() as u64,
             head.chain_count.get() as u64,
         );
-        if chains != self.symbols.len() as u64 {
+        if chains != symbol_count as u64 {
             return Err(Error::malformed(
                 &location,
-                format!(
-                    "chain count {chains} differs from the symbol count {}",
-                    self.symbols.len()
-                ),
+                format!("chain count {chains} differs from the symbol count {symbol_count}"),
             ));
         }
         if buckets == 0 {
@@ -1239,41 +1384,36 @@ impl<'data> Module<'data> {
         // Walk every chain once. Each symbol must be reached at most once (no cycles, no
         // shared tails), from the bucket its name hashes to, and be exported; every export
         // must be reached; no two exports may share a name. Linear in the table size.
-        let name_hashes: Vec<u32> = self
-            .table_section(SectionKind::SymTab)
-            .and_then(|s| <[raw::Symbol]>::ref_from_bytes(s.data).ok())
-            .map_or_else(Vec::new, |raw| {
-                raw.iter().map(|s| s.name_hash.get()).collect()
-            });
-        let mut reached = vec![false; self.symbols.len()];
+        let symtab = self.symtab;
+        let mut reached = vec![false; symbol_count];
         for (bucket, head) in b.iter().enumerate() {
             let mut index = head.get();
             while index != NONE {
                 let i = index as usize;
-                let symbol = &self.symbols[i];
+                let raw = &symtab[i];
                 let location = || format!("{location}: bucket {bucket}");
                 if std::mem::replace(&mut reached[i], true) {
                     return Err(Error::malformed(
                         location(),
                         format!(
                             "reaches symbol {i} ({}) a second time (a cycle or shared chain)",
-                            symbol.name
+                            self.raw_name(i)
                         ),
                     ));
                 }
-                if !symbol.is_exported() {
+                if !Module::raw_is_exported(raw) {
                     return Err(Error::malformed(
                         location(),
-                        format!("chains local symbol {i} ({})", symbol.name),
+                        format!("chains local symbol {i} ({})", self.raw_name(i)),
                     ));
                 }
                 // parse_symbols checked the stored hash is the name's.
-                if name_hashes[i] as usize % b.len() != bucket {
+                if raw.name_hash.get() as usize % b.len() != bucket {
                     return Err(Error::malformed(
                         location(),
                         format!(
                             "chains symbol {i} ({}), whose name hashes to another bucket",
-                            symbol.name
+                            self.raw_name(i)
                         ),
                     ));
                 }
@@ -1285,8 +1425,8 @@ impl<'data> Module<'data> {
         // then sorted by name. n log n even if many hashes collide. The key holds the
         // symbol's index too: symbol indices fit in 32 bits (the chains hold them).
         let mut exports: Vec<u64> = Vec::with_capacity(exported);
-        for (i, symbol) in self.symbols.iter().enumerate() {
-            if !symbol.is_exported() {
+        for (i, raw) in symtab.iter().enumerate() {
+            if !Module::raw_is_exported(raw) {
                 continue;
             }
             if !reached[i] {
@@ -1294,11 +1434,11 @@ impl<'data> Module<'data> {
                     &location,
                     format!(
                         "exported symbol {i} ({}) cannot be found through the table",
-                        symbol.name
+                        self.raw_name(i)
                     ),
                 ));
             }
-            exports.push((u64::from(name_hashes[i]) << 32) | i as u64);
+            exports.push((u64::from(raw.name_hash.get()) << 32) | i as u64);
         }
         exports.sort_unstable();
         let mut names: Vec<(&str, usize)> = Vec::new();
@@ -1309,7 +1449,7 @@ impl<'data> Module<'data> {
             names.clear();
             names.extend(run.iter().map(|&key| {
                 let i = key as u32 as usize;
-                (self.symbols[i].name, i)
+                (self.raw_name(i), i)
             }));
             names.sort_unstable();
             if let Some(pair) = names.windows(2).find(|w| w[0].0 == w[1].0) {

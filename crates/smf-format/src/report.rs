@@ -177,6 +177,15 @@ fn write_symbols(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         "   Num Value      Size       Kind   Bind   Vis       Sec TypeId     Ver  Name"
     )?;
     for (i, s) in module.symbols().iter().enumerate() {
+        // An entry no load uses may be broken (the reader checks those when read): shown
+        // with what is wrong.
+        let s = match s {
+            Ok(s) => s,
+            Err(e) => {
+                writeln!(out, "  {i:4} BROKEN: {e}")?;
+                continue;
+            }
+        };
         let section = s.section.map_or("ABS".into(), |i| i.to_string());
         writeln!(
             out,
@@ -371,6 +380,10 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
     }
     if parts.symbols {
         let list = module.symbols().iter().enumerate().map(|(i, s)| {
+            let s = match s {
+                Ok(s) => s,
+                Err(e) => return json!({ "index": i, "error": e.to_string() }),
+            };
             json!({
                 "index": i,
                 "name": s.name,
@@ -450,19 +463,20 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
 
 /// The symbols that lie in a section, sorted by address once, so that naming the symbol at
 /// an address does not scan the whole table (a report names one per relocation).
-struct SymbolsByAddress<'m, 'data> {
+struct SymbolsByAddress<'data> {
     /// By value, then by position in the table.
-    sorted: Vec<&'m Symbol<'data>>,
+    sorted: Vec<Symbol<'data>>,
     /// `reach[i]`: the largest end (value + size) of `sorted[..=i]`, so that a search going
     /// down from an address stops where no lower symbol can reach it.
     reach: Vec<u64>,
 }
 
-impl<'m, 'data> SymbolsByAddress<'m, 'data> {
-    fn new(module: &'m Module<'data>) -> Self {
-        let mut sorted: Vec<&Symbol<'_>> = module
+impl<'data> SymbolsByAddress<'data> {
+    fn new(module: &Module<'data>) -> Self {
+        let mut sorted: Vec<Symbol<'data>> = module
             .symbols()
-            .iter()
+            .valid()
+            .map(|(_, s)| s)
             .filter(|s| s.section.is_some())
             .collect();
         // Stable: equal values keep table order, which breaks ties below as before.
@@ -479,12 +493,12 @@ impl<'m, 'data> SymbolsByAddress<'m, 'data> {
 
     /// The symbol holding `offset` (or starting there) that starts closest below it, an
     /// exported one first among those at one address, else the first in the table.
-    fn at(&self, offset: u64) -> Option<&'m Symbol<'data>> {
+    fn at(&self, offset: u64) -> Option<&Symbol<'data>> {
         let holds = |s: &Symbol<'_>| offset < s.value.saturating_add(s.size) || offset == s.value;
         let above = self.sorted.partition_point(|s| s.value <= offset);
         let mut best: Option<&Symbol<'_>> = None;
         for i in (0..above).rev() {
-            let s = self.sorted[i];
+            let s = &self.sorted[i];
             match best {
                 // Every symbol below starts further from `offset`.
                 Some(b) if s.value != b.value => break,
@@ -505,7 +519,7 @@ impl<'m, 'data> SymbolsByAddress<'m, 'data> {
 }
 
 /// ` <name+off>` for an image offset that falls inside a code or data symbol, else empty.
-fn symbol_suffix(module: &Module<'_>, symbols: &SymbolsByAddress<'_, '_>, offset: u64) -> String {
+fn symbol_suffix(module: &Module<'_>, symbols: &SymbolsByAddress<'_>, offset: u64) -> String {
     let Some(section) = module.section_at(offset) else {
         return String::new();
     };
@@ -573,7 +587,9 @@ mod tests {
         for offset in 0..0x310u64 {
             let scan = module
                 .symbols()
-                .iter()
+                .to_vec()
+                .unwrap()
+                .into_iter()
                 .filter(|s| {
                     s.section.is_some()
                         && s.value <= offset

@@ -67,7 +67,7 @@ fn spec_lookup(module: &Module, buckets: &[u32], chains: &[u32], name: &str) -> 
         if index == NONE {
             return None;
         }
-        let symbol = &module.symbols()[index as usize];
+        let symbol = &module.symbols().to_vec().unwrap()[index as usize];
         if symbol.name == name && symbol.binding != Binding::Local {
             return Some(index as usize);
         }
@@ -81,7 +81,13 @@ fn the_stored_table_has_the_specified_shape() {
     let (bytes, names) = many_symbols(1000);
     let module = Module::parse(&bytes).unwrap();
     let (buckets, chains) = hash_words(&bytes);
-    let exported = module.symbols().iter().filter(|s| s.is_exported()).count();
+    let exported = module
+        .symbols()
+        .to_vec()
+        .unwrap()
+        .iter()
+        .filter(|s| s.is_exported())
+        .count();
     assert_eq!(buckets.len(), exported, "one bucket per exported symbol");
     assert_eq!(chains.len(), names.len(), "one chain word per symbol");
     let mut seen = vec![false; names.len()];
@@ -89,7 +95,7 @@ fn the_stored_table_has_the_specified_shape() {
         let mut index = head;
         let mut previous = None;
         while index != NONE {
-            let symbol = &module.symbols()[index as usize];
+            let symbol = &module.symbols().to_vec().unwrap()[index as usize];
             assert!(symbol.is_exported(), "only exported symbols are chained");
             assert_eq!(
                 fnv1a32(symbol.name.as_bytes()) as usize % buckets.len(),
@@ -103,7 +109,7 @@ fn the_stored_table_has_the_specified_shape() {
             index = chains[index as usize];
         }
     }
-    for (i, symbol) in module.symbols().iter().enumerate() {
+    for (i, symbol) in module.symbols().to_vec().unwrap().iter().enumerate() {
         assert_eq!(seen[i], symbol.is_exported(), "{}", symbol.name);
         if !symbol.is_exported() {
             assert_eq!(chains[i], NONE, "a local symbol's chain word is unused");

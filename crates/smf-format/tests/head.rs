@@ -46,7 +46,10 @@ fn a_module_parsed_from_its_head_is_the_module_without_payload_bytes() {
     assert_eq!(part.file_size(), bytes.len() as u64);
     assert_eq!(whole.file_size(), bytes.len() as u64);
     assert_eq!(part.header(), whole.header());
-    assert_eq!(part.symbols(), whole.symbols());
+    assert_eq!(
+        part.symbols().to_vec().unwrap(),
+        whole.symbols().to_vec().unwrap()
+    );
     assert_eq!(part.imports(), whole.imports());
     assert_eq!(part.needed(), whole.needed());
     assert_eq!(part.init_array(), whole.init_array());
@@ -58,7 +61,13 @@ fn a_module_parsed_from_its_head_is_the_module_without_payload_bytes() {
             .eq(whole.relative_relocations().iter())
     );
     assert_eq!(part.relocated_ranges(), whole.relocated_ranges());
-    for symbol in whole.symbols().iter().filter(|s| s.is_exported()) {
+    for symbol in whole
+        .symbols()
+        .to_vec()
+        .unwrap()
+        .iter()
+        .filter(|s| s.is_exported())
+    {
         assert_eq!(part.lookup(symbol.name), whole.lookup(symbol.name));
     }
     assert_eq!(part.sections().len(), whole.sections().len());
@@ -325,7 +334,8 @@ fn parse_head_agrees_with_parse() {
             (Ok(w), Ok(p)) => {
                 both_ok += 1;
                 assert_eq!(w.header(), p.header());
-                assert_eq!(w.symbols(), p.symbols());
+                // Broken local entries (which a parse leaves to be checked when read) too.
+                assert_eq!(format!("{:?}", w.symbols()), format!("{:?}", p.symbols()));
                 assert_eq!(w.imports(), p.imports());
                 assert!(w.relocations().iter().eq(p.relocations().iter()));
                 assert_eq!(w.relocated_ranges(), p.relocated_ranges());

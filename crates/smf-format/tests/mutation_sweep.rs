@@ -21,7 +21,17 @@ fn parse_and_use(bytes: &[u8]) -> bool {
         return false;
     };
     let _ = module.verify_hash();
-    for symbol in module.symbols() {
+    for (i, symbol) in module.symbols().iter().enumerate() {
+        // A broken local entry may remain (the reader checks those when read): it reads as
+        // an error naming it, and is never exported.
+        let symbol = match symbol {
+            Ok(symbol) => symbol,
+            Err(e) => {
+                assert!(e.to_string().contains(&format!("symbol {i}")), "{e}");
+                assert!(module.symbols().exported().all(|(j, _)| j != i));
+                continue;
+            }
+        };
         let found = module.lookup(symbol.name);
         assert!(found.is_none_or(|s| s.name == symbol.name));
         if let Some(section) = symbol.section {

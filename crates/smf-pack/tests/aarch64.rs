@@ -141,7 +141,7 @@ impl Image {
             .position(|s| s.kind == smf_format::SectionKind::Tls);
         let mut symbols = HashMap::new();
         let mut tls = Vec::new();
-        for symbol in module.symbols() {
+        for symbol in module.symbols().to_vec().unwrap() {
             // Assembler labels (`.LANCHOR0`) that reach the symbol table; ld drops them.
             if symbol.name.starts_with(".L") {
                 continue;

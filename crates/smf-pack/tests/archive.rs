@@ -35,6 +35,8 @@ fn ar(dir: &Path, name: &str, members: &[Input]) -> Input {
 fn symbol_names(module: &[u8]) -> Vec<String> {
     parse(module)
         .symbols()
+        .to_vec()
+        .unwrap()
         .iter()
         .map(|s| s.name.to_owned())
         .collect()

@@ -35,7 +35,7 @@ fn cross_object_calls_resolve_and_symbols_land_in_their_sections() {
     ] {
         let s = symbol(&module, name);
         assert_eq!(s.binding, Binding::Global, "{name}");
-        assert_eq!(section_of(&module, s).kind, kind, "{name}");
+        assert_eq!(section_of(&module, &s).kind, kind, "{name}");
         assert!(module.lookup(name).is_some(), "{name} is exported");
     }
     assert_eq!(helper.kind, SymbolKind::Function);
@@ -48,7 +48,7 @@ fn cross_object_calls_resolve_and_symbols_land_in_their_sections() {
     );
     // The call in a.o reaches helper from b.o directly, not through a stub.
     assert!(
-        call_targets(&module, caller).contains(&helper.value),
+        call_targets(&module, &caller).contains(&helper.value),
         "call does not reach helper"
     );
     // Initialised data is copied.
@@ -100,7 +100,7 @@ table:
     let tail = symbol(&module, "tail");
     assert_eq!(tail.kind, SymbolKind::Function);
     assert!(
-        section_of(&module, tail)
+        section_of(&module, &tail)
             .image_range()
             .contains(&tail.value)
     );
@@ -131,7 +131,7 @@ fn a_function_of_size_zero_at_the_end_of_code_gets_a_trap_byte() {
         (empty.kind, empty.value, empty.size),
         (SymbolKind::Function, 16, 0)
     );
-    let code = section_of(&module, empty);
+    let code = section_of(&module, &empty);
     assert!(
         code.image_range().contains(&empty.value),
         "empty at {:#x} is outside the code {:?}",
@@ -169,8 +169,8 @@ fn pointer_to_static_in_data_becomes_relative64() {
         "statics are listed but not exported"
     );
     assert!(module.lookup("x").is_none());
-    assert_eq!(section_of(&module, p).kind, SectionKind::Data);
-    assert_eq!(section_of(&module, x).kind, SectionKind::Bss);
+    assert_eq!(section_of(&module, &p).kind, SectionKind::Data);
+    assert_eq!(section_of(&module, &x).kind, SectionKind::Bss);
     let relocs: Vec<_> = load_relocations(&module)
         .into_iter()
         .filter(|r| r.offset == p.value)
@@ -203,7 +203,7 @@ fn call_to_puts_goes_through_a_stub_and_an_abs64_got_slot() {
     );
 
     let hello = symbol(&module, "hello");
-    let targets = call_targets(&module, hello);
+    let targets = call_targets(&module, &hello);
     let code = module
         .sections()
         .iter()
@@ -407,7 +407,13 @@ fn weak_definition_loses_to_strong_in_either_order() {
             "the strong body"
         );
         assert_eq!(
-            module.symbols().iter().filter(|s| s.name == "pick").count(),
+            module
+                .symbols()
+                .to_vec()
+                .unwrap()
+                .iter()
+                .filter(|s| s.name == "pick")
+                .count(),
             1
         );
     }
@@ -432,11 +438,13 @@ fn common_symbols_merge_into_bss_with_the_largest_size() {
     let module = parse(&bytes);
     let shared = symbol(&module, "shared_c");
     assert_eq!(shared.size, 64);
-    assert_eq!(section_of(&module, shared).kind, SectionKind::Bss);
+    assert_eq!(section_of(&module, &shared).kind, SectionKind::Bss);
     assert_eq!(shared.value % 4, 0);
     assert_eq!(
         module
             .symbols()
+            .to_vec()
+            .unwrap()
             .iter()
             .filter(|s| s.name == "shared_c")
             .count(),
@@ -452,7 +460,7 @@ fn real_definition_beats_common() {
     let bytes = pack(&[a, b]);
     let module = parse(&bytes);
     let s = symbol(&module, "tentative");
-    assert_eq!(section_of(&module, s).kind, SectionKind::Data);
+    assert_eq!(section_of(&module, &s).kind, SectionKind::Data);
     assert_eq!(read_i32(&module, s.value + 4), 8);
 }
 
@@ -603,7 +611,7 @@ fn read_only_pointers_move_to_relro() {
     let bytes = pack(&[input]);
     let module = parse(&bytes);
     let names = symbol(&module, "names");
-    assert_eq!(section_of(&module, names).kind, SectionKind::RelRo);
+    assert_eq!(section_of(&module, &names).kind, SectionKind::RelRo);
     let relocs: Vec<_> = load_relocations(&module)
         .into_iter()
         .filter(|r| names.value <= r.offset && r.offset < names.value + 16)
@@ -637,6 +645,8 @@ fn cxx_comdat_copies_are_merged() {
     assert_eq!(
         module
             .symbols()
+            .to_vec()
+            .unwrap()
             .iter()
             .filter(|s| s.name == "_Z5twicei")
             .count(),
@@ -647,7 +657,7 @@ fn cxx_comdat_copies_are_merged() {
     // Both callers reach the one kept copy.
     for caller in ["_Z5use_ai", "_Z5use_bi"] {
         assert!(
-            call_targets(&module, symbol(&module, caller)).contains(&twice.value),
+            call_targets(&module, &symbol(&module, caller)).contains(&twice.value),
             "{caller}"
         );
     }
@@ -655,7 +665,7 @@ fn cxx_comdat_copies_are_merged() {
     // the packer provides as a hidden object.
     let dso = symbol(&module, "__dso_handle");
     assert_eq!(dso.binding, Binding::Local);
-    assert_eq!(section_of(&module, dso).kind, SectionKind::Data);
+    assert_eq!(section_of(&module, &dso).kind, SectionKind::Data);
     assert!(module.imports().iter().any(|i| i.name == "__cxa_atexit"));
     assert!(module.lookup("__dso_handle").is_none());
 }
@@ -744,7 +754,7 @@ fn indirect_function_calls_go_through_a_stub_and_an_irelative_slot() {
     assert_eq!(&stub_bytes[..2], &[0xff, 0x25], "jmp *slot(%rip)");
     let caller = symbol(&module, "call_doubled");
     assert!(
-        call_targets(&module, caller).contains(&stub),
+        call_targets(&module, &caller).contains(&stub),
         "a direct call reaches the stub"
     );
     let slot = (stub as i64 + 6 + read_i32(&module, stub + 2) as i64) as u64;

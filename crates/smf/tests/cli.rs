@@ -741,3 +741,65 @@ fn version_and_shell_completions() {
     let output = smf().args(["completions", "tcsh"]).output().unwrap();
     assert!(!output.status.success());
 }
+
+/// A broken local symbol entry, which no load reads: the module loads and runs, `inspect`
+/// shows the entry with what is wrong (and warns), `verify` refuses the file naming it.
+#[test]
+fn a_broken_local_symbol_loads_and_is_reported_by_inspect_and_verify() {
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("local.c");
+    std::fs::write(
+        &source,
+        "__attribute__((noinline)) static long helper(long x) { return x * 3 + 1; }\n\
+         long (*volatile keep)(long) = helper;\n\
+         long twice_helper(long x) { return 2 * keep(x); }\n",
+    )
+    .unwrap();
+    let objects = compile(&[source], &work.path().join("obj"), &["-O2"]);
+    let good = work.path().join("good.smf");
+    pack(&objects, &good, &[]);
+    let mut bytes = std::fs::read(&good).unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let (index, _) = module
+        .symbols()
+        .valid()
+        .find(|(_, s)| s.name == "helper")
+        .expect("a local symbol `helper`");
+    let table = module
+        .table_section(smf_format::SectionKind::SymTab)
+        .unwrap()
+        .file_offset as usize;
+    drop(module);
+    // The reserved flags byte of the entry.
+    let entry = size_of::<smf_format::raw::Symbol>();
+    bytes[table + index * entry + 11] = 1;
+    let bytes = rehashed(bytes);
+    let broken = work.path().join("broken.smf");
+    std::fs::write(&broken, &bytes).unwrap();
+
+    let mut c = smf();
+    c.arg("call").arg(&broken).args(["twice_helper", "4"]);
+    assert_eq!(stdout(&check(c)), "26\n");
+
+    let output = run_smf(&["inspect".as_ref(), broken.as_os_str()]);
+    assert!(output.status.success());
+    let report = stdout(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let needle = format!("symbol {index} (helper): reserved flags 0x1 are not zero");
+    assert!(
+        report.contains("BROKEN") && report.contains(&needle),
+        "{report}"
+    );
+    assert!(stderr.contains(&needle), "{stderr}");
+
+    expect_error(
+        &["verify".as_ref(), broken.as_os_str()],
+        &["broken.smf", &needle],
+    );
+    // The intact module verifies.
+    assert!(
+        run_smf(&["verify".as_ref(), good.as_os_str()])
+            .status
+            .success()
+    );
+}

@@ -95,15 +95,22 @@ pub fn parse(bytes: &[u8]) -> Module<'_> {
 }
 
 /// Any symbol (local ones included) with this name.
-pub fn symbol<'a>(module: &'a Module<'a>, name: &str) -> &'a Symbol<'a> {
+pub fn symbol<'a>(module: &'a Module<'a>, name: &str) -> Symbol<'a> {
     module
         .symbols()
-        .iter()
+        .valid()
+        .map(|(_, s)| s)
         .find(|s| s.name == name)
         .unwrap_or_else(|| {
             panic!(
                 "no symbol {name}; symbols: {:?}",
-                module.symbols().iter().map(|s| s.name).collect::<Vec<_>>()
+                module
+                    .symbols()
+                    .to_vec()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
             )
         })
 }
