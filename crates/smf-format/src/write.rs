@@ -4,7 +4,8 @@
 //! it gives each loaded section its image address, typically from [`ImageLayout`]. The
 //! builder lays out the file (tables first, then each loaded payload at a page-aligned file
 //! offset), builds the string table and the exported-symbol hash table, and finally stores
-//! the module hash. Its output always passes [`crate::Module::parse`].
+//! the module hash. Its output always passes [`crate::Module::parse`], every symbol entry
+//! included.
 
 use std::collections::HashMap;
 
@@ -369,7 +370,9 @@ impl<'a> ModuleBuilder<'a> {
         }
         let hash = compute_module_hash(&out)?;
         out[raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
+        // Every symbol entry too, local ones included, which a parse leaves to be read.
         crate::Module::parse(&out)
+            .and_then(|module| module.symbols().to_vec().map(drop))
             .map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;
         Ok(out)
     }
