@@ -336,3 +336,75 @@ fn dev_waits_for_a_fix_when_the_first_build_fails() {
     save(&source, fixed);
     wait_for(&out, |l| l == "tick 7 3 5 2", "the fixed version to run");
 }
+
+/// `-l`/`-L` link an archive found in a library directory into every build; a library that
+/// no `-L` directory has is reported by name while the session waits for a fix.
+#[test]
+fn dev_links_an_archive_named_by_l_from_an_l_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let lib = root.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(
+        lib.join("scale.c"),
+        "int scale(long x) { return (int)x * 100; }\n",
+    )
+    .unwrap();
+    check({
+        let mut cc = cc();
+        cc.args(["-fPIC", "-O1", "-c", "scale.c", "-o", "scale.o"])
+            .current_dir(&lib);
+        cc
+    });
+    check({
+        let mut ar = std::process::Command::new("ar");
+        ar.args(["rcs", "libscale.a", "scale.o"]).current_dir(&lib);
+        ar
+    });
+    std::fs::remove_file(lib.join("scale.o")).unwrap();
+    let source = root.join("main.c");
+    let main = "#include <stdio.h>\nint scale(long);\nlong ticks;\nvoid tick(void) { ticks++; printf(\"v1 %d\\n\", scale(ticks)); }\n";
+    std::fs::write(&source, main).unwrap();
+
+    let args = |library: &'static str| {
+        [
+            "-L",
+            "lib",
+            "-l",
+            library,
+            "--call",
+            "tick",
+            "--every",
+            "20",
+            "--stop-after",
+            "60000",
+            "main.c",
+        ]
+    };
+    let (out, _err, guard) = dev(root, &args("scale"), &[]);
+    wait_for(
+        &out,
+        |l| l == "v1 300",
+        "the archive's function on the third tick",
+    );
+    save(&source, &main.replace("v1 ", "v2 "));
+    let seen = wait_for(&out, |l| l.starts_with("v2 "), "the rebuilt version");
+    let last = seen.last().unwrap();
+    assert_eq!(
+        number_after(last, "v2 ") % 100,
+        0,
+        "the rebuilt module still calls the archive: {last}"
+    );
+    drop(guard);
+
+    let (_out, err, _guard) = dev(root, &args("absent"), &[]);
+    let failed = wait_for(
+        &err,
+        |l| l.contains("waiting for a fix"),
+        "the build without the library",
+    );
+    assert!(
+        failed.iter().any(|l| l.contains("libabsent.a")),
+        "the missing library is named: {failed:?}"
+    );
+}
