@@ -566,13 +566,7 @@ fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
             found: header.arch,
         });
     }
-    let runs_here = match header.platform {
-        Platform::Any => true,
-        Platform::Linux => cfg!(target_os = "linux"),
-        Platform::Windows => cfg!(windows),
-        Platform::MacOs => cfg!(target_os = "macos"),
-    };
-    if !runs_here {
+    if !platform_runs_on(header.platform, std::env::consts::OS) {
         return Err(LoadError::WrongPlatform {
             module: name.to_owned(),
             found: header.platform,
@@ -581,6 +575,18 @@ fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
     // Sections start on the module's page boundaries; on a kernel with larger pages two of
     // them could share a page, which cannot have two protections (FORMAT.md, *Page size*).
     check_page_size(name, header.page_size, host_page_size())
+}
+
+/// Whether a module built for `platform` runs on the operating system `os` (as
+/// `std::env::consts::OS` names it): a Linux loader refuses Windows modules and a Windows
+/// loader Linux ones, as their imports, unwind tables and constructors differ.
+fn platform_runs_on(platform: Platform, os: &str) -> bool {
+    match platform {
+        Platform::Any => true,
+        Platform::Linux => os == "linux",
+        Platform::Windows => os == "windows",
+        Platform::MacOs => os == "macos",
+    }
 }
 
 fn check_page_size(name: &str, module: u64, host: u64) -> Result<(), LoadError> {
@@ -604,6 +610,18 @@ fn host_page_size() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_operating_system_refuses_the_others_modules() {
+        assert!(platform_runs_on(Platform::Linux, "linux"));
+        assert!(platform_runs_on(Platform::Windows, "windows"));
+        assert!(platform_runs_on(Platform::Any, "linux"));
+        assert!(platform_runs_on(Platform::Any, "windows"));
+        assert!(!platform_runs_on(Platform::Windows, "linux"));
+        assert!(!platform_runs_on(Platform::Linux, "windows"));
+        assert!(!platform_runs_on(Platform::MacOs, "windows"));
+        assert!(!platform_runs_on(Platform::Linux, "macos"));
+    }
 
     #[test]
     fn modules_laid_out_for_smaller_pages_than_the_kernel_are_refused() {

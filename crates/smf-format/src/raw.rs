@@ -25,6 +25,10 @@ pub const MAX_PAGE_ORDER: u8 = 4;
 /// Marker for "no index" in the hash table and in [`Symbol::section`].
 pub const NONE: u32 = u32::MAX;
 
+/// Size of one Windows x64 `RUNTIME_FUNCTION` entry of a `pdata` section: three `u32` image
+/// offsets (begin, end, unwind information).
+pub const PDATA_ENTRY_SIZE: u64 = 12;
+
 /// File header, at offset 0 (128 bytes).
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
@@ -113,6 +117,16 @@ pub struct HashHeader {
     pub chain_count: U32,
 }
 
+/// One entry of a `pdata` section (12 bytes): a Windows x64 `RUNTIME_FUNCTION`, whose three
+/// fields are image offsets (RVAs from the image base).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct RuntimeFunction {
+    pub begin: U32,
+    pub end: U32,
+    pub unwind_info: U32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +139,7 @@ mod tests {
         assert_eq!(size_of::<Import>(), 24);
         assert_eq!(size_of::<Reloc>(), 24);
         assert_eq!(size_of::<HashHeader>(), 8);
+        assert_eq!(size_of::<RuntimeFunction>() as u64, PDATA_ENTRY_SIZE);
         assert_eq!(
             core::mem::offset_of!(Header, module_hash),
             MODULE_HASH_RANGE.start

@@ -11,7 +11,7 @@ use zerocopy::FromBytes;
 use zerocopy::little_endian::{U32, U64};
 
 use crate::error::Error;
-use crate::raw::{self, MODULE_HASH_RANGE, NONE, PAGE_SIZE};
+use crate::raw::{self, MODULE_HASH_RANGE, NONE, PAGE_SIZE, PDATA_ENTRY_SIZE};
 use crate::types::*;
 
 /// Upper bounds applied while parsing, so that a crafted file cannot make the reader or the
@@ -1953,6 +1953,20 @@ fn parse_sections<'data>(
             }
             if kind == SectionKind::Tls && sections.iter().any(|o: &Section| o.kind == kind) {
                 return Err(Error::malformed(location(), "a second tls section"));
+            }
+            if kind == SectionKind::Pdata {
+                if sections.iter().any(|o: &Section| o.kind == kind) {
+                    return Err(Error::malformed(location(), "a second pdata section"));
+                }
+                if file_size_s != mem_size || mem_size % PDATA_ENTRY_SIZE != 0 {
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "a pdata section's file size {file_size_s:#x} and memory size \
+                             {mem_size:#x} must be equal and a multiple of {PDATA_ENTRY_SIZE}"
+                        ),
+                    ));
+                }
             }
         } else {
             if vaddr != 0 || mem_size != 0 {

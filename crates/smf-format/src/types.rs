@@ -109,6 +109,10 @@ field_enum! {
         /// Packed `relative64` relocations with the addend in place: `u64` words, each an
         /// image offset or a bitmap of the 63 words that follow (see `docs/FORMAT.md`).
         Relr = 19 => "relr",
+        /// The Windows x64 function table: 12-byte `RUNTIME_FUNCTION` entries (begin, end,
+        /// unwind information, as image offsets) sorted by begin; mapped read-only and given
+        /// to `RtlAddFunctionTable` with the image base (see `docs/FORMAT.md`).
+        Pdata = 20 => "pdata",
     }
 }
 
@@ -124,6 +128,7 @@ impl SectionKind {
                 | SectionKind::RelRo
                 | SectionKind::EhFrame
                 | SectionKind::Tls
+                | SectionKind::Pdata
         )
     }
 
@@ -134,9 +139,11 @@ impl SectionKind {
             SectionKind::Data | SectionKind::Bss => {
                 SectionFlags(SectionFlags::READ.0 | SectionFlags::WRITE.0)
             }
-            SectionKind::RoData | SectionKind::RelRo | SectionKind::EhFrame | SectionKind::Tls => {
-                SectionFlags::READ
-            }
+            SectionKind::RoData
+            | SectionKind::RelRo
+            | SectionKind::EhFrame
+            | SectionKind::Tls
+            | SectionKind::Pdata => SectionFlags::READ,
             _ => SectionFlags(0),
         }
     }
@@ -312,7 +319,7 @@ mod tests {
     #[test]
     fn unknown_raw_values_are_rejected() {
         assert_eq!(SectionKind::try_from(0u32), Err(0));
-        assert_eq!(SectionKind::try_from(20u32), Err(20));
+        assert_eq!(SectionKind::try_from(21u32), Err(21));
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));

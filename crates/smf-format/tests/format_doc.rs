@@ -419,6 +419,14 @@ fn the_structure_tables_match_the_raw_structs() {
                 chain_count
             }),
         ),
+        (
+            "RuntimeFunction",
+            layout!(raw::RuntimeFunction {
+                begin,
+                end,
+                unwind_info
+            }),
+        ),
     ];
     for (name, fields) in structs {
         let rows = doc_table(&doc, &format!("<!-- struct: {name} -->"));
