@@ -30,6 +30,7 @@ pub struct LoadOptions {
     pub(crate) verify_hash: bool,
     pub(crate) signature: SignaturePolicy,
     pub(crate) map_file: bool,
+    pub(crate) map_reloadable: bool,
     pub(crate) debugger: bool,
     /// The `argc`/`argv` of constructors; the process's own when `None`.
     pub(crate) arguments: Option<Arc<Argv>>,
@@ -42,6 +43,7 @@ impl Default for LoadOptions {
             verify_hash: false,
             signature: SignaturePolicy::Ignore,
             map_file: true,
+            map_reloadable: false,
             debugger: false,
             arguments: None,
         }
@@ -84,10 +86,25 @@ impl LoadOptions {
     /// A mapped file must not be rewritten in place while the module is loaded (see the
     /// `# Safety` of [`load`]): replace it with a new file (write elsewhere and rename), as
     /// compilers and linkers do. Modules packed `--reloadable`, whose files are rebuilt while
-    /// they run, and loads that require a signature (the checked bytes must be the bytes
-    /// used) are always read into memory.
+    /// they run, are read into memory unless [`LoadOptions::with_map_reloadable`] says
+    /// otherwise; loads that require a signature (the checked bytes must be the bytes used)
+    /// always are.
     pub fn with_map_file(mut self, map: bool) -> Self {
         self.map_file = map;
+        self
+    }
+
+    /// Map modules packed `--reloadable` from their files too, as every other module is (with
+    /// [`LoadOptions::with_map_file`] on and no signature required), instead of reading them
+    /// into memory. Off by default, so that a rebuild may rewrite a reloadable module's file
+    /// in place. On, a load and a reload copy no code (a reload of SQLite's 1.1 MB module
+    /// spent about half its time reading and copying the file, `docs/PERFORMANCE.md`), and
+    /// the rule of every mapped file holds for reloadable ones as well: **a new version must
+    /// be written elsewhere and renamed over the file**, never written into it, or the
+    /// running version's code changes under it (a truncation makes reading it fault).
+    /// `smf pack` and `smf dev` replace files that way; `smf dev` turns this on.
+    pub fn with_map_reloadable(mut self, map: bool) -> Self {
+        self.map_reloadable = map;
         self
     }
 
@@ -196,21 +213,44 @@ pub(crate) fn load_path(
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
 ) -> Result<Module, LoadError> {
+    load_path_if_changed(path, options, resolver, None).and_then(|loaded| {
+        loaded.ok_or_else(|| LoadError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("no running version to compare with"),
+        })
+    })
+}
+
+/// Reads or maps the module file at `path` and loads it, unless `running`, the module hash
+/// of a version already running, says it holds that version: then `Ok(None)`, and nothing
+/// is loaded. With the hash check on, the file's content is hashed once, for both the
+/// comparison and the check; with it off, the hash its header stores is compared.
+pub(crate) fn load_path_if_changed(
+    path: &Path,
+    options: &LoadOptions,
+    resolver: &ImportResolver<'_>,
+    running: Option<[u8; 32]>,
+) -> Result<Option<Module>, LoadError> {
     let io_error = |source| LoadError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut file = crate::sys::open_regular(path).map_err(io_error)?;
-    let len = file.metadata().map_err(io_error)?.len();
+    let (mut file, len) = crate::sys::open_module(path).map_err(io_error)?;
     let mappable = options.map_file && matches!(options.signature, SignaturePolicy::Ignore);
     let bytes = match usize::try_from(len) {
         Ok(len) if mappable && len > 0 => {
             // The hash check reads every page: map them all now.
             let map = FileMap::new(&file, len, options.verify_hash).map_err(io_error)?;
-            if !is_reloadable(map.bytes()) {
-                return load_mapped(map, &file, path, options, resolver);
+            let reloadable = is_reloadable(map.bytes());
+            if !reloadable || options.map_reloadable {
+                let hash = match running_hash(map.bytes(), options, running, path)? {
+                    Compared::Same => return Ok(None),
+                    Compared::Differs(hash) => hash,
+                };
+                return load_mapped(map, hash, !reloadable, &file, path, options, resolver)
+                    .map(Some);
             }
-            // Its file will be rebuilt while it runs: keep a copy.
+            // Its file may be rewritten in place while it runs: keep a copy.
             FileBytes::Owned(map.bytes().into())
         }
         _ => {
@@ -219,25 +259,78 @@ pub(crate) fn load_path(
             FileBytes::Owned(bytes.into_boxed_slice())
         }
     };
+    let hash = match running_hash(&bytes, options, running, path)? {
+        Compared::Same => return Ok(None),
+        Compared::Differs(hash) => hash,
+    };
     load_from(
         bytes,
-        None,
+        hash,
         Source::Memory,
         path.display().to_string(),
         Some(path.to_owned()),
         options,
         resolver,
     )
+    .map(Some)
 }
 
-/// Loads the module in `map`, a read-only mapping of all of `file`.
+/// Whether a file holds the running version, by [`running_hash`].
+enum Compared {
+    Same,
+    /// It does not (or nothing runs); the module hash of its content, if it was computed.
+    Differs(Option<[u8; 32]>),
+}
+
+/// Compares the module hash of the file `bytes` with `running`'s: the hash of the content
+/// with the hash check on (computed only once `head_len` finds a whole header and section
+/// table, all the hash needs; a file without them is refused by the parser), the hash its
+/// header stores with it off. Without a running version, nothing is compared or hashed.
+fn running_hash(
+    bytes: &[u8],
+    options: &LoadOptions,
+    running: Option<[u8; 32]>,
+    path: &Path,
+) -> Result<Compared, LoadError> {
+    let Some(running) = running else {
+        return Ok(Compared::Differs(None));
+    };
+    if !options.verify_hash {
+        let stored = bytes.get(smf_format::raw::MODULE_HASH_RANGE);
+        return Ok(if stored == Some(&running[..]) {
+            Compared::Same
+        } else {
+            Compared::Differs(None)
+        });
+    }
+    if smf_format::head_len(bytes).is_none() {
+        return Ok(Compared::Differs(None));
+    }
+    let hash = smf_format::compute_module_hash(bytes).map_err(|source| LoadError::Format {
+        module: path.display().to_string(),
+        source,
+    })?;
+    Ok(if hash == running {
+        Compared::Same
+    } else {
+        Compared::Differs(Some(hash))
+    })
+}
+
+/// Loads the module in `map`, a read-only mapping of all of `file`, whose module hash is
+/// `hash` if known.
 ///
 /// When the file is laid out as the writer lays it out (the header and tables first, then the
-/// payloads, see [`smf_format::head_len`]), the mapping is split in two: the head, which the
-/// module's parsed view keeps, and the payloads, which become the image. The module hash is
-/// computed over the whole mapping first, before anything writes to it.
+/// payloads, see [`smf_format::head_len`]) and `split` allows, the mapping is split in two:
+/// the head, which the module's parsed view keeps, and the payloads, which become the image.
+/// The module hash is computed over the whole mapping first, before anything writes to it.
+/// Without `split` (a reloadable module, whose file bytes a reload compares with the next
+/// version's), the whole mapping stays the view and the payloads are mapped again from
+/// `file` as the image.
 fn load_mapped(
     map: FileMap,
+    hash: Option<[u8; 32]>,
+    split: bool,
     file: &File,
     path: &Path,
     options: &LoadOptions,
@@ -248,6 +341,7 @@ fn load_mapped(
     // Hashed only once `head_len` found a whole header and section table, all that
     // `compute_module_hash` needs; otherwise after parsing, as for any file.
     let hash = match head {
+        _ if hash.is_some() => hash,
         Some(_) if options.verify_hash => Some(
             smf_format::compute_module_hash(map.bytes()).map_err(|source| LoadError::Format {
                 module: name.clone(),
@@ -257,8 +351,8 @@ fn load_mapped(
         _ => None,
     };
     let split = match head {
-        Some(head) => map.split(head),
-        None => Err(map),
+        Some(head) if split => map.split(head),
+        _ => Err(map),
     };
     let (bytes, source) = match split {
         Ok((head, tail)) => {

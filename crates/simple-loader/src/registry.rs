@@ -12,11 +12,11 @@ use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
-use crate::loader::{LoadOptions, Resolution, load_hashed_bytes, load_path};
+use crate::loader::{LoadOptions, Resolution, load_hashed_bytes, load_path, load_path_if_changed};
 use crate::module::Module;
 use crate::reclaim::{PinGuard, Reclaimer};
 use crate::reload::{
-    AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport, carry_state, diff, run_hook,
+    AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, Decoded, ReloadReport, carry_state, diff, run_hook,
 };
 use crate::slots::{Slot, SlotTable};
 
@@ -449,15 +449,20 @@ impl Registry {
         let state = self.lock();
         let mut indices = Vec::with_capacity(paths.len());
         for path in paths {
-            let canonical = canonical(path)?;
-            let index = state
-                .position_of_path(&canonical)
-                .ok_or(LoadError::NotLoaded {
-                    path: canonical.clone(),
-                })?;
+            // A path as the registry keeps it (canonical, as `Module::path` gives it) is found
+            // without asking the file system; another is made canonical first.
+            let index = match state.position_of_path(path) {
+                Some(index) => index,
+                None => {
+                    let canonical = canonical(path)?;
+                    state
+                        .position_of_path(&canonical)
+                        .ok_or(LoadError::NotLoaded { path: canonical })?
+                }
+            };
             if !state.modules[index].module.is_reloadable() {
                 return Err(LoadError::NotReloadable {
-                    module: canonical.display().to_string(),
+                    module: state.modules[index].path.display().to_string(),
                 });
             }
             indices.push((index, None));
@@ -536,8 +541,14 @@ impl Registry {
             };
             let old = Arc::clone(&entry.module);
             run_hook(&old, BEFORE_RELOAD_HOOK);
-            let carried = carry_state(&old, &new);
-            let (added, removed, changed) = diff(&old, &new);
+            // Each version's symbols are decoded and sorted once, for both.
+            let (carried, (added, removed, changed)) = {
+                let (old_symbols, new_symbols) = (Decoded::new(&old), Decoded::new(&new));
+                (
+                    carry_state(&old_symbols, &new_symbols),
+                    diff(&old_symbols, &new_symbols),
+                )
+            };
             let retains = carried.retains_old || !carried.older.is_empty();
             if carried.retains_old {
                 new.retain(Arc::clone(&old));
@@ -595,14 +606,24 @@ impl Registry {
     ) -> Result<(), LoadError> {
         for (index, bytes) in indices {
             let entry = &state.modules[index];
-            let bytes = match bytes {
-                Some(bytes) => bytes,
-                None => read(&entry.path)?,
+            let running = entry.module.module_hash();
+            let Some(bytes) = bytes else {
+                // A file: mapped or read as a load does, and compared with the running
+                // version by its module hash before anything else is done with it.
+                let resolver =
+                    |import: &Import<'_>| resolve(state, &self.slots, import, &[entry.id]);
+                let new =
+                    load_path_if_changed(&entry.path, &self.options, &resolver, Some(running))?;
+                prepared.push((index, new));
+                if let Some((_, Some(new))) = prepared.last() {
+                    self.check_dependents(entry, new)?;
+                }
+                continue;
             };
             // With the hash check on, one hash of the new bytes says whether anything changed
             // and, in the load, whether they match the hash stored in them; the load need not
-            // hash again. With it off, the hash stored in the new file's header says whether
-            // it is the running version, and nothing is hashed (a signature check still
+            // hash again. With it off, the hash stored in the new bytes' header says whether
+            // they are the running version, and nothing is hashed (a signature check still
             // hashes what it vouches for).
             let hash = if self.options.verify_hash {
                 smf_format::compute_module_hash(&bytes).ok()
@@ -610,8 +631,8 @@ impl Registry {
                 None
             };
             let same = match hash {
-                Some(hash) => hash == entry.module.module_hash(),
-                None => stored_module_hash(&bytes) == Some(entry.module.module_hash()),
+                Some(hash) => hash == running,
+                None => stored_module_hash(&bytes) == Some(running),
             };
             if same {
                 prepared.push((index, None));
@@ -1010,13 +1031,6 @@ fn stored_module_hash(bytes: &[u8]) -> Option<[u8; 32]> {
 
 fn canonical(path: &Path) -> Result<PathBuf, LoadError> {
     std::fs::canonicalize(path).map_err(|source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    crate::read_module_file(path).map_err(|source| LoadError::Io {
         path: path.to_owned(),
         source,
     })

@@ -88,30 +88,110 @@ impl std::fmt::Display for ReloadReport {
     }
 }
 
-/// The symbols that hold a module's state: data in writable sections.
-/// Entries that do not decode (local ones no load checked) hold nothing a reload can use.
-fn state_symbols<'a>(module: &'a Module) -> impl Iterator<Item = Symbol<'a>> {
-    let file = module.file();
-    file.symbols().valid().map(|(_, s)| s).filter(move |s| {
-        s.kind == SymbolKind::Data
-            && s.section
-                .and_then(|i| file.sections().get(i as usize))
-                .is_some_and(|sec| matches!(sec.kind, SectionKind::Data | SectionKind::Bss))
-    })
+/// One version's symbols, decoded once per reload for everything the reload does with them
+/// (carrying state, moving pointers, comparing code): one pass over the symbol table and one
+/// sort. Entries that do not decode (local ones no load checked) hold nothing a reload can
+/// use and are left out.
+pub(crate) struct Decoded<'a> {
+    module: &'a Module,
+    /// Every symbol that lies in a section, by (start, end, index): `end` is at least
+    /// `start + 1`, so that a zero-sized symbol still owns its address; `sized` says whether
+    /// the symbol has a size.
+    spans: Vec<Span>,
+    /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
+    /// containing an offset stops where no earlier span reaches past it.
+    reach: Vec<u64>,
+    /// The symbols that hold the module's state (data in writable sections), in table order.
+    state: Vec<Symbol<'a>>,
+    /// Local symbols by name and kind; `None` for a name several share. Made on first use.
+    locals: OnceCell<HashMap<(&'a str, SymbolKind), Option<usize>>>,
 }
 
-/// The state symbols of `module` by name; `None` for a name that several share (two local
-/// statics of different objects), which is then never carried over. Built once per reload,
-/// so that matching costs one lookup per symbol.
-fn state_symbols_by_name<'a>(module: &'a Module) -> HashMap<&'a str, Option<Symbol<'a>>> {
-    let mut by_name: HashMap<&str, Option<Symbol<'_>>> = HashMap::new();
-    for symbol in state_symbols(module) {
-        by_name
-            .entry(symbol.name)
-            .and_modify(|unique| *unique = None)
-            .or_insert(Some(symbol));
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Span {
+    start: u64,
+    end: u64,
+    index: u32,
+    sized: bool,
+}
+
+impl<'a> Decoded<'a> {
+    pub(crate) fn new(module: &'a Module) -> Self {
+        let file = module.file();
+        let sections = file.sections();
+        let mut spans = Vec::with_capacity(file.symbols().len());
+        let mut state = Vec::new();
+        for (i, symbol) in file.symbols().valid() {
+            let Some(section) = symbol.section else {
+                continue;
+            };
+            spans.push(Span {
+                start: symbol.value,
+                end: symbol.value.saturating_add(symbol.size.max(1)),
+                index: i as u32,
+                sized: symbol.size > 0,
+            });
+            let writable = sections
+                .get(section as usize)
+                .is_some_and(|sec| matches!(sec.kind, SectionKind::Data | SectionKind::Bss));
+            if symbol.kind == SymbolKind::Data && writable {
+                state.push(symbol);
+            }
+        }
+        // The packer writes the table in address order: the sort then finds it sorted.
+        spans.sort_unstable();
+        let reach = spans
+            .iter()
+            .scan(0, |reach, span| {
+                *reach = span.end.max(*reach);
+                Some(*reach)
+            })
+            .collect();
+        Decoded {
+            module,
+            spans,
+            reach,
+            state,
+            locals: OnceCell::new(),
+        }
     }
-    by_name
+
+    /// The state symbols by name; `None` for a name that several share (two local statics of
+    /// different objects), which is then never carried over.
+    fn state_by_name(&self) -> HashMap<&'a str, Option<Symbol<'a>>> {
+        let mut by_name: HashMap<&str, Option<Symbol<'_>>> =
+            HashMap::with_capacity(self.state.len());
+        for symbol in &self.state {
+            by_name
+                .entry(symbol.name)
+                .and_modify(|unique| *unique = None)
+                .or_insert(Some(*symbol));
+        }
+        by_name
+    }
+
+    fn locals(&self) -> &HashMap<(&'a str, SymbolKind), Option<usize>> {
+        self.locals.get_or_init(|| {
+            let mut locals = HashMap::new();
+            for (i, symbol) in self.module.file().symbols().valid() {
+                if symbol.binding == Binding::Local {
+                    locals
+                        .entry((symbol.name, symbol.kind))
+                        .and_modify(|unique| *unique = None)
+                        .or_insert(Some(i));
+                }
+            }
+            locals
+        })
+    }
+
+    /// The symbol with a size that starts last at or before `target`, if `target` lies inside
+    /// it: (start, index).
+    fn sized_at(&self, target: u64) -> Option<(u64, usize)> {
+        let after = self.spans.partition_point(|span| span.start <= target);
+        let span = self.spans[..after].iter().rev().find(|span| span.sized)?;
+        (target < span.end).then_some((span.start, span.index as usize))
+    }
 }
 
 /// The outcome of carrying state from `old` to `new`.
@@ -125,16 +205,18 @@ pub(crate) struct Carried {
 }
 
 /// Copies the values of matching data symbols from `old` into `new`.
-pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
+pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
+    let (old_symbols, new_symbols) = (old, new);
+    let (old, new) = (old.module, new.module);
     let mut carried = Carried {
         kept: Vec::new(),
         reset: Vec::new(),
         retains_old: false,
         older: Vec::new(),
     };
-    let (old_state, new_state) = (state_symbols_by_name(old), state_symbols_by_name(new));
-    let translator = Translator::new(old, new);
-    for symbol in state_symbols(new) {
+    let (old_state, new_state) = (old_symbols.state_by_name(), new_symbols.state_by_name());
+    let translator = Translator::new(old_symbols, new_symbols);
+    for &symbol in &new_symbols.state {
         let name = symbol.name.to_owned();
         if new_state.get(symbol.name).copied().flatten().is_none() {
             carried
@@ -204,7 +286,7 @@ pub(crate) fn carry_state(old: &Module, new: &Module) -> Carried {
 fn copy_value(
     old: &Module,
     new: &Module,
-    translator: &Translator<'_>,
+    translator: &Translator<'_, '_>,
     from: u64,
     to: u64,
     size: u64,
@@ -266,34 +348,22 @@ fn copy_value(
 }
 
 /// Moves pointers into `old`'s image to the same place in `new`'s: the same symbol, at the
-/// same distance from its start. Its indexes are built on the first pointer of a reload, so
-/// that each pointer costs a binary search and a hash lookup, not scans of the symbol tables.
-struct Translator<'a> {
-    old: &'a Module,
-    new: &'a Module,
-    index: OnceCell<Index<'a>>,
+/// same distance from its start. Each pointer costs a binary search in `old`'s spans and a
+/// hash lookup, not scans of the symbol tables.
+struct Translator<'d, 'a> {
+    old: &'d Decoded<'a>,
+    new: &'d Decoded<'a>,
     /// The versions `old` retains, and whether a kept word points into each.
     older: Vec<(Arc<Module>, std::cell::Cell<bool>)>,
 }
 
-struct Index<'a> {
-    /// `old`'s symbols that lie in a section, by start: (start, end, symbol index); `end` is
-    /// at least `start + 1`, so that a zero-sized symbol still owns its address.
-    spans: Vec<(u64, u64, usize)>,
-    /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
-    /// containing an offset stops where no earlier span reaches past it.
-    reach: Vec<u64>,
-    /// `new`'s local symbols by name and kind; `None` for a name several share.
-    new_locals: HashMap<(&'a str, SymbolKind), Option<usize>>,
-}
-
-impl<'a> Translator<'a> {
-    fn new(old: &'a Module, new: &'a Module) -> Self {
+impl<'d, 'a> Translator<'d, 'a> {
+    fn new(old: &'d Decoded<'a>, new: &'d Decoded<'a>) -> Self {
         Translator {
             old,
             new,
-            index: OnceCell::new(),
             older: old
+                .module
                 .retained()
                 .into_iter()
                 .map(|m| (m, std::cell::Cell::new(false)))
@@ -320,41 +390,40 @@ impl<'a> Translator<'a> {
             .collect()
     }
 
-    fn index(&self) -> &Index<'a> {
-        self.index.get_or_init(|| Index::new(self.old, self.new))
-    }
-
     /// The symbol of `old` that owns image offset `offset`: of those containing it, an
     /// exported one before a local one, then the first in the symbol table.
     fn owner(&self, offset: u64) -> Option<Symbol<'a>> {
-        let Index { spans, reach, .. } = self.index();
+        let Decoded { spans, reach, .. } = self.old;
+        let file = self.old.module.file();
         let mut best: Option<(bool, usize)> = None;
-        let mut j = spans.partition_point(|&(start, _, _)| start <= offset);
+        let mut j = spans.partition_point(|span| span.start <= offset);
         while j > 0 && reach[j - 1] > offset {
             j -= 1;
-            let (_, end, index) = spans[j];
-            if offset < end {
-                let Some(Ok(symbol)) = self.old.file().symbol(index) else {
+            let span = spans[j];
+            if offset < span.end {
+                let index = span.index as usize;
+                let Some(Ok(symbol)) = file.symbol(index) else {
                     continue;
                 };
                 let key = (symbol.binding == Binding::Local, index);
                 best = Some(best.map_or(key, |b| b.min(key)));
             }
         }
-        best.and_then(|(_, index)| self.old.file().symbol(index)?.ok())
+        best.and_then(|(_, index)| file.symbol(index)?.ok())
     }
 
     /// The address in `new` of what image offset `offset` of `old` is.
     fn translate(&self, offset: u64) -> Option<u64> {
         let owner = self.owner(offset)?;
         let delta = offset - owner.value;
+        let new = self.new.module;
         let target = match owner.binding {
             // Only a local whose name is unique in the new version is the same object.
             Binding::Local => {
-                let index = (*self.index().new_locals.get(&(owner.name, owner.kind))?)?;
-                self.new.file().symbol(index)?.ok()?
+                let index = (*self.new.locals().get(&(owner.name, owner.kind))?)?;
+                new.file().symbol(index)?.ok()?
             }
-            _ => self.new.file().lookup(owner.name)?,
+            _ => new.file().lookup(owner.name)?,
         };
         // Inside a function, the same offset in the new code is some other instruction: only
         // the function's own address moves (a label or return address inside it retains the
@@ -362,47 +431,18 @@ impl<'a> Translator<'a> {
         let moves = target.kind == owner.kind
             && delta < target.size.max(1)
             && (owner.kind != SymbolKind::Function || delta == 0);
-        moves.then(|| self.new.base() as u64 + target.value + delta)
-    }
-}
-
-impl<'a> Index<'a> {
-    fn new(old: &'a Module, new: &'a Module) -> Self {
-        let symbols = old.file().symbols();
-        let mut spans: Vec<(u64, u64, usize)> = symbols
-            .valid()
-            .filter(|(_, s)| s.section.is_some())
-            .map(|(i, s)| (s.value, s.value.saturating_add(s.size.max(1)), i))
-            .collect();
-        spans.sort_unstable();
-        let reach = spans
-            .iter()
-            .scan(0, |reach, &(_, end, _)| {
-                *reach = end.max(*reach);
-                Some(*reach)
-            })
-            .collect();
-        let mut new_locals = HashMap::new();
-        for (i, symbol) in new.file().symbols().valid() {
-            if symbol.binding == Binding::Local {
-                new_locals
-                    .entry((symbol.name, symbol.kind))
-                    .and_modify(|unique| *unique = None)
-                    .or_insert(Some(i));
-            }
-        }
-        Index {
-            spans,
-            reach,
-            new_locals,
-        }
+        moves.then(|| new.base() as u64 + target.value + delta)
     }
 }
 
 /// Exported symbols added, removed and changed from `old` to `new`. A symbol is changed when
 /// its behaviour may differ: its kind or size changed, or its bytes differ other than where
 /// they only locate something that moved ([`Layout::same_behaviour`]).
-pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec<String>) {
+pub(crate) fn diff<'a>(
+    old_symbols: &Decoded<'a>,
+    new_symbols: &Decoded<'a>,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (old, new) = (old_symbols.module, new_symbols.module);
     let (old_file, new_file) = (old.file(), new.file());
     let exported = |m: &Module| m.exports().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
     let added = exported(new)
@@ -427,7 +467,7 @@ pub(crate) fn diff(old: &Module, new: &Module) -> (Vec<String>, Vec<String>, Vec
                     return false;
                 }
                 let (old_layout, new_layout) =
-                    layouts.get_or_init(|| (Layout::new(old), Layout::new(new)));
+                    layouts.get_or_init(|| (Layout::new(old_symbols), Layout::new(new_symbols)));
                 !Layout::same_behaviour(old_layout, &a, x, new_layout, &b, y)
             }
             _ => false,
@@ -447,10 +487,10 @@ enum Place<'a> {
 }
 
 /// One version's symbols by address, and the words that load-time relocations write.
-struct Layout<'a> {
+struct Layout<'d, 'a> {
     file: &'a smf_format::Module<'a>,
-    /// `(start, end, symbol index)` of every symbol with a size in a loaded section, by start.
-    symbols: Vec<(u64, u64, u32)>,
+    /// The version's symbols by address.
+    symbols: &'d Decoded<'a>,
     /// Image offsets of the words `relative64` relocations rebase, in order.
     relative: Vec<u64>,
     /// Image offset of each word an import's address is written to, with the import's name
@@ -458,16 +498,9 @@ struct Layout<'a> {
     imports: HashMap<u64, (&'a str, i64)>,
 }
 
-impl<'a> Layout<'a> {
-    fn new(module: &'a Module) -> Self {
-        let file = module.file();
-        let mut symbols: Vec<(u64, u64, u32)> = file
-            .symbols()
-            .valid()
-            .filter(|(_, s)| s.section.is_some() && s.size > 0)
-            .map(|(i, s)| (s.value, s.value + s.size, i as u32))
-            .collect();
-        symbols.sort_unstable();
+impl<'d, 'a> Layout<'d, 'a> {
+    fn new(symbols: &'d Decoded<'a>) -> Self {
+        let file = symbols.module.file();
         let mut relative: Vec<u64> = file.relative_relocations().iter().collect();
         relative.sort_unstable();
         let imports = file
@@ -491,14 +524,9 @@ impl<'a> Layout<'a> {
         if let Some(&(name, addend)) = self.imports.get(&target) {
             return Some(Place::Import(name, addend));
         }
-        let after = self
-            .symbols
-            .partition_point(|&(start, _, _)| start <= target);
-        if let Some(&(start, end, index)) = after.checked_sub(1).map(|i| &self.symbols[i]) {
-            if target < end {
-                let name = self.file.symbol(index as usize)?.ok()?.name;
-                return Some(Place::Symbol(name, target - start));
-            }
+        if let Some((start, index)) = self.symbols.sized_at(target) {
+            let name = self.file.symbol(index)?.ok()?.name;
+            return Some(Place::Symbol(name, target - start));
         }
         let section = self.file.section_at(target)?;
         Some(Place::Section(section.name, target - section.vaddr))
@@ -518,10 +546,10 @@ impl<'a> Layout<'a> {
     ///   data moved, differs only there. The instructions are not decoded; a difference
     ///   elsewhere, or a field that names different places, counts as a change.
     fn same_behaviour(
-        old: &Layout<'_>,
+        old: &Layout<'_, '_>,
         a: &Symbol<'_>,
         x: &[u8],
-        new: &Layout<'_>,
+        new: &Layout<'_, '_>,
         b: &Symbol<'_>,
         y: &[u8],
     ) -> bool {
@@ -557,10 +585,10 @@ impl<'a> Layout<'a> {
     /// `x` starts at image offset `x_at` in `old`, `y` at `y_at` in `new`.
     #[allow(clippy::too_many_arguments)]
     fn displacement_field(
-        old: &Layout<'_>,
+        old: &Layout<'_, '_>,
         x_at: u64,
         x: &[u8],
-        new: &Layout<'_>,
+        new: &Layout<'_, '_>,
         y_at: u64,
         y: &[u8],
         i: usize,
@@ -593,15 +621,15 @@ impl<'a> Layout<'a> {
     /// The end of an 8-byte word covering byte `i` that a `relative64` relocation rebases in
     /// both versions and whose targets are the same place.
     fn pointer_field(
-        old: &Layout<'_>,
+        old: &Layout<'_, '_>,
         x_at: u64,
         x: &[u8],
-        new: &Layout<'_>,
+        new: &Layout<'_, '_>,
         y_at: u64,
         y: &[u8],
         i: usize,
     ) -> Option<usize> {
-        let word = |layout: &Layout<'_>, at: u64, bytes: &[u8]| {
+        let word = |layout: &Layout<'_, '_>, at: u64, bytes: &[u8]| {
             let first = (at + i as u64).saturating_sub(7);
             let start = layout.relative.partition_point(|&o| o < first);
             let &offset = layout.relative.get(start)?;

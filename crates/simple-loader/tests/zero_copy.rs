@@ -604,3 +604,78 @@ fn an_empty_table_past_the_head_loads_mapped_as_it_loads_copied() {
     let part = smf_format::Module::parse_head(&bytes[..head], end, &Limits::default());
     assert!(part.is_ok(), "parse accepts, parse_head: {part:?}");
 }
+
+/// Replaces the file at `path` as `smf pack` does: a new file renamed over it.
+fn replace(path: &Path, bytes: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+#[test]
+fn a_reloadable_module_is_mapped_when_asked_and_each_reload_maps_the_new_file() {
+    if common::skip_under_emulator(common::QEMU_MAPS) {
+        return;
+    }
+    for verify_hash in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, layout) = module(RETURN_42, true);
+        let path = write(dir.path(), "r.smf", &bytes);
+        let options = LoadOptions::default()
+            .with_map_reloadable(true)
+            .with_verify_hash(verify_hash);
+        let registry = simple_loader::Registry::with_options(options);
+        // SAFETY: a module this test built from its own sources, replaced only by renames.
+        let first = unsafe { registry.load(&path) }.unwrap();
+        check_contents(&first, &layout, &bytes);
+        let code_file = |module: &Module| {
+            let code = module.base();
+            mappings(module)
+                .into_iter()
+                .find(|(start, end, _, _)| (*start..*end).contains(&code))
+                .map(|(_, _, perms, file)| (perms, file))
+                .unwrap()
+        };
+        let path_text = std::fs::canonicalize(&path).unwrap().display().to_string();
+        assert_eq!(code_file(&first), ("r-xp".to_owned(), path_text.clone()));
+
+        // The same content again: nothing to do, told by the module hash.
+        replace(&path, &bytes);
+        // SAFETY: as above.
+        let same = unsafe { registry.reload(&path) }.unwrap();
+        assert!(same.unchanged, "verify_hash {verify_hash}");
+
+        let (next, _) = module_with(RETURN_7);
+        replace(&path, &next);
+        // SAFETY: as above.
+        let report = unsafe { registry.reload(&path) }.unwrap();
+        assert!(!report.unchanged);
+        assert_eq!(report.changed, ["answer"]);
+        assert_eq!(answer(&report.module), 7);
+        assert_eq!(code_file(&report.module).0, "r-xp");
+        assert!(code_file(&report.module).1.starts_with(&path_text));
+        // The first version maps the file it was loaded from, which the rename left intact.
+        assert_eq!(answer(&first), 42);
+
+        // A damaged file: refused with the check on, and the running version stays.
+        if verify_hash {
+            let mut damaged = bytes.clone();
+            let (_, end) = rodata_end(&damaged);
+            damaged[end - 1] ^= 1;
+            replace(&path, &damaged);
+            // SAFETY: as above.
+            let error = unsafe { registry.reload(&path) }.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    simple_loader::LoadError::Format {
+                        source: smf_format::Error::HashMismatch { .. },
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+            assert_eq!(answer(&report.module), 7);
+        }
+    }
+}

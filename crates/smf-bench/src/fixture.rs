@@ -143,6 +143,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::rename(&partial, path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Replaces `path` by a new link to the file `from`, renamed over it: the file at `path`
+/// is replaced as by [`write_atomically`], but the file it was (another version's, linked
+/// under its own name too) stays on disk, as the shared libraries it is compared with do.
+/// Otherwise the last unmapping of a replaced file frees it, and the file system's work of
+/// freeing it (on some machines a synchronous discard) would be timed as the loader's.
+pub fn replace_by_link(path: &Path, from: &Path) -> Result<(), String> {
+    let partial = path.with_extension("partial");
+    match std::fs::remove_file(&partial) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: {e}", partial.display()));
+        }
+        _ => {}
+    }
+    std::fs::hard_link(from, &partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// One library built both ways from the same objects.
 #[derive(Debug)]
 pub struct Pair {

@@ -303,21 +303,34 @@ fn output_real_code(config: &Config, dir: &Path, output: &mut Output) -> Result<
             },
         )?;
         let entry = CString::new(build.library.entry).map_err(err)?;
-        let registry = Registry::new();
-        let (sys, smf) = reload_samples(
-            &registry,
-            &dir.join(format!("{name}-live.smf")),
-            &build.v1,
-            &build.v2,
-            &entry,
-            config.samples(100),
-        )?;
-        table.rows.push(Row::timed(
-            format!("{name}: reload (--reloadable, Registry::reload vs dlclose + dlopen + dlsym)"),
-            Some(&sys),
-            &smf,
-            Some(Target::RatioAtMost(2.0)),
-        ));
+        // By default a reloadable module's file is read into memory (it may be rewritten in
+        // place); `smf dev`, whose files are replaced by renames, maps it.
+        for (how, options) in [
+            ("read, default", LoadOptions::default()),
+            (
+                "mapped, as smf dev",
+                LoadOptions::default().with_map_reloadable(true),
+            ),
+        ] {
+            let registry = Registry::with_options(options);
+            let live = format!("{name}-live-{}.smf", how.split(',').next().unwrap_or(how));
+            let (sys, smf) = reload_samples(
+                &registry,
+                &dir.join(live),
+                &build.v1,
+                &build.v2,
+                &entry,
+                config.samples(100),
+            )?;
+            table.rows.push(Row::timed(
+                format!(
+                    "{name}: reload (--reloadable, {how}; Registry::reload vs dlclose + dlopen + dlsym)"
+                ),
+                Some(&sys),
+                &smf,
+                Some(Target::RatioAtMost(2.0)),
+            ));
+        }
     }
     output.tables.push(table);
     progress("real code: memory per module");
@@ -933,8 +946,8 @@ fn reload_tables(config: &Config, dir: &Path) -> Result<Vec<Table>, String> {
     Ok(vec![reload, calls_table])
 }
 
-/// Loads `v1`'s module into `registry` from `live`, then replaces it by the other version,
-/// again and again, against `dlclose` of one version's shared library + `dlopen` of the
+/// Loads `v1`'s module into `registry` from `live`, then replaces it by the other version
+/// (a link to its file renamed over `live`, `fixture::replace_by_link`), again and again, against `dlclose` of one version's shared library + `dlopen` of the
 /// other's + `dlsym(entry)`, interleaved.
 fn reload_samples(
     registry: &Registry,
@@ -944,7 +957,7 @@ fn reload_samples(
     entry: &CStr,
     samples: usize,
 ) -> Result<(Samples, Samples), String> {
-    fixture::write_atomically(live, &v1.module)?;
+    fixture::replace_by_link(live, &v1.smf)?;
     // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
     unsafe { registry.load(live) }.map_err(err)?;
     let (so1, so2) = (c_path(&v1.so), c_path(&v2.so));
@@ -970,13 +983,9 @@ fn reload_samples(
                 Ok(())
             },
             &mut |record| {
-                let next = if smf_round % 2 == 0 {
-                    &v2.module
-                } else {
-                    &v1.module
-                };
+                let next = if smf_round % 2 == 0 { &v2.smf } else { &v1.smf };
                 smf_round += 1;
-                fixture::write_atomically(live, next)?;
+                fixture::replace_by_link(live, next)?;
                 let start = Instant::now();
                 // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
                 let report = unsafe { registry.reload(live) }.map_err(err)?;

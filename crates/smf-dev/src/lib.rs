@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
-use simple_loader::{Current, LoadError, Registry, ReloadReport};
+use simple_loader::{Current, LoadError, LoadOptions, Registry, ReloadReport};
 
 /// Why a build or a load failed.
 #[derive(Debug)]
@@ -161,7 +161,9 @@ impl Session {
             project,
             work,
             module,
-            registry: Registry::new(),
+            // The packer replaces the module file by a rename, never in place: the module's
+            // code can be mapped from it rather than copied, at every load and reload.
+            registry: Registry::with_options(LoadOptions::default().with_map_reloadable(true)),
             loaded: false,
             progress: Box::new(progress),
             watcher: None,

@@ -675,13 +675,31 @@ fn copy_shared(from: *const u8, to: *mut u8, len: usize, shared: Shared) {
 /// but a regular file (a FIFO, a device, a directory) is refused with an error naming what it
 /// is. The descriptor is close-on-exec and, once checked, blocking again.
 pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<File> {
+    let (file, _) = open_module(path)?;
+    // SAFETY: F_GETFL and F_SETFL on a descriptor this function owns change only its flags.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
+}
+
+/// Opens `path` as [`open_regular`] does, and its size, from the one `fstat` that checks it
+/// is a regular file. The descriptor stays non-blocking, which reading or mapping a regular
+/// file ignores: a load saves the two `fcntl` calls of making it blocking, and a second
+/// `fstat` for the size.
+pub(crate) fn open_module(path: &std::path::Path) -> io::Result<(File, u64)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     // O_NOCTTY: a terminal given as a module never becomes the controlling one.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    let file_type = file.metadata()?.file_type();
+    let metadata = file.metadata()?;
+    let file_type = metadata.file_type();
     if !file_type.is_file() {
         let (kind, what) = if file_type.is_fifo() {
             (io::ErrorKind::InvalidInput, "a FIFO")
@@ -698,15 +716,7 @@ pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<File> {
         };
         return Err(io::Error::new(kind, format!("not a regular file ({what})")));
     }
-    // SAFETY: F_GETFL and F_SETFL on a descriptor this function owns change only its flags.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(file)
+    Ok((file, metadata.len()))
 }
 
 #[cfg(test)]
