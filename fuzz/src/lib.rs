@@ -146,7 +146,7 @@ pub fn load_outcome(data: &[u8]) -> LoadOutcome {
     let expected_len = module.header().image_size;
     drop(module);
     // Imports resolve against the process's own symbols (libc), looked up but never called.
-    let resolver: &ImportResolver<'_> = &|_| Ok(None);
+    let resolver: &ImportResolver<'_> = &|_, _| Ok(None);
     let options = LoadOptions::default();
     // Every exported symbol with an address lies inside the mapped image.
     let check = |module: &simple_loader::Module| {
@@ -204,5 +204,37 @@ pub fn packer(data: &[u8]) {
         module
             .verify_hash()
             .expect("the packer writes the module hash");
+    }
+}
+
+/// The `typeinfo` reader on arbitrary bytes (a section's payload): whatever parses must
+/// print, compare, copy and describe without panicking, every type must be the same as
+/// itself and as its copy, and a copy must print as the original.
+pub fn typeinfo(data: &[u8]) {
+    use smf_format::typeinfo::{Match, OwnedType, TypeInfo, compare};
+    let Ok(types) = TypeInfo::parse(data) else {
+        return;
+    };
+    // Bounded so that a large table is not quadratic work for the fuzzer.
+    for id in 0..=types.len().min(64) + 1 {
+        let text = types.display(id);
+        let _ = types.describe_record(id);
+        let _ = types.records_reached(id);
+        if let Some(t) = types.get(id) {
+            let _ = types.members(&t).count();
+        }
+        assert_eq!(
+            compare(&types, id, &types, id, Match::Exact),
+            Ok(()),
+            "{text}"
+        );
+        let copy = OwnedType::copy_of(&types, id);
+        let (table, copied) = copy.view();
+        assert_eq!(table.display(copied), text);
+        assert_eq!(
+            compare(&types, id, &table, copied, Match::Exact),
+            Ok(()),
+            "{text}"
+        );
     }
 }

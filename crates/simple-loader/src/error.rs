@@ -64,6 +64,14 @@ pub enum LoadError {
         expected: &'static str,
         found: SymbolKind,
     },
+    /// The symbol's type recorded in the module (its `typeinfo`) is not the type the caller
+    /// expects.
+    TypeMismatch {
+        module: String,
+        name: String,
+        /// The caller's type, the module's, and where they differ.
+        problem: String,
+    },
     /// The handle type asked for cannot hold a code address.
     NotPointerSized { name: String, size: usize },
     /// The module has no entry point.
@@ -187,6 +195,14 @@ impl LoadError {
             LoadError::NotReloadable { module } => {
                 write!(f, "{module}: not reloadable (pack it with --reloadable)")
             }
+            LoadError::TypeMismatch {
+                module,
+                name,
+                problem,
+            } => write!(
+                f,
+                "{module}: `{name}` is not of the type expected: {problem}"
+            ),
             LoadError::DependentBroken {
                 module,
                 name,

@@ -51,7 +51,7 @@ mod tls;
 
 pub use error::LoadError;
 pub use handles::{Current, CurrentCall, Pinned};
-pub use loader::{ImportResolver, LoadOptions, ModuleSource, Resolution, load};
+pub use loader::{ImportResolver, LoadOptions, ModuleSource, Resolution, TypeChanges, load};
 pub use module::{DataSymbol, Module, Symbol};
 pub use perfmap::{enable_perf_map, perf_map_path};
 pub use reclaim::PinGuard;

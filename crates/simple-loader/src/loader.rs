@@ -34,6 +34,21 @@ pub struct LoadOptions {
     pub(crate) debugger: bool,
     /// The `argc`/`argv` of constructors; the process's own when `None`.
     pub(crate) arguments: Option<Arc<Argv>>,
+    pub(crate) type_changes: TypeChanges,
+}
+
+/// What a reload does when a function that a `Current` handle or another module is linked
+/// to changed type between the running version and the new one (both record types, see
+/// `docs/FORMAT.md`, *Type information*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TypeChanges {
+    /// Refuse the reload, naming the function and the difference; nothing switches.
+    #[default]
+    Refuse,
+    /// Let the reload through and list each change in [`crate::ReloadReport::type_changes`]:
+    /// the caller promises that its handles and the importing modules agree with the new types.
+    Report,
 }
 
 impl Default for LoadOptions {
@@ -46,6 +61,7 @@ impl Default for LoadOptions {
             map_reloadable: false,
             debugger: false,
             arguments: None,
+            type_changes: TypeChanges::Refuse,
         }
     }
 }
@@ -77,6 +93,13 @@ impl LoadOptions {
     /// default.
     pub fn with_signature(mut self, policy: SignaturePolicy) -> Self {
         self.signature = policy;
+        self
+    }
+
+    /// What a reload does with a function, linked to a handle or an importer, whose recorded
+    /// type changed: [`TypeChanges::Refuse`] (the default) or [`TypeChanges::Report`].
+    pub fn with_type_changes(mut self, policy: TypeChanges) -> Self {
+        self.type_changes = policy;
         self
     }
 
@@ -155,8 +178,10 @@ pub struct Resolution {
 
 /// A resolver consulted first for each import; `Ok(None)` passes the import on to the
 /// module's needed libraries and then to the process's global symbols, and `Err` refuses the
-/// import with a reason (a definition of the wrong kind or type).
-pub type ImportResolver<'r> = dyn Fn(&Import<'_>) -> Result<Option<Resolution>, String> + 'r;
+/// import with a reason (a definition of the wrong kind or type). It is given the importing
+/// module's `typeinfo` table, which the import's `type_id` points into.
+pub type ImportResolver<'r> = dyn Fn(&Import<'_>, &smf_format::typeinfo::TypeInfo<'_>) -> Result<Option<Resolution>, String>
+    + 'r;
 
 /// A module to load: a file, or bytes already in memory.
 #[derive(Debug)]
@@ -198,7 +223,7 @@ pub unsafe fn load<'a>(
     options: &LoadOptions,
     resolver: Option<&ImportResolver<'_>>,
 ) -> Result<Module, LoadError> {
-    let resolver = resolver.unwrap_or(&|_| Ok(None));
+    let resolver = resolver.unwrap_or(&|_, _| Ok(None));
     match source.into() {
         ModuleSource::File(path) => load_path(path, options, resolver),
         ModuleSource::Bytes { bytes, name } => {
@@ -477,11 +502,12 @@ fn load_from(
             addresses.push(address);
             continue;
         }
-        let resolved = resolver(import).map_err(|problem| LoadError::ImportMismatch {
-            module: name.clone(),
-            name: import.name.to_owned(),
-            problem,
-        })?;
+        let resolved =
+            resolver(import, parsed.types()).map_err(|problem| LoadError::ImportMismatch {
+                module: name.clone(),
+                name: import.name.to_owned(),
+                problem,
+            })?;
         let address = match resolved {
             Some(Resolution {
                 address,

@@ -290,6 +290,70 @@ impl Module {
         })
     }
 
+    /// The type the module records for its exported symbol `name` (`docs/FORMAT.md`, *Type
+    /// information*), with everything it reaches; `None` if there is no such export or the
+    /// module records no type for it.
+    pub fn type_of(&self, name: &str) -> Option<smf_format::typeinfo::OwnedType> {
+        let symbol = self.parsed().lookup(name)?;
+        let types = self.parsed().types();
+        types.get(symbol.type_id)?;
+        Some(smf_format::typeinfo::OwnedType::copy_of(
+            types,
+            symbol.type_id,
+        ))
+    }
+
+    /// Checks that exported symbol `name` has the type `expected` (a `*void` there accepts any
+    /// pointer, a `struct s` with no layout any struct `s`). A symbol for which the module
+    /// records no type passes: there is nothing to check it against.
+    pub fn check_type(
+        &self,
+        name: &str,
+        expected: &smf_format::typeinfo::OwnedType,
+    ) -> Result<(), LoadError> {
+        let symbol = self
+            .parsed()
+            .lookup(name)
+            .ok_or_else(|| self.not_found(name))?;
+        let types = self.parsed().types();
+        if types.get(symbol.type_id).is_none() {
+            return Ok(());
+        }
+        let (want, id) = expected.view();
+        smf_format::typeinfo::compare(
+            &want,
+            id,
+            types,
+            symbol.type_id,
+            smf_format::typeinfo::Match::Expectation,
+        )
+        .map_err(|difference| LoadError::TypeMismatch {
+            module: self.name.clone(),
+            name: name.to_owned(),
+            problem: format!(
+                "expected {expected}, the module has {} ({difference})",
+                types.display(symbol.type_id)
+            ),
+        })
+    }
+
+    /// [`Module::get`], refusing a function whose type the module records and which is not
+    /// `F` ([`smf_format::typeinfo::CType`] describes `extern "C" fn` types of integers,
+    /// floats and pointers).
+    ///
+    /// # Safety
+    /// As for [`Module::get`]: the check catches a module built against another signature,
+    /// but a module without recorded types, or one that lies, is not checked.
+    pub unsafe fn get_checked<F: Copy + smf_format::typeinfo::CType>(
+        &self,
+        name: &str,
+    ) -> Result<Symbol<'_, F>, LoadError> {
+        // SAFETY: the caller's contract.
+        let symbol = unsafe { self.get::<F>(name)? };
+        self.check_type(name, &smf_format::typeinfo::describe::<F>())?;
+        Ok(symbol)
+    }
+
     /// The exported data symbol `name` (any kind but function).
     pub fn data(&self, name: &str) -> Result<DataSymbol<'_>, LoadError> {
         let (symbol, address) = self.export(name).ok_or_else(|| self.not_found(name))?;

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use smf_format::typeinfo::{Match, OwnedType, TypeInfo, compare};
 use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
-use crate::loader::{LoadOptions, Resolution, load_hashed_bytes, load_path, load_path_if_changed};
+use crate::loader::{
+    LoadOptions, Resolution, TypeChanges, load_hashed_bytes, load_path, load_path_if_changed,
+};
 use crate::module::Module;
 use crate::reclaim::{PinGuard, Reclaimer};
 use crate::reload::{
@@ -239,6 +242,10 @@ impl Slots {
         address: usize,
         type_id: u32,
     ) -> Result<Arc<Slot>, String> {
+        let types = module.file().types();
+        let linked_type = types
+            .get(type_id)
+            .map(|_| OwnedType::copy_of(types, type_id));
         let mut by_entry = self.lock();
         let of_entry = by_entry.entry(id).or_default();
         if let Some(slot) = of_entry.get(name) {
@@ -246,7 +253,7 @@ impl Slots {
         }
         let slot = self
             .table
-            .allocate(Some(Arc::clone(module)), address, type_id)
+            .allocate(Some(Arc::clone(module)), address, linked_type)
             .map_err(|e| format!("cannot allocate an indirection slot: {e}"))?;
         let slot = Arc::new(slot);
         of_entry.insert(name.to_owned(), Arc::clone(&slot));
@@ -401,7 +408,9 @@ impl Registry {
         skip: &[u64],
         hash: Option<[u8; 32]>,
     ) -> Result<Module, LoadError> {
-        let resolver = |import: &Import<'_>| resolve(state, &self.slots, import, skip);
+        let resolver = |import: &Import<'_>, types: &TypeInfo<'_>| {
+            resolve(state, &self.slots, import, types, skip)
+        };
         let Some(bytes) = bytes else {
             return load_path(path, &self.options, &resolver);
         };
@@ -533,6 +542,7 @@ impl Registry {
                     changed: vec![],
                     kept: vec![],
                     reset: vec![],
+                    type_changes: vec![],
                     retains_old: false,
                     duration: started.elapsed(),
                     module: Arc::clone(&entry.module),
@@ -561,7 +571,13 @@ impl Registry {
             state.exports.add(entry.id, &new);
             entry.module = Arc::clone(&new);
             entry.version += 1;
+            let mut type_changes = Vec::new();
             for (name, slot) in self.slots.of(entry.id) {
+                // Let through by `TypeChanges::Report`: callers are linked to the new type now.
+                if let Some(change) = type_change(&slot, &new, &name) {
+                    slot.set_linked_type(new.type_of(&name));
+                    type_changes.push((name.clone(), change));
+                }
                 // check_dependents made sure every slot's function exists in the new version.
                 // The slot's reference to the old version can go at once: the registry's,
                 // retired below, keeps it for the threads still running it.
@@ -583,6 +599,7 @@ impl Registry {
                 changed,
                 kept: carried.kept,
                 reset: carried.reset,
+                type_changes,
                 retains_old: retains,
                 duration,
                 module: new,
@@ -656,7 +673,8 @@ impl Registry {
     }
 
     /// Every function that callers were linked to through `entry`'s slots must exist in `new`
-    /// as a function with the same type id.
+    /// as a function, of the same type where both versions record one (unless the options
+    /// say to report type changes, which [`type_changes`] lists).
     fn check_dependents(&self, entry: &Entry, new: &Module) -> Result<(), LoadError> {
         let module = entry.path.display().to_string();
         for (name, slot) in self.slots.of(entry.id) {
@@ -665,14 +683,10 @@ impl Registry {
                 Some((symbol, _)) if symbol.kind != SymbolKind::Function => {
                     format!("the new version exports it as a {} symbol", symbol.kind)
                 }
-                Some((symbol, _)) if symbol.type_id != slot.linked_type_id() => {
-                    format!(
-                        "its type id changed from {:#x} to {:#x}",
-                        slot.linked_type_id(),
-                        symbol.type_id
-                    )
-                }
-                Some(_) => continue,
+                Some(_) => match type_change(&slot, new, &name) {
+                    Some(change) if self.options.type_changes == TypeChanges::Refuse => change,
+                    _ => continue,
+                },
             };
             return Err(LoadError::DependentBroken {
                 module,
@@ -817,7 +831,7 @@ impl Registry {
             version: 0,
         };
         // Only the address: the registry holds the slot while the module is loaded.
-        match find(&state, &self.slots, &import, &[]) {
+        match find(&state, &self.slots, &import, &TypeInfo::default(), &[]) {
             Ok(Some(Definition::Host(address) | Definition::Module(address, _))) => Some(address),
             Ok(Some(Definition::Slot(slot))) => Some(slot.trampoline()),
             Ok(None) | Err(_) => None,
@@ -926,6 +940,25 @@ impl Registry {
     }
 }
 
+/// How the type of function `name` in `new` differs from the type `slot`'s callers were
+/// linked against; `None` if it is the same, or either side records no type.
+fn type_change(slot: &Slot, new: &Module, name: &str) -> Option<String> {
+    let linked = slot.linked_type()?;
+    let symbol = new.file().lookup(name)?;
+    let types = new.file().types();
+    types.get(symbol.type_id)?;
+    let (old_types, old_id) = linked.view();
+    compare(&old_types, old_id, types, symbol.type_id, Match::Exact)
+        .err()
+        .map(|difference| {
+            format!(
+                "its type changed from {} to {} ({difference})",
+                old_types.display(old_id),
+                types.display(symbol.type_id)
+            )
+        })
+}
+
 /// Where a name resolved.
 enum Definition<'s> {
     /// Defined by the host.
@@ -943,6 +976,7 @@ fn find<'s>(
     state: &'s State,
     slots: &Slots,
     import: &Import<'_>,
+    import_types: &TypeInfo<'_>,
     skip: &[u64],
 ) -> Result<Option<Definition<'s>>, String> {
     let hash = fnv1a32(import.name.as_bytes());
@@ -969,13 +1003,22 @@ fn find<'s>(
             symbol.kind
         ));
     }
-    if import.type_id != 0 && symbol.type_id != 0 && import.type_id != symbol.type_id {
-        return Err(format!(
-            "expected type id {:#x} but {} exports type id {:#x}",
+    let provider_types = entry.module.file().types();
+    if import_types.get(import.type_id).is_some() && provider_types.get(symbol.type_id).is_some() {
+        if let Err(difference) = compare(
+            import_types,
             import.type_id,
-            entry.path.display(),
-            symbol.type_id
-        ));
+            provider_types,
+            symbol.type_id,
+            Match::Exact,
+        ) {
+            return Err(format!(
+                "expected {} but {} exports {} ({difference})",
+                import_types.display(import.type_id),
+                entry.path.display(),
+                provider_types.display(symbol.type_id)
+            ));
+        }
     }
     if entry.module.is_reloadable() && symbol.kind == SymbolKind::Function {
         // Calls into a reloadable module go through its slot, so they follow reloads.
@@ -996,9 +1039,10 @@ fn resolve(
     state: &State,
     slots: &Slots,
     import: &Import<'_>,
+    import_types: &TypeInfo<'_>,
     skip: &[u64],
 ) -> Result<Option<Resolution>, String> {
-    let resolution = match find(state, slots, import, skip)? {
+    let resolution = match find(state, slots, import, import_types, skip)? {
         None => return Ok(None),
         Some(Definition::Host(address)) => Resolution {
             address,

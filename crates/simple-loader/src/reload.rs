@@ -37,6 +37,10 @@ pub struct ReloadReport {
     pub kept: Vec<String>,
     /// Data symbols that start fresh, each with the reason.
     pub reset: Vec<(String, String)>,
+    /// Functions linked to handles or other modules whose type changed, each with the
+    /// difference: let through because the options say [`crate::TypeChanges::Report`] (by
+    /// default such a reload is refused).
+    pub type_changes: Vec<(String, String)>,
     /// Whether kept data points into the old version's image (or one it retained) where no
     /// symbol of the new one corresponds, so that image stays mapped as long as the new
     /// version lives.
@@ -77,6 +81,9 @@ impl std::fmt::Display for ReloadReport {
         list(f, "kept", &self.kept)?;
         for (name, why) in &self.reset {
             write!(f, "\n  reset: {name} ({why})")?;
+        }
+        for (name, change) in &self.type_changes {
+            write!(f, "\n  type changed: {name}: {change}")?;
         }
         if self.retains_old {
             write!(
@@ -228,23 +235,13 @@ pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
             carried.reset.push((name, "new".into()));
             continue;
         };
-        if previous.size != symbol.size {
-            carried.reset.push((
-                name,
-                format!("size changed from {} to {}", previous.size, symbol.size),
-            ));
-            continue;
-        }
-        if previous.type_id != symbol.type_id {
-            carried.reset.push((
-                name,
-                format!(
-                    "type id changed from {:#x} to {:#x}",
-                    previous.type_id, symbol.type_id
-                ),
-            ));
-            continue;
-        }
+        let size = match carried_bytes(old, &previous, new, &symbol) {
+            Ok(size) => size,
+            Err(why) => {
+                carried.reset.push((name, why));
+                continue;
+            }
+        };
         let in_bss = old
             .file()
             .sections()
@@ -256,7 +253,7 @@ pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
             &translator,
             previous.value,
             symbol.value,
-            symbol.size,
+            size,
             in_bss,
         ) {
             Ok(retains) => {
@@ -268,6 +265,100 @@ pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
     }
     carried.older = translator.older_pointed_into();
     carried
+}
+
+/// How many bytes of the old value of data symbol `previous` carry over into `symbol`, its
+/// new version, or why none do.
+///
+/// Where both versions record the symbol's type (`typeinfo`), the types decide: the same
+/// type carries the whole value; a struct whose fields are all still there, at the same
+/// offsets with the same types and names, followed by new fields, carries the bytes of the old
+/// fields (the new fields keep their initial values; the old struct's tail padding, which a new
+/// field may occupy, is not copied); anything else starts fresh, with the difference as the
+/// reason. Without types on both sides, a value carries over whole when its size is the same.
+fn carried_bytes(
+    old: &Module,
+    previous: &Symbol<'_>,
+    new: &Module,
+    symbol: &Symbol<'_>,
+) -> Result<u64, String> {
+    use smf_format::typeinfo::{Match, TypeKind, compare};
+    let (old_types, new_types) = (old.file().types(), new.file().types());
+    let (Some(a), Some(b)) = (
+        old_types.get(previous.type_id),
+        new_types.get(symbol.type_id),
+    ) else {
+        return if previous.size == symbol.size {
+            Ok(symbol.size)
+        } else {
+            Err(format!(
+                "size changed from {} to {}",
+                previous.size, symbol.size
+            ))
+        };
+    };
+    let difference = match compare(old_types, a.id, new_types, b.id, Match::Exact) {
+        Ok(()) if previous.size == symbol.size => return Ok(symbol.size),
+        Ok(()) => {
+            return Err(format!(
+                "size changed from {} to {}",
+                previous.size, symbol.size
+            ));
+        }
+        Err(difference) => difference,
+    };
+    let reset = || {
+        format!(
+            "type changed from {} to {} ({difference})",
+            old_types.display(a.id),
+            new_types.display(b.id)
+        )
+    };
+    // A struct that only gained fields at its end, held whole by the symbol.
+    if a.kind != TypeKind::Struct
+        || b.kind != TypeKind::Struct
+        || a.is_incomplete()
+        || b.is_incomplete()
+        || previous.size != a.size
+        || symbol.size != b.size
+        || b.size < a.size
+    {
+        return Err(reset());
+    }
+    let (old_fields, new_fields): (Vec<_>, Vec<_>) = (
+        old_types.members(&a).collect(),
+        new_types.members(&b).collect(),
+    );
+    if old_fields.len() >= new_fields.len() {
+        return Err(reset());
+    }
+    let mut end = 0u64;
+    for (x, y) in old_fields.iter().zip(&new_fields) {
+        let same = x.offset == y.offset
+            && x.bit_offset == y.bit_offset
+            && x.bit_size == y.bit_size
+            && x.name == y.name
+            && compare(old_types, x.ty, new_types, y.ty, Match::Exact).is_ok();
+        if !same {
+            return Err(reset());
+        }
+        let size = old_types.get(x.ty).map_or(0, |t| t.size);
+        let field_end = if x.bit_size == 0 {
+            x.offset + size
+        } else {
+            x.offset + (u64::from(x.bit_offset) + u64::from(x.bit_size)).div_ceil(8)
+        };
+        end = end.max(field_end);
+    }
+    // The new fields must lie past the old ones (a new bit-field sharing the last old byte
+    // would be overwritten by the copy).
+    if new_fields[old_fields.len()..]
+        .iter()
+        .any(|f| f.offset < end)
+    {
+        return Err(reset());
+    }
+    Ok(end)
 }
 
 /// Copies `size` bytes of state from image offset `from` of `old` to `to` of `new`, a page

@@ -17,6 +17,8 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use smf_format::typeinfo::OwnedType;
+
 use crate::module::Module;
 use crate::sys::{PAGE_SIZE, Protection, Reservation};
 
@@ -72,8 +74,9 @@ pub(crate) struct Slot {
     table: Arc<SlotTable>,
     index: usize,
     trampoline: usize,
-    /// The function's type id when the slot was made: callers were linked against it.
-    type_id: u32,
+    /// The function's type (from the module's `typeinfo`) that callers were linked against;
+    /// `None` when the module recorded none.
+    linked_type: Mutex<Option<Arc<OwnedType>>>,
     /// The version the cell points into (`None` only in this file's tests).
     target: Mutex<Option<Arc<Module>>>,
 }
@@ -84,7 +87,7 @@ impl SlotTable {
         self: &Arc<Self>,
         module: Option<Arc<Module>>,
         address: usize,
-        type_id: u32,
+        linked_type: Option<OwnedType>,
     ) -> io::Result<Slot> {
         let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
         let index = match cells.free.pop() {
@@ -104,7 +107,7 @@ impl SlotTable {
             table: Arc::clone(self),
             index,
             trampoline,
-            type_id,
+            linked_type: Mutex::new(linked_type.map(Arc::new)),
             target: Mutex::new(module),
         })
     }
@@ -126,8 +129,18 @@ impl Slot {
         self.trampoline
     }
 
-    pub(crate) fn linked_type_id(&self) -> u32 {
-        self.type_id
+    /// The type callers were linked against, if the module recorded one.
+    pub(crate) fn linked_type(&self) -> Option<Arc<OwnedType>> {
+        self.linked_type
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the type callers are linked against from now on (a reload that changed it
+    /// was let through, see `TypeChanges::Report`).
+    pub(crate) fn set_linked_type(&self, ty: Option<OwnedType>) {
+        *self.linked_type.lock().unwrap_or_else(|p| p.into_inner()) = ty.map(Arc::new);
     }
 
     /// Points the slot at `address`, a function of `module`, and returns the version it
@@ -195,7 +208,7 @@ mod tests {
         let slots: Vec<Slot> = (0..PER_BLOCK + 3)
             .map(|_| {
                 table
-                    .allocate(None, one as extern "C" fn() -> i64 as usize, 0)
+                    .allocate(None, one as extern "C" fn() -> i64 as usize, None)
                     .unwrap()
             })
             .collect();
@@ -217,7 +230,7 @@ mod tests {
         let table = Arc::new(SlotTable::default());
         for _ in 0..10 * PER_BLOCK {
             let slot = table
-                .allocate(None, one as extern "C" fn() -> i64 as usize, 0)
+                .allocate(None, one as extern "C" fn() -> i64 as usize, None)
                 .unwrap();
             assert_eq!(call(&slot), 1);
         }
@@ -229,7 +242,7 @@ mod tests {
         let kept: Vec<Slot> = (0..PER_BLOCK + 1)
             .map(|_| {
                 table
-                    .allocate(None, two as extern "C" fn() -> i64 as usize, 0)
+                    .allocate(None, two as extern "C" fn() -> i64 as usize, None)
                     .unwrap()
             })
             .collect();

@@ -472,9 +472,12 @@ fn ten_thousand_reloads_do_not_grow_memory() {
     );
 }
 
-/// A reloadable module exporting `answer` (returns 42) with the given type id.
-fn typed_answer(type_id: u32, source_hash: u64) -> Vec<u8> {
+/// A reloadable module exporting `answer` (returns 42) of type `ty` (FORMAT.md's type syntax).
+fn typed_answer(ty: &str, source_hash: u64) -> Vec<u8> {
+    let mut types = smf_format::typeinfo::TypeTableBuilder::new();
+    let type_id = smf_format::typeinfo::parse_type(&mut types, ty).unwrap();
     let mut b = ModuleBuilder::new();
+    b.set_types(&types);
     b.arch = HOST;
     b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     b.source_hash = source_hash;
@@ -504,31 +507,93 @@ fn typed_answer(type_id: u32, source_hash: u64) -> Vec<u8> {
 fn a_reload_that_changes_the_type_of_a_linked_function_is_refused() {
     let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_temp(dir.path(), "typed.smf", &typed_answer(7, 1));
+    let path = write_temp(dir.path(), "typed.smf", &typed_answer("fn() -> i32", 1));
     let registry = Registry::new();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     unsafe { registry.load(&path) }.unwrap();
     // Nothing is linked to `answer` yet: its type may change.
-    std::fs::write(&path, typed_answer(8, 2)).unwrap();
+    std::fs::write(&path, typed_answer("fn() -> i64", 2)).unwrap();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     assert_eq!(unsafe { registry.reload(&path) }.unwrap().version, 2);
     // SAFETY: `int answer(void)`.
     let handle = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "answer") }.unwrap();
-    std::fs::write(&path, typed_answer(9, 3)).unwrap();
+    std::fs::write(&path, typed_answer("fn(i32) -> i64", 3)).unwrap();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let e = unsafe { registry.reload(&path) }.unwrap_err().to_string();
     assert!(
         e.contains("typed.smf")
             && e.contains("`answer`")
-            && e.contains("type id changed from 0x8 to 0x9"),
+            && e.contains("its type changed from fn() -> i64 to fn(i32) -> i64"),
         "{e}"
     );
     assert_eq!(registry.modules()[0].version, 2, "nothing switched");
     assert_eq!((*handle.pin())(), 42);
     // The same type with another body goes in.
-    std::fs::write(&path, typed_answer(8, 4)).unwrap();
+    std::fs::write(&path, typed_answer("fn() -> i64", 4)).unwrap();
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     assert_eq!(unsafe { registry.reload(&path) }.unwrap().version, 3);
+}
+
+#[test]
+fn a_type_change_is_reported_when_the_options_say_so() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(dir.path(), "typed.smf", &typed_answer("fn() -> i32", 1));
+    let registry = Registry::with_options(
+        simple_loader::LoadOptions::default().with_type_changes(simple_loader::TypeChanges::Report),
+    );
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
+    // SAFETY: `int answer(void)`.
+    let handle = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "answer") }.unwrap();
+    std::fs::write(&path, typed_answer("fn(*void) -> i32", 2)).unwrap();
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(report.version, 2);
+    assert_eq!(report.type_changes.len(), 1, "{report}");
+    assert!(
+        report.to_string().contains(
+            "type changed: answer: its type changed from fn() -> i32 to fn(*void) -> i32"
+        ),
+        "{report}"
+    );
+    assert_eq!((*handle.pin())(), 42);
+    // Callers are linked to the new type now: the same type again is no change.
+    std::fs::write(&path, typed_answer("fn(*void) -> i32", 3)).unwrap();
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert!(report.type_changes.is_empty(), "{report}");
+}
+
+#[test]
+fn get_checked_compares_the_recorded_type_with_the_callers() {
+    let _shared = shared();
+    let bytes = typed_answer("fn() -> i32", 1);
+    // SAFETY: a module this test built from its own sources.
+    let module = unsafe {
+        simple_loader::load(
+            simple_loader::ModuleSource::Bytes {
+                bytes,
+                name: "typed".into(),
+            },
+            &Default::default(),
+            None,
+        )
+    }
+    .unwrap();
+    // SAFETY: `int answer(void)`.
+    let answer = unsafe { module.get_checked::<extern "C" fn() -> i32>("answer") }.unwrap();
+    assert_eq!(answer(), 42);
+    // SAFETY: refused before it could be called.
+    let e = unsafe { module.get_checked::<extern "C" fn(i64) -> i32>("answer") }
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`answer` is not of the type expected: expected fn(i64) -> i32, the module has fn() -> i32"),
+        "{e}"
+    );
+    assert_eq!(module.type_of("answer").unwrap().to_string(), "fn() -> i32");
 }
 
 /// A module whose only import, `name` of kind `kind`, fills a pointer in its data.

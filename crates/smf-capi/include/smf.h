@@ -73,6 +73,13 @@ int smf_options_set_verify_hash(smf_options *options, int verify);
 int smf_options_set_map_file(smf_options *options, int map);
 /* Whether to describe loaded modules to gdb and lldb (non-zero: yes; off by default). */
 int smf_options_set_debugger(smf_options *options, int describe);
+/* What a reload does when a function that an smf_current address or another module is
+ * linked to changed type (both versions built with types: smf pack of objects compiled
+ * with -g): SMF_TYPE_CHANGES_REFUSE (the default) fails the reload, nothing switches;
+ * SMF_TYPE_CHANGES_REPORT lets it through and lists the change in the report's text. */
+#define SMF_TYPE_CHANGES_REFUSE 0
+#define SMF_TYPE_CHANGES_REPORT 1
+int smf_options_set_type_changes(smf_options *options, int policy);
 
 /* Bounds applied while parsing a module file; a file beyond one is refused. */
 #define SMF_LIMIT_IMAGE_SIZE 0  /* bytes of the image in memory */
@@ -126,6 +133,17 @@ void smf_module_release(smf_module *module);
  * after a reload it is still the old version's code and data; use smf_current to follow
  * reloads. */
 void *smf_sym(smf_module *module, const char *name);
+/* As smf_sym, but NULL with an error naming both types if the module records a type for
+ * name and it is not type, written as docs/FORMAT.md's "Text form" says: C's scalar names
+ * or i8..i64, u8..u64, f32, f64, bool; "*T" for a pointer ("*void" accepts any pointer);
+ * "struct TAG"; "fn(int, *char) -> long" for a function. A symbol the module records no
+ * type for (built without -g) is not checked. */
+void *smf_sym_typed(smf_module *module, const char *name, const char *type);
+/* Writes the type the module records for its export name, in the text form above and
+ * NUL-terminated, to buffer (at most size bytes, cut short if longer). Returns the length
+ * of the whole text, 0 if the module records no type for it, or -1 on error (no such
+ * export). */
+long smf_type_of(smf_module *module, const char *name, char *buffer, size_t size);
 
 /* The module's name in messages: its path. Owned by the module reference. */
 const char *smf_module_name(const smf_module *module);
@@ -149,6 +167,10 @@ int smf_module_hash(const smf_module *module, uint8_t *hash);
  * safe when no reload runs concurrently, or when the old versions' code stays valid (see
  * smf_pin). */
 void *smf_current(smf_registry *registry, const char *path, const char *name);
+/* As smf_current, checking first, as smf_sym_typed does, that the version loaded now
+ * records the type type for name (or none). Reloads then keep it: by default a new version
+ * that changes the type is refused (smf_options_set_type_changes). */
+void *smf_current_typed(smf_registry *registry, const char *path, const char *name, const char *type);
 
 /* Replaces the module loaded from path by the file's current content (a no-op if the
  * content is the running version's). The new version is loaded, linked and checked first;

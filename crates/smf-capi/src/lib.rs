@@ -247,6 +247,30 @@ pub unsafe extern "C" fn smf_options_set_verify_hash(
 /// # Safety
 /// As for [`smf_options_set_verify_hash`].
 #[unsafe(no_mangle)]
+pub unsafe extern "C" fn smf_options_set_type_changes(
+    options: *mut smf_options,
+    policy: c_int,
+) -> c_int {
+    call(-1, || {
+        // SAFETY: the caller's contract.
+        let o = unsafe { handle_mut(options, "smf_options_set_type_changes", "options") }?;
+        let policy = match policy {
+            0 => simple_loader::TypeChanges::Refuse,
+            1 => simple_loader::TypeChanges::Report,
+            other => {
+                return Err(format!(
+                    "smf_options_set_type_changes: unknown policy {other} (0 refuse, 1 report)"
+                ));
+            }
+        };
+        o.options = std::mem::take(&mut o.options).with_type_changes(policy);
+        Ok(0)
+    })
+}
+
+/// # Safety
+/// As for [`smf_options_set_verify_hash`].
+#[unsafe(no_mangle)]
 pub unsafe extern "C" fn smf_options_set_map_file(options: *mut smf_options, map: c_int) -> c_int {
     call(-1, || {
         // SAFETY: the caller's contract.
@@ -462,6 +486,115 @@ pub unsafe extern "C" fn smf_current(
         let address = current.address();
         currents.live.insert(key, current);
         Ok(address as *mut c_void)
+    })
+}
+
+/// The type `text` names (`smf.h`, `smf_sym_typed`), or an error naming `function`.
+fn expected_type(
+    text: &CStr,
+    function: &str,
+) -> Result<simple_loader::smf_format::typeinfo::OwnedType, String> {
+    let text = text
+        .to_str()
+        .map_err(|_| format!("{function}: type {text:?} is not UTF-8"))?;
+    let mut builder = simple_loader::smf_format::typeinfo::TypeTableBuilder::new();
+    let id = simple_loader::smf_format::typeinfo::parse_type(&mut builder, text)
+        .map_err(|e| format!("{function}: {e}"))?;
+    Ok(simple_loader::smf_format::typeinfo::OwnedType::from_builder(&builder, id))
+}
+
+/// # Safety
+/// `module` is NULL or live; `name` and `type_text` NULL or NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn smf_sym_typed(
+    module: *const smf_module,
+    name: *const c_char,
+    type_text: *const c_char,
+) -> *mut c_void {
+    call(ptr::null_mut(), || {
+        // SAFETY: the caller's contract.
+        let m = unsafe { handle(module, "smf_sym_typed", "module") }?;
+        // SAFETY: the caller's contract.
+        let name = unsafe { c_name(name, "smf_sym_typed") }?;
+        // SAFETY: the caller's contract.
+        let text = unsafe { c_str(type_text, "smf_sym_typed", "type") }?;
+        let expected = expected_type(text, "smf_sym_typed")?;
+        let (_, address) = m.module.export(name).ok_or_else(|| {
+            load_error(LoadError::SymbolNotFound {
+                module: m.module.name().to_owned(),
+                name: name.to_owned(),
+            })
+        })?;
+        m.module.check_type(name, &expected).map_err(load_error)?;
+        Ok(address as *mut c_void)
+    })
+}
+
+/// # Safety
+/// `module` is NULL or live; `name` NULL or a NUL-terminated string; `buffer` NULL or
+/// writable for `size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn smf_type_of(
+    module: *const smf_module,
+    name: *const c_char,
+    buffer: *mut c_char,
+    size: usize,
+) -> std::ffi::c_long {
+    call(-1, || {
+        // SAFETY: the caller's contract.
+        let m = unsafe { handle(module, "smf_type_of", "module") }?;
+        // SAFETY: the caller's contract.
+        let name = unsafe { c_name(name, "smf_type_of") }?;
+        if m.module.export(name).is_none() {
+            return Err(load_error(LoadError::SymbolNotFound {
+                module: m.module.name().to_owned(),
+                name: name.to_owned(),
+            }));
+        }
+        let Some(ty) = m.module.type_of(name) else {
+            return Ok(0);
+        };
+        let text = ty.to_string();
+        if !buffer.is_null() && size > 0 {
+            let n = text.len().min(size - 1);
+            // SAFETY: `buffer` is writable for `size` bytes (the caller's contract) and
+            // `n + 1 <= size`; `text` is a separate Rust string.
+            unsafe {
+                ptr::copy_nonoverlapping(text.as_ptr(), buffer.cast::<u8>(), n);
+                *buffer.add(n) = 0;
+            }
+        }
+        std::ffi::c_long::try_from(text.len()).map_err(|_| "smf_type_of: type text too long".into())
+    })
+}
+
+/// # Safety
+/// `registry` is NULL or live; `path`, `name` and `type_text` NULL or NUL-terminated
+/// strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn smf_current_typed(
+    registry: *const smf_registry,
+    path: *const c_char,
+    name: *const c_char,
+    type_text: *const c_char,
+) -> *mut c_void {
+    call(ptr::null_mut(), || {
+        // SAFETY: the caller's contract.
+        let r = unsafe { handle(registry, "smf_current_typed", "registry") }?;
+        // SAFETY: the caller's contract.
+        let path_ = unsafe { c_path(path, "smf_current_typed") }?;
+        // SAFETY: the caller's contract.
+        let name_ = unsafe { c_name(name, "smf_current_typed") }?;
+        // SAFETY: the caller's contract.
+        let text = unsafe { c_str(type_text, "smf_current_typed", "type") }?;
+        let expected = expected_type(text, "smf_current_typed")?;
+        let module = r
+            .registry
+            .get(path_)
+            .ok_or_else(|| format!("{}: not loaded", path_.display()))?;
+        module.check_type(name_, &expected).map_err(load_error)?;
+        // SAFETY: the caller's contract covers smf_current's; on NULL it set the error.
+        Ok(unsafe { smf_current(registry, path, name) })
     })
 }
 

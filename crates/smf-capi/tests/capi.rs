@@ -46,10 +46,16 @@ fn tool(env: &str, default: &str) -> String {
 
 /// Compiles C `source` (`-fPIC -c`) and packs it, reloadable, into `out`.
 fn module(dir: &Path, name: &str, source: &str, out: &Path) {
+    module_with(dir, name, source, out, &[]);
+}
+
+/// As [`module`], with more compiler flags.
+fn module_with(dir: &Path, name: &str, source: &str, out: &Path, flags: &[&str]) {
     let c = dir.join(format!("{name}.c"));
     let o = dir.join(format!("{name}.o"));
     std::fs::write(&c, source).unwrap();
     run(Command::new(tool("CC", "cc"))
+        .args(flags)
         .args(["-O1", "-fPIC", "-c", "-o"])
         .arg(&o)
         .arg(&c));
@@ -300,4 +306,35 @@ fn load_options_limits_and_signatures_from_c() {
     let output = run(Command::new(&exe).arg(&lib).arg(&signed).arg(&public));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.ends_with("ok\n"), "{stdout}");
+}
+
+#[test]
+fn types_are_checked_from_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, v2) = (dir.path().join("lib.smf"), dir.path().join("v2.smf"));
+    module_with(
+        dir.path(),
+        "typed1",
+        "long scale(long a, long b) { return a * b; }\n",
+        &lib,
+        &["-g"],
+    );
+    module_with(
+        dir.path(),
+        "typed2",
+        "long scale(long a, int b) { return a * b + 1; }\n",
+        &v2,
+        &["-g"],
+    );
+    let exe = host(dir.path(), "types", true);
+    let output = run(Command::new(&exe).arg(&lib).arg(&v2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.ends_with("ok\n"), "{stdout}");
+    assert!(stdout.contains("scale: fn(i64, i64) -> i64"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "type changed: scale: its type changed from fn(i64, i64) -> i64 to fn(i64, i32) -> i64"
+        ),
+        "{stdout}"
+    );
 }

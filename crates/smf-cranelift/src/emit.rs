@@ -122,6 +122,52 @@ pub(crate) fn emit(module: &SmfModule) -> Result<Vec<u8>, EmitError> {
     e.write()
 }
 
+/// The function type of a Cranelift signature, if the format can say it: parameters and at
+/// most one result of integer or float types, in the platform's C convention or `tail`.
+/// Cranelift's integers have no signedness: one is recorded unsigned if the parameter is
+/// zero-extended (`uext`), signed otherwise. Pointers are integers to Cranelift, and are
+/// recorded as such.
+fn signature_type(
+    types: &mut smf_format::typeinfo::TypeTableBuilder,
+    signature: &cranelift_codegen::ir::Signature,
+) -> Option<u32> {
+    use cranelift_codegen::ir::{ArgumentExtension, ArgumentPurpose, types as ty};
+    use cranelift_codegen::isa::CallConv as Conv;
+    use smf_format::typeinfo::CallConv;
+    let conv = match signature.call_conv {
+        Conv::SystemV | Conv::AppleAarch64 => CallConv::C,
+        Conv::Tail => CallConv::Tail,
+        _ => return None,
+    };
+    let mut one = |param: &cranelift_codegen::ir::AbiParam| -> Option<u32> {
+        if param.purpose != ArgumentPurpose::Normal {
+            return None;
+        }
+        let signed = param.extension != ArgumentExtension::Uext;
+        Some(match param.value_type {
+            ty::I8 => types.int(1, signed),
+            ty::I16 => types.int(2, signed),
+            ty::I32 => types.int(4, signed),
+            ty::I64 => types.int(8, signed),
+            ty::I128 => types.int(16, signed),
+            ty::F32 => types.float(4),
+            ty::F64 => types.float(8),
+            _ => return None,
+        })
+    };
+    let params = signature
+        .params
+        .iter()
+        .map(&mut one)
+        .collect::<Option<Vec<u32>>>()?;
+    let result = match signature.returns.as_slice() {
+        [] => 0,
+        [r] => one(r)?,
+        _ => return None,
+    };
+    Some(types.function(conv, result, &params, false))
+}
+
 fn func_name(decls: &ModuleDeclarations, id: FuncId) -> String {
     decls.get_function_decl(id).linkage_name(id).into_owned()
 }
@@ -625,7 +671,16 @@ impl Emitter<'_> {
                     }),
             )
             .collect();
+        // Each function's signature in the module's type table (`docs/FORMAT.md`, *Type
+        // information*), so that a reload is checked against what callers were linked to.
+        let mut types = smf_format::typeinfo::TypeTableBuilder::new();
         for (target, name, linkage, size) in &names {
+            let type_id = match *target {
+                Target::Func(id, _) => {
+                    signature_type(&mut types, &decls.get_function_decl(id).signature).unwrap_or(0)
+                }
+                _ => 0,
+            };
             let (kind, home) = match *target {
                 Target::Func(..) => (SymbolKind::Function, Home::Text),
                 Target::Data(id) => (SymbolKind::Data, self.data_at[&id].0),
@@ -644,9 +699,12 @@ impl Emitter<'_> {
                 section: Some(index[&home]),
                 value: address(self, *target),
                 size: *size,
-                type_id: 0,
+                type_id,
                 version: 0,
             });
+        }
+        if !types.is_empty() {
+            builder.set_types(&types);
         }
         for (name, kind, binding) in &self.imports {
             builder.add_import(Import {

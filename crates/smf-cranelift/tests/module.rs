@@ -192,7 +192,7 @@ fn unwinds_through_compiled_frames() {
             vec![b.ins().iadd(r, x)]
         });
     });
-    let resolver = |import: &smf_format::Import<'_>| {
+    let resolver = |import: &smf_format::Import<'_>, _: &smf_format::typeinfo::TypeInfo<'_>| {
         Ok(
             (import.name == "capture_backtrace").then(|| simple_loader::Resolution {
                 address: capture_backtrace as *const () as usize,
@@ -321,7 +321,7 @@ fn exceptions_cross_compiled_frames() {
             vec![b.ins().iadd_imm_s(r, 1)]
         });
     });
-    let resolver = |import: &smf_format::Import<'_>| {
+    let resolver = |import: &smf_format::Import<'_>, _: &smf_format::typeinfo::TypeInfo<'_>| {
         Ok(
             (import.name == "host_panics").then(|| simple_loader::Resolution {
                 address: host_panics as *const () as usize,

@@ -206,3 +206,44 @@ fn ten_thousand_swaps_leak_nothing() {
         "mappings grew from {before} to {after} over 10,000 swaps"
     );
 }
+
+/// A reloadable module whose one function, `f`, takes `params` and returns `value`.
+fn typed(params: &[cranelift_codegen::ir::Type], value: i64) -> Vec<u8> {
+    let mut builder = SmfBuilder::new(isa(), "typed", default_libcall_names()).unwrap();
+    builder.reloadable(true);
+    let mut module = SmfModule::new(builder);
+    func(
+        &mut module,
+        "f",
+        Linkage::Export,
+        params,
+        &[I64],
+        |_, b, _| vec![b.ins().iconst(I64, value)],
+    );
+    module.finish().emit().unwrap()
+}
+
+#[test]
+fn a_swap_that_changes_a_linked_signature_is_refused() {
+    use cranelift_codegen::ir::types::I32;
+    let registry = registry();
+    // SAFETY: our own code.
+    let module = unsafe { registry.load_bytes("typed", typed(&[I64], 7)).unwrap() };
+    assert_eq!(module.type_of("f").unwrap().to_string(), "fn(i64) -> i64");
+    // SAFETY: `f` takes an i64 and returns one.
+    let f = unsafe { registry.current_named::<extern "C" fn(i64) -> i64>("typed", "f") }.unwrap();
+    // SAFETY: as above.
+    let e = unsafe { registry.reload_bytes("typed", typed(&[I32], 8)) }
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot replace `f`") && e.contains("fn(i64) -> i64 to fn(i32) -> i64"),
+        "{e}"
+    );
+    assert_eq!((*f.pin())(1), 7);
+    // Another body with the same signature goes in.
+    // SAFETY: as above.
+    let report = unsafe { registry.reload_bytes("typed", typed(&[I64], 8)) }.unwrap();
+    assert_eq!(report.version, 2);
+    assert_eq!((*f.pin())(1), 8);
+}

@@ -32,6 +32,7 @@ mod error;
 pub mod raw;
 pub mod read;
 pub mod report;
+pub mod typeinfo;
 pub mod types;
 pub mod write;
 

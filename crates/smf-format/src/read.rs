@@ -527,6 +527,8 @@ pub struct Module<'data> {
     needed: Vec<&'data str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
+    /// The validated `typeinfo` table (empty when the module has none).
+    types: crate::typeinfo::TypeInfo<'data>,
 }
 
 /// Where the file's loaded payloads begin, when everything else lies before them: the
@@ -728,6 +730,10 @@ enum SymbolProblem {
     NotCode,
     /// Value and size not inside the section.
     Range,
+    /// `type_id` is not 0 and not a type of the `typeinfo` table.
+    TypeId,
+    /// `type_id` is a function type for a data symbol, or the reverse.
+    TypeKind,
     /// A function of size 0 at its section's end: its address would be past the code.
     FunctionAtEnd,
 }
@@ -971,7 +977,11 @@ impl<'data> Module<'data> {
             needed: Vec::new(),
             init_array: Vec::new(),
             fini_array: Vec::new(),
+            types: crate::typeinfo::TypeInfo::default(),
         };
+        if let Some(s) = module.table_section(SectionKind::TypeInfo) {
+            module.types = crate::typeinfo::TypeInfo::parse(s.data)?;
+        }
         let strtab = Strings::new(
             module
                 .table_section(SectionKind::StrTab)
@@ -1137,6 +1147,17 @@ impl<'data> Module<'data> {
     }
 
     /// Native libraries to open before imports are resolved, in order.
+    /// The validated `typeinfo` table, which symbols' and imports' `type_id`s point into
+    /// (empty when the module has none).
+    pub fn types(&self) -> &crate::typeinfo::TypeInfo<'data> {
+        &self.types
+    }
+
+    /// The type a symbol's or an import's `type_id` names; `None` for 0 (no type recorded).
+    pub fn type_of(&self, type_id: u32) -> Option<crate::typeinfo::Type<'data>> {
+        self.types.get(type_id)
+    }
+
     pub fn needed(&self) -> &[&'data str] {
         &self.needed
     }
@@ -1254,6 +1275,16 @@ impl<'data> Module<'data> {
             }
             Some(section_index)
         };
+        let type_id = s.type_id.get();
+        if type_id != 0 {
+            let ty = self.types.get(type_id).ok_or(SymbolProblem::TypeId)?;
+            let is_function = ty.kind == crate::typeinfo::TypeKind::Function;
+            if (kind == SymbolKind::Function && !is_function)
+                || (kind == SymbolKind::Data && is_function)
+            {
+                return Err(SymbolProblem::TypeKind);
+            }
+        }
         Ok(Symbol {
             name,
             kind,
@@ -1288,6 +1319,17 @@ impl<'data> Module<'data> {
             ),
             SymbolProblem::Visibility => format!("unknown visibility {}", s.visibility),
             SymbolProblem::Flags => format!("reserved flags {:#x} are not zero", s.flags),
+            SymbolProblem::TypeId => format!(
+                "type id {} is not a type of the typeinfo table ({} types)",
+                s.type_id.get(),
+                self.types.len()
+            ),
+            SymbolProblem::TypeKind => format!(
+                "type id {} ({}) does not describe a {} symbol",
+                s.type_id.get(),
+                self.types.display(s.type_id.get()),
+                SymbolKind::try_from(s.kind).map_or("?".into(), |k| k.to_string())
+            ),
             SymbolProblem::NoSection => format!(
                 "a {} symbol must lie in a loaded section",
                 SymbolKind::try_from(s.kind).map_or("?".into(), |k| k.to_string())
@@ -1496,6 +1538,30 @@ impl<'data> Module<'data> {
             };
             if imp.reserved0 != [0; 2] || imp.reserved1.get() != 0 {
                 return Err(Error::malformed(location(), "reserved fields are not zero"));
+            }
+            let type_id = imp.type_id.get();
+            if type_id != 0 {
+                let ty = self.types.get(type_id).ok_or_else(|| {
+                    Error::malformed(
+                        location(),
+                        format!(
+                            "type id {type_id} is not a type of the typeinfo table ({} types)",
+                            self.types.len()
+                        ),
+                    )
+                })?;
+                let is_function = ty.kind == crate::typeinfo::TypeKind::Function;
+                if (kind == ImportKind::Function && !is_function)
+                    || (kind == ImportKind::Data && is_function)
+                {
+                    return Err(Error::malformed(
+                        location(),
+                        format!(
+                            "type id {type_id} ({}) does not describe a {kind} import",
+                            self.types.display(type_id)
+                        ),
+                    ));
+                }
             }
             imports.push(Import {
                 name,

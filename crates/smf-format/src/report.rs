@@ -17,6 +17,9 @@ pub struct Parts {
     pub needed: bool,
     /// Constructors and destructors.
     pub constructors: bool,
+    /// The types of the exported symbols and imports (`typeinfo`), and the layouts of the
+    /// structs they reach. In [`Parts::ALL`] shown only when the module has types.
+    pub types: bool,
 }
 
 impl Parts {
@@ -28,6 +31,7 @@ impl Parts {
         relocations: true,
         needed: true,
         constructors: true,
+        types: true,
     };
     pub const NONE: Parts = Parts {
         header: false,
@@ -37,6 +41,7 @@ impl Parts {
         relocations: false,
         needed: false,
         constructors: false,
+        types: false,
     };
 }
 
@@ -94,6 +99,54 @@ pub fn write_report_parts(module: &Module<'_>, parts: Parts, out: &mut impl Writ
             for &offset in list {
                 writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
             }
+        }
+    }
+    if parts.types && (parts != Parts::ALL || !module.types().is_empty()) {
+        gap(out)?;
+        write_types(module, out)?;
+    }
+    Ok(())
+}
+
+/// The typed exports and imports (`name: type`), then the structs and unions they reach with
+/// their layouts.
+fn write_types(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
+    let types = module.types();
+    let exports: Vec<_> = module
+        .symbols()
+        .exported()
+        .filter(|(_, s)| s.type_id != 0)
+        .map(|(_, s)| s)
+        .collect();
+    let imports: Vec<_> = module.imports().iter().filter(|i| i.type_id != 0).collect();
+    writeln!(
+        out,
+        "Types ({} in the table; {} exports, {} imports typed):",
+        types.len(),
+        exports.len(),
+        imports.len()
+    )?;
+    let mut records = Vec::new();
+    for (what, name, id) in exports
+        .iter()
+        .map(|s| ("export", s.name, s.type_id))
+        .chain(imports.iter().map(|i| ("import", i.name, i.type_id)))
+    {
+        writeln!(
+            out,
+            "  {what} {}: {}",
+            crate::with_demangled(name),
+            types.display(id)
+        )?;
+        for record in types.records_reached(id) {
+            if !records.contains(&record) {
+                records.push(record);
+            }
+        }
+    }
+    for record in records {
+        if let Some(layout) = types.describe_record(record) {
+            writeln!(out, "  {layout}")?;
         }
     }
     Ok(())
@@ -457,6 +510,14 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
             });
             report.insert(key.into(), Value::Array(list.collect()));
         }
+    }
+    if parts.types && (parts != Parts::ALL || !module.types().is_empty()) {
+        // Every type of the table by id: its text, and a struct's or union's layout.
+        let types = module.types();
+        let list = (1..=types.len()).map(|id| {
+            json!({ "id": id, "type": types.display(id), "layout": types.describe_record(id) })
+        });
+        report.insert("types".into(), Value::Array(list.collect()));
     }
     Value::Object(report)
 }

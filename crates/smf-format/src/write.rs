@@ -162,7 +162,15 @@ impl<'a> ModuleBuilder<'a> {
         self.fini_array.push(offset);
     }
 
-    /// Sets the payload of a table the loader does not interpret: TypeInfo, Version or SrcMap.
+    /// Sets the `typeinfo` table (`docs/FORMAT.md`, *Type information*), which the `type_id`
+    /// of symbols and imports point into: a symbol's `type_id` is an id `types` returned.
+    pub fn set_types(&mut self, types: &crate::typeinfo::TypeTableBuilder) {
+        self.opaque.retain(|(k, _)| *k != SectionKind::TypeInfo);
+        self.opaque.push((SectionKind::TypeInfo, types.encode()));
+    }
+
+    /// Sets the payload of a table by its bytes: TypeInfo (checked by the reader like one
+    /// [`ModuleBuilder::set_types`] made), Version or SrcMap.
     pub fn set_opaque(&mut self, kind: SectionKind, data: Vec<u8>) -> Result<(), Error> {
         if !matches!(
             kind,

@@ -378,7 +378,7 @@ fn exports_without_a_hash_table_are_rejected() {
     let bytes = b.write().unwrap();
     let hash = section_index(&bytes, SectionKind::Hash);
     let bad = patched(&bytes, |b| {
-        section_mut(b, hash).kind = SectionKind::TypeInfo.as_raw().into()
+        section_mut(b, hash).kind = SectionKind::SrcMap.as_raw().into()
     });
     expect_err(&bad, &["1 exported symbols but no hash section"]);
 }

@@ -750,7 +750,7 @@ fn names_without_a_string_table() {
     let bytes = b.write().unwrap();
     let strtab = section_index(&bytes, SectionKind::StrTab);
     let bad = patched(&bytes, |b| {
-        section_mut(b, strtab).kind = SectionKind::TypeInfo.as_raw().into()
+        section_mut(b, strtab).kind = SectionKind::SrcMap.as_raw().into()
     });
     expect_err(
         &bad,

@@ -35,6 +35,7 @@ pub mod response_file;
 mod runtime;
 mod symbols;
 mod tls;
+mod types;
 mod undefined;
 
 pub use error::{Error, RelocationError, RelocationProblem};
@@ -169,8 +170,38 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
             data: output.data,
         });
     }
+    // Types from the objects' DWARF (`-g`), for the functions and data each defines.
+    let object_data: Vec<&[u8]> = inputs
+        .iter()
+        .chain(support.as_ref())
+        .map(|input| &*input.data)
+        .collect();
+    let mut types = smf_format::typeinfo::TypeTableBuilder::new();
+    let by_object = types::collect(&object_data, &mut types);
+    let typed = |symbol: &smf_format::Symbol<'_>, object: Option<usize>| {
+        let ty = *by_object.get(object?)?.get(symbol.name)?;
+        let is_function = types.kind_of(ty)? == smf_format::typeinfo::TypeKind::Function;
+        (is_function == (symbol.kind == smf_format::SymbolKind::Function)).then_some(ty)
+    };
+    let symbols: Vec<_> = symbols
+        .into_iter()
+        .map(|(symbol, object)| smf_format::Symbol {
+            type_id: typed(&symbol, object).unwrap_or(0),
+            ..symbol
+        })
+        .collect();
+    // The reader of DWARF builds tables the format accepts; should it not, the module is
+    // still packed, without types, rather than refused for information it does not need.
+    let any_typed = symbols.iter().any(|s| s.type_id != 0);
+    let types_valid = smf_format::typeinfo::TypeInfo::parse(&types.encode()).is_ok();
+    if any_typed && types_valid {
+        builder.set_types(&types);
+    }
     for symbol in symbols {
-        builder.add_symbol(symbol);
+        builder.add_symbol(smf_format::Symbol {
+            type_id: if types_valid { symbol.type_id } else { 0 },
+            ..symbol
+        });
     }
     for &id in &needs.imports {
         let Some(global) = globals.symbols.get(id) else {

@@ -19,7 +19,7 @@ pub(crate) fn build<'data>(
     globals: &Globals<'data>,
     layout: &Layout,
     indices: &[Option<u32>],
-) -> Result<Vec<Symbol<'data>>, Error> {
+) -> Result<Vec<(Symbol<'data>, Option<usize>)>, Error> {
     let mut symbols = Vec::new();
     for (o, object) in objects.iter().enumerate() {
         for (s, symbol) in object.symbols.iter().enumerate().skip(1) {
@@ -157,7 +157,7 @@ pub(crate) fn build<'data>(
                     size,
                 ),
             };
-            symbols.push(entry);
+            symbols.push((entry, Some(o)));
         }
     }
     // The packer's own definitions, hidden like the linker-provided ones of ELF.
@@ -183,20 +183,23 @@ pub(crate) fn build<'data>(
         else {
             continue;
         };
-        symbols.push(symbol_entry(
-            global.name,
-            SymbolKind::Data,
-            Binding::Local,
-            Visibility::Hidden,
-            Some(index),
-            address,
-            size,
+        symbols.push((
+            symbol_entry(
+                global.name,
+                SymbolKind::Data,
+                Binding::Local,
+                Visibility::Hidden,
+                Some(index),
+                address,
+                size,
+            ),
+            None,
         ));
     }
     // In address order, exported names first at one address and values outside the image
     // last, the rest in input order: the order a loader's symbolizer wants, which it then
     // gets in one pass instead of merging each object's runs at every load.
-    symbols.sort_by_key(|s| (s.section.is_none(), s.value, s.binding == Binding::Local));
+    symbols.sort_by_key(|(s, _)| (s.section.is_none(), s.value, s.binding == Binding::Local));
     Ok(symbols)
 }
 

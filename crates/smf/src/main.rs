@@ -186,6 +186,10 @@ enum Command {
         /// The constructors and destructors.
         #[arg(long)]
         constructors: bool,
+        /// The types of exports and imports, and the layouts of their structs (from the
+        /// objects' DWARF: pack objects compiled with -g).
+        #[arg(long)]
+        types: bool,
     },
     /// Validate a module's structure and its module hash; exit 0 only if it is well-formed
     /// (and, with --key, signed by a trusted key).
@@ -530,6 +534,7 @@ fn run(command: Command) -> Result<ExitCode> {
             relocs,
             needed,
             constructors,
+            types,
         } => {
             let bytes = read(&file)?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
@@ -541,6 +546,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 relocations: relocs,
                 needed,
                 constructors,
+                types,
             };
             let parts = if selected == smf_format::report::Parts::NONE {
                 smf_format::report::Parts::ALL

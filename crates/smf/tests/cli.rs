@@ -345,8 +345,23 @@ fn everything_module() -> Vec<u8> {
         bss_va,
         64,
     ));
+    // `Point` names a struct of the type table; `buffer` is a 64-byte array.
+    let mut types = smf_format::typeinfo::TypeTableBuilder::new();
+    let point = types.declare_record(false, "Point");
+    let coordinate = types.int(4, true);
+    let field = |name: &str, offset| smf_format::typeinfo::Field {
+        name: name.into(),
+        ty: coordinate,
+        offset,
+        bit_offset: 0,
+        bit_size: 0,
+    };
+    types
+        .define_record(point, 8, 4, &[field("x", 0), field("y", 4)])
+        .unwrap();
+    b.set_types(&types);
     b.add_symbol(Symbol {
-        type_id: 0xfeed,
+        type_id: point,
         ..sym("Point", SymbolKind::Type, Binding::Global, None, 7, 0)
     });
     let puts = b.add_import(Import {

@@ -75,3 +75,11 @@ fn packer_findings_and_seeds() {
     assert!(seeds.len() >= 10, "fuzz/seeds/packer is missing");
     replay("packer", &seeds, harness::packer);
 }
+
+#[test]
+fn typeinfo_findings_and_seeds() {
+    let (findings, seeds) = corpus("typeinfo");
+    replay("typeinfo", &findings, harness::typeinfo);
+    assert!(seeds.len() >= 2, "fuzz/seeds/typeinfo is missing");
+    replay("typeinfo", &seeds, harness::typeinfo);
+}

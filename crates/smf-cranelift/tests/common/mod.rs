@@ -91,7 +91,7 @@ pub static HOST_VALUE: i64 = 1234;
 
 /// Resolves the host functions and data the program imports.
 pub fn host_resolver() -> Box<ImportResolver<'static>> {
-    Box::new(|import| {
+    Box::new(|import, _types| {
         let address = match import.name {
             "host_triple" => host_triple as *const () as usize,
             "host_value" => &HOST_VALUE as *const i64 as usize,

@@ -281,7 +281,7 @@ pub fn full_builder() -> ModuleBuilder<'static> {
     b.add_init(CODE + 0x20);
     b.add_init(CODE + 0x10);
     b.add_fini(CODE + 0x30);
-    b.set_opaque(SectionKind::TypeInfo, b"types".to_vec())
+    b.set_opaque(SectionKind::TypeInfo, small_type_table())
         .unwrap();
     b.set_opaque(SectionKind::Version, b"v1.2.3".to_vec())
         .unwrap();
@@ -406,4 +406,16 @@ pub fn type_symbols(count: usize, name_of: impl Fn(usize) -> String, binding: Bi
         });
     }
     b.write().unwrap()
+}
+
+/// A `typeinfo` table of eight integer types (ids 1 to 8), which the symbols and imports of
+/// [`full_builder`] name.
+#[allow(dead_code)]
+pub fn small_type_table() -> Vec<u8> {
+    let mut types = smf_format::typeinfo::TypeTableBuilder::new();
+    for size in [1, 2, 4, 8] {
+        types.int(size, true);
+        types.int(size, false);
+    }
+    types.encode()
 }
