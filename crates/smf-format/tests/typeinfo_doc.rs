@@ -158,8 +158,3 @@ fn the_structure_tables_match_the_raw_structs() {
     );
     assert_eq!(size_of::<smf_format::typeinfo::RawMember>(), 24);
 }
-
-#[test]
-fn print_example() {
-    print!("{}", dump(&example().0));
-}

@@ -260,6 +260,21 @@ impl<'d> Converter<'_, 'd> {
             }
             return Some(id);
         }
+        // Names and qualifiers of a type are that type, needed as the use needs it (a
+        // pointer to a `const struct s` does not need its layout): not remembered apart.
+        if matches!(
+            tag,
+            gimli::DW_TAG_typedef
+                | gimli::DW_TAG_const_type
+                | gimli::DW_TAG_volatile_type
+                | gimli::DW_TAG_restrict_type
+                | gimli::DW_TAG_atomic_type
+        ) {
+            return match self.type_attr(offset)? {
+                Some(t) => self.ty(t, by_value, depth + 1),
+                None => Some(0),
+            };
+        }
         if let Some(&known) = self.memo.get(&offset) {
             return known;
         }
@@ -322,14 +337,6 @@ impl<'d> Converter<'_, 'd> {
                 self.align.insert(id, 8);
                 Some(id)
             }
-            gimli::DW_TAG_typedef
-            | gimli::DW_TAG_const_type
-            | gimli::DW_TAG_volatile_type
-            | gimli::DW_TAG_restrict_type
-            | gimli::DW_TAG_atomic_type => match target()? {
-                Some(t) => self.ty(t, true, depth + 1),
-                None => Some(0),
-            },
             gimli::DW_TAG_array_type => {
                 let element = self.ty(target()??, true, depth + 1)?;
                 if element == 0 {
@@ -516,10 +523,23 @@ impl<'d> Converter<'_, 'd> {
                     (None, Some(location)) => (location.udata_value()?, 0),
                     (None, None) => (0, 0), // union members
                 };
-                // DWARF 2/3 bit-fields (`DW_AT_bit_offset`) count from the other end.
-                if bit_size.is_some() && e.attr_value(gimli::DW_AT_bit_offset).is_some() {
-                    return None;
-                }
+                // DWARF 2/3 bit-fields (clang 14 still writes them): `DW_AT_bit_offset`
+                // counts from the most significant bit of a storage unit of
+                // `DW_AT_byte_size` bytes at the member location. On these little-endian
+                // targets the field's first bit is then `8 * size - offset - width` up from
+                // the unit's first byte.
+                let (byte, bit) = match (bit_size, e.attr_value(gimli::DW_AT_bit_offset)) {
+                    (Some(width), Some(from_top)) => {
+                        let unit_size = e
+                            .attr_value(gimli::DW_AT_byte_size)
+                            .and_then(|v| v.udata_value())?;
+                        let from_top = from_top.udata_value()?;
+                        let lsb = (unit_size * 8).checked_sub(from_top)?.checked_sub(width)?;
+                        let first = byte.checked_mul(8)?.checked_add(lsb)?;
+                        (first / 8, (first % 8) as u16)
+                    }
+                    _ => (byte, bit),
+                };
                 members.push((
                     name.unwrap_or_default(),
                     ty,

@@ -302,3 +302,53 @@ fn a_struct_that_gained_fields_at_its_end_keeps_the_old_ones() {
         "the old tail padding was not copied over the new field"
     );
 }
+
+/// Bit-fields, unions, variadic functions, function pointers, qualifiers: gcc and clang
+/// describe them differently in DWARF (clang 14 writes DWARF 2 bit offsets), and the
+/// packer must record the same types from both.
+#[test]
+fn gcc_and_clang_give_the_same_types() {
+    const SOURCE: &str = r#"
+struct node { struct node *next; int value; unsigned flags : 3; unsigned char tag[4]; };
+struct node head;
+union u { int i; double d; } shared;
+typedef const struct node *list_t;
+long sum(list_t list, ...) { long s = 0; for (; list; list = list->next) s += list->value; return s; }
+double scale(double x, float y, _Bool z) { return z ? x * y : x; }
+int (*callback)(const char *, unsigned long);
+"#;
+    let Some(clang) = Toolchain::clang() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let describe = |compiler: &str, name: &str| {
+        let path = build_with(dir.path(), compiler, name, SOURCE, &["-g", "-O1"]);
+        // SAFETY: our own module, without constructors.
+        let module =
+            unsafe { simple_loader::load(path.as_path(), &LoadOptions::default(), None) }.unwrap();
+        ["sum", "scale", "head", "shared", "callback"]
+            .iter()
+            .map(|symbol| {
+                let ty = module
+                    .type_of(symbol)
+                    .unwrap_or_else(|| panic!("{compiler}: {symbol}"));
+                let (table, id) = ty.view();
+                table
+                    .describe_record(id)
+                    .unwrap_or_else(|| table.display(id))
+            })
+            .collect::<Vec<_>>()
+    };
+    let gcc = describe(&Toolchain::system().c, "gcc");
+    assert_eq!(
+        gcc,
+        [
+            "fn(*struct node, ...) -> i64",
+            "fn(f64, f32, bool) -> f64",
+            "struct node { next: *struct node @0, value: i32 @8, flags: u32 @12.0:3, tag: [u8; 4] @13 } (24 bytes, align 8)",
+            "union u { i: i32 @0, d: f64 @0 } (8 bytes, align 8)",
+            "*fn(*i8, u64) -> i32",
+        ]
+    );
+    assert_eq!(describe(&clang.c, "clang"), gcc);
+}
