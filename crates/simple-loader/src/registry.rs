@@ -627,8 +627,9 @@ impl Registry {
             let Some(bytes) = bytes else {
                 // A file: mapped or read as a load does, and compared with the running
                 // version by its module hash before anything else is done with it.
-                let resolver =
-                    |import: &Import<'_>| resolve(state, &self.slots, import, &[entry.id]);
+                let resolver = |import: &Import<'_>, types: &TypeInfo<'_>| {
+                    resolve(state, &self.slots, import, types, &[entry.id])
+                };
                 let new =
                     load_path_if_changed(&entry.path, &self.options, &resolver, Some(running))?;
                 prepared.push((index, new));
