@@ -69,6 +69,13 @@ pub fn write_report_parts(module: &Module<'_>, parts: Parts, out: &mut impl Writ
     if parts.sections {
         gap(out)?;
         write_sections(module, out)?;
+        for table in module
+            .loaded_sections()
+            .filter(|s| s.kind == SectionKind::Pdata)
+        {
+            gap(out)?;
+            write_function_table(module, table, &symbol_suffix, out)?;
+        }
     }
     if parts.symbols {
         gap(out)?;
@@ -218,6 +225,43 @@ fn write_sections(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             out,
             "  [{:2}] {:<16} {:<11} {:<6} {:#010x} {:#010x} {:<10} {:<10} {}",
             s.index, s.name, s.kind, s.flags, s.file_offset, s.file_size, address, mem, s.align
+        )?;
+    }
+    Ok(())
+}
+
+/// A Windows module's function table: each function's range, its unwind information and
+/// name, as `RtlAddFunctionTable` will see them (image offsets are RVAs).
+fn write_function_table(
+    module: &Module<'_>,
+    table: &crate::Section<'_>,
+    symbol_suffix: &dyn Fn(&Module<'_>, u64) -> String,
+    out: &mut impl Write,
+) -> fmt::Result {
+    let entries = table.mem_size / crate::raw::PDATA_ENTRY_SIZE;
+    writeln!(
+        out,
+        "Function table ({entries} entries at {:#x}, for RtlAddFunctionTable with the image base):",
+        table.vaddr
+    )?;
+    writeln!(out, "  Begin      End        Unwind     Function")?;
+    for entry in table
+        .data
+        .chunks_exact(crate::raw::PDATA_ENTRY_SIZE as usize)
+    {
+        let word = |i: usize| {
+            u64::from(u32::from_le_bytes([
+                entry[i],
+                entry[i + 1],
+                entry[i + 2],
+                entry[i + 3],
+            ]))
+        };
+        let (begin, end, unwind) = (word(0), word(4), word(8));
+        writeln!(
+            out,
+            "  {begin:#010x} {end:#010x} {unwind:#010x}{}",
+            symbol_suffix(module, begin)
         )?;
     }
     Ok(())

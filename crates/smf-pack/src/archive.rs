@@ -164,7 +164,7 @@ fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
             )
         })?;
         match FileKind::parse(bytes) {
-            Ok(FileKind::Elf64 | FileKind::Elf32) => {}
+            Ok(FileKind::Elf64 | FileKind::Elf32 | FileKind::Coff | FileKind::CoffBig) => {}
             Ok(kind) => {
                 return Err(archive_error(
                     &member_name,
@@ -195,21 +195,25 @@ fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
     Ok(members)
 }
 
-/// Reads the global symbols of an ELF relocatable object the packer supports. Anything else is refused
-/// with the message the packer gives for it as an input.
+/// Reads the global symbols of an ELF or COFF relocatable object the packer supports.
+/// Anything else is refused with the message the packer gives for it as an input.
 fn object_symbols(name: &str, data: &[u8]) -> Result<Symbols, Error> {
-    let file = match ElfFile64::<LittleEndian>::parse(data) {
+    let elf = matches!(
+        ElfFile64::<LittleEndian>::parse(data),
         Ok(file)
             if crate::arch::for_machine(file.elf_header().e_machine.get(LittleEndian))
                 .is_some()
-                && file.elf_header().e_type.get(LittleEndian) == object::elf::ET_REL =>
-        {
-            file
-        }
+                && file.elf_header().e_type.get(LittleEndian) == object::elf::ET_REL
+    );
+    let file = match object::File::parse(data) {
+        Ok(file) if elf || input::coff::arch(data).is_some() => file,
         _ => {
             // The full reader names what is wrong (machine, type, truncation).
             return Err(input::read_object(name, data).err().unwrap_or_else(|| {
-                archive_error(name, "is not an ELF x86-64 or aarch64 relocatable object")
+                archive_error(
+                    name,
+                    "is not an ELF x86-64 or aarch64 or a COFF x86-64 relocatable object",
+                )
             }));
         }
     };

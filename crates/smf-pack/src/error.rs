@@ -19,6 +19,13 @@ pub enum Error {
         second: String,
         second_arch: &'static str,
     },
+    /// Copies of a COMDAT group that its selection does not allow (COFF).
+    Comdat {
+        symbol: String,
+        first: String,
+        second: String,
+        problem: String,
+    },
     /// An input section uses something the packer does not support (TLS, `.ctors`, ...).
     UnsupportedSection {
         file: String,
@@ -240,6 +247,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Object { file, problem } => write!(f, "{file}: {problem}"),
+            Error::Comdat {
+                symbol,
+                first,
+                second,
+                problem,
+            } => write!(f, "COMDAT `{symbol}` of {first} and {second} {problem}"),
             Error::MixedArchitectures {
                 first,
                 first_arch,

@@ -1,4 +1,5 @@
-//! Reading ELF relocatable objects (x86-64, aarch64) into the packer's own description.
+//! Reading ELF relocatable objects (x86-64, aarch64) into the packer's own description;
+//! COFF objects are read by [`coff`] into the same description.
 //!
 //! The `object` crate does the byte-level parsing; this module checks what the packer relies
 //! on (machine, object type, indices that point inside their tables, section contents inside
@@ -10,6 +11,8 @@ use object::read::elf::{
     FileHeader, Rela as _, SectionHeader as _, SectionTable, Sym as _, SymbolTable,
 };
 use object::{FileKind, LittleEndian, SymbolIndex};
+
+pub(crate) mod coff;
 
 use crate::arch::Arch;
 use crate::error::Error;
@@ -77,10 +80,39 @@ pub(crate) enum SectionClass {
     Ignored,
     /// Copied into the output section of that kind.
     Loaded(OutputKind),
-    /// A constructor table (`.init_array*`, `.preinit_array`), read at pack time.
-    Init { priority: u32 },
-    /// A destructor table (`.fini_array*`), read at pack time.
-    Fini { priority: u32 },
+    /// A constructor table (`.init_array*`, `.preinit_array`; COFF's `.ctors*`,
+    /// `.CRT$XC*`), read at pack time.
+    Init(TableOrder),
+    /// A destructor table (`.fini_array*`; COFF's `.dtors*`, `.CRT$XT*`), read at pack time.
+    Fini(TableOrder),
+}
+
+/// Where a constructor or destructor table's entries run among the others.
+///
+/// The entries of all tables are sorted by `(group, key)`, stably (input order, then entry
+/// order, among equals); then each group that runs `backwards` is reversed as a whole, as a
+/// runtime that walks the linked list from its end runs it. Groups run in ascending order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TableOrder {
+    pub group: u8,
+    /// The ELF priority, or COFF's section-name suffix as a big-endian number.
+    pub key: u64,
+    pub backwards: bool,
+    /// Entries that are null pointers (no relocation, zero bytes) are skipped rather than
+    /// refused: COFF's `.CRT$XCA`/`.CRT$XCZ` markers are such entries.
+    pub skip_null: bool,
+}
+
+impl TableOrder {
+    /// An ELF table of this priority; `.fini_array` runs backwards.
+    fn elf(priority: u32, backwards: bool) -> TableOrder {
+        TableOrder {
+            group: 0,
+            key: u64::from(priority),
+            backwards,
+            skip_null: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +194,24 @@ pub(crate) struct ComdatGroup<'data> {
     pub signature: &'data str,
     /// Member section indices (all valid).
     pub members: Vec<usize>,
+    /// Which copy the link keeps when several objects have the group.
+    pub selection: ComdatSelection,
+}
+
+/// COFF's COMDAT selections (ELF groups are all `Any`); the first member's size and bytes
+/// stand for the group's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ComdatSelection {
+    /// Keep the first copy.
+    Any,
+    /// A second copy is an error.
+    NoDuplicates,
+    /// Keep the first; copies must have its size.
+    SameSize,
+    /// Keep the first; copies must have its bytes.
+    ExactMatch,
+    /// Keep the largest copy (the first of equals).
+    Largest,
 }
 
 impl<'data> Object<'data> {
@@ -196,6 +246,9 @@ pub(crate) fn read_object<'data>(
     file: &'data str,
     data: &'data [u8],
 ) -> Result<Object<'data>, Error> {
+    if coff::is_coff(data) {
+        return coff::read_object(file, data);
+    }
     let (header, arch) = check_header(file, data)?;
     let sections = header
         .sections(LE, data)
@@ -340,6 +393,13 @@ fn check_header<'data>(
         ));
     }
     Ok((header, arch))
+}
+
+/// The arch table of an object the packer supports, ELF or COFF.
+pub(crate) fn arch(data: &[u8]) -> Option<&'static Arch> {
+    machine(data)
+        .and_then(crate::arch::for_machine)
+        .or_else(|| coff::arch(data))
 }
 
 /// The `e_machine` of an ELF64 little-endian file, if `data` is one.
@@ -538,17 +598,19 @@ impl<'data> Reader<'data> {
             return Err(self.unsupported(name, "compressed allocated sections are not supported"));
         }
         if sh_type == elf::SHT_PREINIT_ARRAY || named(".preinit_array") {
-            return Ok(SectionClass::Init { priority: 0 });
+            return Ok(SectionClass::Init(TableOrder::elf(0, false)));
         }
         if sh_type == elf::SHT_INIT_ARRAY || named(".init_array") {
-            return Ok(SectionClass::Init {
-                priority: self.priority(name, ".init_array")?,
-            });
+            return Ok(SectionClass::Init(TableOrder::elf(
+                self.priority(name, ".init_array")?,
+                false,
+            )));
         }
         if sh_type == elf::SHT_FINI_ARRAY || named(".fini_array") {
-            return Ok(SectionClass::Fini {
-                priority: self.priority(name, ".fini_array")?,
-            });
+            return Ok(SectionClass::Fini(TableOrder::elf(
+                self.priority(name, ".fini_array")?,
+                true,
+            )));
         }
         // clang gives x86-64's .eh_frame the type SHT_X86_64_UNWIND, gcc SHT_PROGBITS: go by
         // name.
@@ -787,7 +849,11 @@ impl<'data> Reader<'data> {
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            groups.push(ComdatGroup { signature, members });
+            groups.push(ComdatGroup {
+                signature,
+                members,
+                selection: ComdatSelection::Any,
+            });
         }
         Ok(groups)
     }

@@ -30,10 +30,13 @@ pub(crate) enum OutputKind {
     Bss,
     /// The thread-local template: `.tdata` pieces, then `.tbss` pieces (see `crate::tls`).
     Tls,
+    /// The Windows x64 function table: COFF `.pdata` pieces, sorted by function once
+    /// relocated (see [`Layout::sort_function_table`]).
+    Pdata,
 }
 
 impl OutputKind {
-    pub const ALL: [OutputKind; 7] = [
+    pub const ALL: [OutputKind; 8] = [
         OutputKind::Code,
         OutputKind::RoData,
         OutputKind::EhFrame,
@@ -41,6 +44,7 @@ impl OutputKind {
         OutputKind::Data,
         OutputKind::Bss,
         OutputKind::Tls,
+        OutputKind::Pdata,
     ];
 
     pub fn section_kind(self) -> SectionKind {
@@ -52,6 +56,7 @@ impl OutputKind {
             OutputKind::Data => SectionKind::Data,
             OutputKind::Bss => SectionKind::Bss,
             OutputKind::Tls => SectionKind::Tls,
+            OutputKind::Pdata => SectionKind::Pdata,
         }
     }
 
@@ -64,6 +69,7 @@ impl OutputKind {
             OutputKind::Data => ".data",
             OutputKind::Bss => ".bss",
             OutputKind::Tls => ".tls",
+            OutputKind::Pdata => ".pdata",
         }
     }
 
@@ -77,6 +83,7 @@ impl OutputKind {
             OutputKind::Data => 4,
             OutputKind::Bss => 5,
             OutputKind::Tls => 6,
+            OutputKind::Pdata => 7,
         }
     }
 }
@@ -731,6 +738,88 @@ impl Layout {
     /// The output section holding an image address (only non-empty sections hold any).
     pub fn output_at(&self, address: u64) -> Option<&OutputSection> {
         self.outputs.iter().find(|o| o.contains(address))
+    }
+
+    /// The module's section index of the output section holding an image address: outputs
+    /// become sections in order, empty ones skipped (as `crate::pack` adds them).
+    pub fn section_index_at(&self, address: u64) -> Option<u32> {
+        let position = self.outputs.iter().position(|o| o.contains(address))?;
+        u32::try_from(
+            self.outputs[..position]
+                .iter()
+                .filter(|o| o.size > 0)
+                .count(),
+        )
+        .ok()
+    }
+
+    /// Sorts the relocated `RUNTIME_FUNCTION` entries of the function table by function, as
+    /// Windows requires, and checks each (docs/FORMAT.md, "Function table"): the function
+    /// lies in code and is not empty, its unwind information in read-only data, and no two
+    /// functions overlap.
+    pub fn sort_function_table(&mut self) -> Result<(), Error> {
+        let index = OutputKind::Pdata.index();
+        let table = &self.outputs[index];
+        if table.size == 0 {
+            return Ok(());
+        }
+        let entry = smf_format::raw::PDATA_ENTRY_SIZE as usize;
+        if table.data.len() % entry != 0 {
+            return Err(layout_error(format!(
+                "the function table (.pdata) is {:#x} bytes, not a whole number of                  {entry}-byte entries",
+                table.data.len()
+            )));
+        }
+        let word = |bytes: &[u8], at: usize| {
+            u64::from(u32::from_le_bytes([
+                bytes[at],
+                bytes[at + 1],
+                bytes[at + 2],
+                bytes[at + 3],
+            ]))
+        };
+        let mut entries: Vec<[u8; 12]> = table
+            .data
+            .chunks_exact(entry)
+            .map(|chunk| {
+                let mut bytes = [0; 12];
+                bytes.copy_from_slice(chunk);
+                bytes
+            })
+            .collect();
+        entries.sort_by_key(|e| (word(e, 0), word(e, 4)));
+        let code = self.output(OutputKind::Code);
+        let rodata = self.output(OutputKind::RoData);
+        let mut previous_end = 0;
+        for e in &entries {
+            let (begin, end, unwind) = (word(e, 0), word(e, 4), word(e, 8));
+            let describe = || {
+                format!(
+                    "function table entry {begin:#x}..{end:#x} (unwind information at {unwind:#x})"
+                )
+            };
+            if begin >= end || !code.contains(begin) || !code.contains(end - 1) {
+                return Err(layout_error(format!(
+                    "{} does not describe code of the module",
+                    describe()
+                )));
+            }
+            if !rodata.contains(unwind) || unwind % 4 != 0 {
+                return Err(layout_error(format!(
+                    "{}: its unwind information is not 4-aligned read-only data (.xdata)",
+                    describe()
+                )));
+            }
+            if begin < previous_end {
+                return Err(layout_error(format!(
+                    "{} overlaps the function before it, which ends at {previous_end:#x}",
+                    describe()
+                )));
+            }
+            previous_end = end;
+        }
+        self.outputs[index].data = entries.concat();
+        Ok(())
     }
 
     pub fn section_address(&self, object: usize, section: usize) -> Option<u64> {

@@ -87,8 +87,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     // The first object's machine; every other must match it (checked once all are read).
     let arch = inputs
         .iter()
-        .find_map(|input| input::machine(&input.data))
-        .and_then(arch::for_machine)
+        .find_map(|input| input::arch(&input.data))
         .unwrap_or(&arch::x86_64::ARCH);
     let support = runtime::support_object(inputs, arch);
     let mut objects = inputs
@@ -97,11 +96,24 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
         .map(|input| input::read_object(&input.name, &input.data))
         .collect::<Result<Vec<_>, _>>()?;
     check_one_arch(&objects)?;
-    resolve::select_comdat_groups(&mut objects);
+    resolve::select_comdat_groups(&mut objects)?;
     let mut globals = Globals::build(&objects)?;
     let needs = relocate::scan(&objects, &mut globals)?;
     let (undefined, unreadable_libraries) = match options.undefined {
         UndefinedSymbols::Ignore => (Vec::new(), Vec::new()),
+        // Windows modules import from DLLs, whose exports the packer does not read.
+        UndefinedSymbols::Warn if arch.platform == smf_format::Platform::Windows => {
+            (Vec::new(), Vec::new())
+        }
+        UndefinedSymbols::Error if arch.platform == smf_format::Platform::Windows => {
+            return Err(Error::Object {
+                file: inputs.first().map_or_else(String::new, |i| i.name.clone()),
+                problem: "is a COFF object: checking for undefined symbols (--no-undefined) \
+                          needs the DLLs' exports, which smf pack does not read for Windows \
+                          modules"
+                    .into(),
+            });
+        }
         check => {
             let (undefined, unreadable) =
                 undefined::find(arch, &objects, &globals, &needs, options);
@@ -117,6 +129,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     };
     let mut layout = Layout::build(arch, &objects, &globals, &needs)?;
     let load_relocs = relocate::apply(&objects, &globals, &needs, &mut layout)?;
+    layout.sort_function_table()?;
     // Aligned `relative64` relocations whose word already holds the addend (the packer writes
     // every in-module address there) go to the packed table: 8 bytes or less each, instead of
     // a 24-byte entry the loader must decode.
@@ -135,6 +148,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
 
     let mut builder = ModuleBuilder::new();
     builder.arch = arch.format;
+    builder.platform = arch.platform;
     builder.page_size = arch.page_size;
     builder.source_hash = source_hash(inputs);
     builder.entry_point = entry;
@@ -249,8 +263,15 @@ fn check_one_arch(objects: &[input::Object<'_>]) -> Result<(), Error> {
     };
     match objects
         .iter()
-        .find(|o| o.arch.machine != first.arch.machine)
+        .find(|o| o.arch.machine != first.arch.machine || o.arch.platform != first.arch.platform)
     {
+        // Name the object formats too when they are what differs (ELF and COFF x86-64).
+        Some(other) if other.arch.machine == first.arch.machine => Err(Error::MixedArchitectures {
+            first: first.name.to_owned(),
+            first_arch: first.arch.name,
+            second: other.name.to_owned(),
+            second_arch: other.arch.name,
+        }),
         Some(other) => Err(Error::MixedArchitectures {
             first: first.name.to_owned(),
             first_arch: first.arch.format.name(),

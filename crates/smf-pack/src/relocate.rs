@@ -18,7 +18,7 @@ use smf_format::{Reloc, RelocKind};
 
 use crate::arch::{Action, Range, data, encode};
 use crate::error::{Error, RelocationError, RelocationProblem};
-use crate::input::{InputReloc, Object, SectionClass, SymbolDefinition};
+use crate::input::{InputReloc, Object, SectionClass, SymbolDefinition, TableOrder};
 use crate::layout::{Layout, OutputKind};
 use crate::resolve::{self, Definition, GlobalId, Globals, SymbolRef};
 use crate::tls::Access;
@@ -180,7 +180,9 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                     relaxable: true, ..
                 } if relaxes(objects, globals, o, s, reloc, target) => {}
                 Action::GotPcRelative { .. } | Action::GotOffset(_) => needs.add_slot(target),
-                Action::PcRelative { call: true, .. } | Action::PltOffset => {
+                Action::PcRelative { call: true, .. }
+                | Action::PltOffset
+                | Action::ImageRelative(_) => {
                     if let Some(id) = import {
                         needs.add_stub(id);
                         globals.note_call(id, o);
@@ -603,6 +605,36 @@ fn apply_one(
             };
             (l - got + a, data(8, Range::Any))
         }
+        Action::ImageRelative(f) => match (target, cx.target) {
+            (Target::Address(s), _) => (s + a, f),
+            // An RVA must lie in the image: an imported handler's is its call stub's.
+            (Target::Import(_), SymbolRef::Global(id)) => match needs.stub(id) {
+                Some(stub) => (i128::from(layout.stub(stub)) + a, f),
+                None => return Err(cx.error(RelocationProblem::ImportOutOfReach)),
+            },
+            _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+        },
+        Action::SectionRelative(f) => match target {
+            Target::Address(s) => {
+                let start = u64::try_from(s)
+                    .ok()
+                    .and_then(|s| layout.output_at(s))
+                    .map(|o| o.vaddr)
+                    .ok_or_else(|| cx.error(RelocationProblem::NeedsDefinedSymbol))?;
+                (s + a - i128::from(start), f)
+            }
+            _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+        },
+        Action::SectionIndex(f) => match target {
+            Target::Address(s) => {
+                let index = u64::try_from(s)
+                    .ok()
+                    .and_then(|s| layout.section_index_at(s))
+                    .ok_or_else(|| cx.error(RelocationProblem::NeedsDefinedSymbol))?;
+                (i128::from(index) + a, f)
+            }
+            _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
+        },
         Action::Size(f) => match symbol_size(cx.objects, cx.globals, cx.target) {
             Some(size) if !matches!(target, Target::Import(_)) => (i128::from(size) + a, f),
             _ => return Err(cx.error(RelocationProblem::NeedsDefinedSymbol)),
@@ -712,12 +744,12 @@ pub(crate) fn constructors(
     globals: &Globals<'_>,
     layout: &Layout,
 ) -> Result<(Vec<u64>, Vec<u64>), Error> {
-    let mut init: Vec<(u32, u64)> = Vec::new();
-    let mut fini: Vec<(u32, u64)> = Vec::new();
+    let mut init: Vec<(TableOrder, u64)> = Vec::new();
+    let mut fini: Vec<(TableOrder, u64)> = Vec::new();
     for (o, s, section) in relocated_sections(objects) {
-        let (list, priority) = match section.class {
-            SectionClass::Init { priority } => (&mut init, priority),
-            SectionClass::Fini { priority } => (&mut fini, priority),
+        let (list, order) = match section.class {
+            SectionClass::Init(order) => (&mut init, order),
+            SectionClass::Fini(order) => (&mut fini, order),
             _ => continue,
         };
         let object = &objects[o];
@@ -774,7 +806,9 @@ pub(crate) fn constructors(
         }
         for (index, slot) in slots.into_iter().enumerate() {
             match slot {
-                Some(address) => list.push((priority, address)),
+                Some(address) => list.push((order, address)),
+                None if order.skip_null
+                    && section.data.get(index * 8..index * 8 + 8) == Some(&[0; 8][..]) => {}
                 None => {
                     return Err(table_error(format!(
                         "entry {index} has no relocation to a function"
@@ -783,14 +817,23 @@ pub(crate) fn constructors(
             }
         }
     }
-    // Stable sorts: equal priorities keep input order.
-    init.sort_by_key(|(priority, _)| *priority);
-    fini.sort_by_key(|(priority, _)| *priority);
-    // Destructors run in the reverse order of the sorted table, as the ELF runtime walks
-    // .fini_array backwards; the module format stores them in running order.
-    fini.reverse();
-    Ok((
-        init.into_iter().map(|(_, a)| a).collect(),
-        fini.into_iter().map(|(_, a)| a).collect(),
-    ))
+    Ok((running_order(init), running_order(fini)))
+}
+
+/// The entries of constructor or destructor tables in the order they run (see
+/// [`TableOrder`]): sorted by group and key, each backwards group reversed. ELF's
+/// `.fini_array` is one backwards group, as the ELF runtime walks it from its end; COFF's
+/// `.ctors` list is one, after the `.CRT$XC*` group.
+fn running_order(mut entries: Vec<(TableOrder, u64)>) -> Vec<u64> {
+    // Stable: equal keys keep input order.
+    entries.sort_by_key(|(order, _)| (order.group, order.key));
+    let mut ordered = Vec::with_capacity(entries.len());
+    for group in entries.chunk_by(|(a, _), (b, _)| a.group == b.group) {
+        if group.first().is_some_and(|(order, _)| order.backwards) {
+            ordered.extend(group.iter().rev().map(|(_, address)| *address));
+        } else {
+            ordered.extend(group.iter().map(|(_, address)| *address));
+        }
+    }
+    ordered
 }

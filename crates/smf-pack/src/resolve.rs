@@ -11,7 +11,8 @@ use smf_format::ImportKind;
 
 use crate::error::Error;
 use crate::input::{
-    Object, SectionClass, SymbolBinding, SymbolDefinition, SymbolType, SymbolVisibility,
+    ComdatSelection, Object, SectionClass, SymbolBinding, SymbolDefinition, SymbolType,
+    SymbolVisibility,
 };
 
 /// Index into [`Globals::symbols`].
@@ -120,23 +121,74 @@ fn is_c_identifier(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Keeps the first COMDAT group of each signature and marks the sections of later ones as
-/// discarded: they are identical copies (C++ inline functions, vtables, template instances).
-pub(crate) fn select_comdat_groups(objects: &mut [Object<'_>]) {
-    let mut seen = HashSet::new();
-    for object in objects {
-        let mut discard = Vec::new();
-        for group in &object.comdat_groups {
-            if !seen.insert(group.signature) {
-                discard.extend_from_slice(&group.members);
+/// The size and bytes of the first member of group `g` of object `o`.
+fn first_member<'data>(
+    objects: &[Object<'data>],
+    (o, g): (usize, usize),
+) -> Option<(u64, &'data [u8])> {
+    let object = &objects[o];
+    let first = object.comdat_groups[g].members.first();
+    first
+        .and_then(|&s| object.sections.get(s))
+        .map(|s| (s.size, s.data))
+}
+
+/// Keeps one COMDAT group of each signature and marks the sections of the others as
+/// discarded: they are copies (C++ inline functions, vtables, template instances). The copy
+/// kept is the first, except for COFF's `Largest` selection; COFF's other selections make a
+/// copy that differs from the kept one (or any copy, for `NoDuplicates`) an error.
+pub(crate) fn select_comdat_groups(objects: &mut [Object<'_>]) -> Result<(), Error> {
+    // The kept copy of each signature: (object, group index).
+    let mut kept: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut discard: Vec<(usize, usize)> = Vec::new();
+    for o in 0..objects.len() {
+        for g in 0..objects[o].comdat_groups.len() {
+            let group = &objects[o].comdat_groups[g];
+            let Some(&first) = kept.get(group.signature) else {
+                kept.insert(group.signature, (o, g));
+                continue;
+            };
+            let duplicate = |problem: &str| Error::Comdat {
+                symbol: group.signature.to_owned(),
+                first: objects[first.0].name.to_owned(),
+                second: objects[o].name.to_owned(),
+                problem: problem.to_owned(),
+            };
+            let (old, new) = (first_member(objects, first), first_member(objects, (o, g)));
+            match group.selection {
+                ComdatSelection::Any => discard.push((o, g)),
+                ComdatSelection::NoDuplicates => {
+                    return Err(duplicate(
+                        "is defined in both (IMAGE_COMDAT_SELECT_NODUPLICATES)",
+                    ));
+                }
+                ComdatSelection::SameSize if old.map(|s| s.0) != new.map(|s| s.0) => {
+                    return Err(duplicate(
+                        "has copies of different sizes (IMAGE_COMDAT_SELECT_SAME_SIZE)",
+                    ));
+                }
+                ComdatSelection::ExactMatch if old != new => {
+                    return Err(duplicate(
+                        "has copies with different contents (IMAGE_COMDAT_SELECT_EXACT_MATCH)",
+                    ));
+                }
+                ComdatSelection::Largest if new.map(|s| s.0) > old.map(|s| s.0) => {
+                    kept.insert(group.signature, (o, g));
+                    discard.push(first);
+                }
+                _ => discard.push((o, g)),
             }
         }
-        for index in discard {
-            if let Some(section) = object.sections.get_mut(index) {
+    }
+    for (o, g) in discard {
+        let members = objects[o].comdat_groups[g].members.clone();
+        for index in members {
+            if let Some(section) = objects[o].sections.get_mut(index) {
                 section.discarded = true;
             }
         }
     }
+    Ok(())
 }
 
 impl<'data> Globals<'data> {

@@ -1,5 +1,6 @@
 //! The C runtime's static part: functions that a native link takes from `libc_nonshared.a`
-//! because the C library does not export them (`atexit` among them).
+//! because the C library does not export them (`atexit` among them), and for COFF objects
+//! mingw-w64's `__main`, which a module needs as a function that does nothing.
 //!
 //! When the inputs call one of them and define none, the packer adds a small ELF object of
 //! its own making, built with `object::write`, that defines the functions called, exactly as
@@ -52,7 +53,7 @@ pub(crate) fn support_object(inputs: &[Input], arch: &Arch) -> Option<Input> {
     if wanted.is_empty() {
         return None;
     }
-    let mut object = Object::new(BinaryFormat::Elf, arch.object, Endianness::Little);
+    let mut object = Object::new(arch.binary_format, arch.object, Endianness::Little);
     let text = object.section_id(StandardSection::Text);
     for stub in wanted {
         let offset = object.append_section_data(text, stub.code, 16);
@@ -88,7 +89,12 @@ pub(crate) fn support_object(inputs: &[Input], arch: &Arch) -> Option<Input> {
                 offset: offset + at,
                 symbol,
                 addend,
-                flags: RelocationFlags::Elf { r_type },
+                flags: match arch.binary_format {
+                    BinaryFormat::Coff => RelocationFlags::Coff {
+                        typ: object::pe::RelocationType(u16::try_from(r_type.0).ok()?),
+                    },
+                    _ => RelocationFlags::Elf { r_type },
+                },
             };
             // The section and symbol were just created in this object, so this cannot fail.
             object.add_relocation(text, relocation).ok()?;
@@ -99,4 +105,57 @@ pub(crate) fn support_object(inputs: &[Input], arch: &Arch) -> Option<Input> {
         name: NAME.into(),
         data,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coff_objects_get_a_coff_support_object() {
+        // An object that calls `__main`, as mingw-w64's `main` does.
+        let mut caller = Object::new(
+            BinaryFormat::Coff,
+            object::Architecture::X86_64,
+            Endianness::Little,
+        );
+        let text = caller.section_id(StandardSection::Text);
+        caller.append_section_data(text, &[0xe8, 0, 0, 0, 0, 0xc3], 16);
+        let main = caller.add_symbol(Symbol {
+            name: b"__main".to_vec(),
+            value: 0,
+            size: 0,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        caller
+            .add_relocation(
+                text,
+                Relocation {
+                    offset: 1,
+                    symbol: main,
+                    addend: 0,
+                    flags: RelocationFlags::Coff {
+                        typ: object::pe::IMAGE_REL_AMD64_REL32,
+                    },
+                },
+            )
+            .unwrap();
+        let input = Input {
+            name: "caller.obj".into(),
+            data: caller.write().unwrap(),
+        };
+        let support = support_object(&[input], &crate::arch::x86_64_coff::ARCH).unwrap();
+        let file = object::File::parse(&*support.data).unwrap();
+        assert_eq!(file.format(), BinaryFormat::Coff);
+        let defined: Vec<_> = file
+            .symbols()
+            .filter(|s| !s.is_undefined())
+            .filter_map(|s| s.name().ok().map(str::to_owned))
+            .collect();
+        assert!(defined.iter().any(|n| n == "__main"), "{defined:?}");
+    }
 }

@@ -13,6 +13,10 @@ use super::{Action, Arch, Field, Form, Insn, Range, STUB_SIZE, SupportFunction, 
 
 pub(crate) static ARCH: Arch = Arch {
     machine: elf::EM_AARCH64,
+    name: "aarch64 ELF",
+    platform: smf_format::Platform::Linux,
+    binary_format: object::BinaryFormat::Elf,
+    type_names,
     format: smf_format::Arch::Aarch64,
     object: object::Architecture::Aarch64,
     action,
@@ -92,6 +96,12 @@ fn got(field: Field, form: Form) -> Action {
         form,
         relaxable: false,
     }
+}
+
+fn type_names(r_type: u32) -> Option<&'static str> {
+    elf::machine_names(elf::EM_AARCH64)
+        .r
+        .name(elf::RelocationType(r_type))
 }
 
 fn action(r_type: u32) -> Action {

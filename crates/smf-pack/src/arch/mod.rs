@@ -14,6 +14,7 @@
 
 pub(crate) mod aarch64;
 pub(crate) mod x86_64;
+pub(crate) mod x86_64_coff;
 
 use object::elf;
 
@@ -162,6 +163,13 @@ pub(crate) enum Action {
         field: Field,
         form: Form,
     },
+    /// S + A as a 32-bit image offset (COFF's `ADDR32NB`, an RVA): the same at every base.
+    /// An import's is its call stub's, as an RVA must lie in the image.
+    ImageRelative(Field),
+    /// S + A minus the image offset of the output section holding S (COFF's `SECREL`).
+    SectionRelative(Field),
+    /// The index in the module's section table of the section holding S (COFF's `SECTION`).
+    SectionIndex(Field),
     /// A TLS model modules cannot use, named for the message (`"local-exec"`).
     ThreadLocalModel(&'static str),
     /// Other thread-local relocations modules cannot use.
@@ -180,6 +188,9 @@ impl Action {
             | Action::GotOffset(f)
             | Action::GotFromPc(f)
             | Action::Size(f)
+            | Action::ImageRelative(f)
+            | Action::SectionRelative(f)
+            | Action::SectionIndex(f)
             | Action::DtpOffset(f)
             | Action::TlsGeneralDynamic { field: f, .. }
             | Action::TlsLocalDynamic { field: f, .. }
@@ -204,8 +215,17 @@ pub(crate) struct SupportFunction {
 
 /// What the packer needs to know of one instruction set.
 pub(crate) struct Arch {
-    /// The ELF `e_machine` of its objects.
+    /// The ELF `e_machine` of its objects (of a COFF table: the same instruction set's).
     pub machine: elf::Machine,
+    /// The input object format and instruction set, for messages: `x86-64 ELF`.
+    pub name: &'static str,
+    /// The module header's `platform`: what the objects' conventions (imports, unwind
+    /// tables, constructors) are made for.
+    pub platform: smf_format::Platform,
+    /// The format of its objects, for writing the runtime support object.
+    pub binary_format: object::BinaryFormat,
+    /// The name of a relocation type, if it has one.
+    pub type_names: fn(u32) -> Option<&'static str>,
     /// The module header's `arch`.
     pub format: smf_format::Arch,
     /// The `object` crate's name for it, to write the runtime support object.
@@ -258,6 +278,11 @@ pub(crate) fn for_machine(machine: elf::Machine) -> Option<&'static Arch> {
     }
 }
 
+/// The arch of COFF objects whose `Machine` is `machine`, if the packer supports it.
+pub(crate) fn for_coff_machine(machine: object::pe::Machine) -> Option<&'static Arch> {
+    (machine == object::pe::IMAGE_FILE_MACHINE_AMD64).then_some(&x86_64_coff::ARCH)
+}
+
 impl core::fmt::Debug for Arch {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.format.name())
@@ -267,10 +292,7 @@ impl core::fmt::Debug for Arch {
 impl Arch {
     /// The name of a relocation type for messages, such as `R_X86_64_PC32`.
     pub fn type_name(&self, r_type: u32) -> String {
-        match elf::machine_names(self.machine)
-            .r
-            .name(elf::RelocationType(r_type))
-        {
+        match (self.type_names)(r_type) {
             Some(name) => name.to_owned(),
             None => format!("type {r_type}"),
         }

@@ -10,6 +10,10 @@ use super::{Action, Arch, Form, Range, STUB_SIZE, SupportFunction, data};
 
 pub(crate) static ARCH: Arch = Arch {
     machine: elf::EM_X86_64,
+    name: "x86-64 ELF",
+    platform: smf_format::Platform::Linux,
+    binary_format: object::BinaryFormat::Elf,
+    type_names,
     format: smf_format::Arch::X86_64,
     object: object::Architecture::X86_64,
     action,
@@ -53,6 +57,12 @@ fn got_pc(bytes: u8, range: Range, relaxable: bool) -> Action {
 
 /// The code's 32-bit PC-relative reference to a thread-local GOT entry.
 const TLS_FIELD: super::Field = data(4, Range::Signed);
+
+fn type_names(r_type: u32) -> Option<&'static str> {
+    elf::machine_names(elf::EM_X86_64)
+        .r
+        .name(elf::RelocationType(r_type))
+}
 
 fn action(r_type: u32) -> Action {
     use Range::*;
