@@ -12,7 +12,6 @@
 //! - `envp`: the C library's `environ` at the time of the call, as glibc passes it.
 
 use std::ffi::{CString, OsStr, c_char, c_int};
-use std::os::unix::ffi::OsStrExt;
 
 /// A C `argv` array of owned strings, null-terminated, at a fixed address until dropped.
 ///
@@ -46,7 +45,7 @@ impl Argv {
         let strings: Vec<*mut c_char> = args
             .into_iter()
             .map(|arg| {
-                let bytes = arg.as_ref().as_bytes();
+                let bytes = arg.as_ref().as_encoded_bytes();
                 let until_nul = bytes.split(|&b| b == 0).next().unwrap_or_default();
                 // No NUL left in `until_nul`, so this cannot fail.
                 CString::new(until_nul).unwrap_or_default().into_raw()

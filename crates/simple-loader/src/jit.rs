@@ -376,6 +376,7 @@ mod tests {
     fn module() -> Vec<u8> {
         let mut builder = ModuleBuilder::new();
         builder.arch = crate::HOST_ARCH.unwrap_or(builder.arch);
+        builder.platform = crate::HOST_PLATFORM;
         let mut layout = ImageLayout::new();
         let mut sections = Vec::new();
         for name in [".text", ".text2"] {

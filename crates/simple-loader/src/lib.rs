@@ -63,6 +63,24 @@ pub use smf_sign;
 pub use symbolize::{Location, symbolize};
 pub use sys::crash::install_crash_handler;
 
+/// Ends the process as C's `exit` does, with `status`: the `atexit` handlers run (the
+/// destructors of modules kept with [`Module::keep_until_exit`] among them), then the C
+/// runtime's output buffers are flushed. (`std::process::exit` does the same on Linux, but on
+/// Windows it ends the process without running the C runtime's exit handlers.)
+pub fn exit(status: i32) -> ! {
+    sys::exit(status)
+}
+
+/// The operating system this loader runs code for, as module headers name it: modules for
+/// another one are refused (`any` modules load everywhere).
+pub const HOST_PLATFORM: smf_format::Platform = if cfg!(windows) {
+    smf_format::Platform::Windows
+} else if cfg!(target_os = "macos") {
+    smf_format::Platform::MacOs
+} else {
+    smf_format::Platform::Linux
+};
+
 /// The architecture this loader runs code for, if the format knows it.
 pub const HOST_ARCH: Option<smf_format::Arch> = if cfg!(target_arch = "x86_64") {
     Some(smf_format::Arch::X86_64)

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use smf_format::{Binding, Import, ImportKind, Limits, Module as Parsed, ModuleFlags, Platform};
 
 use crate::arguments::Argv;
@@ -261,7 +260,9 @@ pub(crate) fn load_path_if_changed(
         source,
     };
     let (mut file, len) = crate::sys::open_module(path).map_err(io_error)?;
-    let mappable = options.map_file && matches!(options.signature, SignaturePolicy::Ignore);
+    let mappable = crate::sys::MAPS_FILES
+        && options.map_file
+        && matches!(options.signature, SignaturePolicy::Ignore);
     let bytes = match usize::try_from(len) {
         Ok(len) if mappable && len > 0 => {
             // The hash check reads every page: map them all now.
@@ -470,26 +471,23 @@ fn load_from(
     check_target(parsed, &name)?;
 
     let mut natives = Vec::with_capacity(parsed.needed().len());
-    // Their handles as `dlsym` takes them, valid while `natives` holds the libraries open.
+    // Their handles as `sys::symbol_address` takes them, valid while `natives` holds the
+    // libraries open.
     let mut native_handles = Vec::with_capacity(parsed.needed().len());
     for library in parsed.needed() {
         // SAFETY: opening a native library runs its initialisers; needed libraries are
         // named by the module, which the caller chose to load and run anyway.
-        let opened =
-            unsafe { Library::open(Some(*library), RTLD_NOW | RTLD_LOCAL) }.map_err(|source| {
-                LoadError::NativeLibrary {
-                    module: name.clone(),
-                    library: (*library).to_owned(),
-                    source,
-                }
-            })?;
-        let handle = opened.into_raw();
+        let (opened, handle) = unsafe { crate::sys::open_library(library) }.map_err(|source| {
+            LoadError::NativeLibrary {
+                module: name.clone(),
+                library: (*library).to_owned(),
+                source,
+            }
+        })?;
         native_handles.push(handle);
-        // SAFETY: `handle` came from `into_raw` on an open library; it goes back into one
-        // `Library`, which closes it once.
-        natives.push(unsafe { Library::from_raw(handle) });
+        natives.push(opened);
     }
-    let process = process_handle();
+    let process = crate::sys::ProcessScope::new();
     let tls = crate::tls::TlsModule::for_module(parsed);
     let mut addresses = Vec::with_capacity(parsed.imports().len());
     let mut providers: Vec<Arc<Module>> = Vec::new();
@@ -528,8 +526,8 @@ fn load_from(
             }
             None => {
                 // SAFETY: `native_handles` are the handles of `natives`, open until the module
-                // that keeps them is dropped; the process's handle is never closed.
-                let address = unsafe { native_lookup(&native_handles, process, import.name) };
+                // that keeps them is dropped.
+                let address = unsafe { native_lookup(&native_handles, &process, import.name) };
                 if let Some(address) = address {
                     check_native_kind(import, address, &mut code_segments).map_err(|problem| {
                         LoadError::ImportMismatch {
@@ -599,21 +597,22 @@ fn load_from(
     Ok(module)
 }
 
-/// Looks `name` up in the needed libraries in order, then in the process's global scope.
+/// Looks `name` up in the needed libraries in order, then in what the process has loaded
+/// (`sys::ProcessScope`).
 ///
 /// # Safety
-/// Every handle in `natives` and `process` must be a `dlopen` handle of a library that stays
-/// open until this returns.
+/// Every handle in `natives` must be the handle of a library that stays open until this
+/// returns.
 unsafe fn native_lookup(
-    natives: &[*mut std::ffi::c_void],
-    process: *mut std::ffi::c_void,
+    natives: &[crate::sys::NativeHandle],
+    process: &crate::sys::ProcessScope,
     name: &str,
 ) -> Option<usize> {
     natives
         .iter()
-        .chain(std::iter::once(&process))
         // SAFETY: each handle is open (the caller's contract).
         .find_map(|&handle| unsafe { crate::sys::symbol_address(handle, name) })
+        .or_else(|| process.lookup(name))
 }
 
 /// Checks a natively resolved import against what the dynamic linker says is at `address`:
@@ -671,13 +670,6 @@ fn in_code(code_segments: &mut Option<Vec<std::ops::Range<usize>>>, address: usi
     after > 0 && segments[after - 1].contains(&address)
 }
 
-/// The process's own `dlopen` handle (its global scope), opened once and never closed, as a
-/// handle to the main program needs no closing.
-fn process_handle() -> *mut std::ffi::c_void {
-    static PROCESS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *PROCESS.get_or_init(|| Library::this().into_raw() as usize) as *mut std::ffi::c_void
-}
-
 fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
     let header = parsed.header();
     if Some(header.arch) != crate::HOST_ARCH {
@@ -694,7 +686,7 @@ fn check_target(parsed: &Parsed<'_>, name: &str) -> Result<(), LoadError> {
     }
     // Sections start on the module's page boundaries; on a kernel with larger pages two of
     // them could share a page, which cannot have two protections (FORMAT.md, *Page size*).
-    check_page_size(name, header.page_size, host_page_size())
+    check_page_size(name, header.page_size, crate::sys::host_page_size())
 }
 
 /// Whether a module built for `platform` runs on the operating system `os` (as
@@ -718,13 +710,6 @@ fn check_page_size(name: &str, module: u64, host: u64) -> Result<(), LoadError> 
         });
     }
     Ok(())
-}
-
-/// The kernel's page size.
-fn host_page_size() -> u64 {
-    // SAFETY: sysconf only reads a configuration value; _SC_PAGESIZE is defined everywhere.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(smf_format::raw::PAGE_SIZE)
 }
 
 #[cfg(test)]
@@ -752,6 +737,6 @@ mod tests {
             error.to_string(),
             "m.smf: laid out for 4 KiB pages, smaller than this kernel's 64 KiB pages"
         );
-        assert!(host_page_size().is_power_of_two() && host_page_size() >= 0x1000);
+        assert!(crate::sys::host_page_size().is_power_of_two() && crate::sys::host_page_size() >= 0x1000);
     }
 }

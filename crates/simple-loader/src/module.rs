@@ -7,7 +7,6 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use libloading::os::unix::Library;
 use smf_format::{Module as Parsed, ModuleFlags, SymbolKind};
 
 use crate::arguments::Argv;
@@ -63,7 +62,7 @@ pub struct Module {
     name: String,
     path: Option<PathBuf>,
     /// Needed native libraries, open for as long as the image may call into them.
-    _natives: Vec<Library>,
+    _natives: Vec<crate::sys::NativeLibrary>,
     providers: Vec<Arc<Module>>,
     /// What import addresses depend on besides provider modules (a registry's slots).
     _keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
@@ -142,7 +141,7 @@ impl Module {
         image: Image,
         name: String,
         path: Option<PathBuf>,
-        natives: Vec<Library>,
+        natives: Vec<crate::sys::NativeLibrary>,
         providers: Vec<Arc<Module>>,
         keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
         arguments: Option<Arc<Argv>>,
@@ -493,16 +492,11 @@ impl Drop for Module {
         for handle in self.dso_handles() {
             // SAFETY: `handle` lies in this module's image, which is still mapped; the C
             // library runs and forgets exactly the handlers registered with it.
-            unsafe { __cxa_finalize(handle as *mut core::ffi::c_void) };
+            unsafe { crate::sys::cxa_finalize(handle as *mut core::ffi::c_void) };
         }
         // SAFETY: drop runs once; the image stays mapped until the fields drop after this.
         unsafe { self.run_destructors() };
     }
-}
-
-unsafe extern "C" {
-    /// The C library's runner of exit handlers registered for one shared object.
-    fn __cxa_finalize(dso_handle: *mut core::ffi::c_void);
 }
 
 /// Modules handed to [`Module::keep_until_exit`], whose destructors run at process exit.
@@ -525,9 +519,7 @@ impl Module {
         let module: &'static Module = Box::leak(Box::new(self));
         let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
         if kept.is_empty() {
-            // SAFETY: registering a plain `extern "C" fn()` with the C library. A failure to
-            // register (only when out of memory) means destructors do not run at exit.
-            unsafe { libc::atexit(run_kept_destructors) };
+            crate::sys::at_exit(run_kept_destructors);
         }
         kept.push(module);
         module

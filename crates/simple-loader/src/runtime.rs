@@ -24,7 +24,7 @@ use smf_format::{Import, SectionKind};
 use crate::jit::JitRegistration;
 use crate::module::ParsedFile;
 use crate::symbolize::ModuleSymbols;
-use crate::sys::unwind::FrameRegistration;
+use crate::sys::unwind::UnwindRegistration;
 use crate::tls::TlsModule;
 
 /// Everything registered for one mapped image. Field order is drop order: unwind tables and
@@ -32,7 +32,7 @@ use crate::tls::TlsModule;
 #[derive(Debug)]
 struct Attachments {
     symbols: ModuleSymbols,
-    _unwind: Vec<FrameRegistration>,
+    _unwind: Vec<UnwindRegistration>,
     _jit: Option<JitRegistration>,
     _tls: Option<Box<TlsModule>>,
 }
@@ -56,16 +56,8 @@ pub(crate) unsafe fn attach(
 ) {
     let parsed = file.borrow_dependent();
     let symbols = ModuleSymbols::new(file, base, len, name);
-    let unwind = parsed
-        .loaded_sections()
-        .filter(|s| s.kind == SectionKind::EhFrame && s.mem_size >= 4)
-        .filter_map(|s| {
-            // SAFETY: the packer writes `.eh_frame` whole with its terminator, the section is
-            // mapped read-only for as long as the image (caller's contract), and the tables'
-            // code ranges were resolved into this image's code.
-            unsafe { FrameRegistration::register((base + s.vaddr as usize) as *const u8) }
-        })
-        .collect();
+    // SAFETY: the image is mapped, relocated and protected until `detach` (caller's contract).
+    let unwind = unsafe { UnwindRegistration::register_module(parsed, base) };
     let jit = if debugger {
         // SAFETY: the image stays mapped and protected until `detach` (caller's contract).
         unsafe { describe_to_debuggers(parsed, base, &symbols) }
@@ -148,16 +140,6 @@ pub(crate) fn provided(import: &Import<'_>, tls: Option<&TlsModule>) -> Option<u
 /// exit handlers to, each normally the `__dso_handle` of a module.
 static EXIT_HANDLES: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
 
-unsafe extern "C" {
-    /// The C library's `__cxa_atexit` (Itanium C++ ABI).
-    #[link_name = "__cxa_atexit"]
-    fn c_cxa_atexit(
-        function: Option<unsafe extern "C" fn(*mut c_void)>,
-        argument: *mut c_void,
-        dso: *mut c_void,
-    ) -> c_int;
-}
-
 /// The `__cxa_atexit` modules get: notes `dso`, then registers with the C library.
 extern "C" fn cxa_atexit(
     function: Option<unsafe extern "C" fn(*mut c_void)>,
@@ -171,7 +153,7 @@ extern "C" fn cxa_atexit(
             .insert(dso as usize);
     }
     // SAFETY: the module's own arguments, passed on as if it had called the C library.
-    unsafe { c_cxa_atexit(function, argument, dso) }
+    unsafe { crate::sys::cxa_atexit(function, argument, dso) }
 }
 
 /// Takes the handles inside `image` that module code registered exit handlers with: those

@@ -351,10 +351,9 @@ fn refuse(word: u64, index: usize, refusal: Refusal) -> ! {
          relocation?)\n",
         module_at(index),
     );
-    // Straight to the file descriptor: nothing of Rust's stderr state is needed, and the
-    // whole line is one write.
-    // SAFETY: writing an initialised buffer of that length to fd 2.
-    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    // Straight to the file: nothing of Rust's stderr state is needed, and the whole line is
+    // one write.
+    crate::sys::write_stderr(message.as_bytes());
     std::process::abort();
 }
 
@@ -380,22 +379,19 @@ impl Drop for ThreadBlocks {
     }
 }
 
-/// The pthread key whose per-thread value is a `Box<ThreadBlocks>`. pthread rather than
-/// `thread_local!` so that a module's own thread-exit handlers, which may run after ours,
-/// still find (a fresh) table instead of a destroyed one: glibc runs key destructors again
-/// when a destructor sets a value. [`CURRENT`] caches the value for the fast path.
-fn key() -> libc::pthread_key_t {
-    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
-    *KEY.get_or_init(|| {
-        let mut key: libc::pthread_key_t = 0;
-        // SAFETY: `key` is a valid out-pointer; the destructor has the required signature.
-        let rc = unsafe { libc::pthread_key_create(&mut key, Some(free_thread_blocks)) };
-        if rc != 0 {
+/// The thread key (`sys::ThreadKey`, a pthread key or a fiber-local slot) whose per-thread
+/// value is a `Box<ThreadBlocks>`. A key rather than `thread_local!` so that a module's own
+/// thread-exit handlers, which may run after ours, still find (a fresh) table instead of a
+/// destroyed one: glibc runs key destructors again when a destructor sets a value.
+/// [`CURRENT`] caches the value for the fast path.
+fn key() -> &'static crate::sys::ThreadKey {
+    static KEY: OnceLock<crate::sys::ThreadKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        crate::sys::ThreadKey::new(free_thread_blocks).unwrap_or_else(|error| {
             // Without a key no module can have thread-locals; there is no caller to tell.
-            eprintln!("simple-loader: cannot create the thread-local key: error {rc}");
+            eprintln!("simple-loader: cannot create the thread-local key: {error}");
             std::process::abort();
-        }
-        key
+        })
     })
 }
 
@@ -433,12 +429,11 @@ fn thread_blocks() -> &'static mut ThreadBlocks {
 #[inline(never)]
 fn new_thread_blocks() -> &'static mut ThreadBlocks {
     let key = key();
-    // SAFETY: reading this thread's value of a valid key.
-    let mut table = unsafe { libc::pthread_getspecific(key) }.cast::<ThreadBlocks>();
+    let mut table = key.get().cast::<ThreadBlocks>();
     if table.is_null() {
         table = Box::into_raw(Box::default());
-        // SAFETY: storing this thread's value of a valid key; the destructor frees it.
-        if unsafe { libc::pthread_setspecific(key, table.cast()) } != 0 {
+        // The key's destructor frees it.
+        if key.set(table.cast()).is_err() {
             eprintln!("simple-loader: cannot set a thread-local block table");
             std::process::abort();
         }

@@ -431,6 +431,7 @@ fn run(command: Command) -> Result<ExitCode> {
             // handler runs what it replaced afterwards: the default action, as for a native
             // program, not the Rust runtime's stack-overflow handler, which would end a
             // module's stack overflow as smf's own with SIGABRT.
+            #[cfg(unix)]
             for signal in [libc::SIGSEGV, libc::SIGBUS] {
                 // SAFETY: no handler of smf's own is replaced; the runtime's only reports
                 // stack overflows of smf's threads.
@@ -457,7 +458,7 @@ fn run(command: Command) -> Result<ExitCode> {
             // the packer only sets an entry point on a defined function.
             let status = unsafe { module.run_main_as_loaded()? };
             // `exit` runs atexit handlers and the module's destructors, then flushes C stdio.
-            std::process::exit(status)
+            simple_loader::exit(status)
         }
         Command::Call {
             file,

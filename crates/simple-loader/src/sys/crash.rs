@@ -18,7 +18,8 @@ use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
-use super::arch::{self, Interrupted};
+use super::arch;
+use super::report::{self, Line};
 
 const SIGNALS: [(libc::c_int, &str, &str); 4] = [
     (libc::SIGSEGV, "SIGSEGV", "invalid memory reference"),
@@ -101,22 +102,6 @@ fn install_alternate_stack() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// A fixed buffer for formatting without allocating.
-struct Line {
-    bytes: [u8; 768],
-    len: usize,
-}
-
-impl std::fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let room = self.bytes.len() - self.len;
-        let n = s.len().min(room);
-        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
 }
 
 /// The handler call under way in one thread that chained to a previous handler: if that
@@ -253,10 +238,7 @@ fn write_report(
         .iter()
         .find(|(s, _, _)| *s == signal)
         .map_or(("signal", "fatal signal"), |(_, n, w)| (*n, *w));
-    let mut line = Line {
-        bytes: [0; 768],
-        len: 0,
-    };
+    let mut line = Line::new();
     let _ = write!(line, "smf: {name} ({what}");
     if from_kernel && matches!(signal, libc::SIGSEGV | libc::SIGBUS) {
         // SAFETY: si_addr is the faulting address of a kernel-sent SIGSEGV/SIGBUS.
@@ -265,72 +247,12 @@ fn write_report(
     }
     let _ = write!(line, ")");
     // SAFETY: `context` is the third argument of this SA_SIGINFO handler.
-    if let Some(Interrupted { pc, sp, link }) = unsafe { arch::interrupted_registers(context) } {
-        if crate::runtime::try_with_symbols(pc, |_| ()).is_some() {
-            let _ = write!(line, " in ");
-            name_address(&mut line, pc);
-        } else {
-            let _ = write!(line, " at pc {pc:#x}, outside any module");
-            // A return address still in the link register is the innermost one.
-            let linked = link.filter(|&address| follows_module_call(address));
-            if let Some(caller) = linked
-                .map(|address| address - 1)
-                .or_else(|| nearest_module_return(sp))
-            {
-                let _ = write!(line, ", called from ");
-                name_address(&mut line, caller);
-            }
-        }
+    if let Some(interrupted) = unsafe { arch::interrupted_registers(context) } {
+        report::locate(&mut line, interrupted, read_own_memory);
     }
     let _ = writeln!(line);
     // SAFETY: write(2) is async-signal-safe; the buffer is ours.
     unsafe { libc::write(2, line.bytes.as_ptr().cast(), line.len) };
-}
-
-/// Writes `function+offset (module)` for an address inside a module.
-fn name_address(line: &mut Line, address: usize) {
-    crate::runtime::try_with_symbols(address, |symbols| match symbols.function_at(address) {
-        Some(function) => {
-            let _ = write!(
-                line,
-                "{}+{:#x} ({})",
-                symbols.name_of(&function),
-                address - function.start,
-                symbols.module
-            );
-        }
-        None => {
-            let _ = write!(line, "{}+{:#x}", symbols.module, address - symbols.base);
-        }
-    });
-}
-
-/// How far above the interrupted stack pointer [`nearest_module_return`] looks.
-const STACK_SCAN_BYTES: usize = 32 * 1024;
-
-/// For a crash outside module code (in a library a module called): the innermost word of the
-/// interrupted stack, from `sp` up, that is a return address into module code (it follows a
-/// call instruction in a module's code section); the address of the call's last byte.
-///
-/// This is a scan, not an unwind: it knows no frame sizes, so a stale return address left in
-/// a frame's unused slots could be found before the real one. It reads the stack with
-/// `process_vm_readv`, which stops at an unmapped page instead of faulting.
-fn nearest_module_return(sp: usize) -> Option<usize> {
-    // One page at a time: a page is readable whole or not at all.
-    let mut words = [0usize; super::PAGE_SIZE / size_of::<usize>()];
-    let mut at = sp;
-    while at.wrapping_sub(sp) < STACK_SCAN_BYTES {
-        let len = super::PAGE_SIZE - at % super::PAGE_SIZE;
-        let words = &mut words[..len / size_of::<usize>()];
-        if !read_own_memory(at, words) {
-            return None;
-        }
-        if let Some(&word) = words.iter().find(|&&word| follows_module_call(word)) {
-            return Some(word - 1);
-        }
-        at = at.checked_add(len)?;
-    }
-    None
 }
 
 /// Copies memory of this process at `address` into `words` without faulting; false if it is
@@ -349,26 +271,4 @@ fn read_own_memory(address: usize, words: &mut [usize]) -> bool {
     // source pages as a short count or an error rather than faulting.
     let read = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
     usize::try_from(read) == Ok(len)
-}
-
-/// Whether `address` lies in a module's code section right after a call instruction
-/// (`sys::arch::follows_call`).
-fn follows_module_call(address: usize) -> bool {
-    let Some(last) = address.checked_sub(1) else {
-        return false;
-    };
-    crate::runtime::try_with_symbols(last, |symbols| {
-        let Some(&(start, _)) = symbols
-            .code
-            .iter()
-            .find(|(start, end)| (*start..*end).contains(&last))
-        else {
-            return false;
-        };
-        // SAFETY: `start..address` lies in a code section, mapped readable for as long as the
-        // module is listed, which the read lock held here guarantees.
-        let byte = |at: usize| unsafe { std::ptr::read_volatile(at as *const u8) };
-        arch::follows_call(address, start, byte)
-    })
-    .unwrap_or(false)
 }

@@ -1,10 +1,18 @@
 //! Platform layer: the only place to edit when porting the loader. Processor-specific code
 //! is in `arch/` (one file per architecture), the C library's in `glibc/`, the operating
-//! system's in `unix.rs`.
+//! system's in `unix.rs` and `windows/`.
 //!
 //! It offers a [`Reservation`] of address space whose pages change protection through
 //! [`Protection`], which has no writable-and-executable value, so no page of a module can be
 //! both at once.
+//!
+//! Each operating system's file defines the same items: `Reservation` (with `new`, `protect`,
+//! `flush_instruction_cache`, `resident`, `populate_for_write` and the file mappings), `FileMap`,
+//! `MAPS_FILES` (whether module files are mapped rather than copied), `PAGE_SIZE`,
+//! `host_page_size`, `open_regular`, the native libraries (`NativeLibrary`, `open_library`,
+//! `ProcessScope`, `symbol_address`, `native_symbol`, `executable_segments`), `ThreadKey`,
+//! `write_stderr`, `at_exit`, `cxa_atexit` and `cxa_finalize`, and the modules `crash`
+//! (the crash reporter) and `unwind` (unwind table registration).
 
 #[cfg(unix)]
 mod unix;
@@ -13,8 +21,16 @@ pub(crate) use unix::*;
 #[cfg(unix)]
 pub(crate) mod crash;
 #[cfg(unix)]
+pub(crate) mod unwind;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+#[cfg(windows)]
+pub(crate) use windows::{crash, unwind};
+mod memory;
+mod report;
 mod process_args;
-#[cfg(unix)]
 pub(crate) use process_args::{environment, process_arguments};
 pub(crate) mod arch;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -24,8 +40,6 @@ pub(crate) use glibc::{exit_handlers, static_tls};
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 #[path = "exit_handlers_none.rs"]
 pub(crate) mod exit_handlers;
-#[cfg(unix)]
-pub(crate) mod unwind;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) mod static_tls {
     //! Static thread-local blocks come from glibc's dynamic linker (see `sys/glibc`);
@@ -53,9 +67,9 @@ pub(crate) mod static_tls {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 compile_error!(
-    "simple-loader supports Unix-like systems only so far; add a sys/ file for this platform"
+    "simple-loader supports Unix-like systems and Windows so far; add a sys/ file for this platform"
 );
 
 /// Page protections the loader uses. There is deliberately no read+write+execute.

@@ -9,7 +9,7 @@
 //! `/proc/self/cmdline` instead would need `/proc` mounted, and give copies that C code
 //! writing `argv[0]` (`setproctitle`) could not change.
 //!
-//! Elsewhere (other C libraries do not pass the arguments), and in the unlikely case the
+//! Elsewhere (other C libraries, and Windows, do not pass the arguments), and in the unlikely case the
 //! recorded function did not run, the arguments are rebuilt once from `std::env::args_os`
 //! into an array that is never freed.
 
@@ -59,6 +59,7 @@ pub(crate) fn process_arguments() -> (c_int, *mut *mut c_char) {
 
 /// The C library's `environ` now: what glibc passes as `envp`, valid until the environment
 /// is next changed (`setenv` and `putenv` may replace the array).
+#[cfg(unix)]
 pub(crate) fn environment() -> *mut *mut c_char {
     unsafe extern "C" {
         static environ: *mut *mut c_char;
@@ -66,6 +67,19 @@ pub(crate) fn environment() -> *mut *mut c_char {
     // SAFETY: reading a pointer-sized C global. Another thread calling `setenv` meanwhile
     // races with this read as it does with any `getenv`; the C library gives no lock for it.
     unsafe { environ }
+}
+
+/// The C runtime's `_environ` now (msvcrt's data export, which mingw's `_environ` reads):
+/// what C code there sees as its environment.
+#[cfg(windows)]
+pub(crate) fn environment() -> *mut *mut c_char {
+    #[link(name = "msvcrt", kind = "dylib")]
+    unsafe extern "C" {
+        static _environ: *mut *mut c_char;
+    }
+    // SAFETY: reading msvcrt's pointer-sized global. Another thread calling `_putenv`
+    // meanwhile races with this read as it would with any `getenv`.
+    unsafe { _environ }
 }
 
 #[cfg(test)]

@@ -11,6 +11,16 @@ use super::Protection;
 /// Size of a page on every target this file supports so far.
 pub(crate) const PAGE_SIZE: usize = 4096;
 
+/// Module files are mapped from the page cache rather than copied (zero-copy loading).
+pub(crate) const MAPS_FILES: bool = true;
+
+/// The kernel's page size.
+pub(crate) fn host_page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; _SC_PAGESIZE is defined everywhere.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(smf_format::raw::PAGE_SIZE)
+}
+
 /// A contiguous range of address space owned by one module: created inaccessible
 /// ([`Reservation::new`]), as one mapping of a file ([`Reservation::map_file_anywhere`]),
 /// or from the payload part of a file's read-only mapping ([`Reservation::from_file_map`]);
@@ -18,8 +28,8 @@ pub(crate) const PAGE_SIZE: usize = 4096;
 /// on drop.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    base: NonNull<u8>,
-    len: usize,
+    pub(super) base: NonNull<u8>,
+    pub(super) len: usize,
 }
 
 // SAFETY: a Reservation is an owned address range like a Box<[u8]>; it has no thread
@@ -110,14 +120,6 @@ impl Reservation {
             return Err(io::Error::last_os_error());
         }
         Ok(reservation)
-    }
-
-    pub(crate) fn base(&self) -> *mut u8 {
-        self.base.as_ptr()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
     }
 
     /// Changes the protection of a page-aligned `range` of the reservation.
@@ -225,103 +227,6 @@ impl Reservation {
         }
     }
 
-    /// Writes the little-endian 64-bit `value` at `offset` of the reservation (a relocation:
-    /// one store, where [`Reservation::write`] would call `memcpy`).
-    ///
-    /// # Safety
-    /// As for [`Reservation::write`].
-    pub(crate) unsafe fn write_u64(&self, offset: usize, value: u64) -> io::Result<()> {
-        self.check(offset, 8)?;
-        // SAFETY: in bounds (checked), writable and unshared (caller's contract); the store
-        // is unaligned-safe.
-        unsafe {
-            std::ptr::write_unaligned(self.base.as_ptr().add(offset).cast::<u64>(), value.to_le())
-        };
-        Ok(())
-    }
-
-    /// Adds `value` to the little-endian 64-bit word at `offset` of the reservation (a
-    /// relocation whose addend is the word in place), wrapping.
-    ///
-    /// # Safety
-    /// As for [`Reservation::write`]; the word must also be readable.
-    pub(crate) unsafe fn add_u64(&self, offset: usize, value: u64) -> io::Result<()> {
-        self.check(offset, 8)?;
-        // SAFETY: in bounds (checked), readable, writable and unshared (caller's contract);
-        // the accesses are unaligned-safe.
-        unsafe {
-            let word = self.base.as_ptr().add(offset).cast::<u64>();
-            let sum = u64::from_le(std::ptr::read_unaligned(word)).wrapping_add(value);
-            std::ptr::write_unaligned(word, sum.to_le());
-        }
-        Ok(())
-    }
-
-    /// Copies `bytes` to `offset` of the reservation.
-    ///
-    /// # Safety
-    /// The destination pages must currently be writable and no other thread may access them.
-    pub(crate) unsafe fn write(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
-        self.check(offset, bytes.len())?;
-        // SAFETY: in bounds (checked), writable and unshared (caller's contract); the source
-        // is a Rust slice, which cannot overlap our anonymous mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.base.as_ptr().add(offset),
-                bytes.len(),
-            )
-        };
-        Ok(())
-    }
-
-    /// Copies bytes at `offset` of the reservation into `out`.
-    ///
-    /// # Safety
-    /// The source pages must currently be readable.
-    pub(crate) unsafe fn read_into(&self, offset: usize, out: &mut [u8]) -> io::Result<()> {
-        self.check(offset, out.len())?;
-        // SAFETY: in bounds (checked) and readable (caller's contract); `out` is a Rust
-        // slice, which cannot overlap our mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(offset),
-                out.as_mut_ptr(),
-                out.len(),
-            )
-        };
-        Ok(())
-    }
-
-    /// Copies bytes at `offset` of the reservation into `out` while module code on other
-    /// threads may be writing them: each aligned 8-byte word is read with one atomic load, the
-    /// unaligned ends byte by byte. A value written meanwhile is read before or after the
-    /// write, word by word: a value that spans words may mix both.
-    ///
-    /// # Safety
-    /// The source pages must currently be readable.
-    pub(crate) unsafe fn read_shared(&self, offset: usize, out: &mut [u8]) -> io::Result<()> {
-        self.check(offset, out.len())?;
-        // SAFETY: in bounds (checked) and readable (caller's contract).
-        let source = unsafe { self.base.as_ptr().add(offset) };
-        copy_shared(source, out.as_mut_ptr(), out.len(), Shared::Source);
-        Ok(())
-    }
-
-    /// Copies `bytes` to `offset` of the reservation, memory module code on other threads
-    /// may be reading or writing: each aligned 8-byte word is written with one atomic store,
-    /// the unaligned ends byte by byte.
-    ///
-    /// # Safety
-    /// The destination pages must currently be writable.
-    pub(crate) unsafe fn write_shared(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
-        self.check(offset, bytes.len())?;
-        // SAFETY: in bounds (checked) and writable (caller's contract).
-        let target = unsafe { self.base.as_ptr().add(offset) };
-        copy_shared(bytes.as_ptr(), target, bytes.len(), Shared::Target);
-        Ok(())
-    }
-
     /// For each page of the page-aligned `range`, whether it is resident. A page of an
     /// anonymous private mapping that is not resident was never written: it reads as zeros.
     pub(crate) fn resident(&self, range: Range<usize>) -> io::Result<Vec<bool>> {
@@ -347,16 +252,6 @@ impl Reservation {
             return Err(io::Error::last_os_error());
         }
         Ok(vec.into_iter().map(|b| b & 1 != 0).collect())
-    }
-
-    fn check(&self, offset: usize, len: usize) -> io::Result<()> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("write of {len:#x} bytes at {offset:#x} leaves the reservation"),
-            )),
-        }
     }
 
     /// Makes code written through this reservation at `range` visible to instruction fetch
@@ -495,6 +390,49 @@ impl Drop for Reservation {
     }
 }
 
+/// An open native library; closed once, on drop.
+pub(crate) type NativeLibrary = libloading::os::unix::Library;
+
+/// The handle `dlsym` takes: valid while the [`NativeLibrary`] it came from is open.
+pub(crate) type NativeHandle = *mut libc::c_void;
+
+/// Opens the native library `name` as the system's dynamic linker finds it, with every
+/// symbol bound now and none added to the global scope (`RTLD_NOW | RTLD_LOCAL`).
+///
+/// # Safety
+/// Opening a library runs its initialisers.
+pub(crate) unsafe fn open_library(
+    name: &str,
+) -> Result<(NativeLibrary, NativeHandle), libloading::Error> {
+    use libloading::os::unix::{RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: the caller accepts running the library's initialisers.
+    let opened = unsafe { NativeLibrary::open(Some(name), RTLD_NOW | RTLD_LOCAL) }?;
+    let handle = opened.into_raw();
+    // SAFETY: `handle` came from `into_raw` on an open library; it goes back into one
+    // `Library`, which closes it once.
+    Ok((unsafe { NativeLibrary::from_raw(handle) }, handle))
+}
+
+/// What native code the process has loaded, for the imports no module or needed library
+/// defines: the dynamic linker's global scope (the program and the libraries it loaded with
+/// `RTLD_GLOBAL`), searched through the process's own `dlopen` handle, opened once and never
+/// closed, as a handle to the main program needs no closing.
+pub(crate) struct ProcessScope(NativeHandle);
+
+impl ProcessScope {
+    pub(crate) fn new() -> ProcessScope {
+        static PROCESS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let handle = *PROCESS.get_or_init(|| NativeLibrary::this().into_raw() as usize);
+        ProcessScope(handle as NativeHandle)
+    }
+
+    /// The address the global scope gives `name`, if any.
+    pub(crate) fn lookup(&self, name: &str) -> Option<usize> {
+        // SAFETY: the process's handle is never closed.
+        unsafe { symbol_address(self.0, name) }
+    }
+}
+
 /// The address `dlsym` gives for `name` in the library `handle` (a handle from `dlopen`),
 /// if it finds one that is not null.
 ///
@@ -616,60 +554,6 @@ pub(crate) fn executable_segments() -> Vec<Range<usize>> {
     segments
 }
 
-/// Which side of a [`copy_shared`] other threads may access.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shared {
-    Source,
-    Target,
-}
-
-/// Copies `len` bytes from `from` to `to`, both valid for `len` bytes and not overlapping.
-/// The `shared` side is accessed with atomic operations only: single bytes until it is
-/// 8-byte aligned, then aligned 8-byte words, then single bytes; the other side, private to
-/// the caller, with plain unaligned accesses.
-fn copy_shared(from: *const u8, to: *mut u8, len: usize, shared: Shared) {
-    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
-    let shared_address = match shared {
-        Shared::Source => from as usize,
-        Shared::Target => to as usize,
-    };
-    let head = (shared_address.next_multiple_of(8) - shared_address).min(len);
-    let words_end = head + (len - head) / 8 * 8;
-    let mut at = 0;
-    // SAFETY (each block): `from` and `to` are valid for `len` bytes and do not overlap (the
-    // callers' contract: one is inside a checked reservation, the other a Rust slice); the
-    // shared side is accessed atomically, with 8-byte accesses only where it is 8-byte
-    // aligned (`head` makes it so); the private side is accessed unaligned.
-    while at < len {
-        let (from, to) = unsafe { (from.add(at), to.add(at)) };
-        if at >= head && at < words_end {
-            match shared {
-                // SAFETY: as above; `from` is 8-byte aligned here.
-                Shared::Source => unsafe {
-                    let value = AtomicU64::from_ptr(from as *mut u64).load(Relaxed);
-                    std::ptr::write_unaligned(to.cast::<u64>(), value);
-                },
-                // SAFETY: as above; `to` is 8-byte aligned here.
-                Shared::Target => unsafe {
-                    let value = std::ptr::read_unaligned(from.cast::<u64>());
-                    AtomicU64::from_ptr(to.cast::<u64>()).store(value, Relaxed);
-                },
-            }
-            at += 8;
-        } else {
-            match shared {
-                // SAFETY: as above, one byte on each side.
-                Shared::Source => unsafe {
-                    *to = AtomicU8::from_ptr(from as *mut u8).load(Relaxed);
-                },
-                // SAFETY: as above, one byte on each side.
-                Shared::Target => unsafe { AtomicU8::from_ptr(to).store(*from, Relaxed) },
-            }
-            at += 1;
-        }
-    }
-}
-
 /// Opens `path` for reading if it is a regular file, without ever blocking: `open` of a FIFO
 /// waits for a writer, so the file is opened non-blocking, checked with `fstat`, and anything
 /// but a regular file (a FIFO, a device, a directory) is refused with an error naming what it
@@ -719,41 +603,109 @@ pub(crate) fn open_module(path: &std::path::Path) -> io::Result<(File, u64)> {
     Ok((file, metadata.len()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A thread-specific value with a destructor that runs at thread exit (a pthread key). There
+/// is one per process, for the module thread-local blocks (`tls`).
+pub(crate) struct ThreadKey(libc::pthread_key_t);
 
-    /// Every alignment of either side and every length up to a few words copies exactly the
-    /// bytes asked for, and touches nothing around them.
-    #[test]
-    fn shared_copies_are_exact_at_every_alignment() {
-        let source: Vec<u8> = (0..64u8)
-            .map(|b| b.wrapping_mul(37).wrapping_add(1))
-            .collect();
-        for shared in [Shared::Source, Shared::Target] {
-            for from in 0..9 {
-                for to in 0..9 {
-                    for len in 0..40 {
-                        // u64 storage, so that offset 0 is 8-byte aligned.
-                        let mut target = [0u64; 8];
-                        let base = target.as_mut_ptr().cast::<u8>();
-                        // SAFETY: `from + len` and `to + len` stay within the 64 bytes of both
-                        // buffers, which do not overlap.
-                        unsafe {
-                            copy_shared(source.as_ptr().add(from), base.add(to), len, shared)
-                        };
-                        // SAFETY: the 64 bytes of `target`, viewed as bytes.
-                        let bytes = unsafe { std::slice::from_raw_parts(base, 64) };
-                        assert_eq!(&bytes[to..to + len], &source[from..from + len]);
-                        assert!(
-                            bytes[..to]
-                                .iter()
-                                .chain(&bytes[to + len..])
-                                .all(|&b| b == 0)
-                        );
-                    }
-                }
-            }
+impl ThreadKey {
+    /// A new key whose non-null values `destructor` receives when their thread exits; glibc
+    /// runs it again when a destructor sets a value.
+    pub(crate) fn new(destructor: extern "C" fn(*mut libc::c_void)) -> io::Result<ThreadKey> {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is a valid out-pointer; the destructor has the required signature.
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(destructor)) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
         }
+        Ok(ThreadKey(key))
+    }
+
+    /// The calling thread's value, null if none.
+    pub(crate) fn get(&self) -> *mut libc::c_void {
+        // SAFETY: reading this thread's value of a valid key.
+        unsafe { libc::pthread_getspecific(self.0) }
+    }
+
+    /// Sets the calling thread's value.
+    pub(crate) fn set(&self, value: *mut libc::c_void) -> io::Result<()> {
+        // SAFETY: storing this thread's value of a valid key.
+        match unsafe { libc::pthread_setspecific(self.0, value) } {
+            0 => Ok(()),
+            rc => Err(io::Error::from_raw_os_error(rc)),
+        }
+    }
+}
+
+/// Writes `bytes` to the standard error file in one system call, bypassing Rust's `stderr`
+/// (for fatal messages and signal handlers).
+pub(crate) fn write_stderr(bytes: &[u8]) {
+    // SAFETY: writing an initialised buffer of that length to fd 2.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// Registers `handler` with the C library's `atexit`: it runs when the process exits through
+/// `exit` (or by returning from `main`), before C stdio buffers are flushed.
+pub(crate) fn at_exit(handler: extern "C" fn()) {
+    // SAFETY: registering a plain `extern "C" fn()` with the C library. A failure to
+    // register (only when out of memory) means the handler does not run at exit.
+    unsafe { libc::atexit(handler) };
+}
+
+/// Ends the process through the C library's `exit` (see `crate::exit`).
+pub(crate) fn exit(status: i32) -> ! {
+    std::process::exit(status)
+}
+
+unsafe extern "C" {
+    /// The C library's `__cxa_atexit` (Itanium C++ ABI).
+    #[link_name = "__cxa_atexit"]
+    pub(crate) fn cxa_atexit(
+        function: Option<unsafe extern "C" fn(*mut libc::c_void)>,
+        argument: *mut libc::c_void,
+        dso: *mut libc::c_void,
+    ) -> libc::c_int;
+
+    /// The C library's runner of exit handlers registered for one shared object.
+    #[link_name = "__cxa_finalize"]
+    pub(crate) fn cxa_finalize(dso_handle: *mut libc::c_void);
+}
+
+#[cfg(test)]
+mod regular_file_tests {
+    use super::*;
+    use crate::signature::{read_module_file, read_signature_file};
+    use std::path::Path;
+
+    #[test]
+    fn only_regular_files_are_read_and_a_fifo_is_never_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        // Without a writer, a blocking open would never return.
+        let error = read_module_file(&fifo).unwrap_err();
+        assert_eq!(error.to_string(), "not a regular file (a FIFO)");
+        let error = read_signature_file(&fifo).unwrap_err().to_string();
+        assert!(
+            error.contains("fifo: not a regular file (a FIFO)"),
+            "{error}"
+        );
+        let error = read_module_file(dir.path()).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::IsADirectory);
+        assert_eq!(error.to_string(), "not a regular file (a directory)");
+        let error = read_module_file(Path::new("/dev/null")).unwrap_err();
+        assert_eq!(error.to_string(), "not a regular file (a character device)");
+
+        let regular = dir.path().join("file");
+        std::fs::write(&regular, b"module bytes").unwrap();
+        assert_eq!(read_module_file(&regular).unwrap(), b"module bytes");
+        let file = open_regular(&regular).unwrap();
+        // SAFETY: F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "blocking again once checked");
+        // SAFETY: F_GETFD on an open descriptor.
+        let fd_flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
     }
 }

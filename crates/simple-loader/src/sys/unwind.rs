@@ -25,7 +25,7 @@ type ObjectStorage = [usize; 16];
 
 /// A registered `.eh_frame`; deregistered on drop.
 #[derive(Debug)]
-pub(crate) struct FrameRegistration {
+pub(crate) struct UnwindRegistration {
     begin: *const c_void,
     // Boxed so its address stays fixed while libgcc links it into its lists.
     _object: Box<ObjectStorage>,
@@ -33,17 +33,37 @@ pub(crate) struct FrameRegistration {
 
 // SAFETY: the registration only holds addresses; libgcc serialises access to its lists with
 // its own mutex, so registering and deregistering from any thread is allowed.
-unsafe impl Send for FrameRegistration {}
+unsafe impl Send for UnwindRegistration {}
 // SAFETY: as above; shared references give no access to anything.
-unsafe impl Sync for FrameRegistration {}
+unsafe impl Sync for UnwindRegistration {}
 
-impl FrameRegistration {
+impl UnwindRegistration {
+    /// Registers every `.eh_frame` section of the module `parsed`, whose image is at `base`.
+    ///
+    /// # Safety
+    /// The image must be mapped, relocated and protected until the registrations are dropped.
+    pub(crate) unsafe fn register_module(
+        parsed: &smf_format::Module<'_>,
+        base: usize,
+    ) -> Vec<UnwindRegistration> {
+        parsed
+            .loaded_sections()
+            .filter(|s| s.kind == smf_format::SectionKind::EhFrame && s.mem_size >= 4)
+            .filter_map(|s| {
+                // SAFETY: the packer writes `.eh_frame` whole with its terminator, the section
+                // is mapped read-only for as long as the image (caller's contract), and the
+                // tables' code ranges were resolved into this image's code.
+                unsafe { UnwindRegistration::register((base + s.vaddr as usize) as *const u8) }
+            })
+            .collect()
+    }
+
     /// Registers the tables at `begin`.
     ///
     /// # Safety
     /// `begin` must point to a complete `.eh_frame` ending in a zero terminator, mapped and
     /// unchanged until the registration is dropped, whose code ranges are mapped code.
-    pub(crate) unsafe fn register(begin: *const u8) -> Option<FrameRegistration> {
+    unsafe fn register(begin: *const u8) -> Option<UnwindRegistration> {
         // SAFETY: the caller guarantees at least the 4-byte terminator is readable.
         if unsafe { begin.cast::<u32>().read_unaligned() } == 0 {
             // An empty table: libgcc would ignore it, and then refuse to deregister it.
@@ -54,14 +74,14 @@ impl FrameRegistration {
         // SAFETY: `begin` is a valid table (caller's contract); the object storage is large
         // enough, zeroed, and boxed so that it stays put until `drop` deregisters it.
         unsafe { __register_frame_info(begin.cast(), object_ptr.cast()) };
-        Some(FrameRegistration {
+        Some(UnwindRegistration {
             begin: begin.cast(),
             _object: object,
         })
     }
 }
 
-impl Drop for FrameRegistration {
+impl Drop for UnwindRegistration {
     fn drop(&mut self) {
         // SAFETY: `begin` was registered by `register` and is deregistered once, here, while
         // the table is still mapped; libgcc hands back the object storage, which we own.

@@ -4,12 +4,15 @@ use std::ops::Range;
 
 use object::elf;
 
+#[cfg(unix)]
 use super::Interrupted;
 
 pub(crate) const ELF_MACHINE: elf::Machine = elf::EM_X86_64;
 /// The largest page size of the architecture's kernels (4 KiB, the psABI's and GNU ld's): the
 /// alignment of the loadable segments of ELF objects the loader writes for the dynamic linker.
+#[cfg(unix)]
 pub(crate) const MAX_PAGE_SIZE: u64 = 0x1000;
+#[cfg(unix)]
 pub(crate) const TPOFF_RELOCATION: elf::RelocationType = elf::R_X86_64_TPOFF64;
 
 /// `jmp qword ptr [rip + distance - 6]` (the displacement counts from the end of the 6-byte
@@ -28,6 +31,7 @@ pub(crate) fn flush_instruction_cache(_range: Range<usize>) {
 }
 
 /// `%fs:0` holds the thread pointer's own value on x86-64 Linux (TLS variant II).
+#[cfg(unix)]
 pub(crate) fn thread_pointer() -> usize {
     let tp: usize;
     // SAFETY: reads one word at %fs:0, which the C library keeps pointing at itself.
@@ -40,6 +44,7 @@ pub(crate) fn thread_pointer() -> usize {
 // The `__tls_get_addr` entry modules call: it aligns the stack before calling
 // `tls_get_addr`, as glibc's does, because code compiled by old compilers calls
 // `__tls_get_addr` with a misaligned one.
+#[cfg(not(windows))]
 std::arch::global_asm!(
     ".pushsection .text.smf_loader_tls_get_addr,\"ax\",@progbits",
     ".p2align 4",
@@ -70,6 +75,7 @@ std::arch::global_asm!(
 // variable's offset from the thread pointer, every other register and the flags preserved
 // (the psABI's TLS descriptor convention). For a static block that offset is the
 // descriptor's second word, which a `tp_offset` relocation set.
+#[cfg(not(windows))]
 std::arch::global_asm!(
     ".pushsection .text.smf_loader_tls_descriptor,\"ax\",@progbits",
     ".p2align 4",
@@ -83,6 +89,33 @@ std::arch::global_asm!(
     ".cfi_endproc",
     ".size smf_loader_tls_descriptor, . - smf_loader_tls_descriptor",
     ".popsection",
+);
+
+// The same two entry points in a COFF object. Windows modules get no thread-local sections
+// (mingw compiles `__thread` to emulated TLS, ordinary calls to `__emutls_get_address`), so
+// nothing calls them there; they exist so that the generic code links. The argument is in
+// rcx, and the callee may use 32 bytes of shadow space above the return address.
+#[cfg(windows)]
+std::arch::global_asm!(
+    ".section .text$smf_loader_tls_get_addr,\"xr\"",
+    ".globl smf_loader_tls_get_addr",
+    ".globl smf_loader_tls_descriptor",
+    ".p2align 4",
+    "smf_loader_tls_get_addr:",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "sub rsp, 32",
+    "call {inner}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
+    ".p2align 4",
+    "smf_loader_tls_descriptor:",
+    "mov rax, qword ptr [rax + 8]",
+    "ret",
+    ".text",
+    inner = sym crate::tls::tls_get_addr,
 );
 
 /// Calls an indirect function's resolver. glibc calls x86-64 resolvers with no arguments
@@ -103,6 +136,7 @@ pub(crate) unsafe fn call_ifunc_resolver(resolver: usize) -> u64 {
 ///
 /// # Safety
 /// `context` must be null or the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
+#[cfg(unix)]
 pub(crate) unsafe fn interrupted_registers(context: *mut libc::c_void) -> Option<Interrupted> {
     if context.is_null() {
         return None;
