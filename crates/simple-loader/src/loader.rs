@@ -737,6 +737,9 @@ mod tests {
             error.to_string(),
             "m.smf: laid out for 4 KiB pages, smaller than this kernel's 64 KiB pages"
         );
-        assert!(crate::sys::host_page_size().is_power_of_two() && crate::sys::host_page_size() >= 0x1000);
+        assert!(
+            crate::sys::host_page_size().is_power_of_two()
+                && crate::sys::host_page_size() >= 0x1000
+        );
     }
 }

@@ -30,6 +30,7 @@ fn alone() -> RwLockWriteGuard<'static, ()> {
 /// `weak_ptr` (data slot holding the weak import `absent_thing`), a bss array, and rodata.
 fn library(arch: Arch, strong_import: &str) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.platform = simple_loader::HOST_PLATFORM;
     b.arch = arch;
     b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     let mut layout = ImageLayout::new();
@@ -182,6 +183,7 @@ fn relocations_resolve_against_base_host_and_weak_imports() {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "reads /proc/self/maps")]
 fn sections_get_their_protection_and_no_page_is_writable_and_executable() {
     let _shared = shared();
     if common::skip_under_emulator(common::QEMU_MAPS) {
@@ -417,6 +419,7 @@ fn footprint() -> (u64, usize) {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "reads /proc/self/statm and /proc/self/maps")]
 fn ten_thousand_reloads_do_not_grow_memory() {
     let _alone = alone();
     if common::skip_under_emulator(
@@ -478,6 +481,7 @@ fn typed_answer(ty: &str, source_hash: u64) -> Vec<u8> {
     let type_id = smf_format::typeinfo::parse_type(&mut types, ty).unwrap();
     let mut b = ModuleBuilder::new();
     b.set_types(&types);
+    b.platform = simple_loader::HOST_PLATFORM;
     b.arch = HOST;
     b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     b.source_hash = source_hash;
@@ -599,6 +603,7 @@ fn get_checked_compares_the_recorded_type_with_the_callers() {
 /// A module whose only import, `name` of kind `kind`, fills a pointer in its data.
 fn importer(name: &str, kind: ImportKind) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.platform = simple_loader::HOST_PLATFORM;
     b.arch = HOST;
     let vaddr = ImageLayout::new().place(8).unwrap();
     let data = b.add_section(LoadedSection {
@@ -637,6 +642,7 @@ fn importer(name: &str, kind: ImportKind) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "checks ELF symbol types of libc.so")]
 fn native_imports_must_be_what_the_dynamic_linker_says() {
     let _shared = shared();
     let dir = tempfile::tempdir().unwrap();
@@ -689,6 +695,7 @@ fn native_imports_must_be_what_the_dynamic_linker_says() {
 /// that applied it in table order, before the `relative64`, would store 0.
 fn indirect_function_module() -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.platform = simple_loader::HOST_PLATFORM;
     b.arch = HOST;
     let mut layout = ImageLayout::new();
     let text_va = layout.place(0x20).unwrap();

@@ -21,8 +21,8 @@ fn module(names: &[&str], value: u16, reloadable: bool) -> Vec<u8> {
     code.extend_from_slice(&common::return_constant(0));
     code.resize(code.len().next_multiple_of(16), 0);
     let mut builder = ModuleBuilder::new();
+    builder.platform = simple_loader::HOST_PLATFORM;
     builder.arch = common::HOST;
-    builder.platform = smf_format::Platform::Linux;
     if reloadable {
         builder.flags = builder.flags.union(ModuleFlags::RELOADABLE);
     }

@@ -11,6 +11,7 @@ use smf_format::*;
 /// A reloadable library exporting `answer`, an `int answer(void)` made of `code`.
 fn library(code: [u8; CODE_LEN]) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
+    b.platform = simple_loader::HOST_PLATFORM;
     b.arch = common::HOST;
     b.flags = ModuleFlags::PIC.union(ModuleFlags::RELOADABLE);
     let mut layout = ImageLayout::new();

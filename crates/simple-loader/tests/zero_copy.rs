@@ -1,5 +1,7 @@
 //! Zero-copy loading: section payloads mapped from the file, only relocated pages copied (by
 //! the kernel), protections as for a copied image, and the cases that must not be mapped.
+// Module files are mapped only on Unix; on Windows the loader copies them.
+#![cfg(unix)]
 
 mod common;
 use common::{CODE_LEN, return_constant};

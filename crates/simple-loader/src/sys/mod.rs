@@ -29,8 +29,8 @@ pub(crate) use windows::*;
 #[cfg(windows)]
 pub(crate) use windows::{crash, unwind};
 mod memory;
-mod report;
 mod process_args;
+mod report;
 pub(crate) use process_args::{environment, process_arguments};
 pub(crate) mod arch;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -33,7 +33,11 @@ impl std::fmt::Write for Line {
 /// Writes where `interrupted` was: ` in function+offset (module)` for module code, else the
 /// bare program counter and the innermost module function on the stack that called out.
 /// `read` copies memory of this process without faulting (false if not all readable).
-pub(crate) fn locate(line: &mut Line, interrupted: Interrupted, read: fn(usize, &mut [usize]) -> bool) {
+pub(crate) fn locate(
+    line: &mut Line,
+    interrupted: Interrupted,
+    read: fn(usize, &mut [usize]) -> bool,
+) {
     let Interrupted { pc, sp, link } = interrupted;
     if crate::runtime::try_with_symbols(pc, |_| ()).is_some() {
         let _ = write!(line, " in ");

@@ -21,8 +21,7 @@ use windows_sys::Win32::Foundation::{
     EXCEPTION_STACK_OVERFLOW, NTSTATUS,
 };
 use windows_sys::Win32::System::Diagnostics::Debug::{
-    AddVectoredExceptionHandler, EXCEPTION_CONTINUE_SEARCH, EXCEPTION_POINTERS,
-    ReadProcessMemory,
+    AddVectoredExceptionHandler, EXCEPTION_CONTINUE_SEARCH, EXCEPTION_POINTERS, ReadProcessMemory,
 };
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
 
@@ -30,13 +29,41 @@ use crate::sys::arch::Interrupted;
 use crate::sys::report::{self, Line};
 
 const EXCEPTIONS: [(NTSTATUS, &str, &str); 7] = [
-    (EXCEPTION_ACCESS_VIOLATION, "EXCEPTION_ACCESS_VIOLATION", "invalid memory reference"),
-    (EXCEPTION_IN_PAGE_ERROR, "EXCEPTION_IN_PAGE_ERROR", "page could not be read"),
-    (EXCEPTION_ILLEGAL_INSTRUCTION, "EXCEPTION_ILLEGAL_INSTRUCTION", "illegal instruction"),
-    (EXCEPTION_PRIV_INSTRUCTION, "EXCEPTION_PRIV_INSTRUCTION", "privileged instruction"),
-    (EXCEPTION_INT_DIVIDE_BY_ZERO, "EXCEPTION_INT_DIVIDE_BY_ZERO", "integer division by zero"),
-    (EXCEPTION_INT_OVERFLOW, "EXCEPTION_INT_OVERFLOW", "integer overflow"),
-    (EXCEPTION_STACK_OVERFLOW, "EXCEPTION_STACK_OVERFLOW", "stack overflow"),
+    (
+        EXCEPTION_ACCESS_VIOLATION,
+        "EXCEPTION_ACCESS_VIOLATION",
+        "invalid memory reference",
+    ),
+    (
+        EXCEPTION_IN_PAGE_ERROR,
+        "EXCEPTION_IN_PAGE_ERROR",
+        "page could not be read",
+    ),
+    (
+        EXCEPTION_ILLEGAL_INSTRUCTION,
+        "EXCEPTION_ILLEGAL_INSTRUCTION",
+        "illegal instruction",
+    ),
+    (
+        EXCEPTION_PRIV_INSTRUCTION,
+        "EXCEPTION_PRIV_INSTRUCTION",
+        "privileged instruction",
+    ),
+    (
+        EXCEPTION_INT_DIVIDE_BY_ZERO,
+        "EXCEPTION_INT_DIVIDE_BY_ZERO",
+        "integer division by zero",
+    ),
+    (
+        EXCEPTION_INT_OVERFLOW,
+        "EXCEPTION_INT_OVERFLOW",
+        "integer overflow",
+    ),
+    (
+        EXCEPTION_STACK_OVERFLOW,
+        "EXCEPTION_STACK_OVERFLOW",
+        "stack overflow",
+    ),
 ];
 
 /// Whether the handler is installed; installing again does nothing.

@@ -85,9 +85,7 @@ pub(crate) unsafe fn cxa_finalize(dso: *mut c_void) {
     loop {
         let next = {
             let mut handlers = HANDLERS.lock().unwrap_or_else(|p| p.into_inner());
-            let found = handlers
-                .iter()
-                .rposition(|h| dso.is_null() || h.dso == dso);
+            let found = handlers.iter().rposition(|h| dso.is_null() || h.dso == dso);
             found.map(|index| handlers.remove(index))
         };
         let Some(handler) = next else {

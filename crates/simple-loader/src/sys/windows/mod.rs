@@ -19,10 +19,10 @@ use windows_sys::Win32::System::LibraryLoader::{
     GetModuleFileNameW, GetModuleHandleExW, GetProcAddress,
 };
 use windows_sys::Win32::System::Memory::{
-    MEM_COMMIT, MEM_IMAGE, MEM_RELEASE, MEM_RESERVE, MEMORY_BASIC_INFORMATION,
-    PAGE_EXECUTE, PAGE_EXECUTE_READ, PAGE_EXECUTE_READWRITE, PAGE_EXECUTE_WRITECOPY,
-    PAGE_NOACCESS, PAGE_PROTECTION_FLAGS, PAGE_READONLY, PAGE_READWRITE, VirtualAlloc,
-    VirtualFree, VirtualProtect, VirtualQuery,
+    MEM_COMMIT, MEM_IMAGE, MEM_RELEASE, MEM_RESERVE, MEMORY_BASIC_INFORMATION, PAGE_EXECUTE,
+    PAGE_EXECUTE_READ, PAGE_EXECUTE_READWRITE, PAGE_EXECUTE_WRITECOPY, PAGE_NOACCESS,
+    PAGE_PROTECTION_FLAGS, PAGE_READONLY, PAGE_READWRITE, VirtualAlloc, VirtualFree,
+    VirtualProtect, VirtualQuery,
 };
 use windows_sys::Win32::System::ProcessStatus::K32EnumProcessModules;
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
@@ -281,7 +281,12 @@ impl ProcessScope {
             // SAFETY: `modules` has room for `bytes` bytes of handles; the call writes at most
             // that many and reports how many it needed.
             let ok = unsafe {
-                K32EnumProcessModules(GetCurrentProcess(), modules.as_mut_ptr(), bytes, &mut needed)
+                K32EnumProcessModules(
+                    GetCurrentProcess(),
+                    modules.as_mut_ptr(),
+                    bytes,
+                    &mut needed,
+                )
             };
             if ok == 0 {
                 return ProcessScope(Vec::new());
@@ -379,7 +384,11 @@ pub(crate) fn executable_segments() -> Vec<Range<usize>> {
         let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
         // SAFETY: VirtualQuery only describes the region containing `at`, whatever it is.
         let written = unsafe {
-            VirtualQuery(at as *const c_void, &mut info, size_of::<MEMORY_BASIC_INFORMATION>())
+            VirtualQuery(
+                at as *const c_void,
+                &mut info,
+                size_of::<MEMORY_BASIC_INFORMATION>(),
+            )
         };
         if written == 0 || info.RegionSize == 0 {
             break;
