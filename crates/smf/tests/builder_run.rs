@@ -85,6 +85,8 @@ fn program() -> Vec<u8> {
             section: Some(text),
             value,
             size: 32,
+            type_id: 0,
+            version: 0,
         });
     }
     b.entry_point = Some(text_va);
