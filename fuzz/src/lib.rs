@@ -230,7 +230,10 @@ pub fn typeinfo(data: &[u8]) {
         );
         let copy = OwnedType::copy_of(&types, id);
         let (table, copied) = copy.view();
-        assert_eq!(table.display(copied), text);
+        // (An anonymous struct is named by its id, which the copy renumbers.)
+        if !text.contains('#') {
+            assert_eq!(table.display(copied), text);
+        }
         assert_eq!(
             compare(&types, id, &table, copied, Match::Exact),
             Ok(()),

@@ -580,7 +580,7 @@ impl<'d> Converter<'_, 'd> {
             } else {
                 let kind = self.builder.kind_of(f.ty)?;
                 matches!(kind, TypeKind::Int | TypeKind::Bool)
-                    && u64::from(f.bit_size) <= field_size * 8
+                    && u64::from(f.bit_size) <= field_size.saturating_mul(8)
                     && f.offset.checked_mul(8)? + u64::from(f.bit_offset) + u64::from(f.bit_size)
                         <= size.checked_mul(8)?
             };

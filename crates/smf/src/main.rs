@@ -95,10 +95,9 @@ enum Command {
     },
     /// Load a module and call an exported function with up to six integer arguments.
     ///
-    /// A module records no parameter count for its functions (symbols carry no type: the
-    /// format's `type_id` is an opaque identifier that `smf pack` leaves 0, and its
-    /// `typeinfo` section is opaque), so the arguments cannot be checked against the
-    /// function: pass as many as it takes, at most six (the integer argument registers of the
+    /// The arguments are not checked against the function (a module records its functions'
+    /// types only when packed from objects compiled with -g; `smf inspect --types` shows
+    /// them): pass as many as it takes, at most six (the integer argument registers of the
     /// x86-64 C calling convention); more are refused before the module is loaded.
     Call {
         /// Refuse the module unless `FILE.sig` is a valid signature by a key of KEYFILE;

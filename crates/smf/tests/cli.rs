@@ -724,7 +724,8 @@ fn call_refuses_more_than_six_arguments_before_loading_and_says_why_in_its_help(
         c
     }));
     assert!(
-        help.contains("records no parameter count") && help.contains("at most six"),
+        help.contains("arguments are not checked against the function")
+            && help.contains("at most six"),
         "{help}"
     );
 }

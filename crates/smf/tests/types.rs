@@ -45,6 +45,9 @@ long hp(void) { return state.hp; }
 void hurt(int by) { state.hp -= by; }
 void set_a(long a) { wide.a = a; }
 long get_a(void) { return wide.a; }
+struct item { int id; short n; };
+struct bag { struct item items[3]; int used; };
+long bag_used(struct bag *b) { return b->used; }
 "#;
 
 #[test]
@@ -65,6 +68,15 @@ fn the_packer_records_types_from_dwarf() {
         );
         assert_eq!(ty("hurt").as_deref(), Some("fn(i32)"), "{compiler}");
         assert_eq!(ty("hp").as_deref(), Some("fn() -> i64"), "{compiler}");
+        let bag_used = module.type_of("bag_used").unwrap();
+        let (table, id) = bag_used.view();
+        assert_eq!(table.display(id), "fn(*struct bag) -> i64");
+        let bag = table.records_reached(id)[0];
+        assert_eq!(
+            table.describe_record(bag).unwrap(),
+            "struct bag { items: [struct item; 3] @0, used: i32 @24 } (28 bytes, align 4)",
+            "{compiler}"
+        );
         let state = module.type_of("state").unwrap();
         let (table, id) = state.view();
         assert_eq!(
@@ -124,6 +136,14 @@ fn a_reload_that_changes_a_linked_function_type_is_refused() {
     // SAFETY: `long add(long, long)`.
     let add = unsafe { registry.current::<extern "C" fn(i64, i64) -> i64>(&path, "add") }.unwrap();
     assert_eq!((*add.pin())(2, 3), 5);
+    // A type that reaches an array of structs, kept for the check of every reload.
+    // SAFETY: `long bag_used(struct bag *)`.
+    let bag_used =
+        unsafe { registry.current::<extern "C" fn(*const u8) -> i64>(&path, "bag_used") }.unwrap();
+    let bag = [
+        0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0,
+    ];
+    assert_eq!((*bag_used.pin())(bag.as_ptr()), 9);
     install(&v2, &path);
     // SAFETY: as above.
     let e = unsafe { registry.reload(&path) }.unwrap_err().to_string();
@@ -139,6 +159,7 @@ fn a_reload_that_changes_a_linked_function_type_is_refused() {
     // SAFETY: as above.
     assert_eq!(unsafe { registry.reload(&path) }.unwrap().version, 2);
     assert_eq!((*add.pin())(2, 3), 5);
+    assert_eq!((*bag_used.pin())(bag.as_ptr()), 9);
 }
 
 #[test]
