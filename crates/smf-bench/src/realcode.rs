@@ -110,7 +110,11 @@ pub fn sqlite() -> Result<RealLibrary, String> {
         name: "sqlite",
         sources: vec![source],
         flags: &[],
-        needed: &["libm.so.6"],
+        // SQLite calls no function of libm (its object's undefined symbols are all libc's):
+        // `cc -shared -l:libm.so.6` drops it (`--as-needed`, which Debian's gcc passes), and a
+        // module naming it would open and close it at every load and unload, about a quarter
+        // of the module's load time (`perf`), which the shared library never pays.
+        needed: &[],
         entry: "sqlite3_open",
         probe: ("sqlite3_libversion_number", Probe::Int),
         version: format!("SQLite {version}"),

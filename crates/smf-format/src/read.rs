@@ -1200,7 +1200,18 @@ impl<'data> Module<'data> {
             if Binding::try_from(s.binding) == Ok(Binding::Local) {
                 continue;
             }
-            if let Err(problem) = self.decode_symbol(s) {
+            // Only exported names are found by hash (the hash table, a registry's index); a
+            // local symbol's stored hash is never read, so hashing every local name (most of
+            // a large module's) would be work for nothing. Checked here, once: a symbol read
+            // later is not hashed again.
+            let checked = self.decode_symbol(s).and_then(|symbol| {
+                if s.name_hash.get() == fnv1a32(symbol.name.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(SymbolProblem::NameHash)
+                }
+            });
+            if let Err(problem) = checked {
                 return Err(self.symbol_error(i, s, problem));
             }
             exported += 1;
@@ -1236,12 +1247,9 @@ impl<'data> Module<'data> {
         }
         let kind = SymbolKind::try_from(s.kind).map_err(|_| SymbolProblem::Kind)?;
         let binding = Binding::try_from(s.binding).map_err(|_| SymbolProblem::Binding)?;
-        // Only exported names are found by hash (the hash table, a registry's index); a
-        // local symbol's stored hash is never read, so hashing every local name (most of
-        // a large module's) would be work for nothing.
-        if binding != Binding::Local && s.name_hash.get() != fnv1a32(name.as_bytes()) {
-            return Err(SymbolProblem::NameHash);
-        }
+        // The stored name hash of an exported symbol was checked by the parse
+        // (`parse_symbols`), and a local one's is never read: a lookup, which reads a symbol
+        // every time, does not hash its name again.
         let visibility =
             Visibility::try_from(s.visibility).map_err(|_| SymbolProblem::Visibility)?;
         if s.flags != 0 {
