@@ -248,19 +248,17 @@ pub extern "C" fn rs_thread_sum(n: u64) -> u64 {
 "#,
     );
     let archive = dir.path().join("libwords.a");
-    ok(
-        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-            .args([
-                "--crate-type",
-                "staticlib",
-                "-C",
-                "relocation-model=pic",
-                "-O",
-            ])
-            .arg(&lib_rs)
-            .arg("-o")
-            .arg(&archive),
-    );
+    ok(rustc()
+        .args([
+            "--crate-type",
+            "staticlib",
+            "-C",
+            "relocation-model=pic",
+            "-O",
+        ])
+        .arg(&lib_rs)
+        .arg("-o")
+        .arg(&archive));
     let main = objects(
         dir.path(),
         &[(
@@ -307,20 +305,38 @@ pub extern "C" fn rs_thread_sum(n: u64) -> u64 {
     assert_eq!(output.status.code(), Some(5));
 }
 
-/// Where Debian installs its static libraries.
-const DEBIAN_LIBS: &str = "/usr/lib/x86_64-linux-gnu";
+/// The C compiler's libgcc.a.
+fn libgcc() -> PathBuf {
+    let mut print = cc();
+    print.arg("-print-libgcc-file-name");
+    PathBuf::from(String::from_utf8(check(print).stdout).unwrap().trim())
+}
+
+/// Debian's multiarch name of the architecture the tests run on: its libraries are in
+/// /usr/lib/TRIPLET, its architecture-specific headers (ffi.h, openssl/configuration.h) in
+/// /usr/include/TRIPLET. For aarch64 they come from the `:arm64` packages `.ci/run`
+/// installs; the cross compiler does not search that header directory by itself.
+fn multiarch() -> String {
+    format!("{}-linux-gnu", std::env::consts::ARCH)
+}
 
 /// Links `source` with `-l LIBRARY` from Debian's prebuilt archive `archive` (package
 /// `package`, which `.ci/run` installs), natively and with `smf pack`, and compares the runs.
 fn debian_archive_program(package: &str, archive: &str, library: &str, source: &str) -> String {
-    let path = Path::new(DEBIAN_LIBS).join(archive);
+    let libs = Path::new("/usr/lib").join(multiarch());
+    let path = libs.join(archive);
     assert!(
         path.exists(),
         "{} is missing: install the Debian package {package} (.ci/run does)",
         path.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let main = objects(dir.path(), &[("main.c", source)]);
+    let headers = Path::new("/usr/include").join(multiarch());
+    let main = compile(
+        &[write(dir.path(), "main.c", source)],
+        dir.path(),
+        &["-O2", "-idirafter", headers.to_str().unwrap()],
+    );
     let native = dir.path().join("native");
     let mut cc = cc();
     // The archive natively too (a plain -l would take the shared library).
@@ -335,8 +351,12 @@ fn debian_archive_program(package: &str, archive: &str, library: &str, source: &
         .arg(&module)
         .args(["--entry", "main"])
         .args(&main)
-        .args(["-L", DEBIAN_LIBS])
-        .arg(format!("-l{library}")));
+        .arg("-L")
+        .arg(&libs)
+        .arg(format!("-l{library}"))
+        // What the compiler driver adds to the native link: gcc's helpers, among them
+        // AArch64's outline atomics (`__aarch64_ldadd4_relax`), which only libgcc.a has.
+        .arg(libgcc()));
     let output = run_both(&native, &module);
     assert_eq!(output.status.code(), Some(0));
     String::from_utf8_lossy(&output.stdout).into_owned()

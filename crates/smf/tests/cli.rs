@@ -29,6 +29,19 @@ fn library(dir: &Path) -> PathBuf {
     module
 }
 
+/// The architecture the tests (and the `smf` they run) are built for.
+fn host_arch() -> smf_format::Arch {
+    simple_loader::HOST_ARCH.expect("the tests run on an architecture the format knows")
+}
+
+/// The other architecture the format knows.
+fn other_arch() -> smf_format::Arch {
+    match host_arch() {
+        smf_format::Arch::X86_64 => smf_format::Arch::Aarch64,
+        smf_format::Arch::Aarch64 => smf_format::Arch::X86_64,
+    }
+}
+
 fn run_smf(args: &[&std::ffi::OsStr]) -> std::process::Output {
     smf().args(args).output().unwrap()
 }
@@ -87,7 +100,7 @@ fn inspect_and_verify_describe_a_module() {
     }));
     for needle in [
         "SMF header:",
-        "Architecture:  x86-64",
+        &format!("Architecture:  {}", host_arch()),
         "Sections (",
         ".text",
         "code",
@@ -176,13 +189,20 @@ fn bad_input_gets_a_one_line_error_naming_file_and_problem() {
         &["tiny.smf", "truncated file: header"],
     );
 
-    let mut arm = good.clone();
-    arm[core::mem::offset_of!(Header, arch)] = smf_format::Arch::Aarch64.as_raw();
-    let arm_path = dir.join("arm.smf");
-    std::fs::write(&arm_path, rehashed(arm)).unwrap();
+    let mut other = good.clone();
+    other[core::mem::offset_of!(Header, arch)] = other_arch().as_raw();
+    let other_path = dir.join("other-arch.smf");
+    std::fs::write(&other_path, rehashed(other)).unwrap();
     expect_error(
-        &["run".as_ref(), &os(&arm_path)],
-        &["arm.smf", "built for aarch64"],
+        &["run".as_ref(), &os(&other_path)],
+        &[
+            "other-arch.smf",
+            &format!(
+                "built for {}, but this loader runs on {}",
+                other_arch(),
+                host_arch()
+            ),
+        ],
     );
 
     let module = Module::parse(&good).unwrap();
@@ -230,14 +250,22 @@ fn pack_errors_name_the_object() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let source = dir.join("nopic.c");
+    // x86-64's small code model without PIC takes the address as an absolute 32-bit
+    // immediate. AArch64's small model is PC-relative (ADRP) even without PIC; its large model
+    // loads the address from a 64-bit literal in .text, naming the symbol if it is external.
+    let (text, model) = if cfg!(target_arch = "x86_64") {
+        ("int counter;", "-mcmodel=small")
+    } else {
+        ("extern int counter;", "-mcmodel=large")
+    };
     std::fs::write(
         &source,
-        "int counter; int *address(void) { return &counter; }\n",
+        format!("{text} int *address(void) {{ return &counter; }}\n"),
     )
     .unwrap();
     let object = dir.join("nopic.o");
     let mut c = cc();
-    c.args(["-c", "-O2", "-fno-pic", "-mcmodel=small"])
+    c.args(["-c", "-O2", "-fno-pic", model])
         .arg(&source)
         .arg("-o")
         .arg(&object);
@@ -430,11 +458,10 @@ fn packing_a_reloadable_module_with_static_thread_locals_says_what_reloads_cost(
     )
     .unwrap();
     let stderr_of_pack = |model: &str, reloadable: bool| {
-        let objects = compile(
-            std::slice::from_ref(&source),
-            &dir.join(model),
-            &["-O2", &format!("-ftls-model={model}")],
-        );
+        let model_flag = format!("-ftls-model={model}");
+        let mut flags = vec!["-O2", &model_flag];
+        flags.extend(TLS_TRADITIONAL);
+        let objects = compile(std::slice::from_ref(&source), &dir.join(model), &flags);
         let mut command = smf();
         command
             .arg("pack")
@@ -817,5 +844,83 @@ fn a_broken_local_symbol_loads_and_is_reported_by_inspect_and_verify() {
         run_smf(&["verify".as_ref(), good.as_os_str()])
             .status
             .success()
+    );
+}
+
+/// The other architecture's gcc (Debian's cross compiler from x86-64, the x86-64 one that
+/// Debian's x86-64 gcc also installs under this name, next to a qemu-run aarch64 `smf`), if
+/// it runs; panics if it does not and `SMF_REQUIRE_CROSS` is set (as `.ci/run` does).
+fn other_arch_gcc() -> Option<&'static str> {
+    let gcc = match other_arch() {
+        smf_format::Arch::Aarch64 => "aarch64-linux-gnu-gcc",
+        smf_format::Arch::X86_64 => "x86_64-linux-gnu-gcc",
+    };
+    let runs = std::process::Command::new(gcc)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return Some(gcc);
+    }
+    assert!(
+        std::env::var_os("SMF_REQUIRE_CROSS").is_none(),
+        "SMF_REQUIRE_CROSS is set but {gcc} does not run"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {gcc} not found");
+    None
+}
+
+#[test]
+fn modules_of_the_other_architecture_are_packed_and_inspected_but_not_run() {
+    let Some(gcc) = other_arch_gcc() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("hello.c");
+    std::fs::write(
+        &source,
+        "#include <stdio.h>\n\
+         static __thread int calls;\n\
+         long twice(long x) { calls++; return 2 * x; }\n\
+         int main(void) { printf(\"hello %ld\\n\", twice(21)); return calls; }\n",
+    )
+    .unwrap();
+    let objects = compile_with(gcc, &[source], &work.path().join("obj"), &["-O2"]);
+    let module = work.path().join("hello.sme");
+    pack(&objects, &module, &["--entry", "main"]);
+
+    let report = stdout(&check({
+        let mut c = smf();
+        c.arg("inspect").arg(&module);
+        c
+    }));
+    for needle in [
+        format!("Architecture:  {}", other_arch()),
+        "twice".into(),
+        "main".into(),
+        "printf".into(),
+    ] {
+        assert!(
+            report.contains(&needle),
+            "inspect output lacks {needle:?}:\n{report}"
+        );
+    }
+    let verified = stdout(&check({
+        let mut c = smf();
+        c.arg("verify").arg(&module);
+        c
+    }));
+    assert!(verified.contains("OK"), "{verified}");
+    expect_error(
+        &["run".as_ref(), module.as_os_str()],
+        &[
+            "hello.sme",
+            &format!(
+                "built for {}, but this loader runs on {}",
+                other_arch(),
+                host_arch()
+            ),
+        ],
     );
 }

@@ -151,7 +151,7 @@ pub extern "C" fn rust_args() {
     )
     .unwrap();
     let archive = dir.path().join("libargs.a");
-    let mut rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    let mut rustc = rustc();
     rustc
         .args([
             "--edition",

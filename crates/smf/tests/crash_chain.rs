@@ -73,7 +73,7 @@ fn host(mode: &str, module: &Path) -> (Output, String) {
         ])
         .env(HOST_ENV, format!("{mode}:{}", module.display()));
     let output = output_within_a_minute(command);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stderr = program_stderr(&output);
     (output, stderr)
 }
 
@@ -229,9 +229,15 @@ fn a_previous_handler_that_restores_the_default_gets_the_default_action() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
         lines[0].starts_with("smf: SIGSEGV (invalid memory reference) at pc 0x")
-            && lines[0].contains("outside any module, called from raise_segv+0x"),
+            && lines[0].contains("outside any module"),
         "{stderr}"
     );
+    if !stack_scan_unavailable() {
+        assert!(
+            lines[0].contains("outside any module, called from raise_segv+0x"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -328,10 +334,10 @@ fn the_report_of_a_crash_outside_module_code_allocates_nothing() {
     let program = dir.join("outside.sme");
     pack(&objects, &program, &["--entry", "main"]);
 
-    let mut command = smf();
-    command.arg("run").arg(&program).env("LD_PRELOAD", &trap);
+    let mut command = smf_with_env("LD_PRELOAD", trap.as_os_str());
+    command.arg("run").arg(&program);
     let output = output_within_a_minute(command);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = program_stderr(&output);
     assert!(
         !stderr.contains("malloc-trap"),
         "the handler allocated:\n{stderr}"
@@ -344,8 +350,16 @@ fn the_report_of_a_crash_outside_module_code_allocates_nothing() {
     );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
+    // AArch64 glibc's strlen reads the aligned 16 bytes around the string's start.
+    let fault = if cfg!(target_arch = "x86_64") {
+        "0x8"
+    } else {
+        "0x0"
+    };
     assert!(
-        lines[0].starts_with("smf: SIGSEGV (invalid memory reference at 0x8) at pc 0x"),
+        lines[0].starts_with(&format!(
+            "smf: SIGSEGV (invalid memory reference at {fault}) at pc 0x"
+        )),
         "{stderr}"
     );
     assert!(
@@ -375,7 +389,7 @@ fn a_stack_overflow_in_smf_run_dies_of_sigsegv_as_the_native_program_does() {
     let mut command = smf();
     command.arg("run").arg(&program);
     let output = output_within_a_minute(command);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = program_stderr(&output);
     assert_eq!(
         output.status.signal(),
         Some(libc::SIGSEGV),

@@ -265,6 +265,10 @@ fn under_memcheck() -> bool {
 /// and execute only memory that is mapped and valid. Needs valgrind (`.ci/run` installs it);
 /// without it the test says so and passes, except under CI (`CI` set).
 #[test]
+#[cfg_attr(
+    cross_target,
+    ignore = "valgrind cannot run programs of another architecture"
+)]
 fn the_lifetime_tests_run_clean_under_memcheck() {
     if under_memcheck()
         || common::skip_under_runner("valgrind cannot run programs of another architecture")

@@ -87,6 +87,10 @@ fn build(name: &str, work: &Path) -> (PathBuf, i32) {
 }
 
 #[test]
+#[cfg_attr(
+    cross_target,
+    ignore = "valgrind cannot run programs of another architecture"
+)]
 fn programs_run_clean_under_memcheck() {
     if !valgrind_available() {
         return;
@@ -169,6 +173,10 @@ fn corrupted(good: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 #[test]
+#[cfg_attr(
+    cross_target,
+    ignore = "valgrind cannot run programs of another architecture"
+)]
 fn inspect_and_verify_of_corrupted_modules_run_clean_under_memcheck() {
     if !valgrind_available() {
         return;

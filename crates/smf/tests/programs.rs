@@ -4,7 +4,7 @@
 //! is C++: its `.cpp` files are compiled and linked with the C++ compiler.
 //!
 //! Every program is built by the system compiler (`$CC`/`$CXX`, else `cc`/`c++`) at -O0,
-//! -O2 and -Os (and, for the thread-local program, with each TLS model; TLS descriptors by
+//! -O2, -O3 and -Os (and, for the thread-local program, with each TLS model; TLS descriptors by
 //! gcc, the compiler that has them), and by
 //! clang/clang++ at -O0 and -O2 when they are on PATH (the `clang_*` tests print a note and
 //! pass without building anything otherwise; `.ci/run` installs clang and sets
@@ -124,15 +124,21 @@ macro_rules! programs {
 }
 
 /// Built by gcc, whatever `$CC` says: for flags only gcc takes (clang 14 has no
-/// `-mtls-dialect=gnu2` on x86-64).
+/// `-mtls-dialect=gnu2` on x86-64). `$CC` itself if it is a gcc (the cross compiler
+/// `aarch64-linux-gnu-gcc`).
 macro_rules! gcc_programs {
-    ($($test:ident => $name:literal, $opt:literal;)*) => {
+    ($($test:ident => $name:literal, $opt:expr;)*) => {
         $(#[test] fn $test() {
-            let gcc = Toolchain {
-                c: "gcc".into(),
-                cxx: "g++".into(),
+            let system = Toolchain::system();
+            let gcc = if system.c.ends_with("gcc") {
+                system
+            } else {
+                Toolchain {
+                    c: "gcc".into(),
+                    cxx: "g++".into(),
+                }
             };
-            native_vs_smf(&[&gcc], $name, $opt);
+            native_vs_smf(&[&gcc], $name, &$opt);
         })*
     };
 }
@@ -142,6 +148,7 @@ macro_rules! clang_programs {
     ($($test:ident => $name:literal, $opt:literal;)*) => {
         $(#[test]
         #[cfg_attr(no_clang, ignore = "skipped: clang not found")]
+        #[cfg_attr(cross_target, ignore = "clang builds for the build machine, not the target")]
         fn $test() {
             if let Some(clang) = Toolchain::clang() {
                 native_vs_smf(&[&clang], $name, $opt);
@@ -155,6 +162,7 @@ macro_rules! mixed_programs {
     ($($test:ident => $name:literal, $opt:literal;)*) => {
         $(#[test]
         #[cfg_attr(no_clang, ignore = "skipped: clang not found")]
+        #[cfg_attr(cross_target, ignore = "clang builds for the build machine, not the target")]
         fn $test() {
             if let Some(clang) = Toolchain::clang() {
                 native_vs_smf(&[&Toolchain::system(), &clang], $name, $opt);
@@ -167,31 +175,40 @@ programs! {
     multi_o0 => "multi", "-O0";
     multi_o2 => "multi", "-O2";
     multi_os => "multi", "-Os";
+    multi_o3 => "multi", "-O3";
     libc_o0 => "libc", "-O0";
     libc_o2 => "libc", "-O2";
     libc_os => "libc", "-Os";
+    libc_o3 => "libc", "-O3";
     tables_o0 => "tables", "-O0";
     tables_o2 => "tables", "-O2";
     tables_os => "tables", "-Os";
+    tables_o3 => "tables", "-O3";
     control_o0 => "control", "-O0";
     control_o2 => "control", "-O2";
     control_os => "control", "-Os";
+    control_o3 => "control", "-O3";
     mathlib_o0 => "mathlib", "-O0";
     mathlib_o2 => "mathlib", "-O2";
     mathlib_os => "mathlib", "-Os";
+    mathlib_o3 => "mathlib", "-O3";
     interp_o0 => "interp", "-O0";
     interp_o2 => "interp", "-O2";
     interp_os => "interp", "-Os";
+    interp_o3 => "interp", "-O3";
     crossmod_native_link_o2 => "crossmod", "-O2";
     cxx_o0 => "cxx", "-O0";
     cxx_o2 => "cxx", "-O2";
+    cxx_o3 => "cxx", "-O3";
     tls_o0 => "tls", "-O0";
     tls_o2 => "tls", "-O2";
     tls_os => "tls", "-Os";
+    tls_o3 => "tls", "-O3";
     tls_initial_exec_o0 => "tls", "-O0 -ftls-model=initial-exec";
     tls_initial_exec_o2 => "tls", "-O2 -ftls-model=initial-exec";
     sections_o0 => "sections", "-O0";
     sections_o2 => "sections", "-O2";
+    sections_o3 => "sections", "-O3";
     ifunc_o0 => "ifunc", "-O0";
     ifunc_o2 => "ifunc", "-O2";
     ifunc_os => "ifunc", "-Os";
@@ -199,8 +216,8 @@ programs! {
 }
 
 gcc_programs! {
-    tls_descriptors_o2 => "tls", "-O2 -mtls-dialect=gnu2";
-    tls_descriptors_local_dynamic_o0 => "tls", "-O0 -ftls-model=local-dynamic -mtls-dialect=gnu2";
+    tls_descriptors_o2 => "tls", format!("-O2 {TLS_DESCRIPTORS}");
+    tls_descriptors_local_dynamic_o0 => "tls", format!("-O0 -ftls-model=local-dynamic {TLS_DESCRIPTORS}");
 }
 
 clang_programs! {

@@ -546,6 +546,11 @@ __attribute__((noinline)) long helper(long x) { return x * 3 + table[(x + 1) & 3
 "#;
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "x86-64 only: the report tells code that only moved from changed code by reading \
+              x86-64 instructions; AArch64 code is compared byte for byte"
+)]
 fn the_report_counts_a_function_whose_code_only_moved_as_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = build(dir.path(), "moved", MOVED_V1);

@@ -39,7 +39,7 @@ fn run(module: &Path, mode: &str) -> Output {
 }
 
 fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    program_stderr(output)
 }
 
 #[test]
@@ -72,6 +72,10 @@ fn a_crash_in_module_code_names_the_function_and_dies_of_the_signal() {
             "trap_here",
         ),
     ] {
+        if mode == "fpe" && !cfg!(target_arch = "x86_64") {
+            note_skipped("fpe: an AArch64 integer division by zero returns 0, no signal");
+            continue;
+        }
         let native = common::target(&crash.native).arg(mode).output().unwrap();
         assert_eq!(native.status.signal(), Some(signal), "native {mode}");
         let output = run(&crash.module, mode);
@@ -110,27 +114,88 @@ fn a_crash_in_a_library_names_the_module_function_that_called_it() {
         report.starts_with("smf: SIGSEGV (invalid memory reference) at pc 0x"),
         "{report}"
     );
-    assert!(
-        report.contains(", outside any module, called from call_chain+0x"),
-        "{report}"
-    );
+    assert!(report.contains(", outside any module"), "{report}");
+    if !stack_scan_unavailable() {
+        assert!(
+            report.contains(", outside any module, called from call_chain+0x"),
+            "{report}"
+        );
+    }
 }
 
+/// gdb's batch output for `smf run MODULE MODE` with `args` as its commands (`run` starts
+/// the program). Under a qemu runner (the aarch64 tests), qemu runs `smf` with its gdb stub
+/// waiting on a port and `gdb-multiarch` attaches to it, reading the C library's symbols
+/// from the cross toolchain's sysroot; `run` becomes `continue`, as the program is already
+/// started and stopped at its first instruction.
 fn gdb(args: &[&str], module: &Path, mode: &str) -> String {
-    let mut command = std::process::Command::new("gdb");
-    command.args(["-batch", "-nx", "-ex", "set debuginfod enabled off"]);
-    for arg in args {
-        command.args(["-ex", arg]);
-    }
-    command
-        .arg("--args")
+    let Some((qemu, qemu_args)) = runner() else {
+        let mut command = std::process::Command::new("gdb");
+        command.args(["-batch", "-nx", "-ex", "set debuginfod enabled off"]);
+        for arg in args {
+            command.args(["-ex", arg]);
+        }
+        command
+            .arg("--args")
+            .arg(env!("CARGO_BIN_EXE_smf"))
+            .arg("run")
+            .arg(module)
+            .arg(mode);
+        return gdb_output(command);
+    };
+    assert!(
+        qemu.contains("qemu-"),
+        "gdb under the runner {qemu:?}: only qemu's gdb stub is known"
+    );
+    // A port no one listens on now; qemu takes it a moment later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut program = std::process::Command::new(&qemu);
+    program
+        .arg("-g")
+        .arg(port.to_string())
+        .args(&qemu_args)
         .arg(env!("CARGO_BIN_EXE_smf"))
         .arg("run")
         .arg(module)
-        .arg(mode);
+        .arg(mode)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut program = program.spawn().unwrap();
+    // The runner's `-L DIR`: where gdb finds the target's dynamic linker and C library.
+    let sysroot = qemu_args
+        .iter()
+        .position(|a| a == "-L")
+        .and_then(|i| qemu_args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "/".into());
+    let mut output = String::new();
+    for _attempt in 0..50 {
+        let mut command = std::process::Command::new("gdb-multiarch");
+        command.args(["-batch", "-nx", "-ex", "set debuginfod enabled off"]);
+        command.args(["-ex", &format!("set sysroot {sysroot}")]);
+        command.args(["-ex", &format!("file {}", env!("CARGO_BIN_EXE_smf"))]);
+        command.args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
+        for arg in args {
+            command.args(["-ex", if *arg == "run" { "continue" } else { arg }]);
+        }
+        output = gdb_output(command);
+        if !output.contains("Connection refused") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = program.kill();
+    let _ = program.wait();
+    output
+}
+
+fn gdb_output(mut command: std::process::Command) -> String {
     let output = command
         .output()
-        .unwrap_or_else(|e| panic!("cannot run gdb ({e}); .ci/run installs it"));
+        .unwrap_or_else(|e| panic!("cannot run {command:?} ({e}); .ci/run installs it"));
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -140,9 +205,6 @@ fn gdb(args: &[&str], module: &Path, mode: &str) -> String {
 
 #[test]
 fn gdb_backtrace_names_module_functions_and_walks_into_the_host() {
-    if skip_under_runner("gdb runs the program itself and cannot run it under the emulator") {
-        return;
-    }
     let crash = crash_program();
     let output = gdb(&["run", "bt"], &crash.module, "segv");
     let backtrace: Vec<&str> = output.lines().filter(|l| l.starts_with('#')).collect();
@@ -166,9 +228,6 @@ fn gdb_backtrace_names_module_functions_and_walks_into_the_host() {
 
 #[test]
 fn gdb_breaks_on_a_module_function_before_it_is_loaded() {
-    if skip_under_runner("gdb runs the program itself and cannot run it under the emulator") {
-        return;
-    }
     let crash = crash_program();
     let output = gdb(
         &[

@@ -6,14 +6,13 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 #[test]
 fn rust_statics_in_a_named_section_are_walked_between_start_and_stop() {
     let dir = program_dir("sections_rust");
     let work = tempfile::tempdir().unwrap();
     let rust_object = work.path().join("items.o");
-    let mut rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    let mut rustc = rustc();
     rustc
         .args(["--edition", "2024", "--crate-type=lib", "--emit=obj", "-O"])
         .args(["-C", "relocation-model=pic", "-C", "panic=abort"])

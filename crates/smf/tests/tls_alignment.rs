@@ -50,6 +50,10 @@ fn build(work: &Path, align: u32, flags: &[&str]) -> Vec<PathBuf> {
     let define = format!("-DALIGN={align}");
     let mut all = vec!["-O2", define.as_str()];
     all.extend(flags);
+    // The dynamic models are the traditional ones unless a flag asks for descriptors.
+    if !flags.contains(&TLS_DESCRIPTORS) {
+        all.extend(TLS_TRADITIONAL);
+    }
     compile(&[source], work, &all)
 }
 
@@ -104,17 +108,29 @@ fn dynamic_models_give_every_thread_an_over_aligned_copy() {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "x86-64 only: the 64-byte limit is x86-64 glibc's; on AArch64 glibc aligns a \
+              late static TLS block to 32 bytes, which the packer does not check yet (the \
+              loader refuses such a module with glibc's reason)"
+)]
 fn static_models_work_up_to_64_bytes() {
-    for flags in [["-ftls-model=initial-exec"], ["-mtls-dialect=gnu2"]] {
+    for flags in [["-ftls-model=initial-exec"], [TLS_DESCRIPTORS]] {
         assert_aligned_copies(&native_vs_smf(64, &flags), 64);
     }
 }
 
 #[test]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "x86-64 only: the 64-byte limit is x86-64 glibc's; on AArch64 glibc aligns a \
+              late static TLS block to 32 bytes, which the packer does not check yet (the \
+              loader refuses such a module with glibc's reason)"
+)]
 fn static_models_beyond_64_bytes_are_refused_at_pack_time_with_the_cause() {
     for (flags, model) in [
         ("-ftls-model=initial-exec", "initial-exec accesses"),
-        ("-mtls-dialect=gnu2", "TLS descriptors"),
+        (TLS_DESCRIPTORS, "TLS descriptors"),
     ] {
         let work = tempfile::tempdir().unwrap();
         let objects = build(work.path(), 128, &[flags]);

@@ -64,7 +64,9 @@ fn corrupted(bytes: &[u8], entry: usize, kind: RelocKind, import: u32) -> Vec<u8
 fn build(work: &Path) -> Vec<u8> {
     let source = work.join("tls_word.c");
     std::fs::write(&source, PROGRAM).unwrap();
-    let objects = compile(&[source], work, &["-O2"]);
+    let mut flags = vec!["-O2"];
+    flags.extend(TLS_TRADITIONAL);
+    let objects = compile(&[source], work, &flags);
     let module = work.join("tls_word.sme");
     pack(&objects, &module, &["--entry", "main"]);
     std::fs::read(&module).unwrap()
@@ -105,7 +107,7 @@ fn a_module_word_that_is_no_handle_is_a_fatal_error_naming_the_module() {
             );
 
             let output = smf().arg("run").arg(&path).output().unwrap();
-            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = program_stderr(&output);
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert_eq!(
                 output.status.signal(),

@@ -41,9 +41,15 @@ pub fn skip_under_runner(reason: &str) -> bool {
     if runner().is_none() {
         return false;
     }
+    note_skipped(reason);
+    true
+}
+
+/// Prints `skipped: <reason>` straight to stderr, where it shows even when the test passes
+/// (libtest captures `eprintln!`).
+pub fn note_skipped(reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "skipped: {reason}");
-    true
 }
 
 /// Directory of the C fixture `name`.
@@ -271,3 +277,73 @@ pub fn sources_with(dir: &Path, extension: &str) -> Vec<PathBuf> {
     sources.sort();
     sources
 }
+
+/// `$RUSTC` (else `rustc`) compiling for the architecture the tests run on: the static
+/// libraries and objects it makes are linked with the tests' C compiler and packed for the
+/// loader under test (for aarch64, Debian's `/usr/bin/rustc`, which has that standard library,
+/// as README's aarch64 command sets `RUSTC`).
+pub fn rustc() -> Command {
+    let mut rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()));
+    rustc
+        .arg("--target")
+        .arg(format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
+    rustc
+}
+
+/// What a program wrote to stderr, without the line qemu adds when the program it runs dies
+/// of a signal (`qemu: uncaught target signal 11 (Segmentation fault) - core dumped`).
+pub fn program_stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| !(runner().is_some() && l.starts_with("qemu: uncaught target signal")))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Whether the check that a crash report names the module function that called into a
+/// library cannot be made: when the call's return address is no longer in the link register,
+/// the report finds it by reading the stack with `process_vm_readv`, which qemu's user-mode
+/// emulator does not implement (it fails with ENOSYS). Prints `skipped: <reason>` if so.
+pub fn stack_scan_unavailable() -> bool {
+    skip_under_runner(
+        "the `called from` of a crash inside a library: qemu-user has no process_vm_readv, \
+         with which the report reads the stack",
+    )
+}
+
+/// [`smf`] with `key=value` in the environment of the `smf` process only: under a runner,
+/// given to it through qemu's `-E` (an `LD_PRELOAD` set on qemu itself would be loaded into
+/// the emulator, not into the program).
+pub fn smf_with_env(key: &str, value: &std::ffi::OsStr) -> Command {
+    let program = env!("CARGO_BIN_EXE_smf");
+    match runner() {
+        Some((first, rest)) => {
+            let mut command = Command::new(first);
+            let mut setting = std::ffi::OsString::from(format!("{key}="));
+            setting.push(value);
+            command.args(rest).arg("-E").arg(setting).arg(program);
+            command
+        }
+        None => {
+            let mut command = Command::new(program);
+            command.env(key, value);
+            command
+        }
+    }
+}
+
+/// gcc's flags for the traditional general- and local-dynamic thread-locals (a call to
+/// `__tls_get_addr`): the default under -fPIC on x86-64; on AArch64, where -fPIC thread-locals
+/// are TLS descriptors by default, `-mtls-dialect=trad`.
+pub const TLS_TRADITIONAL: &[&str] = if cfg!(target_arch = "x86_64") {
+    &[]
+} else {
+    &["-mtls-dialect=trad"]
+};
+
+/// gcc's flag for TLS descriptors: `gnu2` on x86-64, `desc` (the default) on AArch64.
+pub const TLS_DESCRIPTORS: &str = if cfg!(target_arch = "x86_64") {
+    "-mtls-dialect=gnu2"
+} else {
+    "-mtls-dialect=desc"
+};

@@ -1,4 +1,7 @@
 #include <stdio.h>
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 #include "ifunc.h"
 
 /* Function pointers in data (relocated pointer tables) and taken in code. */
@@ -15,9 +18,14 @@ int main(void)
     printf("pointers equal: %d %d\n", fp == sums[0], (void *)scales[0] == (void *)scale);
     int (*volatile sp)(int) = scale;
     printf("scale direct %d, pointer %d, table %d\n", scale(14), sp(14), scales[0](14));
+#if defined(__x86_64__)
     __builtin_cpu_init();
     printf("cpu_name %s (avx2 %s)\n", cpu_name(),
            __builtin_cpu_supports("avx2") ? "yes" : "no");
+#elif defined(__aarch64__)
+    printf("cpu_name %s (asimd %s)\n", cpu_name(),
+           (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? "yes" : "no");
+#endif
     int calls = resolver_call_count();
     printf("count %d\n", calls);
     return (int)((direct + scale(5) + calls) & 0x7f);
