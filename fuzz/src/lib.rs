@@ -241,3 +241,40 @@ pub fn typeinfo(data: &[u8]) {
         );
     }
 }
+
+/// The source-map reader on arbitrary bytes (a `srcmap` table alone): whatever
+/// `SourceMap::parse` accepts must read back consistently: rows strictly ascending, the last
+/// an end row, each row with a source found by a lookup at its own address, with a file name.
+pub fn srcmap(data: &[u8]) {
+    let Ok(map) = smf_format::SourceMap::parse(data) else {
+        return;
+    };
+    let mut previous: Option<smf_format::SourceRow> = None;
+    let mut count = 0u64;
+    for row in map.rows() {
+        assert!(
+            previous.is_none_or(|p| p.address < row.address),
+            "ascending"
+        );
+        if !row.is_end() {
+            let found = map
+                .lookup(row.address)
+                .expect("a row with a source is found");
+            assert_eq!((found.line, found.column), (row.line, row.column));
+            assert_eq!(Some(found.file), map.file(row.file));
+        } else {
+            assert_eq!(map.lookup(row.address), None);
+        }
+        previous = Some(row);
+        count += 1;
+    }
+    assert_eq!(count, u64::from(map.row_count()));
+    assert!(
+        previous.is_none_or(|last| last.is_end()),
+        "the last row is an end row"
+    );
+    let _ = map.lookup(0);
+    let _ = map.lookup(u64::MAX);
+    let mut report = String::new();
+    let _ = smf_format::srcmap::write_source_lines(Some(&map), &mut report);
+}

@@ -7,7 +7,10 @@
 //! symbol table of the module's functions, plus a copy of its `.eh_frame` at the run-time
 //! address of the original. That is enough for backtraces to name module functions and walk
 //! through their frames, and for `break function` to work, including pending breakpoints set
-//! before the module is loaded. There is no line information: modules carry no debug info.
+//! before the module is loaded. A module with a source map (`srcmap`, packed from `-g`
+//! objects) also gets DWARF made from it (`debug_sections`): one compilation unit whose line
+//! table is the source map at run-time addresses, with a `DW_TAG_subprogram` per function, so
+//! that `break file.c:LINE`, `list` and the source lines of `bt` work in module code.
 
 use std::sync::Mutex;
 
@@ -144,9 +147,12 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     const HEADER_SIZE: usize = 64;
     const SYMBOL_SIZE: usize = 24;
     const SECTION_HEADER_SIZE: usize = 64;
-    // Section indices: null, the code sections, the `.eh_frame` copies, then the tables.
+    // DWARF sections made from the source map, if the module has one.
+    let debug = debug_sections(symbols).unwrap_or_default();
+    // Section indices: null, the code sections, the `.eh_frame` copies, the DWARF sections,
+    // then the tables.
     let first_eh = 1 + symbols.code.len();
-    let symtab_index = first_eh + eh_frames.len();
+    let symtab_index = first_eh + eh_frames.len() + debug.len();
     let (strtab_index, shstrtab_index) = (symtab_index + 1, symtab_index + 2);
     let section_count = shstrtab_index + 1;
 
@@ -168,6 +174,7 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
         })
         .collect();
     let eh_name = name(".eh_frame");
+    let debug_names: Vec<u32> = debug.iter().map(|(section, _)| name(section)).collect();
     let (symtab_name, strtab_name, shstrtab_name) =
         (name(".symtab"), name(".strtab"), name(".shstrtab"));
 
@@ -176,8 +183,10 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     // (unless the table shares bytes between names; the object then grows).
     let names = symbols.names_len_bound();
     let eh_bytes: usize = eh_frames.iter().map(|(_, bytes)| bytes.len() + 8).sum();
+    let debug_bytes: usize = debug.iter().map(|(_, bytes)| bytes.len()).sum();
     let capacity = HEADER_SIZE
         + eh_bytes
+        + debug_bytes
         + 8
         + SYMBOL_SIZE * (symbols.functions().len() + 1)
         + names
@@ -191,6 +200,11 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
     for (_, bytes) in eh_frames {
         out.resize(out.len().next_multiple_of(8), 0);
         eh_offsets.push(out.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    let mut debug_offsets = Vec::with_capacity(debug.len());
+    for (_, bytes) in &debug {
+        debug_offsets.push(out.len());
         out.extend_from_slice(bytes);
     }
 
@@ -292,6 +306,20 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
             0,
         );
     }
+    for (((_, bytes), &offset), &name) in debug.iter().zip(&debug_offsets).zip(&debug_names) {
+        header(
+            name,
+            elf::SHT_PROGBITS.0,
+            0,
+            0,
+            offset,
+            bytes.len(),
+            0,
+            0,
+            1,
+            0,
+        );
+    }
     // sh_link: the string table; sh_info: one past the last local symbol (the null one).
     let strtab_link = u32::try_from(strtab_index).ok()?;
     header(
@@ -359,6 +387,140 @@ fn elf_object(symbols: &ModuleSymbols, eh_frames: &[(usize, &[u8])]) -> Option<V
         "{} bytes, {capacity} reserved",
         out.len()
     );
+    Some(out)
+}
+
+/// DWARF describing the module's source map at run-time addresses: `.debug_abbrev`,
+/// `.debug_info`, `.debug_line` and `.debug_str`, by name. One compilation unit named after
+/// the module covers its image; its line table has a sequence per run of source-map rows
+/// (each ends at an end row), and a `DW_TAG_subprogram` per function gives gdb the blocks
+/// that `break file:LINE` and `bt` place addresses in. `None` without a source map.
+fn debug_sections(symbols: &ModuleSymbols) -> Option<Vec<(&'static str, Vec<u8>)>> {
+    use gimli::write::{
+        Address, AttributeValue, DwarfUnit, EndianVec, LineProgram, LineString, Sections,
+    };
+    let map = symbols.source_map().filter(|map| !map.is_empty())?;
+    let encoding = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+    let mut dwarf = DwarfUnit::new(encoding);
+    // gimli refuses empty names and names holding a NUL; a module's name is chosen by its host.
+    let module_name = match symbols.module.replace('\0', "?") {
+        name if name.is_empty() => String::from("<module>"),
+        name => name,
+    };
+    let working_dir = std::env::current_dir()
+        .ok()
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .filter(|dir| !dir.is_empty() && !dir.contains('\0'))
+        .unwrap_or_else(|| String::from("/"));
+    let mut program = LineProgram::new(
+        encoding,
+        gimli::LineEncoding::default(),
+        LineString::String(working_dir.clone().into_bytes()),
+        None,
+        LineString::String(module_name.clone().into_bytes()),
+        None,
+    );
+    let directory = program.default_directory();
+    // The source map's file names are not empty and hold no NUL (the reader checked them at
+    // load), as gimli requires.
+    let files: Vec<_> = (0..map.file_count())
+        .map(|index| {
+            let name = map.file(index).unwrap_or("?");
+            program.add_file(
+                LineString::String(name.as_bytes().to_vec()),
+                directory,
+                None,
+            )
+        })
+        .collect();
+    let base = symbols.base as u64;
+    let mut start = None;
+    for row in map.rows() {
+        if row.is_end() {
+            if let Some(start) = start.take() {
+                program.end_sequence(row.address - start);
+            }
+            continue;
+        }
+        let Some(&file) = files.get(row.file as usize) else {
+            continue;
+        };
+        let start = *start.get_or_insert_with(|| {
+            program.begin_sequence(Some(Address::Constant(base + row.address)));
+            row.address
+        });
+        let line = program.row();
+        line.address_offset = row.address - start;
+        line.file = file;
+        line.line = u64::from(row.line);
+        line.column = u64::from(row.column);
+        line.is_statement = true;
+        program.generate_row();
+    }
+    dwarf.unit.line_program = program;
+
+    let root = dwarf.unit.root();
+    let entry = dwarf.unit.get_mut(root);
+    entry.set(
+        gimli::DW_AT_name,
+        AttributeValue::String(module_name.into_bytes()),
+    );
+    entry.set(
+        gimli::DW_AT_comp_dir,
+        AttributeValue::String(working_dir.into_bytes()),
+    );
+    entry.set(
+        gimli::DW_AT_producer,
+        AttributeValue::String(b"simple-loader (from the module's srcmap)".to_vec()),
+    );
+    entry.set(
+        gimli::DW_AT_language,
+        AttributeValue::Language(gimli::DW_LANG_C99),
+    );
+    entry.set(
+        gimli::DW_AT_low_pc,
+        AttributeValue::Address(Address::Constant(base)),
+    );
+    entry.set(
+        gimli::DW_AT_high_pc,
+        AttributeValue::Udata(symbols.len as u64),
+    );
+    for function in symbols.functions() {
+        let name = symbols.name_of(function);
+        if name.is_empty() || name.contains('\0') || function.end <= function.start {
+            continue;
+        }
+        let id = dwarf.unit.add(root, gimli::DW_TAG_subprogram);
+        let entry = dwarf.unit.get_mut(id);
+        entry.set(
+            gimli::DW_AT_name,
+            AttributeValue::String(name.as_bytes().to_vec()),
+        );
+        entry.set(gimli::DW_AT_external, AttributeValue::Flag(true));
+        entry.set(
+            gimli::DW_AT_low_pc,
+            AttributeValue::Address(Address::Constant(function.start as u64)),
+        );
+        entry.set(
+            gimli::DW_AT_high_pc,
+            AttributeValue::Udata((function.end - function.start) as u64),
+        );
+    }
+    let mut sections = Sections::new(EndianVec::new(gimli::LittleEndian));
+    dwarf.write(&mut sections).ok()?;
+    let mut out = Vec::new();
+    sections
+        .for_each(|id, data| {
+            if !data.slice().is_empty() {
+                out.push((id.name(), data.slice().to_vec()));
+            }
+            Ok::<(), ()>(())
+        })
+        .ok()?;
     Some(out)
 }
 

@@ -60,7 +60,7 @@ pub use reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport};
 pub use signature::{PublicKey, SignaturePolicy, read_module_file, read_signature_file};
 pub use smf_format;
 pub use smf_sign;
-pub use symbolize::{Location, symbolize};
+pub use symbolize::{Location, SourceLine, symbolize};
 pub use sys::crash::install_crash_handler;
 
 /// Ends the process as C's `exit` does, with `status`: the `atexit` handlers run (the

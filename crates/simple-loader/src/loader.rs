@@ -469,6 +469,11 @@ fn load_from(
         &name,
     )?;
     check_target(parsed, &name)?;
+    // The crash handler reads the source map and cannot validate it: it is checked now.
+    parsed.source_map().map_err(|source| LoadError::Format {
+        module: name.clone(),
+        source,
+    })?;
 
     let mut natives = Vec::with_capacity(parsed.needed().len());
     // Their handles as `sys::symbol_address` takes them, valid while `natives` holds the

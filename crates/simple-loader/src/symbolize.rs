@@ -3,11 +3,12 @@
 //! Every module the loader maps is listed, process-wide, with its functions sorted by
 //! address, from load until its image is unmapped (see `crate::runtime`). [`symbolize`]
 //! answers for any address in any module, whichever registry or host loaded it; the crash
-//! handler uses the same list without allocating.
+//! handler uses the same list without allocating. A module with a source map (`srcmap`,
+//! from `-g` objects) also says which source line an address came from.
 
 use std::sync::{Arc, OnceLock};
 
-use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
+use smf_format::{Binding, SectionKind, SourceMap, Symbol, SymbolKind};
 
 use crate::module::ParsedFile;
 
@@ -25,18 +26,47 @@ pub struct Location {
     pub symbol_address: usize,
     /// `address - symbol_address`.
     pub offset: usize,
+    /// The source the code at the address came from, if the module has a source map that
+    /// covers it.
+    pub source: Option<SourceLine>,
+}
+
+/// A place in a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLine {
+    /// The file, as the compiler named it (normally a full path).
+    pub file: String,
+    /// 1-based.
+    pub line: u32,
+    /// 1-based, or 0 when unknown.
+    pub column: u32,
+}
+
+impl std::fmt::Display for SourceLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if self.column != 0 {
+            write!(f, ":{}", self.column)?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.symbol {
-            Some(symbol) => write!(f, "{symbol}+{:#x} in {}", self.offset, self.module),
-            None => write!(f, "{}+{:#x}", self.module, self.offset),
+            Some(symbol) => write!(f, "{symbol}+{:#x} in {}", self.offset, self.module)?,
+            None => write!(f, "{}+{:#x}", self.module, self.offset)?,
         }
+        if let Some(source) = &self.source {
+            write!(f, " at {source}")?;
+        }
+        Ok(())
     }
 }
 
-/// Finds the loaded module and function containing `address`.
+/// Finds the loaded module and function containing `address`, and its source line when the
+/// module has a source map. For a return address, ask for the address before it (the call).
 pub fn symbolize(address: usize) -> Option<Location> {
     crate::runtime::with_symbols(address, |symbols| {
         symbols.functions();
@@ -50,6 +80,11 @@ pub fn symbolize(address: usize) -> Option<Location> {
             symbol,
             symbol_address: start,
             offset: address - start,
+            source: symbols.source_at(address).map(|l| SourceLine {
+                file: l.file.to_owned(),
+                line: l.line,
+                column: l.column,
+            }),
         }
     })
 }
@@ -181,6 +216,22 @@ impl ModuleSymbols {
             .borrow_dependent()
             .table_section(SectionKind::StrTab)
             .map_or(0, |s| s.data.len())
+    }
+
+    /// The module's source map, if it has one (checked when the module was loaded).
+    pub(crate) fn source_map(&self) -> Option<SourceMap<'_>> {
+        let table = self
+            .file
+            .borrow_dependent()
+            .table_section(SectionKind::SrcMap)?;
+        SourceMap::view(table.data)
+    }
+
+    /// The source of the code at run-time `address`. Allocates nothing, takes no lock: the
+    /// crash handler calls it.
+    pub(crate) fn source_at(&self, address: usize) -> Option<smf_format::SourceLocation<'_>> {
+        let offset = address.checked_sub(self.base)?;
+        self.source_map()?.lookup(offset as u64)
     }
 
     pub(crate) fn name_of(&self, function: &Function) -> &str {

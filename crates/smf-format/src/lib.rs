@@ -32,6 +32,7 @@ mod error;
 pub mod raw;
 pub mod read;
 pub mod report;
+pub mod srcmap;
 pub mod typeinfo;
 pub mod types;
 pub mod write;
@@ -42,5 +43,6 @@ pub use read::{
     HeaderInfo, Import, Limits, Module, RelativeIter, RelativeRelocations, Reloc, RelocIter,
     Relocations, Section, Symbol, SymbolIter, Symbols, compute_module_hash, head_len,
 };
+pub use srcmap::{SourceLocation, SourceMap, SourceMapBuilder, SourceRow};
 pub use types::*;
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

@@ -378,9 +378,11 @@ impl<'a> ModuleBuilder<'a> {
         }
         let hash = compute_module_hash(&out)?;
         out[raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
-        // Every symbol entry too, local ones included, which a parse leaves to be read.
+        // Every symbol entry too, local ones included, and the source map, which a parse
+        // leaves to be read.
         crate::Module::parse(&out)
-            .and_then(|module| module.symbols().to_vec().map(drop))
+            .and_then(|module| module.symbols().to_vec().map(drop).and(Ok(module)))
+            .and_then(|module| module.source_map().map(drop))
             .map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;
         Ok(out)
     }

@@ -92,8 +92,10 @@ fn every_field_survives_a_round_trip() {
     );
     assert_eq!(
         module.table_section(SectionKind::SrcMap).unwrap().data,
-        &[1, 2, 3, 4, 5, 6, 7]
+        full_source_map()
     );
+    let lines = module.source_map().unwrap().unwrap();
+    assert_eq!(lines.lookup(CODE + 0x10).unwrap().to_string(), "full.c:4");
 
     for symbol in module.symbols().to_vec().unwrap() {
         let found = module.lookup(symbol.name);

@@ -12,7 +12,8 @@
 //! 3. [`relocate::scan`]: find imports, GOT slots and call stubs;
 //! 4. [`layout`]: place input sections in output sections and those in the image;
 //! 5. [`relocate::apply`]: write relocated values, collect load-time relocations;
-//! 6. [`symbols`] and [`pack`]: build the symbol table and write the module.
+//! 6. [`srcmap`]: the source map, from the DWARF line programs of `-g` objects;
+//! 7. [`symbols`] and [`pack`]: build the symbol table and write the module.
 //!
 //! ```no_run
 //! let object = std::fs::read("hello.o").unwrap();
@@ -33,6 +34,7 @@ mod relocate;
 mod resolve;
 pub mod response_file;
 mod runtime;
+mod srcmap;
 mod symbols;
 mod tls;
 mod types;
@@ -146,6 +148,8 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
         .map(|name| entry_point(&globals, &objects, &layout, name))
         .transpose()?;
 
+    let source_map = srcmap::build(inputs, &layout)?;
+
     let mut builder = ModuleBuilder::new();
     builder.arch = arch.format;
     builder.platform = arch.platform;
@@ -157,6 +161,10 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     }
     for library in &options.needed {
         builder.add_needed(library);
+    }
+    if !source_map.is_empty() {
+        builder.flags = builder.flags.union(ModuleFlags::DEBUG_INFO);
+        builder.set_source_map(&source_map).map_err(Error::Format)?;
     }
 
     // Section indices are assigned in the order sections are added; compute them first so

@@ -189,6 +189,10 @@ enum Command {
         /// objects' DWARF: pack objects compiled with -g).
         #[arg(long)]
         types: bool,
+        /// The source lines of the code (the srcmap table, from `-g` objects); only printed
+        /// when asked for.
+        #[arg(long)]
+        lines: bool,
     },
     /// Validate a module's structure and its module hash; exit 0 only if it is well-formed
     /// (and, with --key, signed by a trusted key).
@@ -535,9 +539,17 @@ fn run(command: Command) -> Result<ExitCode> {
             needed,
             constructors,
             types,
+            lines,
         } => {
             let bytes = read(&file)?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
+            let source_map = if lines {
+                module
+                    .source_map()
+                    .with_context(|| format!("{}", file.display()))?
+            } else {
+                None
+            };
             let selected = smf_format::report::Parts {
                 header,
                 sections,
@@ -548,18 +560,28 @@ fn run(command: Command) -> Result<ExitCode> {
                 constructors,
                 types,
             };
-            let parts = if selected == smf_format::report::Parts::NONE {
+            let parts = if selected == smf_format::report::Parts::NONE && !lines {
                 smf_format::report::Parts::ALL
             } else {
                 selected
             };
             let mut report = String::new();
             if json {
-                let value = smf_format::report::json_report(&module, parts);
+                let mut value = smf_format::report::json_report(&module, parts);
+                if let Some(object) = value.as_object_mut().filter(|_| lines) {
+                    let rows = smf_format::srcmap::json_source_lines(source_map.as_ref());
+                    object.insert("lines".into(), rows);
+                }
                 report = serde_json::to_string_pretty(&value)?;
                 report.push('\n');
             } else {
                 smf_format::report::write_report_parts(&module, parts, &mut report)?;
+                if lines {
+                    if !report.is_empty() {
+                        report.push('\n');
+                    }
+                    smf_format::srcmap::write_source_lines(source_map.as_ref(), &mut report)?;
+                }
             }
             // Like readelf's, the report is often piped into `head` or `less`, which may
             // close the pipe before it is all written: that ends the output, quietly.
@@ -583,6 +605,9 @@ fn run(command: Command) -> Result<ExitCode> {
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
             module
                 .verify_hash()
+                .with_context(|| format!("{}", file.display()))?;
+            module
+                .source_map()
                 .with_context(|| format!("{}", file.display()))?;
             // Every symbol entry, local ones included, which a load leaves unread.
             module

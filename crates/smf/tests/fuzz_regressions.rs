@@ -86,3 +86,17 @@ fn typeinfo_findings_and_seeds() {
     assert!(seeds.len() >= 2, "fuzz/seeds/typeinfo is missing");
     replay("typeinfo", &seeds, harness::typeinfo);
 }
+
+#[test]
+fn srcmap_findings_and_seeds() {
+    let (findings, seeds) = corpus("srcmap");
+    replay("srcmap", &findings, harness::srcmap);
+    assert!(seeds.len() >= 2, "fuzz/seeds/srcmap is missing");
+    // The seeds are real tables: the harness must accept them, or the fuzzer would only ever
+    // have exercised the header checks.
+    for seed in &seeds {
+        let data = std::fs::read(seed).unwrap();
+        smf_format::SourceMap::parse(&data).unwrap_or_else(|e| panic!("{}: {e}", seed.display()));
+        harness::srcmap(&data);
+    }
+}

@@ -56,20 +56,26 @@ pub(crate) fn locate(
     }
 }
 
-/// Writes `function+offset (module)` for an address inside a module.
+/// Writes `function+offset (module)` for an address inside a module, and ` at file:line`
+/// when the module's source map covers it.
 fn name_address(line: &mut Line, address: usize) {
-    crate::runtime::try_with_symbols(address, |symbols| match symbols.function_at(address) {
-        Some(function) => {
-            let _ = write!(
-                line,
-                "{}+{:#x} ({})",
-                symbols.name_of(&function),
-                address - function.start,
-                symbols.module
-            );
+    crate::runtime::try_with_symbols(address, |symbols| {
+        match symbols.function_at(address) {
+            Some(function) => {
+                let _ = write!(
+                    line,
+                    "{}+{:#x} ({})",
+                    symbols.name_of(&function),
+                    address - function.start,
+                    symbols.module
+                );
+            }
+            None => {
+                let _ = write!(line, "{}+{:#x}", symbols.module, address - symbols.base);
+            }
         }
-        None => {
-            let _ = write!(line, "{}+{:#x}", symbols.module, address - symbols.base);
+        if let Some(source) = symbols.source_at(address) {
+            let _ = write!(line, " at {}:{}", source.file, source.line);
         }
     });
 }

@@ -285,9 +285,20 @@ pub fn full_builder() -> ModuleBuilder<'static> {
         .unwrap();
     b.set_opaque(SectionKind::Version, b"v1.2.3".to_vec())
         .unwrap();
-    b.set_opaque(SectionKind::SrcMap, vec![1, 2, 3, 4, 5, 6, 7])
+    b.set_opaque(SectionKind::SrcMap, full_source_map())
         .unwrap();
     b
+}
+
+/// The source map of the full module: two functions of `full.c` in its code.
+pub fn full_source_map() -> Vec<u8> {
+    let mut map = SourceMapBuilder::new();
+    let file = map.file("full.c");
+    map.add_sequence(
+        &[(CODE, file, 3, 1), (CODE + 0x10, file, 4, 0)],
+        CODE + 0x20,
+    );
+    map.encode().unwrap()
 }
 
 pub fn full_module() -> Vec<u8> {
