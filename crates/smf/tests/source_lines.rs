@@ -275,3 +275,67 @@ fn gdb_breaks_on_a_source_line_and_shows_lines_in_the_backtrace() {
         "the crash in deref, called from main:\n{output}"
     );
 }
+
+/// Every instruction byte of every function maps to the line binutils' `addr2line` gives for
+/// the same byte of the same objects linked natively into a shared library (the function's
+/// bytes are at the same offsets from its start in both).
+#[test]
+fn lines_agree_with_addr2line_on_the_native_link() {
+    for flags in BUILDS {
+        let work = tempfile::tempdir().unwrap();
+        let objects = compile(&sources(), work.path(), flags);
+        let module = work.path().join("lines.sme");
+        pack(&objects, &module, &["--entry", "main"]);
+        let library = work.path().join("liblines.so");
+        let mut link = cc();
+        link.arg("-shared").arg("-o").arg(&library).args(&objects);
+        check(link);
+        let bytes = std::fs::read(&module).unwrap();
+        let parsed = smf_format::Module::parse(&bytes).unwrap();
+        let map = parsed.source_map().unwrap().unwrap();
+        let nm = check({
+            let mut command = std::process::Command::new("nm");
+            command.arg("--defined-only").arg(&library);
+            command
+        });
+        let native: std::collections::HashMap<String, u64> = String::from_utf8_lossy(&nm.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+                let _kind = fields.next()?;
+                Some((fields.next()?.to_owned(), address))
+            })
+            .collect();
+        let mut queries = Vec::new();
+        for name in ["main", "deref", "helper_sum"] {
+            let symbol = parsed.lookup(name).unwrap();
+            for offset in 0..symbol.size {
+                queries.push((name, symbol.value + offset, native[name] + offset));
+            }
+        }
+        let addr2line = check({
+            let mut command = std::process::Command::new("addr2line");
+            command.arg("-e").arg(&library);
+            command.args(queries.iter().map(|q| format!("{:#x}", q.2)));
+            command
+        });
+        let answers = String::from_utf8_lossy(&addr2line.stdout).into_owned();
+        assert_eq!(answers.lines().count(), queries.len());
+        for ((name, address, _), answer) in queries.iter().zip(answers.lines()) {
+            // `FILE:LINE`, or `FILE:LINE (discriminator N)`; `??:0` or `FILE:?` for none.
+            let (file, line) = answer.split(' ').next().unwrap().rsplit_once(':').unwrap();
+            let expected = line
+                .parse::<u32>()
+                .ok()
+                .filter(|&l| l > 0)
+                .map(|l| (file, l));
+            let found = map.lookup(*address);
+            assert_eq!(
+                found.map(|l| (l.file, l.line)),
+                expected,
+                "{flags:?}: {name} at module offset {address:#x}"
+            );
+        }
+    }
+}
