@@ -113,8 +113,10 @@ fn a_written_program_prints_through_the_c_library_and_exits_with_main_s_status()
     let path = dir.path().join("hello.smf");
     std::fs::write(&path, program()).unwrap();
     let output = common::smf().arg("run").arg(&path).output().unwrap();
+    // msvcrt's stdout is in text mode: each newline is written as CR LF, as for any
+    // native Windows program.
     assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n"),
         "hello from a module\nits destructor ran\n",
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
