@@ -474,6 +474,32 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
             })
         });
         report.insert("sections".into(), Value::Array(sections.collect()));
+        // A Windows module's function table, as `RtlAddFunctionTable` sees it.
+        if let Some(table) = module
+            .loaded_sections()
+            .find(|s| s.kind == SectionKind::Pdata)
+        {
+            let entries = table
+                .data
+                .chunks_exact(crate::raw::PDATA_ENTRY_SIZE as usize)
+                .map(|entry| {
+                    let word = |i: usize| {
+                        u32::from_le_bytes([entry[i], entry[i + 1], entry[i + 2], entry[i + 3]])
+                    };
+                    let begin = u64::from(word(0));
+                    let function = symbols
+                        .at(begin)
+                        .filter(|s| s.value == begin)
+                        .map(|s| s.name);
+                    json!({
+                        "begin": begin,
+                        "end": word(4),
+                        "unwind_info": word(8),
+                        "function": function,
+                    })
+                });
+            report.insert("function_table".into(), Value::Array(entries.collect()));
+        }
     }
     if parts.symbols {
         let list = module.symbols().iter().enumerate().map(|(i, s)| {

@@ -843,6 +843,11 @@ fn dllimport_slots_are_imports_named_without_the_prefix() {
     assert!(report.contains("Platform:      windows"), "{report}");
     assert!(report.contains("Function table (1 entries"), "{report}");
     assert!(report.contains("<use>"), "{report}");
+    let json = smf_format::report::json_report(&module, smf_format::report::Parts::ALL);
+    let table = json["function_table"].as_array().unwrap();
+    assert_eq!(table.len(), 1);
+    assert_eq!(table[0]["function"], "use");
+    assert_eq!(table[0]["begin"], image.symbols["use"]);
 }
 
 #[test]
