@@ -84,6 +84,19 @@ pub enum LoadError {
         name: String,
         problem: String,
     },
+    /// A module's version table names a module dependency that no loaded module meets:
+    /// `required` is the range, `found` the versions of the loaded modules of that name
+    /// (empty if none is loaded).
+    DependencyVersion {
+        module: String,
+        dependency: String,
+        required: String,
+        found: Vec<String>,
+    },
+    /// A reload would bring a version that modules relying on the old one cannot accept (a
+    /// new major version, or one outside a dependent's range); `ReloadOptions` can allow a
+    /// major change.
+    VersionChange { module: String, problem: String },
     /// The registry holds no module loaded from that path.
     NotLoaded { path: PathBuf },
     /// The registry holds no module loaded from memory under that name.
@@ -212,6 +225,28 @@ impl LoadError {
                     f,
                     "{module}: cannot replace `{name}`, which other code is linked to: {problem}"
                 )
+            }
+            LoadError::DependencyVersion {
+                module,
+                dependency,
+                required,
+                found,
+            } if found.is_empty() => write!(
+                f,
+                "{module}: requires module {dependency} {required}, and no module of that name is loaded"
+            ),
+            LoadError::DependencyVersion {
+                module,
+                dependency,
+                required,
+                found,
+            } => write!(
+                f,
+                "{module}: requires module {dependency} {required}, but the loaded versions are {}",
+                found.join(", ")
+            ),
+            LoadError::VersionChange { module, problem } => {
+                write!(f, "{module}: reload refused: {problem}")
             }
             LoadError::NotLoaded { path } => {
                 write!(f, "{}: no module loaded from this path", path.display())

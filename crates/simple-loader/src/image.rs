@@ -106,6 +106,10 @@ impl<'a> FileBytes<'a> {
     /// read at all, which keeps the image's pages untouched until they are protected.
     fn tail_is_zero(&self, section: &Section<'_>) -> bool {
         static ZEROS: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+        // A compressed payload is decompressed, never mapped.
+        if section.is_compressed() {
+            return false;
+        }
         if section.file_size == 0 || section.mem_size == section.file_size {
             return true;
         }
@@ -295,6 +299,23 @@ impl Image {
                 reservation
                     .protect(pages, Protection::ReadWrite)
                     .map_err(|e| ("making a section writable", e))?;
+                if let Some(compressed) = first.compressed() {
+                    // Straight into the image: exactly `raw_size` bytes, which the reader
+                    // checked lie inside the section (`raw_size` <= `mem_size`).
+                    // SAFETY: the section's pages were just made writable, and the
+                    // reservation is not yet visible to any other code or thread.
+                    unsafe {
+                        reservation.fill(
+                            first.vaddr as usize,
+                            compressed.raw_size as usize,
+                            |out| compressed.decompress_into(out),
+                        )
+                    }
+                    .map_err(|e| ("decompressing a section", e))?
+                    .map_err(|e| ("decompressing a section", io::Error::other(e.to_string())))?;
+                    next += 1;
+                    continue;
+                }
                 // SAFETY: the section's pages were just made writable, and the reservation
                 // is not yet visible to any other code or thread.
                 unsafe { reservation.write(first.vaddr as usize, bytes.payload(first)) }

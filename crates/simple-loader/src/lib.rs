@@ -55,7 +55,7 @@ pub use loader::{ImportResolver, LoadOptions, ModuleSource, Resolution, TypeChan
 pub use module::{DataSymbol, Module, Symbol};
 pub use perfmap::{enable_perf_map, perf_map_path};
 pub use reclaim::PinGuard;
-pub use registry::{LoadedModule, Registry};
+pub use registry::{ChosenDependency, LoadedModule, Registry, ReloadOptions};
 pub use reload::{AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, ReloadReport};
 pub use signature::{PublicKey, SignaturePolicy, read_module_file, read_signature_file};
 pub use smf_format;

@@ -182,6 +182,10 @@ pub struct Resolution {
 pub type ImportResolver<'r> = dyn Fn(&Import<'_>, &smf_format::typeinfo::TypeInfo<'_>) -> Result<Option<Resolution>, String>
     + 'r;
 
+/// Called with the validated module before anything of it is set up (libraries opened,
+/// imports resolved): the registry chooses the modules its dependencies name here.
+pub(crate) type Prepare<'r> = dyn Fn(&Parsed<'_>) -> Result<(), LoadError> + 'r;
+
 /// A module to load: a file, or bytes already in memory.
 #[derive(Debug)]
 pub enum ModuleSource<'a> {
@@ -224,9 +228,9 @@ pub unsafe fn load<'a>(
 ) -> Result<Module, LoadError> {
     let resolver = resolver.unwrap_or(&|_, _| Ok(None));
     match source.into() {
-        ModuleSource::File(path) => load_path(path, options, resolver),
+        ModuleSource::File(path) => load_path(path, options, resolver, &|_| Ok(())),
         ModuleSource::Bytes { bytes, name } => {
-            load_hashed_bytes(bytes, None, name, None, options, resolver)
+            load_hashed_bytes(bytes, None, name, None, options, resolver, &|_| Ok(()))
         }
     }
 }
@@ -236,8 +240,9 @@ pub(crate) fn load_path(
     path: &Path,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
+    prepare: &Prepare<'_>,
 ) -> Result<Module, LoadError> {
-    load_path_if_changed(path, options, resolver, None).and_then(|loaded| {
+    load_path_if_changed(path, options, resolver, prepare, None).and_then(|loaded| {
         loaded.ok_or_else(|| LoadError::Io {
             path: path.to_owned(),
             source: std::io::Error::other("no running version to compare with"),
@@ -253,6 +258,7 @@ pub(crate) fn load_path_if_changed(
     path: &Path,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
+    prepare: &Prepare<'_>,
     running: Option<[u8; 32]>,
 ) -> Result<Option<Module>, LoadError> {
     let io_error = |source| LoadError::Io {
@@ -273,8 +279,17 @@ pub(crate) fn load_path_if_changed(
                     Compared::Same => return Ok(None),
                     Compared::Differs(hash) => hash,
                 };
-                return load_mapped(map, hash, !reloadable, &file, path, options, resolver)
-                    .map(Some);
+                return load_mapped(
+                    map,
+                    hash,
+                    !reloadable,
+                    &file,
+                    path,
+                    options,
+                    resolver,
+                    prepare,
+                )
+                .map(Some);
             }
             // Its file may be rewritten in place while it runs: keep a copy.
             FileBytes::Owned(map.bytes().into())
@@ -297,6 +312,7 @@ pub(crate) fn load_path_if_changed(
         Some(path.to_owned()),
         options,
         resolver,
+        prepare,
     )
     .map(Some)
 }
@@ -361,6 +377,7 @@ fn load_mapped(
     path: &Path,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
+    prepare: &Prepare<'_>,
 ) -> Result<Module, LoadError> {
     let name = path.display().to_string();
     let head = smf_format::head_len(map.bytes()).and_then(|head| usize::try_from(head).ok());
@@ -389,7 +406,7 @@ fn load_mapped(
         Err(map) => (FileBytes::Mapped(map), Source::File(file)),
     };
     let path = Some(path.to_owned());
-    load_from(bytes, hash, source, name, path, options, resolver)
+    load_from(bytes, hash, source, name, path, options, resolver, prepare)
 }
 
 /// Whether the header's flags (offset 0x08, see `docs/FORMAT.md`) say `RELOADABLE`. Only
@@ -405,6 +422,7 @@ fn is_reloadable(bytes: &[u8]) -> bool {
 
 /// Loads a module from bytes in memory (read from `path`, if given); `hash`, if known, is the module hash of `bytes`, which the hash
 /// check then compares instead of hashing them again.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn load_hashed_bytes(
     bytes: Vec<u8>,
     hash: Option<[u8; 32]>,
@@ -412,14 +430,25 @@ pub(crate) fn load_hashed_bytes(
     path: Option<PathBuf>,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
+    prepare: &Prepare<'_>,
 ) -> Result<Module, LoadError> {
     let bytes = FileBytes::Owned(bytes.into_boxed_slice());
-    load_from(bytes, hash, Source::Memory, name, path, options, resolver)
+    load_from(
+        bytes,
+        hash,
+        Source::Memory,
+        name,
+        path,
+        options,
+        resolver,
+        prepare,
+    )
 }
 
 /// Loads the module in `bytes`, whose module hash is `hash` if known. With a file `source`,
 /// the image maps section payloads from it instead of copying them; with
 /// [`Source::Tail`], `bytes` are the file's head and the payloads are in the tail.
+#[allow(clippy::too_many_arguments)]
 fn load_from(
     bytes: FileBytes,
     hash: Option<[u8; 32]>,
@@ -428,10 +457,40 @@ fn load_from(
     path: Option<PathBuf>,
     options: &LoadOptions,
     resolver: &ImportResolver<'_>,
+    prepare: &Prepare<'_>,
 ) -> Result<Module, LoadError> {
     let file_size = match &source {
         Source::Tail { tail, offset, .. } => Some(offset + tail.bytes().len() as u64),
         Source::Memory | Source::File(_) => None,
+    };
+    let format_error = |source| LoadError::Format {
+        module: name.clone(),
+        source,
+    };
+    // Compressed tables are decompressed into a copy of the file, which is parsed instead
+    // (its uncompressed payloads keep their file offsets, so they are still mapped from the
+    // file). The module hash is of the file as stored: computed here, before, when it is to
+    // be checked or a signature vouches for it.
+    let (bytes, hash) = match file_size
+        .is_none()
+        .then(|| smf_format::expand_tables(&bytes, &options.limits))
+        .transpose()
+        .map_err(format_error)?
+        .flatten()
+    {
+        None => (bytes, hash),
+        Some(expanded) => {
+            let hash = match hash {
+                Some(hash) => Some(hash),
+                None if options.verify_hash
+                    || !matches!(options.signature, SignaturePolicy::Ignore) =>
+                {
+                    Some(smf_format::compute_module_hash(&bytes).map_err(format_error)?)
+                }
+                None => None,
+            };
+            (FileBytes::Owned(expanded.into_boxed_slice()), hash)
+        }
     };
     let file = ParsedFile::try_new(bytes, |bytes| match file_size {
         Some(file_size) => Parsed::parse_head(bytes, file_size, &options.limits),
@@ -474,6 +533,7 @@ fn load_from(
         module: name.clone(),
         source,
     })?;
+    prepare(parsed)?;
 
     let mut natives = Vec::with_capacity(parsed.needed().len());
     // Their handles as `sys::symbol_address` takes them, valid while `natives` holds the

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use smf_format::typeinfo::{Match, OwnedType, TypeInfo, compare};
-use smf_format::{Import, ImportKind, Symbol, SymbolKind, fnv1a32};
+use smf_format::{Import, ImportKind, Symbol, SymbolKind, Version, VersionReq, fnv1a32};
 
 use crate::error::LoadError;
 use crate::handles::{Current, Pinned};
@@ -86,12 +86,18 @@ impl State {
 
     /// The first entry in load order, not in `skip`, that exports `name` (whose FNV-1a hash
     /// is `hash`), and the symbol.
-    fn find_export(&self, name: &str, hash: u32, skip: &[u64]) -> Option<(&Entry, Symbol<'_>)> {
+    fn find_export(
+        &self,
+        name: &str,
+        hash: u32,
+        skip: &[u64],
+        only: Option<&[u64]>,
+    ) -> Option<(&Entry, Symbol<'_>)> {
         self.exports
             .providers(hash)
             .iter()
             .find_map(|&(id, index)| {
-                if skip.contains(&id) {
+                if skip.contains(&id) || only.is_some_and(|only| !only.contains(&id)) {
                     return None;
                 }
                 let entry = &self.modules[self.position(id)?];
@@ -212,6 +218,123 @@ struct Entry {
     in_memory: bool,
     module: Arc<Module>,
     version: u32,
+    /// The modules chosen for the dependencies of the module's version table, with their
+    /// entry ids.
+    dependencies: Vec<(u64, ChosenDependency)>,
+}
+
+/// A module dependency of a module's version table (`smf pack --needed name@RANGE`), and
+/// the loaded module the registry chose for it: of the loaded modules of that name, the one
+/// of the highest version in the range. Imports of the dependent resolve against the chosen
+/// modules first, then as usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenDependency {
+    /// The module name the dependency names.
+    pub name: String,
+    /// The range it requires.
+    pub required: VersionReq,
+    /// The chosen module's canonical path, or the name it was loaded from memory under.
+    pub path: PathBuf,
+    /// The chosen module's version.
+    pub version: Version,
+}
+
+impl std::fmt::Display for ChosenDependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: chose {} ({})",
+            self.name,
+            self.required,
+            self.version,
+            self.path.display()
+        )
+    }
+}
+
+/// The name by which a module meets dependencies: the one its version table gives, or its
+/// file name (or the name it was loaded from memory under) up to the first `.`.
+fn module_name(entry: &Entry) -> String {
+    if let Some(name) = entry.module.file().versions().and_then(|t| t.name()) {
+        return name.to_owned();
+    }
+    let file = entry.path.file_name().map_or_else(
+        || entry.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    file.split('.').next().unwrap_or_default().to_owned()
+}
+
+/// Chooses a loaded module (not in `skip`) for each dependency of `parsed`'s version table.
+fn choose_dependencies(
+    state: &State,
+    parsed: &smf_format::Module<'_>,
+    module: &str,
+    skip: &[u64],
+) -> Result<Vec<(u64, ChosenDependency)>, LoadError> {
+    let Some(table) = parsed.versions() else {
+        return Ok(Vec::new());
+    };
+    let mut chosen = Vec::new();
+    for dependency in table.dependencies() {
+        let candidates: Vec<(&Entry, Option<Version>)> = state
+            .modules
+            .iter()
+            .filter(|e| !skip.contains(&e.id) && module_name(e) == dependency.name)
+            .map(|e| (e, e.module.file().module_version()))
+            .collect();
+        // The highest version in the range; the first loaded among equals.
+        let best = candidates
+            .iter()
+            .filter_map(|&(e, v)| v.filter(|v| dependency.req.matches(v)).map(|v| (e, v)))
+            .fold(None, |best: Option<(&Entry, Version)>, (e, v)| match best {
+                Some((_, b)) if b >= v => best,
+                _ => Some((e, v)),
+            });
+        let Some((entry, version)) = best else {
+            return Err(LoadError::DependencyVersion {
+                module: module.to_owned(),
+                dependency: dependency.name.to_owned(),
+                required: dependency.req.to_string(),
+                found: candidates
+                    .iter()
+                    .map(|(e, v)| {
+                        let v = v.map_or_else(|| "unversioned".to_owned(), |v| v.to_string());
+                        format!("{v} ({})", e.path.display())
+                    })
+                    .collect(),
+            });
+        };
+        chosen.push((
+            entry.id,
+            ChosenDependency {
+                name: dependency.name.to_owned(),
+                required: dependency.req,
+                path: entry.path.clone(),
+                version,
+            },
+        ));
+    }
+    Ok(chosen)
+}
+
+/// What a reload may change (see [`Registry::reload_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReloadOptions {
+    /// Allow a new version whose major version differs from the running one's, or that is
+    /// outside the range a dependent module required, while other modules or handles are
+    /// linked to it.
+    pub allow_version_change: bool,
+}
+
+impl ReloadOptions {
+    /// These options with [`ReloadOptions::allow_version_change`] set to `allow`.
+    #[must_use]
+    pub const fn with_allow_version_change(mut self, allow: bool) -> Self {
+        self.allow_version_change = allow;
+        self
+    }
 }
 
 /// The indirection slots of a registry's reloadable modules, by (entry, function name).
@@ -285,6 +408,10 @@ pub struct LoadedModule {
     pub module: Arc<Module>,
     /// 1 at first load, one more at each reload that changed something.
     pub version: u32,
+    /// The module's version (from its version table), if it has one.
+    pub module_version: Option<Version>,
+    /// The modules chosen for its module dependencies, in the order its table lists them.
+    pub dependencies: Vec<ChosenDependency>,
 }
 
 impl Registry {
@@ -341,7 +468,8 @@ impl Registry {
         if let Some(index) = state.position_of_path(&canonical) {
             return Ok(Arc::clone(&state.modules[index].module));
         }
-        let module = Arc::new(self.link(&state, None, &canonical, false, &[], None)?);
+        let (module, dependencies) = self.link(&state, None, &canonical, false, &[], None)?;
+        let module = Arc::new(module);
         let id = state.next_id;
         state.next_id += 1;
         state.exports.add(id, &module);
@@ -352,6 +480,7 @@ impl Registry {
             in_memory: false,
             module: Arc::clone(&module),
             version: 1,
+            dependencies,
         });
         Ok(module)
     }
@@ -380,7 +509,8 @@ impl Registry {
             });
         }
         let path = PathBuf::from(name);
-        let module = Arc::new(self.link(&state, Some(bytes), &path, true, &[], None)?);
+        let (module, dependencies) = self.link(&state, Some(bytes), &path, true, &[], None)?;
+        let module = Arc::new(module);
         let id = state.next_id;
         state.next_id += 1;
         state.exports.add(id, &module);
@@ -391,13 +521,15 @@ impl Registry {
             in_memory: true,
             module: Arc::clone(&module),
             version: 1,
+            dependencies,
         });
         Ok(module)
     }
 
     /// Loads a module from `bytes` (read from `path`), or, without them, from the file at
     /// `path` (mapped, see `LoadOptions::map_file`), resolving imports against the registry
-    /// except the entries in `skip` (those being replaced).
+    /// except the entries in `skip` (those being replaced), and preferring the modules
+    /// chosen for its dependencies, which it returns.
     /// `in_memory`: the bytes came from no file, and `path` is the module's name.
     fn link(
         &self,
@@ -407,21 +539,30 @@ impl Registry {
         in_memory: bool,
         skip: &[u64],
         hash: Option<[u8; 32]>,
-    ) -> Result<Module, LoadError> {
+    ) -> Result<(Module, Vec<(u64, ChosenDependency)>), LoadError> {
+        let chosen = std::cell::RefCell::new(Vec::new());
+        let prepare = |parsed: &smf_format::Module<'_>| {
+            let name = path.display().to_string();
+            *chosen.borrow_mut() = choose_dependencies(state, parsed, &name, skip)?;
+            Ok(())
+        };
         let resolver = |import: &Import<'_>, types: &TypeInfo<'_>| {
-            resolve(state, &self.slots, import, types, skip)
+            let preferred: Vec<u64> = chosen.borrow().iter().map(|(id, _)| *id).collect();
+            resolve(state, &self.slots, import, types, skip, &preferred)
         };
-        let Some(bytes) = bytes else {
-            return load_path(path, &self.options, &resolver);
+        let module = match bytes {
+            None => load_path(path, &self.options, &resolver, &prepare)?,
+            Some(bytes) => load_hashed_bytes(
+                bytes,
+                hash,
+                path.display().to_string(),
+                (!in_memory).then(|| path.to_owned()),
+                &self.options,
+                &resolver,
+                &prepare,
+            )?,
         };
-        load_hashed_bytes(
-            bytes,
-            hash,
-            path.display().to_string(),
-            (!in_memory).then(|| path.to_owned()),
-            &self.options,
-            &resolver,
-        )
+        Ok((module, chosen.into_inner()))
     }
 
     /// Replaces the module loaded from `path` by the file's current content. See
@@ -431,7 +572,7 @@ impl Registry {
     /// As for [`Registry::reload_all`].
     pub unsafe fn reload(&self, path: &Path) -> Result<ReloadReport, LoadError> {
         // SAFETY: the caller's contract.
-        let mut reports = unsafe { self.reload_all(&[path])? };
+        let mut reports = unsafe { self.reload_with(&[path], ReloadOptions::default())? };
         reports.pop().ok_or_else(|| LoadError::NotLoaded {
             path: path.to_owned(),
         })
@@ -454,6 +595,22 @@ impl Registry {
     /// # Safety
     /// As for [`load`](crate::load): the new versions' constructors and reload hooks run.
     pub unsafe fn reload_all(&self, paths: &[&Path]) -> Result<Vec<ReloadReport>, LoadError> {
+        // SAFETY: the caller's contract.
+        unsafe { self.reload_with(paths, ReloadOptions::default()) }
+    }
+
+    /// [`Registry::reload_all`] with `options`. By default a reload is refused when the new
+    /// version of a module has another major version than the running one while other
+    /// modules or handles are linked to it, or is outside the range a module that chose it
+    /// for a dependency requires; [`ReloadOptions::allow_version_change`] lets it through.
+    ///
+    /// # Safety
+    /// As for [`Registry::reload_all`].
+    pub unsafe fn reload_with(
+        &self,
+        paths: &[&Path],
+        options: ReloadOptions,
+    ) -> Result<Vec<ReloadReport>, LoadError> {
         let started = Instant::now();
         let state = self.lock();
         let mut indices = Vec::with_capacity(paths.len());
@@ -476,7 +633,7 @@ impl Registry {
             }
             indices.push((index, None));
         }
-        self.replace(started, state, indices)
+        self.replace(started, state, indices, options)
     }
 
     /// Replaces the module loaded from memory under `name` by the module in `bytes`, as
@@ -490,6 +647,20 @@ impl Registry {
         name: &str,
         bytes: Vec<u8>,
     ) -> Result<ReloadReport, LoadError> {
+        // SAFETY: the caller's contract.
+        unsafe { self.reload_bytes_with(name, bytes, ReloadOptions::default()) }
+    }
+
+    /// [`Registry::reload_bytes`] with `options` (see [`Registry::reload_with`]).
+    ///
+    /// # Safety
+    /// As for [`Registry::reload_all`].
+    pub unsafe fn reload_bytes_with(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        options: ReloadOptions,
+    ) -> Result<ReloadReport, LoadError> {
         let started = Instant::now();
         let state = self.lock();
         let index = state
@@ -502,7 +673,7 @@ impl Registry {
                 module: name.to_owned(),
             });
         }
-        let mut reports = self.replace(started, state, vec![(index, Some(bytes))])?;
+        let mut reports = self.replace(started, state, vec![(index, Some(bytes))], options)?;
         reports.pop().ok_or_else(|| LoadError::NameNotLoaded {
             name: name.to_owned(),
         })
@@ -515,12 +686,14 @@ impl Registry {
         started: Instant,
         state: MutexGuard<'_, State>,
         indices: Vec<(usize, Option<Vec<u8>>)>,
+        options: ReloadOptions,
     ) -> Result<Vec<ReloadReport>, LoadError> {
         // Prepare: load every new version; nothing is visible to callers yet. A failure drops
         // the versions prepared so far, running their destructors once the lock is released,
         // and changes nothing else.
-        let mut prepared: Vec<(usize, Option<Module>)> = Vec::with_capacity(indices.len());
-        if let Err(error) = self.prepare(&state, indices, &mut prepared) {
+        let mut prepared: Vec<(usize, Option<(Module, Vec<(u64, ChosenDependency)>)>)> =
+            Vec::with_capacity(indices.len());
+        if let Err(error) = self.prepare(&state, indices, &mut prepared, options) {
             drop(state);
             drop(prepared);
             return Err(error);
@@ -533,9 +706,12 @@ impl Registry {
         for (index, new) in prepared {
             let entry = &mut state.modules[index];
             let Some(new) = new else {
+                let module_version = entry.module.file().module_version();
                 reports.push(ReloadReport {
                     path: entry.path.clone(),
                     version: entry.version,
+                    module_version,
+                    previous_module_version: module_version,
                     unchanged: true,
                     added: vec![],
                     removed: vec![],
@@ -549,8 +725,11 @@ impl Registry {
                 });
                 continue;
             };
+            let (new, dependencies) = new;
+            entry.dependencies = dependencies;
             let old = Arc::clone(&entry.module);
             run_hook(&old, BEFORE_RELOAD_HOOK);
+            let old_version = old.file().module_version();
             // Each version's symbols are decoded and sorted once, for both.
             let (carried, (added, removed, changed)) = {
                 let (old_symbols, new_symbols) = (Decoded::new(&old), Decoded::new(&new));
@@ -593,6 +772,8 @@ impl Registry {
             reports.push(ReloadReport {
                 path: entry.path.clone(),
                 version: entry.version,
+                module_version: new.file().module_version(),
+                previous_module_version: old_version,
                 unchanged: false,
                 added,
                 removed,
@@ -619,7 +800,8 @@ impl Registry {
         &self,
         state: &State,
         indices: Vec<(usize, Option<Vec<u8>>)>,
-        prepared: &mut Vec<(usize, Option<Module>)>,
+        prepared: &mut Vec<(usize, Option<(Module, Vec<(u64, ChosenDependency)>)>)>,
+        options: ReloadOptions,
     ) -> Result<(), LoadError> {
         for (index, bytes) in indices {
             let entry = &state.modules[index];
@@ -627,14 +809,30 @@ impl Registry {
             let Some(bytes) = bytes else {
                 // A file: mapped or read as a load does, and compared with the running
                 // version by its module hash before anything else is done with it.
-                let resolver = |import: &Import<'_>, types: &TypeInfo<'_>| {
-                    resolve(state, &self.slots, import, types, &[entry.id])
+                let skip = [entry.id];
+                let chosen = std::cell::RefCell::new(Vec::new());
+                let prepare = |parsed: &smf_format::Module<'_>| {
+                    let name = entry.path.display().to_string();
+                    *chosen.borrow_mut() = choose_dependencies(state, parsed, &name, &skip)?;
+                    Ok(())
                 };
-                let new =
-                    load_path_if_changed(&entry.path, &self.options, &resolver, Some(running))?;
-                prepared.push((index, new));
-                if let Some((_, Some(new))) = prepared.last() {
+                let resolver = |import: &Import<'_>, types: &TypeInfo<'_>| {
+                    let preferred: Vec<u64> = chosen.borrow().iter().map(|(id, _)| *id).collect();
+                    resolve(state, &self.slots, import, types, &skip, &preferred)
+                };
+                let new = load_path_if_changed(
+                    &entry.path,
+                    &self.options,
+                    &resolver,
+                    &prepare,
+                    Some(running),
+                )?;
+                prepared.push((index, new.map(|new| (new, chosen.take()))));
+                if let Some((_, Some((new, _)))) = prepared.last() {
                     self.check_dependents(entry, new)?;
+                    if !options.allow_version_change {
+                        self.check_version_change(state, entry, new)?;
+                    }
                 }
                 continue;
             };
@@ -666,8 +864,11 @@ impl Registry {
             )?;
             // Kept in `prepared` even if refused, so that it is dropped outside the lock.
             prepared.push((index, Some(new)));
-            if let Some((_, Some(new))) = prepared.last() {
+            if let Some((_, Some((new, _)))) = prepared.last() {
                 self.check_dependents(entry, new)?;
+                if !options.allow_version_change {
+                    self.check_version_change(state, entry, new)?;
+                }
             }
         }
         Ok(())
@@ -693,6 +894,74 @@ impl Registry {
                 module,
                 name,
                 problem,
+            });
+        }
+        Ok(())
+    }
+
+    /// A new version must stay in the range of every module that chose `entry` for a
+    /// dependency, and keep the major version while anything is linked to it (modules
+    /// importing its functions or data, `Current` handles, dependents).
+    fn check_version_change(
+        &self,
+        state: &State,
+        entry: &Entry,
+        new: &Module,
+    ) -> Result<(), LoadError> {
+        let module = entry.path.display().to_string();
+        let (old, new) = (
+            entry.module.file().module_version(),
+            new.file().module_version(),
+        );
+        let dependents: Vec<&Entry> = state
+            .modules
+            .iter()
+            .filter(|e| e.dependencies.iter().any(|(id, _)| *id == entry.id))
+            .collect();
+        for dependent in &dependents {
+            for (_, chosen) in dependent
+                .dependencies
+                .iter()
+                .filter(|(id, _)| *id == entry.id)
+            {
+                if !new.is_some_and(|v| chosen.required.matches(&v)) {
+                    let new = new.map_or_else(|| "no version".to_owned(), |v| v.to_string());
+                    return Err(LoadError::VersionChange {
+                        module,
+                        problem: format!(
+                            "the new version is {new}, and {} requires {} {}",
+                            dependent.path.display(),
+                            chosen.name,
+                            chosen.required
+                        ),
+                    });
+                }
+            }
+        }
+        let (Some(old), Some(new)) = (old, new) else {
+            return Ok(());
+        };
+        if old.major == new.major {
+            return Ok(());
+        }
+        // Functions are linked through slots (imports and `Current` handles); modules that
+        // import its data list it among their providers.
+        let linked = !self.slots.of(entry.id).is_empty()
+            || !dependents.is_empty()
+            || state.modules.iter().any(|e| {
+                e.module
+                    .providers()
+                    .iter()
+                    .any(|p| Arc::ptr_eq(p, &entry.module))
+            });
+        if linked {
+            return Err(LoadError::VersionChange {
+                module,
+                problem: format!(
+                    "the major version changes from {old} to {new} while other modules or \
+                     handles rely on the running version (ReloadOptions::allow_version_change \
+                     allows it)"
+                ),
             });
         }
         Ok(())
@@ -810,6 +1079,8 @@ impl Registry {
                 path: e.path.clone(),
                 module: Arc::clone(&e.module),
                 version: e.version,
+                module_version: e.module.file().module_version(),
+                dependencies: e.dependencies.iter().map(|(_, d)| d.clone()).collect(),
             })
             .collect()
     }
@@ -832,7 +1103,7 @@ impl Registry {
             version: 0,
         };
         // Only the address: the registry holds the slot while the module is loaded.
-        match find(&state, &self.slots, &import, &TypeInfo::default(), &[]) {
+        match find(&state, &self.slots, &import, &TypeInfo::default(), &[], &[]) {
             Ok(Some(Definition::Host(address) | Definition::Module(address, _))) => Some(address),
             Ok(Some(Definition::Slot(slot))) => Some(slot.trampoline()),
             Ok(None) | Err(_) => None,
@@ -979,12 +1250,19 @@ fn find<'s>(
     import: &Import<'_>,
     import_types: &TypeInfo<'_>,
     skip: &[u64],
+    preferred: &[u64],
 ) -> Result<Option<Definition<'s>>, String> {
     let hash = fnv1a32(import.name.as_bytes());
     if let Some(address) = state.host_definition(import.name, hash) {
         return Ok(Some(Definition::Host(address)));
     }
-    let Some((entry, symbol)) = state.find_export(import.name, hash, skip) else {
+    // The modules chosen for the importer's dependencies first.
+    let found = match preferred {
+        [] => None,
+        preferred => state.find_export(import.name, hash, skip, Some(preferred)),
+    };
+    let Some((entry, symbol)) = found.or_else(|| state.find_export(import.name, hash, skip, None))
+    else {
         return Ok(None);
     };
     let address = match symbol.section {
@@ -1042,8 +1320,9 @@ fn resolve(
     import: &Import<'_>,
     import_types: &TypeInfo<'_>,
     skip: &[u64],
+    preferred: &[u64],
 ) -> Result<Option<Resolution>, String> {
-    let resolution = match find(state, slots, import, import_types, skip)? {
+    let resolution = match find(state, slots, import, import_types, skip, preferred)? {
         None => return Ok(None),
         Some(Definition::Host(address)) => Resolution {
             address,

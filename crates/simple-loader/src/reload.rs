@@ -4,6 +4,7 @@
 //! match are copied from the old version into the new one at the swap (with pointers into the
 //! old image moved to the same symbol in the new one), everything else starts fresh.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,11 @@ pub struct ReloadReport {
     pub path: std::path::PathBuf,
     /// The version now running (unchanged for a no-op).
     pub version: u32,
+    /// The module version (from its version table) of the version now running, if it has
+    /// one.
+    pub module_version: Option<smf_format::Version>,
+    /// The module version of the version it replaced.
+    pub previous_module_version: Option<smf_format::Version>,
     /// The file's content was the running version's: nothing was done.
     pub unchanged: bool,
     /// Exported symbols the new version has and the old did not.
@@ -54,12 +60,16 @@ pub struct ReloadReport {
 impl std::fmt::Display for ReloadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.unchanged {
-            return write!(
+            write!(
                 f,
                 "{}: unchanged, still version {}",
                 self.path.display(),
                 self.version
-            );
+            )?;
+            if let Some(v) = self.module_version {
+                write!(f, " (module version {v})")?;
+            }
+            return Ok(());
         }
         write!(
             f,
@@ -68,6 +78,14 @@ impl std::fmt::Display for ReloadReport {
             self.version,
             self.duration
         )?;
+        match (self.previous_module_version, self.module_version) {
+            (Some(old), Some(new)) if old != new => {
+                write!(f, "\n  module version: {old} -> {new}")?
+            }
+            (_, Some(new)) => write!(f, "\n  module version: {new}")?,
+            (Some(old), None) => write!(f, "\n  module version: {old} -> none")?,
+            (None, None) => {}
+        }
         let list = |f: &mut std::fmt::Formatter<'_>, title: &str, names: &[String]| {
             if names.is_empty() {
                 Ok(())
@@ -553,7 +571,10 @@ pub(crate) fn diff<'a>(
                 if a.kind != b.kind || a.size != b.size {
                     return true;
                 }
-                let (x, y) = (symbol_bytes(old, &a), symbol_bytes(new, &b));
+                let (Some(x), Some(y)) = (symbol_bytes(old, &a), symbol_bytes(new, &b)) else {
+                    return true;
+                };
+                let (x, y) = (&*x, &*y);
                 if x == y {
                     return false;
                 }
@@ -734,17 +755,20 @@ impl<'d, 'a> Layout<'d, 'a> {
     }
 }
 
-/// The file bytes of a symbol (empty for bss or symbols outside sections).
-fn symbol_bytes<'a>(module: &'a Module, symbol: &Symbol<'_>) -> &'a [u8] {
+/// The file bytes of a symbol (empty for bss or symbols outside sections), decompressed
+/// from a compressed payload (`None` if that fails, which the reader's checks rule out).
+fn symbol_bytes<'a>(module: &'a Module, symbol: &Symbol<'_>) -> Option<Cow<'a, [u8]>> {
     let file = module.file();
     let Some(section) = symbol.section.and_then(|i| file.sections().get(i as usize)) else {
-        return &[];
+        return Some(Cow::Borrowed(&[]));
     };
     let start = (symbol.value - section.vaddr) as usize;
-    section
-        .data
-        .get(start..start + symbol.size as usize)
-        .unwrap_or(&[])
+    let range = start..start + symbol.size as usize;
+    if !section.is_compressed() {
+        return Some(Cow::Borrowed(section.data.get(range).unwrap_or(&[])));
+    }
+    let payload = section.payload().ok()?;
+    Some(Cow::Owned(payload.get(range).unwrap_or(&[]).to_vec()))
 }
 
 /// Calls the exported `void name(void)` of `module`, if it has one.

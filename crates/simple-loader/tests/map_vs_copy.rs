@@ -38,6 +38,12 @@ struct Spec {
 /// A random module: sections of random kinds and sizes, placed in a random image order with
 /// random gaps, added (so laid out in the file) in another random order, some relocated.
 fn random_module(rng: &mut Rng) -> Vec<u8> {
+    // Some modules compressed (every payload, or all but code), with payloads that compress.
+    let compression = match rng.below(6) {
+        0 => Compression::All { level: 3 },
+        1 => Compression::AllButCode { level: 3 },
+        _ => Compression::None,
+    };
     let kinds = [
         SectionKind::Code,
         SectionKind::RoData,
@@ -79,6 +85,12 @@ fn random_module(rng: &mut Rng) -> Vec<u8> {
             mem_size = 0;
         }
         let mut data = rng.bytes(file_size as usize);
+        if compression != Compression::None && rng.chance(80) {
+            // Runs of a few byte values: compresses well.
+            for (i, b) in data.iter_mut().enumerate() {
+                *b = (i / 7 % 3) as u8;
+            }
+        }
         if kind == SectionKind::EhFrame {
             // A terminator first: __register_frame reads nothing further.
             for b in data.iter_mut().take(4) {
@@ -120,6 +132,7 @@ fn random_module(rng: &mut Rng) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.arch = common::HOST;
     b.platform = Platform::Linux;
+    b.compression = compression;
     let mut relative = BTreeSet::new();
     for &i in &order {
         let s = &specs[i];
@@ -360,12 +373,15 @@ fn expected(parsed: &smf_format::Module<'_>) -> Vec<Vec<u8>> {
     parsed
         .loaded_sections()
         .map(|s| {
-            let mut v = s.data.to_vec();
+            let mut v = s.payload().unwrap().to_vec();
             v.resize(s.mem_size as usize, 0);
             v
         })
         .collect()
 }
+
+/// Cases that loaded a module with compressed payloads.
+static COMPRESSED_LOADED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn run_case(dir: &Path, seed: u64) -> (bool, bool) {
     let mut rng = Rng(fastrand::Rng::with_seed(seed));
@@ -373,7 +389,11 @@ fn run_case(dir: &Path, seed: u64) -> (bool, bool) {
     let bytes = relayout(&mut rng, written);
     let path = dir.join(format!("m{seed}.smf"));
     std::fs::write(&path, &bytes).unwrap();
-    let parsed = smf_format::Module::parse(&bytes);
+    let full = match expand_tables(&bytes, &Limits::default()) {
+        Ok(Some(full)) => full,
+        _ => bytes.clone(),
+    };
+    let parsed = smf_format::Module::parse(&full);
     // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
     let mapped = unsafe { load(&path, &LoadOptions::default(), None) };
     let copy_options = LoadOptions::default().with_map_file(false);
@@ -403,6 +423,9 @@ fn run_case(dir: &Path, seed: u64) -> (bool, bool) {
                     "seed {seed}: section {} ({:?}) protections differ",
                     s.index, s.kind
                 );
+            }
+            if p.header().flags.contains(ModuleFlags::COMPRESSED) {
+                COMPRESSED_LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             (true, head_len(&bytes).is_some())
         }
@@ -445,5 +468,12 @@ fn mapped_and_copied_images_agree() {
         loaded += u64::from(ok);
         split += u64::from(headed);
     }
-    eprintln!("{cases} cases, {loaded} loaded, {split} with a head");
+    let compressed = COMPRESSED_LOADED.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{cases} cases, {loaded} loaded, {split} with a head, {compressed} compressed");
+    if cases >= 1000 {
+        assert!(
+            compressed >= cases / 20,
+            "too few compressed modules loaded: {compressed}"
+        );
+    }
 }

@@ -122,6 +122,24 @@ pub fn pack(
     Ok(bytes)
 }
 
+/// Packs `objects` with `compression` in this process and writes the module to `output`.
+pub fn pack_compressed(
+    objects: &[PathBuf],
+    needed: &[&str],
+    compression: smf_format::Compression,
+    output: &Path,
+) -> Result<Vec<u8>, String> {
+    let inputs = read_inputs(objects)?;
+    let options = smf_pack::Options {
+        needed: needed.iter().map(|n| (*n).to_owned()).collect(),
+        compression,
+        ..Default::default()
+    };
+    let bytes = smf_pack::pack(&inputs, &options).map_err(|e| e.to_string())?;
+    write_atomically(output, &bytes)?;
+    Ok(bytes)
+}
+
 pub fn read_inputs(objects: &[PathBuf]) -> Result<Vec<smf_pack::Input>, String> {
     objects
         .iter()

@@ -333,6 +333,7 @@ fn output_real_code(config: &Config, dir: &Path, output: &mut Output) -> Result<
         }
     }
     output.tables.push(table);
+    output.tables.push(compression_table(config, dir, &builds)?);
     progress("real code: memory per module");
     let entries = builds
         .iter()
@@ -347,6 +348,95 @@ fn output_real_code(config: &Config, dir: &Path, output: &mut Output) -> Result<
         .tables
         .push(memory_table(config, dir, "real code", &pairs, true)?);
     Ok(())
+}
+
+/// `smf pack --compress` (every payload) and `--compress=data` (code left mapped) against
+/// the uncompressed module: file size, and load to first symbol with and without the hash
+/// check (the hash covers the compressed file, so it costs less; decompression costs more).
+fn compression_table(
+    config: &Config,
+    dir: &Path,
+    builds: &[realcode::RealBuild],
+) -> Result<Table, String> {
+    let mut table = Table::new(
+        "Compressed modules (smf pack --compress): file size against load time",
+        "uncompressed",
+        "compressed",
+    );
+    for build in builds {
+        let name = build.library.name;
+        progress(&format!("real code: {name}: --compress"));
+        let plain = &build.plain;
+        let variants = [
+            (
+                "--compress",
+                smf_format::Compression::All {
+                    level: smf_format::compress::DEFAULT_LEVEL,
+                },
+            ),
+            (
+                "--compress=data",
+                smf_format::Compression::AllButCode {
+                    level: smf_format::compress::DEFAULT_LEVEL,
+                },
+            ),
+        ];
+        for (flag, compression) in variants {
+            let path = dir.join(format!(
+                "{name}-{}.smf",
+                flag.trim_start_matches('-').replace('=', "-")
+            ));
+            let bytes =
+                fixture::pack_compressed(&plain.objects, build.library.needed, compression, &path)?;
+            // Only the sqlite module carries the 2x target (issue: at least 2x smaller).
+            let target =
+                (name == "sqlite" && flag == "--compress").then_some(Target::RatioAtMost(0.5));
+            table.rows.push(Row {
+                what: format!("{name}: file size, {flag}"),
+                system: Some(plain.module.len() as f64),
+                smf: bytes.len() as f64,
+                unit: Unit::Bytes,
+                target,
+            });
+            for verify in [false, true] {
+                let (mut before, mut after) = (Samples::default(), Samples::default());
+                let side =
+                    |path: &Path, samples: &mut Samples, record: bool| -> Result<(), String> {
+                        let start = Instant::now();
+                        // SAFETY: the benchmark's modules are built from its own C code and never
+                        // rewritten.
+                        let module = unsafe { simple_loader::load(path, &options(verify), None) }
+                            .map_err(err)?;
+                        black_box(module.export(build.library.entry)).ok_or("no entry symbol")?;
+                        if record {
+                            samples.push(elapsed_ns(start));
+                        }
+                        Ok(())
+                    };
+                let samples = config.samples(100);
+                interleave(
+                    samples,
+                    samples.min(10),
+                    &mut [
+                        &mut |record| side(&plain.smf, &mut before, record),
+                        &mut |record| side(&path, &mut after, record),
+                    ],
+                )?;
+                let hash = if verify {
+                    "hash checked"
+                } else {
+                    "verify_hash off"
+                };
+                table.rows.push(Row::timed(
+                    format!("{name}: load to first symbol ({hash}), {flag}"),
+                    Some(&before),
+                    &after,
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(table)
 }
 
 /// Calls the library's probe function in the shared library and in the module, and checks

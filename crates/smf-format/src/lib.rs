@@ -27,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod compress;
 mod demangle;
 mod error;
 pub mod raw;
@@ -35,8 +36,10 @@ pub mod report;
 pub mod srcmap;
 pub mod typeinfo;
 pub mod types;
+pub mod version;
 pub mod write;
 
+pub use compress::{Compressed, Compression, expand_tables};
 pub use demangle::{demangle, with_demangled};
 pub use error::Error;
 pub use read::{
@@ -45,4 +48,5 @@ pub use read::{
 };
 pub use srcmap::{SourceLocation, SourceMap, SourceMapBuilder, SourceRow};
 pub use types::*;
+pub use version::{Dependency, ReqOp, Version, VersionReq, VersionTable, Versions};
 pub use write::{ImageLayout, LoadedSection, ModuleBuilder};

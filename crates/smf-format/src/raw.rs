@@ -127,6 +127,18 @@ pub struct RuntimeFunction {
     pub unwind_info: U32,
 }
 
+/// The start of a compressed payload (16 bytes), followed by one zstd frame: see
+/// `docs/FORMAT.md`, *Compressed payloads*.
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct CompressedHeader {
+    /// 1: zstd.
+    pub algorithm: U32,
+    pub reserved: U32,
+    /// Bytes the frame decompresses to, at most the section's `mem_size`.
+    pub raw_size: U64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +152,7 @@ mod tests {
         assert_eq!(size_of::<Reloc>(), 24);
         assert_eq!(size_of::<HashHeader>(), 8);
         assert_eq!(size_of::<RuntimeFunction>() as u64, PDATA_ENTRY_SIZE);
+        assert_eq!(size_of::<CompressedHeader>(), 16);
         assert_eq!(
             core::mem::offset_of!(Header, module_hash),
             MODULE_HASH_RANGE.start

@@ -58,6 +58,10 @@ pub struct Limits {
     /// Longest symbol, import or library name, in bytes. Bounds the work of reading names,
     /// which may share bytes of the string table.
     pub max_name_len: u32,
+    /// Bytes all compressed payloads of a module decompress to, together: what a small
+    /// compressed file can make a loader write (each payload is also bounded by its
+    /// section's memory size, and that by the image size).
+    pub max_decompressed_size: u64,
 }
 
 impl Default for Limits {
@@ -69,6 +73,7 @@ impl Default for Limits {
             max_imports: 1 << 20,
             max_relocations: 1 << 24,
             max_name_len: 1 << 16,
+            max_decompressed_size: 1 << 30,
         }
     }
 }
@@ -115,6 +120,13 @@ impl Limits {
         self.max_name_len = bytes;
         self
     }
+
+    /// These limits with [`Limits::max_decompressed_size`] set to `bytes`.
+    #[must_use]
+    pub const fn with_max_decompressed_size(mut self, bytes: u64) -> Limits {
+        self.max_decompressed_size = bytes;
+        self
+    }
 }
 
 /// The decoded header.
@@ -156,10 +168,36 @@ pub struct Section<'data> {
     pub data: &'data [u8],
 }
 
-impl Section<'_> {
+impl<'data> Section<'data> {
     /// The image range `vaddr..vaddr + mem_size`.
     pub fn image_range(&self) -> core::ops::Range<u64> {
         self.vaddr..self.vaddr + self.mem_size
+    }
+
+    /// Whether the payload is compressed ([`SectionFlags::COMPRESSED`]): then `data` holds
+    /// the compressed bytes, and [`Section::compressed`] or [`Section::payload`] the rest.
+    pub fn is_compressed(&self) -> bool {
+        crate::compress::is_compressed(self.flags)
+    }
+
+    /// The compressed payload, validated by the reader, if the section is compressed and its
+    /// bytes were parsed.
+    pub fn compressed(&self) -> Option<crate::compress::Compressed<'data>> {
+        if !self.is_compressed() {
+            return None;
+        }
+        crate::compress::check_payload(self.data, self.mem_size, &String::new).ok()
+    }
+
+    /// The section's initialised bytes (those before the zero-filled rest of `mem_size`):
+    /// `data`, decompressed if the section is compressed.
+    pub fn payload(&self) -> Result<std::borrow::Cow<'data, [u8]>, Error> {
+        crate::compress::payload(self.flags, self.data, self.mem_size)
+    }
+
+    /// How many bytes of the image the payload fills: `file_size`, or the decompressed size.
+    pub fn initialised_size(&self) -> u64 {
+        self.compressed().map_or(self.file_size, |c| c.raw_size)
     }
 }
 
@@ -542,7 +580,8 @@ pub struct Module<'data> {
 /// payloads it maps as the image.
 pub fn head_len(data: &[u8]) -> Option<u64> {
     let (head, _) = raw::Header::ref_from_prefix(data).ok()?;
-    if head.magic != raw::MAGIC {
+    // Compressed payloads are read where they lie, not mapped: such a module has no head.
+    if head.magic != raw::MAGIC || ModuleFlags(head.flags.get()).contains(ModuleFlags::COMPRESSED) {
         return None;
     }
     let table_offset = usize::try_from(head.section_table_offset.get()).ok()?;
@@ -1003,6 +1042,7 @@ impl<'data> Module<'data> {
         module.parse_relr(limits, &mut targets)?;
         module.relocated = targets.finish();
         module.parse_needed(strtab, limits)?;
+        module.check_versions()?;
         module.init_array = module.parse_code_offsets(SectionKind::InitArray)?;
         module.fini_array = module.parse_code_offsets(SectionKind::FiniArray)?;
         if let Some(entry) = module.header.entry_point {
@@ -1037,6 +1077,53 @@ impl<'data> Module<'data> {
                 stored: self.header.module_hash,
                 computed,
             });
+        }
+        Ok(())
+    }
+
+    /// The `version` table, if the module has one (validated by the parse).
+    pub fn versions(&self) -> Option<crate::version::VersionTable<'data>> {
+        let section = self
+            .table_section(SectionKind::Version)
+            .filter(|s| !s.data.is_empty())?;
+        crate::version::VersionTable::parse(section.data).ok()
+    }
+
+    /// The module's version, if it has a `version` table.
+    pub fn module_version(&self) -> Option<crate::version::Version> {
+        self.versions().map(|t| t.module_version())
+    }
+
+    /// The version of `symbol`: the entry of the version table its `version` field names (0,
+    /// the module's own version, for a symbol given none). `None` without a version table,
+    /// or for a field past the table (the parse checks exported symbols'; others are checked
+    /// as read).
+    pub fn symbol_version(&self, symbol: &Symbol<'_>) -> Option<crate::version::Version> {
+        self.versions()?.version(symbol.version)
+    }
+
+    /// Validates the `version` table, if any, and the `version` fields of exported symbols
+    /// against it. Without a table, `version` fields are not interpreted.
+    fn check_versions(&self) -> Result<(), Error> {
+        // An empty section, as writers of opaque tables may have left, is no table.
+        let Some(section) = self
+            .table_section(SectionKind::Version)
+            .filter(|s| !s.data.is_empty())
+        else {
+            return Ok(());
+        };
+        let table = crate::version::VersionTable::parse(section.data)?;
+        for (i, symbol) in self.symbols().exported() {
+            if table.version(symbol.version).is_none() {
+                return Err(Error::malformed(
+                    format!("symbol {i} ({})", symbol.name),
+                    format!(
+                        "version {} is past the version table's {} entries",
+                        symbol.version,
+                        table.version_count()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -1822,11 +1909,6 @@ fn parse_header(head: &raw::Header, limits: &Limits) -> Result<HeaderInfo, Error
             format!("unknown flags {:#x}", flags.0 & !ModuleFlags::KNOWN.0),
         ));
     }
-    if flags.contains(ModuleFlags::COMPRESSED) {
-        return Err(Error::Unsupported(
-            "compressed modules (COMPRESSED flag)".into(),
-        ));
-    }
     if head.page_order > raw::MAX_PAGE_ORDER {
         return Err(Error::malformed(
             "header",
@@ -1930,6 +2012,8 @@ fn parse_sections<'data>(
         (table_offset, table_end, None),
     ];
     let mut sections = Vec::with_capacity(count as usize);
+    // Bytes the compressed payloads declare, against `max_decompressed_size`.
+    let mut decompressed = 0u64;
     for (i, s) in raw_table.iter().enumerate() {
         let index = i as u32;
         let location = || format!("section {i}");
@@ -1946,13 +2030,33 @@ fn parse_sections<'data>(
             .map_err(|_| Error::malformed(location(), "name is not valid UTF-8"))?;
         let location = || format!("section {i} ({kind} {name})");
         let flags = SectionFlags(s.flags.get());
-        if flags != kind.protection() {
+        let compressed = crate::compress::is_compressed(flags);
+        if SectionFlags(flags.0 & !SectionFlags::COMPRESSED.0) != kind.protection() {
             return Err(Error::malformed(
                 location(),
                 format!(
                     "flags {flags} do not match the {kind} kind (expected {})",
                     kind.protection()
                 ),
+            ));
+        }
+        if compressed && !kind.is_loaded() && s.file_size.get() > 0 {
+            return Err(Error::malformed(
+                location(),
+                "a compressed table: decompress the module's tables first \
+                 (smf_format::compress::expand_tables)",
+            ));
+        }
+        if compressed
+            && (!header.flags.contains(ModuleFlags::COMPRESSED)
+                || !kind.is_loaded()
+                || kind == SectionKind::Bss
+                || s.file_size.get() == 0)
+        {
+            return Err(Error::malformed(
+                location(),
+                "flag COMPRESSED (0x8) is only for the payload of a loaded section with file \
+                 bytes, not bss, in a module flagged COMPRESSED",
             ));
         }
         let (file_offset, file_size_s, vaddr, mem_size, align) = (
@@ -1987,7 +2091,7 @@ fn parse_sections<'data>(
                     format!("address {vaddr:#x} is not page-aligned"),
                 ));
             }
-            if file_size_s > 0 && file_offset % header.page_size != 0 {
+            if file_size_s > 0 && !compressed && file_offset % header.page_size != 0 {
                 return Err(Error::malformed(
                     location(),
                     format!("file offset {file_offset:#x} is not page-aligned"),
@@ -2073,6 +2177,27 @@ fn parse_sections<'data>(
             }
             claimed.push((file_offset, file_end, Some(i)));
         }
+        if compressed {
+            let payload = data
+                .get(file_offset as usize..file_end as usize)
+                .filter(|_| file_end <= parsed)
+                .ok_or_else(|| {
+                    Error::malformed(
+                        location(),
+                        "compressed payload lies past the bytes parsed (a compressed module \
+                         has no head: parse the whole file)",
+                    )
+                })?;
+            let payload = crate::compress::check_payload(payload, mem_size, &location)?;
+            decompressed = decompressed
+                .checked_add(payload.raw_size)
+                .filter(|&total| total <= limits.max_decompressed_size)
+                .ok_or(Error::LimitExceeded {
+                    what: "decompressed size of compressed payloads",
+                    value: decompressed.saturating_add(payload.raw_size),
+                    limit: limits.max_decompressed_size,
+                })?;
+        }
         sections.push(Section {
             index,
             kind,
@@ -2088,6 +2213,14 @@ fn parse_sections<'data>(
                 .get(file_offset as usize..file_end as usize)
                 .unwrap_or(&[]),
         });
+    }
+    if header.flags.contains(ModuleFlags::COMPRESSED)
+        && !sections.iter().any(Section::is_compressed)
+    {
+        return Err(Error::malformed(
+            "header",
+            "flag COMPRESSED is set but no section is compressed",
+        ));
     }
     Ok(sections)
 }

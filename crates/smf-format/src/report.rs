@@ -95,6 +95,17 @@ pub fn write_report_parts(module: &Module<'_>, parts: Parts, out: &mut impl Writ
         for lib in module.needed() {
             writeln!(out, "  {lib}")?;
         }
+        // Module dependencies (`smf pack --needed name@RANGE`), from the version table.
+        if let Some(table) = module
+            .versions()
+            .filter(|t| t.dependencies().next().is_some())
+        {
+            gap(out)?;
+            writeln!(out, "Needed modules ({}):", table.dependencies().count())?;
+            for d in table.dependencies() {
+                writeln!(out, "  {} {}", d.name, d.req)?;
+            }
+        }
     }
     if parts.constructors {
         for (title, list) in [
@@ -176,6 +187,10 @@ fn write_header(
     writeln!(out, "  Flags:         {:#x} ({})", h.flags.0, h.flags)?;
     writeln!(out, "  Image size:    {:#x}", h.image_size)?;
     writeln!(out, "  Page size:     {:#x}", h.page_size)?;
+    if let Some(table) = module.versions() {
+        let name = table.name().map_or(String::new(), |n| format!(" ({n})"));
+        writeln!(out, "  Module version: {}{name}", table.module_version())?;
+    }
     // The head (FORMAT.md, *File layout*), for a module parsed from the whole file.
     if module.data().len() as u64 == module.file_size() {
         let payloads = module.loaded_sections().any(|s| s.file_size > 0);
@@ -183,6 +198,10 @@ fn write_header(
             Some(head) => writeln!(
                 out,
                 "  Head:          {head:#x} (header, section table and tables; payloads follow)"
+            )?,
+            None if h.flags.contains(crate::types::ModuleFlags::COMPRESSED) => writeln!(
+                out,
+                "  Head:          none (compressed payloads are decompressed, not mapped)"
             )?,
             None if payloads => {
                 writeln!(out, "  Head:          none (a table lies after a payload)")?
@@ -221,11 +240,15 @@ fn write_sections(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
         } else {
             ("-".into(), "-".into())
         };
-        writeln!(
+        write!(
             out,
             "  [{:2}] {:<16} {:<11} {:<6} {:#010x} {:#010x} {:<10} {:<10} {}",
             s.index, s.name, s.kind, s.flags, s.file_offset, s.file_size, address, mem, s.align
         )?;
+        match s.compressed() {
+            Some(c) => writeln!(out, "  zstd, {:#x} bytes decompressed", c.raw_size)?,
+            None => writeln!(out)?,
+        }
     }
     Ok(())
 }
@@ -284,6 +307,13 @@ fn write_symbols(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             }
         };
         let section = s.section.map_or("ABS".into(), |i| i.to_string());
+        // With a version table, the version the field names; without, the raw field.
+        let version = match module.versions() {
+            Some(table) => table
+                .version(s.version)
+                .map_or_else(|| format!("?{}", s.version), |v| v.to_string()),
+            None => s.version.to_string(),
+        };
         writeln!(
             out,
             "  {i:4} {:#010x} {:<10} {:<6} {:<6} {:<9} {:>3} {:#010x} {:<4} {}",
@@ -294,7 +324,7 @@ fn write_symbols(module: &Module<'_>, out: &mut impl Write) -> fmt::Result {
             s.visibility,
             section,
             s.type_id,
-            s.version,
+            version,
             crate::with_demangled(s.name)
         )?;
     }
@@ -349,8 +379,9 @@ fn write_relocations(
         )?;
         writeln!(out, "  Offset     Section          Kind        Value")?;
     }
+    let payloads = Payloads::new(module);
     for offset in packed {
-        let (section, addend) = relative_addend(module, offset);
+        let (section, addend) = relative_addend(module, &payloads, offset);
         writeln!(
             out,
             "  {offset:#010x} {:<16} {:<11} base + {addend:#x}{}",
@@ -399,17 +430,35 @@ fn reloc_target(
     }
 }
 
+/// Sections' initialised bytes, decompressed once each for compressed sections (empty if
+/// that fails).
+struct Payloads<'data>(Vec<std::cell::OnceCell<std::borrow::Cow<'data, [u8]>>>);
+
+impl<'data> Payloads<'data> {
+    fn new(module: &Module<'data>) -> Self {
+        Payloads(vec![std::cell::OnceCell::new(); module.sections().len()])
+    }
+
+    fn of(&self, section: &Section<'data>) -> &[u8] {
+        match self.0.get(section.index as usize) {
+            Some(cell) => cell.get_or_init(|| section.payload().unwrap_or_default()),
+            None => &[],
+        }
+    }
+}
+
 /// The section of a packed relative relocation and its addend, the word in place (zero past
 /// the section's file bytes).
 fn relative_addend<'m, 'data>(
     module: &'m Module<'data>,
+    payloads: &Payloads<'data>,
     offset: u64,
 ) -> (Option<&'m Section<'data>>, u64) {
     let section = module.section_at(offset);
     let addend = section
         .and_then(|s| {
             let at = usize::try_from(offset - s.vaddr).ok()?;
-            s.data.get(at..at.checked_add(8)?)
+            payloads.of(s).get(at..at.checked_add(8)?)
         })
         .map_or(0, |word| {
             u64::from_le_bytes(word.try_into().unwrap_or_default())
@@ -457,11 +506,20 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
                 "module_hash": hex(&h.module_hash),
             }),
         );
+        if let (Some(table), Some(Value::Object(header))) =
+            (module.versions(), report.get_mut("header"))
+        {
+            header.insert(
+                "module_version".into(),
+                json!(table.module_version().to_string()),
+            );
+            header.insert("module_name".into(), json!(table.name()));
+        }
     }
     if parts.sections {
         let sections = module.sections().iter().map(|s| {
             let loaded = s.kind.is_loaded();
-            json!({
+            let mut section = json!({
                 "index": s.index,
                 "name": s.name,
                 "kind": s.kind.to_string(),
@@ -471,7 +529,11 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
                 "address": loaded.then_some(s.vaddr),
                 "mem_size": loaded.then_some(s.mem_size),
                 "align": s.align,
-            })
+            });
+            if let Some(c) = s.compressed() {
+                section["compression"] = json!({ "algorithm": "zstd", "raw_size": c.raw_size });
+            }
+            section
         });
         report.insert("sections".into(), Value::Array(sections.collect()));
         // A Windows module's function table, as `RtlAddFunctionTable` sees it.
@@ -519,6 +581,7 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
                 "section": s.section,
                 "type_id": s.type_id,
                 "version": s.version,
+                "version_semver": module.symbol_version(&s).map(|v| v.to_string()),
             })
         });
         report.insert("symbols".into(), Value::Array(list.collect()));
@@ -553,8 +616,9 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
             })
         });
         report.insert("relocations".into(), Value::Array(list.collect()));
+        let payloads = Payloads::new(module);
         let list = module.relative_relocations().into_iter().map(|offset| {
-            let (section, addend) = relative_addend(module, offset);
+            let (section, addend) = relative_addend(module, &payloads, offset);
             let (symbol, symbol_offset) = symbol_at(addend);
             json!({
                 "offset": offset,
@@ -568,6 +632,13 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
     }
     if parts.needed {
         report.insert("needed".into(), json!(module.needed()));
+        if let Some(table) = module.versions() {
+            let modules: Vec<_> = table
+                .dependencies()
+                .map(|d| json!({ "name": d.name, "required": d.req.to_string() }))
+                .collect();
+            report.insert("needed_modules".into(), Value::Array(modules));
+        }
     }
     if parts.constructors {
         for (key, list) in [

@@ -285,6 +285,8 @@ impl SectionFlags {
     pub const READ: SectionFlags = SectionFlags(0x1);
     pub const WRITE: SectionFlags = SectionFlags(0x2);
     pub const EXEC: SectionFlags = SectionFlags(0x4);
+    /// The payload is compressed (only in a `COMPRESSED` module; see `docs/FORMAT.md`).
+    pub const COMPRESSED: SectionFlags = SectionFlags(0x8);
 
     pub const fn contains(self, other: SectionFlags) -> bool {
         self.0 & other.0 == other.0

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::{I64, U32, U64};
 
+use crate::compress::{Compression, compress_payload};
 use crate::error::Error;
 use crate::raw::{self, NONE, PAGE_SIZE};
 use crate::read::{Import, Reloc, Symbol, compute_module_hash};
@@ -87,6 +88,11 @@ pub struct ModuleBuilder<'a> {
     /// (the default) shifted left by 0 to 4, that is 4, 8, 16, 32 or 64 KiB. Loaded payloads
     /// start on this boundary in the file too.
     pub page_size: u64,
+    /// Which loaded payloads to store compressed (none by default). A compressed payload
+    /// is placed right after the tables instead of on a page of its own, and the module is
+    /// flagged `COMPRESSED`; a payload compression does not shrink by an eighth is stored
+    /// as it is.
+    pub compression: Compression,
     sections: Vec<LoadedSection<'a>>,
     symbols: Vec<Symbol<'a>>,
     imports: Vec<Import<'a>>,
@@ -108,6 +114,7 @@ impl<'a> ModuleBuilder<'a> {
             entry_point: None,
             source_hash: 0,
             page_size: PAGE_SIZE,
+            compression: Compression::None,
             sections: Vec::new(),
             symbols: Vec::new(),
             imports: Vec::new(),
@@ -181,6 +188,13 @@ impl<'a> ModuleBuilder<'a> {
         self.opaque.retain(|(k, _)| *k != kind);
         self.opaque.push((kind, data));
         Ok(())
+    }
+
+    /// Sets the `version` table (`docs/FORMAT.md`, *Version table*): the module's version,
+    /// name and dependencies, and the versions symbols' `version` fields name (indices from
+    /// [`crate::Versions::index_of`]).
+    pub fn set_versions(&mut self, versions: &crate::version::Versions) -> Result<(), Error> {
+        self.set_opaque(SectionKind::Version, versions.encode()?)
     }
 
     /// Writes the module. The result is checked with [`crate::Module::parse`] before it is
@@ -290,52 +304,93 @@ impl<'a> ModuleBuilder<'a> {
         if !strtab.bytes.is_empty() {
             tables.insert(0, (SectionKind::StrTab, ".strtab", strtab.bytes));
         }
+        // Compressed tables: a reader decompresses them before it parses the module
+        // (`compress::expand_tables`).
+        let mut tables_compressed = vec![false; tables.len()];
+        if let Some(level) = self.compression.table_level() {
+            for (table, compressed) in tables.iter_mut().zip(&mut tables_compressed) {
+                if table.2.is_empty() {
+                    continue;
+                }
+                if let Some(bytes) = compress_payload(&table.2, level)? {
+                    table.2 = bytes;
+                    *compressed = true;
+                }
+            }
+        }
 
         let section_count = self.sections.len() + tables.len();
         let table_offset = size_of::<raw::Header>() as u64;
         let mut cursor = table_offset + (section_count * size_of::<raw::SectionHeader>()) as u64;
         let mut headers = Vec::with_capacity(section_count);
         let mut payloads: Vec<(u64, &[u8])> = Vec::new();
-        for (kind, name, data) in &tables {
+        for ((kind, name, data), compressed) in tables.iter().zip(&tables_compressed) {
             cursor = cursor.next_multiple_of(8);
-            headers.push(section_header(
-                *kind,
-                name,
-                cursor,
-                data.len() as u64,
-                0,
-                0,
-                8,
-            )?);
+            let mut header = section_header(*kind, name, cursor, data.len() as u64, 0, 0, 8)?;
+            if *compressed {
+                header.flags = U32::new(SectionFlags::COMPRESSED.0);
+            }
+            headers.push(header);
             payloads.push((cursor, data));
             cursor += data.len() as u64;
         }
+        // Compressed payloads, by section, and where they go: after the tables, 8-aligned.
+        let mut compressed: Vec<Option<(u64, Vec<u8>)>> = Vec::with_capacity(self.sections.len());
+        for s in &self.sections {
+            let packed = match self.compression.level_for(s.kind) {
+                Some(level) if !s.data.is_empty() && s.kind != SectionKind::Bss => {
+                    compress_payload(&s.data, level)?
+                }
+                _ => None,
+            };
+            compressed.push(packed.map(|bytes| {
+                cursor = cursor.next_multiple_of(8);
+                let at = cursor;
+                cursor += bytes.len() as u64;
+                (at, bytes)
+            }));
+        }
         let mut image_size = 0u64;
         let mut loaded_headers = Vec::with_capacity(self.sections.len());
-        for s in &self.sections {
+        for (s, packed) in self.sections.iter().zip(&compressed) {
             if !s.kind.is_loaded() {
                 return Err(Error::Build(format!(
                     "{} is not a loaded section kind",
                     s.kind
                 )));
             }
-            let file_offset = if s.data.is_empty() {
-                0
+            if let Some((file_offset, bytes)) = packed {
+                let mut header = section_header(
+                    s.kind,
+                    s.name,
+                    *file_offset,
+                    bytes.len() as u64,
+                    s.vaddr,
+                    s.mem_size,
+                    s.align,
+                )?;
+                header.flags = U32::new(header.flags.get() | SectionFlags::COMPRESSED.0);
+                loaded_headers.push(header);
+                payloads.push((*file_offset, bytes));
             } else {
-                cursor.next_multiple_of(page_size)
-            };
-            loaded_headers.push(section_header(
-                s.kind,
-                s.name,
-                file_offset,
-                s.data.len() as u64,
-                s.vaddr,
-                s.mem_size,
-                s.align,
-            )?);
-            if !s.data.is_empty() {
-                payloads.push((file_offset, &s.data));
-                cursor = file_offset + s.data.len() as u64;
+                let file_offset = if s.data.is_empty() {
+                    0
+                } else {
+                    cursor.next_multiple_of(page_size)
+                };
+                loaded_headers.push(section_header(
+                    s.kind,
+                    s.name,
+                    file_offset,
+                    s.data.len() as u64,
+                    s.vaddr,
+                    s.mem_size,
+                    s.align,
+                )?);
+                if !s.data.is_empty() {
+                    payloads.push((file_offset, &s.data));
+                    cursor = file_offset + s.data.len() as u64;
+                }
             }
             let end = s
                 .vaddr
@@ -349,6 +404,11 @@ impl<'a> ModuleBuilder<'a> {
         let mut flags = self.flags;
         if self.entry_point.is_some() {
             flags = flags.union(ModuleFlags::EXECUTABLE);
+        }
+        // Set exactly when a payload is compressed, as the reader requires.
+        flags = ModuleFlags(flags.0 & !ModuleFlags::COMPRESSED.0);
+        if compressed.iter().any(Option::is_some) || tables_compressed.contains(&true) {
+            flags = flags.union(ModuleFlags::COMPRESSED);
         }
         let header = raw::Header {
             magic: raw::MAGIC,
@@ -380,7 +440,9 @@ impl<'a> ModuleBuilder<'a> {
         out[raw::MODULE_HASH_RANGE].copy_from_slice(&hash);
         // Every symbol entry too, local ones included, and the source map, which a parse
         // leaves to be read.
-        crate::Module::parse(&out)
+        let expanded = crate::compress::expand_tables(&out, &crate::Limits::default())
+            .map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;
+        crate::Module::parse(expanded.as_deref().unwrap_or(&out))
             .and_then(|module| module.symbols().to_vec().map(drop).and(Ok(module)))
             .and_then(|module| module.source_map().map(drop))
             .map_err(|e| Error::Build(format!("the description is inconsistent: {e}")))?;

@@ -427,6 +427,46 @@ fn the_structure_tables_match_the_raw_structs() {
                 unwind_info
             }),
         ),
+        (
+            "CompressedHeader",
+            layout!(raw::CompressedHeader {
+                algorithm,
+                reserved,
+                raw_size
+            }),
+        ),
+        (
+            "RawVersionHeader",
+            layout!(smf_format::version::RawVersionHeader {
+                format,
+                name_offset,
+                version_count,
+                dependency_count,
+                strings_size,
+                reserved
+            }),
+        ),
+        (
+            "RawVersion",
+            layout!(smf_format::version::RawVersion {
+                major,
+                minor,
+                patch,
+                reserved
+            }),
+        ),
+        (
+            "RawDependency",
+            layout!(smf_format::version::RawDependency {
+                name_offset,
+                op,
+                reserved0,
+                major,
+                minor,
+                patch,
+                reserved1
+            }),
+        ),
     ];
     for (name, fields) in structs {
         let rows = doc_table(&doc, &format!("<!-- struct: {name} -->"));

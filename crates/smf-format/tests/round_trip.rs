@@ -86,10 +86,7 @@ fn every_field_survives_a_round_trip() {
         module.table_section(SectionKind::TypeInfo).unwrap().data,
         common::small_type_table()
     );
-    assert_eq!(
-        module.table_section(SectionKind::Version).unwrap().data,
-        b"v1.2.3"
-    );
+    assert_eq!(module.module_version(), Some(Version::new(1, 2, 3)));
     assert_eq!(
         module.table_section(SectionKind::SrcMap).unwrap().data,
         full_source_map()

@@ -39,6 +39,7 @@ mod symbols;
 mod tls;
 mod types;
 mod undefined;
+pub mod version_script;
 
 pub use error::{Error, RelocationError, RelocationProblem};
 pub use undefined::{Packed, UndefinedSymbol, UndefinedSymbols, display_name};
@@ -72,6 +73,21 @@ pub struct Options {
     /// Names the host program defines for modules (`Registry::define`), which the check of
     /// `undefined` counts as defined.
     pub host_symbols: Vec<String>,
+    /// Which loaded payloads to store zstd-compressed (`docs/FORMAT.md`, *Compressed
+    /// payloads*); none by default.
+    pub compression: smf_format::Compression,
+    /// The module's version; with it, or with a module name, module dependencies or symbol
+    /// versions, the module gets a version table (`docs/FORMAT.md`, *Version table*), and
+    /// without it the version is 0.0.0.
+    pub version: Option<smf_format::Version>,
+    /// The name other modules' dependencies name this one by (without it, loaders use the
+    /// file name).
+    pub module_name: Option<String>,
+    /// Modules this one depends on, each with the range of versions it accepts.
+    pub module_dependencies: Vec<(String, smf_format::VersionReq)>,
+    /// Versions of exported symbols (from a version script), by name; the others have the
+    /// module's version.
+    pub symbol_versions: Vec<(String, smf_format::Version)>,
 }
 
 /// Links `inputs` into one SMF module and returns its bytes.
@@ -156,6 +172,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     builder.page_size = arch.page_size;
     builder.source_hash = source_hash(inputs);
     builder.entry_point = entry;
+    builder.compression = options.compression;
     if options.reloadable {
         builder.flags = builder.flags.union(ModuleFlags::RELOADABLE);
     }
@@ -218,6 +235,37 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     let types_valid = smf_format::typeinfo::TypeInfo::parse(&types.encode()).is_ok();
     if any_typed && types_valid {
         builder.set_types(&types);
+    }
+    let mut symbols = symbols;
+    let versioned = options.version.is_some()
+        || options.module_name.is_some()
+        || !options.module_dependencies.is_empty()
+        || !options.symbol_versions.is_empty();
+    if versioned {
+        let mut table = smf_format::Versions::new(options.version.unwrap_or_default());
+        table.name = options.module_name.clone();
+        for (name, req) in &options.module_dependencies {
+            table.require(name, *req);
+        }
+        for (name, version) in &options.symbol_versions {
+            let index = table.index_of(*version);
+            let mut found = false;
+            for symbol in symbols
+                .iter_mut()
+                .filter(|s| s.name == name && s.is_exported())
+            {
+                symbol.version = index;
+                found = true;
+            }
+            if !found {
+                return Err(Error::Symbol {
+                    file: "the symbol versions".to_owned(),
+                    symbol: name.clone(),
+                    problem: format!("given version {version}, but no input exports it"),
+                });
+            }
+        }
+        builder.set_versions(&table).map_err(Error::Format)?;
     }
     for symbol in symbols {
         builder.add_symbol(smf_format::Symbol {

@@ -245,7 +245,9 @@ fn symbol_entry<'data>(
         value,
         size,
         type_id: 0,
-        version: 1,
+        // The module's own version (entry 0 of a version table); `Options::symbol_versions`
+        // names others.
+        version: 0,
     }
 }
 

@@ -22,6 +22,15 @@ struct Cli {
     command: Command,
 }
 
+/// Which payloads `smf pack --compress` compresses.
+#[derive(Clone, Copy, ValueEnum)]
+enum CompressWhat {
+    /// Every loaded payload.
+    All,
+    /// Every loaded payload but code, which stays mapped from the file.
+    Data,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Link ELF x86-64 relocatable objects (built with -fPIC) and static archives into one
@@ -40,9 +49,22 @@ enum Command {
         /// Mark the module as replaceable while the process runs.
         #[arg(long)]
         reloadable: bool,
-        /// A native library to open before imports are resolved (like DT_NEEDED); repeatable.
-        #[arg(long = "needed", value_name = "LIBRARY")]
+        /// A native library to open before imports are resolved (like DT_NEEDED), or, as
+        /// NAME@RANGE (`geometry@^1.2`, `log@*`), a module this one depends on, which a
+        /// registry must have loaded in that version range; repeatable.
+        #[arg(long = "needed", value_name = "LIBRARY|NAME@RANGE")]
         needed: Vec<String>,
+        /// The module's version, MAJOR.MINOR.PATCH (recorded in its version table).
+        #[arg(long = "version", value_name = "X.Y.Z")]
+        module_version: Option<String>,
+        /// The name other modules' `--needed NAME@RANGE` name this one by (default: a loader
+        /// uses the file name up to its first `.`).
+        #[arg(long = "module-name", value_name = "NAME")]
+        module_name: Option<String>,
+        /// A GNU ld version script: each name under `global:` of a node named like
+        /// `LIB_1.2` gets that version (symbols not listed have the module's).
+        #[arg(long = "version-script", value_name = "FILE")]
+        version_script: Option<PathBuf>,
         /// Fail when an import is defined by no input, no --needed library and not the C
         /// library (read from disk); without it, each is a warning.
         #[arg(long = "no-undefined")]
@@ -51,6 +73,12 @@ enum Command {
         /// a line (`#` starts a comment): not reported as undefined; repeatable.
         #[arg(long = "host-symbols", value_name = "FILE")]
         host_symbols: Vec<PathBuf>,
+        /// Store loaded payloads zstd-compressed: `all` (the default), or `data` to keep
+        /// code uncompressed and mapped straight from the file. A payload compression does
+        /// not shrink by an eighth stays uncompressed (docs/FORMAT.md, *Compressed payloads*).
+        #[arg(long, value_enum, value_name = "WHAT", num_args = 0..=1, require_equals = true,
+              default_missing_value = "all")]
+        compress: Option<CompressWhat>,
         /// Input objects and archives.
         #[arg(required_unless_present = "library")]
         inputs: Vec<PathBuf>,
@@ -341,10 +369,34 @@ fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
+/// The module file `bytes` with its compressed tables decompressed, which is what
+/// `Module::parse` reads (the bytes themselves when none is compressed).
+fn expanded(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    Ok(
+        match smf_format::expand_tables(bytes, &smf_format::Limits::default())? {
+            Some(expanded) => std::borrow::Cow::Owned(expanded),
+            None => std::borrow::Cow::Borrowed(bytes),
+        },
+    )
+}
+
+/// Checks the module hash of the file `bytes`, as stored (compressed tables included).
+fn check_hash(bytes: &[u8], module: &Module<'_>) -> std::result::Result<(), smf_format::Error> {
+    let computed = smf_format::compute_module_hash(bytes)?;
+    if computed != module.header().module_hash {
+        return Err(smf_format::Error::HashMismatch {
+            stored: module.header().module_hash,
+            computed,
+        });
+    }
+    Ok(())
+}
+
 /// Whether a packed module has relocations that make the loader give it a static
 /// thread-local block.
 fn needs_static_tls(bytes: &[u8]) -> bool {
-    smf_format::Module::parse(bytes).is_ok_and(|module| {
+    let expanded = expanded(bytes).ok();
+    smf_format::Module::parse(expanded.as_deref().unwrap_or(bytes)).is_ok_and(|module| {
         module.relocations().iter().any(|r| {
             matches!(
                 r.kind,
@@ -380,14 +432,55 @@ fn run(command: Command) -> Result<ExitCode> {
             host_symbols,
             library_path,
             link_order,
+            compress,
+            module_version,
+            module_name,
+            version_script,
             ..
         } => {
             let inputs = pack_inputs(&link_order, &library_path)?;
+            // NAME@RANGE is a module dependency; anything else a native library.
+            let mut libraries = Vec::new();
+            let mut module_dependencies = Vec::new();
+            for item in needed {
+                match smf_format::version::parse_dependency(&item) {
+                    None => libraries.push(item),
+                    Some(dependency) => {
+                        module_dependencies.push(dependency.map_err(anyhow::Error::msg)?);
+                    }
+                }
+            }
+            let version = module_version
+                .map(|v| v.parse::<smf_format::Version>())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--version: {e}"))?;
+            let symbol_versions = match &version_script {
+                None => Vec::new(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("{}", path.display()))?;
+                    smf_pack::version_script::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                }
+            };
             let options = smf_pack::Options {
                 entry,
                 reloadable,
-                needed,
+                needed: libraries,
+                version,
+                module_name,
+                module_dependencies,
+                symbol_versions,
                 host_symbols: read_symbol_lists(&host_symbols)?,
+                compression: match compress {
+                    None => smf_format::Compression::None,
+                    Some(CompressWhat::All) => smf_format::Compression::All {
+                        level: smf_format::compress::DEFAULT_LEVEL,
+                    },
+                    Some(CompressWhat::Data) => smf_format::Compression::AllButCode {
+                        level: smf_format::compress::DEFAULT_LEVEL,
+                    },
+                },
                 undefined: if no_undefined {
                     smf_pack::UndefinedSymbols::Error
                 } else {
@@ -541,7 +634,8 @@ fn run(command: Command) -> Result<ExitCode> {
             types,
             lines,
         } => {
-            let bytes = read(&file)?;
+            let stored = read(&file)?;
+            let bytes = expanded(&stored).with_context(|| format!("{}", file.display()))?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
             let source_map = if lines {
                 module
@@ -591,7 +685,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 }
                 written => written.with_context(|| "writing the report")?,
             }
-            if let Err(e) = module.verify_hash() {
+            if let Err(e) = check_hash(&stored, &module) {
                 eprintln!("smf: warning: {}: {e}", file.display());
             }
             // Broken local entries, which a load never reads (the report shows them too).
@@ -601,11 +695,10 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { file, key } => {
-            let bytes = read(&file)?;
+            let stored = read(&file)?;
+            let bytes = expanded(&stored).with_context(|| format!("{}", file.display()))?;
             let module = Module::parse(&bytes).with_context(|| format!("{}", file.display()))?;
-            module
-                .verify_hash()
-                .with_context(|| format!("{}", file.display()))?;
+            check_hash(&stored, &module).with_context(|| format!("{}", file.display()))?;
             module
                 .source_map()
                 .with_context(|| format!("{}", file.display()))?;

@@ -46,6 +46,24 @@ impl Reservation {
         Ok(())
     }
 
+    /// Lets `fill` write `len` bytes at `offset` of the reservation in place (decompressing
+    /// a payload straight into the image), and returns what it returns.
+    ///
+    /// # Safety
+    /// As for [`Reservation::write`].
+    pub(crate) unsafe fn fill<T>(
+        &self,
+        offset: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> T,
+    ) -> io::Result<T> {
+        self.check(offset, len)?;
+        // SAFETY: in bounds (checked), writable, and no other thread or reference touches
+        // these bytes while the slice lives (caller's contract); the slice ends with `fill`.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(offset), len) };
+        Ok(fill(bytes))
+    }
+
     /// Copies `bytes` to `offset` of the reservation.
     ///
     /// # Safety

@@ -283,8 +283,12 @@ pub fn full_builder() -> ModuleBuilder<'static> {
     b.add_fini(CODE + 0x30);
     b.set_opaque(SectionKind::TypeInfo, small_type_table())
         .unwrap();
-    b.set_opaque(SectionKind::Version, b"v1.2.3".to_vec())
-        .unwrap();
+    // Version 3, which the symbol `typed` names, is 1.2.0.
+    let mut versions = Versions::new(Version::new(1, 2, 3));
+    for minor in 0..3 {
+        versions.index_of(Version::new(1, minor, 0));
+    }
+    b.set_versions(&versions).unwrap();
     b.set_opaque(SectionKind::SrcMap, full_source_map())
         .unwrap();
     b
