@@ -278,3 +278,43 @@ pub fn srcmap(data: &[u8]) {
     let mut report = String::new();
     let _ = smf_format::srcmap::write_source_lines(Some(&map), &mut report);
 }
+
+/// Compressed payloads and tables on arbitrary bytes: decompress the tables as a reader
+/// does, parse, and decompress every compressed payload, which must give exactly its
+/// declared size or an error.
+pub fn compressed(data: &[u8]) {
+    let limits = smf_format::Limits::default().with_max_decompressed_size(64 << 20);
+    let Ok(expanded) = smf_format::expand_tables(data, &limits) else {
+        return;
+    };
+    let bytes = expanded.as_deref().unwrap_or(data);
+    let Ok(module) = Module::parse_with_limits(bytes, &limits) else {
+        return;
+    };
+    for section in module.sections() {
+        if let Some(compressed) = section.compressed() {
+            assert!(compressed.raw_size <= section.mem_size);
+            if let Ok(payload) = compressed.decompress() {
+                assert_eq!(payload.len() as u64, compressed.raw_size);
+            }
+        }
+    }
+}
+
+/// The version table parser on arbitrary bytes; every range it accepts prints as text that
+/// parses back to it, and every version index below the count is there.
+pub fn versions(data: &[u8]) {
+    let Ok(table) = smf_format::VersionTable::parse(data) else {
+        return;
+    };
+    let _ = (table.name(), table.module_version());
+    for i in 0..table.version_count() as u32 {
+        assert!(table.version(i).is_some());
+    }
+    for dependency in table.dependencies() {
+        assert!(!dependency.name.is_empty());
+        let text = dependency.req.to_string();
+        assert_eq!(text.parse::<smf_format::VersionReq>(), Ok(dependency.req));
+        let _ = dependency.req.matches(&table.module_version());
+    }
+}

@@ -100,3 +100,15 @@ fn srcmap_findings_and_seeds() {
         harness::srcmap(&data);
     }
 }
+
+#[test]
+fn compressed_and_versions_findings_and_seeds() {
+    let (findings, seeds) = corpus("compressed");
+    assert!(!seeds.is_empty(), "fuzz/seeds/compressed is missing");
+    replay("compressed", &findings, harness::compressed);
+    replay("compressed", &seeds, harness::compressed);
+    let (findings, seeds) = corpus("versions");
+    assert!(!seeds.is_empty(), "fuzz/seeds/versions is missing");
+    replay("versions", &findings, harness::versions);
+    replay("versions", &seeds, harness::versions);
+}
