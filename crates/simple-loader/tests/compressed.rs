@@ -11,6 +11,7 @@ use smf_format::*;
 fn module(compression: Compression) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.arch = common::HOST;
+    b.platform = simple_loader::HOST_PLATFORM;
     b.compression = compression;
     let mut code = common::return_constant(42).to_vec();
     code.resize(0x2000, 0);

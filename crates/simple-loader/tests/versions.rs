@@ -12,6 +12,7 @@ use smf_format::*;
 fn math(version: &str, returns: u16) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.arch = common::HOST;
+    b.platform = simple_loader::HOST_PLATFORM;
     b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     let text = b.add_section(LoadedSection {
         kind: SectionKind::Code,
@@ -43,6 +44,7 @@ fn math(version: &str, returns: u16) -> Vec<u8> {
 fn app(range: &str) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.arch = common::HOST;
+    b.platform = simple_loader::HOST_PLATFORM;
     let data = b.add_section(LoadedSection {
         kind: SectionKind::Data,
         name: ".data",
