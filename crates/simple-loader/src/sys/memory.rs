@@ -165,6 +165,7 @@ fn copy_shared(from: *const u8, to: *mut u8, len: usize, shared: Shared) {
     // shared side is accessed atomically, with 8-byte accesses only where it is 8-byte
     // aligned (`head` makes it so); the private side is accessed unaligned.
     while at < len {
+        // SAFETY: `at < len`, so both offsets stay inside the `len` bytes of each side.
         let (from, to) = unsafe { (from.add(at), to.add(at)) };
         if at >= head && at < words_end {
             match shared {
