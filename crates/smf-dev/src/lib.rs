@@ -76,8 +76,8 @@ pub struct Project {
     /// C sources (`.c`), C++ sources (`.cc`, `.cpp`, `.cxx`, `.C`, `.c++`), or, with
     /// `build_command`, the objects and archives it makes (packed as they are).
     pub inputs: Vec<PathBuf>,
-    /// A shell command that builds `inputs` (`make lib.o`), run before every pack; its
-    /// output is shown when it fails.
+    /// A shell command that builds `inputs` (`make lib.o`), run before every pack by
+    /// `sh -c` (`cmd /C` on Windows); its output is shown when it fails.
     pub build_command: Option<String>,
     /// Files and directories (watched recursively) whose changes trigger a rebuild; by
     /// default the sources in `inputs`.
@@ -85,7 +85,7 @@ pub struct Project {
     /// Compiler arguments for every source, after `CFLAGS` or `CXXFLAGS`: `-I`, `-D`, ...
     pub compiler_args: Vec<String>,
     /// Native libraries the module opens (`smf pack --needed`); C++ sources add
-    /// `libstdc++.so.6`.
+    /// `libstdc++.so.6` (`libstdc++-6.dll` on Windows).
     pub needed: Vec<String>,
     /// Archives to link (`-l NAME`), searched in `library_dirs` (`-L DIR`).
     pub libraries: Vec<String>,
@@ -119,6 +119,55 @@ pub fn is_cxx_source(path: &Path) -> bool {
         path.extension().and_then(|e| e.to_str()),
         Some("cc" | "cpp" | "cxx" | "C" | "c++" | "cp" | "CPP")
     )
+}
+
+/// The native C++ library a module of C++ sources needs.
+const LIBSTDCXX: &str = if cfg!(windows) {
+    "libstdc++-6.dll"
+} else {
+    "libstdc++.so.6"
+};
+
+/// The compiler used when `CC` (or `CXX`) is not set: `cc` (`c++`) on Unix; on Windows,
+/// which has no `cc`, the first of `gcc` and `clang` (`g++`, `clang++`) that starts.
+fn default_compiler(cxx: bool) -> String {
+    if !cfg!(windows) {
+        return if cxx { "c++" } else { "cc" }.into();
+    }
+    let candidates: [&str; 2] = if cxx {
+        ["g++", "clang++"]
+    } else {
+        ["gcc", "clang"]
+    };
+    candidates
+        .iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or(&candidates[0])
+        .to_string()
+}
+
+/// The shell that runs a build command and the command running it in the current
+/// directory: `sh -c COMMAND` on Unix, `cmd /C COMMAND` on Windows (the command line given
+/// to `cmd` as written, which parses it itself).
+fn shell_command(command: &str) -> (&'static str, Command) {
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt as _;
+        let mut shell = Command::new("cmd");
+        shell.arg("/C").raw_arg(command);
+        ("cmd", shell)
+    }
+    #[cfg(not(windows))]
+    {
+        let mut shell = Command::new("sh");
+        shell.arg("-c").arg(command);
+        ("sh", shell)
+    }
 }
 
 /// The words of the environment variable `name`, split as a shell would split them
@@ -237,14 +286,11 @@ impl Session {
         let mut objects = Vec::new();
         if let Some(command) = &self.project.build_command {
             progress(&format!("running `{command}`"));
-            let output = Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .output()
-                .map_err(|error| DevError::Compiler {
-                    program: "sh".into(),
-                    error,
-                })?;
+            let (shell, mut shell_command) = shell_command(command);
+            let output = shell_command.output().map_err(|error| DevError::Compiler {
+                program: shell.into(),
+                error,
+            })?;
             if !output.status.success() {
                 let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
                 text.push_str(&String::from_utf8_lossy(&output.stderr));
@@ -294,7 +340,7 @@ impl Session {
         let cxx = self.project.build_command.is_none()
             && self.project.inputs.iter().any(|s| is_cxx_source(s));
         if cxx && !needed.iter().any(|n| n.starts_with("libstdc++")) {
-            needed.push("libstdc++.so.6".into());
+            needed.push(LIBSTDCXX.into());
         }
         progress(&format!("packing {} input(s)", inputs.len()));
         let options = smf_pack::Options {
@@ -316,19 +362,19 @@ impl Session {
         })
     }
 
-    /// Compiles one source with `CC` or `CXX` (`cc`, `c++` by default), `CFLAGS` or
+    /// Compiles one source with `CC` or `CXX` (by default `cc`, `c++`; see [`default_compiler`]), `CFLAGS` or
     /// `CXXFLAGS`, and the project's arguments. The source is passed as the user named it,
     /// so the compiler's messages point at it.
     fn compile(&self, source: &Path, object: &Path) -> Result<(), DevError> {
         let cxx = is_cxx_source(source);
         let (program, flags) = if cxx {
             (
-                std::env::var("CXX").unwrap_or_else(|_| "c++".into()),
+                std::env::var("CXX").unwrap_or_else(|_| default_compiler(true)),
                 env_words("CXXFLAGS"),
             )
         } else {
             (
-                std::env::var("CC").unwrap_or_else(|_| "cc".into()),
+                std::env::var("CC").unwrap_or_else(|_| default_compiler(false)),
                 env_words("CFLAGS"),
             )
         };

@@ -1,0 +1,539 @@
+//! The loader's runtime on Windows, on modules packed from C compiled by mingw-w64's gcc at
+//! test time: hot reload (`Current` handles, old code alive while pinned, the
+//! function tables of both versions registered and removed), stack walks and a Rust panic
+//! crossing module frames, native imports from `--needed` DLLs in Linux's order, and the
+//! crash reporter of `smf.exe run`. Built for `x86_64-pc-windows-gnu` and run under Wine
+//! (README, "Windows"); on other systems this file is empty.
+#![cfg(windows)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use simple_loader::Registry;
+use windows_sys::Win32::System::Diagnostics::Debug::{
+    RtlCaptureStackBackTrace, RtlLookupFunctionEntry,
+};
+
+/// Compiles with mingw-w64's gcc in `dir`: `args` are its arguments, `output` the file they
+/// make, whose path is returned.
+///
+/// Under Wine, gcc is a Linux program, and a Linux program started from a Windows one gets
+/// Windows paths, its Windows path as `argv[0]` (it then cannot find `cc1`), and no pipes;
+/// and Wine neither waits for it nor reports its exit status. So it is started through
+/// `/bin/sh` in the Linux path of `dir` (which Wine's `wine_get_unix_file_name` gives),
+/// with file names relative to it, its messages written to a file, and its exit status
+/// written to another when it ends, which the test waits for.
+fn mingw_gcc(dir: &Path, args: &str, output: &str) -> PathBuf {
+    let out = dir.join(output);
+    let messages = dir.join("gcc-messages.txt");
+    let status_file = dir.join("gcc-status.txt");
+    for stale in [&out, &messages, &status_file] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let status = match unix_path(dir) {
+        Some(unix_dir) => {
+            run_under_wine(&format!(
+                "Z:\\bin\\sh -c \"cd '{unix_dir}' && {{ x86_64-w64-mingw32-gcc {args} \
+                 2>gcc-messages.txt; echo $? >gcc-status.tmp; mv gcc-status.tmp gcc-status.txt; }}\""
+            ));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+            loop {
+                if let Ok(text) = std::fs::read_to_string(&status_file) {
+                    break text.trim().to_owned();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "x86_64-w64-mingw32-gcc {args} did not end within 300 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        None => {
+            let status = Command::new("x86_64-w64-mingw32-gcc")
+                .args(args.split_whitespace())
+                .current_dir(dir)
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run x86_64-w64-mingw32-gcc: {e}"));
+            status.code().unwrap_or(-1).to_string()
+        }
+    };
+    assert!(
+        status == "0" && out.exists(),
+        "x86_64-w64-mingw32-gcc {args} failed (exit status {status})\n{}",
+        std::fs::read_to_string(&messages).unwrap_or_default()
+    );
+    out
+}
+
+/// Starts the Linux program `command_line` names, with `CreateProcessW` itself: the
+/// standard library's `Command` fails there ("Invalid handle") under Wine.
+fn run_under_wine(command_line: &str) {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::System::Threading::{
+        CreateProcessW, PROCESS_INFORMATION, STARTUPINFOW,
+    };
+    let mut line: Vec<u16> = command_line.encode_utf16().chain([0]).collect();
+    // SAFETY: zeroed STARTUPINFOW and PROCESS_INFORMATION are valid (no handles, defaults).
+    let (mut startup, mut info): (STARTUPINFOW, PROCESS_INFORMATION) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    startup.cb = size_of::<STARTUPINFOW>() as u32;
+    // SAFETY: `line` is a writable NUL-terminated command line, the structures are valid,
+    // and the handles returned are closed once below.
+    unsafe {
+        let started = CreateProcessW(
+            std::ptr::null(),
+            line.as_mut_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            0,
+            0,
+            std::ptr::null(),
+            std::ptr::null(),
+            &startup,
+            &mut info,
+        );
+        assert!(
+            started != 0,
+            "cannot run {command_line}: {}",
+            std::io::Error::last_os_error()
+        );
+        CloseHandle(info.hProcess);
+        CloseHandle(info.hThread);
+    }
+}
+
+/// The Linux path of `path` when running under Wine (`None` otherwise).
+fn unix_path(path: &Path) -> Option<String> {
+    use std::os::windows::ffi::OsStrExt as _;
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: looking up an export of kernel32 by NUL-terminated names.
+    let function = unsafe {
+        GetProcAddress(
+            GetModuleHandleA(c"kernel32.dll".as_ptr().cast()),
+            c"wine_get_unix_file_name".as_ptr().cast(),
+        )
+    }?;
+    // SAFETY: Wine's `char *wine_get_unix_file_name(const WCHAR *)`.
+    let function: unsafe extern "system" fn(*const u16) -> *const std::ffi::c_char =
+        unsafe { std::mem::transmute(function) };
+    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    // SAFETY: `wide` is NUL-terminated; the result is null or a NUL-terminated string that
+    // the process heap owns (left to it: a few bytes per compile).
+    let unix = unsafe { function(wide.as_ptr()) };
+    // SAFETY: as above.
+    (!unix.is_null()).then(|| {
+        unsafe { std::ffi::CStr::from_ptr(unix) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+/// Compiles the C `source` (written to `dir/name.c`) to `dir/name.o` with `flags`.
+fn compile(dir: &Path, name: &str, source: &str, flags: &str) -> PathBuf {
+    std::fs::write(dir.join(format!("{name}.c")), source).unwrap();
+    mingw_gcc(
+        dir,
+        &format!("{flags} -c {name}.c -o {name}.o"),
+        &format!("{name}.o"),
+    )
+}
+
+/// Packs `objects` with `options` and writes the module to `path` the way a build does:
+/// to a new file renamed over the old one.
+fn pack(objects: &[PathBuf], options: &smf_pack::Options, path: &Path) {
+    let inputs: Vec<smf_pack::Input> = objects
+        .iter()
+        .map(|o| smf_pack::Input {
+            name: o.display().to_string(),
+            data: std::fs::read(o).unwrap(),
+        })
+        .collect();
+    let module = smf_pack::pack(&inputs, options).unwrap();
+    let new = path.with_extension("new");
+    std::fs::write(&new, module).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+fn reloadable() -> smf_pack::Options {
+    smf_pack::Options {
+        reloadable: true,
+        ..Default::default()
+    }
+}
+
+/// The image offset of the start of the function-table entry the system unwinder finds for
+/// `address`, and the image base it reports; `None` if no entry covers it.
+fn function_entry(address: usize) -> Option<(usize, usize)> {
+    let mut base = 0u64;
+    // SAFETY: RtlLookupFunctionEntry only reads the system's lists of function tables; the
+    // address is not dereferenced.
+    let entry = unsafe { RtlLookupFunctionEntry(address as u64, &mut base, std::ptr::null_mut()) };
+    // SAFETY: a non-null entry points into a registered table, readable while registered.
+    (!entry.is_null()).then(|| (unsafe { (*entry).BeginAddress } as usize, base as usize))
+}
+
+const COUNTER_V1: &str = r#"
+static int counter = 100;
+struct totals { int calls; int last; } totals;
+static int step(void) { return 1; }
+int bump(void) { totals.calls++; totals.last = counter + step(); return counter = totals.last; }
+int version(void) { return 1; }
+"#;
+
+const COUNTER_V2: &str = r#"
+static int counter = 100;
+struct totals { int calls; int last; } totals;
+static int step(void) { return 10; }
+int bump(void) { totals.calls++; totals.last = counter + step(); return counter = totals.last; }
+int version(void) { return 2; }
+int added(void) { return 3; }
+"#;
+
+type IntFn = extern "C" fn() -> i32;
+
+#[test]
+fn a_reloaded_mingw_module_switches_handles_and_tracks_both_function_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("counter.smf");
+    pack(
+        &[compile(dir.path(), "counter", COUNTER_V1, "-O2 -g")],
+        &reloadable(),
+        &path,
+    );
+    let registry = Registry::new();
+    // SAFETY: the module's constructors are the test's own C code.
+    let first = unsafe { registry.load(&path) }.unwrap();
+    // SAFETY: both functions are `int (void)` in every version.
+    let version = unsafe { registry.current::<IntFn>(&path, "version") }.unwrap();
+    let bump = unsafe { registry.current::<IntFn>(&path, "bump") }.unwrap();
+    // SAFETY: as above; the handle keeps this version mapped.
+    let old_version = unsafe { registry.pinned::<IntFn>(&path, "version") }.unwrap();
+    let (_, old_bump) = first.export("bump").unwrap();
+    drop(first);
+    assert_eq!((*version.pin())(), 1);
+    assert_eq!([(*bump.pin())(), (*bump.pin())()], [101, 102]);
+
+    // The system unwinder finds the first version's functions (registered at load).
+    let (begin, base) = function_entry(old_bump + 1).expect("no function entry for bump");
+    assert_eq!(base + begin, old_bump);
+
+    pack(
+        &[compile(dir.path(), "counter", COUNTER_V2, "-O2 -g")],
+        &reloadable(),
+        &path,
+    );
+    // SAFETY: as for the load.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(report.version, 2);
+    assert_eq!(report.added, ["added"], "{report}");
+    // The same handles call the new code. (Its state is not checked: see README,
+    // "Windows", on data symbols of modules packed from COFF objects.)
+    assert_eq!((*version.pin())(), 2);
+    let second = registry.get(&path).unwrap();
+    // The old version is still mapped for its pinned handle, and both versions' tables
+    // are registered.
+    assert_eq!((*old_version)(), 1);
+    let (_, new_bump) = second.export("bump").unwrap();
+    assert_ne!(new_bump, old_bump);
+    let (begin, base) = function_entry(new_bump + 1).expect("no function entry for new bump");
+    assert_eq!(base + begin, new_bump);
+    let (begin, base) = function_entry(old_bump + 1).expect("old bump's entry was removed");
+    assert_eq!(base + begin, old_bump);
+
+    // Once nothing holds the old version, it is freed and its table removed.
+    drop(old_version);
+    registry.collect();
+    assert_eq!(
+        function_entry(old_bump + 1),
+        None,
+        "the old version's function table is still registered"
+    );
+    assert_eq!((*version.pin())(), 2);
+}
+
+/// Module code that calls back into the host through two frames of its own.
+const CALLER: &str = r#"
+typedef int (*callback)(int);
+__attribute__((noinline)) int inner(callback f, int x) { int r = f(x + 1); return r * 2; }
+__attribute__((noinline)) int outer(callback f, int x) { int r = inner(f, x); return r + 1; }
+"#;
+
+type Callback = extern "C-unwind" fn(i32) -> i32;
+type Outer = extern "C-unwind" fn(Callback, i32) -> i32;
+
+std::thread_local! {
+    static FRAMES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records the return addresses of the stack as the system unwinder walks it.
+extern "C-unwind" fn walk(x: i32) -> i32 {
+    let mut frames = [std::ptr::null_mut(); 64];
+    // SAFETY: the buffer has room for the 64 frames asked for.
+    let n = unsafe { RtlCaptureStackBackTrace(0, 64, frames.as_mut_ptr(), std::ptr::null_mut()) };
+    FRAMES.with(|f| *f.borrow_mut() = frames[..n as usize].iter().map(|&p| p as usize).collect());
+    x * 10
+}
+
+extern "C-unwind" fn panics(x: i32) -> i32 {
+    std::panic::panic_any(format!("panic from the callback, x = {x}"));
+}
+
+/// The image (program or DLL) containing `address`, by its handle.
+fn image_of(address: usize) -> usize {
+    use windows_sys::Win32::System::LibraryLoader::{
+        GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+        GetModuleHandleExW,
+    };
+    let mut module = std::ptr::null_mut();
+    // SAFETY: FROM_ADDRESS only looks the address up; no reference is taken.
+    unsafe {
+        GetModuleHandleExW(
+            GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+            address as *const u16,
+            &mut module,
+        )
+    };
+    module as usize
+}
+
+#[test]
+fn stack_walks_and_rust_panics_cross_module_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("caller.smf");
+    for (flags, reload) in [("-O2", false), ("-O0", true)] {
+        pack(
+            &[compile(dir.path(), "caller", CALLER, flags)],
+            &reloadable(),
+            &path,
+        );
+        let registry = Registry::new();
+        // SAFETY: no constructors.
+        let module = unsafe { registry.load(&path) }.unwrap();
+        if reload {
+            // The walk must also work through a reloaded version's code, reached through
+            // a slot's trampoline.
+            pack(
+                &[compile(
+                    dir.path(),
+                    "caller",
+                    &format!("{CALLER}int extra(void) {{ return 0; }}\n"),
+                    "-O0",
+                )],
+                &reloadable(),
+                &path,
+            );
+            // SAFETY: as for the load.
+            assert_eq!(unsafe { registry.reload(&path) }.unwrap().version, 2);
+        }
+        let module = if reload {
+            registry.get(&path).unwrap()
+        } else {
+            module
+        };
+        // SAFETY: `outer` has this signature.
+        let outer = unsafe { registry.current::<Outer>(&path, "outer") }.unwrap();
+        // COFF symbols have no sizes: the function a return address lies in is the one
+        // whose function-table entry the system unwinder finds for it.
+        let within = |name: &str, address: usize| {
+            let (_, start) = module.export(name).unwrap();
+            function_entry(address).is_some_and(|(begin, base)| base + begin == start)
+        };
+
+        assert_eq!((*outer.pin())(walk, 4), 101, "{flags}");
+        let frames = FRAMES.with(|f| f.borrow().clone());
+        let at = |name: &str| frames.iter().position(|&a| within(name, a));
+        let (inner_at, outer_at) = (at("inner"), at("outer"));
+        assert!(
+            matches!((inner_at, outer_at), (Some(i), Some(o)) if o == i + 1),
+            "{flags}: no inner and outer frames, in order, among {frames:x?}"
+        );
+        // Past the module's frames the walk reaches this test again.
+        let here = image_of(stack_walks_and_rust_panics_cross_module_frames as *const () as usize);
+        let after = frames[outer_at.unwrap() + 1..]
+            .iter()
+            .position(|&a| image_of(a) == here);
+        assert!(
+            after.is_some(),
+            "{flags}: the walk stops in module code: {frames:x?}"
+        );
+
+        // A panic unwinds through both module frames to the host's catch_unwind.
+        let pinned = outer.pin();
+        let call = *pinned;
+        let caught = std::panic::catch_unwind(|| call(panics, 1)).unwrap_err();
+        assert_eq!(
+            caught.downcast_ref::<String>().map(String::as_str),
+            Some("panic from the callback, x = 2")
+        );
+        assert_eq!((*outer.pin())(walk, 0), 21);
+    }
+}
+
+/// A DLL exporting four functions, three of them also defined by the host, a registry
+/// module and the C library, to tell where each import came from.
+const NEEDED_DLL: &str = r#"
+__declspec(dllexport) int only_in_dll(void) { return 7; }
+__declspec(dllexport) int host_or_dll(void) { return 2; }
+__declspec(dllexport) int module_or_dll(void) { return 2; }
+__declspec(dllexport) int _getpid(void) { return 4242; }
+"#;
+
+const PROVIDER: &str = "int module_or_dll(void) { return 1; }\n";
+
+const IMPORTER: &str = r#"
+int only_in_dll(void);
+int host_or_dll(void);
+int module_or_dll(void);
+int _getpid(void);
+int probe(void) {
+    return only_in_dll() * 1000 + host_or_dll() * 100 + module_or_dll() * 10
+        + (_getpid() == 4242);
+}
+"#;
+
+extern "C" fn host_or_dll() -> i32 {
+    1
+}
+
+#[test]
+fn imports_come_from_the_host_then_modules_then_needed_dlls_then_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("needed.c"), NEEDED_DLL).unwrap();
+    let dll = mingw_gcc(
+        dir.path(),
+        "-shared -O2 needed.c -o needed.dll",
+        "needed.dll",
+    );
+    let provider = dir.path().join("provider.smf");
+    pack(
+        &[compile(dir.path(), "provider", PROVIDER, "-O2")],
+        &Default::default(),
+        &provider,
+    );
+    let importer = dir.path().join("importer.smf");
+    let needed = smf_pack::Options {
+        needed: vec![dll.display().to_string()],
+        ..Default::default()
+    };
+    pack(
+        &[compile(dir.path(), "importer", IMPORTER, "-O2")],
+        &needed,
+        &importer,
+    );
+
+    let registry = Registry::new();
+    // SAFETY: `host_or_dll` is an `int (void)` function that lives for the whole test.
+    unsafe { registry.define("host_or_dll", host_or_dll as *const () as usize) };
+    // SAFETY: no constructors, in the modules or the DLL.
+    unsafe { registry.load(&provider) }.unwrap();
+    let module = unsafe { registry.load(&importer) }.unwrap();
+    // SAFETY: `probe` is `int (void)`.
+    let probe = unsafe { module.get::<IntFn>("probe") }.unwrap();
+    assert_eq!((*probe)(), 7111);
+    assert_ne!(exported(&dll.display().to_string(), c"only_in_dll"), 0);
+}
+
+/// The address `GetProcAddress` gives for `name` in the loaded DLL `dll`.
+fn exported(dll: &str, name: &std::ffi::CStr) -> usize {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    let wide: Vec<u16> = dll.encode_utf16().chain([0]).collect();
+    // SAFETY: looking up a loaded DLL and one of its exports by NUL-terminated names.
+    unsafe {
+        let dll = GetModuleHandleW(wide.as_ptr());
+        assert!(!dll.is_null(), "{dll:?} is not loaded");
+        GetProcAddress(dll, name.as_ptr().cast()).map_or(0, |f| f as usize)
+    }
+}
+
+const CRASH: &str = r#"#include <stdio.h>
+int *volatile nowhere;
+__attribute__((noinline)) int poke(int x) {
+    return *nowhere + x;
+}
+int start(void) { puts("before the fault"); fflush(NULL); return poke(1); }
+"#;
+
+#[test]
+fn a_module_that_faults_under_smf_run_is_reported_by_function_and_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.smf");
+    let options = smf_pack::Options {
+        entry: Some("start".into()),
+        ..Default::default()
+    };
+    pack(
+        &[compile(dir.path(), "crash", CRASH, "-O1 -g")],
+        &options,
+        &path,
+    );
+    let output = common::smf().arg("run").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // (Wine's debugger may add its own report to stdout.)
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .replace("\r\n", "\n")
+            .starts_with("before the fault\n"),
+        "{stderr}"
+    );
+    let report = stderr
+        .lines()
+        .find(|l| l.starts_with("smf: EXCEPTION_ACCESS_VIOLATION"))
+        .unwrap_or_else(|| panic!("no crash report in:\n{stderr}"));
+    assert!(
+        report.starts_with(
+            "smf: EXCEPTION_ACCESS_VIOLATION (invalid memory reference at 0x0) in poke+0x"
+        ) && report.ends_with("crash.smf)"),
+        "{report}"
+    );
+    // The process ends with the exception's code, as without the reporter.
+    assert_eq!(
+        output.status.code(),
+        Some(0xC000_0005_u32 as i32),
+        "{stderr}"
+    );
+}
+
+/// `smf dev`'s loop through the library, with a build command (run by `cmd /C` on Windows)
+/// that copies the object a compile made: the first build loads it, the next rebuilds and
+/// reloads it. (The file watcher is not exercised: see README, "Windows".)
+#[test]
+fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = compile(dir.path(), "v1", COUNTER_V1, "-O1 -g");
+    let v2 = compile(dir.path(), "v2", COUNTER_V2, "-O1 -g");
+    let next = dir.path().join("next.o");
+    let lib = dir.path().join("lib.o");
+    std::fs::copy(&v1, &next).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut project = smf_dev::Project::sources(vec![lib.clone()]);
+    project.build_command = Some(format!(
+        "copy /Y \"{}\" \"{}\"",
+        next.display(),
+        lib.display()
+    ));
+    let mut session = smf_dev::Session::new(project, work, |_| {});
+    assert!(session.build().unwrap().is_none(), "the first build loads");
+    // SAFETY: `bump` is `int (void)` in both versions.
+    let bump = unsafe {
+        session
+            .registry()
+            .current::<IntFn>(session.module_path(), "bump")
+    }
+    .unwrap();
+    assert_eq!([(*bump.pin())(), (*bump.pin())()], [101, 102]);
+    // A rebuild runs the command again, which now copies the second version.
+    std::fs::copy(&v2, &next).unwrap();
+    let report = session.build().unwrap().expect("a reload report");
+    assert_eq!(report.version, 2);
+    // SAFETY: `version` is `int (void)` in both versions.
+    let version = unsafe {
+        session
+            .registry()
+            .current::<IntFn>(session.module_path(), "version")
+    }
+    .unwrap();
+    assert_eq!((*version.pin())(), 2);
+}
