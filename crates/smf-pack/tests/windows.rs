@@ -1065,3 +1065,49 @@ fn elf_and_coff_objects_are_not_linked_together() {
         "{error}"
     );
 }
+
+#[test]
+fn data_symbols_get_the_sizes_coff_does_not_record() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    let object = mingw_object(
+        &dir.0,
+        "data.c",
+        "static int counter = 100;\n\
+         struct totals { int calls; int last; } totals;\n\
+         long long table[5] = {1};\n\
+         char tail = 1;\n\
+         int bump(void) { totals.calls++; table[1]++; tail++; return ++counter; }\n",
+    );
+    let bytes = smf_pack::pack(&[object], &Options::default()).unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let size = |name: &str| {
+        module
+            .symbols()
+            .into_iter()
+            .filter_map(Result::ok)
+            .find(|s| s.name == name)
+            .map(|s| s.size)
+    };
+    // A reload keeps a data symbol's value by its size: each is at least its type's size
+    // and stops at the next symbol or the section's end (after padding up to the next
+    // symbol's alignment: gcc aligns arrays of 32 bytes or more to 32).
+    assert!(
+        matches!(size("counter"), Some(4..=32)),
+        "{:?}",
+        size("counter")
+    );
+    assert!(
+        matches!(size("totals"), Some(8..=32)),
+        "{:?}",
+        size("totals")
+    );
+    assert!(
+        matches!(size("table"), Some(40..=64)),
+        "{:?}",
+        size("table")
+    );
+    assert!(matches!(size("tail"), Some(1..=32)), "{:?}", size("tail"));
+}

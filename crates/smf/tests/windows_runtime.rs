@@ -1,5 +1,5 @@
 //! The loader's runtime on Windows, on modules packed from C compiled by mingw-w64's gcc at
-//! test time: hot reload (`Current` handles, old code alive while pinned, the
+//! test time: hot reload (kept state, `Current` handles, old code alive while pinned, the
 //! function tables of both versions registered and removed), stack walks and a Rust panic
 //! crossing module frames, native imports from `--needed` DLLs in Linux's order, and the
 //! crash reporter of `smf.exe run`. Built for `x86_64-pc-windows-gnu` and run under Wine
@@ -194,7 +194,7 @@ int added(void) { return 3; }
 type IntFn = extern "C" fn() -> i32;
 
 #[test]
-fn a_reloaded_mingw_module_switches_handles_and_tracks_both_function_tables() {
+fn a_reloaded_mingw_module_keeps_its_state_switches_handles_and_tracks_both_function_tables() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("counter.smf");
     pack(
@@ -228,10 +228,20 @@ fn a_reloaded_mingw_module_switches_handles_and_tracks_both_function_tables() {
     let report = unsafe { registry.reload(&path) }.unwrap();
     assert_eq!(report.version, 2);
     assert_eq!(report.added, ["added"], "{report}");
-    // The same handles call the new code. (Its state is not checked: see README,
-    // "Windows", on data symbols of modules packed from COFF objects.)
+    for kept in ["counter", "totals"] {
+        assert!(report.kept.iter().any(|k| k == kept), "{kept}: {report}");
+    }
+    // The same handles call the new code, which continues from the kept state.
     assert_eq!((*version.pin())(), 2);
     let second = registry.get(&path).unwrap();
+    let totals = second.data("totals").unwrap();
+    let read = || {
+        // SAFETY: `totals` is two ints, written by the module only when called.
+        unsafe { std::ptr::read(totals.as_ptr::<[i32; 2]>().unwrap()) }
+    };
+    assert_eq!(read(), [2, 102]);
+    assert_eq!((*bump.pin())(), 112);
+    assert_eq!(read(), [3, 112]);
     // The old version is still mapped for its pinned handle, and both versions' tables
     // are registered.
     assert_eq!((*old_version)(), 1);
@@ -497,7 +507,7 @@ fn a_module_that_faults_under_smf_run_is_reported_by_function_and_module() {
 
 /// `smf dev`'s loop through the library, with a build command (run by `cmd /C` on Windows)
 /// that copies the object a compile made: the first build loads it, the next rebuilds and
-/// reloads it. (The file watcher is not exercised: see README, "Windows".)
+/// reloads it, keeping its state. (The file watcher is not exercised: see README, "Windows".)
 #[test]
 fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
@@ -528,6 +538,8 @@ fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
     std::fs::copy(&v2, &next).unwrap();
     let report = session.build().unwrap().expect("a reload report");
     assert_eq!(report.version, 2);
+    assert!(report.kept.iter().any(|k| k == "counter"), "{report}");
+    assert_eq!((*bump.pin())(), 112);
     // SAFETY: `version` is `int (void)` in both versions.
     let version = unsafe {
         session

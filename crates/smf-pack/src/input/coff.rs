@@ -137,6 +137,7 @@ fn read<'data, Coff: CoffHeader>(
         .filter_map(|(s, _)| core::str::from_utf8(s.data).ok())
         .collect::<Vec<_>>();
     let symbols = apply_common_alignment(symbols, &directives);
+    let symbols = size_data_symbols(symbols, &sections);
     for (index, header) in headers.iter().enumerate() {
         let section = &mut sections[index + 1];
         if section.class == SectionClass::Ignored {
@@ -159,6 +160,43 @@ fn read<'data, Coff: CoffHeader>(
         symbols,
         comdat_groups,
     })
+}
+
+/// Gives each data symbol defined in a section a size, which COFF does not record: up to
+/// the next symbol of its section, or the section's end. A reload keeps a data symbol's
+/// value by its size (`docs/RELOAD.md`, *State*), and handles check it.
+fn size_data_symbols<'data>(
+    mut symbols: Vec<InputSymbol<'data>>,
+    sections: &[InputSection<'data>],
+) -> Vec<InputSymbol<'data>> {
+    let mut starts: HashMap<usize, Vec<u64>> = HashMap::new();
+    for symbol in &symbols {
+        if let SymbolDefinition::Section(section) = symbol.definition {
+            starts.entry(section).or_default().push(symbol.value);
+        }
+    }
+    for list in starts.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    for symbol in &mut symbols {
+        let SymbolDefinition::Section(section) = symbol.definition else {
+            continue;
+        };
+        if symbol.kind != SymbolType::Object || symbol.size != 0 {
+            continue;
+        }
+        let Some(section_size) = sections.get(section).map(|s| s.size) else {
+            continue;
+        };
+        let next = starts
+            .get(&section)
+            .and_then(|list| list.iter().find(|&&start| start > symbol.value).copied())
+            .unwrap_or(section_size)
+            .min(section_size);
+        symbol.size = next.saturating_sub(symbol.value);
+    }
+    symbols
 }
 
 /// A number that orders section-name suffixes as the names sort (GNU ld's `SORT_BY_NAME`
