@@ -11,8 +11,7 @@
 use std::collections::HashMap;
 
 use gimli::{EndianSlice, LittleEndian as GimliLe, Reader as _, RelocateReader};
-use object::read::elf::ElfFile64;
-use object::{LittleEndian, Object, ObjectSection, ObjectSymbol, RelocationTarget};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use smf_format::SourceMapBuilder;
 
 use crate::Input;
@@ -62,8 +61,8 @@ fn read_object(
     input: &Input,
     layout: &Layout,
 ) -> Result<(), String> {
-    // Every input is an ELF object by now (`input::read_object` read it).
-    let Ok(file) = ElfFile64::<LittleEndian>::parse(&*input.data) else {
+    // Every input is an ELF or COFF object by now (`input::read_object` read it).
+    let Ok(file) = object::File::parse(&*input.data) else {
         return Ok(());
     };
     if file.section_by_name(".debug_line").is_none() {
@@ -106,7 +105,15 @@ fn read_object(
                 }
                 _ => 0,
             };
-            relocated.insert(offset, target.wrapping_add(relocation.addend() as u64));
+            // COFF relocations keep their addend in the field they patch (ELF's RELA in
+            // the relocation).
+            let addend = if relocation.has_implicit_addend() {
+                implicit_addend(data, offset, relocation.size())
+                    .ok_or_else(|| format!("{}: relocation at {offset:#x}", id.name()))?
+            } else {
+                relocation.addend() as u64
+            };
+            relocated.insert(offset, target.wrapping_add(addend));
         }
         relocations.push((id, data, relocated));
     }
@@ -135,7 +142,21 @@ fn read_object(
     Ok(())
 }
 
-fn is_debug_section(file: &ElfFile64<'_, LittleEndian>, index: object::SectionIndex) -> bool {
+/// The addend stored in the `bits`-bit little-endian field at `offset` of `data`; `None` if
+/// the field runs past the end or has another width.
+fn implicit_addend(data: &[u8], offset: usize, bits: u8) -> Option<u64> {
+    match bits {
+        32 => data
+            .get(offset..offset.checked_add(4)?)
+            .map(|b| u64::from(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))),
+        64 => data
+            .get(offset..offset.checked_add(8)?)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
+        _ => None,
+    }
+}
+
+fn is_debug_section(file: &object::File<'_>, index: object::SectionIndex) -> bool {
     file.section_by_index(index)
         .ok()
         .and_then(|s| s.name().ok().map(|name| name.starts_with(".debug")))
