@@ -101,10 +101,12 @@ impl State {
                     return None;
                 }
                 let entry = &self.modules[self.position(id)?];
-                // Exported, so validated when the module was parsed.
-                let symbol = entry.module.file().symbol(index as usize)?.ok()?;
-                // Names that share a hash share a list: compare the names themselves.
-                (symbol.name == name).then_some((entry, symbol))
+                // Names that share a hash share a list: the names themselves are compared.
+                let symbol = entry
+                    .module
+                    .file()
+                    .exported_named(index as usize, name, hash)?;
+                Some((entry, symbol))
             })
     }
 }

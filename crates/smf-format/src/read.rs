@@ -579,6 +579,14 @@ pub struct Module<'data> {
 /// head it delimits. A loader uses it to keep a view of the tables alone, apart from the
 /// payloads it maps as the image.
 pub fn head_len(data: &[u8]) -> Option<u64> {
+    head_len_of(data, data.len() as u64)
+}
+
+/// [`head_len`] of a file of `file_size` bytes, of which `prefix` holds the start: `None`
+/// also when the header and the section table are not all in `prefix`. A loader reads the
+/// first page of a file with it, to know how large a mapping to make before making it.
+pub fn head_len_of(prefix: &[u8], file_size: u64) -> Option<u64> {
+    let data = prefix;
     let (head, _) = raw::Header::ref_from_prefix(data).ok()?;
     // Compressed payloads are read where they lie, not mapped: such a module has no head.
     if head.magic != raw::MAGIC || ModuleFlags(head.flags.get()).contains(ModuleFlags::COMPRESSED) {
@@ -607,7 +615,7 @@ pub fn head_len(data: &[u8]) -> Option<u64> {
     (payloads_start != u64::MAX
         && payloads_start % page_size(data)? == 0
         && tables_end <= payloads_start
-        && payloads_start < data.len() as u64)
+        && payloads_start < file_size)
         .then_some(payloads_start)
 }
 
@@ -650,6 +658,30 @@ fn hasher_past_field(data: &[u8]) -> (blake3::Hasher, usize) {
     (hasher, len)
 }
 
+/// How many names [`fnv1a32_lanes`] hashes at once.
+const LANES: usize = 4;
+
+/// [`fnv1a32`] of each of `names`, computed side by side: one name's hash is a chain of
+/// dependent multiplications, and the processor runs the chains of several at once.
+fn fnv1a32_lanes(names: [&[u8]; LANES]) -> [u32; LANES] {
+    let mut hashes = [fnv1a32(&[]); LANES];
+    let common = names.iter().map(|n| n.len()).min().unwrap_or(0);
+    for i in 0..common {
+        for (hash, name) in hashes.iter_mut().zip(names) {
+            *hash = (*hash ^ u32::from(name[i])).wrapping_mul(0x0100_0193);
+        }
+    }
+    let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
+    for i in common..longest {
+        for (hash, name) in hashes.iter_mut().zip(names) {
+            if let Some(&byte) = name.get(i) {
+                *hash = (*hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+            }
+        }
+    }
+    hashes
+}
+
 /// The page size in the header at the start of `data`, if it has one and it is valid.
 fn page_size(data: &[u8]) -> Option<u64> {
     let head = raw::Header::ref_from_prefix(data).ok()?.0;
@@ -660,14 +692,13 @@ fn round_up_page(value: u64, page_size: u64) -> Option<u64> {
     value.checked_next_multiple_of(page_size)
 }
 
-/// The string table, with its UTF-8 checked once for the whole table when it can be.
+/// The string table. Each name's UTF-8 is checked when the name is read: a load reads the
+/// exported and imported names, a small part of a table that holds every local symbol's
+/// name too (checking the whole table at once had cost a pass over all of it at every load,
+/// and reading the names of all symbols, as the symbolizer does, checks as many bytes).
 #[derive(Clone, Copy)]
 pub(crate) struct Strings<'data> {
     bytes: &'data [u8],
-    /// The whole table as text, if it is valid UTF-8 (what a writer produces). Each name then
-    /// needs only a check that it starts on a character boundary; otherwise each name is
-    /// checked alone, as bytes no name uses may be anything.
-    text: Option<&'data str>,
 }
 
 impl core::fmt::Debug for Strings<'_> {
@@ -678,10 +709,7 @@ impl core::fmt::Debug for Strings<'_> {
 
 impl<'data> Strings<'data> {
     fn new(bytes: &'data [u8]) -> Self {
-        Strings {
-            bytes,
-            text: core::str::from_utf8(bytes).ok(),
-        }
+        Strings { bytes }
     }
 
     /// Reads the NUL-terminated UTF-8 string at `offset`, at most `max_len` bytes long.
@@ -702,12 +730,7 @@ impl<'data> Strings<'data> {
             } else {
                 NameProblem::Unterminated
             })?;
-        // A NUL byte is a character of its own, so it always ends on a boundary.
-        let name = match self.text {
-            Some(text) => text.get(start..start + end),
-            None => core::str::from_utf8(&tail[..end]).ok(),
-        };
-        name.ok_or(NameProblem::NotUtf8)
+        core::str::from_utf8(&tail[..end]).map_err(|_| NameProblem::NotUtf8)
     }
 
     /// The name at `offset`, or the error that says why there is none, located by `location`.
@@ -1193,18 +1216,49 @@ impl<'data> Module<'data> {
             if index == NONE {
                 return None;
             }
-            let raw = self.symtab.get(index as usize)?;
-            // Chained symbols are exported, so `parse` checked each one and its stored hash.
-            if raw.name_hash.get() == hash {
-                if let Ok(symbol) = self.decode_symbol(raw) {
-                    if symbol.name == name && symbol.is_exported() {
-                        return Some((index as usize, symbol));
-                    }
-                }
+            if let Some(symbol) = self.exported_named(index as usize, name, hash) {
+                return Some((index as usize, symbol));
             }
             index = self.chains.get(index as usize)?.get();
         }
         None
+    }
+
+    /// Exported entry `index`, if its name is `name`, whose FNV-1a hash is `hash`: what a
+    /// lookup by name reads of each candidate (the hash table's chain, a registry's index).
+    /// The stored hash and then the name's bytes in the string table are compared before
+    /// anything is decoded, and the entry found, exported and so validated by the parse, is
+    /// decoded without its checks being made again. `None` for a local entry.
+    #[inline]
+    pub fn exported_named(&self, index: usize, name: &str, hash: u32) -> Option<Symbol<'data>> {
+        let s = self.symtab.get(index)?;
+        if s.name_hash.get() != hash || !Module::raw_is_exported(s) {
+            return None;
+        }
+        // The stored name is `name` if its bytes are `name`'s followed by the terminator,
+        // and `name` holds no NUL (the stored name would end there).
+        let start = s.name_offset.get() as usize;
+        let end = start.checked_add(name.len())?;
+        let stored = self.strtab.bytes.get(start..=end)?;
+        if stored[..name.len()] != *name.as_bytes()
+            || stored[name.len()] != 0
+            || name.as_bytes().contains(&0)
+        {
+            return None;
+        }
+        // The bytes are `name`'s, so they are UTF-8: this only gives them the table's lifetime.
+        let name = core::str::from_utf8(&stored[..name.len()]).ok()?;
+        Some(Symbol {
+            name,
+            kind: SymbolKind::try_from(s.kind).ok()?,
+            binding: Binding::try_from(s.binding).ok()?,
+            visibility: Visibility::try_from(s.visibility).ok()?,
+            section: Some(s.section.get()).filter(|&section| section != NONE),
+            value: s.value.get(),
+            size: s.size.get(),
+            type_id: s.type_id.get(),
+            version: s.version.get(),
+        })
     }
 
     pub fn imports(&self) -> &[Import<'data>] {
@@ -1282,28 +1336,48 @@ impl<'data> Module<'data> {
         let raw: &[raw::Symbol] = table(&section, limits.max_symbols, "symbol count")?;
         self.symtab = raw;
         let mut exported = 0;
+        // Only exported names are found by hash (the hash table, a registry's index); a
+        // local symbol's stored hash is never read, so hashing every local name (most of a
+        // large module's) would be work for nothing. Checked here, once: a symbol read later
+        // is not hashed again. FNV-1a is a chain of dependent multiplications per name, so
+        // the names are hashed `LANES` at a time, their chains side by side.
+        let mut pending: [(usize, &[u8]); LANES] = [(0, &[]); LANES];
+        let mut filled = 0;
         for (i, s) in raw.iter().enumerate() {
             // An unknown binding cannot tell whether the symbol is exported: refused here.
             if Binding::try_from(s.binding) == Ok(Binding::Local) {
                 continue;
             }
-            // Only exported names are found by hash (the hash table, a registry's index); a
-            // local symbol's stored hash is never read, so hashing every local name (most of
-            // a large module's) would be work for nothing. Checked here, once: a symbol read
-            // later is not hashed again.
-            let checked = self.decode_symbol(s).and_then(|symbol| {
-                if s.name_hash.get() == fnv1a32(symbol.name.as_bytes()) {
-                    Ok(())
-                } else {
-                    Err(SymbolProblem::NameHash)
-                }
-            });
-            if let Err(problem) = checked {
-                return Err(self.symbol_error(i, s, problem));
+            let symbol = self
+                .decode_symbol(s)
+                .map_err(|problem| self.symbol_error(i, s, problem))?;
+            pending[filled] = (i, symbol.name.as_bytes());
+            filled += 1;
+            if filled == LANES {
+                self.check_name_hashes(&pending)?;
+                filled = 0;
             }
             exported += 1;
         }
+        self.check_name_hashes(&pending[..filled])?;
         self.exported = exported;
+        Ok(())
+    }
+
+    /// Checks that each of `names` (a symbol's index and name, at most [`LANES`]) is the
+    /// stored name hash of its symbol.
+    fn check_name_hashes(&self, names: &[(usize, &[u8])]) -> Result<(), Error> {
+        let mut lanes: [&[u8]; LANES] = [&[]; LANES];
+        for (lane, (_, name)) in lanes.iter_mut().zip(names) {
+            *lane = name;
+        }
+        let hashes = fnv1a32_lanes(lanes);
+        for (&(i, _), hash) in names.iter().zip(hashes) {
+            let s = &self.symtab[i];
+            if s.name_hash.get() != hash {
+                return Err(self.symbol_error(i, s, SymbolProblem::NameHash));
+            }
+        }
         Ok(())
     }
 
@@ -2228,6 +2302,26 @@ fn parse_sections<'data>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_hashed_side_by_side_hash_as_one_at_a_time() {
+        let names: [&[u8]; 9] = [
+            b"",
+            b"a",
+            b"sqlite3_open",
+            b"sqlite3_open_v2",
+            b"lookup_target",
+            b"x\xff\x00y",
+            b"luaL_newstate",
+            b"a_rather_longer_name_than_the_others_by_far",
+            b"ab",
+        ];
+        for start in 0..names.len() {
+            let lanes: [&[u8]; LANES] = core::array::from_fn(|l| names[(start + l) % names.len()]);
+            let expected = lanes.map(fnv1a32);
+            assert_eq!(fnv1a32_lanes(lanes), expected, "{lanes:?}");
+        }
+    }
 
     /// Checks `hash` against BLAKE3 of the same bytes with the hash field zeroed, for files of
     /// each of `lengths`.

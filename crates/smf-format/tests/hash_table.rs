@@ -408,3 +408,94 @@ fn exports_whose_names_share_a_hash_are_told_apart_by_name() {
         &["symbol 3 (g115728)", "exported twice under the same name"],
     );
 }
+
+#[test]
+fn a_lookup_compares_whole_names_not_prefixes() {
+    // "lookup_target" has the FNV-1a hash of a longer name that starts with it and of itself
+    // followed by a NUL and "gpmec0": a lookup that compared the stored hash and then only
+    // the bytes of the name asked for, or only up to the first NUL, would take one for the
+    // other.
+    let (short, long, with_nul) = (
+        "lookup_target",
+        "lookup_target_p6r8cp",
+        "lookup_target\0gpmec0",
+    );
+    assert_eq!(fnv1a32(short.as_bytes()), fnv1a32(long.as_bytes()));
+    assert_eq!(fnv1a32(short.as_bytes()), fnv1a32(with_nul.as_bytes()));
+    // The longer name first: chains list symbols in table order, so a lookup of the short
+    // name meets it first. "gpmec0" right after the short name in the string table makes
+    // the bytes `with_nul` names, with a terminator, appear in the file.
+    let names = [long, short, "gpmec0"];
+    let bytes = type_symbols(names.len(), |i| names[i].to_owned(), Binding::Global);
+    let strings = &bytes[payload_range(&bytes, SectionKind::StrTab)];
+    assert!(
+        strings
+            .windows(with_nul.len() + 1)
+            .any(|w| w == format!("{with_nul}\0").as_bytes()),
+        "the string table holds the bytes of {with_nul:?} and a terminator"
+    );
+    let module = Module::parse(&bytes).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let (index, symbol) = module.lookup_index(name).unwrap();
+        assert_eq!((index, symbol.name), (i, *name));
+        assert_eq!(
+            module.exported_named(i, name, fnv1a32(name.as_bytes())),
+            Some(symbol)
+        );
+    }
+    for miss in [
+        with_nul,
+        "lookup_targe",
+        "lookup_target_",
+        "lookup_target_p6r8c",
+    ] {
+        assert_eq!(module.lookup(miss), None, "{miss:?}");
+        for i in 0..names.len() {
+            assert_eq!(
+                module.exported_named(i, miss, fnv1a32(miss.as_bytes())),
+                None
+            );
+        }
+    }
+    // The name must also carry the symbol's own stored hash.
+    assert_eq!(
+        module.exported_named(1, short, fnv1a32(short.as_bytes()) ^ 1),
+        None
+    );
+}
+
+#[test]
+fn a_lookup_decodes_the_entry_it_finds_as_the_symbol_table_does() {
+    let (bytes, names) = many_symbols(300);
+    let module = Module::parse(&bytes).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let decoded = module.symbol(i).unwrap().unwrap();
+        let found = module.exported_named(i, name, fnv1a32(name.as_bytes()));
+        if decoded.is_exported() {
+            assert_eq!(found, Some(decoded), "{name}");
+            assert_eq!(module.lookup(name), Some(decoded), "{name}");
+        } else {
+            assert_eq!(found, None, "local {name} is not found by name");
+        }
+    }
+}
+
+#[test]
+fn a_wrong_stored_hash_is_refused_wherever_the_export_lies() {
+    // The parse hashes exported names several at a time: a wrong hash must be found in a
+    // full group and in the last, partial one.
+    let (bytes, names) = many_symbols(40);
+    Module::parse(&bytes).unwrap();
+    for i in (0..names.len()).filter(|i| i % 3 != 0) {
+        let bad = patched(&bytes, |b| {
+            let s = entry_mut::<smf_format::raw::Symbol>(b, SectionKind::SymTab, i);
+            s.name_hash = (s.name_hash.get() ^ 0x100).into();
+        });
+        let error = Module::parse(&bad).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("symbol {i} ({})", names[i]))
+                && error.contains("is not the FNV-1a hash of the name"),
+            "{i}: {error}"
+        );
+    }
+}
