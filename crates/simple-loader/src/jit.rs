@@ -399,7 +399,7 @@ fn debug_sections(symbols: &ModuleSymbols) -> Option<Vec<(&'static str, Vec<u8>)
     use gimli::write::{
         Address, AttributeValue, DwarfUnit, EndianVec, LineProgram, LineString, Sections,
     };
-    let map = symbols.source_map().filter(|map| !map.is_empty())?;
+    let map = symbols.checked_source_map().filter(|map| !map.is_empty())?;
     let encoding = gimli::Encoding {
         format: gimli::Format::Dwarf32,
         version: 4,

@@ -271,8 +271,14 @@ pub(crate) fn load_path_if_changed(
         && matches!(options.signature, SignaturePolicy::Ignore);
     let bytes = match usize::try_from(len) {
         Ok(len) if mappable && len > 0 => {
-            // The hash check reads every page: map them all now.
-            let map = FileMap::new(&file, len, options.verify_hash).map_err(io_error)?;
+            // The hash check reads every page: map them all now. Otherwise with room for the
+            // image's zero pages, if it has any past the file's pages.
+            let map = match zero_pages_past_file(&file, len, &options.limits) {
+                room if room > 0 && !options.verify_hash => FileMap::with_room(&file, len, room)
+                    .or_else(|_| FileMap::new(&file, len, false)),
+                _ => FileMap::new(&file, len, options.verify_hash),
+            }
+            .map_err(io_error)?;
             let reloadable = is_reloadable(map.bytes());
             if !reloadable || options.map_reloadable {
                 let hash = match running_hash(map.bytes(), options, running, path)? {
@@ -409,6 +415,33 @@ fn load_mapped(
     load_from(bytes, hash, source, name, path, options, resolver, prepare)
 }
 
+/// Bytes of zero pages the image of the module in `file` (`len` bytes) has past the file's
+/// last page, when the file is laid out as the writer lays it out (its head, then the
+/// payloads at their image offsets): read from its first page (one `pread`), so that the
+/// file can be mapped with room for them, instead of its mapping moved to grow it. 0 when
+/// there are none, or the first page does not tell (the parse then finds what is wrong).
+fn zero_pages_past_file(file: &File, len: usize, limits: &smf_format::Limits) -> usize {
+    let mut first = [0u8; 4096];
+    let Ok(read) = crate::sys::read_at(file, &mut first, 0) else {
+        return 0;
+    };
+    let first = first.get(..read).unwrap_or(&[]);
+    let Some(head) = smf_format::head_len_of(first, len as u64) else {
+        return 0;
+    };
+    let at = std::mem::offset_of!(smf_format::raw::Header, image_size);
+    let image_size = first
+        .get(at..at + 8)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+        .min(limits.max_image_size);
+    let end = head
+        .saturating_add(image_size)
+        .next_multiple_of(crate::sys::PAGE_SIZE as u64);
+    usize::try_from(end.saturating_sub((len as u64).next_multiple_of(crate::sys::PAGE_SIZE as u64)))
+        .unwrap_or(0)
+}
+
 /// Whether the header's flags (offset 0x08, see `docs/FORMAT.md`) say `RELOADABLE`. Only
 /// chooses how to hold the file; the parser validates the header as for any file.
 fn is_reloadable(bytes: &[u8]) -> bool {
@@ -528,11 +561,17 @@ fn load_from(
         &name,
     )?;
     check_target(parsed, &name)?;
-    // The crash handler reads the source map and cannot validate it: it is checked now.
-    parsed.source_map().map_err(|source| LoadError::Format {
-        module: name.clone(),
-        source,
-    })?;
+    // The source map (a module packed from `-g` objects) is read by the crash handler, which
+    // cannot validate it, and by the debugger's object: checked now when either will read it,
+    // a broken one refusing the load; otherwise the first time something asks for a source
+    // line (`symbolize`), a broken one then giving none.
+    let source_map_checked = options.debugger || crate::runtime::crash_reports_wanted();
+    if source_map_checked {
+        parsed.source_map().map_err(|source| LoadError::Format {
+            module: name.clone(),
+            source,
+        })?;
+    }
     prepare(parsed)?;
 
     let mut natives = Vec::with_capacity(parsed.needed().len());
@@ -644,6 +683,7 @@ fn load_from(
             &name,
             tls,
             options.debugger,
+            source_map_checked,
         )
     };
     let module = Module::new(

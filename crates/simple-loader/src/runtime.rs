@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_int, c_void};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use smf_format::{Import, SectionKind};
@@ -40,8 +41,31 @@ struct Attachments {
 /// Mapped images by base address.
 static LOADED: RwLock<BTreeMap<usize, Attachments>> = RwLock::new(BTreeMap::new());
 
+/// Whether a crash handler that reports source lines is installed
+/// ([`crash_reports_wanted`]).
+static CRASH_REPORTS: AtomicBool = AtomicBool::new(false);
+
+/// Readies crash reports to name source lines: validates the source map of every module
+/// loaded so far, and has every later load validate its module's (the crash handler reads
+/// maps only once validated, and cannot validate one itself). The crash handlers' installers
+/// call it.
+pub(crate) fn prepare_crash_reports() {
+    CRASH_REPORTS.store(true, Ordering::SeqCst);
+    let loaded = LOADED.read().unwrap_or_else(|p| p.into_inner());
+    for attachments in loaded.values() {
+        attachments.symbols.checked_source_map();
+    }
+}
+
+/// Whether a crash handler will read loaded modules' source maps: a load then validates its
+/// module's at once, and refuses a module whose map is broken.
+pub(crate) fn crash_reports_wanted() -> bool {
+    CRASH_REPORTS.load(Ordering::SeqCst)
+}
+
 /// Registers the image of `parsed` mapped at `base` (`len` bytes), named `name` in messages,
-/// and describes it to debuggers if `debugger`.
+/// and describes it to debuggers if `debugger`. `source_map_checked`: the load validated the
+/// module's source map.
 ///
 /// # Safety
 /// The image must be completely mapped, relocated and protected, and stay so until
@@ -53,9 +77,13 @@ pub(crate) unsafe fn attach(
     name: &str,
     tls: Option<Box<TlsModule>>,
     debugger: bool,
+    source_map_checked: bool,
 ) {
     let parsed = file.borrow_dependent();
     let symbols = ModuleSymbols::new(file, base, len, name);
+    if source_map_checked {
+        symbols.source_map_was_checked();
+    }
     // SAFETY: the image is mapped, relocated and protected until `detach` (caller's contract).
     let unwind = unsafe { UnwindRegistration::register_module(parsed, base) };
     let jit = if debugger {
@@ -74,10 +102,13 @@ pub(crate) unsafe fn attach(
         _jit: jit,
         _tls: tls,
     };
-    LOADED
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(base, attachments);
+    let mut loaded = LOADED.write().unwrap_or_else(|p| p.into_inner());
+    // A crash handler installed since the load looked (under this lock, so
+    // `prepare_crash_reports` either sees this module or was seen by the load).
+    if crash_reports_wanted() {
+        attachments.symbols.checked_source_map();
+    }
+    loaded.insert(base, attachments);
 }
 
 /// The module's entry in the GDB JIT interface.

@@ -70,6 +70,7 @@ impl std::fmt::Display for Location {
 pub fn symbolize(address: usize) -> Option<Location> {
     crate::runtime::with_symbols(address, |symbols| {
         symbols.functions();
+        symbols.checked_source_map();
         let (symbol, start) = match symbols.function_at(address) {
             Some(function) => (Some(symbols.name_of(&function).to_owned()), function.start),
             None => (None, symbols.base),
@@ -112,6 +113,11 @@ pub(crate) struct ModuleSymbols {
     /// Run-time ranges of the code sections.
     pub code: Vec<(usize, usize)>,
     functions: OnceLock<Vec<Function>>,
+    /// Whether the module's source map (`srcmap`) passed its validation: set the first time
+    /// something that may allocate needs it ([`ModuleSymbols::checked_source_map`]), not at
+    /// load. The crash handler, which cannot validate a table, reads the map only once this
+    /// says it is valid.
+    source_checked: OnceLock<bool>,
     file: Arc<ParsedFile>,
 }
 
@@ -134,6 +140,7 @@ impl ModuleSymbols {
             len,
             code,
             functions: OnceLock::new(),
+            source_checked: OnceLock::new(),
             file: Arc::clone(file),
         }
     }
@@ -218,8 +225,27 @@ impl ModuleSymbols {
             .map_or(0, |s| s.data.len())
     }
 
-    /// The module's source map, if it has one (checked when the module was loaded).
-    pub(crate) fn source_map(&self) -> Option<SourceMap<'_>> {
+    /// The module's source map, if it has one and it was found valid: validated on the first
+    /// call (the whole table is read once, so a load that never asks pays nothing for it).
+    /// A table that is not valid is never read, and gives no source lines.
+    pub(crate) fn checked_source_map(&self) -> Option<SourceMap<'_>> {
+        let parsed = self.file.borrow_dependent();
+        parsed.table_section(SectionKind::SrcMap)?;
+        let valid = *self
+            .source_checked
+            .get_or_init(|| parsed.source_map().is_ok());
+        valid.then(|| self.source_map_view()).flatten()
+    }
+
+    /// Records that the module's source map was validated already (by the load, which
+    /// refused the module had it not been).
+    pub(crate) fn source_map_was_checked(&self) {
+        let _ = self.source_checked.set(true);
+    }
+
+    /// The module's source map if it was validated, without validating it. Allocates
+    /// nothing, takes no lock: the crash handler reads it.
+    fn source_map_view(&self) -> Option<SourceMap<'_>> {
         let table = self
             .file
             .borrow_dependent()
@@ -227,11 +253,16 @@ impl ModuleSymbols {
         SourceMap::view(table.data)
     }
 
-    /// The source of the code at run-time `address`. Allocates nothing, takes no lock: the
-    /// crash handler calls it.
+    /// The source of the code at run-time `address`, from a source map validated before
+    /// (none otherwise). Allocates nothing, takes no lock, validates nothing: the crash
+    /// handler calls it. Call [`ModuleSymbols::checked_source_map`] first where allocating is
+    /// allowed.
     pub(crate) fn source_at(&self, address: usize) -> Option<smf_format::SourceLocation<'_>> {
         let offset = address.checked_sub(self.base)?;
-        self.source_map()?.lookup(offset as u64)
+        if self.source_checked.get() != Some(&true) {
+            return None;
+        }
+        self.source_map_view()?.lookup(offset as u64)
     }
 
     pub(crate) fn name_of(&self, function: &Function) -> &str {
@@ -392,6 +423,78 @@ mod tests {
             assert_eq!(name(0x90).as_deref(), Some("last"));
             assert_eq!(symbols.functions().len(), 2);
         }
+    }
+
+    /// A module with code at 0..0x100 whose source map gives offset 0x10 the line `f.c:7`,
+    /// its last row at `end`.
+    fn with_source_map(end: u64) -> Vec<u8> {
+        let mut builder = ModuleBuilder::new();
+        builder.add_section(LoadedSection {
+            kind: SectionKind::Code,
+            name: ".text",
+            vaddr: 0,
+            mem_size: 0x100,
+            align: 16,
+            data: vec![0xcc; 0x100],
+        });
+        builder
+            .set_opaque(SectionKind::SrcMap, source_map_table(end))
+            .unwrap();
+        builder.write().unwrap()
+    }
+
+    /// A `srcmap` table giving offset 0x10 the line `f.c:7`, its last row at `end`.
+    fn source_map_table(end: u64) -> Vec<u8> {
+        let mut map = smf_format::SourceMapBuilder::new();
+        let file = map.file("f.c");
+        map.add_sequence(&[(0x10, file, 7, 0)], end);
+        map.encode().unwrap()
+    }
+
+    #[test]
+    fn the_crash_handler_reads_only_a_source_map_validated_before() {
+        let base = 0x7000_0000;
+        let good = crate::module::parse_owned(with_source_map(0x800));
+        let symbols = ModuleSymbols::new(&good, base, 0x1000, "m.smf");
+        assert_eq!(
+            symbols.source_at(base + 0x10).map(|l| l.line),
+            None,
+            "read before it was validated"
+        );
+        assert!(symbols.checked_source_map().is_some());
+        assert_eq!(symbols.source_at(base + 0x10).map(|l| l.line), Some(7));
+
+        // The same table with its end row moved past the image (the writer refuses that,
+        // so the bytes are patched): the unchecked view would still answer.
+        let mut bytes = with_source_map(0x800);
+        let moved = source_map_table(0x3000);
+        let table = {
+            let parsed = smf_format::Module::parse(&bytes).unwrap();
+            let section = parsed.table_section(SectionKind::SrcMap).unwrap();
+            assert_eq!(section.data.len(), moved.len());
+            section.file_offset as usize
+        };
+        bytes[table..table + moved.len()].copy_from_slice(&moved);
+        let broken = crate::module::parse_owned(bytes);
+        let view = SourceMap::view(
+            broken
+                .borrow_dependent()
+                .table_section(SectionKind::SrcMap)
+                .unwrap()
+                .data,
+        )
+        .unwrap();
+        assert_eq!(
+            view.lookup(0x10).map(|l| l.line),
+            Some(7),
+            "unchecked, it answers"
+        );
+        let symbols = ModuleSymbols::new(&broken, base, 0x1000, "m.smf");
+        assert!(
+            symbols.checked_source_map().is_none(),
+            "validation refuses it"
+        );
+        assert_eq!(symbols.source_at(base + 0x10).map(|l| l.line), None);
     }
 
     fn check_names(symbols: &ModuleSymbols, base: usize) {

@@ -817,3 +817,162 @@ fn a_registry_unloads_by_its_own_path_without_the_file() {
     assert!(registry.unload(&kept).unwrap());
     assert!(registry.modules().is_empty());
 }
+
+/// A module exporting `answer` at image offset 0, whose source map gives that code the line
+/// `f.c:7`. With `broken`, the map's last row (the end of the sequence) lies past the image:
+/// validating the map refuses it, but reading it unchecked still answers a lookup.
+fn module_with_source_map(broken: bool) -> Vec<u8> {
+    let table = |end: u64| {
+        let mut map = SourceMapBuilder::new();
+        let file = map.file("f.c");
+        map.add_sequence(&[(0, file, 7, 0)], end);
+        map.encode().unwrap()
+    };
+    let mut b = ModuleBuilder::new();
+    b.platform = simple_loader::HOST_PLATFORM;
+    b.arch = HOST;
+    let text = b.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr: 0,
+        mem_size: RETURN_42.len() as u64,
+        align: 16,
+        data: RETURN_42.to_vec(),
+    });
+    b.add_symbol(Symbol {
+        name: "answer",
+        kind: SymbolKind::Function,
+        binding: Binding::Global,
+        visibility: Visibility::Default,
+        section: Some(text),
+        value: 0,
+        size: RETURN_42.len() as u64,
+        type_id: 0,
+        version: 0,
+    });
+    b.set_opaque(SectionKind::SrcMap, table(0x800)).unwrap();
+    let mut bytes = b.write().unwrap();
+    if broken {
+        // Written over the valid table: the writer would refuse it.
+        let past = table(0x3000);
+        let module = Module::parse(&bytes).unwrap();
+        assert!(module.header().image_size < 0x3000);
+        let section = module.table_section(SectionKind::SrcMap).unwrap();
+        assert_eq!(
+            section.data.len(),
+            past.len(),
+            "the same size, only the end moved"
+        );
+        let at = section.file_offset as usize;
+        drop(module);
+        bytes[at..at + past.len()].copy_from_slice(&past);
+        bytes = rehash(bytes);
+    }
+    bytes
+}
+
+/// `bytes` with its module hash recomputed.
+fn rehash(mut bytes: Vec<u8>) -> Vec<u8> {
+    let hash = compute_module_hash(&bytes).unwrap();
+    let at = bytes
+        .windows(32)
+        .position(|w| w == Module::parse(&bytes).unwrap().header().module_hash)
+        .unwrap();
+    bytes[at..at + 32].copy_from_slice(&hash);
+    bytes
+}
+
+#[test]
+fn a_source_map_is_validated_when_first_read_not_at_every_load() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_temp(dir.path(), "good.smf", &module_with_source_map(false));
+    let broken = write_temp(dir.path(), "broken.smf", &module_with_source_map(true));
+    let options = LoadOptions::default();
+
+    // SAFETY: modules this test built from its own sources; the files are never rewritten.
+    let module = unsafe { load(&good, &options, None) }.unwrap();
+    let location = simple_loader::symbolize(module.base()).unwrap();
+    assert_eq!(location.symbol.as_deref(), Some("answer"));
+    let source = location.source.expect("the valid map gives the line");
+    assert_eq!((source.file.as_str(), source.line), ("f.c", 7));
+
+    // A load does not read the map: a broken one loads, and gives no source lines (it is
+    // never read unchecked), the function still named from the symbol table.
+    // SAFETY: as above.
+    let module = unsafe { load(&broken, &options, None) }.unwrap();
+    // SAFETY: `answer` is `int answer(void)`.
+    let answer = unsafe { module.get::<extern "C" fn() -> i32>("answer") }.unwrap();
+    assert_eq!(answer(), 42);
+    let location = simple_loader::symbolize(module.base()).unwrap();
+    assert_eq!(location.symbol.as_deref(), Some("answer"));
+    assert_eq!(location.source, None, "a broken source map is not read");
+    drop(module);
+
+    // The debugger's object is made at load from the map: that load validates it, and
+    // refuses the module, naming what is wrong.
+    // SAFETY: as above.
+    let refused = unsafe { load(&broken, &options.clone().with_debugger(true), None) };
+    let error = refused.map(|_| ()).unwrap_err();
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(source) = cause {
+        message += &format!(": {source}");
+        cause = source.source();
+    }
+    assert!(
+        message.contains("srcmap: row address 0x3000 is past the image"),
+        "{message}"
+    );
+}
+
+#[test]
+#[cfg_attr(windows, ignore = "reads /proc/self/maps")]
+fn zero_pages_are_made_in_room_mapped_with_the_file_not_by_moving_it() {
+    let _shared = shared();
+    if common::skip_under_emulator(common::QEMU_MAPS) {
+        return;
+    }
+    // The library without its RELOADABLE flag, so that it is mapped and split as a module
+    // normally is: its image has 1 MiB of zero pages past the file.
+    let mut bytes = library(HOST, "host_value");
+    let flags = 8..12;
+    let value =
+        u32::from_le_bytes(bytes[flags.clone()].try_into().unwrap()) & !ModuleFlags::RELOADABLE.0;
+    bytes[flags].copy_from_slice(&value.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_temp(dir.path(), "lib.smf", &rehash(bytes));
+    let registry = registry_with_host();
+    // SAFETY: a module this test built from its own sources; the file is never rewritten in place.
+    let module = unsafe { registry.load(&path) }.unwrap();
+    assert!(!module.is_reloadable());
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let range = |line: &str| {
+        let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+        Some((
+            usize::from_str_radix(start, 16).ok()?,
+            usize::from_str_radix(end, 16).ok()?,
+        ))
+    };
+    // The head: the mapping of the file from offset 0.
+    let head = maps
+        .lines()
+        .find(|l| {
+            l.ends_with(&*path.to_string_lossy()) && l.split_whitespace().nth(2) == Some("00000000")
+        })
+        .and_then(range)
+        .unwrap_or_else(|| panic!("no mapping of the file's head in\n{maps}"));
+    assert_eq!(
+        module.base(),
+        head.1,
+        "the image was made where the file was mapped, right after its head"
+    );
+    let big = module.data("big").unwrap();
+    let word = big.as_ptr::<u64>().unwrap();
+    // SAFETY: `big` is 1 MiB of writable zero pages inside the mapped image.
+    unsafe {
+        assert_eq!(word.read(), 0);
+        word.write(5);
+        assert_eq!(word.read(), 5);
+    }
+}

@@ -46,6 +46,8 @@ static INSTALL: Mutex<()> = Mutex::new(());
 /// time for signals whose handler is still this one, so the handler never chains to itself.
 pub fn install_crash_handler() -> io::Result<()> {
     let _installing = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    // Reports name source lines from source maps validated beforehand.
+    crate::runtime::prepare_crash_reports();
     install_alternate_stack()?;
     for (index, (signal, _, _)) in SIGNALS.into_iter().enumerate() {
         // SAFETY: querying a signal's action writes only `current`.

@@ -74,33 +74,47 @@ impl Reservation {
 
     /// Takes over `map`, a read-only mapping of file pages, as the start of a reservation of
     /// `len` bytes (rounded up to whole pages, and at least the map's pages): the mapping is
-    /// moved if it cannot grow in place, and pages past the map's are added inaccessible,
-    /// as [`Reservation::new`] makes them. The file pages keep their read-only protection.
+    /// moved if it cannot grow in place (unless it was mapped with room enough,
+    /// [`FileMap::with_room`]; room left over is unmapped), and pages past the map's are
+    /// added inaccessible, as [`Reservation::new`] makes them. The file pages keep their
+    /// read-only protection.
     pub(crate) fn from_file_map(map: FileMap, len: usize) -> io::Result<Reservation> {
-        let map = std::mem::ManuallyDrop::new(map);
         let mapped = map.len.next_multiple_of(PAGE_SIZE);
-        let Some(len) = len
-            .max(mapped)
-            .checked_next_multiple_of(PAGE_SIZE)
-            .filter(|&len| len > mapped)
-        else {
+        let Some(len) = len.max(mapped).checked_next_multiple_of(PAGE_SIZE) else {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        };
+        let map = std::mem::ManuallyDrop::new(map);
+        // The address space the map holds, its room included (`FileMap::with_room`).
+        let held = mapped + map.room;
+        if len < held {
+            // Room the image does not use is given back.
+            // SAFETY: `len..held` are pages of our own mapping past every page the
+            // reservation keeps, which nothing refers to.
+            unsafe { libc::munmap(map.base.as_ptr().add(len).cast(), held - len) };
+        }
+        if len == mapped {
             return Ok(Reservation {
                 base: map.base,
                 len: mapped,
             });
-        };
-        // SAFETY: `map` is our own mapping of `mapped` bytes (its pages), which nothing else
-        // refers to: its owner gave it up. MREMAP_MAYMOVE lets the kernel move it; on failure
-        // the old mapping is left as it was, and is unmapped below.
-        let moved =
-            unsafe { libc::mremap(map.base.as_ptr().cast(), mapped, len, libc::MREMAP_MAYMOVE) };
-        if moved == libc::MAP_FAILED {
-            let error = io::Error::last_os_error();
-            drop(std::mem::ManuallyDrop::into_inner(map));
-            return Err(error);
         }
-        let base = NonNull::new(moved.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mremap returned a null mapping"))?;
+        let base = if len <= held {
+            // Room for the zero pages was mapped with the file: nothing moves.
+            map.base
+        } else {
+            // SAFETY: `map` is our own mapping of `held` bytes, which nothing else refers
+            // to: its owner gave it up. MREMAP_MAYMOVE lets the kernel move it; on failure
+            // the old mapping is left as it was, and is unmapped below.
+            let moved =
+                unsafe { libc::mremap(map.base.as_ptr().cast(), held, len, libc::MREMAP_MAYMOVE) };
+            if moved == libc::MAP_FAILED {
+                let error = io::Error::last_os_error();
+                drop(std::mem::ManuallyDrop::into_inner(map));
+                return Err(error);
+            }
+            NonNull::new(moved.cast::<u8>())
+                .ok_or_else(|| io::Error::other("mremap returned a null mapping"))?
+        };
         // From here on the reservation owns the mapping, and unmaps it on error.
         let reservation = Reservation { base, len };
         // The grown pages would map the file past its end (a fault on access): replace them
@@ -318,6 +332,9 @@ fn prot(protection: Protection) -> libc::c_int {
 pub(crate) struct FileMap {
     base: NonNull<u8>,
     len: usize,
+    /// Address space mapped past the file's last page, never read: room for the image's
+    /// zero pages (see [`FileMap::with_room`]).
+    room: usize,
 }
 
 // SAFETY: a FileMap is an owned, read-only range of memory like a Box<[u8]>.
@@ -339,7 +356,28 @@ impl FileMap {
             ));
         }
         let base = map_anywhere(len, libc::PROT_READ, Some((file, 0)), populate)?;
-        Ok(FileMap { base, len })
+        Ok(FileMap { base, len, room: 0 })
+    }
+
+    /// Maps `file` as [`FileMap::new`] does (without populating it), with `room` bytes
+    /// (whole pages) of address space more past its last page, for the image's zero pages
+    /// (`bss`): [`Reservation::from_file_map`] then replaces them with anonymous pages in
+    /// place, where growing the mapping would move it (`mremap`), the space after a new
+    /// mapping being usually taken. The room maps the file past its end, and nothing reads
+    /// it: [`FileMap::bytes`] ends at the file's end, and the kernel maps no page past it
+    /// ahead of a fault (its fault-around stops at the end of the file).
+    pub(crate) fn with_room(file: &File, len: usize, room: usize) -> io::Result<FileMap> {
+        if len == 0 || room % PAGE_SIZE != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map an empty file, or room of part of a page",
+            ));
+        }
+        let total = whole_pages(len)?
+            .checked_add(room)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let base = map_anywhere(total, libc::PROT_READ, Some((file, 0)), false)?;
+        Ok(FileMap { base, len, room })
     }
 
     /// Splits the mapping at the page-aligned offset `at` (inside it) into the mapping of the
@@ -355,10 +393,12 @@ impl FileMap {
             FileMap {
                 base: whole.base,
                 len: at,
+                room: 0,
             },
             FileMap {
                 base: tail,
                 len: whole.len - at,
+                room: whole.room,
             },
         ))
     }
@@ -372,10 +412,14 @@ impl FileMap {
 
 impl Drop for FileMap {
     fn drop(&mut self) {
-        // SAFETY: base/len describe exactly the pages of the mapping created in `new` (or the
-        // part of it `split` gave this map), unmapped only here.
+        // SAFETY: base/len (and the room past the file's pages) describe exactly the pages of
+        // the mapping created in `new` or `with_room` (or the part of it `split` gave this
+        // map), unmapped only here.
         unsafe {
-            libc::munmap(self.base.as_ptr().cast(), self.len);
+            libc::munmap(
+                self.base.as_ptr().cast(),
+                self.len.next_multiple_of(PAGE_SIZE) + self.room,
+            );
         }
     }
 }
@@ -575,6 +619,11 @@ pub(crate) fn open_regular(path: &std::path::Path) -> io::Result<File> {
 /// is a regular file. The descriptor stays non-blocking, which reading or mapping a regular
 /// file ignores: a load saves the two `fcntl` calls of making it blocking, and a second
 /// `fstat` for the size.
+/// Reads bytes of `file` from `offset` into `buf`, without moving the file position.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
 pub(crate) fn open_module(path: &std::path::Path) -> io::Result<(File, u64)> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     // O_NOCTTY: a terminal given as a module never becomes the controlling one.

@@ -3,18 +3,24 @@
 //! backtraces walk through module code.
 //!
 //! libgcc finds the unwind tables of the objects the dynamic linker loaded by itself
-//! (`dl_iterate_phdr`); anything else must be registered. `__register_frame_info` takes the
-//! start of a whole `.eh_frame` (records back to back up to a zero terminator, as the packer
-//! writes it) and a caller-owned `struct object` it links into its list: registration is
-//! constant time, and the tables are sorted lazily, once per module, on the first lookup that
-//! needs them. (Registering FDE by FDE, as `__register_frame` on a single FDE would need,
-//! costs an object per function.) Deregistration must happen before the tables are
-//! unmapped, since another thread may be unwinding.
+//! (`dl_iterate_phdr`); anything else must be registered. `__register_frame_info_table`
+//! takes a null-terminated array of pointers to whole `.eh_frame`s (records back to back up
+//! to a zero terminator, as the packer writes them) and a caller-owned `struct object` it
+//! links into its list: registration is constant time, and the tables are sorted lazily,
+//! once per module, on the first lookup that needs them. (Registering FDE by FDE, as
+//! `__register_frame` on a single FDE would need, costs an object per function.) The array
+//! form is used rather than `__register_frame_info`, which takes the `.eh_frame` itself,
+//! because that one reads the table's first word to skip an empty table: a page fault, and
+//! with the kernel's fault-around 16 pages of the module mapped, 64 KiB of resident memory
+//! per module that nothing reads until something unwinds (libgcc before GCC 13; later ones
+//! read the whole table at registration either way). An empty table in the array form is
+//! registered and deregistered like any other. Deregistration must happen before the
+//! tables are unmapped, since another thread may be unwinding.
 
 use std::ffi::c_void;
 
 unsafe extern "C" {
-    fn __register_frame_info(begin: *const c_void, object: *mut c_void);
+    fn __register_frame_info_table(begin: *const c_void, object: *mut c_void);
     fn __deregister_frame_info(begin: *const c_void) -> *mut c_void;
 }
 
@@ -26,8 +32,9 @@ type ObjectStorage = [usize; 16];
 /// A registered `.eh_frame`; deregistered on drop.
 #[derive(Debug)]
 pub(crate) struct UnwindRegistration {
-    begin: *const c_void,
-    // Boxed so its address stays fixed while libgcc links it into its lists.
+    /// The array registered: the table's address, then null. Boxed, as the object, so that
+    /// its address, which libgcc keeps and identifies the registration by, stays fixed.
+    tables: Box<[*const c_void; 2]>,
     _object: Box<ObjectStorage>,
 }
 
@@ -49,7 +56,7 @@ impl UnwindRegistration {
         parsed
             .loaded_sections()
             .filter(|s| s.kind == smf_format::SectionKind::EhFrame && s.mem_size >= 4)
-            .filter_map(|s| {
+            .map(|s| {
                 // SAFETY: the packer writes `.eh_frame` whole with its terminator, the section
                 // is mapped read-only for as long as the image (caller's contract), and the
                 // tables' code ranges were resolved into this image's code.
@@ -63,28 +70,26 @@ impl UnwindRegistration {
     /// # Safety
     /// `begin` must point to a complete `.eh_frame` ending in a zero terminator, mapped and
     /// unchanged until the registration is dropped, whose code ranges are mapped code.
-    unsafe fn register(begin: *const u8) -> Option<UnwindRegistration> {
-        // SAFETY: the caller guarantees at least the 4-byte terminator is readable.
-        if unsafe { begin.cast::<u32>().read_unaligned() } == 0 {
-            // An empty table: libgcc would ignore it, and then refuse to deregister it.
-            return None;
-        }
+    unsafe fn register(begin: *const u8) -> UnwindRegistration {
+        let tables: Box<[*const c_void; 2]> = Box::new([begin.cast(), std::ptr::null()]);
         let mut object: Box<ObjectStorage> = Box::new([0; 16]);
         let object_ptr: *mut ObjectStorage = &mut *object;
-        // SAFETY: `begin` is a valid table (caller's contract); the object storage is large
-        // enough, zeroed, and boxed so that it stays put until `drop` deregisters it.
-        unsafe { __register_frame_info(begin.cast(), object_ptr.cast()) };
-        Some(UnwindRegistration {
-            begin: begin.cast(),
+        // SAFETY: `tables` holds a valid table (caller's contract) and the null that ends the
+        // array; the array and the object storage (large enough, zeroed) are boxed, so they
+        // stay put until `drop` deregisters them. Nothing of the table is read here.
+        unsafe { __register_frame_info_table(tables.as_ptr().cast(), object_ptr.cast()) };
+        UnwindRegistration {
+            tables,
             _object: object,
-        })
+        }
     }
 }
 
 impl Drop for UnwindRegistration {
     fn drop(&mut self) {
-        // SAFETY: `begin` was registered by `register` and is deregistered once, here, while
-        // the table is still mapped; libgcc hands back the object storage, which we own.
-        unsafe { __deregister_frame_info(self.begin) };
+        // SAFETY: the array was registered by `register` and is deregistered once, here, by
+        // the address libgcc knows it by, while the table is still mapped; libgcc hands back
+        // the object storage, which we own.
+        unsafe { __deregister_frame_info(self.tables.as_ptr().cast()) };
     }
 }

@@ -76,6 +76,8 @@ pub fn install_crash_handler() -> io::Result<()> {
     if *installed {
         return Ok(());
     }
+    // Reports name source lines from source maps validated beforehand.
+    crate::runtime::prepare_crash_reports();
     // SAFETY: the handler has the signature the system calls it with and lives forever.
     let handle = unsafe { AddVectoredExceptionHandler(1, Some(handler)) };
     if handle.is_null() {

@@ -213,6 +213,10 @@ impl FileMap {
         Err(not_mapped())
     }
 
+    pub(crate) fn with_room(_file: &File, _len: usize, _room: usize) -> io::Result<FileMap> {
+        Err(not_mapped())
+    }
+
     pub(crate) fn split(self, _at: usize) -> Result<(FileMap, FileMap), FileMap> {
         Err(self)
     }
@@ -220,6 +224,11 @@ impl FileMap {
     pub(crate) fn bytes(&self) -> &[u8] {
         &[]
     }
+}
+
+/// Reads bytes of `file` from `offset` into `buf`.
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 /// Opens `path` for reading if it is a regular file; anything else (a directory, a device,
