@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +114,57 @@ impl std::fmt::Display for ReloadReport {
     }
 }
 
+/// The hasher of the reload's maps of symbol names: eight bytes at a time, each word mixed
+/// in by a rotation and a multiplication (as rustc's FxHash does), and a last multiplication
+/// that spreads the result over the top bits the table takes its control bits from. Names
+/// come from modules the host runs, so no adversary picks them to collide; SipHash, the
+/// default, hashing the names of every local symbol of SQLite's module was a tenth of its
+/// reload.
+#[derive(Default)]
+struct NameHasher(u64);
+
+/// A map keyed by symbol names.
+type ByName<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
+
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(MIX);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn write_isize(&mut self, value: isize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(MIX)
+    }
+}
+
 /// One version's symbols, decoded once per reload for everything the reload does with them
 /// (carrying state, moving pointers, comparing code): one pass over the symbol table and one
 /// sort. Entries that do not decode (local ones no load checked) hold nothing a reload can
@@ -129,7 +181,9 @@ pub(crate) struct Decoded<'a> {
     /// The symbols that hold the module's state (data in writable sections), in table order.
     state: Vec<Symbol<'a>>,
     /// Local symbols by name and kind; `None` for a name several share. Made on first use.
-    locals: OnceCell<HashMap<(&'a str, SymbolKind), Option<usize>>>,
+    locals: OnceCell<ByName<(&'a str, SymbolKind), Option<usize>>>,
+    /// How many symbols are local: the capacity of `locals`.
+    local_count: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,7 +200,9 @@ impl<'a> Decoded<'a> {
         let sections = file.sections();
         let mut spans = Vec::with_capacity(file.symbols().len());
         let mut state = Vec::new();
+        let mut local_count = 0;
         for (i, symbol) in file.symbols().valid() {
+            local_count += usize::from(symbol.binding == Binding::Local);
             let Some(section) = symbol.section else {
                 continue;
             };
@@ -178,14 +234,15 @@ impl<'a> Decoded<'a> {
             reach,
             state,
             locals: OnceCell::new(),
+            local_count,
         }
     }
 
     /// The state symbols by name; `None` for a name that several share (two local statics of
     /// different objects), which is then never carried over.
-    fn state_by_name(&self) -> HashMap<&'a str, Option<Symbol<'a>>> {
-        let mut by_name: HashMap<&str, Option<Symbol<'_>>> =
-            HashMap::with_capacity(self.state.len());
+    fn state_by_name(&self) -> ByName<&'a str, Option<Symbol<'a>>> {
+        let mut by_name: ByName<&str, Option<Symbol<'_>>> =
+            ByName::with_capacity_and_hasher(self.state.len(), Default::default());
         for symbol in &self.state {
             by_name
                 .entry(symbol.name)
@@ -195,9 +252,9 @@ impl<'a> Decoded<'a> {
         by_name
     }
 
-    fn locals(&self) -> &HashMap<(&'a str, SymbolKind), Option<usize>> {
+    fn locals(&self) -> &ByName<(&'a str, SymbolKind), Option<usize>> {
         self.locals.get_or_init(|| {
-            let mut locals = HashMap::new();
+            let mut locals = ByName::with_capacity_and_hasher(self.local_count, Default::default());
             for (i, symbol) in self.module.file().symbols().valid() {
                 if symbol.binding == Binding::Local {
                     locals
@@ -218,6 +275,9 @@ impl<'a> Decoded<'a> {
         (target < span.end).then_some((span.start, span.index as usize))
     }
 }
+
+/// The page size state is copied by, and bss residency is told in.
+const PAGE: u64 = crate::sys::PAGE_SIZE as u64;
 
 /// The outcome of carrying state from `old` to `new`.
 pub(crate) struct Carried {
@@ -241,6 +301,25 @@ pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
     };
     let (old_state, new_state) = (old_symbols.state_by_name(), new_symbols.state_by_name());
     let translator = Translator::new(old_symbols, new_symbols);
+    // Which pages of the old version's bss were ever written: one system call per bss
+    // section, at the first bss value, rather than one per value.
+    let bss_touched: OnceCell<Vec<(u64, Vec<bool>)>> = OnceCell::new();
+    let touched_pages = || {
+        bss_touched.get_or_init(|| {
+            old.file()
+                .sections()
+                .iter()
+                .filter(|s| s.kind == SectionKind::Bss && s.mem_size > 0)
+                .map(|s| {
+                    let first = s.vaddr & !(PAGE - 1);
+                    let end = s.vaddr.saturating_add(s.mem_size);
+                    (first, old.image().bss_pages_touched(s.vaddr, end))
+                })
+                .collect()
+        })
+    };
+    // A page of the old value and of the new one, reused by every value.
+    let mut buffers = ([0u8; PAGE as usize], [0u8; PAGE as usize]);
     for &symbol in &new_symbols.state {
         let name = symbol.name.to_owned();
         if new_state.get(symbol.name).copied().flatten().is_none() {
@@ -265,6 +344,7 @@ pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
             .sections()
             .get(previous.section.unwrap_or(u32::MAX) as usize)
             .is_some_and(|s| s.kind == SectionKind::Bss);
+        let touched = in_bss.then(touched_pages);
         match copy_value(
             old,
             new,
@@ -272,7 +352,8 @@ pub(crate) fn carry_state<'a>(old: &Decoded<'a>, new: &Decoded<'a>) -> Carried {
             previous.value,
             symbol.value,
             size,
-            in_bss,
+            touched.map(Vec::as_slice),
+            &mut buffers,
         ) {
             Ok(retains) => {
                 carried.retains_old |= retains;
@@ -390,7 +471,9 @@ fn carried_bytes(
 /// stop them in its `smf_before_reload` hook (docs/RELOAD.md).
 ///
 /// Pages of a bss value that the old version never wrote are skipped: they are zeros in both
-/// versions. Only pages whose bytes differ are written, so large untouched buffers cost
+/// versions. `touched`, for a value in bss, gives for each bss section of `old` its first
+/// page and whether each of its pages was written (a page it does not cover counts as
+/// written). Only pages whose bytes differ are written, so large untouched buffers cost
 /// neither copies nor page faults.
 fn copy_value(
     old: &Module,
@@ -399,28 +482,29 @@ fn copy_value(
     from: u64,
     to: u64,
     size: u64,
-    in_bss: bool,
+    touched: Option<&[(u64, Vec<bool>)]>,
+    buffers: &mut ([u8; PAGE as usize], [u8; PAGE as usize]),
 ) -> std::io::Result<bool> {
-    const PAGE: u64 = 4096;
     let (old_base, old_len) = (old.base() as u64, old.image_len() as u64);
     let mut retains = false;
-    let (mut want, mut have) = ([0u8; PAGE as usize], [0u8; PAGE as usize]);
+    let (want, have) = buffers;
     let end = from + size;
-    let touched = if in_bss {
-        old.image().bss_pages_touched(from, end)
-    } else {
-        Vec::new()
+    let written = |page: u64| {
+        touched.is_none_or(|sections| {
+            sections
+                .iter()
+                .find_map(|(first, pages)| {
+                    let i = usize::try_from(page.checked_sub(*first)? / PAGE).ok()?;
+                    pages.get(i).copied()
+                })
+                .unwrap_or(true)
+        })
     };
     let mut at = from;
     while at < end {
         let page = at & !(PAGE - 1);
         let chunk = (page + PAGE).min(end) - at;
-        if in_bss
-            && !touched
-                .get(((page - (from & !(PAGE - 1))) / PAGE) as usize)
-                .copied()
-                .unwrap_or(true)
-        {
+        if !written(page) {
             at += chunk;
             continue;
         }
@@ -553,38 +637,38 @@ pub(crate) fn diff<'a>(
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
     let (old, new) = (old_symbols.module, new_symbols.module);
     let (old_file, new_file) = (old.file(), new.file());
-    let exported = |m: &Module| m.exports().map(|(n, _)| n.to_owned()).collect::<Vec<_>>();
-    let added = exported(new)
-        .into_iter()
-        .filter(|n| old_file.lookup(n).is_none())
-        .collect();
-    let removed = exported(old)
-        .into_iter()
-        .filter(|n| new_file.lookup(n).is_none())
+    let removed = old_file
+        .symbols()
+        .exported()
+        .filter(|(_, a)| new_file.lookup(a.name).is_none())
+        .map(|(_, a)| a.name.to_owned())
         .collect();
     // Made once, on the first symbol whose bytes differ.
     let layouts = OnceCell::new();
-    let changed = exported(new)
-        .into_iter()
-        .filter(|n| match (old_file.lookup(n), new_file.lookup(n)) {
-            (Some(a), Some(b)) => {
-                if a.kind != b.kind || a.size != b.size {
-                    return true;
-                }
-                let (Some(x), Some(y)) = (symbol_bytes(old, &a), symbol_bytes(new, &b)) else {
-                    return true;
-                };
-                let (x, y) = (&*x, &*y);
-                if x == y {
-                    return false;
-                }
-                let (old_layout, new_layout) =
-                    layouts.get_or_init(|| (Layout::new(old_symbols), Layout::new(new_symbols)));
-                !Layout::same_behaviour(old_layout, &a, x, new_layout, &b, y)
-            }
-            _ => false,
-        })
-        .collect();
+    let changes = |a: &Symbol<'_>, b: &Symbol<'_>| {
+        if a.kind != b.kind || a.size != b.size {
+            return true;
+        }
+        let (Some(x), Some(y)) = (symbol_bytes(old, a), symbol_bytes(new, b)) else {
+            return true;
+        };
+        let (x, y) = (&*x, &*y);
+        if x == y {
+            return false;
+        }
+        let (old_layout, new_layout) =
+            layouts.get_or_init(|| (Layout::new(old_symbols), Layout::new(new_symbols)));
+        !Layout::same_behaviour(old_layout, a, x, new_layout, b, y)
+    };
+    // One pass over the new version's exports, each looked up once in the old version.
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
+    for (_, b) in new_file.symbols().exported() {
+        match old_file.lookup(b.name) {
+            None => added.push(b.name.to_owned()),
+            Some(a) if changes(&a, &b) => changed.push(b.name.to_owned()),
+            Some(_) => {}
+        }
+    }
     (added, removed, changed)
 }
 

@@ -1061,6 +1061,7 @@ fn reload_samples(
             &mut |record| {
                 let next = if sys_round % 2 == 0 { &so2 } else { &so1 };
                 sys_round += 1;
+                settle();
                 let start = Instant::now();
                 drop(current_so.take());
                 let library = Library::open(next)?;
@@ -1076,6 +1077,7 @@ fn reload_samples(
                 let next = if smf_round % 2 == 0 { &v2.smf } else { &v1.smf };
                 smf_round += 1;
                 fixture::replace_by_link(live, next)?;
+                settle();
                 let start = Instant::now();
                 // SAFETY: the benchmark's modules are built from its own C code and never rewritten.
                 let report = unsafe { registry.reload(live) }.map_err(err)?;
@@ -1092,6 +1094,18 @@ fn reload_samples(
     )?;
     drop(current_so);
     Ok((sys, smf))
+}
+
+/// Sleeps a moment before a timed reload, on both sides, as a program that reloads after a
+/// rebuild was waiting for it. On a machine shared with other work, a task that ran without
+/// sleeping is the first the scheduler preempts, and a reload of a few milliseconds is then
+/// timed with other programs' time slices in it: SQLite's reload read into memory measured
+/// 34× `dlopen` that way with the same CPU time as 11.6× in runs where the file replacement
+/// before it slept (freeing a replaced file waited for a disk discard). Without the sleep,
+/// which side the scheduler charges depends on what happened before the sample, not on the
+/// loader.
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_micros(200));
 }
 
 /// Memory per module, with `copies` copies of each loaded at once (and their first symbol

@@ -613,3 +613,55 @@ fn without_the_hash_check_a_reload_trusts_the_stored_hash() {
     let error = format!("{:#}", unsafe { checked.reload(&path) }.unwrap_err());
     assert!(error.contains("module hash mismatch"), "{error}");
 }
+
+/// By default a reloadable module does not depend on its file once loaded: a build that
+/// writes its output in place (truncating the file, then writing the new module into it)
+/// while the module runs changes nothing the running version executes or reads, and the
+/// reload that follows loads the new content and keeps the state. A module mapped from its
+/// file (`LoadOptions::with_map_reloadable`) would fault (`SIGBUS`) at its next call after
+/// the truncation: its code pages are the file's, and the file no longer has them.
+#[test]
+fn rewriting_a_loaded_module_file_in_place_leaves_the_running_version_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = build(dir.path(), "lib", LIB_V1);
+    let v2 = build(dir.path(), "lib", LIB_V2);
+    let lib = dir.path().join("lib.smf");
+    install(&lib, &v1);
+    let registry = Registry::new();
+    // SAFETY: a module this test built from its own sources; rewriting its file in place is
+    // what this test checks the default options allow.
+    unsafe { registry.load(&lib) }.unwrap();
+    // SAFETY: `long f(void)` in every version.
+    let version = unsafe { registry.current::<Fn0>(&lib, "version") }.unwrap();
+    // SAFETY: as above.
+    let bump = unsafe { registry.current::<Fn0>(&lib, "bump") }.unwrap();
+    assert_eq!((*bump.pin())(), 1);
+
+    // Truncated, as a build opening its output with O_TRUNC leaves it, then rewritten.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&lib)
+        .unwrap();
+    file.sync_all().unwrap();
+    assert_eq!(
+        (*version.pin())(),
+        1,
+        "the running code, with its file empty"
+    );
+    assert_eq!((*bump.pin())(), 2);
+    drop(file);
+    install(&lib, &v2);
+    assert_eq!(
+        (*version.pin())(),
+        1,
+        "the running code, with its file rewritten"
+    );
+    assert_eq!((*bump.pin())(), 3);
+
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&lib) }.unwrap();
+    assert!(!report.unchanged);
+    assert_eq!((*version.pin())(), 2);
+    assert_eq!((*bump.pin())(), 4, "the counter was kept");
+}

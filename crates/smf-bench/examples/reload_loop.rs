@@ -1,0 +1,91 @@
+//! Reloads SQLite's `--reloadable` module in a loop, for profiling a reload with `perf`:
+//! `cargo run --release -p smf-bench --example reload_loop -- [read|mapped] [link|copy] [N]`.
+//! `link` replaces the live file by a link to the other version's file (as the benchmark
+//! does), `copy` by a fresh copy renamed over it (as a build does). Prints the median and the
+//! range of the reload times.
+
+use std::path::Path;
+use std::time::Instant;
+
+use simple_loader::{LoadOptions, Registry};
+use smf_bench::{fixture, realcode};
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mapped = args.get(1).is_some_and(|a| a == "mapped");
+    let copy = args.get(2).is_some_and(|a| a == "copy");
+    let n: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(500);
+    let dir = Path::new("/tmp/perfreload-loop");
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    // Built once: later runs reuse the modules.
+    let (p1, p2) = (
+        dir.join("sqlite-reload1.smf"),
+        dir.join("sqlite-reload2.smf"),
+    );
+    if !p1.exists() || !p2.exists() {
+        realcode::build(dir, realcode::sqlite()?)?;
+    }
+    let (v1, v2) = (
+        std::fs::read(&p1).map_err(|e| e.to_string())?,
+        std::fs::read(&p2).map_err(|e| e.to_string())?,
+    );
+    let live = dir.join("live.smf");
+    let replace = |i: usize| -> Result<(), String> {
+        let (path, bytes) = if i % 2 == 0 { (&p2, &v2) } else { (&p1, &v1) };
+        if copy {
+            fixture::write_atomically(&live, bytes)
+        } else {
+            fixture::replace_by_link(&live, path)
+        }
+    };
+    fixture::replace_by_link(&live, &p1)?;
+    let registry = Registry::with_options(LoadOptions::default().with_map_reloadable(mapped));
+    // SAFETY: SQLite's module, built by this program.
+    unsafe { registry.load(&live) }.map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(n);
+    let mut cpu = Vec::with_capacity(n);
+    let mut faults = Vec::with_capacity(n);
+    for i in 0..n {
+        replace(i)?;
+        let (c0, f0) = thread_cpu();
+        let start = Instant::now();
+        // SAFETY: as above.
+        let report = unsafe { registry.reload(&live) }.map_err(|e| e.to_string())?;
+        times.push(start.elapsed().as_nanos() as u64);
+        let (c1, f1) = thread_cpu();
+        cpu.push(c1 - c0);
+        faults.push(f1 - f0);
+        assert!(!report.unchanged);
+    }
+    for v in [&mut times, &mut cpu, &mut faults] {
+        v.sort_unstable();
+    }
+    println!(
+        "{} {} x{n}: wall median {} µs (range {}..{}), thread cpu median {} µs (range {}..{}), minor faults median {}",
+        if mapped { "mapped" } else { "read" },
+        if copy { "copy" } else { "link" },
+        times[n / 2] / 1000,
+        times[0] / 1000,
+        times[n - 1] / 1000,
+        cpu[n / 2] / 1000,
+        cpu[0] / 1000,
+        cpu[n - 1] / 1000,
+        faults[n / 2],
+    );
+    Ok(())
+}
+
+/// The calling thread's CPU time (ns) and minor page faults so far.
+fn thread_cpu() -> (u64, u64) {
+    // SAFETY: plain system calls writing into local structures.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        (
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+            usage.ru_minflt as u64,
+        )
+    }
+}
