@@ -81,25 +81,29 @@ impl TlsNeeds {
     }
 }
 
-/// The largest alignment a module's static block can count on. glibc gives a library it loads
-/// after start-up (the loader's carrier object) a static block only if the block's alignment
-/// is at most `dl_tls_static_align`, the alignment of every thread pointer: x86-64's
-/// `TCB_ALIGNMENT`, 64, or more only if the program's own thread-locals (those of the
-/// executable and the libraries loaded with it) ask for more. Over-allocating and aligning
-/// inside the block would not do: initial-exec code adds one constant to the thread pointer,
-/// and thread pointers agree only modulo that alignment.
-pub(crate) const STATIC_BLOCK_MAX_ALIGN: u64 = 64;
-
-/// Refuses a module whose thread-locals are aligned beyond [`STATIC_BLOCK_MAX_ALIGN`] if
-/// its code reaches them at a fixed offset from the thread pointer: glibc would refuse its
-/// static block at load, whatever its reserve. The dynamic models have no such limit.
+/// Refuses a module whose thread-locals are aligned beyond its architecture's
+/// [`Arch::static_tls_align`](crate::arch::Arch) if its code reaches them at a fixed offset
+/// from the thread pointer: glibc would refuse its static block at load, whatever its
+/// reserve. The dynamic models have no such limit.
+///
+/// glibc gives a library it loads after start-up (the loader's carrier object) a static block
+/// only if the block's alignment is at most `dl_tls_static_align`, the alignment of every
+/// thread pointer: `TCB_ALIGNMENT` (64 on x86-64, 32 on aarch64), or more only if the
+/// program's own thread-locals (those of the executable and the libraries loaded with it) ask
+/// for more. Over-allocating and aligning inside the block would not do: initial-exec code
+/// adds one constant to the thread pointer, and thread pointers agree only modulo that
+/// alignment.
 pub(crate) fn check_static_alignment(
     needs: &TlsNeeds,
     objects: &[Object<'_>],
     layout: &Layout,
 ) -> Result<(), Error> {
     let align = layout.output(OutputKind::Tls).align;
-    if align <= STATIC_BLOCK_MAX_ALIGN {
+    // Every object has the same architecture (`crate::input` refuses a mix).
+    let Some(limit) = objects.first().map(|o| o.arch.static_tls_align) else {
+        return Ok(());
+    };
+    if align <= limit {
         return Ok(());
     }
     let model = if needs.entries.iter().any(|(a, _)| *a == Access::InitialExec) {
@@ -121,9 +125,9 @@ pub(crate) fn check_static_alignment(
         problem: format!(
             "thread-locals aligned to {align} bytes, reached by {model} in this module: \
              those need a static TLS block from glibc, which it aligns to at most \
-             {STATIC_BLOCK_MAX_ALIGN} bytes (its thread pointers' alignment) for code loaded \
+             {limit} bytes (its thread pointers' alignment) for code loaded \
              after start-up, whatever its reserve; align them to at most \
-             {STATIC_BLOCK_MAX_ALIGN} bytes, or compile without -ftls-model=initial-exec and \
+             {limit} bytes, or compile without -ftls-model=initial-exec and \
              -mtls-dialect=gnu2 (the general- and local-dynamic models allow any alignment)"
         ),
     })

@@ -909,6 +909,116 @@ fn local_exec_thread_locals_are_refused_as_in_a_shared_library() {
     );
 }
 
+/// The types and source lines of an aarch64 `-g` object, as for x86-64: its DWARF's
+/// references to other debug sections are `R_AARCH64_ABS32` relocations, its addresses
+/// `R_AARCH64_ABS64` ones, and with `-ffunction-sections` each function's line sequence is
+/// relocated against its own section.
+#[test]
+fn types_and_lines_come_from_aarch64_dwarf() {
+    if !cross_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    let source = "struct state { int hp; int mp; };\n\
+                  struct state state = { 10, 20 };\n\
+                  long add(long a, long b)\n\
+                  {\n    return a + b;\n}\n\
+                  void hurt(int by)\n\
+                  {\n    state.hp -= by;\n}\n\
+                  unsigned char *name(const char *s) { return (unsigned char *)s + state.mp; }\n";
+    for flags in [&["-O0"][..], &["-O2", "-ffunction-sections"]] {
+        let mut all = vec!["-fPIC", "-g"];
+        all.extend(flags);
+        let object = compile(&dir.0, GCC, "dwarf", source, &all);
+        let bytes = smf_pack::pack(
+            &[Input {
+                name: "dwarf.o".into(),
+                data: object,
+            }],
+            &Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        let module = Module::parse(&bytes).unwrap();
+        let symbol = |name: &str| util::symbol(&module, name);
+        let types = module.types();
+        for (name, expected) in [
+            ("add", "fn(i64, i64) -> i64"),
+            ("hurt", "fn(i32)"),
+            // `char` is unsigned on aarch64.
+            ("name", "fn(*u8) -> *u8"),
+        ] {
+            assert_eq!(
+                types.display(symbol(name).type_id),
+                expected,
+                "{flags:?}: {name}"
+            );
+        }
+        assert_eq!(
+            types.describe_record(symbol("state").type_id).as_deref(),
+            Some("struct state { hp: i32 @0, mp: i32 @4 } (8 bytes, align 4)"),
+            "{flags:?}"
+        );
+        let lines = module.source_map().unwrap().expect("a source map");
+        // Each function's first address maps to one of its own lines (gcc's rows at that
+        // address run from the opening brace to, at -O2, the closing one).
+        for (name, lines_of) in [("add", 3..=6), ("hurt", 7..=10)] {
+            let at = lines
+                .lookup(symbol(name).value)
+                .unwrap_or_else(|| panic!("{flags:?}: no line for {name}"));
+            assert!(
+                at.file.ends_with("/dwarf.c") && lines_of.contains(&at.line),
+                "{flags:?}: {name} starts at {at}, not in dwarf.c:{lines_of:?}"
+            );
+        }
+    }
+}
+
+/// glibc aligns aarch64 thread pointers to 32 bytes (its generic `TCB_ALIGNMENT`), not 64 as
+/// on x86-64: a module whose thread-locals are reached at a fixed offset from the thread
+/// pointer may ask for 32 there, not 64. The dynamic model is not limited.
+#[test]
+fn static_tls_alignment_is_limited_to_aarch64_glibcs_32_bytes() {
+    if !cross_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pack_aligned = |align: u32, flags: &[&str]| {
+        let source = format!(
+            "__thread char buf[64] __attribute__((aligned({align}))) = \"x\";\n\
+             char *get(void) {{ return buf; }}"
+        );
+        let mut all = vec!["-fPIC", "-O2"];
+        all.extend(flags);
+        let object = compile(&dir.0, GCC, "aligned", &source, &all);
+        smf_pack::pack(
+            &[Input {
+                name: "aligned.o".into(),
+                data: object,
+            }],
+            &Options::default(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    for (flags, model) in [
+        (&["-ftls-model=initial-exec"][..], "initial-exec accesses"),
+        // aarch64's default dialect under -fPIC: TLS descriptors.
+        (&[][..], "TLS descriptors"),
+    ] {
+        pack_aligned(32, flags).unwrap_or_else(|e| panic!("{flags:?}, 32 bytes: {e}"));
+        let error = pack_aligned(64, flags).expect_err("64-byte static TLS on aarch64");
+        for part in [
+            "aligned.o: section .tdata: thread-locals aligned to 64 bytes",
+            model,
+            "aligns to at most 32 bytes",
+            "align them to at most 32 bytes",
+        ] {
+            assert!(error.contains(part), "{flags:?}: {part:?} not in {error}");
+        }
+    }
+    pack_aligned(4096, &["-mtls-dialect=trad"]).expect("the general-dynamic model");
+}
+
 #[test]
 fn objects_of_two_architectures_are_refused_naming_both() {
     if !cross_available() {

@@ -40,6 +40,8 @@ pub(crate) static ARCH: Arch = Arch {
         "/usr/aarch64-linux-gnu/lib",
     ],
     support: SUPPORT,
+    // glibc's generic `TCB_ALIGNMENT` (nptl/descr.h), which aarch64 does not override.
+    static_tls_align: 32,
 };
 
 const UDF: [u8; 4] = 0u32.to_le_bytes();

@@ -264,6 +264,10 @@ pub(crate) struct Arch {
     pub library_dirs: &'static [&'static str],
     /// The functions a native link takes from the C library's static part.
     pub support: &'static [SupportFunction],
+    /// The largest alignment of thread-locals that code reaching them at a fixed offset from
+    /// the thread pointer (initial-exec, TLS descriptors) may ask for: what glibc aligns the
+    /// static TLS block of a library loaded after start-up to (`crate::tls`).
+    pub static_tls_align: u64,
 }
 
 /// Size of one import call stub, indirect-function stub or veneer.

@@ -37,6 +37,8 @@ pub(crate) static ARCH: Arch = Arch {
         "/usr/x86_64-linux-gnu/lib",
     ],
     support: SUPPORT,
+    // glibc's x86 `TCB_ALIGNMENT` (sysdeps/x86/nptl/pthreaddef.h).
+    static_tls_align: 64,
 };
 
 fn pc(bytes: u8, range: Range, call: bool) -> Action {

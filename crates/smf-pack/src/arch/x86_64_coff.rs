@@ -40,6 +40,8 @@ pub(crate) static ARCH: Arch = Arch {
     // Windows modules import from DLLs, which the packer does not read.
     library_dirs: &[],
     support: SUPPORT,
+    // PE thread-local storage is refused (`crate::input::coff`): no static block to align.
+    static_tls_align: 64,
 };
 
 /// Flag: the relocation's symbol stands for `__imp_NAME`, `NAME`'s pointer slot.
