@@ -48,11 +48,19 @@ pub fn all_members(name: &str, data: &[u8]) -> Result<Vec<Input>, Error> {
 /// reference takes no member, as in GNU ld. The archives are searched again and again, all of them in command
 /// line order, until no member is added, so the order of archives and objects on the command
 /// line does not matter, and of two members defining a symbol, the first found is taken.
-pub fn select_members(inputs: &[Input]) -> Result<Cow<'_, [Input]>, Error> {
+///
+/// Symbols named in `reserved` are the link's own: no member is taken for them.
+pub fn select_members<'a>(
+    inputs: &'a [Input],
+    reserved: &[&str],
+) -> Result<Cow<'a, [Input]>, Error> {
     if !inputs.iter().any(|input| is_archive(&input.data)) {
         return Ok(Cow::Borrowed(inputs));
     }
     let mut wanted = Wanted::default();
+    wanted
+        .defined
+        .extend(reserved.iter().map(|name| name.as_bytes().to_vec()));
     // One entry per input: `None` for an object, the members for an archive.
     let mut archives: Vec<Option<Vec<Member>>> = Vec::with_capacity(inputs.len());
     for input in inputs {
@@ -182,11 +190,24 @@ fn read_archive(name: &str, data: &[u8]) -> Result<Vec<Member>, Error> {
             // Not an object at all (Rust metadata, text): it defines nothing a link can use.
             Err(_) => continue,
         }
-        let symbols = object_symbols(&member_name, bytes)?;
+        // An import library's members describe a DLL's exports; the functions stay
+        // imports, resolved at load time, under the name the DLL exports them by
+        // (docs/LINKING.md, "COFF objects").
+        let data = match input::coff::import_member(bytes) {
+            input::coff::ImportMember::No => bytes.to_vec(),
+            input::coff::ImportMember::SameName => continue,
+            input::coff::ImportMember::Alias { symbol, import } => {
+                match input::coff::alias_object(&symbol, &import) {
+                    Some(object) => object,
+                    None => continue,
+                }
+            }
+        };
+        let symbols = object_symbols(&member_name, &data)?;
         members.push(Member {
             input: Input {
                 name: member_name,
-                data: bytes.to_vec(),
+                data,
             },
             symbols,
             taken: false,

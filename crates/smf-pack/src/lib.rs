@@ -101,12 +101,12 @@ pub fn pack(inputs: &[Input], options: &Options) -> Result<Vec<u8>, Error> {
 /// Links `inputs` into one SMF module and returns it with what the packer found on the way
 /// (undefined symbols, with [`UndefinedSymbols::Warn`]).
 pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error> {
-    let inputs = &*archive::select_members(inputs)?;
     // The first object's machine; every other must match it (checked once all are read).
-    let arch = inputs
-        .iter()
-        .find_map(|input| input::arch(&input.data))
-        .unwrap_or(&arch::x86_64::ARCH);
+    // Archive members count when no object is given.
+    let first_arch = |inputs: &[Input]| inputs.iter().find_map(|input| input::arch(&input.data));
+    let reserved = first_arch(inputs).map_or(&[][..], |arch| arch.archives_never_define);
+    let inputs = &*archive::select_members(inputs, reserved)?;
+    let arch = first_arch(inputs).unwrap_or(&arch::x86_64::ARCH);
     let support = runtime::support_object(inputs, arch);
     let mut objects = inputs
         .iter()

@@ -271,6 +271,21 @@ impl<'data> Globals<'data> {
                             strength,
                         };
                         match global.definition {
+                            // As GNU ld: an absolute symbol defined again with the same
+                            // value is harmless. mingw-w64's gcc gives every weak reference
+                            // without a default an absolute `.weak.NAME.SUFFIX` of value 0,
+                            // and two objects can get the same SUFFIX (the first global
+                            // symbol of each, an inline function both define).
+                            Definition::Defined {
+                                strength: Strength::Strong,
+                                object: first,
+                                symbol: first_symbol,
+                            } if strength == Strength::Strong
+                                && symbol.definition == SymbolDefinition::Absolute
+                                && objects[first].symbols.get(first_symbol).is_some_and(|s| {
+                                    s.definition == SymbolDefinition::Absolute
+                                        && s.value == symbol.value
+                                }) => {}
                             Definition::Defined {
                                 strength: Strength::Strong,
                                 object: first,

@@ -850,6 +850,172 @@ fn dllimport_slots_are_imports_named_without_the_prefix() {
     assert_eq!(table[0]["begin"], image.symbols["use"]);
 }
 
+/// The directory of mingw-w64's own libraries (`libmsvcrt.a`, `libmingwex.a`), as gcc
+/// searches it.
+fn mingw_lib_dir() -> std::path::PathBuf {
+    let output = Command::new(GCC)
+        .arg("-print-file-name=libmsvcrt.a")
+        .output()
+        .unwrap();
+    let path = std::path::PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+    assert!(path.is_absolute(), "{GCC} does not find libmsvcrt.a");
+    path.parent().unwrap().to_owned()
+}
+
+#[test]
+fn import_library_members_are_not_taken_and_their_functions_stay_imports() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    // `fopen` and `_errno` are in libmsvcrt.a as dlltool import members (`.idata$*`
+    // sections, a `jmp *__imp_fopen` thunk); `__acrt_iob_func`, which `stdout` expands to, is
+    // a real function of its static part, built from mingw-w64's sources. `fdopen`'s member
+    // imports msvcrt.dll's `_fdopen`.
+    let object = mingw_object(
+        &dir.0,
+        "io.c",
+        "#include <stdio.h>\n#include <errno.h>\n\
+         int open_it(const char *p) { FILE *f = fopen(p, \"r\"); if (!f) return errno; fputs(p, stdout); return fclose(f); }\n\
+         FILE *reopen(int fd) { return fdopen(fd, \"r\"); }\n",
+    );
+    let msvcrt = Input {
+        name: "libmsvcrt.a".into(),
+        data: std::fs::read(mingw_lib_dir().join("libmsvcrt.a")).unwrap(),
+    };
+    let bytes = smf_pack::pack(&[object, msvcrt], &Options::default()).unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let mut names: Vec<&str> = module.imports().iter().map(|i| i.name).collect();
+    names.sort();
+    // `__acrt_iob_func` was taken from the archive and calls msvcrt.dll's `__iob_func`.
+    assert_eq!(
+        names,
+        [
+            "__iob_func",
+            "_errno",
+            "_fdopen",
+            "fclose",
+            "fopen",
+            "fputs"
+        ]
+    );
+    let image = module_image(&bytes);
+    assert!(image.symbols.contains_key("__acrt_iob_func"));
+    // `fdopen` jumps through `_fdopen`'s slot.
+    let fdopen = image.symbols["fdopen"];
+    assert_eq!(image.bytes(fdopen, 2), Some(&[0xff, 0x25][..]));
+    let slot = (fdopen as i64 + 6 + i64::from(image.u32_at(fdopen + 2).unwrap() as i32)) as u64;
+    assert_eq!(image.imports[&slot], "_fdopen");
+    assert!(!image.symbols.contains_key("__imp_fopen"));
+    for section in module.loaded_sections() {
+        assert!(!section.name.starts_with(".idata"), "{}", section.name);
+    }
+}
+
+#[test]
+fn libgcc_s_main_is_not_taken_the_module_s_own_does_nothing() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    // mingw-w64's `main` calls `__main` first; libgcc.a's would run `__CTOR_LIST__`, which
+    // only GNU ld's script defines, and register `__DTOR_LIST__` with `atexit`.
+    let object = mingw_object(&dir.0, "main.c", "int main(void) { return 3; }\n");
+    let libgcc = Command::new(GCC)
+        .arg("-print-libgcc-file-name")
+        .output()
+        .unwrap();
+    let libgcc = String::from_utf8(libgcc.stdout).unwrap();
+    let libgcc = Input {
+        name: "libgcc.a".into(),
+        data: std::fs::read(libgcc.trim()).unwrap(),
+    };
+    let bytes = smf_pack::pack(&[object, libgcc], &Options::default()).unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    assert!(module.imports().is_empty(), "{:?}", module.imports());
+    let image = module_image(&bytes);
+    assert_eq!(image.bytes(image.symbols["__main"], 1), Some(&[0xc3][..]));
+    assert!(!image.symbols.contains_key("__do_global_ctors"));
+}
+
+/// Compiles C++ with mingw-w64's g++ at -O2 into `dir`, returning the object as an input.
+fn mingw_cxx_object(dir: &Path, name: &str, source: &str) -> Input {
+    let src = dir.join(name);
+    std::fs::write(&src, source).unwrap();
+    let out = dir.join(format!("{name}.o"));
+    run(Command::new(GXX)
+        .args(["-O2", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out));
+    Input {
+        name: name.to_owned(),
+        data: std::fs::read(out).unwrap(),
+    }
+}
+
+#[test]
+fn weak_reference_defaults_of_the_same_name_are_not_duplicates() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    // Both objects name the absolute default of their weak reference (value 0)
+    // `.weak.maybe_missing._Z12first_inlinev`, after their first global symbol.
+    let source = |n: &str| {
+        format!(
+            "inline int first_inline() {{ return 1; }}\n\
+             extern \"C\" __attribute__((weak)) void maybe_missing();\n\
+             int use_{n}() {{ if (maybe_missing) maybe_missing(); return first_inline(); }}\n"
+        )
+    };
+    let a = mingw_cxx_object(&dir.0, "a.cpp", &source("a"));
+    let b = mingw_cxx_object(&dir.0, "b.cpp", &source("b"));
+    let bytes = smf_pack::pack(&[a, b], &Options::default()).unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let import = module
+        .imports()
+        .iter()
+        .find(|i| i.name == "maybe_missing")
+        .unwrap();
+    assert_eq!(import.binding, smf_format::Binding::Weak);
+}
+
+#[test]
+fn unwind_sections_without_a_comdat_key_go_with_their_function() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    // `what()` is an inline function here and in libstdc++.a's guard.o, which the static
+    // local's guard takes; guard.o's `.pdata$` of it is a COMDAT section without a section
+    // symbol, so without a key of its own: it must be dropped with guard.o's `.text$` copy.
+    let object = mingw_cxx_object(
+        &dir.0,
+        "lock.cpp",
+        "#include <ext/concurrence.h>\n\
+         const char *lock_error_text() {\n\
+           try { throw __gnu_cxx::__concurrence_lock_error(); }\n\
+           catch (const __gnu_cxx::__concurrence_lock_error &e) { return e.what(); }\n\
+         }\n\
+         int counter() { static int calls = lock_error_text()[0]; return ++calls; }\n",
+    );
+    let libstdcxx = Command::new(GXX)
+        .arg("-print-file-name=libstdc++.a")
+        .output()
+        .unwrap();
+    let libstdcxx = Input {
+        name: "libstdc++.a".into(),
+        data: std::fs::read(String::from_utf8(libstdcxx.stdout).unwrap().trim()).unwrap(),
+    };
+    let bytes = smf_pack::pack(&[object, libstdcxx], &Options::default()).unwrap();
+    let image = module_image(&bytes);
+    let what = image.symbols["_ZNK9__gnu_cxx24__concurrence_lock_error4whatEv"];
+    let entries = image.functions.iter().filter(|f| f.0 == what).count();
+    assert_eq!(entries, 1, "function table entries of what()");
+    assert!(image.symbols.contains_key("__cxa_guard_acquire"));
+}
+
 #[test]
 fn constructors_run_in_windows_order() {
     if !mingw_available() {

@@ -42,6 +42,7 @@ pub(crate) static ARCH: Arch = Arch {
     support: SUPPORT,
     // glibc's generic `TCB_ALIGNMENT` (nptl/descr.h), which aarch64 does not override.
     static_tls_align: 32,
+    archives_never_define: &[],
 };
 
 const UDF: [u8; 4] = 0u32.to_le_bytes();

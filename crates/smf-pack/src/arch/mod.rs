@@ -268,6 +268,9 @@ pub(crate) struct Arch {
     /// the thread pointer (initial-exec, TLS descriptors) may ask for: what glibc aligns the
     /// static TLS block of a library loaded after start-up to (`crate::tls`).
     pub static_tls_align: u64,
+    /// Names of [`Arch::support`] functions the module always gets from the packer, never
+    /// from an archive member: the archive's does something the loader does itself.
+    pub archives_never_define: &'static [&'static str],
 }
 
 /// Size of one import call stub, indirect-function stub or veneer.

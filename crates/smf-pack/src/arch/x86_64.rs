@@ -39,6 +39,7 @@ pub(crate) static ARCH: Arch = Arch {
     support: SUPPORT,
     // glibc's x86 `TCB_ALIGNMENT` (sysdeps/x86/nptl/pthreaddef.h).
     static_tls_align: 64,
+    archives_never_define: &[],
 };
 
 fn pc(bytes: u8, range: Range, call: bool) -> Action {

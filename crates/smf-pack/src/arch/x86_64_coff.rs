@@ -42,6 +42,9 @@ pub(crate) static ARCH: Arch = Arch {
     support: SUPPORT,
     // PE thread-local storage is refused (`crate::input::coff`): no static block to align.
     static_tls_align: 64,
+    // libgcc.a's `__main` would run the `.ctors` list, which the loader runs itself
+    // (`init_array`), from `__CTOR_LIST__`, which only GNU ld's script defines.
+    archives_never_define: &["__main"],
 };
 
 /// Flag: the relocation's symbol stands for `__imp_NAME`, `NAME`'s pointer slot.

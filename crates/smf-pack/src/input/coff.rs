@@ -60,6 +60,109 @@ pub(crate) fn arch(data: &[u8]) -> Option<&'static Arch> {
     for_coff_machine(machine)
 }
 
+/// What a member of an import library, as GNU dlltool makes them (mingw-w64's
+/// `libmsvcrt.a`, `libkernel32.a`), stands for. Such a member has import-directory sections
+/// (`.idata$2` .. `.idata$7`), which describe a PE image's imports of one DLL; it is not code
+/// for a module, whose imports are resolved by name at load time.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ImportMember {
+    /// Not an import library member.
+    No,
+    /// The function or variable is imported by the name programs use: nothing to link.
+    SameName,
+    /// `symbol` is imported from the DLL as `import` (libmoldname's and libmsvcrt's POSIX
+    /// names: `fdopen` is msvcrt.dll's `_fdopen`): an object defining `symbol` as a jump to
+    /// the import `import` stands in for the member.
+    Alias { symbol: String, import: String },
+}
+
+/// Reads an archive member as an import library member, if it is one.
+pub(crate) fn import_member(data: &[u8]) -> ImportMember {
+    use object::read::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    if arch(data).is_none() {
+        return ImportMember::No;
+    }
+    let Ok(file) = object::File::parse(data) else {
+        return ImportMember::No;
+    };
+    let idata = |name: &[u8]| file.section_by_name_bytes(name);
+    if !file
+        .sections()
+        .any(|s| s.name_bytes().is_ok_and(|n| n.starts_with(b".idata$")))
+    {
+        return ImportMember::No;
+    }
+    // The hint/name entry: a 16-bit hint, then the name the DLL exports.
+    let import = idata(b".idata$6")
+        .and_then(|s| s.data().ok())
+        .and_then(|d| d.get(2..))
+        .and_then(|d| d.split(|&b| b == 0).next())
+        .and_then(|name| std::str::from_utf8(name).ok());
+    // The thunk, `jmp *__imp_NAME(%rip)`, defined in code under the name programs call.
+    let symbol = file.symbols().find_map(|symbol| {
+        let section = file.section_by_index(symbol.section_index()?).ok()?;
+        let code = section.kind() == object::SectionKind::Text;
+        (symbol.is_global() && code).then(|| symbol.name().ok())?
+    });
+    match (symbol, import) {
+        (Some(symbol), Some(import)) if !import.is_empty() && symbol != import => {
+            ImportMember::Alias {
+                symbol: symbol.to_owned(),
+                import: import.to_owned(),
+            }
+        }
+        _ => ImportMember::SameName,
+    }
+}
+
+/// A COFF object defining the function `symbol` as `jmp *__imp_IMPORT(%rip)`: a jump
+/// through the GOT slot of the import `import`.
+pub(crate) fn alias_object(symbol: &str, import: &str) -> Option<Vec<u8>> {
+    use object::write::{Object, Relocation, StandardSection, Symbol, SymbolSection};
+    use object::{SymbolFlags, SymbolKind, SymbolScope};
+    let mut object = Object::new(
+        object::BinaryFormat::Coff,
+        object::Architecture::X86_64,
+        object::Endianness::Little,
+    );
+    let text = object.section_id(StandardSection::Text);
+    let offset = object.append_section_data(text, &[0xff, 0x25, 0, 0, 0, 0], 16);
+    object.add_symbol(Symbol {
+        name: symbol.as_bytes().to_vec(),
+        value: offset,
+        size: 6,
+        kind: SymbolKind::Text,
+        scope: SymbolScope::Linkage,
+        weak: false,
+        section: SymbolSection::Section(text),
+        flags: SymbolFlags::None,
+    });
+    let slot = object.add_symbol(Symbol {
+        name: format!("__imp_{import}").into_bytes(),
+        value: 0,
+        size: 0,
+        kind: SymbolKind::Data,
+        scope: SymbolScope::Linkage,
+        weak: false,
+        section: SymbolSection::Undefined,
+        flags: SymbolFlags::None,
+    });
+    object
+        .add_relocation(
+            text,
+            Relocation {
+                offset: offset + 2,
+                symbol: slot,
+                addend: -4,
+                flags: object::RelocationFlags::Coff {
+                    typ: pe::IMAGE_REL_AMD64_REL32,
+                },
+            },
+        )
+        .ok()?;
+    object.write().ok()
+}
+
 /// Reads and checks one COFF object.
 pub(crate) fn read_object<'data>(
     file: &'data str,
@@ -709,6 +812,16 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
             }
             index = next;
         }
+        // A COMDAT section without a section symbol (mingw-w64's libstdc++.a has `.pdata$F`
+        // so) has no selection: GNU ld keeps the first of its name, as for `Any`.
+        for (index, header) in headers.iter().enumerate() {
+            let flags = header.characteristics.get(object::LittleEndian);
+            if flags.contains(pe::IMAGE_SCN_LNK_COMDAT) {
+                definitions
+                    .entry(index + 1)
+                    .or_insert((pe::IMAGE_COMDAT_SELECT_ANY, 0, None));
+            }
+        }
         let symbol_name = |index: usize| -> Result<&'data str, Error> {
             let symbol = self
                 .symtab
@@ -724,6 +837,7 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
         let mut groups: Vec<ComdatGroup<'data>> = Vec::new();
         let mut group_of: HashMap<usize, usize> = HashMap::new();
         let mut associative = Vec::new();
+        let mut unwind_of = Vec::new();
         for (section, (selection, associated, key)) in sorted {
             let Some(member) = sections.get(section) else {
                 continue;
@@ -747,7 +861,16 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
             };
             let signature = match key {
                 Some(index) => symbol_name(index)?,
-                None => member.name,
+                None => {
+                    // Older gcc (as in mingw-w64's libstdc++.a) makes a function's
+                    // `.xdata$F` and `.pdata$F` COMDATs of their own, with no symbol, beside
+                    // `.text$F` keyed by `F`; they describe that code and must go with it.
+                    if let Some((".pdata" | ".xdata", suffix)) = member.name.split_once('$') {
+                        unwind_of.push((section, member.name, suffix, selection));
+                        continue;
+                    }
+                    member.name
+                }
             };
             group_of.insert(section, groups.len());
             groups.push(ComdatGroup {
@@ -755,6 +878,30 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
                 members: vec![section],
                 selection,
             });
+        }
+        // Keyless `.pdata$F`/`.xdata$F` join this object's `.text$F` group; without one they
+        // are keyed by their name, as GNU ld keys them.
+        for (section, name, suffix, selection) in unwind_of {
+            let leader = groups.iter().position(|group| {
+                sections
+                    .get(group.members[0])
+                    .and_then(|s| s.name.strip_prefix(".text$"))
+                    == Some(suffix)
+            });
+            match leader {
+                Some(group) => {
+                    groups[group].members.push(section);
+                    group_of.insert(section, group);
+                }
+                None => {
+                    group_of.insert(section, groups.len());
+                    groups.push(ComdatGroup {
+                        signature: name,
+                        members: vec![section],
+                        selection,
+                    });
+                }
+            }
         }
         // Associative sections follow their leader, which may itself be associative.
         let mut pending = associative;

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[cfg(windows)]
+pub mod windows;
+
 /// The `smf` binary built for these tests.
 pub fn smf() -> Command {
     target(env!("CARGO_BIN_EXE_smf"))
