@@ -163,6 +163,10 @@ pub(crate) fn provided(import: &Import<'_>, tls: Option<&TlsModule>) -> Option<u
     match import.name {
         crate::tls::TLS_GET_ADDR => tls.map(|_| crate::tls::tls_get_addr_address()),
         "__cxa_atexit" => Some(cxa_atexit as *const () as usize),
+        #[cfg(windows)]
+        "atexit" => Some(module_atexit as *const () as usize),
+        #[cfg(windows)]
+        "_onexit" => Some(module_onexit as *const () as usize),
         name => crate::sys::exit_handlers::provided(name),
     }
 }
@@ -185,6 +189,39 @@ extern "C" fn cxa_atexit(
     }
     // SAFETY: the module's own arguments, passed on as if it had called the C library.
     unsafe { crate::sys::cxa_atexit(function, argument, dso) }
+}
+
+/// The `atexit` modules get on Windows. There a module's C runtime calls (mingw-w64's C++
+/// static destructors among them) reach msvcrt's `atexit`, whose handlers run only at process
+/// exit: after an unloaded module's code is gone. A handler inside a module's image is kept
+/// instead with that module's base as its handle, so unloading the module runs it, latest
+/// first, as a DLL's C runtime runs its own `atexit` table when the DLL is unloaded. A handler
+/// outside every module (a host function) goes to the C runtime's `atexit`.
+#[cfg(windows)]
+extern "C" fn module_atexit(handler: Option<extern "C" fn()>) -> c_int {
+    let Some(handler) = handler else {
+        return -1;
+    };
+    let Some(base) = with_symbols(handler as usize, |symbols| symbols.base) else {
+        crate::sys::at_exit(handler);
+        return 0;
+    };
+    /// Calls the `atexit` handler passed as the argument.
+    unsafe extern "C" fn call(handler: *mut c_void) {
+        // SAFETY: `handler` is the `extern "C" fn()` `module_atexit` was given, passed
+        // through `cxa_atexit`'s argument unchanged; function and data pointers have the same
+        // size and representation on Windows.
+        let handler: extern "C" fn() = unsafe { std::mem::transmute(handler) };
+        handler();
+    }
+    cxa_atexit(Some(call), handler as *mut c_void, base as *mut c_void)
+}
+
+/// The `_onexit` modules get on Windows: [`module_atexit`], returning the handler on success
+/// and null on failure, as msvcrt's does.
+#[cfg(windows)]
+extern "C" fn module_onexit(handler: Option<extern "C" fn()>) -> Option<extern "C" fn()> {
+    (module_atexit(handler) == 0).then_some(handler).flatten()
 }
 
 /// Takes the handles inside `image` that module code registered exit handlers with: those

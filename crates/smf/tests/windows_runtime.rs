@@ -1,9 +1,10 @@
 //! The loader's runtime on Windows, on modules packed from C compiled by mingw-w64's gcc at
 //! test time: hot reload (kept state, `Current` handles, old code alive while pinned, the
 //! function tables of both versions registered and removed), stack walks and a Rust panic
-//! crossing module frames, native imports from `--needed` DLLs in Linux's order, and the
-//! crash reporter of `smf.exe run`. Built for `x86_64-pc-windows-gnu` and run under Wine
-//! (README, "Windows"); on other systems this file is empty.
+//! crossing module frames, native imports from `--needed` DLLs in Linux's order, the crash
+//! reporter of `smf.exe run`, and `atexit` handlers run when their module is unloaded. Built
+//! for `x86_64-pc-windows-gnu` and run under Wine (README, "Windows"); on other systems this
+//! file is empty.
 #![cfg(windows)]
 
 mod common;
@@ -549,4 +550,43 @@ fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
     }
     .unwrap();
     assert_eq!((*version.pin())(), 2);
+}
+
+/// A module that registers an exit handler with `atexit`, as mingw-w64's C++ static
+/// destructors do, and counts its runs in the host's `int`.
+const AT_EXIT: &str = r#"#include <stdlib.h>
+static int *runs;
+static void count(void) { *runs += 1; }
+int arm(int *where) { runs = where; return atexit(count); }
+"#;
+
+static AT_EXIT_RUNS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+#[test]
+fn an_atexit_handler_of_a_module_runs_when_the_module_is_unloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("atexit.smf");
+    pack(
+        &[compile(dir.path(), "atexit", AT_EXIT, "-O2")],
+        &smf_pack::Options::default(),
+        &path,
+    );
+    let registry = Registry::new();
+    // SAFETY: no constructors.
+    let module = unsafe { registry.load(&path) }.unwrap();
+    {
+        // SAFETY: `arm` has this signature; the counter outlives the module.
+        let arm = unsafe { module.get::<extern "C" fn(*mut i32) -> i32>("arm") }.unwrap();
+        assert_eq!((*arm)(AT_EXIT_RUNS.as_ptr()), 0, "atexit failed");
+    }
+    assert_eq!(AT_EXIT_RUNS.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // msvcrt's `atexit` would keep the handler until the process exits, and then call into
+    // the unmapped image; the loader runs it when the module goes.
+    drop(module);
+    drop(registry);
+    assert_eq!(
+        AT_EXIT_RUNS.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the handler did not run when its module was unloaded"
+    );
 }

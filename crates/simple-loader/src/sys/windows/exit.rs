@@ -37,12 +37,24 @@ pub(crate) fn exit(status: i32) -> ! {
     unsafe { c_exit(status) }
 }
 
-/// Registers `handler` with the C runtime's `atexit`: it runs when the process exits through
-/// `exit` (or by returning from `main`).
+/// Registers `handler` to run when the process exits through `exit` (or by returning from
+/// `main`). It joins the list of [`cxa_atexit`]'s handlers, with no handle, so that it runs
+/// at exit in the one latest-first order of all of them (a module's destructors kept until
+/// exit, say, after the `atexit` handlers its `main` registered later), as in a native
+/// program's single C runtime list.
 pub(crate) fn at_exit(handler: extern "C" fn()) {
-    // SAFETY: registering a plain `extern "C" fn()` with the C runtime. A failure to
-    // register (only when out of memory) means the handler does not run at exit.
-    unsafe { c_atexit(handler) };
+    /// Calls the handler passed as the argument.
+    unsafe extern "C" fn call(handler: *mut c_void) {
+        // SAFETY: `handler` is the `extern "C" fn()` `at_exit` was given, passed through
+        // `cxa_atexit`'s argument unchanged; function and data pointers have the same size
+        // and representation on Windows.
+        let handler: extern "C" fn() = unsafe { std::mem::transmute(handler) };
+        handler();
+    }
+    // SAFETY: `call` is callable with the handler until exit: a plain function pointer to
+    // loader or module code that stays mapped until then (a module's handlers have its
+    // handle instead, and run when it is unloaded).
+    unsafe { cxa_atexit(Some(call), handler as *mut c_void, std::ptr::null_mut()) };
 }
 
 /// The `__cxa_atexit` of the Itanium C++ ABI: `function(argument)` runs when the module whose
@@ -59,7 +71,11 @@ pub(crate) unsafe fn cxa_atexit(
     let Some(function) = function else {
         return -1;
     };
-    AT_EXIT.call_once(|| at_exit(finalize_all));
+    // SAFETY: registering a plain `extern "C" fn()` with the C runtime. A failure to
+    // register (only when out of memory) means the handlers do not run at exit.
+    AT_EXIT.call_once(|| unsafe {
+        c_atexit(finalize_all);
+    });
     HANDLERS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
