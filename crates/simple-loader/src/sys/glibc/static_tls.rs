@@ -308,6 +308,15 @@ fn carrier(template: &[u8], mem_size: u64, align: u64) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// Taken by every test that asks glibc for static TLS. glibc gives a closed block's room
+    /// back only while nothing allocated after it is still open, so a test's blocks held
+    /// while another test runs its many open-close rounds would exhaust the reserve.
+    static RESERVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn reserve() -> std::sync::MutexGuard<'static, ()> {
+        RESERVE.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn block_bytes(block: &StaticBlock, len: usize) -> Vec<u8> {
         // SAFETY: the calling thread's copy of a live block of at least `len` bytes.
         unsafe { std::slice::from_raw_parts(block.address(), len) }.to_vec()
@@ -315,6 +324,7 @@ mod tests {
 
     #[test]
     fn every_thread_gets_its_own_copy_at_the_same_offset() {
+        let _reserve = reserve();
         // A thread running before the block exists gets its copy initialised too.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (go_tx, go_rx) = std::sync::mpsc::channel::<isize>();
@@ -357,6 +367,7 @@ mod tests {
 
     #[test]
     fn blocks_alive_at_once_are_distinct() {
+        let _reserve = reserve();
         let blocks: Vec<_> = (0..4u8)
             .map(|i| StaticBlock::new(&[i; 8], 8, 8).unwrap())
             .collect();
@@ -367,6 +378,7 @@ mod tests {
 
     #[test]
     fn an_alignment_beyond_the_thread_pointers_is_named_as_the_cause() {
+        let _reserve = reserve();
         // A page: more than this test program's own thread-locals ask for, so glibc refuses
         // it; the same 64 bytes at the thread pointers' alignment would fit.
         let error = StaticBlock::new(&[1; 8], 64, 4096).unwrap_err().to_string();
@@ -384,6 +396,7 @@ mod tests {
 
     #[test]
     fn a_full_reserve_points_at_the_tunable() {
+        let _reserve = reserve();
         let error = StaticBlock::new(&[], 1 << 30, THREAD_POINTER_ALIGN)
             .unwrap_err()
             .to_string();
@@ -396,6 +409,7 @@ mod tests {
 
     #[test]
     fn blocks_are_given_back_when_closed() {
+        let _reserve = reserve();
         // Far more blocks than the static TLS surplus could hold at once.
         for round in 0..200u8 {
             let block = StaticBlock::new(&[round; 64], 128, THREAD_POINTER_ALIGN).unwrap();
