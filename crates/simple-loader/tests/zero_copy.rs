@@ -407,16 +407,29 @@ fn pages_between_relocated_words_are_neither_copied_nor_allocated() {
     assert_eq!(in_memory, [0, pages - 1]);
 }
 
-/// The mappings of `path` outside the module's image (what the loader keeps of the file to
-/// read its tables): (start, end, permissions, file offset).
+/// The parts of `path`'s mappings outside the module's image (what the loader keeps of the
+/// file to read its tables): (start, end, permissions, file offset). A mapping that runs on
+/// into the image is cut at its start: the kernel lists adjacent mappings of consecutive
+/// file pages with the same permissions as one, which the file's head and the image's first
+/// pages are under qemu's user-mode emulator (it maps the guest's code without execute
+/// permission).
 fn file_view(module: &Module, path: &Path) -> Vec<(usize, usize, String, u64)> {
     let (base, end) = (module.base(), module.base() + module.image_len());
     let path = path.display().to_string();
-    process_maps()
-        .into_iter()
-        .filter(|(start, stop, .., file)| *file == path && (*stop <= base || *start >= end))
-        .map(|(start, stop, perms, offset, _)| (start, stop, perms, offset))
-        .collect()
+    let mut parts = Vec::new();
+    for (start, stop, perms, offset, file) in process_maps() {
+        if file != path {
+            continue;
+        }
+        if start < base {
+            parts.push((start, stop.min(base), perms.clone(), offset));
+        }
+        if stop > end {
+            let from = start.max(end);
+            parts.push((from, stop, perms, offset + (from - start) as u64));
+        }
+    }
+    parts
 }
 
 #[test]
