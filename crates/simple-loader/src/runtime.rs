@@ -206,15 +206,12 @@ extern "C" fn module_atexit(handler: Option<extern "C" fn()>) -> c_int {
         crate::sys::at_exit(handler);
         return 0;
     };
-    /// Calls the `atexit` handler passed as the argument.
-    unsafe extern "C" fn call(handler: *mut c_void) {
-        // SAFETY: `handler` is the `extern "C" fn()` `module_atexit` was given, passed
-        // through `cxa_atexit`'s argument unchanged; function and data pointers have the same
-        // size and representation on Windows.
-        let handler: extern "C" fn() = unsafe { std::mem::transmute(handler) };
-        handler();
-    }
-    cxa_atexit(Some(call), handler as *mut c_void, base as *mut c_void)
+    // `call_plain` gets the handler, an `extern "C" fn()`, back as its argument.
+    cxa_atexit(
+        Some(crate::sys::call_plain),
+        handler as *mut c_void,
+        base as *mut c_void,
+    )
 }
 
 /// The `_onexit` modules get on Windows: [`module_atexit`], returning the handler on success

@@ -43,18 +43,28 @@ pub(crate) fn exit(status: i32) -> ! {
 /// exit, say, after the `atexit` handlers its `main` registered later), as in a native
 /// program's single C runtime list.
 pub(crate) fn at_exit(handler: extern "C" fn()) {
-    /// Calls the handler passed as the argument.
-    unsafe extern "C" fn call(handler: *mut c_void) {
-        // SAFETY: `handler` is the `extern "C" fn()` `at_exit` was given, passed through
-        // `cxa_atexit`'s argument unchanged; function and data pointers have the same size
-        // and representation on Windows.
-        let handler: extern "C" fn() = unsafe { std::mem::transmute(handler) };
-        handler();
-    }
-    // SAFETY: `call` is callable with the handler until exit: a plain function pointer to
-    // loader or module code that stays mapped until then (a module's handlers have its
-    // handle instead, and run when it is unloaded).
-    unsafe { cxa_atexit(Some(call), handler as *mut c_void, std::ptr::null_mut()) };
+    // SAFETY: `call_plain` is callable with the handler until exit: a plain function
+    // pointer to loader or module code that stays mapped until then (a module's handlers
+    // have its handle instead, and run when it is unloaded).
+    unsafe {
+        cxa_atexit(
+            Some(call_plain),
+            handler as *mut c_void,
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// Calls the `atexit`-style handler (`extern "C" fn()`) passed as the argument: the
+/// function that registers such a handler with [`cxa_atexit`], whose handlers take one.
+///
+/// # Safety
+/// `handler` must be an `extern "C" fn()` cast to a pointer.
+pub(crate) unsafe extern "C" fn call_plain(handler: *mut c_void) {
+    // SAFETY: an `extern "C" fn()` (the caller's contract); function and data pointers have
+    // the same size and representation on Windows.
+    let handler: extern "C" fn() = unsafe { std::mem::transmute(handler) };
+    handler();
 }
 
 /// The `__cxa_atexit` of the Itanium C++ ABI: `function(argument)` runs when the module whose

@@ -33,7 +33,7 @@ pub(crate) mod crash;
 mod exit;
 pub(crate) mod unwind;
 
-pub(crate) use exit::{at_exit, cxa_atexit, cxa_finalize, exit};
+pub(crate) use exit::{at_exit, call_plain, cxa_atexit, cxa_finalize, exit};
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("simple-loader supports Windows on x86-64 only so far");
