@@ -14,6 +14,7 @@ use std::time::Duration;
 use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
 
 use crate::module::Module;
+use crate::sys::arch;
 
 /// Exported function run on the old version just before the swap.
 pub const BEFORE_RELOAD_HOOK: &str = "smf_before_reload";
@@ -735,12 +736,12 @@ impl<'d, 'a> Layout<'d, 'a> {
     /// - In data, such a field is an 8-byte word that a `relative64` relocation rebases in
     ///   both versions (the packer stores its target there), the same symbol and offset in
     ///   each.
-    /// - In x86-64 code, it is 4 bytes that, read as a displacement relative to the end of
-    ///   an instruction ending there or 1, 2 or 4 bytes later (an immediate may follow the
-    ///   displacement), give the same place in both versions: the packer resolves the
-    ///   module's own PC-relative references, so code that only moved, or whose callees or
-    ///   data moved, differs only there. The instructions are not decoded; a difference
-    ///   elsewhere, or a field that names different places, counts as a change.
+    /// - In code, it is a PC-relative field of an instruction whose targets are the same
+    ///   place in both versions: the packer resolves the module's own PC-relative
+    ///   references, so code that only moved, or whose callees or data moved, differs only
+    ///   there. Which fields those are is the architecture's reading
+    ///   ([`arch::code::reference_field`]); a difference elsewhere, or a field that names
+    ///   different places, counts as a change.
     fn same_behaviour(
         old: &Layout<'_, '_>,
         a: &Symbol<'_>,
@@ -749,13 +750,13 @@ impl<'d, 'a> Layout<'d, 'a> {
         b: &Symbol<'_>,
         y: &[u8],
     ) -> bool {
-        let code = a.kind == SymbolKind::Function
-            && old.file.header().arch == smf_format::Arch::X86_64
-            && new.file.header().arch == smf_format::Arch::X86_64;
+        let arch = old.file.header().arch;
+        let code = a.kind == SymbolKind::Function && new.file.header().arch == arch;
         if x.len() != y.len() {
             // File bytes in one version, none (bss) in the other.
             return false;
         }
+        let same = |tx: u64, ty: u64| old.place(tx).is_some_and(|p| new.place(ty) == Some(p));
         // `i` is the next byte to compare, `from` the end of the last field taken.
         let (mut i, mut from) = (0, 0);
         while i < x.len() {
@@ -764,7 +765,7 @@ impl<'d, 'a> Layout<'d, 'a> {
                 continue;
             }
             let field = if code {
-                Self::displacement_field(old, a.value, x, new, b.value, y, i, from)
+                arch::code::reference_field(arch, x, a.value, y, b.value, i, from, &same)
             } else {
                 Self::pointer_field(old, a.value, x, new, b.value, y, i)
             };
@@ -774,44 +775,6 @@ impl<'d, 'a> Layout<'d, 'a> {
             }
         }
         true
-    }
-
-    /// The end of a 4-byte displacement field covering byte `i` (starting at or after
-    /// `from`, the end of the previous field) that locates the same place in both versions;
-    /// `x` starts at image offset `x_at` in `old`, `y` at `y_at` in `new`.
-    #[allow(clippy::too_many_arguments)]
-    fn displacement_field(
-        old: &Layout<'_, '_>,
-        x_at: u64,
-        x: &[u8],
-        new: &Layout<'_, '_>,
-        y_at: u64,
-        y: &[u8],
-        i: usize,
-        from: usize,
-    ) -> Option<usize> {
-        let read = |bytes: &[u8], p: usize| {
-            bytes
-                .get(p..p + 4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
-        };
-        // From `i` down: a displacement that changed by less than 256 differs first in its
-        // lowest byte, so the field usually starts at `i`.
-        (i.saturating_sub(3).max(from)..=i).rev().find_map(|p| {
-            // Bytes before `i` in the field must be equal ones: earlier differences were
-            // taken by earlier fields, which end at or before `i`.
-            let (dx, dy) = (read(x, p)?, read(y, p)?);
-            [0u64, 1, 2, 4].iter().find_map(|&immediate| {
-                let next = p as u64 + 4 + immediate;
-                if next > x.len() as u64 {
-                    return None;
-                }
-                let tx = (x_at + next).checked_add_signed(dx)?;
-                let ty = (y_at + next).checked_add_signed(dy)?;
-                let place = old.place(tx)?;
-                (new.place(ty)? == place).then_some(p + 4)
-            })
-        })
     }
 
     /// The end of an 8-byte word covering byte `i` that a `relative64` relocation rebases in

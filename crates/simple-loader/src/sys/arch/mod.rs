@@ -19,6 +19,11 @@
 //! - `interrupted_registers(context)`: program counter, stack pointer and (where calls leave
 //!   it in a register) return address of the code a signal interrupted;
 //! - `follows_call(address, start, byte)`: whether code before `address` ends with a call.
+//!
+//! `code/` reads module code for the hot-reload report, one file per architecture too; it is
+//! compiled on every host (see its documentation).
+
+pub(crate) mod code;
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
