@@ -65,7 +65,7 @@ fn a_crash_report_names_the_source_file_and_line() {
             .arg("segv")
             .output()
             .unwrap();
-        let report = String::from_utf8_lossy(&output.stderr);
+        let report = program_stderr(&output);
         assert_eq!(
             output.status.signal(),
             Some(libc::SIGSEGV),
@@ -87,7 +87,7 @@ fn a_crash_report_names_the_source_file_and_line() {
         .arg("segv")
         .output()
         .unwrap();
-    let report = String::from_utf8_lossy(&output.stderr);
+    let report = program_stderr(&output);
     assert!(
         report.starts_with("smf: SIGSEGV") && !report.contains(".c:"),
         "{report}"

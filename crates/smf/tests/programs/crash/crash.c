@@ -16,7 +16,12 @@ __attribute__((noinline)) int divide_by(volatile int d) {
 }
 
 __attribute__((noinline)) void trap_here(void) {
+#if defined(__aarch64__)
+    /* udf: SIGILL. (__builtin_trap is brk there, which raises SIGTRAP.) */
+    __asm__ volatile("udf #0");
+#else
     __builtin_trap(); /* ud2: SIGILL */
+#endif
 }
 
 __attribute__((noinline)) int read_past_end_of_file(void) {
