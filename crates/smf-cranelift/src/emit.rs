@@ -3,7 +3,8 @@
 //!
 //! The image, in order, each part on its own pages and present only if not empty:
 //! `.text` (functions, then one stub per called import), `.rodata`, `.eh_frame`,
-//! `.data.rel.ro` (read-only data holding pointers, then the GOT, then TLS pairs), `.data`,
+//! `.data.rel.ro` (read-only data holding pointers, then the GOT, then TLS pairs, then TLS
+//! descriptors), `.data`,
 //! `.bss`, `.tls` (initialised thread-locals, then zeroed ones).
 
 use std::collections::HashMap;
@@ -101,6 +102,9 @@ struct Emitter<'m> {
     /// General-dynamic TLS pairs by thread-local.
     tls_pairs: HashMap<DataId, u64>,
     tls_order: Vec<DataId>,
+    /// TLS descriptors by thread-local.
+    tls_descriptors: HashMap<DataId, u64>,
+    descriptor_order: Vec<DataId>,
 }
 
 pub(crate) fn emit(module: &SmfModule) -> Result<Vec<u8>, EmitError> {
@@ -118,6 +122,8 @@ pub(crate) fn emit(module: &SmfModule) -> Result<Vec<u8>, EmitError> {
         got_order: Vec::new(),
         tls_pairs: HashMap::new(),
         tls_order: Vec::new(),
+        tls_descriptors: HashMap::new(),
+        descriptor_order: Vec::new(),
     };
     e.write()
 }
@@ -364,7 +370,7 @@ impl Emitter<'_> {
             self.data_at.insert(id, (Home::Tls, offset));
         }
 
-        // What the code's relocations need: stubs, GOT slots, TLS pairs.
+        // What the code's relocations need: stubs, GOT slots, TLS pairs and descriptors.
         let mut code_relocs = Vec::new();
         for (id, _) in decls.get_functions() {
             let Some(body) = module.functions.get(&id) else {
@@ -413,7 +419,15 @@ impl Emitter<'_> {
                             self.tls_order.push(d);
                         }
                     }
-                    (Via::TlsGd, _) => {
+                    (Via::TlsDescriptor, Target::Data(d)) if self.is_tls(target) => {
+                        if let std::collections::hash_map::Entry::Vacant(e) =
+                            self.tls_descriptors.entry(d)
+                        {
+                            e.insert(0);
+                            self.descriptor_order.push(d);
+                        }
+                    }
+                    (Via::TlsGd | Via::TlsDescriptor, _) => {
                         return Err(self.unsupported(
                             &place,
                             r,
@@ -437,7 +451,8 @@ impl Emitter<'_> {
                 code_relocs.push((id, r, via, target));
             }
         }
-        // Stubs after the functions, GOT and TLS pairs after read-only pointer data.
+        // Stubs after the functions, GOT, TLS pairs and descriptors after read-only pointer
+        // data.
         {
             let text = sections.entry(Home::Text).or_default();
             for &i in &self.stub_order {
@@ -463,6 +478,10 @@ impl Emitter<'_> {
             for d in &self.tls_order {
                 let offset = relro.append(Some(&[0; 16]), 16, 8);
                 self.tls_pairs.insert(*d, offset);
+            }
+            for d in &self.descriptor_order {
+                let offset = relro.append(Some(&[0; 16]), 16, 8);
+                self.tls_descriptors.insert(*d, offset);
             }
         }
         sections.retain(|_, c| c.size > 0);
@@ -525,6 +544,9 @@ impl Emitter<'_> {
                 (Via::Branch, Target::Import(i)) => text_vaddr + self.stubs[&i],
                 (Via::Got, _) => vaddr[&Home::Relro] + self.got[&target],
                 (Via::TlsGd, Target::Data(d)) => vaddr[&Home::Relro] + self.tls_pairs[&d],
+                (Via::TlsDescriptor, Target::Data(d)) => {
+                    vaddr[&Home::Relro] + self.tls_descriptors[&d]
+                }
                 _ => address(self, target),
             }
             .wrapping_add(r.addend as u64);
@@ -572,6 +594,24 @@ impl Emitter<'_> {
             let relro = &mut sections.get_mut(&Home::Relro).expect("has pairs").bytes;
             let at = (place - vaddr[&Home::Relro]) as usize + 8;
             relro[at..at + 8].copy_from_slice(&offset.to_le_bytes());
+        }
+        // TLS descriptors: the loader's descriptor function, then the variable's offset from
+        // the thread pointer (which makes the loader give the module a static block).
+        for &d in &self.descriptor_order {
+            let place = vaddr[&Home::Relro] + self.tls_descriptors[&d];
+            let (_, offset) = self.data_at[&d];
+            builder.add_reloc(smf_format::Reloc {
+                offset: place,
+                kind: RelocKind::TlsDescriptor,
+                import: None,
+                addend: 0,
+            });
+            builder.add_reloc(smf_format::Reloc {
+                offset: place + 8,
+                kind: RelocKind::TpOffset,
+                import: None,
+                addend: offset as i64,
+            });
         }
         // Pointers in data.
         for (id, _) in decls.get_data_objects() {

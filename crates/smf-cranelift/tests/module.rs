@@ -134,8 +134,8 @@ fn libcalls_are_imports() {
     assert_eq!(floor_of(-0.5), -1.0);
 }
 
-/// Thread-locals: general-dynamic accesses through `__tls_get_addr`; every thread starts
-/// from the template and counts on its own.
+/// Thread-locals: general-dynamic accesses, through `__tls_get_addr` on x86-64 and TLS
+/// descriptor calls on aarch64; every thread starts from the template and counts on its own.
 #[test]
 fn thread_locals_are_per_thread() {
     let bytes = emit("tls", |m| {

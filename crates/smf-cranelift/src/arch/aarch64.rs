@@ -20,6 +20,12 @@ fn classify(kind: Reloc) -> Option<Via> {
         Reloc::Arm64Call => Some(Via::Branch),
         Reloc::Aarch64AdrPrelPgHi21 | Reloc::Aarch64AddAbsLo12Nc => Some(Via::Direct),
         Reloc::Aarch64AdrGotPage21 | Reloc::Aarch64Ld64GotLo12Nc => Some(Via::Got),
+        // Cranelift's thread-local access for ELF (`tls_model=elf_gd`): `adrp x0`, `ldr` of
+        // the descriptor's function, `add` of its address to x0, `blr` to the function.
+        Reloc::Aarch64TlsDescAdrPage21
+        | Reloc::Aarch64TlsDescLd64Lo12
+        | Reloc::Aarch64TlsDescAddLo12
+        | Reloc::Aarch64TlsDescCall => Some(Via::TlsDescriptor),
         _ => None,
     }
 }
@@ -28,9 +34,15 @@ fn patch(kind: Reloc, field: &mut [u8], place: u64, value: u64) -> Result<(), i6
     let insn = read_u32(field)?;
     let insn = match kind {
         Reloc::Arm64Call => branch26(insn, place, value)?,
-        Reloc::Aarch64AdrPrelPgHi21 | Reloc::Aarch64AdrGotPage21 => adrp(insn, place, value)?,
-        Reloc::Aarch64AddAbsLo12Nc => insn & !(0xfff << 10) | ((value as u32 & 0xfff) << 10),
-        Reloc::Aarch64Ld64GotLo12Nc => {
+        Reloc::Aarch64AdrPrelPgHi21
+        | Reloc::Aarch64AdrGotPage21
+        | Reloc::Aarch64TlsDescAdrPage21 => adrp(insn, place, value)?,
+        Reloc::Aarch64AddAbsLo12Nc | Reloc::Aarch64TlsDescAddLo12 => {
+            insn & !(0xfff << 10) | ((value as u32 & 0xfff) << 10)
+        }
+        // Marks the `blr` of a descriptor call (for linker relaxations): nothing to write.
+        Reloc::Aarch64TlsDescCall => insn,
+        Reloc::Aarch64Ld64GotLo12Nc | Reloc::Aarch64TlsDescLd64Lo12 => {
             if !value.is_multiple_of(8) {
                 return Err(distance(value, place));
             }
@@ -87,6 +99,29 @@ mod tests {
         patch(Reloc::Arm64Call, &mut field, 0x1040, 0x1000).unwrap();
         assert_eq!(u32::from_le_bytes(field), 0x9400_0000 | 0x03ff_fff0);
         assert!(patch(Reloc::Arm64Call, &mut field, 0, 1 << 27).is_err());
+    }
+
+    #[test]
+    fn tls_descriptor_sequence_reaches_the_descriptor() {
+        // Cranelift's sequence at 0x1000 for a descriptor at 0x3018: `adrp x0` two pages on,
+        // `ldr x1, [x0, #0x18]` (imm12 0x18 / 8 = 3), `add x0, x0, #0x18`, `blr x1` untouched.
+        let mut words = [0x9000_0000u32, 0xf940_0001, 0x9100_0000, 0xd63f_0020];
+        let kinds = [
+            Reloc::Aarch64TlsDescAdrPage21,
+            Reloc::Aarch64TlsDescLd64Lo12,
+            Reloc::Aarch64TlsDescAddLo12,
+            Reloc::Aarch64TlsDescCall,
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            assert_eq!(classify(kind), Some(Via::TlsDescriptor));
+            let mut field = words[i].to_le_bytes();
+            patch(kind, &mut field, 0x1000 + 4 * i as u64, 0x3018).unwrap();
+            words[i] = u32::from_le_bytes(field);
+        }
+        assert_eq!(words, [0xd000_0000, 0xf940_0c01, 0x9100_6000, 0xd63f_0020]);
+        // The descriptor's first word is loaded as a 64-bit word: it must be 8-aligned.
+        let mut field = 0xf940_0001u32.to_le_bytes();
+        assert!(patch(Reloc::Aarch64TlsDescLd64Lo12, &mut field, 0x1004, 0x301c).is_err());
     }
 
     #[test]

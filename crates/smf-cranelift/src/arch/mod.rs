@@ -19,6 +19,10 @@ pub(crate) enum Via {
     Got,
     /// To the general-dynamic TLS pair (module handle, offset) of a thread-local.
     TlsGd,
+    /// To the TLS descriptor (the loader's descriptor function, then the offset from the
+    /// thread pointer) of a thread-local; the relocation that marks the descriptor call
+    /// writes nothing.
+    TlsDescriptor,
 }
 
 /// One architecture's table.
