@@ -14,7 +14,20 @@ fn the_calculator_swaps_definitions_and_keeps_its_counter() {
         .parent()
         .unwrap()
         .join("examples/calc");
-    let mut child = Command::new(&calc)
+    // Directly, or through the runner `SMF_TEST_RUNNER` names (words separated by spaces;
+    // `.cargo/config.toml` sets it to the qemu command line for aarch64 builds tested on an
+    // x86-64 machine).
+    let runner = std::env::var("SMF_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut command = match words.next() {
+        Some(first) => {
+            let mut command = Command::new(first);
+            command.args(words).arg(&calc);
+            command
+        }
+        None => Command::new(&calc),
+    };
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
