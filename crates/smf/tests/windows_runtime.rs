@@ -10,135 +10,25 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::windows::{Mingw, check_unix, mingw, unix_path};
 
 use simple_loader::Registry;
 use windows_sys::Win32::System::Diagnostics::Debug::{
     RtlCaptureStackBackTrace, RtlLookupFunctionEntry,
 };
 
-/// Compiles with mingw-w64's gcc in `dir`: `args` are its arguments, `output` the file they
-/// make, whose path is returned.
-///
-/// Under Wine, gcc is a Linux program, and a Linux program started from a Windows one gets
-/// Windows paths, its Windows path as `argv[0]` (it then cannot find `cc1`), and no pipes;
-/// and Wine neither waits for it nor reports its exit status. So it is started through
-/// `/bin/sh` in the Linux path of `dir` (which Wine's `wine_get_unix_file_name` gives),
-/// with file names relative to it, its messages written to a file, and its exit status
-/// written to another when it ends, which the test waits for.
-fn mingw_gcc(dir: &Path, args: &str, output: &str) -> PathBuf {
-    let out = dir.join(output);
-    let messages = dir.join("gcc-messages.txt");
-    let status_file = dir.join("gcc-status.txt");
-    for stale in [&out, &messages, &status_file] {
-        let _ = std::fs::remove_file(stale);
-    }
-    let status = match unix_path(dir) {
-        Some(unix_dir) => {
-            run_under_wine(&format!(
-                "Z:\\bin\\sh -c \"cd '{unix_dir}' && {{ x86_64-w64-mingw32-gcc {args} \
-                 2>gcc-messages.txt; echo $? >gcc-status.tmp; mv gcc-status.tmp gcc-status.txt; }}\""
-            ));
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-            loop {
-                if let Ok(text) = std::fs::read_to_string(&status_file) {
-                    break text.trim().to_owned();
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "x86_64-w64-mingw32-gcc {args} did not end within 300 s"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
-        None => {
-            let status = Command::new("x86_64-w64-mingw32-gcc")
-                .args(args.split_whitespace())
-                .current_dir(dir)
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run x86_64-w64-mingw32-gcc: {e}"));
-            status.code().unwrap_or(-1).to_string()
-        }
-    };
-    assert!(
-        status == "0" && out.exists(),
-        "x86_64-w64-mingw32-gcc {args} failed (exit status {status})\n{}",
-        std::fs::read_to_string(&messages).unwrap_or_default()
-    );
-    out
-}
-
-/// Starts the Linux program `command_line` names, with `CreateProcessW` itself: the
-/// standard library's `Command` fails there ("Invalid handle") under Wine.
-fn run_under_wine(command_line: &str) {
-    use windows_sys::Win32::Foundation::CloseHandle;
-    use windows_sys::Win32::System::Threading::{
-        CreateProcessW, PROCESS_INFORMATION, STARTUPINFOW,
-    };
-    let mut line: Vec<u16> = command_line.encode_utf16().chain([0]).collect();
-    // SAFETY: zeroed STARTUPINFOW and PROCESS_INFORMATION are valid (no handles, defaults).
-    let (mut startup, mut info): (STARTUPINFOW, PROCESS_INFORMATION) =
-        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    startup.cb = size_of::<STARTUPINFOW>() as u32;
-    // SAFETY: `line` is a writable NUL-terminated command line, the structures are valid,
-    // and the handles returned are closed once below.
-    unsafe {
-        let started = CreateProcessW(
-            std::ptr::null(),
-            line.as_mut_ptr(),
-            std::ptr::null(),
-            std::ptr::null(),
-            0,
-            0,
-            std::ptr::null(),
-            std::ptr::null(),
-            &startup,
-            &mut info,
-        );
-        assert!(
-            started != 0,
-            "cannot run {command_line}: {}",
-            std::io::Error::last_os_error()
-        );
-        CloseHandle(info.hProcess);
-        CloseHandle(info.hThread);
-    }
-}
-
-/// The Linux path of `path` when running under Wine (`None` otherwise).
-fn unix_path(path: &Path) -> Option<String> {
-    use std::os::windows::ffi::OsStrExt as _;
-    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
-    // SAFETY: looking up an export of kernel32 by NUL-terminated names.
-    let function = unsafe {
-        GetProcAddress(
-            GetModuleHandleA(c"kernel32.dll".as_ptr().cast()),
-            c"wine_get_unix_file_name".as_ptr().cast(),
-        )
-    }?;
-    // SAFETY: Wine's `char *wine_get_unix_file_name(const WCHAR *)`.
-    let function: unsafe extern "system" fn(*const u16) -> *const std::ffi::c_char =
-        unsafe { std::mem::transmute(function) };
-    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
-    // SAFETY: `wide` is NUL-terminated; the result is null or a NUL-terminated string that
-    // the process heap owns (left to it: a few bytes per compile).
-    let unix = unsafe { function(wide.as_ptr()) };
-    // SAFETY: as above.
-    (!unix.is_null()).then(|| {
-        unsafe { std::ffi::CStr::from_ptr(unix) }
-            .to_string_lossy()
-            .into_owned()
-    })
-}
-
-/// Compiles the C `source` (written to `dir/name.c`) to `dir/name.o` with `flags`.
-fn compile(dir: &Path, name: &str, source: &str, flags: &str) -> PathBuf {
-    std::fs::write(dir.join(format!("{name}.c")), source).unwrap();
-    mingw_gcc(
-        dir,
-        &format!("{flags} -c {name}.c -o {name}.o"),
-        &format!("{name}.o"),
-    )
+/// Compiles the C `source` (written to `dir/name.c`) to `dir/name.o` with mingw-w64's gcc
+/// and `flags` (split at spaces), through [`common::windows::unix_command`].
+fn compile(mingw: &Mingw, dir: &Path, name: &str, source: &str, flags: &str) -> PathBuf {
+    let source_path = dir.join(format!("{name}.c"));
+    std::fs::write(&source_path, source).unwrap();
+    let flags: Vec<&str> = flags.split_whitespace().collect();
+    mingw
+        .compile(&[source_path], dir, &flags)
+        .pop()
+        .expect("one object")
 }
 
 /// Packs `objects` with `options` and writes the module to `path` the way a build does:
@@ -196,10 +86,11 @@ type IntFn = extern "C" fn() -> i32;
 
 #[test]
 fn a_reloaded_mingw_module_keeps_its_state_switches_handles_and_tracks_both_function_tables() {
+    let Some(mingw) = mingw() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("counter.smf");
     pack(
-        &[compile(dir.path(), "counter", COUNTER_V1, "-O2 -g")],
+        &[compile(&mingw, dir.path(), "counter", COUNTER_V1, "-O2 -g")],
         &reloadable(),
         &path,
     );
@@ -221,7 +112,7 @@ fn a_reloaded_mingw_module_keeps_its_state_switches_handles_and_tracks_both_func
     assert_eq!(base + begin, old_bump);
 
     pack(
-        &[compile(dir.path(), "counter", COUNTER_V2, "-O2 -g")],
+        &[compile(&mingw, dir.path(), "counter", COUNTER_V2, "-O2 -g")],
         &reloadable(),
         &path,
     );
@@ -311,11 +202,12 @@ fn image_of(address: usize) -> usize {
 
 #[test]
 fn stack_walks_and_rust_panics_cross_module_frames() {
+    let Some(mingw) = mingw() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("caller.smf");
     for (flags, reload) in [("-O2", false), ("-O0", true)] {
         pack(
-            &[compile(dir.path(), "caller", CALLER, flags)],
+            &[compile(&mingw, dir.path(), "caller", CALLER, flags)],
             &reloadable(),
             &path,
         );
@@ -327,6 +219,7 @@ fn stack_walks_and_rust_panics_cross_module_frames() {
             // a slot's trampoline.
             pack(
                 &[compile(
+                    &mingw,
                     dir.path(),
                     "caller",
                     &format!("{CALLER}int extra(void) {{ return 0; }}\n"),
@@ -410,16 +303,23 @@ extern "C" fn host_or_dll() -> i32 {
 
 #[test]
 fn imports_come_from_the_host_then_modules_then_needed_dlls_then_the_process() {
+    let Some(mingw) = mingw() else { return };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("needed.c"), NEEDED_DLL).unwrap();
-    let dll = mingw_gcc(
-        dir.path(),
-        "-shared -O2 needed.c -o needed.dll",
-        "needed.dll",
+    let dll = dir.path().join("needed.dll");
+    check_unix(
+        &mingw.gcc,
+        &[
+            "-shared".into(),
+            "-O2".into(),
+            unix_path(&dir.path().join("needed.c")),
+            "-o".into(),
+            unix_path(&dll),
+        ],
     );
     let provider = dir.path().join("provider.smf");
     pack(
-        &[compile(dir.path(), "provider", PROVIDER, "-O2")],
+        &[compile(&mingw, dir.path(), "provider", PROVIDER, "-O2")],
         &Default::default(),
         &provider,
     );
@@ -429,7 +329,7 @@ fn imports_come_from_the_host_then_modules_then_needed_dlls_then_the_process() {
         ..Default::default()
     };
     pack(
-        &[compile(dir.path(), "importer", IMPORTER, "-O2")],
+        &[compile(&mingw, dir.path(), "importer", IMPORTER, "-O2")],
         &needed,
         &importer,
     );
@@ -468,6 +368,7 @@ int start(void) { puts("before the fault"); fflush(NULL); return poke(1); }
 
 #[test]
 fn a_module_that_faults_under_smf_run_is_reported_by_function_and_line() {
+    let Some(mingw) = mingw() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.smf");
     let options = smf_pack::Options {
@@ -475,7 +376,7 @@ fn a_module_that_faults_under_smf_run_is_reported_by_function_and_line() {
         ..Default::default()
     };
     pack(
-        &[compile(dir.path(), "crash", CRASH, "-O1 -g")],
+        &[compile(&mingw, dir.path(), "crash", CRASH, "-O1 -g")],
         &options,
         &path,
     );
@@ -512,9 +413,10 @@ fn a_module_that_faults_under_smf_run_is_reported_by_function_and_line() {
 /// reloads it, keeping its state. (The file watcher is not exercised: see README, "Windows".)
 #[test]
 fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
+    let Some(mingw) = mingw() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let v1 = compile(dir.path(), "v1", COUNTER_V1, "-O1 -g");
-    let v2 = compile(dir.path(), "v2", COUNTER_V2, "-O1 -g");
+    let v1 = compile(&mingw, dir.path(), "v1", COUNTER_V1, "-O1 -g");
+    let v2 = compile(&mingw, dir.path(), "v2", COUNTER_V2, "-O1 -g");
     let next = dir.path().join("next.o");
     let lib = dir.path().join("lib.o");
     std::fs::copy(&v1, &next).unwrap();
@@ -552,6 +454,92 @@ fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
     assert_eq!((*version.pin())(), 2);
 }
 
+/// `smf dev`'s watch loop through the library (`Session::poll`, the file watcher of
+/// `notify`, Windows' `ReadDirectoryChangesW`): a watched C source edited in place, then
+/// replaced by a rename as editors save, is seen, and each edit rebuilds and reloads. The
+/// build command (run by `cmd /C`) copies the object the test compiled from the source's new
+/// text: under Wine a Windows program gets no exit status from a Linux compiler, so the
+/// session cannot run mingw-w64's gcc itself (README, "Windows"). Run in the Windows
+/// temporary directory (Wine's `C:` drive) and in the target directory (its `Z:` drive, the
+/// Unix root).
+#[test]
+fn a_dev_session_sees_a_source_edited_in_place_and_renamed_over_and_reloads() {
+    let Some(mingw) = mingw() else { return };
+    let unix_side = common::windows::windows_path(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&unix_side).unwrap();
+    for dir in [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir_in(unix_side).unwrap(),
+    ] {
+        watch_rebuild_reload(&mingw, dir.path());
+    }
+}
+
+fn watch_rebuild_reload(mingw: &Mingw, dir: &Path) {
+    let v1 = compile(mingw, dir, "v1", COUNTER_V1, "-O1 -g");
+    let v2 = compile(mingw, dir, "v2", COUNTER_V2, "-O1 -g");
+    let src = dir.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let source = src.join("counter.c");
+    std::fs::write(&source, COUNTER_V1).unwrap();
+    let next = dir.join("next.o");
+    let lib = dir.join("lib.o");
+    std::fs::copy(&v1, &next).unwrap();
+    let work = dir.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut project = smf_dev::Project::sources(vec![lib.clone()]);
+    project.build_command = Some(format!(
+        "copy /Y \"{}\" \"{}\"",
+        next.display(),
+        lib.display()
+    ));
+    project.watch = vec![source.clone()];
+    let mut session = smf_dev::Session::new(project, work, |_| {});
+    assert!(session.build().unwrap().is_none(), "the first build loads");
+    // SAFETY: `version` is `int (void)` in both versions.
+    let version = unsafe {
+        session
+            .registry()
+            .current::<IntFn>(session.module_path(), "version")
+    }
+    .unwrap();
+    assert_eq!((*version.pin())(), 1);
+    // The first poll starts the watcher; nothing has changed.
+    assert!(session.poll(Duration::from_millis(100)).unwrap().is_none());
+    assert!(session.poll(Duration::from_millis(300)).unwrap().is_none());
+
+    // Waits for the rebuild an edit causes; returns its report.
+    let mut rebuilt = |what: &str| {
+        let start = Instant::now();
+        loop {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no rebuild within 60 s of the source {what}"
+            );
+            if let Some(result) = session.poll(Duration::from_millis(200)).unwrap() {
+                let report = result.unwrap().expect("a reload report");
+                eprintln!(
+                    "{}: source {what}: rebuilt after {:?}",
+                    dir.display(),
+                    start.elapsed()
+                );
+                return report;
+            }
+        }
+    };
+    std::fs::copy(&v2, &next).unwrap();
+    std::fs::write(&source, COUNTER_V2).unwrap();
+    assert_eq!(rebuilt("written in place").version, 2);
+    assert_eq!((*version.pin())(), 2);
+
+    std::fs::copy(&v1, &next).unwrap();
+    let partial = src.join("counter.c.tmp");
+    std::fs::write(&partial, COUNTER_V1).unwrap();
+    std::fs::rename(&partial, &source).unwrap();
+    assert_eq!(rebuilt("renamed over").version, 3);
+    assert_eq!((*version.pin())(), 1);
+}
+
 /// A module that registers an exit handler with `atexit`, as mingw-w64's C++ static
 /// destructors do, and counts its runs in the host's `int`.
 const AT_EXIT: &str = r#"#include <stdlib.h>
@@ -564,10 +552,11 @@ static AT_EXIT_RUNS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32
 
 #[test]
 fn an_atexit_handler_of_a_module_runs_when_the_module_is_unloaded() {
+    let Some(mingw) = mingw() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("atexit.smf");
     pack(
-        &[compile(dir.path(), "atexit", AT_EXIT, "-O2")],
+        &[compile(&mingw, dir.path(), "atexit", AT_EXIT, "-O2")],
         &smf_pack::Options::default(),
         &path,
     );

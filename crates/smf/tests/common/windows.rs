@@ -5,11 +5,11 @@
 //! The test process is a Windows program, but mingw-w64's gcc is a Linux program: Wine starts
 //! it when the test names it by its `Z:` path (the drive Wine maps to the Unix root), and it
 //! reads and writes Unix paths. Wine gives the starting process no handle of a Unix process,
-//! so it cannot wait for one or read its pipes: [`unix_command`] runs the command through
-//! `/bin/sh`, which writes its output and then its exit status to files the test waits for.
-//! Files both sides use live under the test's target directory (`CARGO_TARGET_TMPDIR`),
-//! which both can name: `/work/x` on the Unix side is `Z:\work\x` on the Windows side
-//! ([`unix_path`], [`windows_path`]).
+//! so it cannot wait for one or read its pipes (and `std::process::Command` gets no exit
+//! status): [`unix_command`] runs the command through `/bin/sh`, which writes its output and
+//! then its exit status to files the test waits for. It is the one way the Windows tests
+//! start Linux programs. Paths cross over with [`unix_path`] (any Windows path Wine maps)
+//! and [`windows_path`] (`/work/x` is `Z:\work\x`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -52,16 +52,36 @@ pub fn windows_path(unix: &str) -> PathBuf {
     PathBuf::from(format!("Z:{}", unix.replace('/', "\\")))
 }
 
-/// The Unix path of a Windows path on Wine's `Z:` drive (also in its `\\?\Z:` form).
+/// The Unix path of a Windows path, as Wine maps it (`wine_get_unix_file_name`): any
+/// drive, so also the Windows temporary directory `tempfile` uses. Panics outside Wine.
 pub fn unix_path(windows: &Path) -> String {
-    let text = windows.to_str().expect("test paths are UTF-8");
-    let rest = text
-        .strip_prefix(r"\\?\")
-        .unwrap_or(text)
-        .strip_prefix("Z:")
-        .or_else(|| text.strip_prefix("z:"))
-        .unwrap_or_else(|| panic!("{text} is not on Wine's Z: drive"));
-    rest.replace('\\', "/")
+    use std::os::windows::ffi::OsStrExt as _;
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: looking up an export of kernel32 by NUL-terminated names.
+    let function = unsafe {
+        GetProcAddress(
+            GetModuleHandleA(c"kernel32.dll".as_ptr().cast()),
+            c"wine_get_unix_file_name".as_ptr().cast(),
+        )
+    }
+    .expect("not running under Wine: kernel32 has no wine_get_unix_file_name");
+    // SAFETY: Wine's `char *wine_get_unix_file_name(const WCHAR *)`.
+    let function: unsafe extern "system" fn(*const u16) -> *const std::ffi::c_char =
+        unsafe { std::mem::transmute(function) };
+    let wide: Vec<u16> = windows.as_os_str().encode_wide().chain([0]).collect();
+    // SAFETY: `wide` is NUL-terminated; the result is null or a NUL-terminated string that
+    // the process heap owns (left to it: a few bytes per path).
+    let unix = unsafe { function(wide.as_ptr()) };
+    assert!(
+        !unix.is_null(),
+        "Wine maps {} to no Unix path",
+        windows.display()
+    );
+    // SAFETY: as above.
+    unsafe { std::ffi::CStr::from_ptr(unix) }
+        .to_str()
+        .expect("test paths are UTF-8")
+        .to_owned()
 }
 
 /// How long a Unix command may take before the test gives up on it.
