@@ -14,7 +14,8 @@
  *   several threads at once. No Rust panic crosses into C: an internal error is reported as
  *   a failure with its message.
  * - NULL arguments are checked and reported as errors. Strings are NUL-terminated; paths
- *   are bytes as the operating system takes them; symbol names must be UTF-8.
+ *   are bytes as the operating system takes them (UTF-8 on Windows); symbol names must be
+ *   UTF-8.
  * - Handles (smf_registry, smf_module, smf_options, smf_report, smf_pin_guard) are owned by the
  *   caller from the function that returns them until the matching free/release function.
  *   Using a handle after freeing it, or freeing it while another thread still uses it, is

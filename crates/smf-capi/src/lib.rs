@@ -15,8 +15,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::{CStr, CString, OsStr, c_char, c_int, c_void};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::ptr;
@@ -146,12 +145,28 @@ unsafe fn c_str<'a>(
     Ok(unsafe { CStr::from_ptr(ptr) })
 }
 
+/// A path as the C API takes it: bytes as Unix takes them; UTF-8 on Windows, whose paths
+/// are UTF-16 (`smf.h`).
+///
 /// # Safety
 /// As for [`c_str`].
 unsafe fn c_path<'a>(ptr: *const c_char, function: &str) -> Result<&'a Path, String> {
     // SAFETY: the caller's contract.
     let bytes = unsafe { c_str(ptr, function, "path") }?.to_bytes();
-    Ok(Path::new(OsStr::from_bytes(bytes)))
+    path_of(bytes, function)
+}
+
+#[cfg(unix)]
+fn path_of<'a>(bytes: &'a [u8], _function: &str) -> Result<&'a Path, String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    Ok(Path::new(std::ffi::OsStr::from_bytes(bytes)))
+}
+
+#[cfg(not(unix))]
+fn path_of<'a>(bytes: &'a [u8], function: &str) -> Result<&'a Path, String> {
+    std::str::from_utf8(bytes)
+        .map(Path::new)
+        .map_err(|e| format!("{function}: path is not UTF-8 ({e})"))
 }
 
 /// # Safety
@@ -936,4 +951,30 @@ pub unsafe extern "C" fn smf_module_release(module: *mut smf_module) {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_with_non_ascii_characters_reaches_the_loader_unchanged() {
+        let path = CString::new("dir/modulé ü.smf").unwrap();
+        // SAFETY: a NUL-terminated string alive for the call.
+        let got = unsafe { c_path(path.as_ptr(), "smf_load") }.unwrap();
+        assert_eq!(got, Path::new("dir/modulé ü.smf"));
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_is_taken_as_bytes_on_unix_and_refused_on_windows() {
+        let path = CString::new(b"dir/\xff.smf".to_vec()).unwrap();
+        // SAFETY: a NUL-terminated string alive for the call.
+        let got = unsafe { c_path(path.as_ptr(), "smf_load") };
+        if cfg!(unix) {
+            assert_eq!(got.unwrap().as_os_str().as_encoded_bytes(), b"dir/\xff.smf");
+        } else {
+            let error = got.unwrap_err();
+            assert!(error.starts_with("smf_load: path is not UTF-8"), "{error}");
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! The C API as a C program uses it: C sources including `smf.h`, compiled by the system
 //! compiler with warnings as errors, linked against the `libsmf` this package builds, run
 //! on modules compiled from C and packed at test time.
+//!
+//! Not built for Windows: the C hosts and modules are compiled and linked against `libsmf.so`
+//! by the system C compiler (Linux programs under Wine, whose exit status a Windows process
+//! cannot get). The library's unit tests run for Windows (README, "Windows").
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -106,8 +106,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let inner = dir.join("inner.rsp");
         let outer = dir.join("outer.rsp");
+        // A backslash in a response file escapes the next character, as for gcc (also
+        // mingw-w64's): Windows paths written into one are escaped.
+        let escaped = |path: &std::path::Path| path.display().to_string().replace('\\', "\\\\");
         std::fs::write(&inner, "'b c' d").unwrap();
-        std::fs::write(&outer, format!("a @{}\ne", inner.display())).unwrap();
+        std::fs::write(&outer, format!("a @{}\ne", escaped(&inner))).unwrap();
         let missing = format!("@{}", dir.join("missing.rsp").display());
         let args = expand([
             OsString::from("x"),
@@ -119,7 +122,7 @@ mod tests {
         assert_eq!(args, ["x", "a", "b c", "d", "e", missing.as_str(), "@"]);
 
         let looping = dir.join("loop.rsp");
-        std::fs::write(&looping, format!("@{}", looping.display())).unwrap();
+        std::fs::write(&looping, format!("@{}", escaped(&looping))).unwrap();
         let error = expand([OsString::from(format!("@{}", looping.display()))])
             .unwrap_err()
             .to_string();
