@@ -11,6 +11,11 @@
 //!
 //! Without the cross compiler the tests print "skipped: aarch64-linux-gnu-gcc not found" and
 //! pass, unless SMF_REQUIRE_CROSS is set (as `.ci/run` does), where they fail.
+//!
+//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
+//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
+//! own unit tests run for Windows (README, "Windows").
+#![cfg(unix)]
 
 mod util;
 

@@ -1,6 +1,11 @@
 //! Static archives as inputs: the members a link takes (GNU ld's rule), `--whole-archive`
 //! through `archive::all_members`, and the members the packer refuses or skips. The archives
 //! are made at test time with `ar rcs` from C compiled by the system compiler.
+//!
+//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
+//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
+//! own unit tests run for Windows (README, "Windows").
+#![cfg(unix)]
 
 mod util;
 

@@ -3,6 +3,11 @@
 //! the cases `errors.rs` does not cover — offsets and sizes that overflow when added, huge
 //! counts, symbols and relocations against sections that do not exist, broken links between
 //! sections, broken string tables.
+//!
+//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
+//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
+//! own unit tests run for Windows (README, "Windows").
+#![cfg(unix)]
 
 mod util;
 

@@ -2,6 +2,11 @@
 //! sections, `-fno-plt` calls to `__tls_get_addr` through the GOT, and `-flto` bitcode.
 //! Each test checks first that clang still emits what it is about, then what the packer made
 //! of it. Skipped, with a note, when clang is not on PATH.
+//!
+//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
+//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
+//! own unit tests run for Windows (README, "Windows").
+#![cfg(unix)]
 
 mod util;
 

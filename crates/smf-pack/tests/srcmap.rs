@@ -2,6 +2,11 @@
 //! (docs/FORMAT.md, *Source map*), checked on objects compiled by the system compilers.
 //! End-to-end use (crash reports, gdb, `smf inspect --lines`) is in
 //! `crates/smf/tests/source_lines.rs`.
+//!
+//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
+//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
+//! own unit tests run for Windows (README, "Windows").
+#![cfg(unix)]
 
 mod util;
 

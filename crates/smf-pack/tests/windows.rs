@@ -13,6 +13,11 @@
 //!
 //! Without mingw-w64 the tests print "skipped: x86_64-w64-mingw32-gcc not found" and pass,
 //! unless SMF_REQUIRE_CROSS is set (as `.ci/run` does), where they fail.
+//!
+//! Built for Unix only: the tests run mingw-w64's gcc and g++ (Linux programs) with
+//! `std::process::Command`, which gets no exit status for a Linux program under Wine.
+//! `crates/smf/tests/windows_programs.rs` packs mingw-w64's objects on Windows.
+#![cfg(unix)]
 
 mod util;
 

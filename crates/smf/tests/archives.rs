@@ -2,6 +2,11 @@
 //! `--whole-archive`, `@FILE`): archives made at test time with `ar rcs` and a Rust std
 //! `staticlib` made with `rustc`, each program linked natively with `cc` and packed with
 //! `smf pack`, both run, their output and exit status compared.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

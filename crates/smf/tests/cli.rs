@@ -1,5 +1,10 @@
 //! The command line: `call`, `inspect`, `verify`, and a one-line error naming the file and
 //! the problem for each kind of bad input, never a panic.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

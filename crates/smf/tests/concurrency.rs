@@ -11,6 +11,11 @@
 //!   constructed, across thousands of mixed operations;
 //! - calls through handles always reach the module they were asked of;
 //! - no deadlock: every phase must finish within a timeout.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

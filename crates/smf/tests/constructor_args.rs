@@ -1,6 +1,11 @@
 //! Constructors receive `(argc, argv, envp)` as glibc passes them: through `smf run` (the
 //! program's arguments, the same `argv` as `main`'s), compared with the native build, and
 //! through the library (the process's own arguments, or those of `with_arguments`).
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

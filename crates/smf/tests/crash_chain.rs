@@ -6,6 +6,11 @@
 //! Each host is this test binary run again as a child (`crash_host`, ignored when run
 //! directly): it installs a handler of its own, then the crash handler, loads a module built
 //! from C and calls into it.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

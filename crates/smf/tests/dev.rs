@@ -1,4 +1,9 @@
 //! `smf dev` picks up an edited source, reloads it, and a global counter keeps counting.
+//!
+//! Not built for Windows: `smf dev` runs the system C compiler, a Linux program under Wine,
+//! whose exit status a Windows process cannot get; `windows_runtime.rs` tests the
+//! Windows build's watch-rebuild-reload loop with a build command (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

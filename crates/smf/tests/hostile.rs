@@ -23,6 +23,11 @@
 //! none of its code ran. Mutants that the reader accepts after rehashing are well-formed
 //! modules with a correct hash (a relocation moved inside a data section, say); they are
 //! counted, checked with `smf verify`, and never run.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

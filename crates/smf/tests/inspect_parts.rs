@@ -1,6 +1,11 @@
 //! `smf inspect --json` and the part selectors (`--sections`, `--symbols`, `--imports`,
 //! `--relocs`, ...): the JSON parses back to what the text report says, and a selector prints
 //! its part alone.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

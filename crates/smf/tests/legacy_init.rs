@@ -2,6 +2,11 @@
 //! fragments of all inputs concatenated into one function, `.init` before the constructors and
 //! `.fini` after the destructors. Each case is linked natively by gcc (with crti.o/crtn.o)
 //! and packed by smf, and both runs must print the same.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,11 @@
 //! one (the function type matches the C definition, module files are not rewritten in
 //! place): handles and importers outlive their registry, unloads free what nothing reaches,
 //! and load/unload churn does not pile mappings up.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -7,6 +7,11 @@
 //! `SMF_LIFETIME_SCENARIO`. The scenario writes `SCENARIO: ` lines to its stdout with
 //! `write(2)` (also from forked children and exit handlers), and the test compares them and
 //! the child's exit status. A handler left behind kills the child with SIGSEGV.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

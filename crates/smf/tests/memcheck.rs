@@ -7,6 +7,10 @@
 //! (`CI` set), where a missing valgrind fails it rather than skipping silently.
 //! `tests/memcheck/smf.supp` suppresses the one deliberate leak (the crash handler's
 //! alternate signal stack).
+//!
+//! Not built for Windows: valgrind runs Linux programs only, and the modules are packed from
+//! objects of the system C compiler (ELF).
+#![cfg(unix)]
 
 mod common;
 

@@ -10,6 +10,11 @@
 //! pass without building anything otherwise; `.ci/run` installs clang and sets
 //! `SMF_REQUIRE_CLANG` so that there they cannot be skipped). The `mixed_*` tests put objects
 //! of both compilers into one module.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

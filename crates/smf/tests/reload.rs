@@ -1,5 +1,10 @@
 //! Hot reload through the registry, on modules compiled from C at test time: calls across
 //! modules follow reloads, state is kept, failures change nothing, old versions are freed.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

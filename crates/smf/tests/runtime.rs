@@ -2,6 +2,11 @@
 //! backtraces and breakpoints through the GDB JIT interface, the perf map, the symbolizer,
 //! C++ exceptions in many modules loaded and unloaded in any order, and static thread-local
 //! blocks for initial-exec code.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,11 @@
 //! `#[link_section]` and `#[used]` (rustc marks those sections SHF_GNU_RETAIN), walked from
 //! Rust between the bounds, with an entry added from C as well. Built with `rustc` and the
 //! C compiler, linked natively and packed; both runs must print and exit alike.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

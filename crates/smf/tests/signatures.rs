@@ -1,6 +1,11 @@
 //! Signatures end to end: `smf keygen`, `smf sign`, `smf verify --key`, and `smf run` /
 //! `smf call` with `--require-signature`, on a real C program whose constructor prints a
 //! marker first thing, so that a refusal is seen to happen before any module code runs.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -3,6 +3,11 @@
 //! makes the table from the objects' DWARF line programs, and the crash report of `smf run`,
 //! `symbolize`, `smf inspect --lines` and gdb (through the GDB JIT interface) name the lines.
 //! The expected lines are the ones marked `LINE:name` in the sources.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! How modules with a static thread-local block (initial-exec code) use glibc's static TLS
 //! reserve (docs/RUNTIME.md, "Thread-local storage"). Its own test binary: the second test
 //! uses the reserve up, which would make other static-block tests of the process fail.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -4,6 +4,11 @@
 //! TLS descriptors) needs a static block, which glibc aligns to at most its thread pointers'
 //! alignment for code loaded after start-up (64 bytes on x86-64, 32 on aarch64), so the packer
 //! refuses more and says why.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

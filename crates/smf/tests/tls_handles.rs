@@ -7,6 +7,11 @@
 //! the module hash is recomputed: a well-formed, correctly hashed module, which the loader
 //! runs. Its first thread-local access must end the process with the loader's message naming
 //! the module, not with a fault or an abort from reading the word as loader state.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

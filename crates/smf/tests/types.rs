@@ -3,6 +3,11 @@
 //! function a handle or another module is linked to is refused before anything switches;
 //! kept data carries over only while its layout is unchanged, field by field when a struct
 //! only gained fields at its end.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! `smf pack` reports the imports that no input, no `--needed` library and not the C library
 //! define, as a linker does at link time: a warning by default, an error with
 //! `--no-undefined`; names demangled, and the missing `--needed` named for libstdc++.
+//!
+//! Not built for Windows: every test here packs objects of the system C compiler (ELF) into
+//! modules for Linux. Windows modules are tested by `windows_programs.rs` and
+//! `windows_runtime.rs` (README, "Windows").
+#![cfg(unix)]
 
 mod common;
 
