@@ -274,8 +274,22 @@ impl Image {
                 .is_some_and(|last| page_range(last.vaddr, last.mem_size).end <= run_end)
             && run_end == image_size.next_multiple_of(PAGE_SIZE);
         let adopted = tail.take_if(|_| adopt).map(|(map, _)| map);
+        // The zero pages added past an adopted tail's pages, and the protection they are
+        // made with when every section there starts with the same one (they are then not
+        // protected again below). A page there between two sections, which no section owns,
+        // then has that protection too, as the tail of a shared library's last segment has
+        // its segment's.
+        let added = run_end..image_size.next_multiple_of(PAGE_SIZE);
+        let mut in_added = sections
+            .iter()
+            .filter(|s| page_range(s.vaddr, s.mem_size).end > added.start)
+            .map(|s| initial_protection(s.kind));
+        let added_protection = in_added
+            .next()
+            .filter(|first| in_added.all(|p| p == *first))
+            .filter(|_| adopted.is_some());
         let (reservation, premapped) = if let Some(map) = adopted {
-            let reservation = Reservation::from_file_map(map, image_size);
+            let reservation = Reservation::from_file_map(map, image_size, added_protection);
             (reservation, Some(Protection::Read))
         } else if let (true, Some(file), Some(first)) = (whole, file, first_run.first()) {
             let protection = initial_protection(first.kind);
@@ -286,6 +300,12 @@ impl Image {
             (Reservation::new(image_size), None)
         };
         let reservation = reservation.map_err(|e| ("reserving the image", e))?;
+        // Whether `pages` are added zero pages already made with `protection`.
+        let made_with = |pages: &Range<usize>, protection: Protection| {
+            added_protection == Some(protection)
+                && added.start <= pages.start
+                && pages.end <= added.end
+        };
         let bytes = file_bytes(module, tail.as_ref());
         let base = reservation.base() as u64;
         let mut next = 0;
@@ -296,9 +316,11 @@ impl Image {
                 file.filter(|_| first.file_size > 0 && zero_tail[first.index as usize])
             else {
                 let pages = page_range(first.vaddr, first.mem_size);
-                reservation
-                    .protect(pages, Protection::ReadWrite)
-                    .map_err(|e| ("making a section writable", e))?;
+                if !made_with(&pages, Protection::ReadWrite) {
+                    reservation
+                        .protect(pages, Protection::ReadWrite)
+                        .map_err(|e| ("making a section writable", e))?;
+                }
                 if let Some(compressed) = first.compressed() {
                     // Straight into the image: exactly `raw_size` bytes, which the reader
                     // checked lie inside the section (`raw_size` <= `mem_size`).
@@ -364,9 +386,12 @@ impl Image {
                 // Past the file's pages (only the last of a run has any), zero pages of the
                 // reservation.
                 let pages = page_range(section.vaddr, section.mem_size);
-                reservation
-                    .protect(file_pages.end..pages.end, protection)
-                    .map_err(|e| ("protecting a section", e))?;
+                let zero_pages = file_pages.end..pages.end;
+                if !made_with(&zero_pages, protection) {
+                    reservation
+                        .protect(zero_pages, protection)
+                        .map_err(|e| ("protecting a section", e))?;
+                }
                 mapped[section.index as usize] = true;
             }
             next += run.len().max(1);

@@ -39,6 +39,7 @@ mod jit;
 pub mod loader;
 mod module;
 mod perfmap;
+mod process_imports;
 mod reclaim;
 mod registry;
 mod reload;

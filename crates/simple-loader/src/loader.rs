@@ -591,7 +591,7 @@ fn load_from(
         native_handles.push(handle);
         natives.push(opened);
     }
-    let process = crate::sys::ProcessScope::new();
+    let process = crate::process_imports::ProcessImports::new();
     let tls = crate::tls::TlsModule::for_module(parsed);
     let mut addresses = Vec::with_capacity(parsed.imports().len());
     let mut providers: Vec<Arc<Module>> = Vec::new();
@@ -629,18 +629,24 @@ fn load_from(
                 address
             }
             None => {
+                let mismatch = |problem| LoadError::ImportMismatch {
+                    module: name.clone(),
+                    name: import.name.to_owned(),
+                    problem,
+                };
                 // SAFETY: `native_handles` are the handles of `natives`, open until the module
                 // that keeps them is dropped.
-                let address = unsafe { native_lookup(&native_handles, &process, import.name) };
-                if let Some(address) = address {
-                    check_native_kind(import, address, &mut code_segments).map_err(|problem| {
-                        LoadError::ImportMismatch {
-                            module: name.clone(),
-                            name: import.name.to_owned(),
-                            problem,
-                        }
-                    })?;
-                }
+                let address = match unsafe { needed_lookup(&native_handles, import.name) } {
+                    Some(address) => {
+                        check_native_kind(import, address, &mut code_segments).map_err(mismatch)?;
+                        Some(address)
+                    }
+                    None => process
+                        .resolve(import.name, import.kind, |address| {
+                            check_native_kind(import, address, &mut code_segments)
+                        })
+                        .map_err(mismatch)?,
+                };
                 address.unwrap_or(0)
             }
         };
@@ -702,22 +708,17 @@ fn load_from(
     Ok(module)
 }
 
-/// Looks `name` up in the needed libraries in order, then in what the process has loaded
-/// (`sys::ProcessScope`).
+/// Looks `name` up in the needed libraries in order (before what the process has loaded,
+/// `process_imports`).
 ///
 /// # Safety
 /// Every handle in `natives` must be the handle of a library that stays open until this
 /// returns.
-unsafe fn native_lookup(
-    natives: &[crate::sys::NativeHandle],
-    process: &crate::sys::ProcessScope,
-    name: &str,
-) -> Option<usize> {
+unsafe fn needed_lookup(natives: &[crate::sys::NativeHandle], name: &str) -> Option<usize> {
     natives
         .iter()
         // SAFETY: each handle is open (the caller's contract).
         .find_map(|&handle| unsafe { crate::sys::symbol_address(handle, name) })
-        .or_else(|| process.lookup(name))
 }
 
 /// Checks a natively resolved import against what the dynamic linker says is at `address`:

@@ -166,19 +166,18 @@ impl ExportIndex {
     }
 
     fn add(&mut self, id: u64, module: &Module) {
-        for (index, symbol) in module.file().symbols().exported() {
+        for (index, hash) in module.file().symbols().exported_hashes() {
             // The reader bounds the symbol count (`Limits::max_symbols`) far below u32::MAX.
             let provider = (id, index as u32);
             self.by_hash
-                .entry(fnv1a32(symbol.name.as_bytes()))
+                .entry(hash)
                 .and_modify(|providers| providers.insert(provider))
                 .or_insert(Providers::One([provider]));
         }
     }
 
     fn remove(&mut self, id: u64, module: &Module) {
-        for (_, symbol) in module.file().symbols().exported() {
-            let hash = fnv1a32(symbol.name.as_bytes());
+        for (_, hash) in module.file().symbols().exported_hashes() {
             if self.by_hash.get_mut(&hash).is_some_and(|p| p.remove(id)) {
                 self.by_hash.remove(&hash);
             }

@@ -181,10 +181,12 @@ pub(crate) struct Decoded<'a> {
     reach: Vec<u64>,
     /// The symbols that hold the module's state (data in writable sections), in table order.
     state: Vec<Symbol<'a>>,
-    /// Local symbols by name and kind; `None` for a name several share. Made on first use.
+    /// Local symbols by name and kind; `None` for a name several share. Made on first use,
+    /// from `local_names`.
     locals: OnceCell<ByName<(&'a str, SymbolKind), Option<usize>>>,
-    /// How many symbols are local: the capacity of `locals`.
-    local_count: usize,
+    /// Each local symbol's name, kind and index, in table order, as decoded by [`Decoded::new`]
+    /// (so that `locals` does not decode the table again).
+    local_names: Vec<(&'a str, SymbolKind, u32)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -193,6 +195,8 @@ struct Span {
     end: u64,
     index: u32,
     sized: bool,
+    /// Whether the symbol is local (an exported one owns an address first).
+    local: bool,
 }
 
 impl<'a> Decoded<'a> {
@@ -201,9 +205,11 @@ impl<'a> Decoded<'a> {
         let sections = file.sections();
         let mut spans = Vec::with_capacity(file.symbols().len());
         let mut state = Vec::new();
-        let mut local_count = 0;
+        let mut local_names = Vec::new();
         for (i, symbol) in file.symbols().valid() {
-            local_count += usize::from(symbol.binding == Binding::Local);
+            if symbol.binding == Binding::Local {
+                local_names.push((symbol.name, symbol.kind, i as u32));
+            }
             let Some(section) = symbol.section else {
                 continue;
             };
@@ -212,6 +218,7 @@ impl<'a> Decoded<'a> {
                 end: symbol.value.saturating_add(symbol.size.max(1)),
                 index: i as u32,
                 sized: symbol.size > 0,
+                local: symbol.binding == Binding::Local,
             });
             let writable = sections
                 .get(section as usize)
@@ -235,7 +242,7 @@ impl<'a> Decoded<'a> {
             reach,
             state,
             locals: OnceCell::new(),
-            local_count,
+            local_names,
         }
     }
 
@@ -255,14 +262,13 @@ impl<'a> Decoded<'a> {
 
     fn locals(&self) -> &ByName<(&'a str, SymbolKind), Option<usize>> {
         self.locals.get_or_init(|| {
-            let mut locals = ByName::with_capacity_and_hasher(self.local_count, Default::default());
-            for (i, symbol) in self.module.file().symbols().valid() {
-                if symbol.binding == Binding::Local {
-                    locals
-                        .entry((symbol.name, symbol.kind))
-                        .and_modify(|unique| *unique = None)
-                        .or_insert(Some(i));
-                }
+            let mut locals =
+                ByName::with_capacity_and_hasher(self.local_names.len(), Default::default());
+            for &(name, kind, i) in &self.local_names {
+                locals
+                    .entry((name, kind))
+                    .and_modify(|unique| *unique = None)
+                    .or_insert(Some(i as usize));
             }
             locals
         })
@@ -595,11 +601,7 @@ impl<'d, 'a> Translator<'d, 'a> {
             j -= 1;
             let span = spans[j];
             if offset < span.end {
-                let index = span.index as usize;
-                let Some(Ok(symbol)) = file.symbol(index) else {
-                    continue;
-                };
-                let key = (symbol.binding == Binding::Local, index);
+                let key = (span.local, span.index as usize);
                 best = Some(best.map_or(key, |b| b.min(key)));
             }
         }

@@ -76,9 +76,14 @@ impl Reservation {
     /// `len` bytes (rounded up to whole pages, and at least the map's pages): the mapping is
     /// moved if it cannot grow in place (unless it was mapped with room enough,
     /// [`FileMap::with_room`]; room left over is unmapped), and pages past the map's are
-    /// added inaccessible, as [`Reservation::new`] makes them. The file pages keep their
-    /// read-only protection.
-    pub(crate) fn from_file_map(map: FileMap, len: usize) -> io::Result<Reservation> {
+    /// added as zero pages with `added` (inaccessible, as [`Reservation::new`] makes them,
+    /// unless the caller knows what they hold: one `mprotect` fewer). The file pages keep
+    /// their read-only protection.
+    pub(crate) fn from_file_map(
+        map: FileMap,
+        len: usize,
+        added: Option<Protection>,
+    ) -> io::Result<Reservation> {
         let mapped = map.len.next_multiple_of(PAGE_SIZE);
         let Some(len) = len.max(mapped).checked_next_multiple_of(PAGE_SIZE) else {
             return Err(io::Error::from(io::ErrorKind::OutOfMemory));
@@ -118,13 +123,13 @@ impl Reservation {
         // From here on the reservation owns the mapping, and unmaps it on error.
         let reservation = Reservation { base, len };
         // The grown pages would map the file past its end (a fault on access): replace them
-        // with inaccessible anonymous pages.
+        // with anonymous pages.
         // SAFETY: MAP_FIXED replaces pages of our own mapping only (`mapped..len` of it).
         let address = unsafe {
             libc::mmap(
                 base.as_ptr().add(mapped).cast(),
                 len - mapped,
-                libc::PROT_NONE,
+                added.map_or(libc::PROT_NONE, prot),
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
                 -1,
                 0,
@@ -475,6 +480,36 @@ impl ProcessScope {
         // SAFETY: the process's handle is never closed.
         unsafe { symbol_address(self.0, name) }
     }
+}
+
+/// A count that changes whenever the dynamic linker loads or unloads an object: the C
+/// library's `dlpi_adds` and `dlpi_subs` counters, read from the first object
+/// `dl_iterate_phdr` reports. `None` if the C library does not provide them.
+pub(crate) fn loaded_objects_generation() -> Option<(u64, u64)> {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // The counters are the last fields; an older C library passes a shorter structure.
+        let has_counters = size
+            >= std::mem::offset_of!(libc::dl_phdr_info, dlpi_subs)
+                + std::mem::size_of::<libc::c_ulonglong>();
+        if has_counters {
+            // SAFETY: `dl_iterate_phdr` passes a valid `info` of `size` bytes for the duration
+            // of the call; `data` is the `Option` passed below.
+            unsafe {
+                let info = &*info;
+                *data.cast::<Option<(u64, u64)>>() = Some((info.dlpi_adds, info.dlpi_subs));
+            }
+        }
+        // One object is enough: the counters are the same in every report.
+        1
+    }
+    let mut generation: Option<(u64, u64)> = None;
+    // SAFETY: `first` matches the callback type and only writes `generation` through `data`.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&raw mut generation).cast()) };
+    generation
 }
 
 /// The address `dlsym` gives for `name` in the library `handle` (a handle from `dlopen`),

@@ -98,7 +98,11 @@ impl Reservation {
     }
 
     /// As [`Reservation::map_file_anywhere`].
-    pub(crate) fn from_file_map(_map: FileMap, _len: usize) -> io::Result<Reservation> {
+    pub(crate) fn from_file_map(
+        _map: FileMap,
+        _len: usize,
+        _added: Option<Protection>,
+    ) -> io::Result<Reservation> {
         Err(not_mapped())
     }
 
@@ -379,6 +383,12 @@ pub(crate) fn native_symbol(address: usize) -> (NativeKind, String) {
     let len = unsafe { GetModuleFileNameW(module, path.as_mut_ptr(), path.len() as u32) };
     let path = String::from_utf16_lossy(&path[..(len as usize).min(path.len())]);
     (NativeKind::Unknown, path)
+}
+
+/// A count that changes whenever the system loads or unloads a DLL: none is kept here, so
+/// what the process scope resolved is looked up again at every load.
+pub(crate) fn loaded_objects_generation() -> Option<(u64, u64)> {
+    None
 }
 
 /// The executable pages of every image (program or DLL) the system has mapped, sorted by
