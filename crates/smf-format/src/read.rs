@@ -1623,17 +1623,23 @@ impl<'data> Module<'data> {
         self.buckets = b;
         self.chains = c;
         // Walk every chain once. Each symbol must be reached at most once (no cycles, no
-        // shared tails), from the bucket its name hashes to, and be exported; every export
-        // must be reached; no two exports may share a name. Linear in the table size.
+        // shared tails), from the bucket its name hashes to, and be exported; then reaching as
+        // many symbols as there are exports reaches every export. No two exports may share a
+        // name: two that do share a hash, so a bucket, and are found in its chain. Linear in
+        // the table size, n log n in a chain's length.
         let symtab = self.symtab;
-        let mut reached = vec![false; symbol_count];
+        let mut reached = vec![0u64; symbol_count.div_ceil(64)];
+        let mut reached_count = 0;
+        let mut chain: Vec<u64> = Vec::new();
         for (bucket, head) in b.iter().enumerate() {
             let mut index = head.get();
+            chain.clear();
             while index != NONE {
                 let i = index as usize;
                 let raw = &symtab[i];
                 let location = || format!("{location}: bucket {bucket}");
-                if std::mem::replace(&mut reached[i], true) {
+                let (word, bit) = (i / 64, 1u64 << (i % 64));
+                if reached[word] & bit != 0 {
                     return Err(Error::malformed(
                         location(),
                         format!(
@@ -1642,6 +1648,8 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
+                reached[word] |= bit;
+                reached_count += 1;
                 if !Module::raw_is_exported(raw) {
                     return Err(Error::malformed(
                         location(),
@@ -1658,32 +1666,42 @@ impl<'data> Module<'data> {
                         ),
                     ));
                 }
+                // The key holds the symbol's index too: symbol indices fit in 32 bits (the
+                // chains hold them).
+                chain.push((u64::from(raw.name_hash.get()) << 32) | i as u64);
                 index = c[i].get();
             }
+            self.check_unique_names(&mut chain)?;
         }
-        // Two exports of one name have one hash. Sorting the exports by hash, with keys that
-        // compare as integers, puts them in one run; only a run of equal hashes (rare) is
-        // then sorted by name. n log n even if many hashes collide. The key holds the
-        // symbol's index too: symbol indices fit in 32 bits (the chains hold them).
-        let mut exports: Vec<u64> = Vec::with_capacity(exported);
-        for (i, raw) in symtab.iter().enumerate() {
-            if !Module::raw_is_exported(raw) {
-                continue;
-            }
-            if !reached[i] {
-                return Err(Error::malformed(
-                    &location,
-                    format!(
-                        "exported symbol {i} ({}) cannot be found through the table",
-                        self.raw_name(i)
-                    ),
-                ));
-            }
-            exports.push((u64::from(raw.name_hash.get()) << 32) | i as u64);
+        if reached_count != exported {
+            let missing = symtab
+                .iter()
+                .enumerate()
+                .position(|(i, raw)| {
+                    Module::raw_is_exported(raw) && reached[i / 64] & (1 << (i % 64)) == 0
+                })
+                .unwrap_or(0);
+            return Err(Error::malformed(
+                &location,
+                format!(
+                    "exported symbol {missing} ({}) cannot be found through the table",
+                    self.raw_name(missing)
+                ),
+            ));
         }
-        exports.sort_unstable();
+        Ok(())
+    }
+
+    /// Checks that no two of the exports of one hash chain, `keys` (name hash << 32 | symbol
+    /// index), have the same name. Two of one name have one hash: sorted, the keys put them in
+    /// one run, and only a run of equal hashes (rare) is compared by name.
+    fn check_unique_names(&self, keys: &mut [u64]) -> Result<(), Error> {
+        if keys.len() < 2 {
+            return Ok(());
+        }
+        keys.sort_unstable();
         let mut names: Vec<(&str, usize)> = Vec::new();
-        for run in exports.chunk_by(|a, b| a >> 32 == b >> 32) {
+        for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
             if run.len() < 2 {
                 continue;
             }
