@@ -181,12 +181,13 @@ pub(crate) struct Decoded<'a> {
     reach: Vec<u64>,
     /// The symbols that hold the module's state (data in writable sections), in table order.
     state: Vec<Symbol<'a>>,
-    /// Local symbols by name and kind; `None` for a name several share. Made on first use,
-    /// from `local_names`.
-    locals: OnceCell<ByName<(&'a str, SymbolKind), Option<usize>>>,
-    /// Each local symbol's name, kind and index, in table order, as decoded by [`Decoded::new`]
-    /// (so that `locals` does not decode the table again).
-    local_names: Vec<(&'a str, SymbolKind, u32)>,
+    /// The local symbols as `stored name hash << 32 | index`, sorted on first use
+    /// ([`Decoded::local`]). The hashes of locals are what the writer stored, unchecked: a
+    /// local whose stored hash is not its name's is not found by name, and a pointer to it
+    /// keeps the old version.
+    locals: OnceCell<Vec<u64>>,
+    /// The same keys, unsorted, as [`Decoded::new`] found them.
+    local_keys: std::cell::Cell<Vec<u64>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -205,10 +206,12 @@ impl<'a> Decoded<'a> {
         let sections = file.sections();
         let mut spans = Vec::with_capacity(file.symbols().len());
         let mut state = Vec::new();
-        let mut local_names = Vec::new();
+        let mut local_keys = Vec::new();
         for (i, symbol) in file.symbols().valid() {
             if symbol.binding == Binding::Local {
-                local_names.push((symbol.name, symbol.kind, i as u32));
+                if let Some(hash) = file.symbols().stored_name_hash(i) {
+                    local_keys.push(u64::from(hash) << 32 | i as u64);
+                }
             }
             let Some(section) = symbol.section else {
                 continue;
@@ -242,7 +245,7 @@ impl<'a> Decoded<'a> {
             reach,
             state,
             locals: OnceCell::new(),
-            local_names,
+            local_keys: std::cell::Cell::new(local_keys),
         }
     }
 
@@ -260,18 +263,30 @@ impl<'a> Decoded<'a> {
         by_name
     }
 
-    fn locals(&self) -> &ByName<(&'a str, SymbolKind), Option<usize>> {
-        self.locals.get_or_init(|| {
-            let mut locals =
-                ByName::with_capacity_and_hasher(self.local_names.len(), Default::default());
-            for &(name, kind, i) in &self.local_names {
-                locals
-                    .entry((name, kind))
-                    .and_modify(|unique| *unique = None)
-                    .or_insert(Some(i as usize));
+    /// The local symbol named `name` of `kind`, if exactly one is.
+    fn local(&self, name: &str, kind: SymbolKind) -> Option<Symbol<'a>> {
+        let file = self.module.file();
+        let keys = self.locals.get_or_init(|| {
+            let mut keys = self.local_keys.take();
+            keys.sort_unstable();
+            keys
+        });
+        let hash = u64::from(smf_format::fnv1a32(name.as_bytes()));
+        let first = keys.partition_point(|key| key >> 32 < hash);
+        let mut found = None;
+        for key in keys[first..].iter().take_while(|key| *key >> 32 == hash) {
+            let Some(Ok(symbol)) = file.symbol(*key as u32 as usize) else {
+                continue;
+            };
+            if symbol.name == name && symbol.kind == kind {
+                if found.is_some() {
+                    // Several share the name: none is the same object.
+                    return None;
+                }
+                found = Some(symbol);
             }
-            locals
-        })
+        }
+        found
     }
 
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
@@ -615,10 +630,7 @@ impl<'d, 'a> Translator<'d, 'a> {
         let new = self.new.module;
         let target = match owner.binding {
             // Only a local whose name is unique in the new version is the same object.
-            Binding::Local => {
-                let index = (*self.new.locals().get(&(owner.name, owner.kind))?)?;
-                new.file().symbol(index)?.ok()?
-            }
+            Binding::Local => self.new.local(owner.name, owner.kind)?,
             _ => new.file().lookup(owner.name)?,
         };
         // Inside a function, the same offset in the new code is some other instruction: only

@@ -500,6 +500,14 @@ impl<'m, 'data> Symbols<'m, 'data> {
             .map(|(i, s)| (i, s.name_hash.get()))
     }
 
+    /// The name hash stored in entry `index`: for an exported symbol the FNV-1a hash of its
+    /// name (checked by [`Module::parse`]); for a local one what the writer stored, which no
+    /// lookup reads and the parse does not check (a hint to find the symbol by, to be
+    /// confirmed by comparing names).
+    pub fn stored_name_hash(&self, index: usize) -> Option<u32> {
+        self.module.symtab.get(index).map(|s| s.name_hash.get())
+    }
+
     /// Every entry decoded, or the error of the first broken one.
     pub fn to_vec(&self) -> Result<Vec<Symbol<'data>>, Error> {
         self.iter().collect()
