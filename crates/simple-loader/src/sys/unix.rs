@@ -486,6 +486,9 @@ impl ProcessScope {
 /// library's `dlpi_adds` and `dlpi_subs` counters, read from the first object
 /// `dl_iterate_phdr` reports. `None` if the C library does not provide them.
 pub(crate) fn loaded_objects_generation() -> Option<(u64, u64)> {
+    /// # Safety
+    /// Called only by `dl_iterate_phdr` below: `info` points to `size` valid bytes and
+    /// `data` to the `Option` it writes.
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
         size: libc::size_t,
