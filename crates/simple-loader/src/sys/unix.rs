@@ -5,6 +5,8 @@ use std::io;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Protection;
 
@@ -25,11 +27,15 @@ pub(crate) fn host_page_size() -> u64 {
 /// ([`Reservation::new`]), as one mapping of a file ([`Reservation::map_file_anywhere`]),
 /// or from the payload part of a file's read-only mapping ([`Reservation::from_file_map`]);
 /// its pages get their protection through [`Reservation::protect`]. Unmapped exactly once,
-/// on drop.
+/// on drop, or, made from the payloads of a split file mapping, with the head of that mapping
+/// when the last of the two goes ([`SharedPages`]).
 #[derive(Debug)]
 pub(crate) struct Reservation {
     pub(super) base: NonNull<u8>,
     pub(super) len: usize,
+    /// The split file mapping whose end this reservation is, unmapped in one call with the
+    /// head it begins with; `None` when the reservation is a mapping of its own.
+    shared: Option<Arc<SharedPages>>,
 }
 
 // SAFETY: a Reservation is an owned address range like a Box<[u8]>; it has no thread
@@ -44,7 +50,11 @@ impl Reservation {
     pub(crate) fn new(len: usize) -> io::Result<Reservation> {
         let len = whole_pages(len)?;
         let base = map_anywhere(len, libc::PROT_NONE, None, false)?;
-        Ok(Reservation { base, len })
+        Ok(Reservation {
+            base,
+            len,
+            shared: None,
+        })
     }
 
     /// Maps `len` bytes (rounded up to whole pages) of `file` from the page-aligned
@@ -69,7 +79,11 @@ impl Reservation {
                 )
             })?;
         let base = map_anywhere(len, prot(protection), Some((file, file_offset)), false)?;
-        Ok(Reservation { base, len })
+        Ok(Reservation {
+            base,
+            len,
+            shared: None,
+        })
     }
 
     /// Takes over `map`, a read-only mapping of file pages, as the start of a reservation of
@@ -78,9 +92,11 @@ impl Reservation {
     /// [`FileMap::with_room`]; room left over is unmapped), and pages past the map's are
     /// added as zero pages with `added` (inaccessible, as [`Reservation::new`] makes them,
     /// unless the caller knows what they hold: one `mprotect` fewer). The file pages keep
-    /// their read-only protection.
+    /// their read-only protection. The payloads of a split mapping ([`FileMap::split`]) that
+    /// stay where they are remain its end: the reservation and the head are then unmapped
+    /// together.
     pub(crate) fn from_file_map(
-        map: FileMap,
+        mut map: FileMap,
         len: usize,
         added: Option<Protection>,
     ) -> io::Result<Reservation> {
@@ -88,7 +104,14 @@ impl Reservation {
         let Some(len) = len.max(mapped).checked_next_multiple_of(PAGE_SIZE) else {
             return Err(io::Error::from(io::ErrorKind::OutOfMemory));
         };
+        let shared = map.shared.take();
         let map = std::mem::ManuallyDrop::new(map);
+        // The split mapping now ends `end` bytes past the map's start.
+        let end_at = |end: usize| {
+            if let Some(shared) = &shared {
+                shared.end_at(map.base.as_ptr() as usize + end);
+            }
+        };
         // The address space the map holds, its room included (`FileMap::with_room`).
         let held = mapped + map.room;
         if len < held {
@@ -96,20 +119,25 @@ impl Reservation {
             // SAFETY: `len..held` are pages of our own mapping past every page the
             // reservation keeps, which nothing refers to.
             unsafe { libc::munmap(map.base.as_ptr().add(len).cast(), held - len) };
+            end_at(len);
         }
         if len == mapped {
             return Ok(Reservation {
                 base: map.base,
                 len: mapped,
+                shared,
             });
         }
-        let base = if len <= held {
+        let (base, shared) = if len <= held {
             // Room for the zero pages was mapped with the file: nothing moves.
-            map.base
+            (map.base, shared)
         } else {
+            // The pages leave the split mapping, wherever the kernel puts them.
+            end_at(0);
             // SAFETY: `map` is our own mapping of `held` bytes, which nothing else refers
-            // to: its owner gave it up. MREMAP_MAYMOVE lets the kernel move it; on failure
-            // the old mapping is left as it was, and is unmapped below.
+            // to: its owner gave it up (and the split mapping it ended no longer counts
+            // it). MREMAP_MAYMOVE lets the kernel move it; on failure the old mapping is left
+            // as it was, and is unmapped below.
             let moved =
                 unsafe { libc::mremap(map.base.as_ptr().cast(), held, len, libc::MREMAP_MAYMOVE) };
             if moved == libc::MAP_FAILED {
@@ -117,11 +145,12 @@ impl Reservation {
                 drop(std::mem::ManuallyDrop::into_inner(map));
                 return Err(error);
             }
-            NonNull::new(moved.cast::<u8>())
-                .ok_or_else(|| io::Error::other("mremap returned a null mapping"))?
+            let base = NonNull::new(moved.cast::<u8>())
+                .ok_or_else(|| io::Error::other("mremap returned a null mapping"))?;
+            (base, None)
         };
         // From here on the reservation owns the mapping, and unmaps it on error.
-        let reservation = Reservation { base, len };
+        let reservation = Reservation { base, len, shared };
         // The grown pages would map the file past its end (a fault on access): replace them
         // with anonymous pages.
         // SAFETY: MAP_FIXED replaces pages of our own mapping only (`mapped..len` of it).
@@ -340,6 +369,44 @@ pub(crate) struct FileMap {
     /// Address space mapped past the file's last page, never read: room for the image's
     /// zero pages (see [`FileMap::with_room`]).
     room: usize,
+    /// The mapping this map is a part of, if it was split ([`FileMap::split`]).
+    shared: Option<Arc<SharedPages>>,
+}
+
+/// The pages of a file mapping split in two ([`FileMap::split`]): the head a module is parsed
+/// from, and the payloads after it, which become its image ([`Reservation::from_file_map`]).
+/// Each part holds it, and the last to go unmaps what is left of it, so that unloading a
+/// module unmaps its head and its image in one `munmap`. The payloads' part, at the end, that
+/// goes while the head stays (payloads not used as the image) unmaps its own pages and
+/// shortens the mapping, as does one that moves away to grow.
+#[derive(Debug)]
+struct SharedPages {
+    base: NonNull<u8>,
+    /// Bytes mapped from `base` that are still the parts'.
+    len: AtomicUsize,
+}
+
+// SAFETY: an owned range of address space, like a Box<[u8]>; only its length changes, atomically.
+unsafe impl Send for SharedPages {}
+// SAFETY: as above.
+unsafe impl Sync for SharedPages {}
+
+impl SharedPages {
+    /// The mapping ends at the address `end` from now on: the part past it unmapped its pages
+    /// or moved them away.
+    fn end_at(&self, end: usize) {
+        let len = end.saturating_sub(self.base.as_ptr() as usize);
+        self.len.fetch_min(len, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `len` describe the pages of the split mapping that no part has
+        // unmapped or moved away; every part is gone (this is the last reference), and none
+        // unmapped them, so they are ours and unmapped only here.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), *self.len.get_mut()) };
+    }
 }
 
 // SAFETY: a FileMap is an owned, read-only range of memory like a Box<[u8]>.
@@ -361,7 +428,12 @@ impl FileMap {
             ));
         }
         let base = map_anywhere(len, libc::PROT_READ, Some((file, 0)), populate)?;
-        Ok(FileMap { base, len, room: 0 })
+        Ok(FileMap {
+            base,
+            len,
+            room: 0,
+            shared: None,
+        })
     }
 
     /// Maps `file` as [`FileMap::new`] does (without populating it), with `room` bytes
@@ -382,28 +454,40 @@ impl FileMap {
             .checked_add(room)
             .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
         let base = map_anywhere(total, libc::PROT_READ, Some((file, 0)), false)?;
-        Ok(FileMap { base, len, room })
+        Ok(FileMap {
+            base,
+            len,
+            room,
+            shared: None,
+        })
     }
 
     /// Splits the mapping at the page-aligned offset `at` (inside it) into the mapping of the
-    /// bytes before it and the mapping of the rest, each unmapped on its own.
+    /// bytes before it and the mapping of the rest, which share its pages ([`SharedPages`]):
+    /// the last of them to go unmaps both, in one call, unless the rest went first.
     pub(crate) fn split(self, at: usize) -> Result<(FileMap, FileMap), FileMap> {
-        if at == 0 || at % PAGE_SIZE != 0 || at >= self.len {
+        if at == 0 || at % PAGE_SIZE != 0 || at >= self.len || self.shared.is_some() {
             return Err(self);
         }
         let whole = std::mem::ManuallyDrop::new(self);
         // SAFETY: `at` lies inside the mapping (checked above).
         let tail = unsafe { NonNull::new_unchecked(whole.base.as_ptr().add(at)) };
+        let shared = Arc::new(SharedPages {
+            base: whole.base,
+            len: AtomicUsize::new(whole.len.next_multiple_of(PAGE_SIZE) + whole.room),
+        });
         Ok((
             FileMap {
                 base: whole.base,
                 len: at,
                 room: 0,
+                shared: Some(Arc::clone(&shared)),
             },
             FileMap {
                 base: tail,
                 len: whole.len - at,
                 room: whole.room,
+                shared: Some(shared),
             },
         ))
     }
@@ -417,20 +501,30 @@ impl FileMap {
 
 impl Drop for FileMap {
     fn drop(&mut self) {
+        let own_pages = self.len.next_multiple_of(PAGE_SIZE) + self.room;
+        match &self.shared {
+            // The head of a split mapping: unmapped with the rest when the last part goes.
+            Some(shared) if shared.base == self.base => return,
+            // The rest of a split mapping, going first: the mapping ends before it now.
+            Some(shared) => shared.end_at(self.base.as_ptr() as usize),
+            None => {}
+        }
         // SAFETY: base/len (and the room past the file's pages) describe exactly the pages of
-        // the mapping created in `new` or `with_room` (or the part of it `split` gave this
-        // map), unmapped only here.
+        // the mapping created in `new` or `with_room`, or of the end of a split mapping that
+        // no longer counts them (above), unmapped only here.
         unsafe {
-            libc::munmap(
-                self.base.as_ptr().cast(),
-                self.len.next_multiple_of(PAGE_SIZE) + self.room,
-            );
+            libc::munmap(self.base.as_ptr().cast(), own_pages);
         }
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        // The end of a split mapping: unmapped with its head when the last of them goes
+        // (`SharedPages`), as the `shared` field is dropped.
+        if self.shared.is_some() {
+            return;
+        }
         // SAFETY: base/len describe exactly the reservation's own pages, unmapped only here.
         // munmap can only fail for invalid arguments, which these are not; Drop must not panic.
         unsafe {
@@ -794,5 +888,98 @@ mod regular_file_tests {
         // SAFETY: F_GETFD on an open descriptor.
         let fd_flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
         assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
+    }
+}
+
+#[cfg(test)]
+mod split_map_tests {
+    use super::*;
+
+    /// Whether every page of `len` bytes at `base` is mapped (`mincore` fails with `ENOMEM`
+    /// on an unmapped page).
+    fn mapped(base: usize, len: usize) -> bool {
+        let mut pages = vec![0u8; len.div_ceil(PAGE_SIZE)];
+        // SAFETY: mincore only reports on the range; `pages` has a byte per page.
+        unsafe { libc::mincore(base as *mut libc::c_void, len, pages.as_mut_ptr()) == 0 }
+    }
+
+    /// Whether the tests run under an emulator (`SMF_TEST_RUNNER`, README "aarch64"): qemu
+    /// keeps the guest's address space reserved in its own, so `mincore` finds unmapped guest
+    /// pages mapped.
+    fn emulated() -> bool {
+        let emulated = std::env::var_os("SMF_TEST_RUNNER").is_some();
+        if emulated {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: mincore under an emulator sees the emulator's mappings"
+            );
+        }
+        emulated
+    }
+
+    /// A file of three pages, mapped with a page of room and split after its first page.
+    fn split() -> (FileMap, FileMap, usize) {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &[7u8; 3 * PAGE_SIZE]).unwrap();
+        let map = FileMap::with_room(&file, 3 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        let base = map.bytes().as_ptr() as usize;
+        let (head, tail) = map.split(PAGE_SIZE).unwrap();
+        (head, tail, base)
+    }
+
+    #[test]
+    fn the_head_and_the_image_of_a_split_mapping_are_unmapped_together_by_the_last() {
+        if emulated() {
+            return;
+        }
+        let (head, tail, base) = split();
+        let image =
+            Reservation::from_file_map(tail, 3 * PAGE_SIZE, Some(Protection::ReadWrite)).unwrap();
+        assert_eq!(image.base() as usize, base + PAGE_SIZE, "nothing moved");
+        drop(image);
+        assert!(
+            mapped(base, 4 * PAGE_SIZE),
+            "the image stays while the head does"
+        );
+        assert_eq!(head.bytes(), &[7u8; PAGE_SIZE][..]);
+        drop(head);
+        assert!(!mapped(base, PAGE_SIZE) && !mapped(base + PAGE_SIZE, 3 * PAGE_SIZE));
+
+        // The other order.
+        let (head, tail, base) = split();
+        let image = Reservation::from_file_map(tail, 3 * PAGE_SIZE, None).unwrap();
+        drop(head);
+        assert!(
+            mapped(base, 4 * PAGE_SIZE),
+            "the head stays while the image does"
+        );
+        drop(image);
+        assert!(!mapped(base, PAGE_SIZE) && !mapped(base + PAGE_SIZE, 3 * PAGE_SIZE));
+    }
+
+    #[test]
+    fn payloads_that_go_first_or_move_unmap_their_own_pages_only() {
+        if emulated() {
+            return;
+        }
+        // Not made into an image (its pages are not laid out as the image): they go at once.
+        let (head, tail, base) = split();
+        drop(tail);
+        assert!(mapped(base, PAGE_SIZE));
+        assert!(!mapped(base + PAGE_SIZE, PAGE_SIZE) && !mapped(base + 3 * PAGE_SIZE, PAGE_SIZE));
+        assert_eq!(head.bytes(), &[7u8; PAGE_SIZE][..]);
+        drop(head);
+        assert!(!mapped(base, PAGE_SIZE));
+
+        // Grown past its room: moved (or grown in place), no longer part of the head's mapping.
+        let (head, tail, base) = split();
+        let image = Reservation::from_file_map(tail, 64 * PAGE_SIZE, None).unwrap();
+        let image_base = image.base() as usize;
+        drop(head);
+        assert!(!mapped(base, PAGE_SIZE), "the head went alone");
+        assert!(mapped(image_base, 64 * PAGE_SIZE), "the image stays");
+        drop(image);
+        assert!(!mapped(image_base, PAGE_SIZE));
     }
 }
