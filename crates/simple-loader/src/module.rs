@@ -415,7 +415,7 @@ impl Module {
         let mut argv: Vec<*mut c_char> = owned.iter().map(|a| a.as_ptr() as *mut c_char).collect();
         argv.push(std::ptr::null_mut());
         let argc = c_int::try_from(owned.len()).unwrap_or(c_int::MAX);
-        Ok(main(argc, argv.as_mut_ptr()))
+        Ok(crate::sys::call_main(*main, argc, argv.as_mut_ptr()))
     }
 
     /// The handles inside this module's image that exit handlers were registered with
@@ -457,7 +457,7 @@ impl Module {
         // SAFETY: the caller guarantees the signature.
         let main = unsafe { self.entry::<extern "C" fn(c_int, *mut *mut c_char) -> c_int>()? };
         let (argc, argv) = self.arguments();
-        Ok(main(argc, argv))
+        Ok(crate::sys::call_main(*main, argc, argv))
     }
 
     /// Runs the constructors in file order, each as glibc calls them:

@@ -25,13 +25,17 @@ use smf_format::{Import, SectionKind};
 use crate::jit::JitRegistration;
 use crate::module::ParsedFile;
 use crate::symbolize::ModuleSymbols;
+use crate::sys::tls_callbacks::TlsCallbacks;
 use crate::sys::unwind::UnwindRegistration;
 use crate::tls::TlsModule;
 
-/// Everything registered for one mapped image. Field order is drop order: unwind tables and
-/// debugger entries go first, the thread-local description last.
+/// Everything registered for one mapped image. Field order is drop order: a Windows module's
+/// TLS callbacks are called with `DLL_PROCESS_DETACH` first, while its unwind tables are
+/// still registered; unwind tables and debugger entries go next, the thread-local
+/// description last.
 #[derive(Debug)]
 struct Attachments {
+    _tls_callbacks: Option<TlsCallbacks>,
     symbols: ModuleSymbols,
     _unwind: Vec<UnwindRegistration>,
     _jit: Option<JitRegistration>,
@@ -96,7 +100,11 @@ pub(crate) unsafe fn attach(
     if let Some(tls) = &tls {
         tls.attach(base..base + len);
     }
+    // SAFETY: the image is complete, its function table registered, and it stays mapped
+    // until `detach` (caller's contract), which drops the registration.
+    let tls_callbacks = unsafe { TlsCallbacks::attach(parsed, base) };
     let attachments = Attachments {
+        _tls_callbacks: tls_callbacks,
         symbols,
         _unwind: unwind,
         _jit: jit,

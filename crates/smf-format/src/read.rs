@@ -584,6 +584,7 @@ pub struct Module<'data> {
     needed: Vec<&'data str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
+    tls_callbacks: Vec<u64>,
     /// The validated `typeinfo` table (empty when the module has none).
     types: crate::typeinfo::TypeInfo<'data>,
 }
@@ -1076,6 +1077,7 @@ impl<'data> Module<'data> {
             needed: Vec::new(),
             init_array: Vec::new(),
             fini_array: Vec::new(),
+            tls_callbacks: Vec::new(),
             types: crate::typeinfo::TypeInfo::default(),
         };
         if let Some(s) = module.table_section(SectionKind::TypeInfo) {
@@ -1106,6 +1108,16 @@ impl<'data> Module<'data> {
         module.check_versions()?;
         module.init_array = module.parse_code_offsets(SectionKind::InitArray)?;
         module.fini_array = module.parse_code_offsets(SectionKind::FiniArray)?;
+        module.tls_callbacks = module.parse_code_offsets(SectionKind::TlsCallbacks)?;
+        if !module.tls_callbacks.is_empty() && module.header.platform != Platform::Windows {
+            return Err(Error::malformed(
+                "tls_callbacks",
+                format!(
+                    "TLS callbacks exist in Windows modules only; this module's platform is {}",
+                    module.header.platform
+                ),
+            ));
+        }
         if let Some(entry) = module.header.entry_point {
             if module.code_section_at(entry).is_none() {
                 return Err(Error::malformed(
@@ -1349,6 +1361,13 @@ impl<'data> Module<'data> {
     /// Image offsets of the destructors, in the order they must run.
     pub fn fini_array(&self) -> &[u64] {
         &self.fini_array
+    }
+
+    /// The TLS callbacks of a Windows module (image offsets into code), in the order they
+    /// run: each is called as `callback(image base, reason, null)` (`docs/FORMAT.md`,
+    /// *TLS callbacks of Windows modules*).
+    pub fn tls_callbacks(&self) -> &[u64] {
+        &self.tls_callbacks
     }
 
     /// The loaded section containing image offset `offset`.

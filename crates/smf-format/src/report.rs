@@ -118,6 +118,15 @@ pub fn write_report_parts(module: &Module<'_>, parts: Parts, out: &mut impl Writ
                 writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
             }
         }
+        // Windows modules only, so shown only when there are some.
+        let callbacks = module.tls_callbacks();
+        if !callbacks.is_empty() {
+            gap(out)?;
+            writeln!(out, "TLS callbacks ({}, in run order):", callbacks.len())?;
+            for &offset in callbacks {
+                writeln!(out, "  {offset:#010x}{}", symbol_suffix(module, offset))?;
+            }
+        }
     }
     if parts.types && (parts != Parts::ALL || !module.types().is_empty()) {
         gap(out)?;
@@ -641,10 +650,15 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
         }
     }
     if parts.constructors {
+        let callbacks = module.tls_callbacks();
         for (key, list) in [
             ("constructors", module.init_array()),
             ("destructors", module.fini_array()),
+            ("tls_callbacks", callbacks),
         ] {
+            if key == "tls_callbacks" && callbacks.is_empty() {
+                continue;
+            }
             let list = list.iter().map(|&offset| {
                 let (symbol, symbol_offset) = symbol_at(offset);
                 json!({ "offset": offset, "symbol": symbol, "symbol_offset": symbol_offset })

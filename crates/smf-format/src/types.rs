@@ -113,6 +113,10 @@ field_enum! {
         /// unwind information, as image offsets) sorted by begin; mapped read-only and given
         /// to `RtlAddFunctionTable` with the image base (see `docs/FORMAT.md`).
         Pdata = 20 => "pdata",
+        /// The Windows TLS callbacks (a PE image's `.CRT$XL*`), in execution order: `u64`
+        /// image offsets of functions the loader calls as Windows calls a DLL's, at load, at
+        /// unload and as threads start and end (see `docs/FORMAT.md`). Windows modules only.
+        TlsCallbacks = 21 => "tls_callbacks",
     }
 }
 
@@ -321,7 +325,7 @@ mod tests {
     #[test]
     fn unknown_raw_values_are_rejected() {
         assert_eq!(SectionKind::try_from(0u32), Err(0));
-        assert_eq!(SectionKind::try_from(21u32), Err(21));
+        assert_eq!(SectionKind::try_from(22u32), Err(22));
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));

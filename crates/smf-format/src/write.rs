@@ -101,6 +101,7 @@ pub struct ModuleBuilder<'a> {
     needed: Vec<&'a str>,
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
+    tls_callbacks: Vec<u64>,
     opaque: Vec<(SectionKind, Vec<u8>)>,
 }
 
@@ -123,6 +124,7 @@ impl<'a> ModuleBuilder<'a> {
             needed: Vec::new(),
             init_array: Vec::new(),
             fini_array: Vec::new(),
+            tls_callbacks: Vec::new(),
             opaque: Vec::new(),
         }
     }
@@ -167,6 +169,12 @@ impl<'a> ModuleBuilder<'a> {
     /// Appends a destructor (image offset), to run after those already added.
     pub fn add_fini(&mut self, offset: u64) {
         self.fini_array.push(offset);
+    }
+
+    /// Appends a TLS callback (image offset) of a Windows module, to run after those already
+    /// added (`docs/FORMAT.md`, *TLS callbacks of Windows modules*).
+    pub fn add_tls_callback(&mut self, offset: u64) {
+        self.tls_callbacks.push(offset);
     }
 
     /// Sets the `typeinfo` table (`docs/FORMAT.md`, *Type information*), which the `type_id`
@@ -284,6 +292,11 @@ impl<'a> ModuleBuilder<'a> {
         for (kind, name, offsets) in [
             (SectionKind::InitArray, ".init_array", &self.init_array),
             (SectionKind::FiniArray, ".fini_array", &self.fini_array),
+            (
+                SectionKind::TlsCallbacks,
+                ".tls_callbacks",
+                &self.tls_callbacks,
+            ),
         ] {
             if !offsets.is_empty() {
                 tables.push((

@@ -234,7 +234,7 @@ fn section_file_range_past_eof() {
 
 #[test]
 fn unknown_section_kind() {
-    for kind in [0u32, 21, 0xffff_ffff] {
+    for kind in [0u32, 22, 0xffff_ffff] {
         let bad = patched(&base(), |b| section_mut(b, 0).kind = kind.into());
         expect_err(
             &bad,
@@ -1104,6 +1104,37 @@ fn unknown_relocation_kind() {
 }
 
 // ---- Constructors and destructors --------------------------------------------------------
+
+#[test]
+fn tls_callbacks_only_in_windows_modules_and_inside_code() {
+    let mut b = full_builder();
+    b.platform = Platform::Windows;
+    b.add_tls_callback(CODE + 0x10);
+    let module = b.write().unwrap();
+    assert_eq!(
+        Module::parse(&module).unwrap().tls_callbacks(),
+        [CODE + 0x10]
+    );
+    for platform in [Platform::Linux, Platform::Any] {
+        let bad = patched(&module, |b| header_mut(b).platform = platform.as_raw());
+        expect_err(
+            &bad,
+            &[
+                "tls_callbacks",
+                "TLS callbacks exist in Windows modules only",
+                &platform.to_string(),
+            ],
+        );
+    }
+    let bad = patched(&module, |b| {
+        b[payload_range(&module, SectionKind::TlsCallbacks)][..8]
+            .copy_from_slice(&DATA.to_le_bytes())
+    });
+    expect_err(
+        &bad,
+        &["tls_callbacks entry 0", "is not inside a code section"],
+    );
+}
 
 #[test]
 fn init_and_fini_entries_outside_code() {

@@ -53,6 +53,10 @@ pub(crate) struct InputSection<'data> {
     /// For a legacy `.init`/`.fini` section (class `Loaded(Code)`): the function its code is
     /// a fragment of (see `crate::layout`).
     pub legacy: Option<Legacy>,
+    /// For COFF's TLS callback tables (`.CRT$XL*`): where their entries run among the
+    /// module's TLS callbacks. The section is also loaded data, since code may read it
+    /// (winpthreads checks its own entry).
+    pub tls_callbacks: Option<TableOrder>,
 }
 
 /// The two functions that ELF's legacy `.init` and `.fini` sections are concatenated into,
@@ -81,9 +85,9 @@ pub(crate) enum SectionClass {
     /// Copied into the output section of that kind.
     Loaded(OutputKind),
     /// A constructor table (`.init_array*`, `.preinit_array`; COFF's `.ctors*`,
-    /// `.CRT$XC*`), read at pack time.
+    /// `.CRT$XI*`, `.CRT$XC*`), read at pack time.
     Init(TableOrder),
-    /// A destructor table (`.fini_array*`; COFF's `.dtors*`, `.CRT$XT*`), read at pack time.
+    /// A destructor table (`.fini_array*`; COFF's `.dtors*`), read at pack time.
     Fini(TableOrder),
 }
 
@@ -500,6 +504,7 @@ impl<'data> Reader<'data> {
             relocs: Vec::new(),
             discarded: false,
             legacy: None,
+            tls_callbacks: None,
         };
         if index == 0 {
             return Ok(ignored(""));
@@ -531,6 +536,7 @@ impl<'data> Reader<'data> {
             relocs: Vec::new(),
             discarded: false,
             legacy: Legacy::of(name),
+            tls_callbacks: None,
         })
     }
 

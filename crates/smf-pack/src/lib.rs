@@ -157,7 +157,7 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
                 && r.offset % 8 == 0
                 && layout.read_u64(r.offset) == Some(r.addend as u64)
         });
-    let (init, fini) = relocate::constructors(&objects, &globals, &layout)?;
+    let tables = relocate::constructors(&objects, &globals, &layout)?;
     let entry = options
         .entry
         .as_deref()
@@ -299,11 +299,14 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
     // and DT_FINI after its `.fini_array`.
     let legacy_init = layout.legacy_function(input::Legacy::Init);
     let legacy_fini = layout.legacy_function(input::Legacy::Fini);
-    for offset in legacy_init.into_iter().chain(init) {
+    for offset in legacy_init.into_iter().chain(tables.init) {
         builder.add_init(offset);
     }
-    for offset in fini.into_iter().chain(legacy_fini) {
+    for offset in tables.fini.into_iter().chain(legacy_fini) {
         builder.add_fini(offset);
+    }
+    for offset in tables.tls_callbacks {
+        builder.add_tls_callback(offset);
     }
     Ok(Packed {
         module: builder.write().map_err(Error::Format)?,

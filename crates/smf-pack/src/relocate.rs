@@ -736,20 +736,30 @@ fn fill_got(
     Ok(())
 }
 
-/// Reads the constructor and destructor tables: each 8-byte slot is an absolute address
-/// (`R_X86_64_64`, `R_AARCH64_ABS64`) of a function of the module. Returns them in the order
-/// they must run.
+/// The module's lists of functions the loader calls, as image offsets in the order they run.
+#[derive(Debug, Default)]
+pub(crate) struct FunctionTables {
+    pub init: Vec<u64>,
+    pub fini: Vec<u64>,
+    pub tls_callbacks: Vec<u64>,
+}
+
+/// Reads the constructor, destructor and TLS callback tables: each 8-byte slot is an
+/// absolute address (`R_X86_64_64`, `R_AARCH64_ABS64`, COFF's `ADDR64`) of a function of the
+/// module. Returns them in the order they must run.
 pub(crate) fn constructors(
     objects: &[Object<'_>],
     globals: &Globals<'_>,
     layout: &Layout,
-) -> Result<(Vec<u64>, Vec<u64>), Error> {
+) -> Result<FunctionTables, Error> {
     let mut init: Vec<(TableOrder, u64)> = Vec::new();
     let mut fini: Vec<(TableOrder, u64)> = Vec::new();
+    let mut tls_callbacks: Vec<(TableOrder, u64)> = Vec::new();
     for (o, s, section) in relocated_sections(objects) {
-        let (list, order) = match section.class {
-            SectionClass::Init(order) => (&mut init, order),
-            SectionClass::Fini(order) => (&mut fini, order),
+        let (list, order) = match (section.class, section.tls_callbacks) {
+            (_, Some(order)) => (&mut tls_callbacks, order),
+            (SectionClass::Init(order), _) => (&mut init, order),
+            (SectionClass::Fini(order), _) => (&mut fini, order),
             _ => continue,
         };
         let object = &objects[o];
@@ -817,13 +827,17 @@ pub(crate) fn constructors(
             }
         }
     }
-    Ok((running_order(init), running_order(fini)))
+    Ok(FunctionTables {
+        init: running_order(init),
+        fini: running_order(fini),
+        tls_callbacks: running_order(tls_callbacks),
+    })
 }
 
 /// The entries of constructor or destructor tables in the order they run (see
 /// [`TableOrder`]): sorted by group and key, each backwards group reversed. ELF's
 /// `.fini_array` is one backwards group, as the ELF runtime walks it from its end; COFF's
-/// `.ctors` list is one, after the `.CRT$XC*` group.
+/// `.ctors` list is one, after the `.CRT$XI*` and `.CRT$XC*` groups.
 fn running_order(mut entries: Vec<(TableOrder, u64)>) -> Vec<u64> {
     // Stable: equal keys keep input order.
     entries.sort_by_key(|(order, _)| (order.group, order.key));

@@ -1033,7 +1033,9 @@ fn constructors_run_in_windows_order() {
         "volatile int runs;\n\
          void first(void) { runs++; }\nvoid second(void) { runs++; }\nvoid third(void) { runs++; }\n\
          void fourth(void) { runs++; }\nvoid last_out(void) { runs++; }\nvoid first_out(void) { runs++; }\n\
+         int zeroth(void) { return runs++; }\n\
          __attribute__((section(\".CRT$XCU\"), used)) static void (*u)(void) = second;\n\
+         __attribute__((section(\".CRT$XIU\"), used)) static int (*i)(void) = zeroth;\n\
          __attribute__((section(\".CRT$XCA\"), used)) static void (*a)(void) = first;\n\
          __attribute__((section(\".CRT$XCZ\"), used)) static void (*z)(void) = 0;\n\
          __attribute__((constructor)) static void ctor_default(void) { fourth(); }\n\
@@ -1045,21 +1047,21 @@ fn constructors_run_in_windows_order() {
     let image = module_image(&bytes);
     let module = Module::parse(&bytes).unwrap();
     let names = |list: &[u64]| -> Vec<String> { list.iter().map(|&a| image.describe(a)).collect() };
-    // `.CRT$XC*` by name (the null `.CRT$XCZ` entry skipped), then `.ctors` backwards: the
-    // priority-200 constructor's `.ctors.65335` lies after plain `.ctors`, so runs first.
+    // `.CRT$XI*`, then `.CRT$XC*` by name (the null `.CRT$XCZ` entry skipped), then `.ctors`
+    // backwards: the priority-200 constructor's `.ctors.65335` lies after plain `.ctors`, so
+    // runs first.
     assert_eq!(
         names(module.init_array()),
         [
+            "symbol zeroth",
             "symbol first",
             "symbol second",
             "symbol ctor_200",
             "symbol ctor_default"
         ]
     );
-    assert_eq!(
-        names(module.fini_array()),
-        ["symbol dtor_default", "symbol last_out"]
-    );
+    // A mingw-w64 program never runs its own `.CRT$XT*` terminators.
+    assert_eq!(names(module.fini_array()), ["symbol dtor_default"]);
 }
 
 #[test]
@@ -1097,12 +1099,45 @@ fn thread_local_storage_of_pe_is_refused_and_emutls_is_an_import() {
         error.contains("tls.s: section .tls$: PE thread-local storage"),
         "{error}"
     );
-    let callback = mingw_object(&dir.0, "callback.s", ".section .CRT$XLB,\"dr\"\n.quad 0\n");
-    let error = pack_error(&[callback]);
-    assert!(
-        error.contains("section .CRT$XLB: PE thread-local storage"),
-        "{error}"
+}
+
+#[test]
+fn tls_callbacks_become_the_tls_callbacks_table() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    // As winpthreads and mingw-w64's tlssup.c place them: pointers in `.CRT$XL*`, run in the
+    // order of the section names; `.CRT$XLA`/`.CRT$XLZ`-style null markers are skipped.
+    let object = mingw_object(
+        &dir.0,
+        "callbacks.c",
+        "#include <windows.h>\n\
+         volatile DWORD seen;\n\
+         void NTAPI later(PVOID h, DWORD r, PVOID x) { seen = r; }\n\
+         void NTAPI sooner(PVOID h, DWORD r, PVOID x) { seen = r + 1; }\n\
+         __attribute__((section(\".CRT$XLF\"), used)) static PIMAGE_TLS_CALLBACK f = later;\n\
+         __attribute__((section(\".CRT$XLA\"), used)) static PIMAGE_TLS_CALLBACK a = 0;\n\
+         __attribute__((section(\".CRT$XLB\"), used)) static PIMAGE_TLS_CALLBACK b = sooner;\n",
     );
+    let bytes = smf_pack::pack(&[object], &Options::default()).unwrap();
+    let image = module_image(&bytes);
+    let module = Module::parse(&bytes).unwrap();
+    let names: Vec<String> = module
+        .tls_callbacks()
+        .iter()
+        .map(|&a| image.describe(a))
+        .collect();
+    assert_eq!(names, ["symbol sooner", "symbol later"]);
+    assert!(module.init_array().is_empty() && module.fini_array().is_empty());
+    let mut report = String::new();
+    smf_format::report::write_report(&module, &mut report).unwrap();
+    assert!(
+        report.contains("TLS callbacks (2, in run order):"),
+        "{report}"
+    );
+    let json = smf_format::report::json_report(&module, smf_format::report::Parts::ALL);
+    assert_eq!(json["tls_callbacks"][0]["symbol"], "sooner");
 }
 
 #[test]

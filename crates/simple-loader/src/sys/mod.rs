@@ -11,8 +11,9 @@
 //! `MAPS_FILES` (whether module files are mapped rather than copied), `PAGE_SIZE`,
 //! `host_page_size`, `open_regular`, the native libraries (`NativeLibrary`, `open_library`,
 //! `ProcessScope`, `symbol_address`, `native_symbol`, `executable_segments`), `ThreadKey`,
-//! `write_stderr`, `at_exit`, `cxa_atexit` and `cxa_finalize`, and the modules `crash`
-//! (the crash reporter) and `unwind` (unwind table registration).
+//! `write_stderr`, `call_main`, `at_exit`, `cxa_atexit` and `cxa_finalize`, and the modules
+//! `crash` (the crash reporter), `unwind` (unwind table registration) and `tls_callbacks`
+//! (Windows modules' TLS callbacks).
 
 #[cfg(unix)]
 mod unix;
@@ -27,7 +28,29 @@ mod windows;
 #[cfg(windows)]
 pub(crate) use windows::*;
 #[cfg(windows)]
-pub(crate) use windows::{crash, unwind};
+pub(crate) use windows::{crash, tls_callbacks, unwind};
+#[cfg(unix)]
+pub(crate) mod tls_callbacks {
+    //! TLS callbacks exist in Windows modules only (`windows/tls_callbacks.rs`): the reader
+    //! refuses them in any other, so there is nothing to call here.
+
+    /// No registration can exist here.
+    #[derive(Debug)]
+    pub(crate) enum TlsCallbacks {}
+
+    impl TlsCallbacks {
+        /// Nothing: a module for this platform has no TLS callbacks.
+        ///
+        /// # Safety
+        /// None; the signature is that of Windows's.
+        pub(crate) unsafe fn attach(
+            _parsed: &smf_format::Module<'_>,
+            _base: usize,
+        ) -> Option<TlsCallbacks> {
+            None
+        }
+    }
+}
 mod memory;
 mod process_args;
 mod report;

@@ -817,6 +817,19 @@ impl ThreadKey {
     }
 }
 
+/// Calls a module's `main(argc, argv)`. A C++ exception that leaves it reaches the Rust
+/// runtime's frames, which end the process with `SIGABRT`, as `std::terminate` ends a native
+/// program (Windows needs a frame of its own for that: `sys/windows/entry.rs`). Inlined, so
+/// that backtraces show `main` called from `Module::run_main` as before.
+#[inline(always)]
+pub(crate) fn call_main(
+    main: extern "C" fn(libc::c_int, *mut *mut libc::c_char) -> libc::c_int,
+    argc: libc::c_int,
+    argv: *mut *mut libc::c_char,
+) -> libc::c_int {
+    main(argc, argv)
+}
+
 /// Writes `bytes` to the standard error file in one system call, bypassing Rust's `stderr`
 /// (for fatal messages and signal handlers).
 pub(crate) fn write_stderr(bytes: &[u8]) {

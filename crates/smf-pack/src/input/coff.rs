@@ -7,8 +7,9 @@
 //!
 //! * Sections are classified by characteristics and by the name before `$` (`.text$foo` is
 //!   code, `.pdata$foo` function table entries); the constructor tables `.ctors*`,
-//!   `.dtors*`, `.CRT$XC*` and `.CRT$XT*` get their running order; PE thread-local storage
-//!   (`.tls`, `.CRT$XL*`) is refused.
+//!   `.dtors*`, `.CRT$XI*` and `.CRT$XC*` get their running order (`.CRT$XP*` and
+//!   `.CRT$XT*`, which a mingw-w64 program never runs, are plain data), and the TLS
+//!   callbacks `.CRT$XL*` theirs; PE thread-local storage (`.tls`, `_tls_index`) is refused.
 //! * Relocations keep their addend in the field: it is read into the relocation, with the
 //!   `-4 - N` of `REL32_N`, and the flag bits of `crate::arch::x86_64_coff` are set.
 //! * An undefined `__imp_NAME` becomes a reference to `NAME`'s pointer slot.
@@ -216,6 +217,7 @@ fn read<'data, Coff: CoffHeader>(
         relocs: Vec::new(),
         discarded: false,
         legacy: None,
+        tls_callbacks: None,
     });
     let mut headers = Vec::with_capacity(table.len());
     for (index, section) in table.enumerate() {
@@ -381,6 +383,7 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
                 relocs: Vec::new(),
                 discarded: false,
                 legacy: None,
+                tls_callbacks: None,
             });
         }
         let flags = header.characteristics.get(object::LittleEndian);
@@ -411,7 +414,35 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
             relocs: Vec::new(),
             discarded: false,
             legacy: None,
+            tls_callbacks: name
+                .strip_prefix(".CRT$XL")
+                .map(|suffix| self.table_order(name, suffix, 0, false))
+                .transpose()?,
         })
+    }
+
+    /// Where the entries of the table `name` (its `suffix` after the prefix) run: in `group`,
+    /// by the suffix as the names sort, null entries skipped.
+    fn table_order(
+        &self,
+        name: &str,
+        suffix: &str,
+        group: u8,
+        backwards: bool,
+    ) -> Result<TableOrder, Error> {
+        match name_key(suffix) {
+            Some(key) => Ok(TableOrder {
+                group,
+                key,
+                backwards,
+                skip_null: true,
+            }),
+            None => Err(self.unsupported(
+                name,
+                "cannot order a constructor table whose name has more than 8 bytes after its \
+                 prefix",
+            )),
+        }
     }
 
     /// Decides where a section goes, from its characteristics and its name before `$`.
@@ -429,44 +460,46 @@ impl<'data, Coff: CoffHeader> Reader<'data, Coff> {
         {
             return Ok(SectionClass::Ignored);
         }
-        if base == ".tls" || name.starts_with(".CRT$XL") {
+        if base == ".tls" {
             return Err(self.unsupported(
                 name,
-                "PE thread-local storage (__declspec(thread), the .tls directory and its \
-                 callbacks) is not supported in modules; mingw-w64's __thread and C++ \
-                 thread_local use emulated TLS, which works",
+                "PE thread-local storage (__declspec(thread), the .tls section) is not \
+                 supported in modules; mingw-w64's __thread and C++ thread_local use emulated \
+                 TLS, which works",
             ));
         }
-        let table = |suffix: &str, group: u8, backwards: bool| match name_key(suffix) {
-            Some(key) => Ok(TableOrder {
-                group,
-                key,
-                backwards,
-                skip_null: true,
-            }),
-            None => Err(self.unsupported(
-                name,
-                "cannot order a constructor table whose name has more than 8 bytes after its \
-                 prefix",
-            )),
+        let table = |suffix: &str, group: u8, backwards: bool| {
+            self.table_order(name, suffix, group, backwards)
         };
         // The order a Windows executable runs them in (docs/FORMAT.md, "Constructors of
-        // Windows modules"): `.CRT$XC*` by name, then the `.ctors` list backwards; at exit
-        // the `.dtors` list, then `.CRT$XT*` by name.
-        if let Some(suffix) = name.strip_prefix(".CRT$XC") {
+        // Windows modules"): `.CRT$XI*` by name, `.CRT$XC*` by name (both from the C
+        // runtime's start-up code), then the `.ctors` list backwards (`__main`); at exit the
+        // `.dtors` list.
+        if let Some(suffix) = name.strip_prefix(".CRT$XI") {
             return Ok(SectionClass::Init(table(suffix, 0, false)?));
         }
-        if let Some(suffix) = name.strip_prefix(".CRT$XT") {
-            return Ok(SectionClass::Fini(table(suffix, 1, false)?));
+        if let Some(suffix) = name.strip_prefix(".CRT$XC") {
+            return Ok(SectionClass::Init(table(suffix, 1, false)?));
+        }
+        // A mingw-w64 program never runs its own pre-terminators and terminators: msvcrt.dll
+        // runs those of its own image only. They stay the data they are, run by no one.
+        if name.starts_with(".CRT$XP") || name.starts_with(".CRT$XT") {
+            return Ok(SectionClass::Loaded(OutputKind::RoData));
+        }
+        // TLS callbacks (`docs/FORMAT.md`, "TLS callbacks of Windows modules"): loaded
+        // pointers, read as a table too (`InputSection::tls_callbacks`).
+        if name.starts_with(".CRT$XL") {
+            return Ok(SectionClass::Loaded(OutputKind::RoData));
         }
         if name.starts_with(".CRT$") {
             return Err(self.unsupported(
                 name,
-                "only .CRT$XC* initialisers and .CRT$XT* terminators are supported in modules",
+                "only the .CRT$XI* and .CRT$XC* initialisers, the .CRT$XP* and .CRT$XT* \
+                 terminators and the .CRT$XL* TLS callbacks are supported in modules",
             ));
         }
         if let Some(suffix) = ctor_suffix(name, ".ctors") {
-            return Ok(SectionClass::Init(table(suffix, 1, true)?));
+            return Ok(SectionClass::Init(table(suffix, 2, true)?));
         }
         if let Some(suffix) = ctor_suffix(name, ".dtors") {
             return Ok(SectionClass::Fini(table(suffix, 0, false)?));

@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// mingw-w64's C and C++ compilers, by their Unix paths: the builds with Win32
-/// threads, whose libstdc++ and libgcc need no winpthreads (whose static library has PE TLS
-/// callbacks, which modules do not support).
+/// threads, whose libstdc++ and libgcc need no winpthreads.
 #[derive(Debug, Clone)]
 pub struct Mingw {
     pub gcc: String,

@@ -30,9 +30,12 @@ use windows_sys::Win32::System::Threading::GetCurrentProcess;
 use super::Protection;
 
 pub(crate) mod crash;
+mod entry;
 mod exit;
+pub(crate) mod tls_callbacks;
 pub(crate) mod unwind;
 
+pub(crate) use entry::call_main;
 pub(crate) use exit::{at_exit, call_plain, cxa_atexit, cxa_finalize, exit};
 
 #[cfg(not(target_arch = "x86_64"))]
