@@ -579,3 +579,96 @@ fn an_atexit_handler_of_a_module_runs_when_the_module_is_unloaded() {
         "the handler did not run when its module was unloaded"
     );
 }
+
+/// A module with a TLS callback that notes what it is told, with its constructor and
+/// destructor: `P` process attach, `T` thread attach, `t` thread detach, `d` process detach,
+/// `C` constructor, `W` its own thread's body, `D` destructor. Thread events count for the
+/// threads the test watches only (the test harness runs other threads meanwhile). The log
+/// moves to a buffer of the host's (`move_log`), which outlives the module.
+const TLS_CALLBACK: &str = r#"#include <windows.h>
+#include <string.h>
+static char own[64];
+static char *out = own;
+static volatile LONG length;
+static volatile DWORD watched[2];
+static void *image_seen;
+static void note(char c) { LONG i = InterlockedIncrement(&length) - 1; if (i < 63) out[i] = c; }
+static int is_watched(void) { DWORD me = GetCurrentThreadId(); return me == watched[0] || me == watched[1]; }
+static void NTAPI on_tls(PVOID image, DWORD reason, PVOID reserved) {
+    if ((reason == DLL_THREAD_ATTACH || reason == DLL_THREAD_DETACH) && !is_watched()) return;
+    if (reason == DLL_PROCESS_ATTACH) image_seen = image;
+    note("dPTt"[reason & 3]);
+}
+__attribute__((section(".CRT$XLB"), used)) static PIMAGE_TLS_CALLBACK entry = on_tls;
+__attribute__((constructor)) static void constructor(void) { note('C'); }
+__attribute__((destructor)) static void destructor(void) { note('D'); }
+static DWORD WINAPI body(LPVOID arg) { note('W'); return 0; }
+void run_thread(void) {
+    DWORD id;
+    HANDLE thread = CreateThread(NULL, 0, body, NULL, CREATE_SUSPENDED, &id);
+    watched[0] = id;
+    ResumeThread(thread);
+    WaitForSingleObject(thread, INFINITE);
+    CloseHandle(thread);
+}
+void watch(DWORD id) { watched[1] = id; }
+void *image(void) { return image_seen; }
+void move_log(char *buffer) { memcpy(buffer, own, sizeof own); out = buffer; }
+"#;
+
+/// A module's TLS callback is told as a DLL's is: process attach before its constructor,
+/// with the image base; thread attach and detach on its own thread; thread detach on a host
+/// thread that began before the load; process detach after its destructor, when it is
+/// unloaded.
+#[test]
+fn a_module_s_tls_callback_hears_of_its_load_threads_and_unload() {
+    let Some(mingw) = mingw() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("callback.smf");
+    pack(
+        &[compile(&mingw, dir.path(), "callback", TLS_CALLBACK, "-O2")],
+        &smf_pack::Options::default(),
+        &path,
+    );
+    // A host thread that exists before the load and ends while the module is loaded.
+    let (id_sender, id_receiver) = std::sync::mpsc::channel();
+    let (end_sender, end_receiver) = std::sync::mpsc::channel::<()>();
+    let host_thread = std::thread::spawn(move || {
+        // SAFETY: no preconditions.
+        id_sender
+            .send(unsafe { windows_sys::Win32::System::Threading::GetCurrentThreadId() })
+            .unwrap();
+        end_receiver.recv().unwrap();
+    });
+    let host_thread_id = id_receiver.recv().unwrap();
+    let registry = Registry::new();
+    // SAFETY: the module's constructor and TLS callback only write its own data.
+    let module = unsafe { registry.load(&path) }.unwrap();
+    let mut log = [0u8; 64];
+    {
+        // SAFETY: the module's functions have these signatures; `log` outlives the module.
+        let run_thread = unsafe { module.get::<extern "C" fn()>("run_thread") }.unwrap();
+        let watch = unsafe { module.get::<extern "C" fn(u32)>("watch") }.unwrap();
+        let image = unsafe { module.get::<extern "C" fn() -> usize>("image") }.unwrap();
+        let move_log = unsafe { module.get::<extern "C" fn(*mut u8)>("move_log") }.unwrap();
+        assert_eq!(
+            (*image)(),
+            module.base(),
+            "the image argument of process attach"
+        );
+        (*run_thread)();
+        (*watch)(host_thread_id);
+        end_sender.send(()).unwrap();
+        host_thread.join().unwrap();
+        (*move_log)(log.as_mut_ptr());
+    }
+    let text = |log: &[u8]| {
+        String::from_utf8_lossy(log)
+            .trim_end_matches('\0')
+            .to_owned()
+    };
+    assert_eq!(text(&log), "PCTWtt");
+    drop(module);
+    drop(registry);
+    assert_eq!(text(&log), "PCTWttDd");
+}
