@@ -4,7 +4,7 @@
 //! memory, scaling).
 
 fn main() {
-    let config = smf_bench::Config::from_env(env!("CARGO_BIN_EXE_smf-bench-pack").into());
+    let config = smf_bench::Config::from_env(vec![env!("CARGO_BIN_EXE_smf-bench-pack").into()]);
     match smf_bench::run(&config) {
         Ok(output) => print!("{}", output.render()),
         Err(e) => {

@@ -1,8 +1,18 @@
 //! Building the benchmark's inputs: C sources → objects (`cc -O2 -fPIC -c`) → a shared
 //! library (`cc -shared`) and an SMF module (`smf_pack::pack`), from the same objects.
+//! `cc` is the C compiler `CC` names, if set (a cross compiler, when the benchmark is built
+//! for another architecture and run under an emulator).
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// The C compiler: `CC` if set, else `cc`.
+pub fn c_compiler() -> OsString {
+    std::env::var_os("CC")
+        .filter(|cc| !cc.is_empty())
+        .unwrap_or_else(|| "cc".into())
+}
 
 /// Compiles each `(file name, source)` in `dir` with `cc -O2 -fPIC -c`, two at a time (the
 /// machines this runs on have few cores), and returns the objects in input order.
@@ -24,13 +34,14 @@ pub fn compile_files(
     flags: &[&str],
 ) -> Result<Vec<PathBuf>, String> {
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cc = c_compiler();
     let mut objects = Vec::with_capacity(files.len());
     for chunk in files.chunks(jobs) {
         let mut children = Vec::with_capacity(chunk.len());
         for c in chunk {
             let stem = c.file_stem().unwrap_or_default();
             let object = dir.join(stem).with_extension("o");
-            let child = Command::new("cc")
+            let child = Command::new(&cc)
                 .args(["-O2", "-fPIC"])
                 .args(flags)
                 .args(["-c", "-o"])
@@ -38,14 +49,17 @@ pub fn compile_files(
                 .arg(c)
                 .stderr(Stdio::piped())
                 .spawn()
-                .map_err(|e| format!("cannot run cc: {e}"))?;
+                .map_err(|e| format!("cannot run {}: {e}", cc.display()))?;
             children.push((c, object, child));
         }
         for (c, object, child) in children {
-            let output = child.wait_with_output().map_err(|e| format!("cc: {e}"))?;
+            let output = child
+                .wait_with_output()
+                .map_err(|e| format!("{}: {e}", cc.display()))?;
             if !output.status.success() {
                 return Err(format!(
-                    "cc {} failed:\n{}",
+                    "{} {} failed:\n{}",
+                    cc.display(),
                     c.display(),
                     String::from_utf8_lossy(&output.stderr)
                 ));
@@ -59,7 +73,7 @@ pub fn compile_files(
 /// The system linker's command for a shared library of `objects` (and `libraries`, listed by
 /// path, so the library records them as needed).
 pub fn link_command(objects: &[PathBuf], libraries: &[PathBuf], output: &Path) -> Command {
-    let mut command = Command::new("cc");
+    let mut command = Command::new(c_compiler());
     command
         .arg("-shared")
         .arg("-o")
@@ -69,15 +83,22 @@ pub fn link_command(objects: &[PathBuf], libraries: &[PathBuf], output: &Path) -
     command
 }
 
-/// `smf pack` as a child process (`packer` is a program taking the `smf pack` arguments).
+/// `smf pack` as a child process: `packer` is a command line (a program and its first
+/// arguments) to which `smf pack`'s arguments are appended.
 pub fn pack_command(
-    packer: &Path,
+    packer: &[OsString],
     objects: &[PathBuf],
     needed: &[PathBuf],
     reloadable: bool,
     output: &Path,
 ) -> Command {
-    let mut command = Command::new(packer);
+    let (program, arguments) = packer
+        .split_first()
+        .map_or((OsStr::new("smf-bench-pack"), &[][..]), |(p, a)| {
+            (p.as_os_str(), a)
+        });
+    let mut command = Command::new(program);
+    command.args(arguments);
     command.arg("-o").arg(output);
     if reloadable {
         command.arg("--reloadable");

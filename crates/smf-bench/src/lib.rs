@@ -22,9 +22,9 @@ pub mod native;
 pub mod realcode;
 pub mod report;
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsString};
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use simple_loader::{LoadOptions, Module, Registry};
@@ -40,15 +40,16 @@ use crate::report::{Row, Samples, Table, Target, Unit};
 pub struct Config {
     /// Few samples and small sizes: checks that every measurement runs, in seconds.
     pub quick: bool,
-    /// A program taking `smf pack`'s arguments (the `smf-bench-pack` binary of this crate).
-    pub packer: PathBuf,
+    /// A command line taking `smf pack`'s arguments after its own: the `smf-bench-pack`
+    /// binary of this crate, preceded by an emulator when the benchmark runs under one.
+    pub packer: Vec<OsString>,
     /// Only the sections whose name contains this.
     pub only: Option<String>,
 }
 
 impl Config {
     /// `SMF_BENCH_QUICK=1` and `SMF_BENCH_ONLY=name` from the environment.
-    pub fn from_env(packer: PathBuf) -> Config {
+    pub fn from_env(packer: Vec<OsString>) -> Config {
         Config {
             quick: std::env::var("SMF_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0"),
             packer,
@@ -483,7 +484,7 @@ fn machine(config: &Config) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cc = std::process::Command::new("cc")
+    let cc = std::process::Command::new(fixture::c_compiler())
         .arg("--version")
         .output()
         .map(|o| {
