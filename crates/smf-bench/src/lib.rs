@@ -1577,19 +1577,27 @@ fn registry_scaling(config: &Config, dir: &Path) -> Result<Table, String> {
     Ok(table)
 }
 
-/// A module of `exports` tiny functions named `m<i>_f<j>` (each `xor eax, eax; ret`).
+/// A module for this machine's processor of `exports` tiny functions named `m<i>_f<j>`,
+/// each returning 0 (`xor eax, eax; ret` on x86-64, `mov w0, #0; ret` on aarch64).
 fn tiny_module(i: usize, exports: usize) -> Result<Vec<u8>, String> {
     use smf_format::{
-        Binding, ImageLayout, LoadedSection, ModuleBuilder, Symbol, SymbolKind, Visibility,
+        Arch, Binding, ImageLayout, LoadedSection, ModuleBuilder, Symbol, SymbolKind, Visibility,
+    };
+    let arch =
+        simple_loader::HOST_ARCH.ok_or("the loader knows no module format for this processor")?;
+    let return_zero: &[u8] = match arch {
+        Arch::X86_64 => &[0x31, 0xc0, 0xc3],
+        Arch::Aarch64 => &[0x00, 0x00, 0x80, 0x52, 0xc0, 0x03, 0x5f, 0xd6],
     };
     let names: Vec<String> = (0..exports).map(|j| format!("m{i}_f{j}")).collect();
     let mut code = Vec::new();
     for _ in 0..exports {
-        code.extend_from_slice(&[0x31, 0xc0, 0xc3]);
-        code.resize(code.len().next_multiple_of(16), 0xcc);
+        code.extend_from_slice(return_zero);
+        code.resize(code.len().next_multiple_of(16), 0);
     }
     let mut builder = ModuleBuilder::new();
     builder.platform = smf_format::Platform::Linux;
+    builder.arch = arch;
     let mut layout = ImageLayout::new();
     let vaddr = layout.place(code.len() as u64).map_err(err)?;
     let mem_size = code.len() as u64;
@@ -1609,7 +1617,7 @@ fn tiny_module(i: usize, exports: usize) -> Result<Vec<u8>, String> {
             visibility: Visibility::Default,
             section: Some(text),
             value: vaddr + 16 * j as u64,
-            size: 3,
+            size: return_zero.len() as u64,
             type_id: 0,
             version: 0,
         });
