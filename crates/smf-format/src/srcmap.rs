@@ -637,8 +637,11 @@ impl SourceMapBuilder {
 
     /// Adds one sequence: `rows` (address, file index, line, column), each covering the code
     /// up to the next one, and the last up to `end`. Rows with line 0 mark code without source.
+    /// Rows at or past `end` cover no code and are left out (gcc's line programs can place a
+    /// row at the end address of its sequence).
     pub fn add_sequence(&mut self, rows: &[(u64, u32, u32, u32)], end: u64) {
-        for &(address, file, line, column) in rows {
+        let rows: Vec<_> = rows.iter().filter(|row| row.0 < end).collect();
+        for &&(address, file, line, column) in &rows {
             let order = self.rows.len();
             self.rows.push((
                 address,
@@ -842,6 +845,24 @@ mod tests {
         let map = SourceMap::parse(&bytes).unwrap();
         let lines: Vec<_> = map.rows().map(|r| (r.address, r.line)).collect();
         assert_eq!(lines, [(0, 1), (0x10, 2), (0x20, 8), (0x28, 0)]);
+    }
+
+    #[test]
+    fn rows_at_the_end_of_their_sequence_are_left_out() {
+        let mut builder = SourceMapBuilder::new();
+        let f = builder.file("f.c");
+        // A row at the sequence's end address describes no code; the table still ends with
+        // an end row there.
+        builder.add_sequence(&[(0, f, 1, 0), (0x10, f, 2, 0), (0x20, f, 30, 0)], 0x20);
+        let bytes = builder.encode().unwrap();
+        let map = SourceMap::parse(&bytes).unwrap();
+        let lines: Vec<_> = map.rows().map(|r| (r.address, r.line)).collect();
+        assert_eq!(lines, [(0, 1), (0x10, 2), (0x20, 0)]);
+        // Only rows at the end: nothing.
+        let mut builder = SourceMapBuilder::new();
+        let f = builder.file("f.c");
+        builder.add_sequence(&[(0x20, f, 30, 0)], 0x20);
+        assert!(builder.is_empty());
     }
 
     #[test]
