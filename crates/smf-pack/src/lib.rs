@@ -157,7 +157,14 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
                 && r.offset % 8 == 0
                 && layout.read_u64(r.offset) == Some(r.addend as u64)
         });
-    let tables = relocate::constructors(&objects, &globals, &layout)?;
+    let mut tables = relocate::constructors(&objects, &globals, &layout)?;
+    // The C runtime's functions that its start-up objects' TLS callbacks call, when the
+    // module holds them (`Arch::runtime_tls_callbacks`): TLS callbacks of the module.
+    for name in arch.runtime_tls_callbacks.iter().rev() {
+        if let Ok(address) = entry_point(&globals, &objects, &layout, name) {
+            tables.tls_callbacks.insert(0, address);
+        }
+    }
     let entry = options
         .entry
         .as_deref()

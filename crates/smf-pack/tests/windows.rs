@@ -1121,14 +1121,11 @@ fn tls_callbacks_become_the_tls_callbacks_table() {
          __attribute__((section(\".CRT$XLB\"), used)) static PIMAGE_TLS_CALLBACK b = sooner;\n",
     );
     let bytes = smf_pack::pack(&[object], &Options::default()).unwrap();
-    let image = module_image(&bytes);
     let module = Module::parse(&bytes).unwrap();
-    let names: Vec<String> = module
-        .tls_callbacks()
-        .iter()
-        .map(|&a| image.describe(a))
-        .collect();
-    assert_eq!(names, ["symbol sooner", "symbol later"]);
+    assert_eq!(
+        tls_callback_names(&bytes),
+        ["symbol sooner", "symbol later"]
+    );
     assert!(module.init_array().is_empty() && module.fini_array().is_empty());
     let mut report = String::new();
     smf_format::report::write_report(&module, &mut report).unwrap();
@@ -1316,4 +1313,43 @@ fn data_symbols_get_the_sizes_coff_does_not_record() {
         size("table")
     );
     assert!(matches!(size("tail"), Some(1..=32)), "{:?}", size("tail"));
+}
+
+#[test]
+fn mingw_thread_key_destructors_are_run_from_a_tls_callback() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    // What the Win32-threads libstdc++ does for a thread_local with a destructor: register it
+    // with libmingw32.a's tlsthrd.o, which runs it when `__mingw_TLScallback` is told of the
+    // thread's end (from tlssup.o's TLS callbacks in a program).
+    let object = mingw_object(
+        &dir.0,
+        "key.c",
+        "int __mingwthr_key_dtor(unsigned long key, void (*dtor)(void *));\n\
+         static void destroy(void *value) { (void) value; }\n\
+         int register_key(unsigned long key) { return __mingwthr_key_dtor(key, destroy); }\n",
+    );
+    let path = mingw_lib_dir().join("libmingw32.a");
+    let libmingw32 = Input {
+        name: path.display().to_string(),
+        data: std::fs::read(&path).unwrap(),
+    };
+    let bytes = smf_pack::pack(&[object.clone(), libmingw32], &Options::default()).unwrap();
+    assert_eq!(tls_callback_names(&bytes), ["symbol __mingw_TLScallback"]);
+    // Without tlsthrd.o, no such callback.
+    let bytes = smf_pack::pack(&[object], &Options::default()).unwrap();
+    assert!(tls_callback_names(&bytes).is_empty());
+}
+
+/// What the module's TLS callbacks are, in run order.
+fn tls_callback_names(bytes: &[u8]) -> Vec<String> {
+    let image = module_image(bytes);
+    let module = Module::parse(bytes).unwrap();
+    module
+        .tls_callbacks()
+        .iter()
+        .map(|&a| image.describe(a))
+        .collect()
 }

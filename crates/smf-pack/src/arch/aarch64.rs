@@ -43,6 +43,7 @@ pub(crate) static ARCH: Arch = Arch {
     // glibc's generic `TCB_ALIGNMENT` (nptl/descr.h), which aarch64 does not override.
     static_tls_align: 32,
     archives_never_define: &[],
+    runtime_tls_callbacks: &[],
 };
 
 const UDF: [u8; 4] = 0u32.to_le_bytes();

@@ -271,6 +271,10 @@ pub(crate) struct Arch {
     /// Names of [`Arch::support`] functions the module always gets from the packer, never
     /// from an archive member: the archive's does something the loader does itself.
     pub archives_never_define: &'static [&'static str],
+    /// Functions of the C runtime's static libraries that its start-up objects (which a
+    /// module does not hold) call from the image's TLS callbacks, with a TLS callback's
+    /// arguments: a module that defines one calls it as one of its TLS callbacks, first.
+    pub runtime_tls_callbacks: &'static [&'static str],
 }
 
 /// Size of one import call stub, indirect-function stub or veneer.

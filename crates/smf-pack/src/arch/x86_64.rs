@@ -40,6 +40,7 @@ pub(crate) static ARCH: Arch = Arch {
     // glibc's x86 `TCB_ALIGNMENT` (sysdeps/x86/nptl/pthreaddef.h).
     static_tls_align: 64,
     archives_never_define: &[],
+    runtime_tls_callbacks: &[],
 };
 
 fn pc(bytes: u8, range: Range, call: bool) -> Action {

@@ -45,6 +45,11 @@ pub(crate) static ARCH: Arch = Arch {
     // libgcc.a's `__main` would run the `.ctors` list, which the loader runs itself
     // (`init_array`), from `__CTOR_LIST__`, which only GNU ld's script defines.
     archives_never_define: &["__main"],
+    // libmingw32.a's tlsthrd.o keeps the destructors of Win32-threads thread keys (behind
+    // libstdc++'s thread_local destructors) and runs them when told of a thread's end;
+    // tlssup.o's TLS callbacks tell it (process attach, which readies it, and thread and
+    // process detach). tlssup.o, with its `.tls` directory, is no part of a module.
+    runtime_tls_callbacks: &["__mingw_TLScallback"],
 };
 
 /// Flag: the relocation's symbol stands for `__imp_NAME`, `NAME`'s pointer slot.

@@ -2,8 +2,9 @@
 // from ../cxx/shapes.cpp), exceptions thrown and caught across objects and from inside
 // libstdc++, virtual dispatch, typeinfo and dynamic_cast, global objects with constructors
 // and destructors (with priorities), function-local statics, a table of function pointers,
-// thread-locals (emulated TLS), and a stack walk through module frames by libgcc's SEH
-// unwinder. `main uncaught` lets an exception escape main, out of the program's frames.
+// thread-locals (emulated TLS; thread.cpp: one with a destructor on a CreateThread thread),
+// and a stack walk through module frames by libgcc's SEH unwinder. `main uncaught` lets an
+// exception escape main, out of the program's frames.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "../cxx/shapes.h"
 
 int walk_stack(int depth);  // frames _Unwind_Backtrace sees from `depth` nested calls
+int thread_local_destructors_after_a_thread();  // thread.cpp
 long call_through(long (*const *table)(long, long), int index, long a, long b);
 
 struct Announcer {
@@ -172,6 +174,9 @@ int main(int argc, char **argv) {
     per_thread_values.push_back(4);
     std::printf("thread-locals %d and %zu values\n", per_thread_counter, per_thread_values.size());
     checksum += per_thread_counter + static_cast<int>(per_thread_values.size());
+    int destroyed_after_thread = thread_local_destructors_after_a_thread();
+    std::printf("thread-locals destroyed when a CreateThread thread ended: %d\n", destroyed_after_thread);
+    checksum += destroyed_after_thread;
 
     Announcer &once = lazy();
     std::cout << "lazy is " << once.name << "\n";
