@@ -64,8 +64,8 @@ impl SmfBuilder {
     /// reload reports, and as its registry name); `libcall_names` maps Cranelift's library
     /// calls to the symbols imported for them (`cranelift_module::default_libcall_names()`).
     ///
-    /// Refuses an ISA that SMF has no code model for, or whose code is not position
-    /// independent: SMF code pages are never written at load, so a module cannot hold the
+    /// Refuses an ISA that SMF has no code model for, one for Windows (this builder writes
+    /// Linux modules only), or whose code is not position independent: SMF code pages are never written at load, so a module cannot hold the
     /// absolute addresses that non-PIC code embeds in instructions.
     pub fn new<V: Into<Vec<u8>>>(
         isa: OwnedTargetIsa,
@@ -80,6 +80,14 @@ impl SmfBuilder {
                 isa.triple().architecture
             ))
         })?;
+        if isa.triple().operating_system == target_lexicon::OperatingSystem::Windows {
+            return Err(ModuleError::Backend(anyhow::anyhow!(
+                "SmfModule writes Linux modules (System V `.eh_frame` unwind tables), not \
+                 modules for {}: compile with cranelift-object and pack its COFF object with \
+                 `smf pack` (README, \"Windows\")",
+                isa.triple()
+            )));
+        }
         if !isa.flags().is_pic() {
             return Err(ModuleError::Backend(anyhow::anyhow!(
                 "SMF modules need position-independent code: set the `is_pic` flag to true \

@@ -239,6 +239,25 @@ fn non_pic_code_is_refused_with_the_reason() {
 }
 
 #[test]
+fn an_isa_for_windows_is_refused_with_the_way_to_build_for_it() {
+    use cranelift_codegen::settings::{self, Configurable};
+    let mut flags = settings::builder();
+    flags.set("is_pic", "true").unwrap();
+    let isa = cranelift_codegen::isa::lookup_by_name("x86_64-pc-windows-gnu")
+        .unwrap()
+        .finish(settings::Flags::new(flags))
+        .unwrap();
+    let error = SmfBuilder::new(isa, "m", default_libcall_names())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("x86_64-pc-windows-gnu") && error.contains("cranelift-object"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_declared_but_undefined_export_is_named() {
     let builder = SmfBuilder::new(isa(), "m", default_libcall_names()).unwrap();
     let mut module = SmfModule::new(builder);
