@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use smf_format::{Reloc, RelocKind};
 
-use crate::arch::{Action, Range, data, encode};
+use crate::arch::{Action, PcRelativeLoad, Range, data, encode};
 use crate::error::{Error, RelocationError, RelocationProblem};
 use crate::input::{InputReloc, Object, SectionClass, SymbolDefinition, TableOrder};
 use crate::layout::{Layout, OutputKind};
@@ -111,6 +111,23 @@ fn relaxes(
     opcode == Some(&0x8b) && resolve::is_in_module(globals, objects, target)
 }
 
+/// The PC-relative load that stands in for the 64-bit absolute address `reloc` asks for in
+/// read-only code, if its instruction has one (`Arch::pc_relative_load`).
+fn pc_relative_load(
+    objects: &[Object<'_>],
+    object: usize,
+    section: usize,
+    reloc: &InputReloc,
+    through_slot: bool,
+) -> Option<PcRelativeLoad> {
+    let object = objects.get(object)?;
+    let section = object.sections.get(section)?;
+    if section.class != SectionClass::Loaded(OutputKind::Code) {
+        return None;
+    }
+    (object.arch.pc_relative_load?)(section.data, reloc.offset, through_slot)
+}
+
 /// Finds the imports, GOT slots and stubs the relocations need, before layout.
 pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<Needs, Error> {
     let mut needs = Needs::default();
@@ -180,6 +197,12 @@ pub(crate) fn scan(objects: &[Object<'_>], globals: &mut Globals<'_>) -> Result<
                     relaxable: true, ..
                 } if relaxes(objects, globals, o, s, reloc, target) => {}
                 Action::GotPcRelative { .. } | Action::GotOffset(_) => needs.add_slot(target),
+                Action::Address64
+                    if import.is_some()
+                        && pc_relative_load(objects, o, s, reloc, true).is_some() =>
+                {
+                    needs.add_slot(target)
+                }
                 Action::PcRelative { call: true, .. }
                 | Action::PltOffset
                 | Action::ImageRelative(_) => {
@@ -501,6 +524,32 @@ fn apply_one(
             let writable = matches!(kind, OutputKind::RelRo | OutputKind::Data | OutputKind::Tls);
             match target {
                 Target::Absolute(v) => (i128::from(v) + a, data(8, Range::Any)),
+                Target::Address(_) | Target::Import(_) if !writable => {
+                    let through_slot = matches!(target, Target::Import(_));
+                    let load =
+                        pc_relative_load(cx.objects, cx.object, cx.section, reloc, through_slot);
+                    let address = match target {
+                        // The slot holds the import's address, without an addend.
+                        Target::Import(_) if a == 0 => got_slot(cx.target).ok(),
+                        Target::Address(s) => Some(s + a),
+                        _ => None,
+                    };
+                    let (Some(load), Some(address)) = (load, address) else {
+                        return Err(cx.error(RelocationProblem::ReadOnlyPlace {
+                            kind: kind.section_kind().name(),
+                        }));
+                    };
+                    // The instruction's first byte, in the section placed at the field's
+                    // section address.
+                    let start = section_address + load.start;
+                    let end = i128::from(start) + load.bytes.len() as i128;
+                    let mut bytes = load.bytes;
+                    let displacement = encode(address - end, data(4, Range::Signed), true, &[0; 4])
+                        .map_err(|problem| cx.error(problem))?;
+                    bytes[load.displacement..load.displacement + 4]
+                        .copy_from_slice(&displacement[..4]);
+                    return layout.write(start, &bytes);
+                }
                 _ if !writable => {
                     return Err(cx.error(RelocationProblem::ReadOnlyPlace {
                         kind: kind.section_kind().name(),

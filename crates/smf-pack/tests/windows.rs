@@ -14,16 +14,14 @@
 //! Without mingw-w64 the tests print "skipped: x86_64-w64-mingw32-gcc not found" and pass,
 //! unless SMF_REQUIRE_CROSS is set (as `.ci/run` does), where they fail.
 //!
-//! Built for Unix only: the tests run mingw-w64's gcc and g++ (Linux programs) with
-//! `std::process::Command`, which gets no exit status for a Linux program under Wine.
-//! `crates/smf/tests/windows_programs.rs` packs mingw-w64's objects on Windows.
-#![cfg(unix)]
+//! Built for Linux and for Windows, run under Wine (README, "Windows"): mingw-w64's gcc and
+//! g++ are Linux programs, started through `smf_test_support::HostCommand` (which under Wine
+//! goes through `/bin/sh`, as a Windows program gets no exit status of a Linux one).
 
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::Command;
 
 use object::pe;
 use object::read::coff::CoffFile;
@@ -31,34 +29,41 @@ use object::read::pe::{ImageNtHeaders as _, PeFile64};
 use object::{LittleEndian as LE, Object, ObjectSection, ObjectSymbol};
 use smf_format::{Module, Platform, RelocKind, SectionKind};
 use smf_pack::{Input, Options};
+use smf_test_support::{HostCommand, find_program, local_path};
 use util::TempDir;
 
-const GCC: &str = "x86_64-w64-mingw32-gcc";
+/// mingw-w64's C compiler.
+fn gcc() -> String {
+    find_program("x86_64-w64-mingw32-gcc").expect("mingw_available checked it")
+}
+
 /// The POSIX-threads build of g++: the C++ fixture starts `std::thread`s, which the win32
 /// threads build lacks.
-const GXX: &str = "x86_64-w64-mingw32-g++-posix";
+fn gxx() -> String {
+    find_program("x86_64-w64-mingw32-g++-posix").expect("mingw_available checked it")
+}
 
 fn mingw_available() -> bool {
-    let found = Command::new(GCC)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = find_program("x86_64-w64-mingw32-gcc").is_some()
+        && find_program("x86_64-w64-mingw32-g++-posix").is_some();
     if !found {
         if std::env::var_os("SMF_REQUIRE_CROSS").is_some() {
-            panic!("{GCC} not found, and SMF_REQUIRE_CROSS is set");
+            panic!("x86_64-w64-mingw32-gcc or -g++-posix not found, and SMF_REQUIRE_CROSS is set");
         }
-        println!("skipped: {GCC} not found");
+        println!("skipped: x86_64-w64-mingw32-gcc not found");
     }
     found
 }
 
-fn run(command: &mut Command) {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+fn run(command: &mut HostCommand) {
+    command.check();
+}
+
+/// What `compiler` prints for `option` (`-print-libgcc-file-name`, `-print-file-name=…`):
+/// a path, as this program's.
+fn print_path(compiler: &str, option: &str) -> std::path::PathBuf {
+    let output = HostCommand::new(compiler).arg(option).check();
+    local_path(String::from_utf8(output.stdout).unwrap().trim())
 }
 
 /// Compiles each source into `dir` and returns the objects' paths.
@@ -72,12 +77,12 @@ fn compile(
         .iter()
         .map(|source| {
             let out = dir.join(source.file_stem().unwrap()).with_extension("o");
-            run(Command::new(compiler)
+            run(HostCommand::new(compiler)
                 .arg("-c")
-                .args(flags)
-                .arg(source)
+                .args(flags.iter().copied())
+                .path(source)
                 .arg("-o")
-                .arg(&out));
+                .path(&out));
             out
         })
         .collect()
@@ -406,26 +411,19 @@ fn differential(
             data: std::fs::read(path).unwrap(),
         })
         .collect();
-    let libgcc = String::from_utf8(
-        Command::new(compiler)
-            .arg("-print-libgcc-file-name")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let libgcc = print_path(compiler, "-print-libgcc-file-name");
     inputs.push(Input {
-        name: libgcc.trim().to_owned(),
-        data: std::fs::read(libgcc.trim()).unwrap(),
+        name: libgcc.display().to_string(),
+        data: std::fs::read(&libgcc).unwrap(),
     });
     let module_bytes = smf_pack::pack(&inputs, &Options::default()).unwrap();
     let dll = dir.join("reference.dll");
-    run(Command::new(compiler)
+    run(HostCommand::new(compiler)
         .arg("-shared")
-        .args(extra)
+        .args(extra.iter().copied())
         .arg("-o")
-        .arg(&dll)
-        .args(objects));
+        .path(&dll)
+        .paths(objects));
     let dll_bytes = std::fs::read(&dll).unwrap();
     let module = module_image(&module_bytes);
     let reference = dll_image(&dll_bytes);
@@ -682,7 +680,7 @@ fn equivalent(module: &str, dll: &Image, target: u64) -> bool {
 }
 
 fn program(name: &str) -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let dir = local_path(env!("CARGO_MANIFEST_DIR"))
         .join("../smf/tests/programs")
         .join(name);
     let mut sources: Vec<_> = std::fs::read_dir(&dir)
@@ -703,8 +701,8 @@ fn interp_c_matches_mingw_ld() {
         let dir = TempDir::new();
         let sources = program("interp");
         let sources: Vec<&Path> = sources.iter().map(|p| p.as_path()).collect();
-        let objects = compile(&dir.0, GCC, &sources, &[level]);
-        let compared = differential(&dir.0, GCC, &objects, &[]);
+        let objects = compile(&dir.0, &gcc(), &sources, &[level]);
+        let compared = differential(&dir.0, &gcc(), &objects, &[]);
         assert!(compared > 1000, "{level}: only {compared} fields compared");
     }
 }
@@ -791,8 +789,8 @@ fn cxx_with_exceptions_and_constructors_matches_mingw_ld() {
         let dir = TempDir::new();
         let source = dir.0.join("shapes.cpp");
         std::fs::write(&source, CXX_PROGRAM).unwrap();
-        let objects = compile(&dir.0, GXX, &[&source], &[level, "-std=gnu++17"]);
-        let compared = differential(&dir.0, GXX, &objects, &[]);
+        let objects = compile(&dir.0, &gxx(), &[&source], &[level, "-std=gnu++17"]);
+        let compared = differential(&dir.0, &gxx(), &objects, &[]);
         assert!(compared > 100, "{level}: only {compared} fields compared");
     }
 }
@@ -802,11 +800,11 @@ fn mingw_object(dir: &Path, name: &str, source: &str) -> Input {
     let src = dir.join(name);
     std::fs::write(&src, source).unwrap();
     let out = dir.join(format!("{name}.o"));
-    run(Command::new(GCC)
+    run(HostCommand::new(&gcc())
         .args(["-O2", "-c"])
-        .arg(&src)
+        .path(&src)
         .arg("-o")
-        .arg(&out));
+        .path(&out));
     Input {
         name: name.to_owned(),
         data: std::fs::read(out).unwrap(),
@@ -858,12 +856,8 @@ fn dllimport_slots_are_imports_named_without_the_prefix() {
 /// The directory of mingw-w64's own libraries (`libmsvcrt.a`, `libmingwex.a`), as gcc
 /// searches it.
 fn mingw_lib_dir() -> std::path::PathBuf {
-    let output = Command::new(GCC)
-        .arg("-print-file-name=libmsvcrt.a")
-        .output()
-        .unwrap();
-    let path = std::path::PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
-    assert!(path.is_absolute(), "{GCC} does not find libmsvcrt.a");
+    let path = print_path(&gcc(), "-print-file-name=libmsvcrt.a");
+    assert!(path.is_absolute(), "{} does not find libmsvcrt.a", gcc());
     path.parent().unwrap().to_owned()
 }
 
@@ -926,14 +920,9 @@ fn libgcc_s_main_is_not_taken_the_module_s_own_does_nothing() {
     // mingw-w64's `main` calls `__main` first; libgcc.a's would run `__CTOR_LIST__`, which
     // only GNU ld's script defines, and register `__DTOR_LIST__` with `atexit`.
     let object = mingw_object(&dir.0, "main.c", "int main(void) { return 3; }\n");
-    let libgcc = Command::new(GCC)
-        .arg("-print-libgcc-file-name")
-        .output()
-        .unwrap();
-    let libgcc = String::from_utf8(libgcc.stdout).unwrap();
     let libgcc = Input {
         name: "libgcc.a".into(),
-        data: std::fs::read(libgcc.trim()).unwrap(),
+        data: std::fs::read(print_path(&gcc(), "-print-libgcc-file-name")).unwrap(),
     };
     let bytes = smf_pack::pack(&[object, libgcc], &Options::default()).unwrap();
     let module = Module::parse(&bytes).unwrap();
@@ -948,11 +937,11 @@ fn mingw_cxx_object(dir: &Path, name: &str, source: &str) -> Input {
     let src = dir.join(name);
     std::fs::write(&src, source).unwrap();
     let out = dir.join(format!("{name}.o"));
-    run(Command::new(GXX)
+    run(HostCommand::new(&gxx())
         .args(["-O2", "-c"])
-        .arg(&src)
+        .path(&src)
         .arg("-o")
-        .arg(&out));
+        .path(&out));
     Input {
         name: name.to_owned(),
         data: std::fs::read(out).unwrap(),
@@ -1005,13 +994,9 @@ fn unwind_sections_without_a_comdat_key_go_with_their_function() {
          }\n\
          int counter() { static int calls = lock_error_text()[0]; return ++calls; }\n",
     );
-    let libstdcxx = Command::new(GXX)
-        .arg("-print-file-name=libstdc++.a")
-        .output()
-        .unwrap();
     let libstdcxx = Input {
         name: "libstdc++.a".into(),
-        data: std::fs::read(String::from_utf8(libstdcxx.stdout).unwrap().trim()).unwrap(),
+        data: std::fs::read(print_path(&gxx(), "-print-file-name=libstdc++.a")).unwrap(),
     };
     let bytes = smf_pack::pack(&[object, libstdcxx], &Options::default()).unwrap();
     let image = module_image(&bytes);
@@ -1252,6 +1237,55 @@ fn rel32_n_counts_from_the_end_of_the_instruction() {
     let (store, counter) = (image.symbols["store"], image.symbols["counter"]);
     let disp = image.u32_at(store + 2).unwrap() as i32;
     assert_eq!((store as i64 + 10 + i64::from(disp)) as u64, counter);
+}
+
+/// Cranelift's code for COFF (which has no GOT relocations) reaches an import, and any
+/// symbol it does not know to be near, by `movabs $symbol, %reg`: a 64-bit address in code,
+/// which the loader cannot write. The packer loads it PC-relatively instead: from the
+/// import's GOT slot, or as a `lea` of an in-module address.
+#[test]
+fn movabs_of_an_import_or_a_module_address_becomes_a_rip_relative_load() {
+    if !mingw_available() {
+        return;
+    }
+    let dir = TempDir::new();
+    let object = mingw_object(
+        &dir.0,
+        "movabs.s",
+        "\t.text\n\t.globl f\nf:\n\tmovabs $puts, %rax\n\tmovabs $table+8, %r12\n\tret\n\
+         \t.data\n\t.globl table\ntable:\n\t.quad 1, 2\n",
+    );
+    let bytes = smf_pack::pack(&[object], &Options::default()).unwrap();
+    let module = Module::parse(&bytes).unwrap();
+    let image = module_image(&bytes);
+    let f = image.symbols["f"];
+    let target = |at: u64| {
+        let disp = image.u32_at(at + 6).unwrap() as i32;
+        (at as i64 + 10 + i64::from(disp)) as u64
+    };
+    // nopl (%rax); mov disp32(%rip), %rax, the displacement reaching puts's slot.
+    assert_eq!(
+        image.bytes(f, 6),
+        Some(&[0x0f, 0x1f, 0x00, 0x48, 0x8b, 0x05][..])
+    );
+    assert_eq!(
+        image.imports.get(&target(f)).map(String::as_str),
+        Some("puts")
+    );
+    // nopl (%rax); lea disp32(%rip), %r12, reaching table + 8.
+    assert_eq!(
+        image.bytes(f + 10, 6),
+        Some(&[0x0f, 0x1f, 0x00, 0x4c, 0x8d, 0x25][..])
+    );
+    assert_eq!(target(f + 10), image.symbols["table"] + 8);
+    // No load-time relocation of code: only the slot's.
+    let relocs: Vec<_> = module
+        .relocations()
+        .iter()
+        .map(|r| (r.kind, r.offset))
+        .collect();
+    assert_eq!(relocs, [(RelocKind::Abs64, target(f))]);
+    assert!(module.relative_relocations().is_empty());
 }
 
 #[test]

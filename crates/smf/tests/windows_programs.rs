@@ -76,10 +76,10 @@ fn build(mingw: &Mingw, name: &str, opt: &str) -> Built {
 /// The POSIX-threads builds of `mingw`'s compilers (`x86_64-w64-mingw32-gcc-posix`, from the
 /// same Debian packages as the Win32-threads ones), whose libstdc++ runs on winpthreads.
 fn posix_threads(mingw: &Mingw) -> Mingw {
-    let posix = Mingw {
+    let posix = Mingw(smf_test_support::Mingw {
         gcc: mingw.gcc.replace("-win32", "-posix"),
         gxx: mingw.gxx.replace("-win32", "-posix"),
-    };
+    });
     for compiler in [&posix.gcc, &posix.gxx] {
         assert!(
             windows_path(compiler).exists(),

@@ -12,15 +12,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::windows::{Mingw, check_unix, mingw, unix_path};
+use common::windows::{FRAMES, Mingw, Outer, function_entry, image_of, mingw, panics, walk};
+use smf_test_support::check_host;
+use smf_test_support::wine::unix_path;
 
 use simple_loader::Registry;
-use windows_sys::Win32::System::Diagnostics::Debug::{
-    RtlCaptureStackBackTrace, RtlLookupFunctionEntry,
-};
 
 /// Compiles the C `source` (written to `dir/name.c`) to `dir/name.o` with mingw-w64's gcc
-/// and `flags` (split at spaces), through [`common::windows::unix_command`].
+/// and `flags` (split at spaces), through `smf_test_support::host_command`.
 fn compile(mingw: &Mingw, dir: &Path, name: &str, source: &str, flags: &str) -> PathBuf {
     let source_path = dir.join(format!("{name}.c"));
     std::fs::write(&source_path, source).unwrap();
@@ -52,17 +51,6 @@ fn reloadable() -> smf_pack::Options {
         reloadable: true,
         ..Default::default()
     }
-}
-
-/// The image offset of the start of the function-table entry the system unwinder finds for
-/// `address`, and the image base it reports; `None` if no entry covers it.
-fn function_entry(address: usize) -> Option<(usize, usize)> {
-    let mut base = 0u64;
-    // SAFETY: RtlLookupFunctionEntry only reads the system's lists of function tables; the
-    // address is not dereferenced.
-    let entry = unsafe { RtlLookupFunctionEntry(address as u64, &mut base, std::ptr::null_mut()) };
-    // SAFETY: a non-null entry points into a registered table, readable while registered.
-    (!entry.is_null()).then(|| (unsafe { (*entry).BeginAddress } as usize, base as usize))
 }
 
 const COUNTER_V1: &str = r#"
@@ -161,44 +149,6 @@ typedef int (*callback)(int);
 __attribute__((noinline)) int inner(callback f, int x) { int r = f(x + 1); return r * 2; }
 __attribute__((noinline)) int outer(callback f, int x) { int r = inner(f, x); return r + 1; }
 "#;
-
-type Callback = extern "C-unwind" fn(i32) -> i32;
-type Outer = extern "C-unwind" fn(Callback, i32) -> i32;
-
-std::thread_local! {
-    static FRAMES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Records the return addresses of the stack as the system unwinder walks it.
-extern "C-unwind" fn walk(x: i32) -> i32 {
-    let mut frames = [std::ptr::null_mut(); 64];
-    // SAFETY: the buffer has room for the 64 frames asked for.
-    let n = unsafe { RtlCaptureStackBackTrace(0, 64, frames.as_mut_ptr(), std::ptr::null_mut()) };
-    FRAMES.with(|f| *f.borrow_mut() = frames[..n as usize].iter().map(|&p| p as usize).collect());
-    x * 10
-}
-
-extern "C-unwind" fn panics(x: i32) -> i32 {
-    std::panic::panic_any(format!("panic from the callback, x = {x}"));
-}
-
-/// The image (program or DLL) containing `address`, by its handle.
-fn image_of(address: usize) -> usize {
-    use windows_sys::Win32::System::LibraryLoader::{
-        GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS, GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
-        GetModuleHandleExW,
-    };
-    let mut module = std::ptr::null_mut();
-    // SAFETY: FROM_ADDRESS only looks the address up; no reference is taken.
-    unsafe {
-        GetModuleHandleExW(
-            GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
-            address as *const u16,
-            &mut module,
-        )
-    };
-    module as usize
-}
 
 #[test]
 fn stack_walks_and_rust_panics_cross_module_frames() {
@@ -307,7 +257,7 @@ fn imports_come_from_the_host_then_modules_then_needed_dlls_then_the_process() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("needed.c"), NEEDED_DLL).unwrap();
     let dll = dir.path().join("needed.dll");
-    check_unix(
+    check_host(
         &mingw.gcc,
         &[
             "-shared".into(),
@@ -465,7 +415,7 @@ fn a_dev_session_rebuilds_with_a_cmd_command_and_reloads() {
 #[test]
 fn a_dev_session_sees_a_source_edited_in_place_and_renamed_over_and_reloads() {
     let Some(mingw) = mingw() else { return };
-    let unix_side = common::windows::windows_path(env!("CARGO_TARGET_TMPDIR"));
+    let unix_side = smf_test_support::wine::windows_path(env!("CARGO_TARGET_TMPDIR"));
     std::fs::create_dir_all(&unix_side).unwrap();
     for dir in [
         tempfile::tempdir().unwrap(),

@@ -44,6 +44,7 @@ pub(crate) static ARCH: Arch = Arch {
     static_tls_align: 32,
     archives_never_define: &[],
     runtime_tls_callbacks: &[],
+    pc_relative_load: None,
 };
 
 const UDF: [u8; 4] = 0u32.to_le_bytes();

@@ -213,6 +213,22 @@ pub(crate) struct SupportFunction {
     pub relocs: &'static [(u64, &'static str, elf::RelocationType, i64)],
 }
 
+/// An instruction that loads the value of a 64-bit absolute address in code PC-relatively
+/// instead ([`Arch::pc_relative_load`]): its bytes, replacing the original instruction at
+/// `start` (an offset in the section), with a zero 32-bit displacement at `displacement`
+/// (an offset in `bytes`) that counts from the end of `bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PcRelativeLoad {
+    pub start: u64,
+    pub bytes: [u8; 10],
+    pub displacement: usize,
+}
+
+/// [`Arch::pc_relative_load`]: for the field at `offset` in `section`, loading through the
+/// GOT slot (`through_slot`) or computing the address.
+pub(crate) type PcRelativeLoadFn =
+    fn(section: &[u8], offset: u64, through_slot: bool) -> Option<PcRelativeLoad>;
+
 /// What the packer needs to know of one instruction set.
 pub(crate) struct Arch {
     /// The ELF `e_machine` of its objects (of a COFF table: the same instruction set's).
@@ -275,6 +291,13 @@ pub(crate) struct Arch {
     /// module does not hold) call from the image's TLS callbacks, with a TLS callback's
     /// arguments: a module that defines one calls it as one of its TLS callbacks, first.
     pub runtime_tls_callbacks: &'static [&'static str],
+    /// For a 64-bit absolute address ([`Arch::abs64`]) at `offset` in the code `section`,
+    /// which the loader cannot write (code pages are never written at load): an instruction
+    /// that loads the same value PC-relatively, from the target's GOT slot (`through_slot`,
+    /// for an import) or as an address computation, if the instruction holding the field has
+    /// such a form. Cranelift's code for COFF reaches imports through such fields, as the
+    /// object crate writes no GOT relocations for COFF.
+    pub pc_relative_load: Option<PcRelativeLoadFn>,
 }
 
 /// Size of one import call stub, indirect-function stub or veneer.

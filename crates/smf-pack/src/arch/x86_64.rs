@@ -6,7 +6,7 @@
 
 use object::elf;
 
-use super::{Action, Arch, Form, Range, STUB_SIZE, SupportFunction, data};
+use super::{Action, Arch, Form, PcRelativeLoad, Range, STUB_SIZE, SupportFunction, data};
 
 pub(crate) static ARCH: Arch = Arch {
     machine: elf::EM_X86_64,
@@ -41,7 +41,39 @@ pub(crate) static ARCH: Arch = Arch {
     static_tls_align: 64,
     archives_never_define: &[],
     runtime_tls_callbacks: &[],
+    // Non-PIC ELF objects are refused with the advice to recompile them with -fPIC.
+    pc_relative_load: None,
 };
+
+/// `movabs $imm64, %reg` (REX.W with REX.B for r8-r15, then `0xb8 + reg`), its immediate the
+/// field at `offset`, becomes a 3-byte `nop` then `mov disp32(%rip), %reg` (`through_slot`)
+/// or `lea disp32(%rip), %reg`: the same 10 bytes, the displacement counting from their end.
+pub(crate) fn pc_relative_load(
+    section: &[u8],
+    offset: u64,
+    through_slot: bool,
+) -> Option<PcRelativeLoad> {
+    let start = offset.checked_sub(2)?;
+    let at = usize::try_from(start).ok()?;
+    let &[rex, opcode] = section.get(at..at.checked_add(2)?)? else {
+        return None;
+    };
+    // REX.W, no REX.R or REX.X (which `movabs` does not use), REX.B any.
+    if rex & 0xfe != 0x48 || !(0xb8..=0xbf).contains(&opcode) {
+        return None;
+    }
+    let register = opcode - 0xb8;
+    // REX.B of the register's fourth bit becomes REX.R: the register is ModRM's `reg`.
+    let rex = 0x48 | ((rex & 1) << 2);
+    let opcode = if through_slot { 0x8b } else { 0x8d };
+    // ModRM: mod 00, reg, r/m 101 (RIP-relative with a 32-bit displacement).
+    let modrm = (register << 3) | 0b101;
+    Some(PcRelativeLoad {
+        start,
+        bytes: [0x0f, 0x1f, 0x00, rex, opcode, modrm, 0, 0, 0, 0],
+        displacement: 6,
+    })
+}
 
 fn pc(bytes: u8, range: Range, call: bool) -> Action {
     Action::PcRelative {
@@ -187,6 +219,26 @@ const SUPPORT: &[SupportFunction] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn movabs_becomes_a_rip_relative_load_or_lea() {
+        // movabs $0, %rax; movabs $0, %r12; mov $0, %eax (no REX.W); a field at offset 1.
+        let code = [
+            0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0x49, 0xbc, 0, 0, 0, 0, 0, 0, 0, 0, 0xb8, 0, 0, 0,
+            0,
+        ];
+        let rax = pc_relative_load(&code, 2, true).unwrap();
+        assert_eq!(rax.start, 0);
+        // nopl (%rax); mov disp32(%rip), %rax
+        assert_eq!(rax.bytes, [0x0f, 0x1f, 0x00, 0x48, 0x8b, 0x05, 0, 0, 0, 0]);
+        assert_eq!(rax.displacement, 6);
+        // lea disp32(%rip), %r12: REX.R for r12.
+        let r12 = pc_relative_load(&code, 12, false).unwrap();
+        assert_eq!((r12.start, &r12.bytes[3..6]), (10, &[0x4c, 0x8d, 0x25][..]));
+        assert_eq!(pc_relative_load(&code, 21, true), None);
+        assert_eq!(pc_relative_load(&code, 1, true), None);
+        assert_eq!(pc_relative_load(&code, 0, true), None);
+    }
     use crate::arch::Field;
 
     #[test]

@@ -50,6 +50,8 @@ pub(crate) static ARCH: Arch = Arch {
     // tlssup.o's TLS callbacks tell it (process attach, which readies it, and thread and
     // process detach). tlssup.o, with its `.tls` directory, is no part of a module.
     runtime_tls_callbacks: &["__mingw_TLScallback"],
+    // `movabs $import, %reg`: Cranelift's code for COFF without GOT relocations.
+    pc_relative_load: Some(super::x86_64::pc_relative_load),
 };
 
 /// Flag: the relocation's symbol stands for `__imp_NAME`, `NAME`'s pointer slot.

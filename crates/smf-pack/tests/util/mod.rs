@@ -43,14 +43,13 @@ pub fn compile_with(
         .join(format!("{}.{extension}", name.trim_end_matches(".o")));
     let out = dir.0.join(name);
     std::fs::write(&src, source).expect("write source");
-    let output = Command::new(compiler)
+    let output = smf_test_support::HostCommand::new(compiler)
         .arg("-c")
-        .args(flags)
-        .arg(&src)
+        .args(flags.iter().copied())
+        .path(&src)
         .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+        .path(&out)
+        .output();
     assert!(
         output.status.success(),
         "{compiler} failed on {name}:\n{}",

@@ -48,12 +48,7 @@ pub fn skip_under_runner(reason: &str) -> bool {
     true
 }
 
-/// Prints `skipped: <reason>` straight to stderr, where it shows even when the test passes
-/// (libtest captures `eprintln!`).
-pub fn note_skipped(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
-}
+pub use smf_test_support::note_skipped;
 
 /// Directory of the C fixture `name`.
 pub fn program_dir(name: &str) -> PathBuf {
