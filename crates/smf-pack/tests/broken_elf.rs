@@ -4,10 +4,8 @@
 //! counts, symbols and relocations against sections that do not exist, broken links between
 //! sections, broken string tables.
 //!
-//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
-//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
-//! own unit tests run for Windows (README, "Windows").
-#![cfg(unix)]
+//! Built for Linux and for Windows, run under Wine (README, "Windows"): the system C
+//! compiler (`cc`, a Linux program) is started through `smf_test_support::HostCommand`.
 
 mod util;
 

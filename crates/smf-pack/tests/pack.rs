@@ -1,9 +1,7 @@
 //! Packing real objects compiled at test time, checked through `smf_format::Module::parse`.
 //!
-//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
-//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
-//! own unit tests run for Windows (README, "Windows").
-#![cfg(unix)]
+//! Built for Linux and for Windows, run under Wine (README, "Windows"): the system C
+//! compiler (`cc`, a Linux program) is started through `smf_test_support::HostCommand`.
 
 mod util;
 

@@ -1,10 +1,8 @@
 //! The packer puts the data that load-time relocations write first, so that they land on as
 //! few pages as possible: every page the loader writes is a private copy of a file page.
 //!
-//! Not built for Windows: the tests compile their inputs with the system C compiler (`cc`,
-//! a Linux program under Wine, whose exit status a Windows process cannot get). The packer's
-//! own unit tests run for Windows (README, "Windows").
-#![cfg(unix)]
+//! Built for Linux and for Windows, run under Wine (README, "Windows"): the system C
+//! compiler (`cc`, a Linux program) is started through `smf_test_support::HostCommand`.
 
 mod util;
 
