@@ -1,8 +1,9 @@
 //! Writing an [`SmfModule`] as an SMF module: the image layout, relocations resolved as
-//! `smf pack` resolves them, the GOT and import stubs, `.eh_frame`, symbols and imports.
+//! `smf pack` resolves them, the GOT and import stubs, `.eh_frame` (for Windows, `.pdata` and
+//! its `UNWIND_INFO` in `.rodata`), symbols and imports.
 //!
 //! The image, in order, each part on its own pages and present only if not empty:
-//! `.text` (functions, then one stub per called import), `.rodata`, `.eh_frame`,
+//! `.text` (functions, then one stub per called import), `.rodata`, `.eh_frame` or `.pdata`,
 //! `.data.rel.ro` (read-only data holding pointers, then the GOT, then TLS pairs, then TLS
 //! descriptors), `.data`,
 //! `.bss`, `.tls` (initialised thread-locals, then zeroed ones).
@@ -19,6 +20,8 @@ use smf_format::{
     SectionKind, Symbol, SymbolKind, Visibility,
 };
 
+use cranelift_codegen::isa::unwind::UnwindInfo;
+
 use crate::arch::{ArchTable, Via};
 use crate::{EmitError, SmfModule};
 
@@ -28,16 +31,18 @@ enum Home {
     Text,
     Rodata,
     EhFrame,
+    Pdata,
     Relro,
     Data,
     Bss,
     Tls,
 }
 
-const HOMES: [(Home, SectionKind, &str); 7] = [
+const HOMES: [(Home, SectionKind, &str); 8] = [
     (Home::Text, SectionKind::Code, ".text"),
     (Home::Rodata, SectionKind::RoData, ".rodata"),
     (Home::EhFrame, SectionKind::EhFrame, ".eh_frame"),
+    (Home::Pdata, SectionKind::Pdata, ".pdata"),
     (Home::Relro, SectionKind::RelRo, ".data.rel.ro"),
     (Home::Data, SectionKind::Data, ".data"),
     (Home::Bss, SectionKind::Bss, ".bss"),
@@ -486,9 +491,41 @@ impl Emitter<'_> {
         }
         sections.retain(|_, c| c.size > 0);
 
+        // Windows unwind tables: each function's `UNWIND_INFO` in `.rodata`, and a
+        // `RUNTIME_FUNCTION` per function in `.pdata`, in address order, filled once the
+        // sections are placed (docs/FORMAT.md, "Function table").
+        let mut function_table = Vec::new();
+        for (id, _) in decls.get_functions() {
+            let Some(body) = module.functions.get(&id) else {
+                continue;
+            };
+            if let Some(UnwindInfo::WindowsX64(info)) = &body.unwind {
+                let mut xdata = vec![0; info.emit_size()];
+                info.emit(&mut xdata);
+                let rodata = sections.entry(Home::Rodata).or_default();
+                let at = rodata.append(Some(&xdata), xdata.len() as u64, 4);
+                function_table.push((self.func_at[&id], body.bytes.len() as u64, at));
+            }
+        }
+        function_table.sort_unstable();
+        if !function_table.is_empty() {
+            let size = 12 * function_table.len() as u64;
+            sections.insert(
+                Home::Pdata,
+                Contents {
+                    bytes: vec![0; size as usize],
+                    size,
+                    align: 4,
+                },
+            );
+        }
+
         // Unwind tables: their size does not depend on addresses (every pointer is a 4-byte
         // PC-relative offset), so a first pass at address 0 sizes the section.
-        let has_unwind = module.functions.values().any(|f| f.unwind.is_some());
+        let has_unwind = module
+            .functions
+            .values()
+            .any(|f| matches!(f.unwind, Some(UnwindInfo::SystemV(_))));
         if has_unwind {
             let bytes = self.eh_frame(0, 0)?;
             sections.insert(
@@ -519,8 +556,32 @@ impl Emitter<'_> {
                 .bytes = bytes;
         }
 
+        if let Some(pdata) = sections.get_mut(&Home::Pdata) {
+            let rodata_vaddr = vaddr[&Home::Rodata];
+            for (entry, &(at, size, xdata)) in pdata.bytes.chunks_exact_mut(12).zip(&function_table)
+            {
+                let begin = text_vaddr + at;
+                for (field, value) in
+                    entry
+                        .chunks_exact_mut(4)
+                        .zip([begin, begin + size, rodata_vaddr + xdata])
+                {
+                    let value = u32::try_from(value).map_err(|_| {
+                        EmitError::Unwind(format!(
+                            "image offset {value:#x} does not fit a function table entry"
+                        ))
+                    })?;
+                    field.copy_from_slice(&value.to_le_bytes());
+                }
+            }
+        }
+
         let mut builder = ModuleBuilder::new();
         builder.arch = self.table.arch;
+        if module.builder.isa.triple().operating_system == target_lexicon::OperatingSystem::Windows
+        {
+            builder.platform = smf_format::Platform::Windows;
+        }
         builder.page_size = self.table.page_size;
         if module.builder.reloadable {
             builder.flags = builder.flags.union(ModuleFlags::RELOADABLE);
@@ -789,7 +850,6 @@ impl Emitter<'_> {
     /// function Cranelift gave unwind information for, addresses PC-relative, and the zero
     /// terminator the unwinder stops at.
     fn eh_frame(&self, text_vaddr: u64, eh_vaddr: u64) -> Result<Vec<u8>, EmitError> {
-        use cranelift_codegen::isa::unwind::UnwindInfo;
         let isa = &*self.module.builder.isa;
         let mut table = FrameTable::default();
         let mut cie = isa.create_systemv_cie().ok_or_else(|| {

@@ -7,7 +7,8 @@
 //! the bytes of a complete SMF module: no ELF object, no `smf pack`, no file.
 //!
 //! What a module holds: functions (`.text`, one symbol each, with `.eh_frame` from
-//! Cranelift's unwind information so that backtraces and exceptions cross compiled frames),
+//! Cranelift's unwind information so that backtraces and exceptions cross compiled frames;
+//! for a Windows ISA a Windows module, with a `pdata` function table instead),
 //! data (writable, read-only, read-only with pointers, thread-local), imports of functions
 //! and data, libcalls, and function and data addresses in data. As `smf pack` does,
 //! everything that points inside the module is resolved when emitting; only the addresses
@@ -64,8 +65,12 @@ impl SmfBuilder {
     /// reload reports, and as its registry name); `libcall_names` maps Cranelift's library
     /// calls to the symbols imported for them (`cranelift_module::default_libcall_names()`).
     ///
-    /// Refuses an ISA that SMF has no code model for, one for Windows (this builder writes
-    /// Linux modules only), or whose code is not position independent: SMF code pages are never written at load, so a module cannot hold the
+    /// An ISA for Windows (x86-64 only) gives a Windows module: platform `windows` in its
+    /// header and a `pdata` function table from Cranelift's Windows unwind information
+    /// instead of `.eh_frame`.
+    ///
+    /// Refuses an ISA that SMF has no code model for, or whose code is not position
+    /// independent: SMF code pages are never written at load, so a module cannot hold the
     /// absolute addresses that non-PIC code embeds in instructions.
     pub fn new<V: Into<Vec<u8>>>(
         isa: OwnedTargetIsa,
@@ -80,12 +85,13 @@ impl SmfBuilder {
                 isa.triple().architecture
             ))
         })?;
-        if isa.triple().operating_system == target_lexicon::OperatingSystem::Windows {
+        let triple = isa.triple();
+        if triple.operating_system == target_lexicon::OperatingSystem::Windows
+            && triple.architecture != target_lexicon::Architecture::X86_64
+        {
             return Err(ModuleError::Backend(anyhow::anyhow!(
-                "SmfModule writes Linux modules (System V `.eh_frame` unwind tables), not \
-                 modules for {}: compile with cranelift-object and pack its COFF object with \
-                 `smf pack` (README, \"Windows\")",
-                isa.triple()
+                "SMF modules for Windows hold x86-64 code, not {}",
+                triple.architecture
             )));
         }
         if !isa.flags().is_pic() {

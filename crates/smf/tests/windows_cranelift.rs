@@ -13,14 +13,13 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use common::windows::{FRAMES, Outer, function_entry, image_of, panics, walk};
 use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature, Value, types};
 use cranelift_codegen::isa::unwind::UnwindInfo;
 use cranelift_codegen::settings::{self, Configurable as _};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{DataDescription, FuncId, Linkage, Module as _};
+use cranelift_module::{DataDescription, FuncId, Linkage, Module};
 use cranelift_object::object::pe::IMAGE_REL_AMD64_ADDR32NB;
 use cranelift_object::object::write::{Relocation, SymbolId};
 use cranelift_object::object::{RelocationFlags, SectionKind};
@@ -42,11 +41,11 @@ struct Unwind {
 
 /// Defines `id` with the signature `signature`, its single block computing `body` from the
 /// parameters, and returns its unwind info.
-fn define(
-    module: &mut ObjectModule,
+fn define<M: Module>(
+    module: &mut M,
     id: FuncId,
     signature: &Signature,
-    body: impl FnOnce(&mut ObjectModule, &mut FunctionBuilder<'_>, &[Value]) -> Value,
+    body: impl FnOnce(&mut M, &mut FunctionBuilder<'_>, &[Value]) -> Value,
 ) -> Unwind {
     let config = module.target_config();
     let mut ctx = module.make_context();
@@ -78,24 +77,56 @@ fn define(
     }
 }
 
-/// The COFF object: `main` prints [`GREETING`] with the imported `puts` and returns
-/// [`MAIN_STATUS`] from calls through the table `ops`; `outer` calls `inner`, which calls
-/// the callback it is given.
-fn cranelift_object() -> Vec<u8> {
+/// Cranelift's ISA for `x86_64-pc-windows-gnu`.
+fn windows_isa(is_pic: bool) -> cranelift_codegen::isa::OwnedTargetIsa {
     let mut flags = settings::builder();
-    // The object crate writes no GOT or PLT relocations for COFF: imports are reached
-    // through absolute addresses (ADDR64), as mingw-w64's code reaches them through
-    // `__imp_` slots.
-    flags.set("is_pic", "false").unwrap();
+    flags
+        .set("is_pic", if is_pic { "true" } else { "false" })
+        .unwrap();
     flags.set("opt_level", "speed").unwrap();
-    let isa = cranelift_codegen::isa::lookup_by_name("x86_64-pc-windows-gnu")
+    cranelift_codegen::isa::lookup_by_name("x86_64-pc-windows-gnu")
         .unwrap()
         .finish(settings::Flags::new(flags))
-        .unwrap();
-    let call_conv = isa.default_call_conv();
+        .unwrap()
+}
+
+/// The COFF object of [`program`], with its function table.
+fn cranelift_object() -> Vec<u8> {
+    // The object crate writes no GOT or PLT relocations for COFF: imports are reached
+    // through absolute addresses (ADDR64 in a `movabs`).
+    let isa = windows_isa(false);
     let mut module = ObjectModule::new(
         ObjectBuilder::new(isa, "cranelift", cranelift_module::default_libcall_names()).unwrap(),
     );
+    let unwind = program(&mut module);
+    let mut product = module.finish();
+    let symbols: Vec<SymbolId> = unwind
+        .iter()
+        .map(|u| product.function_symbol(u.symbol))
+        .collect();
+    add_function_table(&mut product.object, &unwind, &symbols);
+    product.object.write().unwrap()
+}
+
+/// [`program`] as smf-cranelift writes it for Windows: a Windows module, with the function
+/// table it makes from the same unwind info.
+fn smf_cranelift_module() -> Vec<u8> {
+    let builder = smf_cranelift::SmfBuilder::new(
+        windows_isa(true),
+        "cranelift",
+        cranelift_module::default_libcall_names(),
+    )
+    .unwrap();
+    let mut module = smf_cranelift::SmfModule::new(builder);
+    program(&mut module);
+    module.finish().emit().unwrap()
+}
+
+/// Defines the program in `module`, returning each function's unwind info: `main` prints
+/// [`GREETING`] with the imported `puts` and returns [`MAIN_STATUS`] from calls through the
+/// table `ops`; `outer` calls `inner`, which calls the callback it is given.
+fn program<M: Module>(module: &mut M) -> Vec<Unwind> {
+    let call_conv = module.isa().default_call_conv();
     let signature = |params: &[types::Type], result: types::Type| {
         let mut signature = Signature::new(call_conv);
         signature
@@ -162,18 +193,18 @@ fn cranelift_object() -> Vec<u8> {
     module.define_data(ops, &description).unwrap();
 
     let mut unwind = Vec::new();
-    unwind.push(define(&mut module, double, &i32_i32, |_, b, p| {
+    unwind.push(define(module, double, &i32_i32, |_, b, p| {
         b.ins().imul_imm_s(p[0], 2)
     }));
     // triple(x) = double(x) + x: a call within the object.
-    unwind.push(define(&mut module, triple, &i32_i32, |m, b, p| {
+    unwind.push(define(module, triple, &i32_i32, |m, b, p| {
         let callee = m.declare_func_in_func(double, b.func);
         let call = b.ins().call(callee, &[p[0]]);
         let doubled = b.inst_results(call)[0];
         b.ins().iadd(doubled, p[0])
     }));
     // apply(i, x) = ops[i](x).
-    unwind.push(define(&mut module, apply, &apply_sig, |m, b, p| {
+    unwind.push(define(module, apply, &apply_sig, |m, b, p| {
         let table = m.declare_data_in_func(ops, b.func);
         let base = b.ins().symbol_value(types::I64, table);
         let offset = b.ins().imul_imm_s(p[0], 8);
@@ -183,7 +214,7 @@ fn cranelift_object() -> Vec<u8> {
         let call = b.ins().call_indirect(sig, function, &[p[1]]);
         b.inst_results(call)[0]
     }));
-    unwind.push(define(&mut module, main, &main_sig, |m, b, _| {
+    unwind.push(define(module, main, &main_sig, |m, b, _| {
         let pointer = m.declare_data_in_func(greeting_ptr, b.func);
         let pointer = b.ins().symbol_value(types::I64, pointer);
         let text = b
@@ -203,27 +234,21 @@ fn cranelift_object() -> Vec<u8> {
         b.ins().iadd(tens, results[1])
     }));
     // inner(f, x) = f(x + 1) * 2; outer(f, x) = inner(f, x) + 1.
-    unwind.push(define(&mut module, inner, &outer_sig, |_, b, p| {
+    unwind.push(define(module, inner, &outer_sig, |_, b, p| {
         let x = b.ins().iadd_imm_s(p[1], 1);
         let sig = b.import_signature(i32_i32.clone());
         let call = b.ins().call_indirect(sig, p[0], &[x]);
         let result = b.inst_results(call)[0];
         b.ins().imul_imm_s(result, 2)
     }));
-    unwind.push(define(&mut module, outer, &outer_sig, |m, b, p| {
+    unwind.push(define(module, outer, &outer_sig, |m, b, p| {
         let inner = m.declare_func_in_func(inner, b.func);
         let call = b.ins().call(inner, &[p[0], p[1]]);
         let result = b.inst_results(call)[0];
         b.ins().iadd_imm_s(result, 1)
     }));
 
-    let mut product = module.finish();
-    let symbols: Vec<SymbolId> = unwind
-        .iter()
-        .map(|u| product.function_symbol(u.symbol))
-        .collect();
-    add_function_table(&mut product.object, &unwind, &symbols);
-    product.object.write().unwrap()
+    unwind
 }
 
 /// Adds `.xdata` (each function's `UNWIND_INFO`) and `.pdata` (its `RUNTIME_FUNCTION`:
@@ -291,17 +316,16 @@ fn a_cranelift_coff_object_packed_runs_under_smf_run() {
     );
 }
 
-/// What the host's `puts` was given.
-static PRINTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+std::thread_local! {
+    /// What the host's `puts` was given on this thread.
+    static PRINTED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// The host's `puts`, which the module's import finds before msvcrt's.
 extern "C" fn host_puts(text: *const std::ffi::c_char) -> i32 {
     // SAFETY: the module passes its NUL-terminated greeting.
     let text = unsafe { std::ffi::CStr::from_ptr(text) };
-    PRINTED
-        .lock()
-        .unwrap()
-        .push(text.to_string_lossy().into_owned());
+    PRINTED.with(|p| p.borrow_mut().push(text.to_string_lossy().into_owned()));
     1
 }
 
@@ -320,10 +344,30 @@ fn a_loaded_cranelift_module_imports_from_the_host_and_unwinds_through_its_frame
     unsafe { registry.define("puts", host_puts as *const () as usize) };
     // SAFETY: the module has no constructors.
     let module = unsafe { registry.load(&path) }.unwrap();
+    check_loaded(&module);
+}
+
+#[test]
+fn smf_cranelift_writes_a_windows_module_that_imports_from_the_host_and_unwinds() {
+    let bytes = smf_cranelift_module();
+    let parsed = smf_format::Module::parse(&bytes).unwrap();
+    assert_eq!(parsed.header().platform, smf_format::Platform::Windows);
+    let registry = Registry::new();
+    // SAFETY: as above.
+    unsafe { registry.define("puts", host_puts as *const () as usize) };
+    // SAFETY: the module has no constructors.
+    let module = unsafe { registry.load_bytes("cranelift", bytes) }.unwrap();
+    check_loaded(&module);
+}
+
+/// Runs `main` of a loaded [`program`] and checks what it printed with the host's `puts`,
+/// that the system unwinder finds every function, and that a stack walk and a Rust panic
+/// from a callback cross `inner` and `outer`.
+fn check_loaded(module: &simple_loader::Module) {
     // SAFETY: `main` is `int (void)`.
     let main = unsafe { module.get::<extern "C" fn() -> i32>("main") }.unwrap();
     assert_eq!((*main)(), MAIN_STATUS);
-    assert_eq!(*PRINTED.lock().unwrap(), [GREETING]);
+    assert_eq!(PRINTED.with(|p| p.take()), [GREETING]);
 
     // Every function's entry in the module's table is found at its start.
     for name in ["triple", "apply", "main", "inner", "outer"] {
@@ -345,8 +389,7 @@ fn a_loaded_cranelift_module_imports_from_the_host_and_unwinds_through_its_frame
         "no inner and outer frames, in order, among {frames:x?}"
     );
     // Past the module's frames the walk reaches this test's program again.
-    let test = a_loaded_cranelift_module_imports_from_the_host_and_unwinds_through_its_frames;
-    let here = image_of(test as *const () as usize);
+    let here = image_of(check_loaded as *const () as usize);
     assert!(
         frames[outer_at.unwrap() + 1..]
             .iter()
