@@ -1130,8 +1130,10 @@ impl<'data> Module<'data> {
         module.check_versions()?;
         module.init_array = module.parse_code_offsets(SectionKind::InitArray)?;
         module.fini_array = module.parse_code_offsets(SectionKind::FiniArray)?;
-        module.tls_callbacks = module.parse_code_offsets(SectionKind::TlsCallbacks)?;
-        if !module.tls_callbacks.is_empty() && module.header.platform != Platform::Windows {
+        // The table itself, even empty, is Windows-only (docs/FORMAT.md, rule 19).
+        if module.table_section(SectionKind::TlsCallbacks).is_some()
+            && module.header.platform != Platform::Windows
+        {
             return Err(Error::malformed(
                 "tls_callbacks",
                 format!(
@@ -1140,6 +1142,7 @@ impl<'data> Module<'data> {
                 ),
             ));
         }
+        module.tls_callbacks = module.parse_code_offsets(SectionKind::TlsCallbacks)?;
         if let Some(entry) = module.header.entry_point {
             if module.code_section_at(entry).is_none() {
                 return Err(Error::malformed(
@@ -2039,11 +2042,14 @@ impl<'data> Module<'data> {
         let Some(section) = self.table_section(kind) else {
             return Ok(Vec::new());
         };
-        let offsets: &[U64] = table(
-            section,
-            limits_max_small(),
-            "constructor or destructor count",
-        )?;
+        // Named per table: a count over the limit says which table holds it.
+        let what = match kind {
+            SectionKind::InitArray => "init_array entry count",
+            SectionKind::FiniArray => "fini_array entry count",
+            SectionKind::TlsCallbacks => "tls_callbacks entry count",
+            _ => "code offset count",
+        };
+        let offsets: &[U64] = table(section, limits_max_small(), what)?;
         offsets
             .iter()
             .enumerate()

@@ -1105,12 +1105,19 @@ fn unknown_relocation_kind() {
 
 // ---- Constructors and destructors --------------------------------------------------------
 
-#[test]
-fn tls_callbacks_only_in_windows_modules_and_inside_code() {
+/// The full module made a Windows one with `count` TLS callbacks, each at `CODE + 0x10`.
+fn windows_module_with_tls_callbacks(count: usize) -> Vec<u8> {
     let mut b = full_builder();
     b.platform = Platform::Windows;
-    b.add_tls_callback(CODE + 0x10);
-    let module = b.write().unwrap();
+    for _ in 0..count {
+        b.add_tls_callback(CODE + 0x10);
+    }
+    b.write().unwrap()
+}
+
+#[test]
+fn tls_callbacks_only_in_windows_modules_and_inside_code() {
+    let module = windows_module_with_tls_callbacks(1);
     assert_eq!(
         Module::parse(&module).unwrap().tls_callbacks(),
         [CODE + 0x10]
@@ -1195,4 +1202,49 @@ fn structure_is_checked_without_the_hash() {
         error.to_string().contains("module hash mismatch"),
         "{error}"
     );
+}
+
+/// A `tls_callbacks` table in a module for another platform is refused even when it is empty
+/// (the table, not only an entry, is Windows-only), and a count over the limit names the table.
+#[test]
+fn tls_callbacks_table_empty_elsewhere_or_too_long() {
+    let module = windows_module_with_tls_callbacks(1);
+    let index = section_index(&module, SectionKind::TlsCallbacks);
+    let bad = patched(&module, |b| {
+        header_mut(b).platform = Platform::Linux.as_raw();
+        section_mut(b, index).file_size = 0u64.into();
+    });
+    expect_err(
+        &bad,
+        &[
+            "tls_callbacks",
+            "TLS callbacks exist in Windows modules only",
+        ],
+    );
+
+    // 65 536 entries are read; one more, in bytes inserted after the table (a page, so that
+    // the sections after it stay page-aligned), is refused, naming the table.
+    let module = windows_module_with_tls_callbacks(65_536);
+    assert_eq!(
+        Module::parse(&module).unwrap().tls_callbacks().len(),
+        65_536
+    );
+    let index = section_index(&module, SectionKind::TlsCallbacks);
+    let end = payload_range(&module, SectionKind::TlsCallbacks).end;
+    let bad = patched(&module, |b| {
+        b.splice(end..end, [0u8; 0x1000]);
+        for i in 0..header_mut(b).section_count.get() as usize {
+            let s = section_mut(b, i);
+            if s.file_offset.get() >= end as u64 {
+                s.file_offset = (s.file_offset.get() + 0x1000).into();
+            }
+        }
+        let s = section_mut(b, index);
+        s.file_size = (s.file_size.get() + 8).into();
+    });
+    let error = expect_err(
+        &bad,
+        &["tls_callbacks entry count is 0x10001, above the limit of 0x10000"],
+    );
+    assert!(matches!(error, Error::LimitExceeded { .. }));
 }
