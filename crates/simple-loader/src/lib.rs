@@ -46,6 +46,7 @@ mod reload;
 mod runtime;
 mod signature;
 mod slots;
+mod symbol_index;
 mod symbolize;
 mod sys;
 mod tls;

@@ -731,7 +731,8 @@ impl Registry {
             let old = Arc::clone(&entry.module);
             run_hook(&old, BEFORE_RELOAD_HOOK);
             let old_version = old.file().module_version();
-            // Each version's symbols are decoded and sorted once, for both.
+            // Each version's symbols are decoded and sorted once in its life (the old one's
+            // were, at the reload that made it), for both uses.
             let (carried, (added, removed, changed)) = {
                 let (old_symbols, new_symbols) = (Decoded::new(&old), Decoded::new(&new));
                 (

@@ -14,6 +14,7 @@ use std::time::Duration;
 use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
 
 use crate::module::Module;
+use crate::symbol_index::SymbolIndex;
 use crate::sys::arch;
 
 /// Exported function run on the old version just before the swap.
@@ -166,86 +167,29 @@ impl Hasher for NameHasher {
     }
 }
 
-/// One version's symbols, decoded once per reload for everything the reload does with them
-/// (carrying state, moving pointers, comparing code): one pass over the symbol table and one
-/// sort. Entries that do not decode (local ones no load checked) hold nothing a reload can
-/// use and are left out.
+/// One version's symbols for everything a reload does with them (carrying state, moving
+/// pointers, comparing code): the module's [`SymbolIndex`], made once per version, and its
+/// state symbols decoded.
 pub(crate) struct Decoded<'a> {
     module: &'a Module,
-    /// Every symbol that lies in a section, by (start, end, index): `end` is at least
-    /// `start + 1`, so that a zero-sized symbol still owns its address; `sized` says whether
-    /// the symbol has a size.
-    spans: Vec<Span>,
-    /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
-    /// containing an offset stops where no earlier span reaches past it.
-    reach: Vec<u64>,
+    index: &'a SymbolIndex,
     /// The symbols that hold the module's state (data in writable sections), in table order.
     state: Vec<Symbol<'a>>,
-    /// The local symbols as `stored name hash << 32 | index`, sorted on first use
-    /// ([`Decoded::local`]). The hashes of locals are what the writer stored, unchecked: a
-    /// local whose stored hash is not its name's is not found by name, and a pointer to it
-    /// keeps the old version.
-    locals: OnceCell<Vec<u64>>,
-    /// The same keys, unsorted, as [`Decoded::new`] found them.
-    local_keys: std::cell::Cell<Vec<u64>>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Span {
-    start: u64,
-    end: u64,
-    index: u32,
-    sized: bool,
-    /// Whether the symbol is local (an exported one owns an address first).
-    local: bool,
 }
 
 impl<'a> Decoded<'a> {
     pub(crate) fn new(module: &'a Module) -> Self {
         let file = module.file();
-        let sections = file.sections();
-        let mut spans = Vec::with_capacity(file.symbols().len());
-        let mut state = Vec::new();
-        let mut local_keys = Vec::new();
-        for (i, symbol) in file.symbols().valid() {
-            if symbol.binding == Binding::Local {
-                if let Some(hash) = file.symbols().stored_name_hash(i) {
-                    local_keys.push(u64::from(hash) << 32 | i as u64);
-                }
-            }
-            let Some(section) = symbol.section else {
-                continue;
-            };
-            spans.push(Span {
-                start: symbol.value,
-                end: symbol.value.saturating_add(symbol.size.max(1)),
-                index: i as u32,
-                sized: symbol.size > 0,
-                local: symbol.binding == Binding::Local,
-            });
-            let writable = sections
-                .get(section as usize)
-                .is_some_and(|sec| matches!(sec.kind, SectionKind::Data | SectionKind::Bss));
-            if symbol.kind == SymbolKind::Data && writable {
-                state.push(symbol);
-            }
-        }
-        // The packer writes the table in address order: the sort then finds it sorted.
-        spans.sort_unstable();
-        let reach = spans
+        let index = module.symbol_index();
+        let state = index
+            .state()
             .iter()
-            .scan(0, |reach, span| {
-                *reach = span.end.max(*reach);
-                Some(*reach)
-            })
+            .filter_map(|&i| file.symbol(i as usize)?.ok())
             .collect();
         Decoded {
             module,
-            spans,
-            reach,
+            index,
             state,
-            locals: OnceCell::new(),
-            local_keys: std::cell::Cell::new(local_keys),
         }
     }
 
@@ -265,36 +209,13 @@ impl<'a> Decoded<'a> {
 
     /// The local symbol named `name` of `kind`, if exactly one is.
     fn local(&self, name: &str, kind: SymbolKind) -> Option<Symbol<'a>> {
-        let file = self.module.file();
-        let keys = self.locals.get_or_init(|| {
-            let mut keys = self.local_keys.take();
-            keys.sort_unstable();
-            keys
-        });
-        let hash = u64::from(smf_format::fnv1a32(name.as_bytes()));
-        let first = keys.partition_point(|key| key >> 32 < hash);
-        let mut found = None;
-        for key in keys[first..].iter().take_while(|key| *key >> 32 == hash) {
-            let Some(Ok(symbol)) = file.symbol(*key as u32 as usize) else {
-                continue;
-            };
-            if symbol.name == name && symbol.kind == kind {
-                if found.is_some() {
-                    // Several share the name: none is the same object.
-                    return None;
-                }
-                found = Some(symbol);
-            }
-        }
-        found
+        self.index.local(self.module.file(), name, kind)
     }
 
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
     /// it: (start, index).
     fn sized_at(&self, target: u64) -> Option<(u64, usize)> {
-        let after = self.spans.partition_point(|span| span.start <= target);
-        let span = self.spans[..after].iter().rev().find(|span| span.sized)?;
-        (target < span.end).then_some((span.start, span.index as usize))
+        self.index.sized_at(target)
     }
 }
 
@@ -605,22 +526,10 @@ impl<'d, 'a> Translator<'d, 'a> {
             .collect()
     }
 
-    /// The symbol of `old` that owns image offset `offset`: of those containing it, an
-    /// exported one before a local one, then the first in the symbol table.
+    /// The symbol of `old` that owns image offset `offset` ([`SymbolIndex::owner`]).
     fn owner(&self, offset: u64) -> Option<Symbol<'a>> {
-        let Decoded { spans, reach, .. } = self.old;
-        let file = self.old.module.file();
-        let mut best: Option<(bool, usize)> = None;
-        let mut j = spans.partition_point(|span| span.start <= offset);
-        while j > 0 && reach[j - 1] > offset {
-            j -= 1;
-            let span = spans[j];
-            if offset < span.end {
-                let key = (span.local, span.index as usize);
-                best = Some(best.map_or(key, |b| b.min(key)));
-            }
-        }
-        best.and_then(|(_, index)| file.symbol(index)?.ok())
+        let index = self.old.index.owner(offset)?;
+        self.old.module.file().symbol(index)?.ok()
     }
 
     /// The address in `new` of what image offset `offset` of `old` is.

@@ -248,6 +248,12 @@ fn pointers_in_kept_data_move_to_the_new_version() {
     // The kept function pointer now leads to version 2's `which`, and the kept data pointer
     // to version 2's storage, whose value was kept too.
     assert_eq!(call(&registry, &path, "run"), 2002);
+    // Back again: version 2's symbols, arranged by the reload that made it, move them.
+    install(&path, &v1);
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert!(!report.retains_old, "{report}");
+    assert_eq!(call(&registry, &path, "run"), 1003);
 }
 
 #[test]

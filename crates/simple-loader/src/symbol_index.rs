@@ -1,0 +1,215 @@
+//! One version's symbols arranged for what a reload asks of them: which symbol owns an
+//! image address, which symbols hold the module's state, which local symbol has a name.
+//!
+//! Made from the symbol table in one pass and one sort, the first time a reload needs it, and
+//! kept by the module ([`crate::Module`]) for the rest of its life: a reload needs it of both
+//! the running version and the new one, and the new one is the running one of the next
+//! reload, so each version's table is decoded once, not at every reload that involves it.
+//! A module that is never reloaded never makes one.
+
+use smf_format::{Binding, Module as Parsed, SectionKind, Symbol, SymbolKind};
+
+/// A version's symbols by address, its state symbols, and its locals by name hash.
+#[derive(Debug)]
+pub(crate) struct SymbolIndex {
+    /// Every symbol that lies in a section, sorted by (start, end, index): `end` is at least
+    /// `start + 1`, so that a zero-sized symbol still owns its address. Entries that do not
+    /// decode (local ones no load checked) hold nothing a reload can use and are left out.
+    spans: Vec<Span>,
+    /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
+    /// containing an offset stops where no earlier span reaches past it.
+    reach: Vec<u64>,
+    /// The indices of the symbols that hold the module's state (data in writable sections),
+    /// in table order.
+    state: Vec<u32>,
+    /// The local symbols by stored name hash: an open-addressing table (linear probing, a
+    /// power of two long, at most half full) of `hash << 32 | index`, [`EMPTY`] where none
+    /// is. The stored hash is already a hash, so the table takes no sort and no hashing. The
+    /// hashes of locals are what the writer stored, unchecked: a local whose stored hash is
+    /// not its name's is not found by name.
+    locals: Vec<u64>,
+}
+
+/// A free entry of [`SymbolIndex::locals`] (no symbol has index `u32::MAX`: a table's count
+/// is a `u32`).
+const EMPTY: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Span {
+    start: u64,
+    end: u64,
+    index: u32,
+    /// Whether the symbol has a size.
+    sized: bool,
+    /// Whether the symbol is local (an exported one owns an address first).
+    local: bool,
+}
+
+/// `reach[i]` of `spans` (see [`SymbolIndex::reach`]).
+fn reach(spans: &[Span]) -> Vec<u64> {
+    spans
+        .iter()
+        .scan(0, |reach, span| {
+            *reach = span.end.max(*reach);
+            Some(*reach)
+        })
+        .collect()
+}
+
+impl SymbolIndex {
+    pub(crate) fn new(file: &Parsed<'_>) -> Self {
+        let sections = file.sections();
+        let mut spans = Vec::with_capacity(file.symbols().len());
+        let mut state = Vec::new();
+        let mut local_keys = Vec::new();
+        for (i, symbol) in file.symbols().valid() {
+            if symbol.binding == Binding::Local
+                && let Some(hash) = file.symbols().stored_name_hash(i)
+            {
+                local_keys.push(u64::from(hash) << 32 | i as u64);
+            }
+            let Some(section) = symbol.section else {
+                continue;
+            };
+            spans.push(Span {
+                start: symbol.value,
+                end: symbol.value.saturating_add(symbol.size.max(1)),
+                index: i as u32,
+                sized: symbol.size > 0,
+                local: symbol.binding == Binding::Local,
+            });
+            let writable = sections
+                .get(section as usize)
+                .is_some_and(|sec| matches!(sec.kind, SectionKind::Data | SectionKind::Bss));
+            if symbol.kind == SymbolKind::Data && writable {
+                state.push(i as u32);
+            }
+        }
+        // The packer writes the table as runs in address order (locals, then the others): a
+        // merge sort finds the runs and merges them, where a quicksort sorted anew.
+        spans.sort();
+        let mut locals = vec![EMPTY; (local_keys.len() * 2).next_power_of_two()];
+        let mask = locals.len() - 1;
+        for key in local_keys {
+            let mut at = (key >> 32) as usize & mask;
+            while locals[at] != EMPTY {
+                at = (at + 1) & mask;
+            }
+            locals[at] = key;
+        }
+        let reach = reach(&spans);
+        SymbolIndex {
+            spans,
+            reach,
+            state,
+            locals,
+        }
+    }
+
+    /// The indices of the state symbols (data in writable sections), in table order.
+    pub(crate) fn state(&self) -> &[u32] {
+        &self.state
+    }
+
+    /// The symbol that owns image offset `offset`: of those containing it, an exported one
+    /// before a local one, then the first in the symbol table. Its index.
+    pub(crate) fn owner(&self, offset: u64) -> Option<usize> {
+        let mut best: Option<(bool, usize)> = None;
+        let mut j = self.spans.partition_point(|span| span.start <= offset);
+        while j > 0 && self.reach[j - 1] > offset {
+            j -= 1;
+            let span = self.spans[j];
+            if offset < span.end {
+                let key = (span.local, span.index as usize);
+                best = Some(best.map_or(key, |b| b.min(key)));
+            }
+        }
+        best.map(|(_, index)| index)
+    }
+
+    /// The symbol with a size that starts last at or before `target`, if `target` lies inside
+    /// it: (start, index).
+    pub(crate) fn sized_at(&self, target: u64) -> Option<(u64, usize)> {
+        let after = self.spans.partition_point(|span| span.start <= target);
+        let span = self.spans[..after].iter().rev().find(|span| span.sized)?;
+        (target < span.end).then_some((span.start, span.index as usize))
+    }
+
+    /// The local symbol of `file` (the table this index was made from) named `name` of
+    /// `kind`, if exactly one is.
+    pub(crate) fn local<'a>(
+        &self,
+        file: &Parsed<'a>,
+        name: &str,
+        kind: SymbolKind,
+    ) -> Option<Symbol<'a>> {
+        let hash = u64::from(smf_format::fnv1a32(name.as_bytes()));
+        let mask = self.locals.len() - 1;
+        let start = hash as usize & mask;
+        let mut found = None;
+        // Every local of this hash lies between its home entry and the next free one.
+        let probed = (start..self.locals.len()).chain(0..start);
+        for key in probed
+            .map(|at| self.locals[at])
+            .take_while(|&key| key != EMPTY)
+        {
+            if key >> 32 != hash {
+                continue;
+            }
+            let Some(Ok(symbol)) = file.symbol(key as u32 as usize) else {
+                continue;
+            };
+            if symbol.name == name && symbol.kind == kind {
+                if found.is_some() {
+                    // Several share the name: none is the same object.
+                    return None;
+                }
+                found = Some(symbol);
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(spans: &[(u64, u64, bool)]) -> SymbolIndex {
+        let mut spans: Vec<Span> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, &(start, size, local))| Span {
+                start,
+                end: start + size.max(1),
+                index: i as u32,
+                sized: size > 0,
+                local,
+            })
+            .collect();
+        spans.sort_unstable();
+        let reach = reach(&spans);
+        SymbolIndex {
+            spans,
+            reach,
+            state: vec![],
+            locals: vec![EMPTY],
+        }
+    }
+
+    #[test]
+    fn an_address_is_owned_by_an_exported_symbol_before_a_local_one() {
+        // 0: local 0x10..0x30; 1: exported 0x20..0x28; 2: local, zero-sized at 0x40.
+        let index = index(&[(0x10, 0x20, true), (0x20, 8, false), (0x40, 0, true)]);
+        assert_eq!(index.owner(0x18), Some(0));
+        assert_eq!(index.owner(0x20), Some(1));
+        assert_eq!(index.owner(0x2f), Some(0));
+        assert_eq!(index.owner(0x30), None);
+        assert_eq!(index.owner(0x40), Some(2));
+        assert_eq!(index.owner(0x41), None);
+        // A zero-sized symbol is nobody's size.
+        assert_eq!(index.sized_at(0x40), None);
+        assert_eq!(index.sized_at(0x24), Some((0x20, 1)));
+        assert_eq!(index.sized_at(0x2c), None, "the last sized symbol ended");
+    }
+}
