@@ -16,6 +16,11 @@ use crate::sys::{FileMap, PAGE_SIZE, Protection, Reservation};
 #[derive(Debug)]
 pub(crate) struct Image {
     reservation: Reservation,
+    /// For an image whose payloads were read from the file ([`Source::Read`]): the file
+    /// bytes of the sections that relocations and the module's code write (data, relro, tls),
+    /// by section index, as read. The parsed view holds no payloads, and a reload compares
+    /// the file bytes of exported symbols ([`Image::file_payload`]). `None` otherwise.
+    written_payloads: Option<Vec<(u32, Box<[u8]>)>>,
 }
 
 fn page_range(start: u64, len: u64) -> std::ops::Range<usize> {
@@ -41,6 +46,12 @@ pub(crate) enum Source<'a> {
     Memory,
     /// The file the parsed module's bytes are a mapping of: payloads are mapped from it.
     File(&'a File),
+    /// The file, whose payloads are read into the image (each byte copied once, by the
+    /// kernel), the parsed module holding only its head (`Module::parse_head`): a module
+    /// that must not depend on its file once loaded, which may be rewritten in place.
+    /// `file_size` is the size the file had when it was opened, which the head was checked
+    /// against.
+    Read { file: &'a File, file_size: u64 },
     /// A read-only mapping of the file's payloads (`tail`, from file offset `offset` to the
     /// end), kept apart from the head the module was parsed from (`Module::parse_head`).
     /// When the payloads are laid out as the image, this mapping becomes the image;
@@ -125,6 +136,32 @@ impl<'a> FileBytes<'a> {
             .get(end as usize..page_end as usize)
             .is_some_and(|tail| ZEROS.get(..tail.len()) == Some(tail))
     }
+}
+
+/// Reads `out.len()` bytes of `file` from `offset` into `out`. A file shorter than that (cut
+/// short after the loader learnt its size) is an error, as is any read error.
+fn read_exactly(file: &File, mut out: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !out.is_empty() {
+        match crate::sys::read_at(file, out, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file ends at {offset:#x}, inside a payload that should end at \
+                         {:#x}: it was cut short after it was opened",
+                        offset + out.len() as u64
+                    ),
+                ));
+            }
+            Ok(read) => {
+                out = &mut out[read..];
+                offset += read as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The protection a section mapped from the file starts with: its final one, except for
@@ -225,11 +262,13 @@ impl Image {
                 io::Error::from(io::ErrorKind::OutOfMemory),
             )
         })?;
-        let (file, mut tail) = match source {
-            Source::Memory => (None, None),
-            Source::File(file) => (Some(file), None),
-            Source::Tail { file, tail, offset } => (Some(file), Some((tail, offset))),
+        let (file, mut tail, read_from) = match source {
+            Source::Memory => (None, None, None),
+            Source::Read { file, .. } => (None, None, Some(file)),
+            Source::File(file) => (Some(file), None, None),
+            Source::Tail { file, tail, offset } => (Some(file), Some((tail, offset)), None),
         };
+        let mut written_payloads = read_from.map(|_| Vec::new());
         // By section index: whether the section was mapped from the file, and whether its
         // last page can be mapped as the file holds it (`FileBytes::tail_is_zero`).
         let mut mapped = vec![false; module.sections().len()];
@@ -335,6 +374,29 @@ impl Image {
                     }
                     .map_err(|e| ("decompressing a section", e))?
                     .map_err(|e| ("decompressing a section", io::Error::other(e.to_string())))?;
+                    next += 1;
+                    continue;
+                }
+                if let (Some(read_from), Some(written)) = (read_from, written_payloads.as_mut()) {
+                    let (at, len) = (first.vaddr as usize, first.file_size as usize);
+                    // One system call allocates the pages the read fills, instead of a fault
+                    // per page inside it.
+                    reservation.populate_for_write(page_range(first.vaddr, first.file_size));
+                    // SAFETY: as above.
+                    unsafe {
+                        reservation.fill(at, len, |out| {
+                            read_exactly(read_from, out, first.file_offset)
+                        })
+                    }
+                    .map_err(|e| ("reading a section from the file", e))?
+                    .map_err(|e| ("reading a section from the file", e))?;
+                    if first.kind.accepts_relocations() && len > 0 {
+                        let mut copy = vec![0; len].into_boxed_slice();
+                        // SAFETY: the section's pages are read+write, and just written.
+                        unsafe { reservation.read_into(at, &mut copy) }
+                            .map_err(|e| ("reading a section from the file", e))?;
+                        written.push((first.index, copy));
+                    }
                     next += 1;
                     continue;
                 }
@@ -543,7 +605,10 @@ impl Image {
                 protect(&section)?;
             }
         }
-        Ok(Image { reservation })
+        Ok(Image {
+            reservation,
+            written_payloads,
+        })
     }
 
     pub(crate) fn base(&self) -> usize {
@@ -552,6 +617,32 @@ impl Image {
 
     pub(crate) fn len(&self) -> usize {
         self.reservation.len()
+    }
+
+    /// The file bytes of `section`'s payload when they were read into this image
+    /// ([`Source::Read`]), whose module's parsed view has none: a copy made as they were read
+    /// for a section the image writes (data, relro, tls), the image's own bytes for the
+    /// others (code, read-only data, unwind tables), which are never written once loaded.
+    /// `None` for an image made otherwise, or a section without file bytes.
+    pub(crate) fn file_payload(&self, section: &Section<'_>) -> Option<&[u8]> {
+        let written = self.written_payloads.as_ref()?;
+        if section.file_size == 0 || !section.kind.is_loaded() {
+            return None;
+        }
+        if section.kind.accepts_relocations() {
+            return written
+                .iter()
+                .find(|(index, _)| *index == section.index)
+                .map(|(_, bytes)| &**bytes);
+        }
+        // SAFETY: the section's pages are readable (read-only or read+execute) for as long as
+        // the image is mapped, and nothing writes them: relocations write only sections that
+        // accept them, and the module's code cannot write read-only pages.
+        unsafe {
+            self.reservation
+                .bytes(section.vaddr as usize, section.file_size as usize)
+        }
+        .ok()
     }
 
     /// Reads bytes of a read+write section (data or bss) at image offset `offset` into `out`,

@@ -297,8 +297,33 @@ pub(crate) fn load_path_if_changed(
                 )
                 .map(Some);
             }
-            // Its file may be rewritten in place while it runs: keep a copy.
-            FileBytes::Owned(map.bytes().into())
+            // Its file may be rewritten in place while it runs: keep a copy. Unless the whole
+            // file is to be hashed, only its head is copied into memory, and the payloads are
+            // read from the file straight into the image: each byte is copied once.
+            match smf_format::head_len(map.bytes()).and_then(|head| usize::try_from(head).ok()) {
+                Some(head) if !options.verify_hash => {
+                    let head: Box<[u8]> = map.bytes().get(..head).unwrap_or_default().into();
+                    drop(map);
+                    if let Compared::Same = running_hash(&head, options, running, path)? {
+                        return Ok(None);
+                    }
+                    return load_from(
+                        FileBytes::Owned(head),
+                        None,
+                        Source::Read {
+                            file: &file,
+                            file_size: len as u64,
+                        },
+                        path.display().to_string(),
+                        Some(path.to_owned()),
+                        options,
+                        resolver,
+                        prepare,
+                    )
+                    .map(Some);
+                }
+                _ => FileBytes::Owned(map.bytes().into()),
+            }
         }
         _ => {
             let mut bytes = Vec::new();
@@ -494,6 +519,7 @@ fn load_from(
 ) -> Result<Module, LoadError> {
     let file_size = match &source {
         Source::Tail { tail, offset, .. } => Some(offset + tail.bytes().len() as u64),
+        Source::Read { file_size, .. } => Some(*file_size),
         Source::Memory | Source::File(_) => None,
     };
     let format_error = |source| LoadError::Format {
@@ -821,6 +847,83 @@ fn check_page_size(name: &str, module: u64, host: u64) -> Result<(), LoadError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smf_format::SectionKind;
+
+    /// A reloadable module of read-only data and data: its file's bytes.
+    fn reloadable_module() -> Vec<u8> {
+        use smf_format::{ImageLayout, LoadedSection, ModuleBuilder, SectionKind};
+        let mut b = ModuleBuilder::new();
+        b.arch = crate::HOST_ARCH.unwrap();
+        b.flags = b.flags.union(ModuleFlags::RELOADABLE);
+        let mut layout = ImageLayout::new();
+        for (kind, name, len) in [
+            (SectionKind::RoData, ".rodata", 5000u64),
+            (SectionKind::Data, ".data", 16),
+        ] {
+            b.add_section(LoadedSection {
+                kind,
+                name,
+                vaddr: layout.place(len).unwrap(),
+                mem_size: len,
+                align: 16,
+                data: (0..len).map(|i| i as u8 | 1).collect(),
+            });
+        }
+        b.write().unwrap()
+    }
+
+    /// Loads `bytes`' head, reading the payloads from the file at `path` as a load that saw
+    /// `bytes` there when it opened it.
+    fn load_read(bytes: &[u8], path: &Path) -> Result<Module, LoadError> {
+        let head = smf_format::head_len(bytes).unwrap() as usize;
+        let file = File::open(path).unwrap();
+        let source = Source::Read {
+            file: &file,
+            file_size: bytes.len() as u64,
+        };
+        let name = path.display().to_string();
+        let head = FileBytes::Owned(bytes[..head].into());
+        let options = LoadOptions::default();
+        load_from(
+            head,
+            None,
+            source,
+            name,
+            None,
+            &options,
+            &|_, _| Ok(None),
+            &|_| Ok(()),
+        )
+    }
+
+    #[test]
+    fn a_file_cut_short_while_its_payloads_are_read_is_refused() {
+        let bytes = reloadable_module();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.smf");
+        std::fs::write(&path, &bytes).unwrap();
+        let module = load_read(&bytes, &path).unwrap();
+        let sections = module.file().sections();
+        let data = sections.iter().find(|s| s.kind == SectionKind::Data);
+        let address = module.base() + data.unwrap().vaddr as usize;
+        // SAFETY: the data section's 16 bytes, read+write for the module's life.
+        let image = unsafe { std::slice::from_raw_parts(address as *const u8, 16) };
+        let written: Vec<u8> = (0..16u8).map(|i| i | 1).collect();
+        assert_eq!(image, written);
+        // A rebuild truncates the file in place after the load read its size: inside the
+        // last payload, and before the first.
+        let head = smf_format::head_len(&bytes).unwrap() as usize;
+        for cut in [bytes.len() - 8, head] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let error = load_read(&bytes, &path).unwrap_err();
+            let cause = std::error::Error::source(&error).map(ToString::to_string);
+            let error = format!("{error}: {}", cause.unwrap_or_default());
+            assert!(
+                error.contains("reading a section from the file") && error.contains("cut short"),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn each_operating_system_refuses_the_others_modules() {

@@ -735,7 +735,10 @@ fn symbol_bytes<'a>(module: &'a Module, symbol: &Symbol<'_>) -> Option<Cow<'a, [
     let start = (symbol.value - section.vaddr) as usize;
     let range = start..start + symbol.size as usize;
     if !section.is_compressed() {
-        return Some(Cow::Borrowed(section.data.get(range).unwrap_or(&[])));
+        // A module whose payloads were read into its image keeps them there, or copied
+        // beside it for the sections the image writes.
+        let data = module.image().file_payload(section).unwrap_or(section.data);
+        return Some(Cow::Borrowed(data.get(range).unwrap_or(&[])));
     }
     let payload = section.payload().ok()?;
     Some(Cow::Owned(payload.get(range).unwrap_or(&[]).to_vec()))

@@ -256,6 +256,40 @@ fn pointers_in_kept_data_move_to_the_new_version() {
     assert_eq!(call(&registry, &path, "run"), 1003);
 }
 
+/// A module read from its file (the default for `--reloadable`) keeps its payloads in its
+/// image, not in memory beside it: the report still compares the files' bytes, not what the
+/// running version made of them (a value it wrote, a relocated pointer).
+#[test]
+fn the_report_compares_the_files_bytes_not_the_running_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = |limit: i32, step: i32| {
+        format!(
+            "long counter = 1; long limit = {limit}; long *cursor = &counter;\n\
+             const long table[3] = {{4, 5, 6}};\n\
+             long bump(void) {{ *cursor += {step}; limit += 1; return counter + table[1]; }}\n\
+             long same(void) {{ return 7; }}\n"
+        )
+    };
+    let v1 = build(dir.path(), "bytes", &source(5, 100));
+    let v2 = build(dir.path(), "bytes", &source(6, 200));
+    let path = dir.path().join("bytes.smf");
+    install(&path, &v1);
+    let registry = Registry::new();
+    // SAFETY: a module this test built from its own sources.
+    unsafe { registry.load(&path) }.unwrap();
+    // The running version writes `counter` and `limit`.
+    assert_eq!(call(&registry, &path, "bump"), 106);
+    install(&path, &v2);
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    let mut changed = report.changed.clone();
+    changed.sort();
+    // `limit`'s and `bump`'s bytes differ in the files; `counter`, written at run time, and
+    // `cursor`, relocated, do not; nor do `same` and `table`.
+    assert_eq!(changed, ["bump", "limit"], "{report}");
+    assert_eq!(call(&registry, &path, "bump"), 306);
+}
+
 #[test]
 fn hooks_run_on_the_old_version_before_and_the_new_one_after() {
     let dir = tempfile::tempdir().unwrap();

@@ -82,6 +82,19 @@ impl Reservation {
         Ok(())
     }
 
+    /// The `len` bytes at `offset` of the reservation, borrowed from it.
+    ///
+    /// # Safety
+    /// The pages must be readable, and stay so and unwritten for as long as the reservation
+    /// is borrowed.
+    pub(crate) unsafe fn bytes(&self, offset: usize, len: usize) -> io::Result<&[u8]> {
+        self.check(offset, len)?;
+        // SAFETY: in bounds (checked); readable and never written while `self` is borrowed
+        // (caller's contract), so the shared slice sees no change; the reservation is
+        // unmapped only when dropped, which the borrow rules out.
+        Ok(unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(offset), len) })
+    }
+
     /// Copies bytes at `offset` of the reservation into `out`.
     ///
     /// # Safety
