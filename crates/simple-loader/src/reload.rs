@@ -561,12 +561,6 @@ pub(crate) fn diff<'a>(
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
     let (old, new) = (old_symbols.module, new_symbols.module);
     let (old_file, new_file) = (old.file(), new.file());
-    let removed = old_file
-        .symbols()
-        .exported()
-        .filter(|(_, a)| new_file.lookup(a.name).is_none())
-        .map(|(_, a)| a.name.to_owned())
-        .collect();
     // Made once, on the first symbol whose bytes differ.
     let layouts = OnceCell::new();
     let changes = |a: &Symbol<'_>, b: &Symbol<'_>| {
@@ -584,15 +578,29 @@ pub(crate) fn diff<'a>(
             layouts.get_or_init(|| (Layout::new(old_symbols), Layout::new(new_symbols)));
         !Layout::same_behaviour(old_layout, a, x, new_layout, b, y)
     };
-    // One pass over the new version's exports, each looked up once in the old version.
+    // One pass over the new version's exports, each looked up once in the old version; the
+    // old exports none of them found are the removed ones.
     let (mut added, mut changed) = (Vec::new(), Vec::new());
+    let mut found = vec![false; old_file.symbols().len()];
     for (_, b) in new_file.symbols().exported() {
-        match old_file.lookup(b.name) {
+        match old_file.lookup_index(b.name) {
             None => added.push(b.name.to_owned()),
-            Some(a) if changes(&a, &b) => changed.push(b.name.to_owned()),
-            Some(_) => {}
+            Some((i, a)) => {
+                if let Some(seen) = found.get_mut(i) {
+                    *seen = true;
+                }
+                if changes(&a, &b) {
+                    changed.push(b.name.to_owned());
+                }
+            }
         }
     }
+    let removed = old_file
+        .symbols()
+        .exported_hashes()
+        .filter(|&(i, _)| !found.get(i).copied().unwrap_or(true))
+        .filter_map(|(i, _)| Some(old_file.symbol(i)?.ok()?.name.to_owned()))
+        .collect();
     (added, removed, changed)
 }
 
@@ -614,8 +622,9 @@ struct Layout<'d, 'a> {
     /// Image offsets of the words `relative64` relocations rebase, in order.
     relative: Vec<u64>,
     /// Image offset of each word an import's address is written to, with the import's name
-    /// and addend.
-    imports: HashMap<u64, (&'a str, i64)>,
+    /// and addend, in order of offset (for a word written twice, the relocation applied
+    /// last is the later one).
+    imports: Vec<(u64, &'a str, i64)>,
 }
 
 impl<'d, 'a> Layout<'d, 'a> {
@@ -623,14 +632,15 @@ impl<'d, 'a> Layout<'d, 'a> {
         let file = symbols.module.file();
         let mut relative: Vec<u64> = file.relative_relocations().iter().collect();
         relative.sort_unstable();
-        let imports = file
+        let mut imports: Vec<(u64, &str, i64)> = file
             .relocations()
             .iter()
             .filter_map(|r| {
                 let import = file.imports().get(r.import? as usize)?;
-                Some((r.offset, (import.name, r.addend)))
+                Some((r.offset, import.name, r.addend))
             })
             .collect();
+        imports.sort_by_key(|&(offset, _, _)| offset);
         Layout {
             file,
             symbols,
@@ -641,7 +651,13 @@ impl<'d, 'a> Layout<'d, 'a> {
 
     /// What image offset `target` points to.
     fn place(&self, target: u64) -> Option<Place<'a>> {
-        if let Some(&(name, addend)) = self.imports.get(&target) {
+        let after = self
+            .imports
+            .partition_point(|&(offset, _, _)| offset <= target);
+        if let Some(&(offset, name, addend)) =
+            after.checked_sub(1).and_then(|i| self.imports.get(i))
+            && offset == target
+        {
             return Some(Place::Import(name, addend));
         }
         if let Some((start, index)) = self.symbols.sized_at(target) {

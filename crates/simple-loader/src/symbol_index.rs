@@ -12,9 +12,11 @@ use smf_format::{Binding, Module as Parsed, SectionKind, Symbol, SymbolKind};
 /// A version's symbols by address, its state symbols, and its locals by name hash.
 #[derive(Debug)]
 pub(crate) struct SymbolIndex {
-    /// Every symbol that lies in a section, sorted by (start, end, index): `end` is at least
-    /// `start + 1`, so that a zero-sized symbol still owns its address. Entries that do not
-    /// decode (local ones no load checked) hold nothing a reload can use and are left out.
+    /// Every symbol that lies in a loaded section ([`smf_format::Symbols::placed`]), sorted
+    /// by (start, end, index): `end` is at least `start + 1`, so that a zero-sized symbol
+    /// still owns its address. An entry whose name or type does not decode (local ones no
+    /// load checked) owns its addresses all the same, and what asks for its name gets none:
+    /// a pointer it owns keeps the old version, a comparison naming it finds a difference.
     spans: Vec<Span>,
     /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
     /// containing an offset stops where no earlier span reaches past it.
@@ -62,15 +64,16 @@ impl SymbolIndex {
         let mut spans = Vec::with_capacity(file.symbols().len());
         let mut state = Vec::new();
         let mut local_keys = Vec::new();
-        for (i, symbol) in file.symbols().valid() {
+        // Names are read only of the symbols a reload goes on to use (the state, the owners
+        // of carried pointers, the locals they name): decoding every entry's was half of
+        // arranging SQLite's table.
+        for (i, symbol) in file.symbols().placed() {
             if symbol.binding == Binding::Local
                 && let Some(hash) = file.symbols().stored_name_hash(i)
             {
                 local_keys.push(u64::from(hash) << 32 | i as u64);
             }
-            let Some(section) = symbol.section else {
-                continue;
-            };
+            let section = symbol.section;
             spans.push(Span {
                 start: symbol.value,
                 end: symbol.value.saturating_add(symbol.size.max(1)),

@@ -43,8 +43,9 @@ pub use compress::{Compressed, Compression, expand_tables};
 pub use demangle::{demangle, with_demangled};
 pub use error::Error;
 pub use read::{
-    HeaderInfo, Import, Limits, Module, RelativeIter, RelativeRelocations, Reloc, RelocIter,
-    Relocations, Section, Symbol, SymbolIter, Symbols, compute_module_hash, head_len, head_len_of,
+    HeaderInfo, Import, Limits, Module, Placed, RelativeIter, RelativeRelocations, Reloc,
+    RelocIter, Relocations, Section, Symbol, SymbolIter, Symbols, compute_module_hash, head_len,
+    head_len_of,
 };
 pub use srcmap::{SourceLocation, SourceMap, SourceMapBuilder, SourceRow};
 pub use types::*;

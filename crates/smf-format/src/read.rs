@@ -217,6 +217,18 @@ pub struct Symbol<'data> {
     pub version: u32,
 }
 
+/// Where a symbol-table entry lies, as [`Symbols::placed`] reads it without decoding the
+/// entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub kind: SymbolKind,
+    pub binding: Binding,
+    /// Index of the loaded section holding it.
+    pub section: u32,
+    pub value: u64,
+    pub size: u64,
+}
+
 impl Symbol<'_> {
     /// Whether other modules and the host may see the symbol.
     pub fn is_exported(&self) -> bool {
@@ -475,6 +487,40 @@ impl<'m, 'data> Symbols<'m, 'data> {
             .iter()
             .enumerate()
             .filter_map(move |(i, s)| module.decode_symbol(s).ok().map(|symbol| (i, symbol)))
+    }
+
+    /// Where each entry that lies in a loaded section lies, with its index, in table order,
+    /// read without decoding the rest: its kind and binding are known values, its section
+    /// is loaded and `value..value + size` lies inside it. The name, the type and the rules
+    /// that tie kinds to sections are not checked: [`Symbols::get`] decodes and checks the
+    /// entries a caller goes on to use. For arranging a whole table by address, where
+    /// decoding every name would cost more than the rest.
+    pub fn placed(self) -> impl Iterator<Item = (usize, Placed)> + 'm {
+        let module = self.module;
+        module.symtab.iter().enumerate().filter_map(move |(i, s)| {
+            let kind = SymbolKind::try_from(s.kind).ok()?;
+            let binding = Binding::try_from(s.binding).ok()?;
+            let section = s.section.get();
+            let target = module
+                .sections
+                .get(section as usize)
+                .filter(|t| t.kind.is_loaded())?;
+            let (value, size) = (s.value.get(), s.size.get());
+            let inside = value >= target.vaddr
+                && value
+                    .checked_add(size)
+                    .is_some_and(|end| end <= target.vaddr + target.mem_size);
+            inside.then_some((
+                i,
+                Placed {
+                    kind,
+                    binding,
+                    section,
+                    value,
+                    size,
+                },
+            ))
+        })
     }
 
     /// The exported symbols (validated by [`Module::parse`]), with their indices, in table

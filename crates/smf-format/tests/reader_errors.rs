@@ -1248,3 +1248,49 @@ fn tls_callbacks_table_empty_elsewhere_or_too_long() {
     );
     assert!(matches!(error, Error::LimitExceeded { .. }));
 }
+
+#[test]
+fn placed_entries_are_read_without_their_names() {
+    let bytes = base();
+    let module = Module::parse(&bytes).unwrap();
+    // Every entry that decodes and lies in a section is placed where it decodes to.
+    let decoded: Vec<(usize, Placed)> = module
+        .symbols()
+        .valid()
+        .filter_map(|(i, s)| {
+            let (kind, binding) = (s.kind, s.binding);
+            let (value, size, section) = (s.value, s.size, s.section?);
+            Some((
+                i,
+                Placed {
+                    kind,
+                    binding,
+                    section,
+                    value,
+                    size,
+                },
+            ))
+        })
+        .collect();
+    assert!(decoded.iter().any(|(i, _)| *i == 1));
+    assert_eq!(module.symbols().placed().collect::<Vec<_>>(), decoded);
+    // Symbol 1 ("helper") is local, so no parse checks it: with a name that does not decode
+    // it is still placed; past the end of the image, or of an unknown kind, it is not.
+    let placed = |bytes: &[u8]| {
+        let module = Module::parse(bytes).unwrap();
+        let found = module.symbols().placed().any(|(i, _)| i == 1);
+        (module.symbol(1).unwrap().is_ok(), found)
+    };
+    let nameless = patched(&bytes, |b| {
+        entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1).name_offset = u32::MAX.into();
+    });
+    assert_eq!(placed(&nameless), (false, true));
+    let outside = patched(&bytes, |b| {
+        entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1).value = (u64::MAX - 1).into();
+    });
+    assert_eq!(placed(&outside), (false, false));
+    let unknown = patched(&bytes, |b| {
+        entry_mut::<raw::Symbol>(b, SectionKind::SymTab, 1).kind = 9;
+    });
+    assert_eq!(placed(&unknown), (false, false));
+}

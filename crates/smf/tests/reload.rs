@@ -262,16 +262,17 @@ fn pointers_in_kept_data_move_to_the_new_version() {
 #[test]
 fn the_report_compares_the_files_bytes_not_the_running_image() {
     let dir = tempfile::tempdir().unwrap();
-    let source = |limit: i32, step: i32| {
+    let source = |limit: i32, step: i32, extra: &str| {
         format!(
             "long counter = 1; long limit = {limit}; long *cursor = &counter;\n\
              const long table[3] = {{4, 5, 6}};\n\
              long bump(void) {{ *cursor += {step}; limit += 1; return counter + table[1]; }}\n\
-             long same(void) {{ return 7; }}\n"
+             long same(void) {{ return 7; }}\n\
+             long {extra}(void) {{ return 8; }}\n"
         )
     };
-    let v1 = build(dir.path(), "bytes", &source(5, 100));
-    let v2 = build(dir.path(), "bytes", &source(6, 200));
+    let v1 = build(dir.path(), "bytes", &source(5, 100, "gone"));
+    let v2 = build(dir.path(), "bytes", &source(6, 200, "fresh"));
     let path = dir.path().join("bytes.smf");
     install(&path, &v1);
     let registry = Registry::new();
@@ -287,6 +288,10 @@ fn the_report_compares_the_files_bytes_not_the_running_image() {
     // `limit`'s and `bump`'s bytes differ in the files; `counter`, written at run time, and
     // `cursor`, relocated, do not; nor do `same` and `table`.
     assert_eq!(changed, ["bump", "limit"], "{report}");
+    assert_eq!(
+        (report.added, report.removed),
+        (vec!["fresh".to_owned()], vec!["gone".to_owned()])
+    );
     assert_eq!(call(&registry, &path, "bump"), 306);
 }
 
