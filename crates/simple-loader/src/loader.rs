@@ -854,6 +854,8 @@ mod tests {
         use smf_format::{ImageLayout, LoadedSection, ModuleBuilder, SectionKind};
         let mut b = ModuleBuilder::new();
         b.arch = crate::HOST_ARCH.unwrap();
+        // Runs wherever the tests run (Linux, or Windows under Wine).
+        b.platform = Platform::Any;
         b.flags = b.flags.union(ModuleFlags::RELOADABLE);
         let mut layout = ImageLayout::new();
         for (kind, name, len) in [
