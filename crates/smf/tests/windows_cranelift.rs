@@ -6,8 +6,9 @@
 //! embedder writes from Cranelift's unwind info (cranelift-object writes none for Windows),
 //! and the module runs: under `smf.exe run` (output and exit status), and loaded by the test
 //! with the host defining `puts`, where a stack walk and a Rust panic cross the Cranelift
-//! frames. Built for `x86_64-pc-windows-gnu` and run under Wine (README, "Windows"); on
-//! other systems this file is empty.
+//! frames. smf-cranelift's Windows module of the same program is loaded, checked the same
+//! way, and swapped for a recompiled version. Built for `x86_64-pc-windows-gnu` and run
+//! under Wine (README, "Windows"); on other systems this file is empty.
 #![cfg(windows)]
 
 mod common;
@@ -98,7 +99,7 @@ fn cranelift_object() -> Vec<u8> {
     let mut module = ObjectModule::new(
         ObjectBuilder::new(isa, "cranelift", cranelift_module::default_libcall_names()).unwrap(),
     );
-    let unwind = program(&mut module);
+    let unwind = program(&mut module, 2);
     let mut product = module.finish();
     let symbols: Vec<SymbolId> = unwind
         .iter()
@@ -109,23 +110,25 @@ fn cranelift_object() -> Vec<u8> {
 }
 
 /// [`program`] as smf-cranelift writes it for Windows: a Windows module, with the function
-/// table it makes from the same unwind info.
-fn smf_cranelift_module() -> Vec<u8> {
-    let builder = smf_cranelift::SmfBuilder::new(
+/// table it makes from the same unwind info; `double` multiplies by `factor`.
+fn smf_cranelift_module(factor: i64) -> Vec<u8> {
+    let mut builder = smf_cranelift::SmfBuilder::new(
         windows_isa(true),
         "cranelift",
         cranelift_module::default_libcall_names(),
     )
     .unwrap();
+    builder.reloadable(true);
     let mut module = smf_cranelift::SmfModule::new(builder);
-    program(&mut module);
+    program(&mut module, factor);
     module.finish().emit().unwrap()
 }
 
 /// Defines the program in `module`, returning each function's unwind info: `main` prints
-/// [`GREETING`] with the imported `puts` and returns [`MAIN_STATUS`] from calls through the
-/// table `ops`; `outer` calls `inner`, which calls the callback it is given.
-fn program<M: Module>(module: &mut M) -> Vec<Unwind> {
+/// [`GREETING`] with the imported `puts` and returns [`MAIN_STATUS`] (with `factor` 2) from
+/// calls through the table `ops = [double, triple]`, where `double(x) = x * factor` and
+/// `triple(x) = double(x) + x`; `outer` calls `inner`, which calls the callback it is given.
+fn program<M: Module>(module: &mut M, factor: i64) -> Vec<Unwind> {
     let call_conv = module.isa().default_call_conv();
     let signature = |params: &[types::Type], result: types::Type| {
         let mut signature = Signature::new(call_conv);
@@ -194,7 +197,7 @@ fn program<M: Module>(module: &mut M) -> Vec<Unwind> {
 
     let mut unwind = Vec::new();
     unwind.push(define(module, double, &i32_i32, |_, b, p| {
-        b.ins().imul_imm_s(p[0], 2)
+        b.ins().imul_imm_s(p[0], factor)
     }));
     // triple(x) = double(x) + x: a call within the object.
     unwind.push(define(module, triple, &i32_i32, |m, b, p| {
@@ -349,7 +352,7 @@ fn a_loaded_cranelift_module_imports_from_the_host_and_unwinds_through_its_frame
 
 #[test]
 fn smf_cranelift_writes_a_windows_module_that_imports_from_the_host_and_unwinds() {
-    let bytes = smf_cranelift_module();
+    let bytes = smf_cranelift_module(2);
     let parsed = smf_format::Module::parse(&bytes).unwrap();
     assert_eq!(parsed.header().platform, smf_format::Platform::Windows);
     let registry = Registry::new();
@@ -405,4 +408,29 @@ fn check_loaded(module: &simple_loader::Module) {
         Some("panic from the callback, x = 2")
     );
     assert_eq!((*outer)(walk, 0), 21);
+}
+
+#[test]
+fn a_windows_module_from_smf_cranelift_swaps_and_its_new_code_unwinds() {
+    let registry = Registry::new();
+    // SAFETY: as above.
+    unsafe { registry.define("puts", host_puts as *const () as usize) };
+    // SAFETY: the module has no constructors.
+    unsafe { registry.load_bytes("swapped", smf_cranelift_module(2)) }.unwrap();
+    // SAFETY: `main` is `int (void)` in every version.
+    let main =
+        unsafe { registry.current_named::<extern "C" fn() -> i32>("swapped", "main") }.unwrap();
+    assert_eq!((*main.pin())(), MAIN_STATUS);
+    // SAFETY: as for the load.
+    let report = unsafe { registry.reload_bytes("swapped", smf_cranelift_module(4)) }.unwrap();
+    assert_eq!(report.version, 2);
+    // apply(0, 7) = 28, apply(1, 1) = triple(1) = 5.
+    assert_eq!((*main.pin())(), 285);
+    assert_eq!(PRINTED.with(|p| p.take()), [GREETING, GREETING]);
+    // The new version's functions are in the system unwinder's tables.
+    let module = registry.get_named("swapped").unwrap();
+    for name in ["triple", "apply", "main", "inner", "outer"] {
+        let (_, start) = module.export(name).unwrap();
+        assert_eq!(function_start(start + 1), Some(start), "{name}");
+    }
 }
