@@ -17,6 +17,11 @@ use common::HOST;
 /// A module with one exported data symbol, `slots`: two words holding the addresses of the
 /// imports `memo_value` (strong) and `memo_late` (weak).
 fn importer() -> Vec<u8> {
+    importer_of("memo_value")
+}
+
+/// [`importer`], with `value` the name of the strong import.
+fn importer_of(value: &str) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.platform = simple_loader::HOST_PLATFORM;
     b.arch = HOST;
@@ -41,12 +46,9 @@ fn importer() -> Vec<u8> {
         type_id: 0,
         version: 1,
     });
-    for (slot, (name, binding)) in [
-        ("memo_value", Binding::Global),
-        ("memo_late", Binding::Weak),
-    ]
-    .into_iter()
-    .enumerate()
+    for (slot, (name, binding)) in [(value, Binding::Global), ("memo_late", Binding::Weak)]
+        .into_iter()
+        .enumerate()
     {
         let import = b.add_import(Import {
             name,
@@ -154,4 +156,76 @@ fn a_remembered_import_is_forgotten_when_the_loaded_objects_change() {
     assert_eq!(found, symbol(three, c"memo_late"));
     // SAFETY: `memo_late` is a `long` of the open third library.
     assert_eq!(unsafe { *(found as *const i64) }, 3);
+}
+
+/// Loads on several threads while another replaces the library that defines their import,
+/// over and over: a load that begins after a library was unloaded and its replacement
+/// loaded, and ends before the next change, binds the replacement's definition, never an
+/// answer written down under an earlier set of loaded objects.
+#[test]
+fn loads_alongside_unloads_bind_the_library_loaded_when_they_began() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("importer.smf");
+    // A name of this test's own, so that the other test's libraries do not define it.
+    std::fs::write(&module, importer_of("memo_churn")).unwrap();
+    // Two layouts, so that the definitions cannot land at one address.
+    let libraries = [
+        shared_library(dir.path(), "libchurn1.so", "long memo_churn = 1;\n"),
+        shared_library(
+            dir.path(),
+            "libchurn2.so",
+            "char churn_pad[1 << 16] = {1};\nlong memo_churn = 2;\n",
+        ),
+    ];
+    // Even (and not 0) while a library is open and `current` is its definition; odd while
+    // one changes.
+    let state = AtomicU64::new(0);
+    let current = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let checked = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                while !done.load(SeqCst) {
+                    let before = state.load(SeqCst);
+                    let expected = current.load(SeqCst);
+                    // SAFETY: as in `load_slots`; while no library defines the import, the
+                    // load is refused.
+                    let loaded = unsafe { load(&module, &LoadOptions::default(), None) };
+                    if before > 0 && before.is_multiple_of(2) && state.load(SeqCst) == before {
+                        let loaded = loaded.unwrap();
+                        let slots = loaded.data("slots").unwrap().as_ptr::<u64>();
+                        // SAFETY: `slots` is 16 readable bytes of the loaded image.
+                        let value = unsafe { slots.unwrap().read() };
+                        assert_eq!(value, expected, "bound a library unloaded before the load");
+                        checked.fetch_add(1, SeqCst);
+                    }
+                }
+            });
+        }
+        let mut open_handle: *mut c_void = std::ptr::null_mut();
+        for round in 0..100 {
+            state.fetch_add(1, SeqCst);
+            if !open_handle.is_null() {
+                // SAFETY: the loaded importers hold only the address, which nothing reads
+                // after the module that holds it is dropped.
+                assert_eq!(unsafe { libc::dlclose(open_handle) }, 0);
+            }
+            let library = &libraries[round % 2];
+            open_handle = open(library, libc::RTLD_NOW | libc::RTLD_GLOBAL);
+            assert!(!open_handle.is_null());
+            current.store(symbol(open_handle, c"memo_churn"), SeqCst);
+            state.fetch_add(1, SeqCst);
+            // Let loads begin and end under this library.
+            let seen = checked.load(SeqCst);
+            let start = std::time::Instant::now();
+            while checked.load(SeqCst) < seen + 3 && start.elapsed().as_secs() < 1 {
+                std::thread::yield_now();
+            }
+        }
+        done.store(true, SeqCst);
+    });
+    assert!(checked.load(SeqCst) >= 100, "too few loads were checked");
 }
