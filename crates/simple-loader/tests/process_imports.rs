@@ -89,6 +89,30 @@ fn open(path: &CString, flags: i32) -> *mut c_void {
     unsafe { libc::dlopen(path.as_ptr(), flags) }
 }
 
+/// Whether the dynamic linker lists an object loaded from `path`. A library closed by its
+/// last handle stays listed while another thread holds a reference to it (the loader pins
+/// the library an import resolved into while it reads the symbol's type).
+fn listed(path: &CString) -> bool {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the call, whose `dlpi_name` is
+        // null or NUL-terminated; `data` is the `(path, found)` pair below.
+        unsafe {
+            let (path, found) = &mut *data.cast::<(&CString, bool)>();
+            let name = (*info).dlpi_name;
+            *found = !name.is_null() && std::ffi::CStr::from_ptr(name) == path.as_c_str();
+            libc::c_int::from(*found)
+        }
+    }
+    let mut search = (path, false);
+    // SAFETY: `each` matches the callback type and only writes `search` through `data`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut search).cast()) };
+    search.1
+}
+
 fn symbol(handle: *mut c_void, name: &std::ffi::CStr) -> u64 {
     // SAFETY: `handle` is open; the result is only compared as an address.
     let address = unsafe { libc::dlsym(handle, name.as_ptr()) };
@@ -212,6 +236,11 @@ fn loads_alongside_unloads_bind_the_library_loaded_when_they_began() {
                 // SAFETY: the loaded importers hold only the address, which nothing reads
                 // after the module that holds it is dropped.
                 assert_eq!(unsafe { libc::dlclose(open_handle) }, 0);
+                // Until a load that pinned it lets go, the library is still loaded.
+                let closed = &libraries[(round + 1) % 2];
+                while listed(closed) {
+                    std::thread::yield_now();
+                }
             }
             let library = &libraries[round % 2];
             open_handle = open(library, libc::RTLD_NOW | libc::RTLD_GLOBAL);

@@ -662,6 +662,20 @@ pub(crate) fn native_symbol(address: usize) -> (NativeKind, String) {
     const STT_COMMON: u8 = 5;
     const STT_TLS: u8 = 6;
     const STT_GNU_IFUNC: u8 = 10;
+    // A process-scope import's library is not held open by the loader: another thread may
+    // close it while its symbol entry and name are read. Pin it first (the main program,
+    // named "", is never unloaded).
+    let Some(name) = object_name_at(address) else {
+        return (NativeKind::Unknown, String::new());
+    };
+    let pin = if name.is_empty() {
+        None
+    } else {
+        match Pin::open(&name) {
+            Some(pin) => Some(pin),
+            None => return (NativeKind::Unknown, name.to_string_lossy().into_owned()),
+        }
+    };
     // SAFETY: a zeroed Dl_info is a valid out-parameter.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let mut entry: *mut libc::c_void = std::ptr::null_mut();
@@ -678,11 +692,20 @@ pub(crate) fn native_symbol(address: usize) -> (NativeKind, String) {
     if found == 0 {
         return (NativeKind::Unknown, String::new());
     }
+    // What `dladdr1` found must be the pinned object: another object that took the address
+    // after the name was read could be closed while its entry is read. (An address of the
+    // main program stays the main program's.)
+    let pinned = pin
+        .as_ref()
+        .is_none_or(|pin| pin.name_pointer() == info.dli_fname);
+    if !pinned {
+        return (NativeKind::Unknown, name.to_string_lossy().into_owned());
+    }
     let object = if info.dli_fname.is_null() {
         String::new()
     } else {
         // SAFETY: a non-null `dli_fname` is the NUL-terminated name of a loaded object, alive
-        // while that object is (the caller holds it open).
+        // while that object is: the main program, or the library pinned above.
         unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
             .to_string_lossy()
             .into_owned()
@@ -692,13 +715,109 @@ pub(crate) fn native_symbol(address: usize) -> (NativeKind, String) {
         return (NativeKind::Unknown, object);
     }
     // SAFETY: with RTLD_DL_SYMENT, a non-null `entry` points at the symbol's entry in the
-    // object's dynamic symbol table, mapped while the object is loaded.
+    // object's dynamic symbol table, mapped while the object is loaded (it is pinned, or the
+    // main program).
     let kind = match unsafe { (*entry).st_info } & 0xf {
         STT_FUNC | STT_GNU_IFUNC => NativeKind::Code,
         STT_OBJECT | STT_COMMON | STT_TLS => NativeKind::Data,
         _ => NativeKind::Unknown,
     };
     (kind, object)
+}
+
+/// The name of the loaded object one of whose segments holds `address`, as the dynamic
+/// linker lists it (empty for the main program), copied while the dynamic linker holds its
+/// list of objects.
+fn object_name_at(address: usize) -> Option<std::ffi::CString> {
+    struct Search {
+        address: usize,
+        name: Option<std::ffi::CString>,
+    }
+    /// # Safety
+    /// Called only by `dl_iterate_phdr` below: `info` is valid for the call and `data` is
+    /// the `Search` passed there.
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, with
+        // `dlpi_phnum` program headers at `dlpi_phdr` and a NUL-terminated `dlpi_name` (or
+        // null); the object stays listed, so mapped, until the callback returns. `data` is
+        // the `Search` below.
+        unsafe {
+            let info = &*info;
+            let search = &mut *data.cast::<Search>();
+            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
+            let holds = headers.iter().any(|header| {
+                let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
+                header.p_type == libc::PT_LOAD
+                    && (start..start.saturating_add(header.p_memsz as usize))
+                        .contains(&search.address)
+            });
+            if !holds {
+                return 0;
+            }
+            search.name = Some(if info.dlpi_name.is_null() {
+                std::ffi::CString::default()
+            } else {
+                std::ffi::CStr::from_ptr(info.dlpi_name).to_owned()
+            });
+            1
+        }
+    }
+    let mut search = Search {
+        address,
+        name: None,
+    };
+    // SAFETY: `each` matches the callback type and only writes `search` through `data`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut search).cast()) };
+    search.name
+}
+
+/// A reference to a loaded library, taken with `dlopen(RTLD_NOLOAD)`, which keeps it loaded
+/// until dropped.
+struct Pin(*mut libc::c_void);
+
+impl Pin {
+    /// Pins the library loaded under `name`, if one is.
+    fn open(name: &std::ffi::CStr) -> Option<Pin> {
+        // SAFETY: `name` is NUL-terminated; with RTLD_NOLOAD nothing is loaded (no
+        // constructor runs), a library already loaded under that name gets one more
+        // reference.
+        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        (!handle.is_null()).then(|| Pin(handle))
+    }
+
+    /// The address of the pinned library's name in the dynamic linker's tables (its
+    /// `link_map`'s `l_name`, which `dladdr` returns as `dli_fname`): unique among loaded
+    /// objects, and only compared, never read.
+    fn name_pointer(&self) -> *const libc::c_char {
+        /// The start of glibc's `struct link_map` (link.h).
+        #[repr(C)]
+        struct LinkMap {
+            l_addr: usize,
+            l_name: *const libc::c_char,
+        }
+        let mut map: *const LinkMap = std::ptr::null();
+        // SAFETY: `self.0` is a live handle; RTLD_DI_LINKMAP writes a `struct link_map *`.
+        let failed = unsafe { libc::dlinfo(self.0, libc::RTLD_DI_LINKMAP, (&raw mut map).cast()) };
+        if failed != 0 || map.is_null() {
+            return std::ptr::null();
+        }
+        // SAFETY: the pinned library's `link_map` stays allocated while it is loaded; its
+        // first two fields are `l_addr` and `l_name`.
+        unsafe { (*map).l_name }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is the handle `dlopen` returned, closed once here. If this was the
+        // last reference (another thread closed the library meanwhile), the library is
+        // unloaded now, after its entry and name were read.
+        unsafe { libc::dlclose(self.0) };
+    }
 }
 
 /// The executable segments of every object the dynamic linker has loaded, sorted by start.
