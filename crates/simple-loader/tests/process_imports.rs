@@ -93,6 +93,8 @@ fn open(path: &CString, flags: i32) -> *mut c_void {
 /// last handle stays listed while another thread holds a reference to it (the loader pins
 /// the library an import resolved into while it reads the symbol's type).
 fn listed(path: &CString) -> bool {
+    /// # Safety
+    /// Called only by `dl_iterate_phdr` below, with `data` the pair passed there.
     unsafe extern "C" fn each(
         info: *mut libc::dl_phdr_info,
         _size: libc::size_t,

@@ -725,6 +725,30 @@ pub(crate) fn native_symbol(address: usize) -> (NativeKind, String) {
     (kind, object)
 }
 
+/// The address ranges of the `PT_LOAD` segments of the object `info` describes, each with
+/// its `p_flags`.
+///
+/// # Safety
+/// `info` must be what `dl_iterate_phdr` passed the running callback: `dlpi_phnum` program
+/// headers at `dlpi_phdr`, valid until the callback returns.
+unsafe fn loaded_segments(
+    info: &libc::dl_phdr_info,
+) -> impl Iterator<Item = (Range<usize>, u32)> + '_ {
+    // SAFETY: the caller's contract.
+    let headers =
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+    headers
+        .iter()
+        .filter(|header| header.p_type == libc::PT_LOAD)
+        .map(|header| {
+            let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
+            (
+                start..start.saturating_add(header.p_memsz as usize),
+                header.p_flags,
+            )
+        })
+}
+
 /// The name of the loaded object one of whose segments holds `address`, as the dynamic
 /// linker lists it (empty for the main program), copied while the dynamic linker holds its
 /// list of objects.
@@ -748,13 +772,7 @@ fn object_name_at(address: usize) -> Option<std::ffi::CString> {
         unsafe {
             let info = &*info;
             let search = &mut *data.cast::<Search>();
-            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
-            let holds = headers.iter().any(|header| {
-                let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
-                header.p_type == libc::PT_LOAD
-                    && (start..start.saturating_add(header.p_memsz as usize))
-                        .contains(&search.address)
-            });
+            let holds = loaded_segments(info).any(|(range, _)| range.contains(&search.address));
             if !holds {
                 return 0;
             }
@@ -830,15 +848,12 @@ pub(crate) fn executable_segments() -> Vec<Range<usize>> {
         // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, with
         // `dlpi_phnum` program headers at `dlpi_phdr`; `data` is the vector passed below.
         unsafe {
-            let info = &*info;
             let segments = &mut *data.cast::<Vec<Range<usize>>>();
-            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
-            for header in headers {
-                if header.p_type == libc::PT_LOAD && header.p_flags & libc::PF_X != 0 {
-                    let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
-                    segments.push(start..start.saturating_add(header.p_memsz as usize));
-                }
-            }
+            segments.extend(
+                loaded_segments(&*info)
+                    .filter(|&(_, flags)| flags & libc::PF_X != 0)
+                    .map(|(range, _)| range),
+            );
         }
         0
     }
