@@ -553,8 +553,9 @@ impl<'d, 'a> Translator<'d, 'a> {
 }
 
 /// Exported symbols added, removed and changed from `old` to `new`. A symbol is changed when
-/// its behaviour may differ: its kind or size changed, or its bytes differ other than where
-/// they only locate something that moved ([`Layout::same_behaviour`]).
+/// its behaviour may differ: its kind or size changed, its fingerprints differ where both
+/// versions record one, or else its bytes differ other than where they only locate something
+/// that moved ([`Layout::same_behaviour`]).
 pub(crate) fn diff<'a>(
     old_symbols: &Decoded<'a>,
     new_symbols: &Decoded<'a>,
@@ -563,9 +564,14 @@ pub(crate) fn diff<'a>(
     let (old_file, new_file) = (old.file(), new.file());
     // Made once, on the first symbol whose bytes differ.
     let layouts = OnceCell::new();
-    let changes = |a: &Symbol<'_>, b: &Symbol<'_>| {
+    let changes = |(i, a): (usize, &Symbol<'_>), (j, b): (usize, &Symbol<'_>)| {
         if a.kind != b.kind || a.size != b.size {
             return true;
+        }
+        // Fingerprints, where both versions record one, tell without reading either's code
+        // (docs/FORMAT.md, *Function fingerprints*).
+        if let (Some(x), Some(y)) = (old_file.fingerprint(i), new_file.fingerprint(j)) {
+            return x != y;
         }
         let (Some(x), Some(y)) = (symbol_bytes(old, a), symbol_bytes(new, b)) else {
             return true;
@@ -582,14 +588,14 @@ pub(crate) fn diff<'a>(
     // old exports none of them found are the removed ones.
     let (mut added, mut changed) = (Vec::new(), Vec::new());
     let mut found = vec![false; old_file.symbols().len()];
-    for (_, b) in new_file.symbols().exported() {
+    for (j, b) in new_file.symbols().exported() {
         match old_file.lookup_index(b.name) {
             None => added.push(b.name.to_owned()),
             Some((i, a)) => {
                 if let Some(seen) = found.get_mut(i) {
                     *seen = true;
                 }
-                if changes(&a, &b) {
+                if changes((i, &a), (j, &b)) {
                     changed.push(b.name.to_owned());
                 }
             }

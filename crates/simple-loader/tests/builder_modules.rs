@@ -976,3 +976,79 @@ fn zero_pages_are_made_in_room_mapped_with_the_file_not_by_moving_it() {
         assert_eq!(word.read(), 5);
     }
 }
+
+/// A reloadable module of three exported functions, each `common::CODE_LEN` bytes at its own
+/// 16-byte slot: `steady` returns 42, `bytes` is `code` (never called), `marked` returns 42;
+/// `fingerprints` gives (name, fingerprint) for those that record one.
+fn fingerprinted(code: [u8; common::CODE_LEN], fingerprints: &[(&str, u64)], hash: u64) -> Vec<u8> {
+    let mut b = ModuleBuilder::new();
+    b.platform = simple_loader::HOST_PLATFORM;
+    b.arch = HOST;
+    b.flags = b.flags.union(ModuleFlags::RELOADABLE);
+    b.source_hash = hash;
+    let functions = [
+        ("steady", RETURN_42),
+        ("bytes", code),
+        ("marked", RETURN_42),
+    ];
+    let mut data = vec![0u8; 16 * functions.len()];
+    for (i, (_, body)) in functions.iter().enumerate() {
+        data[16 * i..16 * i + body.len()].copy_from_slice(body);
+    }
+    let text = b.add_section(LoadedSection {
+        kind: SectionKind::Code,
+        name: ".text",
+        vaddr: 0,
+        mem_size: data.len() as u64,
+        align: 16,
+        data,
+    });
+    for (i, (name, body)) in functions.iter().enumerate() {
+        b.add_symbol(Symbol {
+            name,
+            kind: SymbolKind::Function,
+            binding: Binding::Global,
+            visibility: Visibility::Default,
+            section: Some(text),
+            value: 16 * i as u64,
+            size: body.len() as u64,
+            type_id: 0,
+            version: 0,
+        });
+        if let Some(&(_, fingerprint)) = fingerprints.iter().find(|(n, _)| n == name) {
+            b.add_fingerprint(i as u32, fingerprint);
+        }
+    }
+    b.write().unwrap()
+}
+
+#[test]
+fn a_reload_compares_fingerprints_where_both_versions_record_them() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let all = |bytes, marked| [("steady", 1), ("bytes", bytes), ("marked", marked)];
+    let path = write_temp(
+        dir.path(),
+        "fingerprinted.smf",
+        &fingerprinted(RETURN_42, &all(2, 3), 1),
+    );
+    let registry = Registry::new();
+    // SAFETY: a module this test built; the file is replaced whole, never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
+    // Other bytes under the same fingerprint: the writer vouches that it behaves alike. The
+    // same bytes under another fingerprint: changed.
+    let mut other = RETURN_42;
+    other[0] ^= 0xff;
+    std::fs::write(&path, fingerprinted(other, &all(2, 30), 2)).unwrap();
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(report.changed, ["marked"], "{report}");
+    // A version without fingerprints is compared by its bytes.
+    std::fs::write(&path, fingerprinted(RETURN_42, &[], 3)).unwrap();
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(report.changed, ["bytes"], "{report}");
+    // SAFETY: `int steady(void)`.
+    let steady = unsafe { registry.current::<extern "C" fn() -> i32>(&path, "steady") }.unwrap();
+    assert_eq!((*steady.pin())(), 42);
+}

@@ -127,6 +127,16 @@ pub struct RuntimeFunction {
     pub unwind_info: U32,
 }
 
+/// One entry of a `fingerprints` table (16 bytes): the fingerprint of the exported function
+/// that symbol-table entry `symbol` is (see `docs/FORMAT.md`, *Function fingerprints*).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct Fingerprint {
+    pub symbol: U32,
+    pub reserved: U32,
+    pub fingerprint: U64,
+}
+
 /// The start of a compressed payload (16 bytes), followed by one zstd frame: see
 /// `docs/FORMAT.md`, *Compressed payloads*.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -151,6 +161,7 @@ mod tests {
         assert_eq!(size_of::<Import>(), 24);
         assert_eq!(size_of::<Reloc>(), 24);
         assert_eq!(size_of::<HashHeader>(), 8);
+        assert_eq!(size_of::<Fingerprint>(), 16);
         assert_eq!(size_of::<RuntimeFunction>() as u64, PDATA_ENTRY_SIZE);
         assert_eq!(size_of::<CompressedHeader>(), 16);
         assert_eq!(

@@ -631,6 +631,8 @@ pub struct Module<'data> {
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
     tls_callbacks: Vec<u64>,
+    /// The `fingerprints` table, checked: sorted by symbol, each an exported function.
+    fingerprints: &'data [raw::Fingerprint],
     /// The validated `typeinfo` table (empty when the module has none).
     types: crate::typeinfo::TypeInfo<'data>,
 }
@@ -1146,6 +1148,7 @@ impl<'data> Module<'data> {
             init_array: Vec::new(),
             fini_array: Vec::new(),
             tls_callbacks: Vec::new(),
+            fingerprints: &[],
             types: crate::typeinfo::TypeInfo::default(),
         };
         if let Some(s) = module.table_section(SectionKind::TypeInfo) {
@@ -1167,6 +1170,7 @@ impl<'data> Module<'data> {
         }
         module.parse_symbols(strtab, limits)?;
         module.parse_hash()?;
+        module.parse_fingerprints()?;
         module.parse_imports(strtab, limits)?;
         let mut targets = Targets::new(&module.sections);
         module.parse_relocs(limits, &mut targets)?;
@@ -1441,6 +1445,24 @@ impl<'data> Module<'data> {
         &self.tls_callbacks
     }
 
+    /// The fingerprint of exported function `symbol` (a symbol-table index), if the module
+    /// records one: two versions of a function with equal fingerprints behave alike
+    /// (`docs/FORMAT.md`, *Function fingerprints*).
+    pub fn fingerprint(&self, symbol: usize) -> Option<u64> {
+        let at = self
+            .fingerprints
+            .binary_search_by_key(&symbol, |e| e.symbol.get() as usize)
+            .ok()?;
+        Some(self.fingerprints[at].fingerprint.get())
+    }
+
+    /// Every fingerprint the module records: (symbol index, fingerprint), by symbol index.
+    pub fn fingerprints(&self) -> impl ExactSizeIterator<Item = (usize, u64)> + '_ {
+        self.fingerprints
+            .iter()
+            .map(|e| (e.symbol.get() as usize, e.fingerprint.get()))
+    }
+
     /// The loaded section containing image offset `offset`.
     pub fn section_at(&self, offset: u64) -> Option<&Section<'data>> {
         self.loaded_sections()
@@ -1662,6 +1684,48 @@ impl<'data> Module<'data> {
         // Read again: the problem was not the name.
         let name = self.raw_name(i);
         Error::malformed(format!("symbol {i} ({name})"), message)
+    }
+
+    /// Checks the `fingerprints` table (rule 14 of `docs/FORMAT.md`): whole entries, at most
+    /// one per symbol, in strictly ascending symbol order, each naming an exported function
+    /// (whose entry `parse_symbols` checked), reserved fields zero.
+    fn parse_fingerprints(&mut self) -> Result<(), Error> {
+        let Some(section) = self.table_section(SectionKind::Fingerprints).copied() else {
+            return Ok(());
+        };
+        let limit = self.symtab.len() as u64;
+        let entries: &[raw::Fingerprint] = table(&section, limit, "fingerprints entry count")?;
+        let mut previous = None;
+        for (i, entry) in entries.iter().enumerate() {
+            let symbol = entry.symbol.get();
+            let problem = if entry.reserved.get() != 0 {
+                Some("reserved field is not zero".to_owned())
+            } else if previous.is_some_and(|p| symbol <= p) {
+                Some(format!(
+                    "symbol {symbol} does not follow symbol {} (entries are sorted by symbol, one each)",
+                    previous.unwrap_or_default()
+                ))
+            } else {
+                match self.symtab.get(symbol as usize) {
+                    None => Some(format!(
+                        "symbol {symbol} is past the symbol table ({limit} entries)"
+                    )),
+                    Some(s)
+                        if s.binding == Binding::Local.as_raw()
+                            || s.kind != SymbolKind::Function.as_raw() =>
+                    {
+                        Some(format!("symbol {symbol} is not an exported function"))
+                    }
+                    Some(_) => None,
+                }
+            };
+            if let Some(problem) = problem {
+                return Err(Error::malformed(format!("fingerprints entry {i}"), problem));
+            }
+            previous = Some(symbol);
+        }
+        self.fingerprints = entries;
+        Ok(())
     }
 
     fn parse_hash(&mut self) -> Result<(), Error> {

@@ -117,6 +117,10 @@ field_enum! {
         /// image offsets of functions the loader calls as Windows calls a DLL's, at load, at
         /// unload and as threads start and end (see `docs/FORMAT.md`). Windows modules only.
         TlsCallbacks = 21 => "tls_callbacks",
+        /// Fingerprints of exported functions: 16-byte [`crate::raw::Fingerprint`] entries,
+        /// sorted by symbol index, that say whether two versions of a function behave alike
+        /// without reading their code (see `docs/FORMAT.md`).
+        Fingerprints = 22 => "fingerprints",
     }
 }
 
@@ -325,7 +329,7 @@ mod tests {
     #[test]
     fn unknown_raw_values_are_rejected() {
         assert_eq!(SectionKind::try_from(0u32), Err(0));
-        assert_eq!(SectionKind::try_from(22u32), Err(22));
+        assert_eq!(SectionKind::try_from(23u32), Err(23));
         assert_eq!(SymbolKind::try_from(7u8), Err(7));
         assert_eq!(Binding::try_from(3u8), Err(3));
         assert_eq!(RelocKind::try_from(0u32), Err(0));

@@ -102,6 +102,7 @@ pub struct ModuleBuilder<'a> {
     init_array: Vec<u64>,
     fini_array: Vec<u64>,
     tls_callbacks: Vec<u64>,
+    fingerprints: std::collections::BTreeMap<u32, u64>,
     opaque: Vec<(SectionKind, Vec<u8>)>,
 }
 
@@ -125,6 +126,7 @@ impl<'a> ModuleBuilder<'a> {
             init_array: Vec::new(),
             fini_array: Vec::new(),
             tls_callbacks: Vec::new(),
+            fingerprints: std::collections::BTreeMap::new(),
             opaque: Vec::new(),
         }
     }
@@ -175,6 +177,14 @@ impl<'a> ModuleBuilder<'a> {
     /// added (`docs/FORMAT.md`, *TLS callbacks of Windows modules*).
     pub fn add_tls_callback(&mut self, offset: u64) {
         self.tls_callbacks.push(offset);
+    }
+
+    /// Records the fingerprint of the exported function at symbol index `symbol` (the order of
+    /// [`ModuleBuilder::add_symbol`] calls, from 0), replacing one recorded before for it
+    /// (`docs/FORMAT.md`, *Function fingerprints*). [`ModuleBuilder::write`] refuses one for
+    /// a symbol that is not an exported function.
+    pub fn add_fingerprint(&mut self, symbol: u32, fingerprint: u64) {
+        self.fingerprints.insert(symbol, fingerprint);
     }
 
     /// Sets the `typeinfo` table (`docs/FORMAT.md`, *Type information*), which the `type_id`
@@ -280,6 +290,22 @@ impl<'a> ModuleBuilder<'a> {
                 .flat_map(|w| w.to_le_bytes())
                 .collect();
             tables.push((SectionKind::Relr, ".relr", bytes));
+        }
+        if !self.fingerprints.is_empty() {
+            let bytes = self
+                .fingerprints
+                .iter()
+                .flat_map(|(&symbol, &fingerprint)| {
+                    raw::Fingerprint {
+                        symbol: U32::new(symbol),
+                        reserved: U32::new(0),
+                        fingerprint: U64::new(fingerprint),
+                    }
+                    .as_bytes()
+                    .to_vec()
+                })
+                .collect();
+            tables.push((SectionKind::Fingerprints, ".fingerprints", bytes));
         }
         if !self.needed.is_empty() {
             let bytes = self

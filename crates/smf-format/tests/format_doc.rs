@@ -447,6 +447,14 @@ fn the_structure_tables_match_the_raw_structs() {
             }),
         ),
         (
+            "Fingerprint",
+            layout!(raw::Fingerprint {
+                symbol,
+                reserved,
+                fingerprint
+            }),
+        ),
+        (
             "RawVersion",
             layout!(smf_format::version::RawVersion {
                 major,

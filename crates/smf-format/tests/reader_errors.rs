@@ -234,7 +234,7 @@ fn section_file_range_past_eof() {
 
 #[test]
 fn unknown_section_kind() {
-    for kind in [0u32, 22, 0xffff_ffff] {
+    for kind in [0u32, 23, 0xffff_ffff] {
         let bad = patched(&base(), |b| section_mut(b, 0).kind = kind.into());
         expect_err(
             &bad,

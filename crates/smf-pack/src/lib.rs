@@ -27,6 +27,7 @@
 mod arch;
 pub mod archive;
 mod error;
+mod fingerprint;
 mod ifunc;
 mod input;
 mod layout;
@@ -224,11 +225,17 @@ pub fn pack_report(inputs: &[Input], options: &Options) -> Result<Packed, Error>
         .collect();
     let mut types = smf_format::typeinfo::TypeTableBuilder::new();
     let by_object = types::collect(&object_data, &mut types);
-    let typed = |symbol: &smf_format::Symbol<'_>, object: Option<usize>| {
-        let ty = *by_object.get(object?)?.get(symbol.name)?;
+    let typed = |symbol: &smf_format::Symbol<'_>, object: Option<(usize, usize)>| {
+        let ty = *by_object.get(object?.0)?.get(symbol.name)?;
         let is_function = types.kind_of(ty)? == smf_format::typeinfo::TypeKind::Function;
         (is_function == (symbol.kind == smf_format::SymbolKind::Function)).then_some(ty)
     };
+    // What a reload compares instead of reading both versions' code.
+    if options.reloadable {
+        for (index, fingerprint) in fingerprint::exported(&objects, &globals, &symbols) {
+            builder.add_fingerprint(index, fingerprint);
+        }
+    }
     let symbols: Vec<_> = symbols
         .into_iter()
         .map(|(symbol, object)| smf_format::Symbol {

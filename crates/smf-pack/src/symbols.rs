@@ -13,13 +13,14 @@ use crate::resolve::{DSO_HANDLE, Definition, GOT_SYMBOL, Globals, Strength};
 /// (exported unless hidden), the named functions and objects local to one object, and the
 /// symbols the packer provides. `indices` maps [`OutputKind::index`] to the SMF section index
 /// of each output (`None` if empty). Section symbols, file symbols and untyped locals (`.L`
-/// labels) are left out.
+/// labels) are left out. Each symbol comes with the object and the object's symbol it is,
+/// `None` for the packer's own.
 pub(crate) fn build<'data>(
     objects: &[Object<'data>],
     globals: &Globals<'data>,
     layout: &Layout,
     indices: &[Option<u32>],
-) -> Result<Vec<(Symbol<'data>, Option<usize>)>, Error> {
+) -> Result<Vec<(Symbol<'data>, Option<(usize, usize)>)>, Error> {
     let mut symbols = Vec::new();
     for (o, object) in objects.iter().enumerate() {
         for (s, symbol) in object.symbols.iter().enumerate().skip(1) {
@@ -157,7 +158,7 @@ pub(crate) fn build<'data>(
                     size,
                 ),
             };
-            symbols.push((entry, Some(o)));
+            symbols.push((entry, Some((o, s))));
         }
     }
     // The packer's own definitions, hidden like the linker-provided ones of ELF.
