@@ -491,6 +491,10 @@ struct Translator<'d, 'a> {
     new: &'d Decoded<'a>,
     /// The versions `old` retains, and whether a kept word points into each.
     older: Vec<(Arc<Module>, std::cell::Cell<bool>)>,
+    /// Each owner (an index into `old`'s symbols) translated so far, with the symbol of `new`
+    /// that is the same object, if one is: state holds many pointers to few symbols (SQLite's
+    /// 519 pointers name 169), and finding a symbol by name is most of a translation.
+    same: std::cell::RefCell<ByName<usize, Option<(Symbol<'a>, Symbol<'a>)>>>,
 }
 
 impl<'d, 'a> Translator<'d, 'a> {
@@ -504,6 +508,7 @@ impl<'d, 'a> Translator<'d, 'a> {
                 .into_iter()
                 .map(|m| (m, std::cell::Cell::new(false)))
                 .collect(),
+            same: Default::default(),
         }
     }
 
@@ -526,22 +531,36 @@ impl<'d, 'a> Translator<'d, 'a> {
             .collect()
     }
 
-    /// The symbol of `old` that owns image offset `offset` ([`SymbolIndex::owner`]).
-    fn owner(&self, offset: u64) -> Option<Symbol<'a>> {
+    /// The symbol of `old` that owns image offset `offset` ([`SymbolIndex::owner`]) and the
+    /// symbol of `new` that is the same object, if one is.
+    fn same(&self, offset: u64) -> Option<(Symbol<'a>, Symbol<'a>)> {
         let index = self.old.index.owner(offset)?;
-        self.old.module.file().symbol(index)?.ok()
+        if let Some(&known) = self.same.borrow().get(&index) {
+            return known;
+        }
+        let found = self
+            .old
+            .module
+            .file()
+            .symbol(index)?
+            .ok()
+            .and_then(|owner| {
+                let target = match owner.binding {
+                    // Only a local whose name is unique in the new version is the same object.
+                    Binding::Local => self.new.local(owner.name, owner.kind)?,
+                    _ => self.new.module.file().lookup(owner.name)?,
+                };
+                Some((owner, target))
+            });
+        self.same.borrow_mut().insert(index, found);
+        found
     }
 
     /// The address in `new` of what image offset `offset` of `old` is.
     fn translate(&self, offset: u64) -> Option<u64> {
-        let owner = self.owner(offset)?;
+        let (owner, target) = self.same(offset)?;
         let delta = offset - owner.value;
         let new = self.new.module;
-        let target = match owner.binding {
-            // Only a local whose name is unique in the new version is the same object.
-            Binding::Local => self.new.local(owner.name, owner.kind)?,
-            _ => new.file().lookup(owner.name)?,
-        };
         // Inside a function, the same offset in the new code is some other instruction: only
         // the function's own address moves (a label or return address inside it retains the
         // old image).
