@@ -1,8 +1,9 @@
 //! Reloads SQLite's `--reloadable` module in a loop, for profiling a reload with `perf`:
-//! `cargo run --release -p smf-bench --example reload_loop -- [read|mapped] [link|copy] [N]`.
-//! `link` replaces the live file by a link to the other version's file (as the benchmark
-//! does), `copy` by a fresh copy renamed over it (as a build does). Prints the median and the
-//! range of the reload times.
+//! `cargo run --release -p smf-bench --example reload_loop -- [read|mapped] [link|copy] [N]
+//! [settle]`. `link` replaces the live file by a link to the other version's file (as the
+//! benchmark does), `copy` by a fresh copy renamed over it (as a build does); `settle` sleeps
+//! 200 µs before each reload, as the benchmark does, so that each starts with what the
+//! sleep left in the caches. Prints the median and the range of the reload times.
 
 use std::path::Path;
 use std::time::Instant;
@@ -15,6 +16,7 @@ fn main() -> Result<(), String> {
     let mapped = args.get(1).is_some_and(|a| a == "mapped");
     let copy = args.get(2).is_some_and(|a| a == "copy");
     let n: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(500);
+    let settle = args.get(4).is_some_and(|a| a == "settle");
     let dir = Path::new("/tmp/perfreload-loop");
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     // Built once: later runs reuse the modules.
@@ -47,6 +49,9 @@ fn main() -> Result<(), String> {
     let mut faults = Vec::with_capacity(n);
     for i in 0..n {
         replace(i)?;
+        if settle {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         let (c0, f0) = thread_cpu();
         let start = Instant::now();
         // SAFETY: as above.

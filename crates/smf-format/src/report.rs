@@ -80,6 +80,23 @@ pub fn write_report_parts(module: &Module<'_>, parts: Parts, out: &mut impl Writ
     if parts.symbols {
         gap(out)?;
         write_symbols(module, out)?;
+        // Reloadable modules only, so shown only when there are some.
+        if module.fingerprints().len() > 0 {
+            gap(out)?;
+            writeln!(out, "Fingerprints ({}):", module.fingerprints().len())?;
+            writeln!(out, "   Num Fingerprint        Name")?;
+            for (i, fingerprint) in module.fingerprints() {
+                let name = module
+                    .symbol(i)
+                    .and_then(Result::ok)
+                    .map_or("?", |s| s.name);
+                writeln!(
+                    out,
+                    "  {i:4} {fingerprint:016x}   {}",
+                    crate::with_demangled(name)
+                )?;
+            }
+        }
     }
     if parts.imports {
         gap(out)?;
@@ -591,6 +608,7 @@ pub fn json_report(module: &Module<'_>, parts: Parts) -> serde_json::Value {
                 "type_id": s.type_id,
                 "version": s.version,
                 "version_semver": module.symbol_version(&s).map(|v| v.to_string()),
+                "fingerprint": module.fingerprint(i).map(|f| format!("{f:016x}")),
             })
         });
         report.insert("symbols".into(), Value::Array(list.collect()));

@@ -1,6 +1,7 @@
 //! The `fingerprints` table (docs/FORMAT.md, *Function fingerprints*): written by the builder,
 //! read by symbol, and refused when an entry breaks a rule of the reader.
 
+use smf_format::report::{Parts, json_report, write_report};
 use smf_format::*;
 
 /// Two exported functions (symbols 0 and 2) around a local one (symbol 1); fingerprints for
@@ -53,13 +54,13 @@ fn table(bytes: &[u8]) -> std::ops::Range<usize> {
 fn fingerprints_are_read_by_symbol() {
     // Added out of order, one replaced: written sorted, the last one kept.
     let bytes = module(&[(2, 0xbbbb), (0, 0x1111), (0, 0xaaaa)]).unwrap();
-    let module = Module::parse(&bytes).unwrap();
-    assert_eq!(module.fingerprint(0), Some(0xaaaa));
-    assert_eq!(module.fingerprint(1), None);
-    assert_eq!(module.fingerprint(2), Some(0xbbbb));
-    assert_eq!(module.fingerprint(3), None);
+    let parsed = Module::parse(&bytes).unwrap();
+    assert_eq!(parsed.fingerprint(0), Some(0xaaaa));
+    assert_eq!(parsed.fingerprint(1), None);
+    assert_eq!(parsed.fingerprint(2), Some(0xbbbb));
+    assert_eq!(parsed.fingerprint(3), None);
     assert_eq!(
-        module.fingerprints().collect::<Vec<_>>(),
+        parsed.fingerprints().collect::<Vec<_>>(),
         [(0, 0xaaaa), (2, 0xbbbb)]
     );
     let none = module(&[]).unwrap();
@@ -109,4 +110,32 @@ fn a_reader_refuses_broken_entries() {
         let e = patched(patch);
         assert!(e.contains(expected), "{e}\nexpected: {expected}");
     }
+}
+
+#[test]
+fn inspect_lists_the_fingerprints() {
+    let bytes = module(&[(0, 0xaaaa), (2, 0xbbbb)]).unwrap();
+    let parsed = Module::parse(&bytes).unwrap();
+    let mut text = String::new();
+    write_report(&parsed, &mut text).unwrap();
+    assert!(
+        text.contains("Fingerprints (2):\n   Num Fingerprint        Name\n     0 000000000000aaaa   first\n     2 000000000000bbbb   second\n"),
+        "{text}"
+    );
+    let json = json_report(&parsed, Parts::ALL);
+    let fingerprints: Vec<_> = json["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["fingerprint"].as_str())
+        .collect();
+    assert_eq!(
+        fingerprints,
+        [Some("000000000000aaaa"), None, Some("000000000000bbbb")]
+    );
+    // Without the table, no section of the report.
+    let mut text = String::new();
+    let without = module(&[]).unwrap();
+    write_report(&Module::parse(&without).unwrap(), &mut text).unwrap();
+    assert!(!text.contains("Fingerprints"), "{text}");
 }
