@@ -575,6 +575,11 @@ impl<'d, 'a> Translator<'d, 'a> {
 /// its behaviour may differ: its kind or size changed, its fingerprints differ where both
 /// versions record one, or else its bytes differ other than where they only locate something
 /// that moved ([`Layout::same_behaviour`]).
+///
+/// The two versions' exports are matched by walking both lists of name hashes in order
+/// ([`SymbolIndex::exports`]), names compared only where hashes are equal; a pair whose
+/// fingerprints are equal is the same function without anything more being read. Each list
+/// comes out in its table's order.
 pub(crate) fn diff<'a>(
     old_symbols: &Decoded<'a>,
     new_symbols: &Decoded<'a>,
@@ -583,14 +588,9 @@ pub(crate) fn diff<'a>(
     let (old_file, new_file) = (old.file(), new.file());
     // Made once, on the first symbol whose bytes differ.
     let layouts = OnceCell::new();
-    let changes = |(i, a): (usize, &Symbol<'_>), (j, b): (usize, &Symbol<'_>)| {
+    let changes = |a: &Symbol<'_>, b: &Symbol<'_>| {
         if a.kind != b.kind || a.size != b.size {
             return true;
-        }
-        // Fingerprints, where both versions record one, tell without reading either's code
-        // (docs/FORMAT.md, *Function fingerprints*).
-        if let (Some(x), Some(y)) = (old_file.fingerprint(i), new_file.fingerprint(j)) {
-            return x != y;
         }
         let (Some(x), Some(y)) = (symbol_bytes(old, a), symbol_bytes(new, b)) else {
             return true;
@@ -603,30 +603,67 @@ pub(crate) fn diff<'a>(
             layouts.get_or_init(|| (Layout::new(old_symbols), Layout::new(new_symbols)));
         !Layout::same_behaviour(old_layout, a, x, new_layout, b, y)
     };
-    // One pass over the new version's exports, each looked up once in the old version; the
-    // old exports none of them found are the removed ones.
-    let (mut added, mut changed) = (Vec::new(), Vec::new());
-    let mut found = vec![false; old_file.symbols().len()];
-    for (j, b) in new_file.symbols().exported() {
-        match old_file.lookup_index(b.name) {
-            None => added.push(b.name.to_owned()),
-            Some((i, a)) => {
-                if let Some(seen) = found.get_mut(i) {
-                    *seen = true;
-                }
-                if changes((i, &a), (j, &b)) {
-                    changed.push(b.name.to_owned());
-                }
+    let (a, b) = (old_symbols.index.exports(), new_symbols.index.exports());
+    let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    // Which exports of the old version's current hash a new one matched.
+    let mut matched: Vec<bool> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let hash = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.hash.min(y.hash),
+            (Some(x), None) => x.hash,
+            (None, Some(y)) => y.hash,
+            (None, None) => break,
+        };
+        // The exports of each version with this hash (almost always one or none).
+        let old_end = i + a[i..].iter().take_while(|x| x.hash == hash).count();
+        let new_end = j + b[j..].iter().take_while(|y| y.hash == hash).count();
+        let (olds, news) = (&a[i..old_end], &b[j..new_end]);
+        matched.clear();
+        matched.resize(olds.len(), false);
+        for y in news {
+            let name = new_file.symbols().name(y.index as usize);
+            let found = olds.iter().enumerate().find(|&(k, x)| {
+                !matched[k] && name.is_some() && old_file.symbols().name(x.index as usize) == name
+            });
+            let Some((k, x)) = found else {
+                added.push(y.index);
+                continue;
+            };
+            matched[k] = true;
+            let differs = match (x.fingerprint, y.fingerprint) {
+                // Fingerprints, where both versions record one, tell without reading either's
+                // code (docs/FORMAT.md, *Function fingerprints*).
+                (Some(f), Some(g)) => f != g,
+                _ => match (
+                    old_file.symbol(x.index as usize),
+                    new_file.symbol(y.index as usize),
+                ) {
+                    (Some(Ok(p)), Some(Ok(q))) => changes(&p, &q),
+                    _ => true,
+                },
+            };
+            if differs {
+                changed.push(y.index);
             }
         }
+        for (x, _) in olds.iter().zip(&matched).filter(|(_, m)| !**m) {
+            removed.push(x.index);
+        }
+        (i, j) = (old_end, new_end);
     }
-    let removed = old_file
-        .symbols()
-        .exported_hashes()
-        .filter(|&(i, _)| !found.get(i).copied().unwrap_or(true))
-        .filter_map(|(i, _)| Some(old_file.symbol(i)?.ok()?.name.to_owned()))
-        .collect();
-    (added, removed, changed)
+    let names = |file: &smf_format::Module<'_>, mut indices: Vec<u32>| -> Vec<String> {
+        indices.sort_unstable();
+        indices
+            .into_iter()
+            .filter_map(|k| Some(file.symbols().name(k as usize)?.to_owned()))
+            .collect()
+    };
+    (
+        names(new_file, added),
+        names(old_file, removed),
+        names(new_file, changed),
+    )
 }
 
 /// What an image offset of one version points to, named so that the other version can be

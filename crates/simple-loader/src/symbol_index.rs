@@ -30,6 +30,19 @@ pub(crate) struct SymbolIndex {
     /// hashes of locals are what the writer stored, unchecked: a local whose stored hash is
     /// not its name's is not found by name.
     locals: Vec<u64>,
+    /// The exported symbols, sorted by (stored name hash, index), each with its function
+    /// fingerprint if the module records one: what comparing two versions' exports reads.
+    exports: Vec<Export>,
+}
+
+/// An exported symbol as [`SymbolIndex::exports`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Export {
+    /// Its name's FNV-1a hash, as stored (checked by the parse for exported symbols).
+    pub hash: u32,
+    pub index: u32,
+    /// Its fingerprint (`docs/FORMAT.md`, *Function fingerprints*), if it has one.
+    pub fingerprint: Option<u64>,
 }
 
 /// A free entry of [`SymbolIndex::locals`] (no symbol has index `u32::MAX`: a table's count
@@ -101,12 +114,34 @@ impl SymbolIndex {
             locals[at] = key;
         }
         let reach = reach(&spans);
+        // Both in table order: the fingerprints are merged in as the exports are listed.
+        let mut fingerprints = file.fingerprints().peekable();
+        let mut exports: Vec<Export> = file
+            .symbols()
+            .exported_hashes()
+            .map(|(i, hash)| {
+                while fingerprints.next_if(|&(at, _)| at < i).is_some() {}
+                let fingerprint = fingerprints.next_if(|&(at, _)| at == i).map(|(_, f)| f);
+                Export {
+                    hash,
+                    index: i as u32,
+                    fingerprint,
+                }
+            })
+            .collect();
+        exports.sort_unstable();
         SymbolIndex {
             spans,
             reach,
             state,
             locals,
+            exports,
         }
+    }
+
+    /// The exported symbols by (name hash, index), with their fingerprints.
+    pub(crate) fn exports(&self) -> &[Export] {
+        &self.exports
     }
 
     /// The indices of the state symbols (data in writable sections), in table order.
@@ -197,6 +232,7 @@ mod tests {
             reach,
             state: vec![],
             locals: vec![EMPTY],
+            exports: vec![],
         }
     }
 

@@ -977,22 +977,16 @@ fn zero_pages_are_made_in_room_mapped_with_the_file_not_by_moving_it() {
     }
 }
 
-/// A reloadable module of three exported functions, each `common::CODE_LEN` bytes at its own
-/// 16-byte slot: `steady` returns 42, `bytes` is `code` (never called), `marked` returns 42;
-/// `fingerprints` gives (name, fingerprint) for those that record one.
-fn fingerprinted(code: [u8; common::CODE_LEN], fingerprints: &[(&str, u64)], hash: u64) -> Vec<u8> {
+/// A reloadable module of exported functions, each `common::CODE_LEN` bytes at its own
+/// 16-byte slot: (name, code, fingerprint if it records one).
+fn exporting(functions: &[(&str, [u8; common::CODE_LEN], Option<u64>)], hash: u64) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.platform = simple_loader::HOST_PLATFORM;
     b.arch = HOST;
     b.flags = b.flags.union(ModuleFlags::RELOADABLE);
     b.source_hash = hash;
-    let functions = [
-        ("steady", RETURN_42),
-        ("bytes", code),
-        ("marked", RETURN_42),
-    ];
     let mut data = vec![0u8; 16 * functions.len()];
-    for (i, (_, body)) in functions.iter().enumerate() {
+    for (i, (_, body, _)) in functions.iter().enumerate() {
         data[16 * i..16 * i + body.len()].copy_from_slice(body);
     }
     let text = b.add_section(LoadedSection {
@@ -1003,7 +997,7 @@ fn fingerprinted(code: [u8; common::CODE_LEN], fingerprints: &[(&str, u64)], has
         align: 16,
         data,
     });
-    for (i, (name, body)) in functions.iter().enumerate() {
+    for (i, &(name, body, fingerprint)) in functions.iter().enumerate() {
         b.add_symbol(Symbol {
             name,
             kind: SymbolKind::Function,
@@ -1015,11 +1009,63 @@ fn fingerprinted(code: [u8; common::CODE_LEN], fingerprints: &[(&str, u64)], has
             type_id: 0,
             version: 0,
         });
-        if let Some(&(_, fingerprint)) = fingerprints.iter().find(|(n, _)| n == name) {
+        if let Some(fingerprint) = fingerprint {
             b.add_fingerprint(i as u32, fingerprint);
         }
     }
     b.write().unwrap()
+}
+
+/// `steady` returns 42, `bytes` is `code` (never called), `marked` returns 42; `fingerprints`
+/// gives (name, fingerprint) for those that record one.
+fn fingerprinted(code: [u8; common::CODE_LEN], fingerprints: &[(&str, u64)], hash: u64) -> Vec<u8> {
+    let fingerprint = |name: &str| fingerprints.iter().find(|(n, _)| *n == name).map(|f| f.1);
+    exporting(
+        &[
+            ("steady", RETURN_42, fingerprint("steady")),
+            ("bytes", code, fingerprint("bytes")),
+            ("marked", RETURN_42, fingerprint("marked")),
+        ],
+        hash,
+    )
+}
+
+/// Exports are matched by name, not by name hash: `costarring` and `liquid`, and `altarage`
+/// and `zinke`, have the same FNV-1a hash. Each list of the report is in its version's table
+/// order.
+#[test]
+fn a_reload_matches_exports_by_name_where_their_hashes_collide() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = exporting(
+        &[
+            ("costarring", RETURN_42, Some(1)),
+            ("declinate", RETURN_42, Some(2)),
+            ("altarage", RETURN_42, Some(3)),
+            ("gone", RETURN_42, Some(4)),
+        ],
+        1,
+    );
+    let v2 = exporting(
+        &[
+            ("liquid", RETURN_42, Some(5)),
+            ("costarring", RETURN_42, Some(1)),
+            ("declinate", RETURN_42, Some(22)),
+            ("zinke", RETURN_42, Some(3)),
+            ("new", RETURN_42, None),
+        ],
+        2,
+    );
+    let path = write_temp(dir.path(), "collide.smf", &v1);
+    let registry = Registry::new();
+    // SAFETY: a module this test built; the file is replaced whole, never rewritten in place.
+    unsafe { registry.load(&path) }.unwrap();
+    std::fs::write(&path, v2).unwrap();
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(report.added, ["liquid", "zinke", "new"], "{report}");
+    assert_eq!(report.removed, ["altarage", "gone"], "{report}");
+    assert_eq!(report.changed, ["declinate"], "{report}");
 }
 
 #[test]

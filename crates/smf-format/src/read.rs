@@ -554,6 +554,18 @@ impl<'m, 'data> Symbols<'m, 'data> {
         self.module.symtab.get(index).map(|s| s.name_hash.get())
     }
 
+    /// The name of entry `index` alone, without decoding the rest of the entry: `None` past
+    /// the table or where the name is not valid (see [`Module::symbol`] for why).
+    pub fn name(&self, index: usize) -> Option<&'data str> {
+        let s = self.module.symtab.get(index)?;
+        let name = self
+            .module
+            .strtab
+            .at(s.name_offset.get(), self.module.max_name_len)
+            .ok()?;
+        (!name.is_empty()).then_some(name)
+    }
+
     /// Every entry decoded, or the error of the first broken one.
     pub fn to_vec(&self) -> Result<Vec<Symbol<'data>>, Error> {
         self.iter().collect()
