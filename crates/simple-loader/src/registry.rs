@@ -168,19 +168,79 @@ impl ExportIndex {
     fn add(&mut self, id: u64, module: &Module) {
         for (index, hash) in module.file().symbols().exported_hashes() {
             // The reader bounds the symbol count (`Limits::max_symbols`) far below u32::MAX.
-            let provider = (id, index as u32);
-            self.by_hash
-                .entry(hash)
-                .and_modify(|providers| providers.insert(provider))
-                .or_insert(Providers::One([provider]));
+            self.add_hash((id, index as u32), hash);
         }
     }
 
     fn remove(&mut self, id: u64, module: &Module) {
         for (_, hash) in module.file().symbols().exported_hashes() {
-            if self.by_hash.get_mut(&hash).is_some_and(|p| p.remove(id)) {
-                self.by_hash.remove(&hash);
+            self.remove_hash(id, hash);
+        }
+    }
+
+    fn remove_hash(&mut self, id: u64, hash: u32) {
+        if self.by_hash.get_mut(&hash).is_some_and(|p| p.remove(id)) {
+            self.by_hash.remove(&hash);
+        }
+    }
+
+    fn add_hash(&mut self, provider: (u64, u32), hash: u32) {
+        self.by_hash
+            .entry(hash)
+            .and_modify(|providers| providers.insert(provider))
+            .or_insert(Providers::One([provider]));
+    }
+
+    /// [`ExportIndex::remove`] of `old` then [`ExportIndex::add`] of `new` for entry `id`, as
+    /// a reload does: a name hash both versions export once keeps its place in the index
+    /// and only its symbol index changes, so that a reload that keeps its exports' names
+    /// neither removes nor inserts anything. Walks the two versions' export lists, which
+    /// each version's [`crate::symbol_index::SymbolIndex`] keeps sorted by hash.
+    fn replace(&mut self, id: u64, old: &Module, new: &Module) {
+        let (a, b) = (old.symbol_index().exports(), new.symbol_index().exports());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let hash = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) => x.hash.min(y.hash),
+                (Some(x), None) => x.hash,
+                (None, Some(y)) => y.hash,
+                (None, None) => break,
+            };
+            let old_end = i + a[i..].iter().take_while(|x| x.hash == hash).count();
+            let new_end = j + b[j..].iter().take_while(|y| y.hash == hash).count();
+            let updated = match (&a[i..old_end], &b[j..new_end]) {
+                ([_], [y]) => {
+                    self.by_hash
+                        .get_mut(&hash)
+                        .is_some_and(|providers| match providers {
+                            Providers::One([(owner, index)]) if *owner == id => {
+                                *index = y.index;
+                                true
+                            }
+                            Providers::One(_) => false,
+                            Providers::Many(many) => {
+                                let mut mine = many.iter_mut().filter(|(owner, _)| *owner == id);
+                                match (mine.next(), mine.next()) {
+                                    (Some((_, index)), None) => {
+                                        *index = y.index;
+                                        true
+                                    }
+                                    _ => false,
+                                }
+                            }
+                        })
+                }
+                _ => false,
+            };
+            if !updated {
+                if i < old_end {
+                    self.remove_hash(id, hash);
+                }
+                for y in &b[j..new_end] {
+                    self.add_hash((id, y.index), hash);
+                }
             }
+            (i, j) = (old_end, new_end);
         }
     }
 }
@@ -748,8 +808,7 @@ impl Registry {
                 new.retain(older);
             }
             let new = Arc::new(new);
-            state.exports.remove(entry.id, &old);
-            state.exports.add(entry.id, &new);
+            state.exports.replace(entry.id, &old, &new);
             entry.module = Arc::clone(&new);
             entry.version += 1;
             let mut type_changes = Vec::new();

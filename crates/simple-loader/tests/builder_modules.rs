@@ -1066,6 +1066,77 @@ fn a_reload_matches_exports_by_name_where_their_hashes_collide() {
     assert_eq!(report.added, ["liquid", "zinke", "new"], "{report}");
     assert_eq!(report.removed, ["altarage", "gone"], "{report}");
     assert_eq!(report.changed, ["declinate"], "{report}");
+    // The registry's index of exports follows: every export of the new version is found (at
+    // its new place in the table), none that went.
+    for name in ["liquid", "costarring", "declinate", "zinke", "new"] {
+        assert!(registry.resolve(name).is_some(), "{name}");
+    }
+    for name in ["altarage", "gone"] {
+        assert_eq!(registry.resolve(name), None, "{name}");
+    }
+}
+
+/// A name another module exports too: the reload updates its own entry of the export index
+/// and leaves the other's.
+#[test]
+fn a_reload_updates_the_export_index_beside_another_provider() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let other = write_temp(
+        dir.path(),
+        "other.smf",
+        &exporting(&[("shared_name", RETURN_42, None)], 7),
+    );
+    // Mine returns 7 where the other's returns 42.
+    let seven = return_constant(7);
+    let path = write_temp(
+        dir.path(),
+        "mine.smf",
+        &exporting(
+            &[
+                ("shared_name", seven, Some(1)),
+                ("mine", RETURN_42, Some(2)),
+            ],
+            1,
+        ),
+    );
+    let registry = Registry::new();
+    // SAFETY: modules this test built; files are replaced whole, never rewritten in place.
+    let first = unsafe { registry.load(&other) }.unwrap();
+    // SAFETY: as above.
+    unsafe { registry.load(&path) }.unwrap();
+    let call = |address: usize| {
+        // SAFETY: every function of these modules is `int (void)`, and the registry holds
+        // the module `address` is in.
+        let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(address) };
+        f()
+    };
+    assert_eq!(call(registry.resolve("shared_name").unwrap()), 42);
+    std::fs::write(
+        &path,
+        exporting(
+            &[
+                ("mine", RETURN_42, Some(2)),
+                ("shared_name", seven, Some(3)),
+            ],
+            2,
+        ),
+    )
+    .unwrap();
+    // SAFETY: as above.
+    unsafe { registry.reload(&path) }.unwrap();
+    assert_eq!(
+        call(registry.resolve("shared_name").unwrap()),
+        42,
+        "load order first"
+    );
+    drop(first);
+    registry.unload(&other).unwrap();
+    let mine = registry
+        .resolve("shared_name")
+        .expect("the reloaded module's");
+    assert_eq!(call(mine), 7);
+    assert!(registry.resolve("mine").is_some());
 }
 
 #[test]
