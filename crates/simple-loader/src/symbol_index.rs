@@ -21,6 +21,13 @@ pub(crate) struct SymbolIndex {
     /// `reach[i]`: the largest `end` among `spans[..=i]`. A backward scan for the symbols
     /// containing an offset stops where no earlier span reaches past it.
     reach: Vec<u64>,
+    /// A coarse index of `spans`: `buckets[b]` is the first span starting at or after
+    /// `b << shift`. A search for an address looks only between two buckets' entries, a few
+    /// spans, instead of halving the whole list: a reload searches for every pointer it
+    /// carries, each search a chain of cache misses in a list of SQLite's size. At most one
+    /// bucket per span (the shift is chosen so), at least a page each.
+    buckets: Vec<u32>,
+    shift: u32,
     /// The indices of the symbols that hold the module's state (data in writable sections),
     /// in table order.
     state: Vec<u32>,
@@ -58,6 +65,27 @@ struct Span {
     sized: bool,
     /// Whether the symbol is local (an exported one owns an address first).
     local: bool,
+}
+
+/// [`SymbolIndex::buckets`] and [`SymbolIndex::shift`] of `spans` (sorted by start).
+fn buckets(spans: &[Span]) -> (Vec<u32>, u32) {
+    let Some(last) = spans.last() else {
+        return (Vec::new(), 63);
+    };
+    // Enough bits that the buckets up to the last start number at most the spans.
+    let wanted = (spans.len() as u64).next_power_of_two().trailing_zeros();
+    let bits = u64::BITS - last.start.leading_zeros();
+    let shift = bits.saturating_sub(wanted).clamp(12, 63);
+    let count = (last.start >> shift) as usize + 1;
+    let mut buckets = Vec::with_capacity(count);
+    let mut at = 0;
+    for b in 0..count as u64 {
+        while spans.get(at).is_some_and(|span| span.start < b << shift) {
+            at += 1;
+        }
+        buckets.push(at as u32);
+    }
+    (buckets, shift)
 }
 
 /// `reach[i]` of `spans` (see [`SymbolIndex::reach`]).
@@ -114,6 +142,7 @@ impl SymbolIndex {
             locals[at] = key;
         }
         let reach = reach(&spans);
+        let (buckets, shift) = buckets(&spans);
         // Both in table order: the fingerprints are merged in as the exports are listed.
         let mut fingerprints = file.fingerprints().peekable();
         let mut exports: Vec<Export> = file
@@ -133,10 +162,28 @@ impl SymbolIndex {
         SymbolIndex {
             spans,
             reach,
+            buckets,
+            shift,
             state,
             locals,
             exports,
         }
+    }
+
+    /// The number of spans that start at or before `offset`: where a search for the spans
+    /// containing it starts (backwards).
+    fn starting_by(&self, offset: u64) -> usize {
+        let b = usize::try_from(offset >> self.shift).unwrap_or(usize::MAX);
+        let lo = match self.buckets.get(b) {
+            Some(&lo) => lo as usize,
+            // Past the last bucket: after every span's bucket start.
+            None => self.buckets.last().map_or(0, |&lo| lo as usize),
+        };
+        let hi = self
+            .buckets
+            .get(b.saturating_add(1))
+            .map_or(self.spans.len(), |&hi| hi as usize);
+        lo + self.spans[lo..hi].partition_point(|span| span.start <= offset)
     }
 
     /// The exported symbols by (name hash, index), with their fingerprints.
@@ -153,7 +200,7 @@ impl SymbolIndex {
     /// before a local one, then the first in the symbol table. Its index.
     pub(crate) fn owner(&self, offset: u64) -> Option<usize> {
         let mut best: Option<(bool, usize)> = None;
-        let mut j = self.spans.partition_point(|span| span.start <= offset);
+        let mut j = self.starting_by(offset);
         while j > 0 && self.reach[j - 1] > offset {
             j -= 1;
             let span = self.spans[j];
@@ -168,7 +215,7 @@ impl SymbolIndex {
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
     /// it: (start, index).
     pub(crate) fn sized_at(&self, target: u64) -> Option<(u64, usize)> {
-        let after = self.spans.partition_point(|span| span.start <= target);
+        let after = self.starting_by(target);
         let span = self.spans[..after].iter().rev().find(|span| span.sized)?;
         (target < span.end).then_some((span.start, span.index as usize))
     }
@@ -227,12 +274,59 @@ mod tests {
             .collect();
         spans.sort_unstable();
         let reach = reach(&spans);
+        let (buckets, shift) = buckets(&spans);
         SymbolIndex {
             spans,
             reach,
+            buckets,
+            shift,
             state: vec![],
             locals: vec![EMPTY],
             exports: vec![],
+        }
+    }
+
+    /// The coarse index finds where the spans starting at or before an address end, as a
+    /// search of the whole list does: for lists of many sizes and spreads, addresses inside,
+    /// between and past them, at bucket edges.
+    #[test]
+    fn the_bucketed_search_agrees_with_a_search_of_all_spans() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for (count, spread) in [
+            (0, 1),
+            (1, 1 << 12),
+            (7, 1 << 20),
+            (300, 1 << 16),
+            (2000, 1 << 30),
+            (50, u64::MAX >> 1),
+        ] {
+            let spans: Vec<(u64, u64, bool)> = (0..count)
+                .map(|_| (next(spread), next(64), next(2) == 0))
+                .collect();
+            let index = index(&spans);
+            let mut probes: Vec<u64> = (0..500).map(|_| next(spread.saturating_mul(2))).collect();
+            for span in &index.spans {
+                probes.extend([span.start.saturating_sub(1), span.start, span.start + 1]);
+            }
+            let step = 1u64 << index.shift.min(62);
+            for b in 0..index.buckets.len() as u64 + 2 {
+                let edge = b.saturating_mul(step);
+                probes.extend([edge.saturating_sub(1), edge, edge.saturating_add(1)]);
+            }
+            probes.extend([0, u64::MAX]);
+            for offset in probes {
+                assert_eq!(
+                    index.starting_by(offset),
+                    index.spans.partition_point(|span| span.start <= offset),
+                    "{count} spans over {spread:#x}, offset {offset:#x}"
+                );
+            }
         }
     }
 
