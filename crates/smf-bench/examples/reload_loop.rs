@@ -1,9 +1,9 @@
 //! Reloads SQLite's `--reloadable` module in a loop, for profiling a reload with `perf`:
 //! `cargo run --release -p smf-bench --example reload_loop -- [read|mapped] [link|copy] [N]
-//! [settle]`. `link` replaces the live file by a link to the other version's file (as the
+//! [settle|-] [sqlite|lua]`. `link` replaces the live file by a link to the other version's file (as the
 //! benchmark does), `copy` by a fresh copy renamed over it (as a build does); `settle` sleeps
 //! 200 µs before each reload, as the benchmark does, so that each starts with what the
-//! sleep left in the caches. Prints the median and the range of the reload times.
+//! sleep left in the caches. Reloads SQLite's module, or Lua's. Prints the median and the range of the reload times.
 
 use std::path::Path;
 use std::time::Instant;
@@ -17,15 +17,24 @@ fn main() -> Result<(), String> {
     let copy = args.get(2).is_some_and(|a| a == "copy");
     let n: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(500);
     let settle = args.get(4).is_some_and(|a| a == "settle");
+    let lua = args.get(5).is_some_and(|a| a == "lua");
     let dir = Path::new("/tmp/perfreload-loop");
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     // Built once: later runs reuse the modules.
+    let name = if lua { "lua" } else { "sqlite" };
     let (p1, p2) = (
-        dir.join("sqlite-reload1.smf"),
-        dir.join("sqlite-reload2.smf"),
+        dir.join(format!("{name}-reload1.smf")),
+        dir.join(format!("{name}-reload2.smf")),
     );
     if !p1.exists() || !p2.exists() {
-        realcode::build(dir, realcode::sqlite()?)?;
+        realcode::build(
+            dir,
+            if lua {
+                realcode::lua()?
+            } else {
+                realcode::sqlite()?
+            },
+        )?;
     }
     let (v1, v2) = (
         std::fs::read(&p1).map_err(|e| e.to_string())?,
