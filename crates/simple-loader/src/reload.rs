@@ -508,7 +508,11 @@ impl<'d, 'a> Translator<'d, 'a> {
                 .into_iter()
                 .map(|m| (m, std::cell::Cell::new(false)))
                 .collect(),
-            same: Default::default(),
+            // Room for a few hundred symbols without growing (SQLite's state names 169).
+            same: std::cell::RefCell::new(ByName::with_capacity_and_hasher(
+                256,
+                Default::default(),
+            )),
         }
     }
 
