@@ -197,18 +197,9 @@ impl ExportIndex {
     /// neither removes nor inserts anything. Walks the two versions' export lists, which
     /// each version's [`crate::symbol_index::SymbolIndex`] keeps sorted by hash.
     fn replace(&mut self, id: u64, old: &Module, new: &Module) {
-        let (a, b) = (old.symbol_index().exports(), new.symbol_index().exports());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() || j < b.len() {
-            let hash = match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) => x.hash.min(y.hash),
-                (Some(x), None) => x.hash,
-                (None, Some(y)) => y.hash,
-                (None, None) => break,
-            };
-            let old_end = i + a[i..].iter().take_while(|x| x.hash == hash).count();
-            let new_end = j + b[j..].iter().take_while(|y| y.hash == hash).count();
-            let updated = match (&a[i..old_end], &b[j..new_end]) {
+        let lists = (old.symbol_index().exports(), new.symbol_index().exports());
+        for (hash, olds, news) in crate::symbol_index::by_hash(lists.0, lists.1) {
+            let updated = match (olds, news) {
                 ([_], [y]) => {
                     self.by_hash
                         .get_mut(&hash)
@@ -233,14 +224,13 @@ impl ExportIndex {
                 _ => false,
             };
             if !updated {
-                if i < old_end {
+                if !olds.is_empty() {
                     self.remove_hash(id, hash);
                 }
-                for y in &b[j..new_end] {
+                for y in news {
                     self.add_hash((id, y.index), hash);
                 }
             }
-            (i, j) = (old_end, new_end);
         }
     }
 }

@@ -607,22 +607,11 @@ pub(crate) fn diff<'a>(
             layouts.get_or_init(|| (Layout::new(old_symbols), Layout::new(new_symbols)));
         !Layout::same_behaviour(old_layout, a, x, new_layout, b, y)
     };
-    let (a, b) = (old_symbols.index.exports(), new_symbols.index.exports());
     let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
     // Which exports of the old version's current hash a new one matched.
     let mut matched: Vec<bool> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let hash = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => x.hash.min(y.hash),
-            (Some(x), None) => x.hash,
-            (None, Some(y)) => y.hash,
-            (None, None) => break,
-        };
-        // The exports of each version with this hash (almost always one or none).
-        let old_end = i + a[i..].iter().take_while(|x| x.hash == hash).count();
-        let new_end = j + b[j..].iter().take_while(|y| y.hash == hash).count();
-        let (olds, news) = (&a[i..old_end], &b[j..new_end]);
+    let lists = (old_symbols.index.exports(), new_symbols.index.exports());
+    for (_, olds, news) in crate::symbol_index::by_hash(lists.0, lists.1) {
         matched.clear();
         matched.resize(olds.len(), false);
         for y in news {
@@ -654,7 +643,6 @@ pub(crate) fn diff<'a>(
         for (x, _) in olds.iter().zip(&matched).filter(|(_, m)| !**m) {
             removed.push(x.index);
         }
-        (i, j) = (old_end, new_end);
     }
     let names = |file: &smf_format::Module<'_>, mut indices: Vec<u32>| -> Vec<String> {
         indices.sort_unstable();

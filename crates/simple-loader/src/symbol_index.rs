@@ -52,6 +52,30 @@ pub(crate) struct Export {
     pub fingerprint: Option<u64>,
 }
 
+/// Walks two versions' export lists ([`SymbolIndex::exports`], sorted by hash) together:
+/// each name hash either exports, in ascending order, with the exports of each that have it
+/// (almost always one or none).
+pub(crate) fn by_hash<'a>(
+    old: &'a [Export],
+    new: &'a [Export],
+) -> impl Iterator<Item = (u32, &'a [Export], &'a [Export])> {
+    let (mut old, mut new) = (old, new);
+    std::iter::from_fn(move || {
+        let hash = match (old.first(), new.first()) {
+            (Some(x), Some(y)) => x.hash.min(y.hash),
+            (Some(x), None) => x.hash,
+            (None, Some(y)) => y.hash,
+            (None, None) => return None,
+        };
+        let split = |list: &mut &'a [Export]| {
+            let (with, rest) = list.split_at(list.iter().take_while(|e| e.hash == hash).count());
+            *list = rest;
+            with
+        };
+        Some((hash, split(&mut old), split(&mut new)))
+    })
+}
+
 /// A free entry of [`SymbolIndex::locals`] (no symbol has index `u32::MAX`: a table's count
 /// is a `u32`).
 const EMPTY: u64 = u64::MAX;

@@ -29,14 +29,7 @@ fn main() -> Result<(), String> {
         dir.join(format!("{name}.so")),
     );
     if !smf.exists() || !so.exists() {
-        realcode::build(
-            dir,
-            if lua {
-                realcode::lua()?
-            } else {
-                realcode::sqlite()?
-            },
-        )?;
+        realcode::build(dir, realcode::by_name(name)?)?;
     }
     let c_entry = CString::new(entry).map_err(|e| e.to_string())?;
     let so = CString::new(so.to_str().ok_or("path")?).map_err(|e| e.to_string())?;

@@ -27,14 +27,7 @@ fn main() -> Result<(), String> {
         dir.join(format!("{name}-reload2.smf")),
     );
     if !p1.exists() || !p2.exists() {
-        realcode::build(
-            dir,
-            if lua {
-                realcode::lua()?
-            } else {
-                realcode::sqlite()?
-            },
-        )?;
+        realcode::build(dir, realcode::by_name(name)?)?;
     }
     let (v1, v2) = (
         std::fs::read(&p1).map_err(|e| e.to_string())?,

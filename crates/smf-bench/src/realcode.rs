@@ -95,6 +95,15 @@ fn package_dir(name: &str) -> Result<(PathBuf, String), String> {
     Ok((dir.to_owned(), version))
 }
 
+/// The library called `name` (`sqlite` or `lua`).
+pub fn by_name(name: &str) -> Result<RealLibrary, String> {
+    match name {
+        "sqlite" => sqlite(),
+        "lua" => lua(),
+        _ => Err(format!("no real-code library named {name}")),
+    }
+}
+
 /// SQLite's amalgamation (one C file of about 9 MB) from `sqlite3-src`.
 pub fn sqlite() -> Result<RealLibrary, String> {
     let (dir, _) = package_dir("sqlite3-src")?;
