@@ -40,7 +40,10 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     /// Exported symbols the old version had and the new does not.
     pub removed: Vec<String>,
-    /// Exported symbols of both versions whose bytes in the file differ.
+    /// Exported symbols of both versions whose behaviour may differ: their kind or size
+    /// changed, their function fingerprints differ, or (where a version has none) their
+    /// bytes differ other than in fields that only locate something that moved
+    /// (docs/RELOAD.md).
     pub changed: Vec<String>,
     /// Data symbols whose values were carried over from the old version.
     pub kept: Vec<String>,

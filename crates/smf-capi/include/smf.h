@@ -188,7 +188,7 @@ smf_report *smf_reload_with_report(smf_registry *registry, const char *path);
 
 #define SMF_REPORT_ADDED 0   /* exported symbols the new version has and the old did not */
 #define SMF_REPORT_REMOVED 1 /* exported symbols the old version had and the new does not */
-#define SMF_REPORT_CHANGED 2 /* exported symbols of both whose bytes differ */
+#define SMF_REPORT_CHANGED 2 /* exported symbols of both whose behaviour may differ */
 #define SMF_REPORT_KEPT 3    /* data symbols whose values were carried over */
 #define SMF_REPORT_RESET 4   /* data symbols that start fresh (smf_report_reset_reason) */
 /* The version now running: 1 at first load, one more at each reload that changed
