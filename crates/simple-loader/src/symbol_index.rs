@@ -24,8 +24,9 @@ pub(crate) struct SymbolIndex {
     /// A coarse index of `spans`: `buckets[b]` is the first span starting at or after
     /// `b << shift`. A search for an address looks only between two buckets' entries, a few
     /// spans, instead of halving the whole list: a reload searches for every pointer it
-    /// carries, each search a chain of cache misses in a list of SQLite's size. At most one
-    /// bucket per span (the shift is chosen so), at least a page each.
+    /// carries, each search a chain of cache misses in a list of SQLite's size. At most two
+    /// buckets per span (the count is the spans rounded up to a power of two), at least a page
+    /// each.
     buckets: Vec<u32>,
     shift: u32,
     /// The indices of the symbols that hold the module's state (data in writable sections),
@@ -96,7 +97,8 @@ fn buckets(spans: &[Span]) -> (Vec<u32>, u32) {
     let Some(last) = spans.last() else {
         return (Vec::new(), 63);
     };
-    // Enough bits that the buckets up to the last start number at most the spans.
+    // Enough bits that the buckets up to the last start number at most the spans rounded up
+    // to a power of two.
     let wanted = (spans.len() as u64).next_power_of_two().trailing_zeros();
     let bits = u64::BITS - last.start.leading_zeros();
     let shift = bits.saturating_sub(wanted).clamp(12, 63);
@@ -334,6 +336,7 @@ mod tests {
                 .map(|_| (next(spread), next(64), next(2) == 0))
                 .collect();
             let index = index(&spans);
+            assert!(index.buckets.len() <= index.spans.len().next_power_of_two());
             let mut probes: Vec<u64> = (0..500).map(|_| next(spread.saturating_mul(2))).collect();
             for span in &index.spans {
                 probes.extend([span.start.saturating_sub(1), span.start, span.start + 1]);
