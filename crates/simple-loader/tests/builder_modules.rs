@@ -1058,7 +1058,8 @@ fn a_reload_matches_exports_by_name_where_their_hashes_collide() {
     );
     let path = write_temp(dir.path(), "collide.smf", &v1);
     let registry = Registry::new();
-    // SAFETY: a module this test built; the file is replaced whole, never rewritten in place.
+    // SAFETY: a reloadable module this test built: read into memory at each load (the
+    // default), so writing its file anew while it runs changes nothing it uses.
     unsafe { registry.load(&path) }.unwrap();
     std::fs::write(&path, v2).unwrap();
     // SAFETY: as above.
@@ -1101,7 +1102,8 @@ fn a_reload_updates_the_export_index_beside_another_provider() {
         ),
     );
     let registry = Registry::new();
-    // SAFETY: modules this test built; files are replaced whole, never rewritten in place.
+    // SAFETY: reloadable modules this test built: read into memory at each load (the
+    // default), so writing their files anew while they run changes nothing they use.
     let first = unsafe { registry.load(&other) }.unwrap();
     // SAFETY: as above.
     unsafe { registry.load(&path) }.unwrap();
@@ -1150,7 +1152,8 @@ fn a_reload_compares_fingerprints_where_both_versions_record_them() {
         &fingerprinted(RETURN_42, &all(2, 3), 1),
     );
     let registry = Registry::new();
-    // SAFETY: a module this test built; the file is replaced whole, never rewritten in place.
+    // SAFETY: a reloadable module this test built: read into memory at each load (the
+    // default), so writing its file anew while it runs changes nothing it uses.
     unsafe { registry.load(&path) }.unwrap();
     // Other bytes under the same fingerprint: the writer vouches that it behaves alike. The
     // same bytes under another fingerprint: changed.
