@@ -40,10 +40,10 @@ pub struct ReloadReport {
     pub added: Vec<String>,
     /// Exported symbols the old version had and the new does not.
     pub removed: Vec<String>,
-    /// Exported symbols of both versions whose behaviour may differ: their kind or size
-    /// changed, their function fingerprints differ, or (where a version has none) their
-    /// bytes differ other than in fields that only locate something that moved
-    /// (docs/RELOAD.md).
+    /// Exported symbols of both versions whose behaviour may differ: where both versions
+    /// record a function fingerprint for one, the fingerprints differ; otherwise its kind or
+    /// size changed or its bytes differ other than in fields that only locate something that
+    /// moved (docs/RELOAD.md).
     pub changed: Vec<String>,
     /// Data symbols whose values were carried over from the old version.
     pub kept: Vec<String>,
@@ -579,9 +579,9 @@ impl<'d, 'a> Translator<'d, 'a> {
 }
 
 /// Exported symbols added, removed and changed from `old` to `new`. A symbol is changed when
-/// its behaviour may differ: its kind or size changed, its fingerprints differ where both
-/// versions record one, or else its bytes differ other than where they only locate something
-/// that moved ([`Layout::same_behaviour`]).
+/// its behaviour may differ: where both versions record a fingerprint for it, when the
+/// fingerprints differ; otherwise when its kind or size changed or its bytes differ other
+/// than where they only locate something that moved ([`Layout::same_behaviour`]).
 ///
 /// The two versions' exports are matched by walking both lists of name hashes in order
 /// ([`SymbolIndex::exports`]), names compared only where hashes are equal; a pair whose
