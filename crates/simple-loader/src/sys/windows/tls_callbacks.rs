@@ -40,6 +40,9 @@ static MODULES: Mutex<Vec<Module>> = Mutex::new(Vec::new());
 /// by name; `#[used]` keeps the entry, and [`TlsCallbacks::attach`] reads it so that the
 /// object holding it is linked.
 #[used]
+// SAFETY: `.CRT$XL*` holds only pointers to `extern "system" fn(*mut c_void, u32, *mut
+// c_void)` TLS callbacks, which Windows calls; `Callback` is that type, and the section
+// (between mingw-w64's `.CRT$XLA` and `.CRT$XLZ` markers) holds nothing else of ours.
 #[unsafe(link_section = ".CRT$XLM")]
 static LOADER_CALLBACK: Callback = loader_callback;
 
