@@ -11,10 +11,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use smf_format::{Binding, SectionKind, Symbol, SymbolKind};
+use smf_format::{SectionKind, Symbol, SymbolKind};
 
 use crate::module::Module;
-use crate::symbol_index::SymbolIndex;
+use crate::symbol_index::{Located, SymbolIndex};
 use crate::sys::arch;
 
 /// Exported function run on the old version just before the swap.
@@ -208,11 +208,6 @@ impl<'a> Decoded<'a> {
                 .or_insert(Some(*symbol));
         }
         by_name
-    }
-
-    /// The local symbol named `name` of `kind`, if exactly one is.
-    fn local(&self, name: &str, kind: SymbolKind) -> Option<Symbol<'a>> {
-        self.index.local(self.module.file(), name, kind)
     }
 
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
@@ -497,7 +492,7 @@ struct Translator<'d, 'a> {
     /// Each owner (an index into `old`'s symbols) translated so far, with the symbol of `new`
     /// that is the same object, if one is: state holds many pointers to few symbols (SQLite's
     /// 519 pointers name 169), and finding a symbol by name is most of a translation.
-    same: std::cell::RefCell<ByName<usize, Option<(Symbol<'a>, Symbol<'a>)>>>,
+    same: std::cell::RefCell<ByName<usize, Option<(Located, Located)>>>,
 }
 
 impl<'d, 'a> Translator<'d, 'a> {
@@ -539,27 +534,36 @@ impl<'d, 'a> Translator<'d, 'a> {
     }
 
     /// The symbol of `old` that owns image offset `offset` ([`SymbolIndex::owner`]) and the
-    /// symbol of `new` that is the same object, if one is.
-    fn same(&self, offset: u64) -> Option<(Symbol<'a>, Symbol<'a>)> {
-        let index = self.old.index.owner(offset)?;
-        if let Some(&known) = self.same.borrow().get(&index) {
+    /// symbol of `new` that is the same object, if one is. Neither is decoded whole: the
+    /// owner's name is read, and compared with the names of the new version's symbols of the
+    /// same hash.
+    fn same(&self, offset: u64) -> Option<(Located, Located)> {
+        let owner = self.old.index.owner(offset)?;
+        if let Some(&known) = self.same.borrow().get(&owner.index) {
             return known;
         }
-        let found = self
-            .old
-            .module
-            .file()
-            .symbol(index)?
-            .ok()
-            .and_then(|owner| {
-                let target = match owner.binding {
-                    // Only a local whose name is unique in the new version is the same object.
-                    Binding::Local => self.new.local(owner.name, owner.kind)?,
-                    _ => self.new.module.file().lookup(owner.name)?,
-                };
-                Some((owner, target))
-            });
-        self.same.borrow_mut().insert(index, found);
+        let old_symbols = self.old.module.file().symbols();
+        let new_file = self.new.module.file();
+        let found = old_symbols.name(owner.index).and_then(|name| {
+            let target = if owner.local {
+                // Only a local whose name is unique in the new version is the same object.
+                // Found by the hash the old version stored for the name: the writer's, as
+                // the new version's table is keyed by (a local's is never checked).
+                let hash = old_symbols.stored_name_hash(owner.index)?;
+                self.new.index.local(new_file, hash, name, owner.kind)?
+            } else {
+                let (index, symbol) = new_file.lookup_index(name)?;
+                Located {
+                    index,
+                    value: symbol.value,
+                    size: symbol.size,
+                    kind: symbol.kind,
+                    local: false,
+                }
+            };
+            Some((owner, target))
+        });
+        self.same.borrow_mut().insert(owner.index, found);
         found
     }
 

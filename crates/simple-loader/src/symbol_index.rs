@@ -7,7 +7,7 @@
 //! reload, so each version's table is decoded once, not at every reload that involves it.
 //! A module that is never reloaded never makes one.
 
-use smf_format::{Binding, Module as Parsed, SectionKind, Symbol, SymbolKind};
+use smf_format::{Binding, Module as Parsed, SectionKind, SymbolKind};
 
 /// A version's symbols by address, its state symbols, and its locals by name hash.
 #[derive(Debug)]
@@ -90,6 +90,17 @@ struct Span {
     sized: bool,
     /// Whether the symbol is local (an exported one owns an address first).
     local: bool,
+    kind: SymbolKind,
+}
+
+/// A symbol as a reload's pointer translation reads it: which entry, where, what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Located {
+    pub index: usize,
+    pub value: u64,
+    pub size: u64,
+    pub kind: SymbolKind,
+    pub local: bool,
 }
 
 /// [`SymbolIndex::buckets`] and [`SymbolIndex::shift`] of `spans` (sorted by start).
@@ -127,31 +138,48 @@ fn reach(spans: &[Span]) -> Vec<u64> {
 
 impl SymbolIndex {
     pub(crate) fn new(file: &Parsed<'_>) -> Self {
-        let sections = file.sections();
-        let mut spans = Vec::with_capacity(file.symbols().len());
+        let symbols = file.symbols();
+        // Whether each section holds state: looked up once per symbol, by index.
+        let writable: Vec<bool> = file
+            .sections()
+            .iter()
+            .map(|s| matches!(s.kind, SectionKind::Data | SectionKind::Bss))
+            .collect();
+        let mut spans = Vec::with_capacity(symbols.len());
         let mut state = Vec::new();
-        let mut local_keys = Vec::new();
-        // Names are read only of the symbols a reload goes on to use (the state, the owners
-        // of carried pointers, the locals they name): decoding every entry's was half of
-        // arranging SQLite's table.
-        for (i, symbol) in file.symbols().placed() {
-            if symbol.binding == Binding::Local
-                && let Some(hash) = file.symbols().stored_name_hash(i)
-            {
-                local_keys.push(u64::from(hash) << 32 | i as u64);
+        let mut local_keys = Vec::with_capacity(symbols.len());
+        let mut exports = Vec::new();
+        // Both in table order: the fingerprints are merged in as the exports are listed.
+        let mut fingerprints = file.fingerprints().peekable();
+        // One pass over the table. Names are read only of the symbols a reload goes on to use
+        // (the state, the owners of carried pointers, the locals they name): decoding every
+        // entry's was half of arranging SQLite's table.
+        for (i, entry) in symbols.summaries() {
+            let local = entry.binding == Some(Binding::Local);
+            if local {
+                local_keys.push(u64::from(entry.name_hash) << 32 | i as u64);
+            } else {
+                // Exported (the parse refused unknown bindings but of locals).
+                while fingerprints.next_if(|&(at, _)| at < i).is_some() {}
+                let fingerprint = fingerprints.next_if(|&(at, _)| at == i).map(|(_, f)| f);
+                exports.push(Export {
+                    hash: entry.name_hash,
+                    index: i as u32,
+                    fingerprint,
+                });
             }
-            let section = symbol.section;
+            let Some(symbol) = entry.placed else {
+                continue;
+            };
             spans.push(Span {
                 start: symbol.value,
                 end: symbol.value.saturating_add(symbol.size.max(1)),
                 index: i as u32,
                 sized: symbol.size > 0,
-                local: symbol.binding == Binding::Local,
+                local,
+                kind: symbol.kind,
             });
-            let writable = sections
-                .get(section as usize)
-                .is_some_and(|sec| matches!(sec.kind, SectionKind::Data | SectionKind::Bss));
-            if symbol.kind == SymbolKind::Data && writable {
+            if symbol.kind == SymbolKind::Data && writable[symbol.section as usize] {
                 state.push(i as u32);
             }
         }
@@ -169,22 +197,8 @@ impl SymbolIndex {
         }
         let reach = reach(&spans);
         let (buckets, shift) = buckets(&spans);
-        // Both in table order: the fingerprints are merged in as the exports are listed.
-        let mut fingerprints = file.fingerprints().peekable();
-        let mut exports: Vec<Export> = file
-            .symbols()
-            .exported_hashes()
-            .map(|(i, hash)| {
-                while fingerprints.next_if(|&(at, _)| at < i).is_some() {}
-                let fingerprint = fingerprints.next_if(|&(at, _)| at == i).map(|(_, f)| f);
-                Export {
-                    hash,
-                    index: i as u32,
-                    fingerprint,
-                }
-            })
-            .collect();
-        exports.sort_unstable();
+        // (hash, index) is unique: the fingerprint never decides the order.
+        exports.sort_unstable_by_key(|e: &Export| u64::from(e.hash) << 32 | u64::from(e.index));
         SymbolIndex {
             spans,
             reach,
@@ -223,19 +237,25 @@ impl SymbolIndex {
     }
 
     /// The symbol that owns image offset `offset`: of those containing it, an exported one
-    /// before a local one, then the first in the symbol table. Its index.
-    pub(crate) fn owner(&self, offset: u64) -> Option<usize> {
-        let mut best: Option<(bool, usize)> = None;
+    /// before a local one, then the first in the symbol table.
+    pub(crate) fn owner(&self, offset: u64) -> Option<Located> {
+        let mut best: Option<Span> = None;
         let mut j = self.starting_by(offset);
         while j > 0 && self.reach[j - 1] > offset {
             j -= 1;
             let span = self.spans[j];
-            if offset < span.end {
-                let key = (span.local, span.index as usize);
-                best = Some(best.map_or(key, |b| b.min(key)));
+            let better = |b: Span| (span.local, span.index) < (b.local, b.index);
+            if offset < span.end && best.is_none_or(better) {
+                best = Some(span);
             }
         }
-        best.map(|(_, index)| index)
+        best.map(|span| Located {
+            index: span.index as usize,
+            value: span.start,
+            size: if span.sized { span.end - span.start } else { 0 },
+            kind: span.kind,
+            local: span.local,
+        })
     }
 
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
@@ -247,18 +267,24 @@ impl SymbolIndex {
     }
 
     /// The local symbol of `file` (the table this index was made from) named `name` of
-    /// `kind`, if exactly one is.
-    pub(crate) fn local<'a>(
+    /// `kind` that lies in a loaded section, if exactly one does, found by `hash`, the name's
+    /// FNV-1a hash. The hashes of locals are what the writer stored, unchecked (docs/FORMAT.md):
+    /// where one is not its name's, the symbol is not found, and a reload leaves a pointer to it
+    /// where it was.
+    pub(crate) fn local(
         &self,
-        file: &Parsed<'a>,
+        file: &Parsed<'_>,
+        hash: u32,
         name: &str,
         kind: SymbolKind,
-    ) -> Option<Symbol<'a>> {
-        let hash = u64::from(smf_format::fnv1a32(name.as_bytes()));
+    ) -> Option<Located> {
+        let symbols = file.symbols();
+        let hash = u64::from(hash);
         let mask = self.locals.len() - 1;
         let start = hash as usize & mask;
         let mut found = None;
-        // Every local of this hash lies between its home entry and the next free one.
+        // Every local of this hash lies between its home entry and the next free one. Only
+        // the entries of the hash are read, and of those only the names that match decoded.
         let probed = (start..self.locals.len()).chain(0..start);
         for key in probed
             .map(|at| self.locals[at])
@@ -267,16 +293,24 @@ impl SymbolIndex {
             if key >> 32 != hash {
                 continue;
             }
-            let Some(Ok(symbol)) = file.symbol(key as u32 as usize) else {
+            let index = key as u32 as usize;
+            if symbols.name(index) != Some(name) {
+                continue;
+            }
+            let Some(placed) = symbols.placed_at(index).filter(|p| p.kind == kind) else {
                 continue;
             };
-            if symbol.name == name && symbol.kind == kind {
-                if found.is_some() {
-                    // Several share the name: none is the same object.
-                    return None;
-                }
-                found = Some(symbol);
+            if found.is_some() {
+                // Several share the name: none is the same object.
+                return None;
             }
+            found = Some(Located {
+                index,
+                value: placed.value,
+                size: placed.size,
+                kind,
+                local: true,
+            });
         }
         found
     }
@@ -296,6 +330,7 @@ mod tests {
                 index: i as u32,
                 sized: size > 0,
                 local,
+                kind: SymbolKind::Data,
             })
             .collect();
         spans.sort_unstable();
@@ -361,12 +396,21 @@ mod tests {
     fn an_address_is_owned_by_an_exported_symbol_before_a_local_one() {
         // 0: local 0x10..0x30; 1: exported 0x20..0x28; 2: local, zero-sized at 0x40.
         let index = index(&[(0x10, 0x20, true), (0x20, 8, false), (0x40, 0, true)]);
-        assert_eq!(index.owner(0x18), Some(0));
-        assert_eq!(index.owner(0x20), Some(1));
-        assert_eq!(index.owner(0x2f), Some(0));
-        assert_eq!(index.owner(0x30), None);
-        assert_eq!(index.owner(0x40), Some(2));
-        assert_eq!(index.owner(0x41), None);
+        let owner = |offset| index.owner(offset).map(|o| o.index);
+        assert_eq!(owner(0x18), Some(0));
+        assert_eq!(owner(0x20), Some(1));
+        assert_eq!(owner(0x2f), Some(0));
+        assert_eq!(owner(0x30), None);
+        assert_eq!(owner(0x40), Some(2));
+        assert_eq!(owner(0x41), None);
+        let found = index.owner(0x2f).map(|o| (o.value, o.size, o.local));
+        assert_eq!(found, Some((0x10, 0x20, true)));
+        let found = index.owner(0x40).map(|o| (o.value, o.size, o.local));
+        assert_eq!(
+            found,
+            Some((0x40, 0, true)),
+            "a zero-sized symbol has size 0"
+        );
         // A zero-sized symbol is nobody's size.
         assert_eq!(index.sized_at(0x40), None);
         assert_eq!(index.sized_at(0x24), Some((0x20, 1)));

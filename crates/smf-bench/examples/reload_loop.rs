@@ -1,15 +1,21 @@
 //! Reloads SQLite's `--reloadable` module in a loop, for profiling a reload with `perf`:
 //! `cargo run --release -p smf-bench --example reload_loop -- [read|mapped] [link|copy] [N]
-//! [settle|-] [sqlite|lua]`. `link` replaces the live file by a link to the other version's file (as the
-//! benchmark does), `copy` by a fresh copy renamed over it (as a build does); `settle` sleeps
-//! 200 µs before each reload, as the benchmark does, so that each starts with what the
-//! sleep left in the caches. Reloads SQLite's module, or Lua's. Prints the median and the range of the reload times.
+//! [settle|-] [sqlite|lua] [so|-]`. `link` replaces the live file by a link to the other
+//! version's file (as the benchmark does), `copy` by a fresh copy renamed over it (as a build
+//! does); `settle` sleeps 200 µs before each reload, as the benchmark does, so that each
+//! starts with what the sleep left in the caches. Reloads SQLite's module, or Lua's. `so`
+//! puts before each reload what the benchmark's other side does (a 200 µs sleep, then
+//! `dlclose` of one version's shared library, `dlopen` of the other's and `dlsym`), which
+//! leaves the caches, and the dynamic linker's set of loaded objects, as the benchmark's
+//! reloads find them; it prints that side's median too. Prints the median and the range of
+//! the reload times.
 
+use std::ffi::CString;
 use std::path::Path;
 use std::time::Instant;
 
 use simple_loader::{LoadOptions, Registry};
-use smf_bench::{fixture, realcode};
+use smf_bench::{fixture, native, realcode};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -18,6 +24,7 @@ fn main() -> Result<(), String> {
     let n: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(500);
     let settle = args.get(4).is_some_and(|a| a == "settle");
     let lua = args.get(5).is_some_and(|a| a == "lua");
+    let so = args.get(6).is_some_and(|a| a == "so");
     let dir = Path::new("/tmp/perfreload-loop");
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     // Built once: later runs reuse the modules.
@@ -26,9 +33,19 @@ fn main() -> Result<(), String> {
         dir.join(format!("{name}-reload1.smf")),
         dir.join(format!("{name}-reload2.smf")),
     );
-    if !p1.exists() || !p2.exists() {
-        realcode::build(dir, realcode::by_name(name)?)?;
+    // The shared libraries of the same versions, as `dlopen` takes their paths.
+    let (s1, s2) = (
+        dir.join(format!("{name}-reload1.so")),
+        dir.join(format!("{name}-reload2.so")),
+    );
+    let library = realcode::by_name(name)?;
+    let entry = CString::new(library.entry).map_err(|e| e.to_string())?;
+    if ![&p1, &p2, &s1, &s2].iter().all(|p| p.exists()) {
+        realcode::build(dir, library)?;
     }
+    let c_path =
+        |path: &Path| CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string());
+    let shared = [c_path(&s1)?, c_path(&s2)?];
     let (v1, v2) = (
         std::fs::read(&p1).map_err(|e| e.to_string())?,
         std::fs::read(&p2).map_err(|e| e.to_string())?,
@@ -46,10 +63,25 @@ fn main() -> Result<(), String> {
     let registry = Registry::with_options(LoadOptions::default().with_map_reloadable(mapped));
     // SAFETY: SQLite's module, built by this program.
     unsafe { registry.load(&live) }.map_err(|e| e.to_string())?;
+    let mut library = if so {
+        Some(native::Library::open(&shared[0])?)
+    } else {
+        None
+    };
+    let mut system = Vec::with_capacity(n);
     let mut times = Vec::with_capacity(n);
     let mut cpu = Vec::with_capacity(n);
     let mut faults = Vec::with_capacity(n);
     for i in 0..n {
+        if so {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            let start = Instant::now();
+            drop(library.take());
+            let next = native::Library::open(&shared[(i + 1) % 2])?;
+            std::hint::black_box(next.symbol(&entry));
+            system.push(start.elapsed().as_nanos() as u64);
+            library = Some(next);
+        }
         replace(i)?;
         if settle {
             std::thread::sleep(std::time::Duration::from_micros(200));
@@ -64,8 +96,14 @@ fn main() -> Result<(), String> {
         faults.push(f1 - f0);
         assert!(!report.unchanged);
     }
-    for v in [&mut times, &mut cpu, &mut faults] {
+    for v in [&mut times, &mut cpu, &mut faults, &mut system] {
         v.sort_unstable();
+    }
+    if so {
+        println!(
+            "dlclose + dlopen + dlsym x{n}: wall median {} µs",
+            system[n / 2] / 1000
+        );
     }
     println!(
         "{} {} x{n}: wall median {} µs (range {}..{}), thread cpu median {} µs (range {}..{}), minor faults median {}",

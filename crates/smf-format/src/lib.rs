@@ -44,8 +44,8 @@ pub use demangle::{demangle, with_demangled};
 pub use error::Error;
 pub use read::{
     HeaderInfo, Import, Limits, Module, Placed, RelativeIter, RelativeRelocations, Reloc,
-    RelocIter, Relocations, Section, Symbol, SymbolIter, Symbols, compute_module_hash, head_len,
-    head_len_of,
+    RelocIter, Relocations, Section, Summary, Symbol, SymbolIter, Symbols, compute_module_hash,
+    head_len, head_len_of,
 };
 pub use srcmap::{SourceLocation, SourceMap, SourceMapBuilder, SourceRow};
 pub use types::*;

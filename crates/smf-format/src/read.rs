@@ -229,6 +229,17 @@ pub struct Placed {
     pub size: u64,
 }
 
+/// One symbol-table entry as [`Symbols::summaries`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Its binding, if a known value.
+    pub binding: Option<Binding>,
+    /// The name hash stored in it ([`Symbols::stored_name_hash`]).
+    pub name_hash: u32,
+    /// Where it lies, if in a loaded section.
+    pub placed: Option<Placed>,
+}
+
 impl Symbol<'_> {
     /// Whether other modules and the host may see the symbol.
     pub fn is_exported(&self) -> bool {
@@ -497,29 +508,34 @@ impl<'m, 'data> Symbols<'m, 'data> {
     /// decoding every name would cost more than the rest.
     pub fn placed(self) -> impl Iterator<Item = (usize, Placed)> + 'm {
         let module = self.module;
-        module.symtab.iter().enumerate().filter_map(move |(i, s)| {
-            let kind = SymbolKind::try_from(s.kind).ok()?;
-            let binding = Binding::try_from(s.binding).ok()?;
-            let section = s.section.get();
-            let target = module
-                .sections
-                .get(section as usize)
-                .filter(|t| t.kind.is_loaded())?;
-            let (value, size) = (s.value.get(), s.size.get());
-            let inside = value >= target.vaddr
-                && value
-                    .checked_add(size)
-                    .is_some_and(|end| end <= target.vaddr + target.mem_size);
-            inside.then_some((
+        module
+            .symtab
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, s)| Some((i, module.place(s)?)))
+    }
+
+    /// Where entry `index` lies, as [`Symbols::placed`] reads it: `None` past the table or
+    /// where the entry does not lie in a loaded section.
+    pub fn placed_at(&self, index: usize) -> Option<Placed> {
+        self.module.place(self.module.symtab.get(index)?)
+    }
+
+    /// Every entry in table order, with its index, binding (`None` where it is not a known
+    /// value), stored name hash and, where it lies in a loaded section, where
+    /// ([`Symbols::placed`]): what arranging a whole table needs of each entry, in one pass
+    /// and without decoding names.
+    pub fn summaries(self) -> impl Iterator<Item = (usize, Summary)> + 'm {
+        let module = self.module;
+        module.symtab.iter().enumerate().map(move |(i, s)| {
+            (
                 i,
-                Placed {
-                    kind,
-                    binding,
-                    section,
-                    value,
-                    size,
+                Summary {
+                    binding: Binding::try_from(s.binding).ok(),
+                    name_hash: s.name_hash.get(),
+                    placed: module.place(s),
                 },
-            ))
+            )
         })
     }
 
@@ -1541,6 +1557,30 @@ impl<'data> Module<'data> {
             }
         }
         Ok(())
+    }
+
+    /// Where symbol entry `s` lies ([`Symbols::placed`]).
+    #[inline]
+    fn place(&self, s: &raw::Symbol) -> Option<Placed> {
+        let kind = SymbolKind::try_from(s.kind).ok()?;
+        let binding = Binding::try_from(s.binding).ok()?;
+        let section = s.section.get();
+        let target = self
+            .sections
+            .get(section as usize)
+            .filter(|t| t.kind.is_loaded())?;
+        let (value, size) = (s.value.get(), s.size.get());
+        let inside = value >= target.vaddr
+            && value
+                .checked_add(size)
+                .is_some_and(|end| end <= target.vaddr + target.mem_size);
+        inside.then_some(Placed {
+            kind,
+            binding,
+            section,
+            value,
+            size,
+        })
     }
 
     /// Whether symbol entry `s` is exported (its binding is not local).

@@ -1294,3 +1294,24 @@ fn placed_entries_are_read_without_their_names() {
     });
     assert_eq!(placed(&unknown), (false, false));
 }
+
+/// One pass over the table (`summaries`) and the reads of single entries (`placed_at`,
+/// `stored_name_hash`) tell each entry as `placed` and the raw entries do.
+#[test]
+fn summaries_agree_with_placed_and_with_single_entries() {
+    let bytes = base();
+    let module = Module::parse(&bytes).unwrap();
+    let symbols = module.symbols();
+    let placed: Vec<(usize, Placed)> = symbols.placed().collect();
+    let summaries: Vec<(usize, Summary)> = symbols.summaries().collect();
+    assert_eq!(summaries.len(), symbols.len());
+    for (i, summary) in &summaries {
+        let symbol = module.symbol(*i).unwrap().unwrap();
+        assert_eq!(summary.binding, Some(symbol.binding));
+        assert_eq!(Some(summary.name_hash), symbols.stored_name_hash(*i));
+        let expected = placed.iter().find(|(j, _)| j == i).map(|(_, p)| *p);
+        assert_eq!(summary.placed, expected, "symbol {i}");
+        assert_eq!(symbols.placed_at(*i), expected, "symbol {i}");
+    }
+    assert_eq!(symbols.placed_at(symbols.len()), None);
+}

@@ -256,6 +256,74 @@ fn pointers_in_kept_data_move_to_the_new_version() {
     assert_eq!(call(&registry, &path, "run"), 1003);
 }
 
+/// Compiles each of `sources` (file name, text) into its own object and packs them together
+/// (reloadable) into `dir/name.smf`; returns the file bytes.
+fn build_objects(dir: &Path, name: &str, sources: &[(&str, &str)]) -> Vec<u8> {
+    let all: String = sources.iter().map(|(_, text)| *text).collect();
+    let work = dir.join(format!("build-{name}-{}", source_hash_hex(&all)));
+    std::fs::create_dir_all(&work).unwrap();
+    let files: Vec<PathBuf> = sources
+        .iter()
+        .map(|(file, text)| {
+            let c = work.join(file);
+            std::fs::write(&c, text).unwrap();
+            c
+        })
+        .collect();
+    let objects = compile(&files, &work, &["-O1"]);
+    let out = work.join(format!("{name}.smf"));
+    pack(&objects, &out, &["--reloadable"]);
+    std::fs::read(out).unwrap()
+}
+
+/// Pointers into local symbols move by name: to a static object and a static function
+/// whose names are unique in the new version, and not to a static function whose name the
+/// new version gives two objects (neither is the same function), whose version then stays
+/// mapped.
+#[test]
+fn pointers_to_locals_move_only_to_a_local_of_a_unique_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = |n: i32| {
+        format!(
+            "static long which(void) {{ return {n}; }}\n\
+             static long other(void) {{ return {n} * 10; }}\n\
+             static long slots[4];\n\
+             long (*first)(void) = which;\n\
+             long (*second)(void) = other;\n\
+             long *cursor = &slots[2];\n\
+             long run(void) {{ *cursor += 1; return first() * 1000 + second() * 100 + slots[2]; }}\n"
+        )
+    };
+    // Version 2 adds an object with a static function of the same name as one of main.c's.
+    let v1 = build_objects(dir.path(), "locals", &[("main.c", &main(1))]);
+    let v2 = build_objects(
+        dir.path(),
+        "locals",
+        &[
+            ("main.c", &main(2)),
+            (
+                "extra.c",
+                "__attribute__((noinline, used)) static long other(void) { return 5; }\n\
+                 long extra(void) { return other(); }\n",
+            ),
+        ],
+    );
+    let path = dir.path().join("locals.smf");
+    install(&path, &v1);
+    let registry = Registry::new();
+    // SAFETY: a module this test built from its own sources.
+    unsafe { registry.load(&path) }.unwrap();
+    assert_eq!(call(&registry, &path, "run"), 1000 + 1000 + 1);
+    install(&path, &v2);
+    // SAFETY: as above.
+    let report = unsafe { registry.reload(&path) }.unwrap();
+    // `first` leads to version 2's `which`, `cursor` to version 2's `slots` (whose value was
+    // kept); `second` still leads to version 1's `other`, which therefore stays mapped.
+    assert!(report.retains_old, "{report}");
+    assert_eq!(call(&registry, &path, "run"), 2000 + 1000 + 2);
+    assert_eq!(call(&registry, &path, "extra"), 5);
+}
+
 /// A module read from its file (the default for `--reloadable`) keeps its payloads in its
 /// image, not in memory beside it: the report still compares the files' bytes, not what the
 /// running version made of them (a value it wrote, a relocated pointer).
