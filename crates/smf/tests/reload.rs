@@ -958,3 +958,129 @@ fn rewriting_a_loaded_module_file_in_place_leaves_the_running_version_intact() {
     assert_eq!((*version.pin())(), 2);
     assert_eq!((*bump.pin())(), 4, "the counter was kept");
 }
+
+/// Replaces `path` by `bytes` the way a build that renames does: a running mapped version
+/// keeps its file.
+fn replace(path: &Path, bytes: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+/// A new version whose symbol table says other things than its code (any value, size,
+/// kind, binding, section, name or stored name hash in any entry, the local ones the parse
+/// does not check among them; or a wrong function fingerprint) never crashes or hangs a
+/// reload, read or mapped: each is refused or replaces the running version, whose own
+/// table may then be the lying one the next reload arranges and moves pointers out of.
+/// What the module's code makes of a table that lies about it is the module's business:
+/// none of it runs here but its constructors, which these tables do not reach.
+#[test]
+fn a_new_version_whose_symbol_table_lies_never_crashes_a_reload() {
+    use smf_format::{Module, SectionKind, compute_module_hash, raw::MODULE_HASH_RANGE};
+    let dir = tempfile::tempdir().unwrap();
+    let source = |n: i32| {
+        format!(
+            "static long one(void) {{ return {n}; }}\n\
+             static long two(void) {{ return {n} * 2; }}\n\
+             static long (*table[3])(void) = {{ one, two, one }};\n\
+             static long slots[8];\n\
+             long *cursor = &slots[3];\n\
+             const char *label = \"label\";\n\
+             long probe(void) {{ *cursor += 1; return table[0]() + table[1]() + slots[3]; }}\n"
+        )
+    };
+    let v1 = build(dir.path(), "liar", &source(1));
+    let v2 = build(dir.path(), "liar", &source(2));
+    let (symtab, fingerprints) = {
+        let parsed = Module::parse(&v2).unwrap();
+        let range = |kind| {
+            parsed.sections().iter().find(|s| s.kind == kind).map(|s| {
+                let start = s.file_offset as usize;
+                start..start + s.file_size as usize
+            })
+        };
+        (
+            range(SectionKind::SymTab).unwrap(),
+            range(SectionKind::Fingerprints),
+        )
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Emulated, a few dozen of each mode; natively, a few hundred.
+    let count = if std::env::var_os("SMF_TEST_RUNNER").is_some() {
+        40
+    } else {
+        300
+    };
+    let (mut refused, mut replaced) = (0, 0);
+    for mapped in [false, true] {
+        let path = dir.path().join(format!("liar-{mapped}.smf"));
+        replace(&path, &v1);
+        let registry = Registry::with_options(LoadOptions::default().with_map_reloadable(mapped));
+        // SAFETY: modules this test built from its own sources (the mutants' code is theirs,
+        // and none of it runs but their constructors); files are replaced by renames.
+        unsafe { registry.load(&path) }.unwrap();
+        for _ in 0..count {
+            let mut bytes = v2.clone();
+            // One field of one entry: (offset in the 40-byte entry, width).
+            const FIELDS: [(usize, usize); 9] = [
+                (0, 4),
+                (4, 4),
+                (8, 1),
+                (9, 1),
+                (12, 4),
+                (16, 8),
+                (24, 8),
+                (32, 4),
+                (36, 4),
+            ];
+            let entries = symtab.len() / 40;
+            let target = match &fingerprints {
+                Some(table) if next() % 8 == 0 => {
+                    let at = table.start + (next() as usize % (table.len() / 16)) * 16;
+                    (at + 8, 8)
+                }
+                _ => {
+                    let (offset, width) = FIELDS[next() as usize % FIELDS.len()];
+                    (
+                        symtab.start + (next() as usize % entries) * 40 + offset,
+                        width,
+                    )
+                }
+            };
+            let (at, width) = target;
+            let value: u64 = match next() % 4 {
+                0 => next(),
+                1 => next() % 16,
+                2 => u64::MAX - next() % 4,
+                _ => {
+                    let mut old = [0u8; 8];
+                    old[..width].copy_from_slice(&bytes[at..at + width]);
+                    u64::from_le_bytes(old)
+                        .wrapping_add(next() % 64)
+                        .wrapping_sub(32)
+                }
+            };
+            bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            let hash = compute_module_hash(&bytes).unwrap();
+            bytes[MODULE_HASH_RANGE].copy_from_slice(&hash);
+            replace(&path, &bytes);
+            // SAFETY: as above.
+            match unsafe { registry.reload(&path) } {
+                Ok(_) => replaced += 1,
+                Err(_) => refused += 1,
+            }
+            assert!(registry.get(&path).is_some(), "the module is still loaded");
+        }
+    }
+    // Both outcomes happen: locals' lies pass the parse, exports' mostly do not.
+    assert!(
+        refused > 0 && replaced > 0,
+        "{refused} refused, {replaced} replaced"
+    );
+}
