@@ -5,14 +5,13 @@ use std::ffi::{CString, c_char, c_int};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use smf_format::{Module as Parsed, ModuleFlags, SymbolKind};
 
 use crate::arguments::Argv;
 use crate::error::LoadError;
 use crate::image::Image;
-use crate::symbol_index::SymbolIndex;
 use crate::sys::FileMap;
 
 /// The bytes of a module file: read into memory, or mapped from the file (zero-copy; see
@@ -72,8 +71,6 @@ pub struct Module {
     /// The `argv` its constructors and [`Module::run_main_as_loaded`] receive, which module
     /// code may keep pointers into; `None` for the process's own, which never goes away.
     arguments: Option<Arc<Argv>>,
-    /// Its symbols as a reload uses them, made at the first reload that involves it.
-    symbol_index: OnceLock<SymbolIndex>,
 }
 
 impl std::fmt::Debug for Module {
@@ -159,7 +156,6 @@ impl Module {
             _keep_alive: keep_alive,
             retained: Mutex::default(),
             arguments,
-            symbol_index: OnceLock::new(),
         }
     }
 
@@ -182,11 +178,6 @@ impl Module {
     /// Its symbols arranged for a reload, made on first use and kept: a version is decoded
     /// once, though two reloads involve it (the one that makes it and the one that replaces
     /// it).
-    pub(crate) fn symbol_index(&self) -> &SymbolIndex {
-        self.symbol_index
-            .get_or_init(|| SymbolIndex::new(self.parsed()))
-    }
-
     pub(crate) fn image(&self) -> &Image {
         &self.image
     }

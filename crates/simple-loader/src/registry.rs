@@ -22,6 +22,7 @@ use crate::reload::{
     AFTER_RELOAD_HOOK, BEFORE_RELOAD_HOOK, Decoded, ReloadReport, carry_state, diff, run_hook,
 };
 use crate::slots::{Slot, SlotTable};
+use crate::symbol_index::{Export, SymbolIndex};
 
 /// Loaded modules, in load order, and the symbols the host defines for them.
 ///
@@ -195,10 +196,9 @@ impl ExportIndex {
     /// a reload does: a name hash both versions export once keeps its place in the index
     /// and only its symbol index changes, so that a reload that keeps its exports' names
     /// neither removes nor inserts anything. Walks the two versions' export lists, which
-    /// each version's [`crate::symbol_index::SymbolIndex`] keeps sorted by hash.
-    fn replace(&mut self, id: u64, old: &Module, new: &Module) {
-        let lists = (old.symbol_index().exports(), new.symbol_index().exports());
-        for (hash, olds, news) in crate::symbol_index::by_hash(lists.0, lists.1) {
+    /// each version's [`SymbolIndex`] keeps sorted by hash.
+    fn replace(&mut self, id: u64, old: &[Export], new: &[Export]) {
+        for (hash, olds, news) in crate::symbol_index::by_hash(old, new) {
             let updated = match (olds, news) {
                 ([_], [y]) => {
                     self.by_hash
@@ -272,6 +272,9 @@ struct Entry {
     /// The modules chosen for the dependencies of the module's version table, with their
     /// entry ids.
     dependencies: Vec<(u64, ChosenDependency)>,
+    /// The running version's symbols as the reload that made it arranged them, for the
+    /// reload that replaces it; `None` until a reload made a version.
+    symbols: Option<SymbolIndex>,
 }
 
 /// A module dependency of a module's version table (`smf pack --needed name@RANGE`), and
@@ -532,6 +535,7 @@ impl Registry {
             module: Arc::clone(&module),
             version: 1,
             dependencies,
+            symbols: None,
         });
         Ok(module)
     }
@@ -573,6 +577,7 @@ impl Registry {
             module: Arc::clone(&module),
             version: 1,
             dependencies,
+            symbols: None,
         });
         Ok(module)
     }
@@ -781,10 +786,17 @@ impl Registry {
             let old = Arc::clone(&entry.module);
             run_hook(&old, BEFORE_RELOAD_HOOK);
             let old_version = old.file().module_version();
-            // Each version's symbols are decoded and sorted once in its life (the old one's
-            // were, at the reload that made it), for both uses.
+            // Each version's symbols are arranged once in its life (the old one's were, by the
+            // reload that made it, unless a load did), for both uses; the new one's locals are
+            // looked up only now.
+            let old_index = entry
+                .symbols
+                .take()
+                .unwrap_or_else(|| SymbolIndex::new(old.file()));
+            let (new_index, locals) = SymbolIndex::with_locals(new.file());
             let (carried, (added, removed, changed)) = {
-                let (old_symbols, new_symbols) = (Decoded::new(&old), Decoded::new(&new));
+                let old_symbols = Decoded::old(&old, &old_index);
+                let new_symbols = Decoded::new(&new, &new_index, locals);
                 (
                     carry_state(&old_symbols, &new_symbols),
                     diff(&old_symbols, &new_symbols),
@@ -798,7 +810,10 @@ impl Registry {
                 new.retain(older);
             }
             let new = Arc::new(new);
-            state.exports.replace(entry.id, &old, &new);
+            state
+                .exports
+                .replace(entry.id, old_index.exports(), new_index.exports());
+            entry.symbols = Some(new_index);
             entry.module = Arc::clone(&new);
             entry.version += 1;
             let mut type_changes = Vec::new();

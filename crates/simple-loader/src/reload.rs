@@ -14,7 +14,7 @@ use std::time::Duration;
 use smf_format::{SectionKind, Symbol, SymbolKind};
 
 use crate::module::Module;
-use crate::symbol_index::{Located, SymbolIndex};
+use crate::symbol_index::{Locals, Located, SymbolIndex};
 use crate::sys::arch;
 
 /// Exported function run on the old version just before the swap.
@@ -176,14 +176,25 @@ impl Hasher for NameHasher {
 pub(crate) struct Decoded<'a> {
     module: &'a Module,
     index: &'a SymbolIndex,
+    /// Its locals by name: for the new version, whose locals carried pointers move to.
+    locals: Option<Locals>,
     /// The symbols that hold the module's state (data in writable sections), in table order.
     state: Vec<Symbol<'a>>,
 }
 
 impl<'a> Decoded<'a> {
-    pub(crate) fn new(module: &'a Module) -> Self {
+    /// The version a reload replaces, with its symbols arranged (`index`).
+    pub(crate) fn old(module: &'a Module, index: &'a SymbolIndex) -> Self {
+        Decoded::with(module, index, None)
+    }
+
+    /// The version a reload makes, with its symbols arranged and its locals by name.
+    pub(crate) fn new(module: &'a Module, index: &'a SymbolIndex, locals: Locals) -> Self {
+        Decoded::with(module, index, Some(locals))
+    }
+
+    fn with(module: &'a Module, index: &'a SymbolIndex, locals: Option<Locals>) -> Self {
         let file = module.file();
-        let index = module.symbol_index();
         let state = index
             .state()
             .iter()
@@ -192,6 +203,7 @@ impl<'a> Decoded<'a> {
         Decoded {
             module,
             index,
+            locals,
             state,
         }
     }
@@ -550,7 +562,10 @@ impl<'d, 'a> Translator<'d, 'a> {
                 // Found by the hash the old version stored for the name: the writer's, as
                 // the new version's table is keyed by (a local's is never checked).
                 let hash = old_symbols.stored_name_hash(owner.index)?;
-                self.new.index.local(new_file, hash, name, owner.kind)?
+                self.new
+                    .locals
+                    .as_ref()?
+                    .local(new_file, hash, name, owner.kind)?
             } else {
                 let (index, symbol) = new_file.lookup_index(name)?;
                 Located {

@@ -1,11 +1,14 @@
 //! One version's symbols arranged for what a reload asks of them: which symbol owns an
 //! image address, which symbols hold the module's state, which local symbol has a name.
 //!
-//! Made from the symbol table in one pass and one sort, the first time a reload needs it, and
-//! kept by the module ([`crate::Module`]) for the rest of its life: a reload needs it of both
-//! the running version and the new one, and the new one is the running one of the next
-//! reload, so each version's table is decoded once, not at every reload that involves it.
-//! A module that is never reloaded never makes one.
+//! Made from the symbol table in one pass and one sort by the reload that makes a version,
+//! and kept by the registry beside the running version until the reload that replaces it:
+//! a reload needs it of both the running version and the new one, and the new one is the
+//! running one of the next reload, so each version's table is arranged once, not at every
+//! reload that involves it. A module that is never reloaded never has one, and a replaced
+//! version kept mapped (for pointers into it) keeps none. Its locals by name ([`Locals`]) are
+//! looked up only while a version is the new one, so they are made in the same pass and not
+//! kept.
 
 use smf_format::{Binding, Module as Parsed, SectionKind, SymbolKind};
 
@@ -32,15 +35,20 @@ pub(crate) struct SymbolIndex {
     /// The indices of the symbols that hold the module's state (data in writable sections),
     /// in table order.
     state: Vec<u32>,
-    /// The local symbols by stored name hash: an open-addressing table (linear probing, a
-    /// power of two long, at most half full) of `hash << 32 | index`, [`EMPTY`] where none
-    /// is. The stored hash is already a hash, so the table takes no sort and no hashing. The
-    /// hashes of locals are what the writer stored, unchecked: a local whose stored hash is
-    /// not its name's is not found by name.
-    locals: Vec<u64>,
     /// The exported symbols, sorted by (stored name hash, index), each with its function
     /// fingerprint if the module records one: what comparing two versions' exports reads.
     exports: Vec<Export>,
+}
+
+/// A version's local symbols by stored name hash: what the reload that makes the version
+/// finds its locals in by name, to move pointers of the state it carries over.
+#[derive(Debug)]
+pub(crate) struct Locals {
+    /// An open-addressing table (linear probing, a power of two long, at most half full) of
+    /// `hash << 32 | index`, [`EMPTY`] where none is. The stored hash is already a hash, so
+    /// the table takes no sort and no hashing. The hashes of locals are what the writer
+    /// stored, unchecked: a local whose stored hash is not its name's is not found by name.
+    table: Vec<u64>,
 }
 
 /// An exported symbol as [`SymbolIndex::exports`] lists it.
@@ -137,7 +145,20 @@ fn reach(spans: &[Span]) -> Vec<u64> {
 }
 
 impl SymbolIndex {
+    /// The arrangement of `file`'s symbols.
     pub(crate) fn new(file: &Parsed<'_>) -> Self {
+        SymbolIndex::arrange(file, false).0
+    }
+
+    /// The arrangement of `file`'s symbols, and its locals by name, made in the same pass.
+    pub(crate) fn with_locals(file: &Parsed<'_>) -> (Self, Locals) {
+        let (index, keys) = SymbolIndex::arrange(file, true);
+        (index, Locals::from_keys(keys))
+    }
+
+    /// The arrangement of `file`'s symbols, and the keys of its locals' table
+    /// ([`Locals::table`]) if `with_locals`.
+    fn arrange(file: &Parsed<'_>, with_locals: bool) -> (Self, Vec<u64>) {
         let symbols = file.symbols();
         // Whether each section holds state: looked up once per symbol, by index.
         let writable: Vec<bool> = file
@@ -147,7 +168,7 @@ impl SymbolIndex {
             .collect();
         let mut spans = Vec::with_capacity(symbols.len());
         let mut state = Vec::new();
-        let mut local_keys = Vec::with_capacity(symbols.len());
+        let mut local_keys = Vec::with_capacity(if with_locals { symbols.len() } else { 0 });
         let mut exports = Vec::new();
         // Both in table order: the fingerprints are merged in as the exports are listed.
         let mut fingerprints = file.fingerprints().peekable();
@@ -157,7 +178,9 @@ impl SymbolIndex {
         for (i, entry) in symbols.summaries() {
             let local = entry.binding == Some(Binding::Local);
             if local {
-                local_keys.push(u64::from(entry.name_hash) << 32 | i as u64);
+                if with_locals {
+                    local_keys.push(u64::from(entry.name_hash) << 32 | i as u64);
+                }
             } else {
                 // Exported (the parse refused unknown bindings but of locals).
                 while fingerprints.next_if(|&(at, _)| at < i).is_some() {}
@@ -186,28 +209,19 @@ impl SymbolIndex {
         // The packer writes the table as runs in address order (locals, then the others): a
         // merge sort finds the runs and merges them, where a quicksort sorted anew.
         spans.sort();
-        let mut locals = vec![EMPTY; (local_keys.len() * 2).next_power_of_two()];
-        let mask = locals.len() - 1;
-        for key in local_keys {
-            let mut at = (key >> 32) as usize & mask;
-            while locals[at] != EMPTY {
-                at = (at + 1) & mask;
-            }
-            locals[at] = key;
-        }
         let reach = reach(&spans);
         let (buckets, shift) = buckets(&spans);
         // (hash, index) is unique: the fingerprint never decides the order.
         exports.sort_unstable_by_key(|e: &Export| u64::from(e.hash) << 32 | u64::from(e.index));
-        SymbolIndex {
+        let index = SymbolIndex {
             spans,
             reach,
             buckets,
             shift,
             state,
-            locals,
             exports,
-        }
+        };
+        (index, local_keys)
     }
 
     /// The number of spans that start at or before `offset`: where a search for the spans
@@ -265,8 +279,24 @@ impl SymbolIndex {
         let span = self.spans[..after].iter().rev().find(|span| span.sized)?;
         (target < span.end).then_some((span.start, span.index as usize))
     }
+}
 
-    /// The local symbol of `file` (the table this index was made from) named `name` of
+impl Locals {
+    /// The table of `keys` (`hash << 32 | index`, one per local symbol).
+    fn from_keys(keys: Vec<u64>) -> Locals {
+        let mut table = vec![EMPTY; (keys.len() * 2).next_power_of_two()];
+        let mask = table.len() - 1;
+        for key in keys {
+            let mut at = (key >> 32) as usize & mask;
+            while table[at] != EMPTY {
+                at = (at + 1) & mask;
+            }
+            table[at] = key;
+        }
+        Locals { table }
+    }
+
+    /// The local symbol of `file` (the table these locals were made from) named `name` of
     /// `kind` that lies in a loaded section, if exactly one does, found by `hash`, the name's
     /// FNV-1a hash. The hashes of locals are what the writer stored, unchecked (docs/FORMAT.md):
     /// where one is not its name's, the symbol is not found, and a reload leaves a pointer to it
@@ -280,14 +310,14 @@ impl SymbolIndex {
     ) -> Option<Located> {
         let symbols = file.symbols();
         let hash = u64::from(hash);
-        let mask = self.locals.len() - 1;
+        let mask = self.table.len() - 1;
         let start = hash as usize & mask;
         let mut found = None;
         // Every local of this hash lies between its home entry and the next free one. Only
         // the entries of the hash are read, and of those only the names that match decoded.
-        let probed = (start..self.locals.len()).chain(0..start);
+        let probed = (start..self.table.len()).chain(0..start);
         for key in probed
-            .map(|at| self.locals[at])
+            .map(|at| self.table[at])
             .take_while(|&key| key != EMPTY)
         {
             if key >> 32 != hash {
@@ -342,7 +372,6 @@ mod tests {
             buckets,
             shift,
             state: vec![],
-            locals: vec![EMPTY],
             exports: vec![],
         }
     }
