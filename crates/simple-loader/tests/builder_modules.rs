@@ -1268,7 +1268,7 @@ fn versions_kept_mapped_keep_no_arrangement_of_their_symbols() {
         // nothing else runs the module's code.
         unsafe { (label as *mut u64).write(rodata as u64) };
     };
-    let mut reload = |i: usize| {
+    let reload = |i: usize| {
         point_label_at_rodata();
         replace(&versions[(i + 1) % 2]);
         // SAFETY: as above.
