@@ -786,9 +786,9 @@ impl Registry {
             let old = Arc::clone(&entry.module);
             run_hook(&old, BEFORE_RELOAD_HOOK);
             let old_version = old.file().module_version();
-            // Each version's symbols are arranged once in its life (the old one's were, by the
-            // reload that made it, unless a load did), for both uses; the new one's locals are
-            // looked up only now.
+            // Each version's symbols are arranged once in its life, for both uses: the old
+            // one's by the reload that made it (a version a load made is arranged now), the
+            // new one's here, with its locals by name, which only this reload looks up.
             let old_index = entry
                 .symbols
                 .take()
