@@ -1176,6 +1176,7 @@ fn a_reload_compares_fingerprints_where_both_versions_record_them() {
 /// A reloadable module with `locals` local symbols of one byte each in `.rodata` (after its
 /// first 64 bytes, which no symbol covers) and the exported 8-byte `label` in `.data`;
 /// `source_hash` tells versions apart.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn many_locals(locals: u64, source_hash: u64) -> Vec<u8> {
     let mut b = ModuleBuilder::new();
     b.platform = simple_loader::HOST_PLATFORM;
