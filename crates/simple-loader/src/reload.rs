@@ -14,7 +14,7 @@ use std::time::Duration;
 use smf_format::{SectionKind, Symbol, SymbolKind};
 
 use crate::module::Module;
-use crate::symbol_index::{Locals, Located, SymbolIndex};
+use crate::symbol_index::{Locals, Located, OWNER_SEARCH_BUDGET, SymbolIndex};
 use crate::sys::arch;
 
 /// Exported function run on the old version just before the swap.
@@ -505,6 +505,8 @@ struct Translator<'d, 'a> {
     /// that is the same object, if one is: state holds many pointers to few symbols (SQLite's
     /// 519 pointers name 169), and finding a symbol by name is most of a translation.
     same: std::cell::RefCell<ByName<usize, Option<(Located, Located)>>>,
+    /// What is left of the owner searches' budget ([`OWNER_SEARCH_BUDGET`]).
+    budget: std::cell::Cell<usize>,
 }
 
 impl<'d, 'a> Translator<'d, 'a> {
@@ -523,6 +525,7 @@ impl<'d, 'a> Translator<'d, 'a> {
                 256,
                 Default::default(),
             )),
+            budget: std::cell::Cell::new(OWNER_SEARCH_BUDGET),
         }
     }
 
@@ -550,7 +553,10 @@ impl<'d, 'a> Translator<'d, 'a> {
     /// owner's name is read, and compared with the names of the new version's symbols of the
     /// same hash.
     fn same(&self, offset: u64) -> Option<(Located, Located)> {
-        let owner = self.old.index.owner(offset)?;
+        let mut budget = self.budget.get();
+        let owner = self.old.index.owner(offset, &mut budget);
+        self.budget.set(budget);
+        let owner = owner?;
         if let Some(&known) = self.same.borrow().get(&owner.index) {
             return known;
         }

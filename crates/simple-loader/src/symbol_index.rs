@@ -48,6 +48,8 @@ pub(crate) struct Locals {
     /// `hash << 32 | index`, [`EMPTY`] where none is. The stored hash is already a hash, so
     /// the table takes no sort and no hashing. The hashes of locals are what the writer
     /// stored, unchecked: a local whose stored hash is not its name's is not found by name.
+    /// Every entry lies at most [`MAX_DISPLACEMENT`] entries past its home; a table where
+    /// one would not is left empty, and finds no local (their pointers keep the old version).
     table: Vec<u64>,
 }
 
@@ -88,6 +90,23 @@ pub(crate) fn by_hash<'a>(
 /// A free entry of [`SymbolIndex::locals`] (no symbol has index `u32::MAX`: a table's count
 /// is a `u32`).
 const EMPTY: u64 = u64::MAX;
+
+/// How far from its home entry a local may lie in [`Locals::table`]. Stored hashes of locals
+/// are what the writer stored, unchecked: a table where many share one (a writer that stores
+/// no real hash for locals, or a hostile one) would take time quadratic in their number to
+/// fill and to search. Honest hashes, at most half filling the table, place even millions of
+/// locals a few dozen entries from home at most.
+const MAX_DISPLACEMENT: usize = 1024;
+
+/// Spans a reload looks at, in all, to find the owners of the pointers it carries
+/// ([`SymbolIndex::owner`]): searches stop (and the pointers they are for keep the old
+/// version) past it. A search looks at the few spans near the address, and at the spans
+/// before those that reach past it (symbols that contain others): a table where most symbols
+/// contain most others would otherwise cost every search the whole table.
+pub(crate) const OWNER_SEARCH_BUDGET: usize = 1 << 24;
+
+/// Spans [`SymbolIndex::sized_at`] looks back over for one with a size.
+const SIZED_LOOK_BACK: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Span {
@@ -251,11 +270,13 @@ impl SymbolIndex {
     }
 
     /// The symbol that owns image offset `offset`: of those containing it, an exported one
-    /// before a local one, then the first in the symbol table.
-    pub(crate) fn owner(&self, offset: u64) -> Option<Located> {
+    /// before a local one, then the first in the symbol table. Each span looked at takes one
+    /// from `budget`; none is found once it is spent (see [`OWNER_SEARCH_BUDGET`]).
+    pub(crate) fn owner(&self, offset: u64, budget: &mut usize) -> Option<Located> {
         let mut best: Option<Span> = None;
         let mut j = self.starting_by(offset);
         while j > 0 && self.reach[j - 1] > offset {
+            *budget = budget.checked_sub(1)?;
             j -= 1;
             let span = self.spans[j];
             let better = |b: Span| (span.local, span.index) < (b.local, b.index);
@@ -274,9 +295,14 @@ impl SymbolIndex {
 
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
     /// it: (start, index).
+    /// Looks back over at most [`SIZED_LOOK_BACK`] spans (symbols without a size in a row).
     pub(crate) fn sized_at(&self, target: u64) -> Option<(u64, usize)> {
         let after = self.starting_by(target);
-        let span = self.spans[..after].iter().rev().find(|span| span.sized)?;
+        let span = self.spans[..after]
+            .iter()
+            .rev()
+            .take(SIZED_LOOK_BACK)
+            .find(|span| span.sized)?;
         (target < span.end).then_some((span.start, span.index as usize))
     }
 }
@@ -288,7 +314,12 @@ impl Locals {
         let mask = table.len() - 1;
         for key in keys {
             let mut at = (key >> 32) as usize & mask;
+            let mut displacement = 0;
             while table[at] != EMPTY {
+                displacement += 1;
+                if displacement > MAX_DISPLACEMENT {
+                    return Locals { table: vec![EMPTY] };
+                }
                 at = (at + 1) & mask;
             }
             table[at] = key;
@@ -313,10 +344,12 @@ impl Locals {
         let mask = self.table.len() - 1;
         let start = hash as usize & mask;
         let mut found = None;
-        // Every local of this hash lies between its home entry and the next free one. Only
-        // the entries of the hash are read, and of those only the names that match decoded.
+        // Every local of this hash lies between its home entry and the next free one, and at
+        // most `MAX_DISPLACEMENT` past its home. Only the entries of the hash are read, and of
+        // those only the names that match decoded.
         let probed = (start..self.table.len()).chain(0..start);
         for key in probed
+            .take(MAX_DISPLACEMENT + 1)
             .map(|at| self.table[at])
             .take_while(|&key| key != EMPTY)
         {
@@ -421,20 +454,67 @@ mod tests {
         }
     }
 
+    /// Locals whose stored hashes all agree (which no load checks) leave the table empty
+    /// instead of filling it in time quadratic in their number; honest hashes fill it, each
+    /// local near its home.
+    #[test]
+    fn a_table_of_locals_whose_hashes_crowd_together_is_left_empty() {
+        let crowded: Vec<u64> = (0..20_000).collect();
+        assert_eq!(Locals::from_keys(crowded).table, vec![EMPTY]);
+        let spread: Vec<u64> = (0..20_000u64)
+            .map(|i| u64::from(smf_format::fnv1a32(format!("local_{i}").as_bytes())) << 32 | i)
+            .collect();
+        let locals = Locals::from_keys(spread.clone());
+        let mask = locals.table.len() - 1;
+        let mut placed: Vec<u64> = Vec::new();
+        for (at, &key) in locals.table.iter().enumerate() {
+            if key != EMPTY {
+                let home = (key >> 32) as usize & mask;
+                assert!((at.wrapping_sub(home) & mask) <= MAX_DISPLACEMENT);
+                placed.push(key);
+            }
+        }
+        placed.sort_unstable_by_key(|&key| key as u32);
+        assert_eq!(placed, spread);
+    }
+
+    /// Owner searches stop once their budget is spent: where every symbol contains the next,
+    /// each search would otherwise look at the whole table.
+    #[test]
+    fn owner_searches_stop_when_their_budget_is_spent() {
+        // 10,000 symbols, each from its own start to the end of them all.
+        let spans: Vec<(u64, u64, bool)> = (0..10_000).map(|i| (i, 10_000 - i, true)).collect();
+        let index = index(&spans);
+        let mut budget = 100;
+        assert_eq!(index.owner(9_999, &mut budget), None);
+        assert_eq!(budget, 0);
+        let mut budget = 20_000;
+        assert_eq!(index.owner(9_999, &mut budget).map(|o| o.index), Some(0));
+        assert_eq!(budget, 10_000, "every span looked at once");
+    }
+
     #[test]
     fn an_address_is_owned_by_an_exported_symbol_before_a_local_one() {
         // 0: local 0x10..0x30; 1: exported 0x20..0x28; 2: local, zero-sized at 0x40.
         let index = index(&[(0x10, 0x20, true), (0x20, 8, false), (0x40, 0, true)]);
-        let owner = |offset| index.owner(offset).map(|o| o.index);
+        let owner = |offset| {
+            index
+                .owner(offset, &mut usize::MAX.clone())
+                .map(|o| o.index)
+        };
         assert_eq!(owner(0x18), Some(0));
         assert_eq!(owner(0x20), Some(1));
         assert_eq!(owner(0x2f), Some(0));
         assert_eq!(owner(0x30), None);
         assert_eq!(owner(0x40), Some(2));
         assert_eq!(owner(0x41), None);
-        let found = index.owner(0x2f).map(|o| (o.value, o.size, o.local));
+        let found = index
+            .owner(0x2f, &mut 8)
+            .map(|o| (o.value, o.size, o.local));
         assert_eq!(found, Some((0x10, 0x20, true)));
-        let found = index.owner(0x40).map(|o| (o.value, o.size, o.local));
+        let found = index
+            .owner(0x40, &mut 8)
+            .map(|o| (o.value, o.size, o.local));
         assert_eq!(
             found,
             Some((0x40, 0, true)),

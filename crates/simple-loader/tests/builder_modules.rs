@@ -1292,3 +1292,59 @@ fn versions_kept_mapped_keep_no_arrangement_of_their_symbols() {
         "each version kept mapped holds {per_version} bytes of heap"
     );
 }
+
+/// Versions whose local symbols all store the same name hash (which no load checks; a writer
+/// may store no real hash for locals) reload without their table of locals by name taking
+/// time quadratic in their number: none of them is found by name, so a pointer into one keeps
+/// the version it points into mapped. With honest hashes the same pointer moves.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn locals_that_all_store_one_hash_are_not_found_by_name() {
+    let _shared = shared();
+    let dir = tempfile::tempdir().unwrap();
+    // Every local's stored name hash (offset 4 of each 40-byte entry) made 0.
+    let crowd = |mut bytes: Vec<u8>| {
+        let symtab = {
+            let parsed = Module::parse(&bytes).unwrap();
+            let s = parsed
+                .sections()
+                .iter()
+                .find(|s| s.kind == SectionKind::SymTab)
+                .unwrap();
+            s.file_offset as usize..(s.file_offset + s.file_size) as usize
+        };
+        for entry in bytes[symtab].chunks_exact_mut(40) {
+            if entry[9] == Binding::Local.as_raw() {
+                entry[4..8].copy_from_slice(&[0; 4]);
+            }
+        }
+        rehash(bytes)
+    };
+    let honest = [many_locals(4000, 1), many_locals(4000, 2)];
+    let crowded = honest.clone().map(crowd);
+    for (versions, moves) in [(&honest, true), (&crowded, false)] {
+        let path = dir.path().join("locals.smf");
+        let replace = |bytes: &[u8]| {
+            let partial = dir.path().join("locals.partial");
+            std::fs::write(&partial, bytes).unwrap();
+            std::fs::rename(&partial, &path).unwrap();
+        };
+        replace(&versions[0]);
+        let registry = Registry::with_options(LoadOptions::default().with_map_reloadable(true));
+        // SAFETY: modules this test built, without code; files are replaced by renames.
+        unsafe { registry.load(&path) }.unwrap();
+        {
+            let module = registry.get(&path).unwrap();
+            let (_, label) = module.export("label").unwrap();
+            // `local_5`, a local data symbol of one byte.
+            let local = module.base() + module.file().sections()[0].vaddr as usize + 64 + 5;
+            // SAFETY: `label` is the module's 8-byte, 8-aligned data symbol, writable, and
+            // nothing else runs the module's code.
+            unsafe { (label as *mut u64).write(local as u64) };
+        }
+        replace(&versions[1]);
+        // SAFETY: as above.
+        let report = unsafe { registry.reload(&path) }.unwrap();
+        assert_eq!(report.retains_old, !moves, "{report}");
+    }
+}
