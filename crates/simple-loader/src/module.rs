@@ -175,9 +175,6 @@ impl Module {
             .clone()
     }
 
-    /// Its symbols arranged for a reload, made on first use and kept: a version is decoded
-    /// once, though two reloads involve it (the one that makes it and the one that replaces
-    /// it).
     pub(crate) fn image(&self) -> &Image {
         &self.image
     }

@@ -12,7 +12,7 @@
 
 use smf_format::{Binding, Module as Parsed, SectionKind, SymbolKind};
 
-/// A version's symbols by address, its state symbols, and its locals by name hash.
+/// A version's symbols by address, its state symbols, and its exports by name hash.
 #[derive(Debug)]
 pub(crate) struct SymbolIndex {
     /// Every symbol that lies in a loaded section ([`smf_format::Symbols::placed`]), sorted
@@ -54,7 +54,7 @@ pub(crate) struct Locals {
 }
 
 /// An exported symbol as [`SymbolIndex::exports`] lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Export {
     /// Its name's FNV-1a hash, as stored (checked by the parse for exported symbols).
     pub hash: u32,
@@ -87,7 +87,7 @@ pub(crate) fn by_hash<'a>(
     })
 }
 
-/// A free entry of [`SymbolIndex::locals`] (no symbol has index `u32::MAX`: a table's count
+/// A free entry of [`Locals::table`] (no symbol has index `u32::MAX`: a table's count
 /// is a `u32`).
 const EMPTY: u64 = u64::MAX;
 
@@ -294,8 +294,8 @@ impl SymbolIndex {
     }
 
     /// The symbol with a size that starts last at or before `target`, if `target` lies inside
-    /// it: (start, index).
-    /// Looks back over at most [`SIZED_LOOK_BACK`] spans (symbols without a size in a row).
+    /// it: (start, index). Looks back over at most [`SIZED_LOOK_BACK`] spans (symbols without
+    /// a size in a row).
     pub(crate) fn sized_at(&self, target: u64) -> Option<(u64, usize)> {
         let after = self.starting_by(target);
         let span = self.spans[..after]

@@ -1231,6 +1231,18 @@ fn many_locals(locals: u64, source_hash: u64) -> Vec<u8> {
     b.write().unwrap()
 }
 
+/// Points the `label` of `many_locals`' module loaded from `path` at `offset` bytes into its
+/// `.rodata`, as its code would store an address there.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn point_label_into_rodata(registry: &Registry, path: &Path, offset: usize) {
+    let module = registry.get(path).unwrap();
+    let (_, label) = module.export("label").unwrap();
+    let rodata = module.base() + module.file().sections()[0].vaddr as usize;
+    // SAFETY: `label` is the module's 8-byte, 8-aligned data symbol, writable, and nothing
+    // else runs the module's code.
+    unsafe { (label as *mut u64).write((rodata + offset) as u64) };
+}
+
 /// Bytes of heap in use (glibc's count).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn heap_in_use() -> usize {
@@ -1251,27 +1263,14 @@ fn versions_kept_mapped_keep_no_arrangement_of_their_symbols() {
     let dir = tempfile::tempdir().unwrap();
     let versions = [many_locals(4000, 1), many_locals(4000, 2)];
     let path = dir.path().join("chain.smf");
-    let replace = |bytes: &[u8]| {
-        let partial = dir.path().join("chain.partial");
-        std::fs::write(&partial, bytes).unwrap();
-        std::fs::rename(&partial, &path).unwrap();
-    };
-    replace(&versions[0]);
+    common::replace(&path, &versions[0]);
     // Mapped, so that each version's head (its symbol table) is the file's pages, not heap.
     let registry = Registry::with_options(LoadOptions::default().with_map_reloadable(true));
     // SAFETY: a module this test built, without code; its file is replaced by renames.
     unsafe { registry.load(&path) }.unwrap();
-    let point_label_at_rodata = || {
-        let module = registry.get(&path).unwrap();
-        let (_, label) = module.export("label").unwrap();
-        let rodata = module.base() + module.file().sections()[0].vaddr as usize;
-        // SAFETY: `label` is the module's 8-byte, 8-aligned data symbol, writable, and
-        // nothing else runs the module's code.
-        unsafe { (label as *mut u64).write(rodata as u64) };
-    };
     let reload = |i: usize| {
-        point_label_at_rodata();
-        replace(&versions[(i + 1) % 2]);
+        point_label_into_rodata(&registry, &path, 0);
+        common::replace(&path, &versions[(i + 1) % 2]);
         // SAFETY: as above.
         let report = unsafe { registry.reload(&path) }.unwrap();
         assert!(report.retains_old, "{report}");
@@ -1324,25 +1323,13 @@ fn locals_that_all_store_one_hash_are_not_found_by_name() {
     let crowded = honest.clone().map(crowd);
     for (versions, moves) in [(&honest, true), (&crowded, false)] {
         let path = dir.path().join("locals.smf");
-        let replace = |bytes: &[u8]| {
-            let partial = dir.path().join("locals.partial");
-            std::fs::write(&partial, bytes).unwrap();
-            std::fs::rename(&partial, &path).unwrap();
-        };
-        replace(&versions[0]);
+        common::replace(&path, &versions[0]);
         let registry = Registry::with_options(LoadOptions::default().with_map_reloadable(true));
         // SAFETY: modules this test built, without code; files are replaced by renames.
         unsafe { registry.load(&path) }.unwrap();
-        {
-            let module = registry.get(&path).unwrap();
-            let (_, label) = module.export("label").unwrap();
-            // `local_5`, a local data symbol of one byte.
-            let local = module.base() + module.file().sections()[0].vaddr as usize + 64 + 5;
-            // SAFETY: `label` is the module's 8-byte, 8-aligned data symbol, writable, and
-            // nothing else runs the module's code.
-            unsafe { (label as *mut u64).write(local as u64) };
-        }
-        replace(&versions[1]);
+        // At `local_5`, a local data symbol of one byte.
+        point_label_into_rodata(&registry, &path, 64 + 5);
+        common::replace(&path, &versions[1]);
         // SAFETY: as above.
         let report = unsafe { registry.reload(&path) }.unwrap();
         assert_eq!(report.retains_old, !moves, "{report}");

@@ -4,7 +4,7 @@
 #![cfg(unix)]
 
 mod common;
-use common::{CODE_LEN, return_constant};
+use common::{CODE_LEN, replace, return_constant};
 use std::path::{Path, PathBuf};
 
 use simple_loader::{LoadOptions, Module, load};
@@ -618,13 +618,6 @@ fn an_empty_table_past_the_head_loads_mapped_as_it_loads_copied() {
     let head = head_len(&bytes).expect("still the writer's layout") as usize;
     let part = smf_format::Module::parse_head(&bytes[..head], end, &Limits::default());
     assert!(part.is_ok(), "parse accepts, parse_head: {part:?}");
-}
-
-/// Replaces the file at `path` as `smf pack` does: a new file renamed over it.
-fn replace(path: &Path, bytes: &[u8]) {
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, bytes).unwrap();
-    std::fs::rename(&partial, path).unwrap();
 }
 
 #[test]

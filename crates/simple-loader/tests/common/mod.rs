@@ -73,3 +73,11 @@ pub fn skip_under_emulator(reason: &str) -> bool {
 
 /// The reason tests that read protections from `/proc/self/maps` skip under qemu-user.
 pub const QEMU_MAPS: &str = "qemu-user's /proc/self/maps reports the protection of a host mapping's first page for all of it";
+
+/// Replaces the file at `path` as `smf pack` does: a new file renamed over it (a running
+/// version mapped from the file keeps the file it was mapped from).
+pub fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
